@@ -1,0 +1,7 @@
+//! gNB shim: UE traffic into GTP-U tunnels on N3.
+//!
+//! Not built yet: this crate is filled by issue 5. Its binary says so and
+//! exits with an error rather than pretending to work.
+
+/// The issue that delivers this crate's functionality.
+pub const PENDING_ISSUE: u32 = 5;
