@@ -9,5 +9,6 @@
 //! Every parser accepts arbitrary bytes: malformed input gives a typed error,
 //! never a panic and never a read past the buffer.
 
+pub mod ctl;
 pub mod gtpu;
 pub mod pfcp;
