@@ -1,0 +1,513 @@
+//! Link emulator on real namespaces: A ⇄ [emulator namespace] ⇄ B.
+//!
+//! Needs root (network namespaces). Every test makes its own namespaces with a
+//! unique prefix and removes them on drop, also when it fails.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use topo::emu::{run, run_cli, EmuConfig, EmuControl, EmuError, Impairment};
+
+const A_IP: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
+const B_IP: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
+const A_MAC: &str = "02:00:00:09:00:01";
+const B_MAC: &str = "02:00:00:09:00:02";
+const CHILD_ENV: &str = "TOPO_EMU_TEST_CHILD_CONFIG";
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Three namespaces: `a` (10.9.0.1 on a0), `e` (ports pa, pb), `b` (10.9.0.2 on b0).
+/// Deleted on drop.
+struct Link {
+    a: String,
+    e: String,
+    b: String,
+}
+
+impl Link {
+    fn new(tag: &str) -> Link {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let base = format!("emut{}-{}-{tag}", std::process::id(), n);
+        let link = Link {
+            a: format!("{base}-a"),
+            e: format!("{base}-e"),
+            b: format!("{base}-b"),
+        };
+        for ns in [&link.a, &link.e, &link.b] {
+            ip(&["netns", "add", ns]);
+        }
+        let (a, e, b) = (link.a.as_str(), link.e.as_str(), link.b.as_str());
+        // Veths are created straight into their namespaces: no names in the root one.
+        ip(&[
+            "link", "add", "a0", "netns", a, "address", A_MAC, "type", "veth", "peer", "name",
+            "pa", "netns", e,
+        ]);
+        ip(&[
+            "link", "add", "b0", "netns", b, "address", B_MAC, "type", "veth", "peer", "name",
+            "pb", "netns", e,
+        ]);
+        let batches = [
+            (
+                a,
+                vec![
+                    // No IPv6 link-local addresses: only the test's own frames cross.
+                    "link set a0 addrgenmode none".to_string(),
+                    format!("addr add {A_IP}/24 dev a0"),
+                    // Static neighbours: no ARP through the (lossy) link.
+                    format!("neigh add {B_IP} lladdr {B_MAC} dev a0 nud permanent"),
+                    "link set lo up".into(),
+                    "link set a0 up".into(),
+                ],
+            ),
+            (
+                b,
+                vec![
+                    "link set b0 addrgenmode none".to_string(),
+                    format!("addr add {B_IP}/24 dev b0"),
+                    format!("neigh add {A_IP} lladdr {A_MAC} dev b0 nud permanent"),
+                    "link set lo up".into(),
+                    "link set b0 up".into(),
+                ],
+            ),
+            (
+                e,
+                vec![
+                    "link set pa addrgenmode none".to_string(),
+                    "link set pb addrgenmode none".into(),
+                    "link set pa up".into(),
+                    "link set pb up".into(),
+                ],
+            ),
+        ];
+        for (ns, lines) in batches {
+            let path = std::env::temp_dir().join(format!("{ns}.ipbatch"));
+            std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+            ip(&["-n", ns, "-batch", path.to_str().unwrap()]);
+            let _ = std::fs::remove_file(path);
+        }
+        link
+    }
+
+    fn config(&self, a_to_b: Impairment, b_to_a: Impairment) -> EmuConfig {
+        EmuConfig {
+            netns: Some(self.e.clone()),
+            port_a: "pa".into(),
+            port_b: "pb".into(),
+            a_to_b,
+            b_to_a,
+            seed: 1234,
+        }
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        for ns in [&self.a, &self.e, &self.b] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// Run `f` on a thread inside namespace `ns` (sockets it creates stay there).
+fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
+    thread::scope(|s| {
+        s.spawn(|| {
+            let file = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
+            // SAFETY: plain syscall on a valid descriptor; affects this thread only.
+            let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(r, 0, "setns {ns}: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+fn delay(ms: u64) -> Impairment {
+    Impairment {
+        delay_us: ms * 1000,
+        ..Impairment::default()
+    }
+}
+
+/// Emulator running in-process on a thread; stopped (and joined) on drop.
+struct InProc {
+    control: EmuControl,
+    handle: Option<thread::JoinHandle<Result<topo::emu::EmuStats, EmuError>>>,
+}
+
+impl InProc {
+    fn start(cfg: EmuConfig) -> InProc {
+        let control = EmuControl::new();
+        let c = control.clone();
+        let handle = thread::spawn(move || run(cfg, c));
+        assert!(
+            control.wait_ready(Duration::from_secs(5)),
+            "emulator not ready"
+        );
+        InProc {
+            control,
+            handle: Some(handle),
+        }
+    }
+
+    fn stop(mut self) -> topo::emu::EmuStats {
+        self.control.stop();
+        self.handle.take().unwrap().join().unwrap().unwrap()
+    }
+}
+
+impl Drop for InProc {
+    fn drop(&mut self) {
+        self.control.stop();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// UDP echo server in B; stops on drop.
+struct Echo {
+    stop: Arc<AtomicBool>,
+    handle: Option<thread::JoinHandle<()>>,
+}
+
+impl Echo {
+    fn start(link: &Link) -> Echo {
+        let sock = in_ns(&link.b, || UdpSocket::bind((B_IP, 7000)).unwrap());
+        sock.set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let st = stop.clone();
+        let handle = thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !st.load(Ordering::Relaxed) {
+                if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                    let _ = sock.send_to(&buf[..n], from);
+                }
+            }
+        });
+        Echo {
+            stop,
+            handle: Some(handle),
+        }
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn client(link: &Link) -> UdpSocket {
+    let sock = in_ns(&link.a, || UdpSocket::bind((A_IP, 0)).unwrap());
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    sock
+}
+
+/// Median RTT of `n` sequential echoes (lost ones are skipped).
+fn median_rtt(sock: &UdpSocket, n: u32) -> Duration {
+    let dst = SocketAddr::from((B_IP, 7000));
+    let mut rtts = Vec::new();
+    let mut buf = [0u8; 64];
+    for seq in 0..n {
+        let t0 = Instant::now();
+        sock.send_to(&seq.to_be_bytes(), dst).unwrap();
+        loop {
+            match sock.recv_from(&mut buf) {
+                Ok((4, _)) if buf[..4] == seq.to_be_bytes() => {
+                    rtts.push(t0.elapsed());
+                    break;
+                }
+                Ok(_) => continue, // a late reply to an earlier probe
+                Err(_) => break,
+            }
+        }
+    }
+    assert!(
+        rtts.len() as u32 >= n / 2,
+        "only {} of {n} echoes",
+        rtts.len()
+    );
+    rtts.sort();
+    rtts[rtts.len() / 2]
+}
+
+fn assert_rtt(rtt: Duration, expect_ms: u64) {
+    let lo = Duration::from_millis(expect_ms);
+    let hi = lo + Duration::from_micros(1500);
+    assert!(
+        rtt >= lo && rtt <= hi,
+        "median RTT {rtt:?}, expected {expect_ms} ms (+1.5 ms)"
+    );
+}
+
+#[test]
+fn udp_rtt_is_twice_the_delay() {
+    let link = Link::new("rtt");
+    let emu = InProc::start(link.config(delay(10), delay(10)));
+    let _echo = Echo::start(&link);
+    let sock = client(&link);
+    let rtt = median_rtt(&sock, 30);
+    eprintln!("median RTT through 2 × 10 ms: {rtt:?}");
+    assert_rtt(rtt, 20);
+    let stats = emu.stop();
+    assert!(stats.a_to_b.forwarded >= 15 && stats.b_to_a.forwarded >= 15);
+    assert_eq!(stats.a_to_b.rx_errors + stats.b_to_a.rx_errors, 0);
+}
+
+#[test]
+fn asymmetric_delay_applies_per_direction() {
+    let link = Link::new("asym");
+    let _emu = InProc::start(link.config(delay(2), delay(8)));
+    let _echo = Echo::start(&link);
+    let sock = client(&link);
+    assert_rtt(median_rtt(&sock, 20), 10);
+}
+
+#[test]
+fn ten_percent_loss_drops_about_ten_percent() {
+    let link = Link::new("loss");
+    let lossy = Impairment {
+        loss_ppm: 100_000,
+        ..Impairment::default()
+    };
+    let emu = InProc::start(link.config(lossy, Impairment::default()));
+    let rx = in_ns(&link.b, || UdpSocket::bind((B_IP, 7001)).unwrap());
+    rx.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let tx = client(&link);
+    let n = 2000u32;
+    let counter = thread::spawn(move || {
+        let mut got = 0u32;
+        let mut buf = [0u8; 64];
+        while rx.recv_from(&mut buf).is_ok() {
+            got += 1;
+        }
+        got
+    });
+    for i in 0..n {
+        tx.send_to(&i.to_be_bytes(), (B_IP, 7001)).unwrap();
+        if i % 50 == 49 {
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let got = counter.join().unwrap();
+    let stats = emu.stop();
+    let lost = n - got;
+    eprintln!("sent {n}, received {got}, emulator stats {stats:?}");
+    // Binomial(2000, 0.1): mean 200, σ ≈ 13.4; ±75 is more than 5σ.
+    assert!((125..=275).contains(&lost), "lost {lost} of {n}");
+    assert_eq!(stats.a_to_b.rx_frames, u64::from(n));
+    assert_eq!(stats.a_to_b.lost, u64::from(lost));
+    assert_eq!(stats.a_to_b.forwarded, u64::from(got));
+    assert_eq!(stats.a_to_b.queue_full + stats.a_to_b.tx_errors, 0);
+}
+
+#[test]
+fn control_update_changes_delay_while_running() {
+    let link = Link::new("upd");
+    let emu = InProc::start(link.config(delay(3), delay(3)));
+    let _echo = Echo::start(&link);
+    let sock = client(&link);
+    assert_rtt(median_rtt(&sock, 15), 6);
+    emu.control.set_impairments(delay(12), delay(4));
+    assert_rtt(median_rtt(&sock, 15), 16);
+    emu.control
+        .set_impairments(Impairment::default(), Impairment::default());
+    let rtt = median_rtt(&sock, 15);
+    assert!(rtt < Duration::from_millis(1), "RTT without delay {rtt:?}");
+}
+
+#[test]
+fn tcp_bulk_through_10ms_link() {
+    let link = Link::new("tcp");
+    let emu = InProc::start(link.config(delay(10), delay(10)));
+    let listener = in_ns(&link.b, || TcpListener::bind((B_IP, 7002)).unwrap());
+    let total: usize = 64 << 20;
+    let pattern: Arc<Vec<u8>> = Arc::new((0..65521usize).map(|i| (i * 7 % 256) as u8).collect());
+    let pat = pattern.clone();
+    let server = thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = vec![0u8; 1 << 16];
+        let (mut n, mut corrupt) = (0usize, 0usize);
+        loop {
+            let k = s.read(&mut buf).unwrap();
+            if k == 0 {
+                break;
+            }
+            // Compare against the cyclic pattern (memcmp per contiguous piece).
+            let mut done = 0;
+            while done < k {
+                let off = (n + done) % pat.len();
+                let len = (k - done).min(pat.len() - off);
+                if buf[done..done + len] != pat[off..off + len] {
+                    corrupt += 1;
+                }
+                done += len;
+            }
+            n += k;
+        }
+        (n, corrupt)
+    });
+    let mut stream = in_ns(&link.a, || TcpStream::connect((B_IP, 7002)).unwrap());
+    let t0 = Instant::now();
+    let mut sent = 0usize;
+    while sent < total {
+        let off = sent % pattern.len();
+        let len = (total - sent).min(pattern.len() - off);
+        stream.write_all(&pattern[off..off + len]).unwrap();
+        sent += len;
+    }
+    drop(stream);
+    let (got, corrupt) = server.join().unwrap();
+    let secs = t0.elapsed().as_secs_f64();
+    let stats = emu.stop();
+    let a2b = stats.a_to_b;
+    eprintln!(
+        "TCP {} MiB through 2 × 10 ms in {secs:.2} s = {:.0} Mbit/s; a_to_b {} frames, {:.0} B/frame; {stats:?}",
+        total >> 20,
+        total as f64 * 8.0 / secs / 1e6,
+        a2b.forwarded,
+        a2b.forwarded_bytes as f64 / a2b.forwarded.max(1) as f64,
+    );
+    assert_eq!(got, total);
+    assert_eq!(corrupt, 0, "payload corrupted");
+    assert_eq!(a2b.rx_errors + stats.b_to_a.rx_errors, 0);
+}
+
+#[test]
+fn missing_port_is_an_error() {
+    let link = Link::new("noport");
+    let mut cfg = link.config(Impairment::default(), Impairment::default());
+    cfg.port_b = "nosuch0".into();
+    match run(cfg, EmuControl::new()) {
+        Err(EmuError::NoSuchPort { name, .. }) => assert_eq!(name, "nosuch0"),
+        other => panic!("expected NoSuchPort, got {other:?}"),
+    }
+    let mut cfg = link.config(Impairment::default(), Impairment::default());
+    cfg.netns = Some(format!("{}-missing", link.e));
+    assert!(matches!(
+        run(cfg, EmuControl::new()),
+        Err(EmuError::Netns { .. })
+    ));
+}
+
+#[test]
+fn stop_before_traffic_returns_promptly() {
+    let link = Link::new("stop");
+    let emu = InProc::start(link.config(delay(50), delay(50)));
+    let t0 = Instant::now();
+    let stats = emu.stop();
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    assert_eq!(stats.a_to_b.forwarded, 0);
+}
+
+/// Not a test of its own: the body of the emulator child process that the signal
+/// test spawns (this test binary re-run with an environment variable).
+#[test]
+fn emu_child_process() -> ExitCode {
+    match std::env::var_os(CHILD_ENV) {
+        Some(path) => run_cli(std::path::Path::new(&path)),
+        None => ExitCode::SUCCESS,
+    }
+}
+
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn signal(child: &Child, sig: libc::c_int) {
+    // SAFETY: plain kill(2) to our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
+}
+
+#[test]
+fn cli_sighup_reloads_and_sigterm_stops() {
+    let link = Link::new("cli");
+    let dir = std::env::temp_dir().join(format!("{}-cfg", link.e));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("emu.json");
+    link.config(delay(4), delay(4)).write_file(&path).unwrap();
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "emu_child_process",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, &path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = ChildGuard(child);
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let line = lines.next().expect("child exited before ready").unwrap();
+        // libtest prints "test emu_child_process ... " before the child's output.
+        if line.trim_end().ends_with("ready") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no ready line");
+    }
+    let _echo = Echo::start(&link);
+    let sock = client(&link);
+    assert_rtt(median_rtt(&sock, 15), 8);
+
+    link.config(delay(9), delay(6)).write_file(&path).unwrap();
+    signal(&child.0, libc::SIGHUP);
+    thread::sleep(Duration::from_millis(50));
+    assert_rtt(median_rtt(&sock, 15), 15);
+
+    let t0 = Instant::now();
+    signal(&child.0, libc::SIGTERM);
+    let status = loop {
+        if let Some(st) = child.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "still running after SIGTERM"
+        );
+        thread::sleep(Duration::from_millis(1));
+    };
+    eprintln!("emulator exited {:?} after SIGTERM", t0.elapsed());
+    assert!(status.success(), "{status:?}");
+    // Nothing forwards any more.
+    let dst = SocketAddr::from((B_IP, 7000));
+    sock.send_to(b"late", dst).unwrap();
+    let mut buf = [0u8; 16];
+    assert!(sock.recv_from(&mut buf).is_err());
+    let _ = std::fs::remove_dir_all(dir);
+}

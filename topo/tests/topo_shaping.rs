@@ -1,0 +1,173 @@
+//! Shaping measured with TCP between namespaces, changed at run time, and
+//! delay through the userspace link emulator.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{tcp_goodput, udp_echo, Env, L2_PER_PAYLOAD};
+use topo::{end, Dir, Shape, ShapeSpec, Topology};
+
+fn pair(env: &Env, shape: ShapeSpec) -> Topology {
+    Topology::builder("shp")
+        .prefix(&env.prefix)
+        .host("a")
+        .host("b")
+        .shaped_link(
+            "l",
+            end("a").ifname("eth0").addr("10.6.0.1/24"),
+            end("b").ifname("eth0").addr("10.6.0.2/24"),
+            shape,
+        )
+        .build()
+        .unwrap()
+}
+
+/// The measurements in this file run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn within(measured_l2: f64, rate: f64, tol: f64) -> bool {
+    (measured_l2 / rate - 1.0).abs() <= tol
+}
+
+#[test]
+fn tcp_throughput_follows_the_rate_and_runtime_changes() {
+    let _serial = serial();
+    let env = Env::new("rate");
+    let t = pair(&env, ShapeSpec::rate("200mbit"));
+    let mut r = topo::up(&t, &env.opts()).unwrap().guard();
+    let g = tcp_goodput(&r, "a", "b", "10.6.0.2:5001", Duration::from_secs(1));
+    let l2 = g * L2_PER_PAYLOAD;
+    eprintln!(
+        "200mbit: goodput {:.1} Mbit/s, layer 2 {:.1} Mbit/s",
+        g / 1e6,
+        l2 / 1e6
+    );
+    assert!(
+        within(l2, 200e6, 0.05),
+        "200mbit set, {:.1} Mbit/s at layer 2",
+        l2 / 1e6
+    );
+
+    // change while the link exists (tc class change), a->b only
+    let s = Shape {
+        rate_bps: Some(50_000_000),
+        ..Default::default()
+    };
+    r.shape("l", Dir::Ab, &s).unwrap();
+    let g = tcp_goodput(&r, "a", "b", "10.6.0.2:5002", Duration::from_secs(1));
+    let l2 = g * L2_PER_PAYLOAD;
+    eprintln!("50mbit: layer 2 {:.1} Mbit/s", l2 / 1e6);
+    assert!(within(l2, 50e6, 0.05), "50mbit set, {:.1} Mbit/s", l2 / 1e6);
+    // the other direction kept its 200mbit
+    let g = tcp_goodput(&r, "b", "a", "10.6.0.1:5003", Duration::from_secs(1));
+    assert!(
+        within(g * L2_PER_PAYLOAD, 200e6, 0.05),
+        "b->a {:.1} Mbit/s",
+        g * L2_PER_PAYLOAD / 1e6
+    );
+    // state recorded for `topo show`
+    let st = topo::show::status(&r).unwrap();
+    assert_eq!(st.links[0].ab.shape.rate_bps, Some(50_000_000));
+    assert_eq!(st.links[0].ba.shape.rate_bps, Some(200_000_000));
+    // removing the limit
+    r.shape("l", Dir::Both, &Shape::default()).unwrap();
+    let out = r
+        .command("a", "tc")
+        .unwrap()
+        .args(["qdisc", "show", "dev", "eth0"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("htb"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn changing_the_rate_while_traffic_flows() {
+    let _serial = serial();
+    let env = Env::new("live");
+    let t = pair(&env, ShapeSpec::rate("400mbit"));
+    let r = topo::up(&t, &env.opts()).unwrap().guard();
+    let name = r.topology().name.clone();
+    let state = env.state_dir();
+    // halfway through a 2 s transfer, another handle (as `topo shape` would) lowers the rate
+    let changer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1000));
+        let mut other = topo::Running::attach(&name, &state).unwrap();
+        other
+            .shape(
+                "l",
+                Dir::Ab,
+                &Shape {
+                    rate_bps: Some(100_000_000),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+    });
+    let g = tcp_goodput(&r, "a", "b", "10.6.0.2:5011", Duration::from_secs(2));
+    changer.join().unwrap();
+    let l2 = g * L2_PER_PAYLOAD / 1e6;
+    eprintln!("400 then 100 mbit: average {l2:.1} Mbit/s");
+    // about half the time at each rate: well below 400, well above 100
+    assert!(l2 > 150.0 && l2 < 330.0, "{l2:.1} Mbit/s");
+}
+
+#[test]
+fn userspace_emulator_adds_delay_and_reloads_on_shape() {
+    let _serial = serial();
+    let env = Env::new("delay");
+    let t = pair(&env, ShapeSpec::rate("100mbit").delay("10ms"));
+    let mut o = env.opts();
+    o.impair = topo::ImpairMode::Userspace;
+    let mut r = topo::up(&t, &o).unwrap().guard();
+    let lr = &r.info().links[0];
+    assert_eq!(lr.impair, topo::ImpairMech::UserspaceEmu);
+    let pid = lr.emu.as_ref().unwrap().pid;
+    let st = topo::show::status(&r).unwrap();
+    assert!(st.links[0]
+        .ab
+        .impairment_mechanism
+        .contains(&format!("userspace-emu pid {pid}")));
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2].as_secs_f64() * 1e3
+    };
+    let rtt = median(udp_echo(&r, "a", None, "b", "10.6.0.2:7301", 21).unwrap());
+    eprintln!("10ms each way: rtt p50 {rtt:.2} ms");
+    // never below the set delay; some slack above for a loaded machine
+    assert!(
+        (19.8..26.0).contains(&rtt),
+        "rtt {rtt:.2} ms, want about 20"
+    );
+    r.shape(
+        "l",
+        Dir::Ab,
+        &Shape {
+            rate_bps: Some(100_000_000),
+            delay_us: 30_000,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let rtt = median(udp_echo(&r, "a", None, "b", "10.6.0.2:7302", 21).unwrap());
+    eprintln!("30ms + 10ms: rtt p50 {rtt:.2} ms");
+    assert!(
+        (39.8..46.0).contains(&rtt),
+        "rtt {rtt:.2} ms, want about 40"
+    );
+    let state = env.state_dir();
+    let name = r.topology().name.clone();
+    drop(r);
+    assert!(env.emu_processes().is_empty());
+    assert!(topo::list(&state).unwrap().iter().all(|(n, _)| n != &name));
+}
