@@ -1,0 +1,620 @@
+//! The UPF daemon: threads and sockets around the I/O-free core.
+//!
+//! Threads:
+//! - one **uplink** thread per N3 address: `recv_from` on UDP 2152, GTP-U
+//!   decap in place, snapshot lookup, write the inner packet to the TUN;
+//!   answers Echo Requests and sends Error Indications for unknown TEIDs;
+//! - one **downlink** thread: read the TUN into a buffer with headroom,
+//!   snapshot lookup by UE address, GTP-U encap in place, `send_to` the
+//!   gNB;
+//! - one **control** thread: the PFCP server on N4 (see [`crate::n4`]),
+//!   usage-report polling, heartbeats;
+//! - one **metrics** thread: HTTP `/metrics` and `/stats`.
+//!
+//! Rule changes: the control side holds the [`SessionTable`] under a mutex
+//! (only control-plane callers take it), compiles a new immutable
+//! [`Snapshot`] after every change and publishes it with one atomic pointer
+//! swap (`arc_swap::ArcSwap`). Packet threads `load()` the current snapshot
+//! per packet (a few ns, wait-free) and never touch the mutex; all
+//! per-packet state they change is atomics.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use crate::datapath::{DropReason, Metrics, SessionShared, Snapshot, Verdict};
+use crate::gtp;
+use crate::rules::{Modification, OuterHeader, SessionRules};
+use crate::session::{Established, Event, Modified, SessionError, SessionTable, UsageReport};
+use crate::tun::{Tun, TunError};
+
+/// Errors starting the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum UpfError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The TUN device.
+    #[error(transparent)]
+    Tun(#[from] TunError),
+    /// A socket could not be bound.
+    #[error("bind {what} {addr}: {source}")]
+    Bind {
+        /// Which socket.
+        what: &'static str,
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        source: io::Error,
+    },
+    /// Thread spawn or other I/O.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+/// A log that a packet can trigger: at most one per second per limiter.
+#[derive(Debug, Default)]
+pub struct LogLimiter {
+    last: AtomicU64,
+}
+
+impl LogLimiter {
+    /// True at most once per wall-clock second.
+    pub fn allow(&self) -> bool {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let last = self.last.load(Ordering::Relaxed);
+        last != now
+            && self
+                .last
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
+/// Seconds between 1900 (NTP era 0) and 1970.
+const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+
+/// State shared by all threads.
+#[derive(Debug)]
+pub struct Inner {
+    /// Configuration in force.
+    pub config: Config,
+    /// Set to stop every thread.
+    pub stop: AtomicBool,
+    /// The data path's current rules.
+    pub snapshot: ArcSwap<Snapshot>,
+    /// Control-plane state.
+    table: Mutex<SessionTable>,
+    /// Interface counters.
+    pub metrics: Metrics,
+    /// N3 sockets, one per address.
+    n3: Vec<UdpSocket>,
+    /// Address put into chosen F-TEIDs.
+    pub n3_addr: Ipv4Addr,
+    tun: Tun,
+    /// PFCP Recovery Time Stamp (NTP seconds), fixed at start.
+    pub recovery_ts: u32,
+    /// Usage reports not yet taken by [`Upf::take_reports`].
+    reports: Mutex<VecDeque<UsageReport>>,
+    /// Limits packet-triggered logs.
+    pub log_limit: LogLimiter,
+    /// PFCP counters.
+    pub pfcp_stats: crate::n4::PfcpStats,
+}
+
+impl Inner {
+    /// The session table (control plane only; never from packet threads).
+    pub fn table(&self) -> MutexGuard<'_, SessionTable> {
+        // A poisoned table means a control-plane panic mid-change; the
+        // table's methods are all-or-nothing, so keep serving.
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Compile and publish the table, then perform its events (End Markers,
+    /// buffer flushes) with the new snapshot.
+    pub fn publish(&self, table: &mut SessionTable) {
+        let snap = Arc::new(table.snapshot());
+        self.snapshot.store(snap.clone());
+        let mut scratch = vec![0u8; gtp::HEADROOM + 65536];
+        while let Some(ev) = table.poll_event() {
+            match ev {
+                Event::EndMarker { peer, teid } => {
+                    let n = gtp::end_marker(teid, &mut scratch);
+                    if self.n3[0].send_to(&scratch[..n], peer).is_ok() {
+                        self.metrics.n3_tx.add(n);
+                        self.metrics.end_markers.fetch_add(1, Ordering::Relaxed);
+                    }
+                    debug!(%peer, teid, "end marker sent");
+                }
+                Event::Flush { seid } => {
+                    if let Some(s) = table.session(seid) {
+                        let shared = s.shared.clone();
+                        let n = self.flush(&snap, &shared, &mut scratch);
+                        debug!(seid, packets = n, "buffer flushed");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Send every buffered packet of a session through `snap`, in order.
+    fn flush(&self, snap: &Snapshot, s: &SessionShared, scratch: &mut [u8]) -> usize {
+        let now = Instant::now();
+        s.drain_buffer(|p| match snap.downlink(p, now, false) {
+            Verdict::Tunnel { outer, qfi, .. } => {
+                self.send_encapped(scratch, p, outer, qfi);
+            }
+            Verdict::ToN6 => {
+                let _ = self.tun.send(p);
+            }
+            _ => self.metrics.drop(DropReason::FarDrop),
+        })
+    }
+
+    fn send_encapped(&self, scratch: &mut [u8], p: &[u8], outer: OuterHeader, qfi: Option<u8>) {
+        let h = gtp::HEADROOM;
+        if p.len() + h > scratch.len() {
+            return;
+        }
+        scratch[h..h + p.len()].copy_from_slice(p);
+        if let Some(s) = gtp::encap_in_place(scratch, h, h + p.len(), outer.teid, qfi) {
+            self.send_n3(&scratch[s..h + p.len()], outer.peer);
+        }
+    }
+
+    fn send_n3(&self, pkt: &[u8], to: SocketAddrV4) {
+        match self.n3[0].send_to(pkt, to) {
+            Ok(n) => self.metrics.n3_tx.add(n),
+            Err(e) => {
+                if self.log_limit.allow() {
+                    warn!(%to, error = %e, "N3 send failed");
+                }
+            }
+        }
+    }
+
+    /// Session Establishment.
+    pub fn establish(
+        &self,
+        remote_seid: u64,
+        rules: SessionRules,
+    ) -> Result<Established, SessionError> {
+        let mut t = self.table();
+        let r = t.establish(remote_seid, rules, Instant::now())?;
+        self.publish(&mut t);
+        info!(seid = r.local_seid, remote_seid, "session established");
+        Ok(r)
+    }
+
+    /// Session Modification.
+    pub fn modify(&self, seid: u64, m: Modification) -> Result<Modified, SessionError> {
+        let mut t = self.table();
+        let r = t.modify(seid, m, Instant::now())?;
+        self.publish(&mut t);
+        debug!(seid, "session modified");
+        Ok(r)
+    }
+
+    /// Session Deletion.
+    pub fn delete(&self, seid: u64) -> Result<Vec<UsageReport>, SessionError> {
+        let mut t = self.table();
+        let r = t.delete(seid, Instant::now())?;
+        self.publish(&mut t);
+        info!(seid, "session deleted");
+        Ok(r)
+    }
+
+    /// Remove all sessions (association released).
+    pub fn clear_sessions(&self) {
+        let mut t = self.table();
+        t.clear();
+        self.publish(&mut t);
+    }
+
+    /// Queue reports for [`Upf::take_reports`].
+    pub fn queue_reports(&self, reports: impl IntoIterator<Item = UsageReport>) {
+        let mut q = self.reports.lock().unwrap_or_else(|e| e.into_inner());
+        for r in reports {
+            if q.len() >= 4096 {
+                q.pop_front();
+            }
+            q.push_back(r);
+        }
+    }
+}
+
+/// A running UPF. Dropping it stops every thread and removes the TUN.
+pub struct Upf {
+    inner: Arc<Inner>,
+    threads: Vec<JoinHandle<()>>,
+    metrics_addr: SocketAddr,
+    n4_addr: Option<SocketAddr>,
+}
+
+impl std::fmt::Debug for Upf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upf")
+            .field("metrics_addr", &self.metrics_addr)
+            .field("n4_addr", &self.n4_addr)
+            .finish()
+    }
+}
+
+impl Upf {
+    /// Start in the calling thread's network namespace: create the TUN and
+    /// routes, bind N3/N4/metrics, spawn the threads (which inherit the
+    /// namespace).
+    pub fn start(config: Config) -> Result<Upf, UpfError> {
+        config.validate()?;
+        let epoch = Instant::now();
+        let tun = Tun::create(&config.n6.tun, config.n6.mtu, &config.n6.ue_pools)?;
+        let mut n3 = Vec::new();
+        for a in &config.n3.addrs {
+            let addr = SocketAddr::from((*a, config.n3.port));
+            let s = UdpSocket::bind(addr).map_err(|source| UpfError::Bind {
+                what: "N3",
+                addr,
+                source,
+            })?;
+            s.set_read_timeout(Some(Duration::from_millis(100)))?;
+            set_socket_buffers(&s, 4 << 20);
+            n3.push(s);
+        }
+        let metrics_listener =
+            std::net::TcpListener::bind(config.metrics.addr).map_err(|source| UpfError::Bind {
+                what: "metrics",
+                addr: config.metrics.addr,
+                source,
+            })?;
+        let metrics_addr = metrics_listener.local_addr()?;
+        let n4 = UdpSocket::bind(config.n4.addr).map_err(|source| UpfError::Bind {
+            what: "N4",
+            addr: config.n4.addr,
+            source,
+        })?;
+        n4.set_read_timeout(Some(Duration::from_millis(20)))?;
+        let n4_addr = n4.local_addr()?;
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let recovery_ts = (unix + NTP_UNIX_OFFSET) as u32;
+        let n3_addr = config.n3.addrs[0];
+        let mut table = SessionTable::new(config.limits(), n3_addr, epoch);
+        // TEIDs of a restarted UPF start elsewhere than those of its last life.
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| {
+            d.subsec_nanos() ^ (d.as_secs() as u32).rotate_left(16)
+        });
+        table.set_teid_base(nanos & 0x7fff_ffff);
+        let inner = Arc::new(Inner {
+            table: Mutex::new(table),
+            snapshot: ArcSwap::from_pointee(Snapshot::empty(epoch)),
+            stop: AtomicBool::new(false),
+            metrics: Metrics::default(),
+            n3,
+            n3_addr,
+            tun,
+            recovery_ts,
+            reports: Mutex::new(VecDeque::new()),
+            log_limit: LogLimiter::default(),
+            pfcp_stats: crate::n4::PfcpStats::default(),
+            config,
+        });
+        let mut threads = Vec::new();
+        for i in 0..inner.n3.len() {
+            let inn = inner.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("upf-ul{i}"))
+                    .spawn(move || uplink_loop(&inn, i))?,
+            );
+        }
+        let inn = inner.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("upf-dl".into())
+                .spawn(move || downlink_loop(&inn))?,
+        );
+        let inn = inner.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("upf-n4".into())
+                .spawn(move || crate::n4::control_loop(&inn, n4))?,
+        );
+        let inn = inner.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("upf-metrics".into())
+                .spawn(move || crate::metrics::serve(&inn, metrics_listener))?,
+        );
+        info!(
+            node_id = %inner.config.node_id,
+            n3 = ?inner.config.n3.addrs,
+            %n4_addr,
+            %metrics_addr,
+            tun = inner.tun.name(),
+            recovery_ts,
+            "UPF started"
+        );
+        Ok(Upf {
+            inner,
+            threads,
+            metrics_addr,
+            n4_addr: Some(n4_addr),
+        })
+    }
+
+    /// Shared state (for the PFCP layer and tests).
+    pub fn inner(&self) -> &Arc<Inner> {
+        &self.inner
+    }
+    /// Where the metrics HTTP server listens.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
+    }
+    /// Where the PFCP server listens.
+    pub fn n4_addr(&self) -> Option<SocketAddr> {
+        self.n4_addr
+    }
+    /// Recovery Time Stamp (NTP seconds).
+    pub fn recovery_time_stamp(&self) -> u32 {
+        self.inner.recovery_ts
+    }
+    /// Interface counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+    /// Session Establishment (in-process control API).
+    pub fn establish(
+        &self,
+        remote_seid: u64,
+        rules: SessionRules,
+    ) -> Result<Established, SessionError> {
+        self.inner.establish(remote_seid, rules)
+    }
+    /// Session Modification.
+    pub fn modify(&self, seid: u64, m: Modification) -> Result<Modified, SessionError> {
+        self.inner.modify(seid, m)
+    }
+    /// Session Deletion: final usage reports.
+    pub fn delete(&self, seid: u64) -> Result<Vec<UsageReport>, SessionError> {
+        self.inner.delete(seid)
+    }
+    /// Usage reports triggered since the last call (threshold, period).
+    pub fn take_reports(&self) -> Vec<UsageReport> {
+        let mut q = self.inner.reports.lock().unwrap_or_else(|e| e.into_inner());
+        q.drain(..).collect()
+    }
+    /// Per-session counters: (ul packets, ul bytes, dl packets, dl bytes,
+    /// dropped, spoofed, buffered now).
+    pub fn session_counters(&self, seid: u64) -> Option<[u64; 7]> {
+        let t = self.inner.table();
+        let s = t.session(seid)?;
+        let sh = &s.shared;
+        let (ulp, ulb) = sh.ul.get();
+        let (dlp, dlb) = sh.dl.get();
+        Some([
+            ulp,
+            ulb,
+            dlp,
+            dlb,
+            sh.dropped.load(Ordering::Relaxed),
+            sh.spoofed.load(Ordering::Relaxed),
+            sh.buffered_len() as u64,
+        ])
+    }
+
+    /// Stop every thread and close the TUN.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.inner.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Upf {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Ask for larger socket buffers (bursts of G-PDUs would overflow the
+/// default ~200 KiB); the kernel caps them at net.core.[rw]mem_max, which
+/// is fine: this is best effort.
+fn set_socket_buffers(s: &UdpSocket, bytes: libc::c_int) {
+    use std::os::fd::AsRawFd;
+    for opt in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
+        // SAFETY: setsockopt on a valid socket with a c_int value.
+        let _ = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&bytes as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+    }
+}
+
+fn uplink_loop(inner: &Inner, idx: usize) {
+    let sock = &inner.n3[idx];
+    let local = match sock.local_addr() {
+        Ok(SocketAddr::V4(a)) => *a.ip(),
+        _ => inner.n3_addr,
+    };
+    // Headroom in front so a packet forwarded into another tunnel (N9) can
+    // be re-encapsulated in place.
+    let mut buf = vec![0u8; 65536 + gtp::HEADROOM];
+    let mut out = [0u8; 64];
+    while !inner.stop.load(Ordering::Relaxed) {
+        let (n, from) = match sock.recv_from(&mut buf[gtp::HEADROOM..]) {
+            Ok(x) => x,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(e) => {
+                if inner.log_limit.allow() {
+                    warn!(error = %e, "N3 receive failed");
+                }
+                continue;
+            }
+        };
+        let SocketAddr::V4(from) = from else { continue };
+        let pkt = &buf[gtp::HEADROOM..gtp::HEADROOM + n];
+        let d = match gtp::decap(pkt) {
+            Ok(d) => d,
+            Err(e) => {
+                inner.metrics.drop(DropReason::Malformed);
+                if inner.log_limit.allow() {
+                    warn!(%from, error = %e, "malformed GTP-U dropped");
+                }
+                continue;
+            }
+        };
+        match d.msg_type {
+            gtp::G_PDU => {
+                inner.metrics.n3_rx.add(n);
+                let snap = inner.snapshot.load();
+                match snap.uplink(d.teid, d.qfi, d.payload, Instant::now()) {
+                    Verdict::ToN6 => match inner.tun.send(d.payload) {
+                        Ok(w) => inner.metrics.n6_tx.add(w),
+                        Err(e) => {
+                            if inner.log_limit.allow() {
+                                warn!(error = %e, "TUN write failed");
+                            }
+                        }
+                    },
+                    Verdict::Tunnel { outer, qfi, .. } => {
+                        let start = gtp::HEADROOM + d.payload_offset;
+                        let end = start + d.payload.len();
+                        match gtp::encap_in_place(&mut buf, start, end, outer.teid, qfi) {
+                            Some(s) => inner.send_n3(&buf[s..end], outer.peer),
+                            None => inner.metrics.drop(DropReason::Malformed),
+                        }
+                    }
+                    Verdict::Buffer(s) => {
+                        if !s.buffer_packet(d.payload) {
+                            inner.metrics.drop(DropReason::BufferFull);
+                        }
+                    }
+                    Verdict::Drop(DropReason::UnknownTeid) => {
+                        inner.metrics.drop(DropReason::UnknownTeid);
+                        let m = gtp::error_indication(d.teid, local, &mut out);
+                        inner.send_n3(&out[..m], from);
+                        inner
+                            .metrics
+                            .error_indications
+                            .fetch_add(1, Ordering::Relaxed);
+                        if inner.log_limit.allow() {
+                            debug!(%from, teid = d.teid, "G-PDU for unknown TEID, Error Indication sent");
+                        }
+                    }
+                    Verdict::Drop(r) => inner.metrics.drop(r),
+                }
+            }
+            gtp::ECHO_REQUEST => {
+                let m = gtp::echo_response(d.seq.unwrap_or(0), &mut out);
+                inner.send_n3(&out[..m], from);
+                inner.metrics.echo_answered.fetch_add(1, Ordering::Relaxed);
+            }
+            gtp::ECHO_RESPONSE | gtp::END_MARKER => {}
+            gtp::ERROR_INDICATION => {
+                if inner.log_limit.allow() {
+                    warn!(%from, info = ?gtp::parse_error_indication(pkt), "Error Indication received");
+                }
+            }
+            other => {
+                inner.metrics.drop(DropReason::Malformed);
+                if inner.log_limit.allow() {
+                    debug!(%from, msg_type = other, "unhandled GTP-U message");
+                }
+            }
+        }
+    }
+}
+
+fn downlink_loop(inner: &Inner) {
+    let h = gtp::HEADROOM;
+    let mut buf = vec![0u8; 65536 + h];
+    let mut scratch = vec![0u8; 65536 + h];
+    // The TUN is non-blocking: read until it is empty, poll only then (one
+    // syscall per packet under load instead of two).
+    let mut idle = true;
+    while !inner.stop.load(Ordering::Relaxed) {
+        if idle {
+            match inner.tun.wait_readable(Duration::from_millis(100)) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    if inner.log_limit.allow() {
+                        warn!(error = %e, "TUN poll failed");
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            }
+        }
+        let n = match inner.tun.recv(&mut buf[h..]) {
+            Ok(n) => {
+                idle = false;
+                n
+            }
+            Err(e) => {
+                idle = true;
+                if e.kind() != io::ErrorKind::WouldBlock && inner.log_limit.allow() {
+                    warn!(error = %e, "TUN read failed");
+                }
+                continue;
+            }
+        };
+        inner.metrics.n6_rx.add(n);
+        let snap = inner.snapshot.load();
+        let now = Instant::now();
+        match snap.downlink(&buf[h..h + n], now, true) {
+            Verdict::Tunnel {
+                outer,
+                qfi,
+                session,
+            } => {
+                if session.buffered.load(Ordering::Acquire) {
+                    // A flush is pending: older packets go first.
+                    inner.flush(&snap, session, &mut scratch);
+                }
+                match gtp::encap_in_place(&mut buf, h, h + n, outer.teid, qfi) {
+                    Some(s) => inner.send_n3(&buf[s..h + n], outer.peer),
+                    None => inner.metrics.drop(DropReason::Malformed),
+                }
+            }
+            Verdict::ToN6 => {
+                // A downlink PDR forwarding back to N6 would loop; drop.
+                inner.metrics.drop(DropReason::FarDrop);
+            }
+            Verdict::Buffer(s) => {
+                if !s.buffer_packet(&buf[h..h + n]) {
+                    inner.metrics.drop(DropReason::BufferFull);
+                }
+            }
+            Verdict::Drop(r) => inner.metrics.drop(r),
+        }
+    }
+}

@@ -1,0 +1,875 @@
+//! The session table: PFCP sessions in the UPF's own rule model, without
+//! I/O and without reading a clock (every method that needs time takes
+//! `now`). Outputs are pulled: [`SessionTable::poll_reports`] for usage
+//! reports, [`SessionTable::poll_event`] for End Markers and buffer flushes,
+//! [`SessionTable::snapshot`] for the data path's lookup tables.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::datapath::{
+    Action, CompiledPdr, Counter, QerState, SessionShared, Snapshot, TokenBucket, UrrState,
+};
+use crate::rules::{
+    ie_type, Cause, FTeidSpec, Far, FarAction, Interface, Modification, Pdr, Qer, SessionRules, Urr,
+};
+use crate::sdf::Direction;
+
+/// Limits a session request is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Sessions in the table.
+    pub max_sessions: usize,
+    /// PDRs per session.
+    pub max_pdrs_per_session: usize,
+    /// Buffered downlink packets per session.
+    pub max_buffer_packets: usize,
+    /// Buffered downlink bytes per session.
+    pub max_buffer_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_sessions: 10_000,
+            max_pdrs_per_session: 64,
+            max_buffer_packets: 1024,
+            max_buffer_bytes: 2 * 1024 * 1024,
+        }
+    }
+}
+
+/// A refused session request: the PFCP cause and the IE at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message} (cause {cause:?}, offending IE {offending_ie:?})")]
+pub struct SessionError {
+    /// Cause to send.
+    pub cause: Cause,
+    /// Offending IE type, if one is at fault.
+    pub offending_ie: Option<u16>,
+    /// What was wrong, for logs.
+    pub message: String,
+}
+
+impl SessionError {
+    fn new(cause: Cause, ie: Option<u16>, message: impl Into<String>) -> Self {
+        SessionError {
+            cause,
+            offending_ie: ie,
+            message: message.into(),
+        }
+    }
+}
+
+/// A PDR whose F-TEID the UPF chose, for Created PDR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreatedPdr {
+    /// PDR ID.
+    pub pdr_id: u16,
+    /// Local TEID.
+    pub teid: u32,
+    /// Local N3 address.
+    pub addr: Ipv4Addr,
+}
+
+/// Why a usage report was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportTrigger {
+    /// VOLTH: volume threshold reached.
+    VolumeThreshold,
+    /// PERIO: measurement period elapsed.
+    Period,
+    /// TERMR: session (or URR) removed.
+    Termination,
+    /// IMMER: queried by the SMF.
+    Query,
+}
+
+/// A usage report (volume measurement since the previous report).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageReport {
+    /// Local SEID.
+    pub seid: u64,
+    /// The SMF's SEID.
+    pub remote_seid: u64,
+    /// URR ID.
+    pub urr_id: u32,
+    /// UR-SEQN.
+    pub seqn: u32,
+    /// Trigger.
+    pub trigger: ReportTrigger,
+    /// Start of the measurement.
+    pub start: Instant,
+    /// End of the measurement.
+    pub end: Instant,
+    /// Uplink packets.
+    pub ul_packets: u64,
+    /// Uplink bytes.
+    pub ul_bytes: u64,
+    /// Downlink packets.
+    pub dl_packets: u64,
+    /// Downlink bytes.
+    pub dl_bytes: u64,
+}
+
+/// Something the driver must do after a rule change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Send a GTP-U End Marker to the old peer of a path switch.
+    EndMarker {
+        /// Old peer.
+        peer: SocketAddrV4,
+        /// Old peer's TEID.
+        teid: u32,
+    },
+    /// A FAR of this session left BUFF: flush its buffer through the new
+    /// snapshot, in order.
+    Flush {
+        /// Local SEID.
+        seid: u64,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct PdrEntry {
+    pdr: Pdr,
+    teid: Option<u32>,
+    counter: Arc<Counter>,
+}
+
+#[derive(Debug, Clone)]
+struct UrrEntry {
+    urr: Urr,
+    state: Arc<UrrState>,
+    start: Instant,
+    next_period: Option<Instant>,
+}
+
+/// One PFCP session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Local SEID (ours).
+    pub local_seid: u64,
+    /// The SMF's SEID.
+    pub remote_seid: u64,
+    pdrs: BTreeMap<u16, PdrEntry>,
+    fars: BTreeMap<u32, Far>,
+    qers: BTreeMap<u32, (Qer, Arc<QerState>)>,
+    urrs: BTreeMap<u32, UrrEntry>,
+    choose: HashMap<u8, u32>,
+    seqn: u32,
+    /// Shared with the data path.
+    pub shared: Arc<SessionShared>,
+}
+
+/// Per-PDR counters, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PdrStats {
+    /// PDR ID.
+    pub pdr_id: u16,
+    /// Packets matched.
+    pub packets: u64,
+    /// Bytes matched.
+    pub bytes: u64,
+}
+
+impl Session {
+    /// The UE address, from the first PDR that names one.
+    pub fn ue_ip(&self) -> Option<Ipv4Addr> {
+        self.pdrs.values().find_map(|e| e.pdr.pdi.ue_ip)
+    }
+    /// Local TEIDs in use.
+    pub fn teids(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self.pdrs.values().filter_map(|e| e.teid).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+    /// A FAR by ID.
+    pub fn far(&self, id: u32) -> Option<&Far> {
+        self.fars.get(&id)
+    }
+    /// A PDR by ID.
+    pub fn pdr(&self, id: u16) -> Option<&Pdr> {
+        self.pdrs.get(&id).map(|e| &e.pdr)
+    }
+    /// A QER by ID.
+    pub fn qer(&self, id: u32) -> Option<&Qer> {
+        self.qers.get(&id).map(|(q, _)| q)
+    }
+    /// A URR by ID.
+    pub fn urr(&self, id: u32) -> Option<&Urr> {
+        self.urrs.get(&id).map(|e| &e.urr)
+    }
+    /// Number of PDRs.
+    pub fn pdr_count(&self) -> usize {
+        self.pdrs.len()
+    }
+    /// Per-PDR counters.
+    pub fn pdr_stats(&self) -> Vec<PdrStats> {
+        self.pdrs
+            .values()
+            .map(|e| {
+                let (packets, bytes) = e.counter.get();
+                PdrStats {
+                    pdr_id: e.pdr.id,
+                    packets,
+                    bytes,
+                }
+            })
+            .collect()
+    }
+
+    fn report(&mut self, urr_id: u32, trigger: ReportTrigger, now: Instant) -> Option<UsageReport> {
+        let e = self.urrs.get_mut(&urr_id)?;
+        let (ul_packets, ul_bytes, dl_packets, dl_bytes) = e.state.take();
+        e.state.threshold_hit.store(false, Ordering::Release);
+        let start = e.start;
+        e.start = now;
+        if let (Some(p), Some(next)) = (e.urr.measurement_period, e.next_period) {
+            if trigger == ReportTrigger::Period {
+                let mut n = next;
+                while n <= now {
+                    n += p;
+                }
+                e.next_period = Some(n);
+            }
+        }
+        self.seqn = self.seqn.wrapping_add(1);
+        Some(UsageReport {
+            seid: self.local_seid,
+            remote_seid: self.remote_seid,
+            urr_id,
+            seqn: self.seqn,
+            trigger,
+            start,
+            end: now,
+            ul_packets,
+            ul_bytes,
+            dl_packets,
+            dl_bytes,
+        })
+    }
+}
+
+/// Result of an establishment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Established {
+    /// Local SEID allocated.
+    pub local_seid: u64,
+    /// PDRs whose TEID the UPF chose.
+    pub created: Vec<CreatedPdr>,
+}
+
+/// Result of a modification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Modified {
+    /// PDRs created with CHOOSE.
+    pub created: Vec<CreatedPdr>,
+    /// Reports for queried or removed URRs.
+    pub reports: Vec<UsageReport>,
+}
+
+/// All sessions of the UPF.
+#[derive(Debug)]
+pub struct SessionTable {
+    limits: Limits,
+    n3_addr: Ipv4Addr,
+    epoch: Instant,
+    sessions: HashMap<u64, Session>,
+    teid_owner: HashMap<u32, u64>,
+    next_teid: u32,
+    next_seid: u64,
+    events: VecDeque<Event>,
+}
+
+fn err(cause: Cause, ie: u16, msg: impl Into<String>) -> SessionError {
+    SessionError::new(cause, Some(ie), msg)
+}
+
+impl SessionTable {
+    /// An empty table. `n3_addr` is returned in Created PDR; `epoch` is
+    /// the time base of the snapshots' token buckets.
+    pub fn new(limits: Limits, n3_addr: Ipv4Addr, epoch: Instant) -> Self {
+        SessionTable {
+            limits,
+            n3_addr,
+            epoch,
+            sessions: HashMap::new(),
+            teid_owner: HashMap::new(),
+            next_teid: 1,
+            next_seid: 1,
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Start TEID allocation at `base` (a restarted UPF should not hand out
+    /// the TEIDs of its previous life to new sessions right away).
+    pub fn set_teid_base(&mut self, base: u32) {
+        self.next_teid = base.max(1);
+    }
+
+    /// Number of sessions.
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+    /// True without sessions.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+    /// A session by local SEID.
+    pub fn session(&self, seid: u64) -> Option<&Session> {
+        self.sessions.get(&seid)
+    }
+    /// All sessions.
+    pub fn sessions(&self) -> impl Iterator<Item = &Session> {
+        self.sessions.values()
+    }
+
+    fn alloc_teid(&mut self, taken: &HashSet<u32>) -> u32 {
+        loop {
+            let t = self.next_teid;
+            self.next_teid = self.next_teid.wrapping_add(1).max(1);
+            if !self.teid_owner.contains_key(&t) && !taken.contains(&t) {
+                return t;
+            }
+        }
+    }
+
+    /// Session Establishment.
+    pub fn establish(
+        &mut self,
+        remote_seid: u64,
+        rules: SessionRules,
+        now: Instant,
+    ) -> Result<Established, SessionError> {
+        if self.sessions.len() >= self.limits.max_sessions {
+            return Err(SessionError::new(
+                Cause::NoResourcesAvailable,
+                None,
+                format!("session limit {} reached", self.limits.max_sessions),
+            ));
+        }
+        if let Some(n) = rules.buffer_packets {
+            if n as usize > self.limits.max_buffer_packets {
+                return Err(err(
+                    Cause::NoResourcesAvailable,
+                    ie_type::CREATE_BAR,
+                    format!(
+                        "buffering {n} packets asked, limit {}",
+                        self.limits.max_buffer_packets
+                    ),
+                ));
+            }
+        }
+        let mut seid = self.next_seid;
+        while self.sessions.contains_key(&seid) || seid == 0 {
+            seid = seid.wrapping_add(1);
+        }
+        self.next_seid = seid.wrapping_add(1);
+        let buf_packets = rules
+            .buffer_packets
+            .map_or(self.limits.max_buffer_packets, |n| n as usize);
+        let mut s = Session {
+            local_seid: seid,
+            remote_seid,
+            pdrs: BTreeMap::new(),
+            fars: BTreeMap::new(),
+            qers: BTreeMap::new(),
+            urrs: BTreeMap::new(),
+            choose: HashMap::new(),
+            seqn: 0,
+            shared: Arc::new(SessionShared::new(
+                seid,
+                buf_packets,
+                self.limits.max_buffer_bytes,
+            )),
+        };
+        let m = Modification {
+            create: rules,
+            ..Default::default()
+        };
+        let (created, _) = self.apply(&mut s, m, now)?;
+        for t in s.teids() {
+            self.teid_owner.insert(t, seid);
+        }
+        self.sessions.insert(seid, s);
+        Ok(Established {
+            local_seid: seid,
+            created,
+        })
+    }
+
+    /// Session Modification. All or nothing: on error the session is
+    /// unchanged.
+    pub fn modify(
+        &mut self,
+        seid: u64,
+        m: Modification,
+        now: Instant,
+    ) -> Result<Modified, SessionError> {
+        let Some(old) = self.sessions.get(&seid) else {
+            return Err(SessionError::new(
+                Cause::SessionContextNotFound,
+                None,
+                format!("no session with SEID {seid:#x}"),
+            ));
+        };
+        let mut s = old.clone();
+        let old_fars = old.fars.clone();
+        let old_teids = old.teids();
+        let query = m.query_urrs.clone();
+        let (created, mut reports) = self.apply(&mut s, m, now)?;
+        for id in query {
+            if let Some(r) = s.report(id, ReportTrigger::Query, now) {
+                reports.push(r);
+            }
+        }
+        // Path switch and buffer flush events.
+        for (id, far) in &s.fars {
+            let Some(prev) = old_fars.get(id) else {
+                continue;
+            };
+            if let FarAction::Forward {
+                outer_header: Some(o),
+                ..
+            } = &prev.action
+            {
+                let same = matches!(&far.action, FarAction::Forward { outer_header: Some(n), .. } if n == o);
+                if !same {
+                    self.events.push_back(Event::EndMarker {
+                        peer: o.peer,
+                        teid: o.teid,
+                    });
+                }
+            }
+            if prev.action == FarAction::Buffer && far.action != FarAction::Buffer {
+                if matches!(far.action, FarAction::Drop) {
+                    s.shared.drain_buffer(|_| {});
+                } else {
+                    self.events.push_back(Event::Flush { seid });
+                }
+            }
+        }
+        for t in old_teids {
+            self.teid_owner.remove(&t);
+        }
+        for t in s.teids() {
+            self.teid_owner.insert(t, seid);
+        }
+        self.sessions.insert(seid, s);
+        Ok(Modified { created, reports })
+    }
+
+    /// Session Deletion: final usage reports.
+    pub fn delete(&mut self, seid: u64, now: Instant) -> Result<Vec<UsageReport>, SessionError> {
+        let Some(mut s) = self.sessions.remove(&seid) else {
+            return Err(SessionError::new(
+                Cause::SessionContextNotFound,
+                None,
+                format!("no session with SEID {seid:#x}"),
+            ));
+        };
+        for t in s.teids() {
+            self.teid_owner.remove(&t);
+        }
+        s.shared.drain_buffer(|_| {});
+        let ids: Vec<u32> = s.urrs.keys().copied().collect();
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| s.report(id, ReportTrigger::Termination, now))
+            .collect())
+    }
+
+    /// Remove every session (association release); no reports.
+    pub fn clear(&mut self) {
+        self.sessions.clear();
+        self.teid_owner.clear();
+    }
+
+    /// Usage reports due at `now` (volume threshold reached, period over).
+    pub fn poll_reports(&mut self, now: Instant) -> Vec<UsageReport> {
+        let mut out = Vec::new();
+        for s in self.sessions.values_mut() {
+            let due: Vec<(u32, ReportTrigger)> = s
+                .urrs
+                .values()
+                .filter_map(|e| {
+                    if e.state.threshold_hit.load(Ordering::Acquire) {
+                        Some((e.urr.id, ReportTrigger::VolumeThreshold))
+                    } else if e.next_period.is_some_and(|t| t <= now) {
+                        Some((e.urr.id, ReportTrigger::Period))
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            for (id, trig) in due {
+                if let Some(r) = s.report(id, trig, now) {
+                    out.push(r);
+                }
+            }
+        }
+        out.sort_by_key(|r| (r.seid, r.urr_id));
+        out
+    }
+
+    /// The next time a period report is due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.sessions
+            .values()
+            .flat_map(|s| s.urrs.values().filter_map(|e| e.next_period))
+            .min()
+    }
+
+    /// Next End Marker / flush to perform.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn apply(
+        &mut self,
+        s: &mut Session,
+        m: Modification,
+        now: Instant,
+    ) -> Result<(Vec<CreatedPdr>, Vec<UsageReport>), SessionError> {
+        let mut reports = Vec::new();
+        // Removals first.
+        for id in &m.remove_pdrs {
+            if s.pdrs.remove(id).is_none() {
+                return Err(err(
+                    Cause::RuleCreationModificationFailure,
+                    ie_type::REMOVE_PDR,
+                    format!("Remove PDR: no PDR {id}"),
+                ));
+            }
+        }
+        for id in &m.remove_fars {
+            if s.fars.remove(id).is_none() {
+                return Err(err(
+                    Cause::RuleCreationModificationFailure,
+                    ie_type::REMOVE_FAR,
+                    format!("Remove FAR: no FAR {id}"),
+                ));
+            }
+        }
+        for id in &m.remove_qers {
+            if s.qers.remove(id).is_none() {
+                return Err(err(
+                    Cause::RuleCreationModificationFailure,
+                    ie_type::REMOVE_QER,
+                    format!("Remove QER: no QER {id}"),
+                ));
+            }
+        }
+        for id in &m.remove_urrs {
+            match s.report(*id, ReportTrigger::Termination, now) {
+                Some(r) => {
+                    reports.push(r);
+                    s.urrs.remove(id);
+                }
+                None => {
+                    return Err(err(
+                        Cause::RuleCreationModificationFailure,
+                        ie_type::REMOVE_URR,
+                        format!("Remove URR: no URR {id}"),
+                    ))
+                }
+            }
+        }
+        // Creations.
+        let c = m.create;
+        for far in c.fars {
+            if s.fars.contains_key(&far.id) {
+                return Err(err(
+                    Cause::RuleCreationModificationFailure,
+                    ie_type::CREATE_FAR,
+                    format!("Create FAR: FAR {} exists", far.id),
+                ));
+            }
+            s.fars.insert(far.id, far);
+        }
+        for qer in c.qers {
+            if s.qers.contains_key(&qer.id) {
+                return Err(err(
+                    Cause::RuleCreationModificationFailure,
+                    ie_type::CREATE_QER,
+                    format!("Create QER: QER {} exists", qer.id),
+                ));
+            }
+            let st = Arc::new(QerState {
+                id: qer.id,
+                ul: TokenBucket::new(qer.mbr_ul),
+                dl: TokenBucket::new(qer.mbr_dl),
+            });
+            s.qers.insert(qer.id, (qer, st));
+        }
+        for urr in c.urrs {
+            if s.urrs.contains_key(&urr.id) {
+                return Err(err(
+                    Cause::RuleCreationModificationFailure,
+                    ie_type::CREATE_URR,
+                    format!("Create URR: URR {} exists", urr.id),
+                ));
+            }
+            s.urrs.insert(urr.id, new_urr_entry(urr, now));
+        }
+        let mut new_pdrs = Vec::new();
+        for pdr in c.pdrs {
+            if s.pdrs.contains_key(&pdr.id) {
+                return Err(err(
+                    Cause::RuleCreationModificationFailure,
+                    ie_type::CREATE_PDR,
+                    format!("Create PDR: PDR {} exists", pdr.id),
+                ));
+            }
+            new_pdrs.push(pdr.id);
+            s.pdrs.insert(
+                pdr.id,
+                PdrEntry {
+                    pdr,
+                    teid: None,
+                    counter: Arc::new(Counter::default()),
+                },
+            );
+        }
+        // Updates.
+        for pdr in m.update_pdrs {
+            let Some(e) = s.pdrs.get_mut(&pdr.id) else {
+                return Err(err(
+                    Cause::RuleCreationModificationFailure,
+                    ie_type::UPDATE_PDR,
+                    format!("Update PDR: no PDR {}", pdr.id),
+                ));
+            };
+            if pdr.pdi.local_fteid != e.pdr.pdi.local_fteid {
+                e.teid = None;
+                new_pdrs.push(pdr.id);
+            }
+            e.pdr = pdr;
+        }
+        for far in m.update_fars {
+            let Some(f) = s.fars.get_mut(&far.id) else {
+                return Err(err(
+                    Cause::RuleCreationModificationFailure,
+                    ie_type::UPDATE_FAR,
+                    format!("Update FAR: no FAR {}", far.id),
+                ));
+            };
+            *f = far;
+        }
+        for qer in m.update_qers {
+            let Some((q, st)) = s.qers.get_mut(&qer.id) else {
+                return Err(err(
+                    Cause::RuleCreationModificationFailure,
+                    ie_type::UPDATE_QER,
+                    format!("Update QER: no QER {}", qer.id),
+                ));
+            };
+            st.ul.set_rate(qer.mbr_ul);
+            st.dl.set_rate(qer.mbr_dl);
+            *q = qer;
+        }
+        for urr in m.update_urrs {
+            let Some(e) = s.urrs.get_mut(&urr.id) else {
+                return Err(err(
+                    Cause::RuleCreationModificationFailure,
+                    ie_type::UPDATE_URR,
+                    format!("Update URR: no URR {}", urr.id),
+                ));
+            };
+            e.state.set_threshold(urr.volume_threshold);
+            e.next_period = urr.measurement_period.map(|p| now + p);
+            e.urr = urr;
+        }
+        // Limits and references.
+        if s.pdrs.len() > self.limits.max_pdrs_per_session {
+            return Err(err(
+                Cause::NoResourcesAvailable,
+                ie_type::CREATE_PDR,
+                format!(
+                    "{} PDRs, limit {} per session",
+                    s.pdrs.len(),
+                    self.limits.max_pdrs_per_session
+                ),
+            ));
+        }
+        for e in s.pdrs.values() {
+            let p = &e.pdr;
+            if !s.fars.contains_key(&p.far_id) {
+                return Err(err(
+                    Cause::RuleCreationModificationFailure,
+                    ie_type::FAR_ID,
+                    format!("PDR {} refers to missing FAR {}", p.id, p.far_id),
+                ));
+            }
+            if let Some(q) = p.qer_ids.iter().find(|q| !s.qers.contains_key(q)) {
+                return Err(err(
+                    Cause::RuleCreationModificationFailure,
+                    ie_type::QER_ID,
+                    format!("PDR {} refers to missing QER {q}", p.id),
+                ));
+            }
+            if let Some(u) = p.urr_ids.iter().find(|u| !s.urrs.contains_key(u)) {
+                return Err(err(
+                    Cause::RuleCreationModificationFailure,
+                    ie_type::URR_ID,
+                    format!("PDR {} refers to missing URR {u}", p.id),
+                ));
+            }
+        }
+        let ue_ips: HashSet<Ipv4Addr> = s.pdrs.values().filter_map(|e| e.pdr.pdi.ue_ip).collect();
+        if ue_ips.len() > 1 {
+            return Err(err(
+                Cause::MandatoryIeIncorrect,
+                ie_type::PDI,
+                "PDRs name different UE addresses",
+            ));
+        }
+        if let Some(ue) = ue_ips.iter().next() {
+            if let Some(other) = self
+                .sessions
+                .values()
+                .find(|o| o.local_seid != s.local_seid && o.ue_ip() == Some(*ue))
+            {
+                return Err(err(
+                    Cause::RuleCreationModificationFailure,
+                    ie_type::PDI,
+                    format!("UE address {ue} is used by session {:#x}", other.local_seid),
+                ));
+            }
+        }
+        // TEIDs: given ones must not belong to another session; CHOOSE
+        // allocates, one TEID per CHOOSE ID.
+        let mut created = Vec::new();
+        let mut taken: HashSet<u32> = s.pdrs.values().filter_map(|e| e.teid).collect();
+        for id in new_pdrs {
+            let spec = s.pdrs.get(&id).and_then(|e| e.pdr.pdi.local_fteid);
+            let teid = match spec {
+                None => None,
+                Some(FTeidSpec::Given(t)) => {
+                    if self.teid_owner.get(&t).is_some_and(|o| *o != s.local_seid) {
+                        return Err(err(
+                            Cause::RuleCreationModificationFailure,
+                            ie_type::F_TEID,
+                            format!("PDR {id}: TEID {t:#x} belongs to another session"),
+                        ));
+                    }
+                    Some(t)
+                }
+                Some(FTeidSpec::Choose(cid)) => {
+                    let t = match cid.and_then(|c| s.choose.get(&c).copied()) {
+                        Some(t) => t,
+                        None => {
+                            let t = self.alloc_teid(&taken);
+                            if let Some(c) = cid {
+                                s.choose.insert(c, t);
+                            }
+                            t
+                        }
+                    };
+                    created.push(CreatedPdr {
+                        pdr_id: id,
+                        teid: t,
+                        addr: self.n3_addr,
+                    });
+                    Some(t)
+                }
+            };
+            if let Some(t) = teid {
+                taken.insert(t);
+            }
+            if let Some(e) = s.pdrs.get_mut(&id) {
+                e.teid = teid;
+            }
+        }
+        Ok((created, reports))
+    }
+
+    /// Compile the lookup tables of every session.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut ul: HashMap<u32, Vec<Arc<CompiledPdr>>> = HashMap::new();
+        let mut dl: HashMap<Ipv4Addr, Vec<Arc<CompiledPdr>>> = HashMap::new();
+        for s in self.sessions.values() {
+            let ue_ip = s.ue_ip();
+            for e in s.pdrs.values() {
+                let p = &e.pdr;
+                let direction = match p.pdi.source_interface {
+                    Interface::Access => Direction::Uplink,
+                    _ => Direction::Downlink,
+                };
+                // References were checked when the rules were applied.
+                let Some(far) = s.fars.get(&p.far_id) else {
+                    continue;
+                };
+                let qers: Vec<_> = p
+                    .qer_ids
+                    .iter()
+                    .filter_map(|id| s.qers.get(id))
+                    .map(|(q, st)| {
+                        let gate = match direction {
+                            Direction::Uplink => q.gate_ul,
+                            Direction::Downlink => q.gate_dl,
+                        };
+                        (gate, st.clone())
+                    })
+                    .collect();
+                let qfi = p
+                    .qer_ids
+                    .iter()
+                    .filter_map(|id| s.qers.get(id))
+                    .find_map(|(q, _)| q.qfi);
+                let action = match &far.action {
+                    FarAction::Forward {
+                        outer_header: Some(o),
+                        ..
+                    } => Action::Tunnel { outer: *o, qfi },
+                    FarAction::Forward { .. } => Action::ToN6,
+                    FarAction::Buffer => Action::Buffer,
+                    FarAction::Drop => Action::Drop,
+                };
+                let c = Arc::new(CompiledPdr {
+                    pdr_id: p.id,
+                    precedence: p.precedence,
+                    qfi: p.pdi.qfi,
+                    sdf: p.pdi.sdf_filters.clone(),
+                    direction,
+                    ue_ip,
+                    action,
+                    qers,
+                    urrs: p
+                        .urr_ids
+                        .iter()
+                        .filter_map(|id| s.urrs.get(id))
+                        .map(|e| e.state.clone())
+                        .collect(),
+                    session: s.shared.clone(),
+                    counter: e.counter.clone(),
+                });
+                if let Some(t) = e.teid {
+                    ul.entry(t).or_default().push(c);
+                } else if direction == Direction::Downlink {
+                    if let Some(ip) = p.pdi.ue_ip {
+                        dl.entry(ip).or_default().push(c);
+                    }
+                }
+            }
+        }
+        Snapshot::new(self.epoch, ul, dl)
+    }
+}
+
+fn new_urr_entry(urr: Urr, now: Instant) -> UrrEntry {
+    UrrEntry {
+        state: Arc::new(UrrState::new(urr.id, urr.volume_threshold)),
+        start: now,
+        next_period: urr.measurement_period.map(|p: Duration| now + p),
+        urr,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,151 @@
+//! The `upf` binary: check-config, run (in a namespace), stats, signals.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_upf");
+
+fn tmpfile(name: &str, text: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("{}-{name}", tag()));
+    std::fs::write(&p, text).expect("write");
+    p
+}
+
+#[test]
+fn check_config_accepts_and_rejects() {
+    let good = tmpfile(
+        "good.toml",
+        "node_id = \"upf.test\"\n[n6]\nue_pools = [\"10.70.0.0/16\"]\n",
+    );
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&good)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("10.70.0.0/16") && text.contains("max_sessions"),
+        "{text}"
+    );
+    let bad = tmpfile("bad.toml", "[limits]\nmax_sesions = 3\n");
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&bad)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("max_sesions"));
+    let missing = Command::new(BIN)
+        .args(["check-config", "/nonexistent/upf.toml"])
+        .output()
+        .expect("run");
+    assert_eq!(missing.status.code(), Some(1));
+    let _ = std::fs::remove_file(good);
+    let _ = std::fs::remove_file(bad);
+}
+
+/// Kills the child on drop (test failure included).
+struct Child(std::process::Child);
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn run_stats_and_sigterm() {
+    if !is_root() {
+        return;
+    }
+    let t = tag();
+    let ns = Netns::new(format!("{t}c"));
+    let cfg = tmpfile(
+        "run.toml",
+        &format!(
+            "node_id = \"127.0.0.1\"\nlog_level = \"warn\"\n[n3]\naddrs = [\"127.0.0.1\"]\n\
+             [n4]\naddr = \"127.0.0.1:8805\"\n[n6]\ntun = \"{t}t\"\n[metrics]\naddr = \"127.0.0.1:9199\"\n"
+        ),
+    );
+    let mut child = Child(
+        Command::new("ip")
+            .args(["netns", "exec", &ns.0, BIN, "run", "--config"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn"),
+    );
+    let t0 = Instant::now();
+    let stats = loop {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns.0,
+                BIN,
+                "stats",
+                "--addr",
+                "127.0.0.1:9199",
+            ])
+            .output()
+            .expect("stats");
+        if out.status.success() {
+            break String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "daemon did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(stats.contains("sessions: 0"), "{stats}");
+    assert!(stats.contains("n3 rx"), "{stats}");
+    let prom = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.0,
+            BIN,
+            "stats",
+            "--prometheus",
+            "--addr",
+            "127.0.0.1:9199",
+        ])
+        .output()
+        .expect("stats");
+    assert!(String::from_utf8_lossy(&prom.stdout).contains("upf_drops_total{reason=\"spoofed\"} 0"));
+    // The TUN exists while it runs.
+    let links = Command::new("ip")
+        .args(["-n", &ns.0, "link"])
+        .output()
+        .expect("ip");
+    assert!(String::from_utf8_lossy(&links.stdout).contains(&format!("{t}t")));
+    // SIGTERM: clean exit 0.
+    let pid = child.0.id() as i32;
+    // `ip netns exec` execs the binary, so the pid is the daemon's.
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.0.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    let _ = std::fs::remove_file(cfg);
+}

@@ -1,0 +1,547 @@
+//! The data path in real namespaces: test gNB (raw GTP-U) -- UPF (TUN) --
+//! edge (UDP echo). Sessions are installed through the in-process control
+//! API; the PFCP tests drive the same through N4.
+
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+use common::*;
+use upf::datapath::DropReason;
+use upf::gtp;
+use upf::packet::{build_udp, FiveTuple};
+use upf::rules::*;
+use upf::sdf::FlowDescription;
+use upf::session::ReportTrigger;
+
+const GNB_TEID: u32 = 0x100;
+
+fn ul_pdr(id: u16, prec: u32, far: u32, sdf: &[&str]) -> Pdr {
+    Pdr {
+        id,
+        precedence: prec,
+        pdi: Pdi {
+            source_interface: Interface::Access,
+            local_fteid: Some(FTeidSpec::Choose(Some(1))),
+            ue_ip: Some(UE),
+            qfi: None,
+            sdf_filters: sdf
+                .iter()
+                .map(|s| FlowDescription::parse(s).expect("sdf"))
+                .collect(),
+            network_instance: Some("internet".into()),
+        },
+        outer_header_removal: true,
+        far_id: far,
+        qer_ids: vec![],
+        urr_ids: vec![],
+    }
+}
+
+fn dl_pdr(id: u16, far: u32) -> Pdr {
+    Pdr {
+        id,
+        precedence: 100,
+        pdi: Pdi {
+            source_interface: Interface::Core,
+            local_fteid: None,
+            ue_ip: Some(UE),
+            qfi: None,
+            sdf_filters: vec![],
+            network_instance: Some("internet".into()),
+        },
+        outer_header_removal: false,
+        far_id: far,
+        qer_ids: vec![],
+        urr_ids: vec![],
+    }
+}
+
+fn to_gnb(teid: u32) -> FarAction {
+    FarAction::Forward {
+        destination: Interface::Access,
+        outer_header: Some(OuterHeader {
+            teid,
+            peer: SocketAddrV4::new(GNB_N3, 2152),
+        }),
+    }
+}
+
+fn rules(dl: FarAction) -> SessionRules {
+    SessionRules {
+        pdrs: vec![ul_pdr(1, 100, 1, &[]), dl_pdr(2, 2)],
+        fars: vec![
+            Far {
+                id: 1,
+                action: FarAction::Forward {
+                    destination: Interface::Core,
+                    outer_header: None,
+                },
+            },
+            Far { id: 2, action: dl },
+        ],
+        qers: vec![Qer {
+            id: 1,
+            gate_ul: Gate::Open,
+            gate_dl: Gate::Open,
+            mbr_ul: None,
+            mbr_dl: None,
+            qfi: Some(9),
+        }],
+        ..Default::default()
+    }
+}
+
+fn with_qfi_qer(mut r: SessionRules) -> SessionRules {
+    r.pdrs[1].qer_ids = vec![1];
+    r
+}
+
+fn up(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    build_udp(UE, sport, common::EDGE, dport, payload)
+}
+
+/// The inner packet of a downlink G-PDU, with its TEID and QFI.
+fn inner_of(p: &[u8]) -> (u32, Option<u8>, Vec<u8>) {
+    let d = gtp::decap(p).expect("valid GTP-U from the UPF");
+    assert_eq!(d.msg_type, gtp::G_PDU);
+    (d.teid, d.qfi, d.payload.to_vec())
+}
+
+#[test]
+fn uplink_and_downlink_through_a_session() {
+    let Some(bed) = Bed::new_if_root() else {
+        return;
+    };
+    let e = bed
+        .upf()
+        .establish(1, with_qfi_qer(rules(to_gnb(GNB_TEID))))
+        .expect("session");
+    let teid = e.created[0].teid;
+    assert_eq!(e.created[0].addr, UPF_N3);
+    for i in 0..5u8 {
+        bed.send_gpdu(teid, Some(9), &up(5000, ECHO_PORT, &[i; 100]));
+        let p = bed.recv_gpdu().expect("echo comes back through the tunnel");
+        let (t, qfi, inner) = inner_of(&p);
+        assert_eq!((t, qfi), (GNB_TEID, Some(9)));
+        let ft = FiveTuple::parse(&inner).expect("ipv4");
+        assert_eq!(
+            (ft.src, ft.src_port, ft.dst, ft.dst_port),
+            (EDGE, Some(ECHO_PORT), UE, Some(5000))
+        );
+        assert_eq!(&inner[28..], &[i; 100][..]);
+    }
+    // Sequence numbers present or not: both accepted.
+    let inner = up(5000, ECHO_PORT, b"seq");
+    let mut pkt = vec![0x32, 0xff, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0, 0];
+    pkt[2..4].copy_from_slice(&((4 + inner.len()) as u16).to_be_bytes());
+    pkt[4..8].copy_from_slice(&teid.to_be_bytes());
+    pkt.extend_from_slice(&inner);
+    bed.gnb_sock
+        .send_to(&pkt, SocketAddrV4::new(UPF_N3, 2152))
+        .expect("send");
+    let (_, _, back) = inner_of(&bed.recv_gpdu().expect("echo"));
+    assert_eq!(&back[28..], b"seq");
+    let c = bed.upf().session_counters(e.local_seid).expect("session");
+    assert_eq!((c[0], c[2]), (6, 6), "6 packets each way: {c:?}");
+    assert_eq!(bed.upf().metrics().n6_tx.get().0, 6);
+}
+
+#[test]
+fn sdf_precedence_picks_the_rule() {
+    let Some(bed) = Bed::new_if_root() else {
+        return;
+    };
+    let mut r = with_qfi_qer(rules(to_gnb(GNB_TEID)));
+    // Higher precedence: UDP to the edge port 7001 is dropped; also a rule
+    // for 7000 with a worse precedence than the catch-all is never used.
+    r.pdrs.push(ul_pdr(
+        10,
+        10,
+        3,
+        &["permit out 17 from 10.0.2.2 7001 to assigned"],
+    ));
+    r.pdrs.push(ul_pdr(
+        11,
+        200,
+        3,
+        &["permit out 17 from 10.0.2.2 7000 to assigned"],
+    ));
+    r.fars.push(Far {
+        id: 3,
+        action: FarAction::Drop,
+    });
+    let e = bed.upf().establish(1, r).expect("session");
+    let teid = e.created[0].teid;
+    bed.send_gpdu(teid, None, &up(5000, 7001, b"dropped"));
+    bed.send_gpdu(teid, None, &up(5000, ECHO_PORT, b"passes"));
+    let (_, _, inner) = inner_of(&bed.recv_gpdu().expect("echo"));
+    assert_eq!(&inner[28..], b"passes");
+    let m = bed.upf().metrics();
+    assert_eq!(m.drops_of(DropReason::FarDrop), 1);
+    let t = bed.upf().inner().table();
+    let s = t.session(e.local_seid).expect("session");
+    let stats = s.pdr_stats();
+    let get = |id| stats.iter().find(|p| p.pdr_id == id).expect("pdr").packets;
+    assert_eq!((get(10), get(11), get(1)), (1, 0, 1));
+}
+
+#[test]
+fn buffering_then_flush_in_order() {
+    let Some(bed) = Bed::new_if_root() else {
+        return;
+    };
+    let e = bed
+        .upf()
+        .establish(1, rules(FarAction::Buffer))
+        .expect("session");
+    // Downlink arrives before the gNB tunnel is known.
+    for i in 0..5u8 {
+        bed.edge_sock
+            .send_to(&[i; 10], SocketAddrV4::new(UE, 6000))
+            .expect("send");
+    }
+    let t0 = Instant::now();
+    while bed.upf().session_counters(e.local_seid).expect("s")[6] < 5 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "packets not buffered"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        bed.recv_gtp_quick().is_none(),
+        "nothing forwarded while buffering"
+    );
+    bed.upf()
+        .modify(
+            e.local_seid,
+            Modification {
+                update_fars: vec![Far {
+                    id: 2,
+                    action: to_gnb(GNB_TEID),
+                }],
+                ..Default::default()
+            },
+        )
+        .expect("modify");
+    for i in 0..5u8 {
+        let (t, _, inner) = inner_of(&bed.recv_gpdu().expect("flushed packet"));
+        assert_eq!(t, GNB_TEID);
+        assert_eq!(&inner[28..], &[i; 10][..], "in order");
+    }
+    assert_eq!(bed.upf().session_counters(e.local_seid).expect("s")[6], 0);
+}
+
+trait Quick {
+    fn recv_gtp_quick(&self) -> Option<Vec<u8>>;
+}
+impl Quick for Bed {
+    fn recv_gtp_quick(&self) -> Option<Vec<u8>> {
+        self.gnb_sock
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        let r = self.recv_gtp();
+        self.gnb_sock
+            .set_read_timeout(Some(Duration::from_millis(1500)))
+            .expect("timeout");
+        r
+    }
+}
+
+#[test]
+fn end_marker_on_path_switch() {
+    let Some(bed) = Bed::new_if_root() else {
+        return;
+    };
+    let e = bed
+        .upf()
+        .establish(1, rules(to_gnb(GNB_TEID)))
+        .expect("session");
+    bed.upf()
+        .modify(
+            e.local_seid,
+            Modification {
+                update_fars: vec![Far {
+                    id: 2,
+                    action: to_gnb(0x200),
+                }],
+                ..Default::default()
+            },
+        )
+        .expect("modify");
+    let p = bed.recv_gtp().expect("end marker");
+    let d = gtp::decap(&p).expect("valid");
+    assert_eq!((d.msg_type, d.teid), (gtp::END_MARKER, GNB_TEID));
+    // New traffic uses the new tunnel.
+    bed.send_gpdu(e.created[0].teid, None, &up(5000, ECHO_PORT, b"x"));
+    let (t, _, _) = inner_of(&bed.recv_gpdu().expect("echo"));
+    assert_eq!(t, 0x200);
+    assert_eq!(
+        bed.upf()
+            .metrics()
+            .end_markers
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
+
+#[test]
+fn error_indication_echo_and_malformed_input() {
+    let Some(bed) = Bed::new_if_root() else {
+        return;
+    };
+    bed.send_gpdu(0xdead, None, &up(1, 2, b"?"));
+    let p = bed.recv_gtp().expect("error indication");
+    let d = gtp::decap(&p).expect("valid");
+    assert_eq!(d.msg_type, gtp::ERROR_INDICATION);
+    assert_eq!(gtp::parse_error_indication(&p), Some((0xdead, UPF_N3)));
+    // Echo.
+    let echo = [0x32, gtp::ECHO_REQUEST, 0, 4, 0, 0, 0, 0, 0x00, 0x07, 0, 0];
+    bed.gnb_sock
+        .send_to(&echo, SocketAddrV4::new(UPF_N3, 2152))
+        .expect("send");
+    let p = bed.recv_gtp().expect("echo response");
+    let d = gtp::decap(&p).expect("valid");
+    assert_eq!(
+        (d.msg_type, d.seq, d.payload),
+        (gtp::ECHO_RESPONSE, Some(7), &[14u8, 0][..])
+    );
+    // Garbage of every short length, then a session still works.
+    for n in 0..40 {
+        let junk: Vec<u8> = (0..n).map(|i| (i * 37 + 0x30) as u8).collect();
+        bed.gnb_sock
+            .send_to(&junk, SocketAddrV4::new(UPF_N3, 2152))
+            .expect("send");
+    }
+    let e = bed
+        .upf()
+        .establish(1, rules(to_gnb(GNB_TEID)))
+        .expect("session");
+    bed.send_gpdu(e.created[0].teid, None, &up(5000, ECHO_PORT, b"alive"));
+    let (_, _, inner) = inner_of(&bed.recv_gpdu().expect("still forwarding"));
+    assert_eq!(&inner[28..], b"alive");
+    assert!(bed.upf().metrics().drops_of(DropReason::Malformed) > 0);
+}
+
+#[test]
+fn anti_spoofing_is_counted() {
+    let Some(bed) = Bed::new_if_root() else {
+        return;
+    };
+    let e = bed
+        .upf()
+        .establish(1, rules(to_gnb(GNB_TEID)))
+        .expect("session");
+    let spoofed = build_udp(
+        Ipv4Addr::new(10, 60, 0, 99),
+        5000,
+        EDGE,
+        ECHO_PORT,
+        b"spoof",
+    );
+    bed.send_gpdu(e.created[0].teid, None, &spoofed);
+    bed.send_gpdu(e.created[0].teid, None, &up(5000, ECHO_PORT, b"real"));
+    let (_, _, inner) = inner_of(&bed.recv_gpdu().expect("echo of the real one"));
+    assert_eq!(&inner[28..], b"real");
+    assert!(
+        bed.recv_gtp_quick().is_none(),
+        "spoofed packet not forwarded"
+    );
+    let c = bed.upf().session_counters(e.local_seid).expect("s");
+    assert_eq!(c[5], 1, "spoofed counter");
+    assert_eq!(bed.upf().metrics().drops_of(DropReason::Spoofed), 1);
+}
+
+#[test]
+fn urr_threshold_report_has_exact_volume() {
+    let Some(bed) = Bed::new_if_root() else {
+        return;
+    };
+    let mut r = rules(to_gnb(GNB_TEID));
+    r.urrs.push(Urr {
+        id: 7,
+        volume_threshold: Some(VolumeThreshold {
+            uplink: Some(10_000),
+            ..Default::default()
+        }),
+        measurement_period: None,
+    });
+    r.pdrs[0].urr_ids = vec![7];
+    let e = bed.upf().establish(3, r).expect("session");
+    let pkt = up(5000, ECHO_PORT, &[0u8; 972]); // 1000 bytes
+    for _ in 0..10 {
+        bed.send_gpdu(e.created[0].teid, None, &pkt);
+        bed.recv_gpdu().expect("echo");
+    }
+    let t0 = Instant::now();
+    let reports = loop {
+        let r = bed.upf().take_reports();
+        if !r.is_empty() {
+            break r;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(2), "no usage report");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(reports.len(), 1);
+    let u = &reports[0];
+    assert_eq!(
+        (u.urr_id, u.trigger, u.remote_seid),
+        (7, ReportTrigger::VolumeThreshold, 3)
+    );
+    assert_eq!((u.ul_packets, u.ul_bytes, u.dl_bytes), (10, 10_000, 0));
+    // Two more, then the deletion reports them.
+    for _ in 0..2 {
+        bed.send_gpdu(e.created[0].teid, None, &pkt);
+        bed.recv_gpdu().expect("echo");
+    }
+    let fin = bed.upf().delete(e.local_seid).expect("deleted");
+    assert_eq!(fin.len(), 1);
+    assert_eq!(
+        (fin[0].trigger, fin[0].ul_bytes),
+        (ReportTrigger::Termination, 2000)
+    );
+}
+
+#[test]
+fn qer_mbr_limits_downlink_rate() {
+    let Some(bed) = Bed::new_if_root() else {
+        return;
+    };
+    let mut r = rules(to_gnb(GNB_TEID));
+    r.qers[0].mbr_dl = Some(8_000_000); // 8 Mbit/s
+    r.pdrs[1].qer_ids = vec![1];
+    bed.upf().establish(1, r).expect("session");
+    // Offer about 40 Mbit/s of 1000-byte packets for one second from the
+    // edge; count what reaches the gNB.
+    let rx = bed.gnb_sock.try_clone().expect("clone");
+    rx.set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    let counter = std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        let mut bytes = 0usize;
+        while let Ok((n, _)) = rx.recv_from(&mut buf) {
+            bytes += n.saturating_sub(16); // inner packet
+        }
+        bytes
+    });
+    let payload = [0u8; 972];
+    let start = Instant::now();
+    let mut sent = 0usize;
+    while start.elapsed() < Duration::from_secs(1) {
+        bed.edge_sock
+            .send_to(&payload, SocketAddrV4::new(UE, 6000))
+            .expect("send");
+        sent += 1000;
+        if sent % 5000 == 0 {
+            std::thread::sleep(Duration::from_micros(900));
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let got = counter.join().expect("counter");
+    let rate_bps = got as f64 * 8.0 / secs;
+    let offered = sent as f64 * 8.0 / secs;
+    eprintln!(
+        "offered {:.1} Mbit/s, delivered {:.2} Mbit/s",
+        offered / 1e6,
+        rate_bps / 1e6
+    );
+    assert!(
+        offered > 16e6,
+        "the test must offer more than twice the MBR"
+    );
+    assert!(
+        (7.0e6..9.5e6).contains(&rate_bps),
+        "delivered {rate_bps} bit/s for an 8 Mbit/s MBR"
+    );
+    assert!(bed.upf().metrics().drops_of(DropReason::RateExceeded) > 0);
+}
+
+#[test]
+fn metrics_endpoint_serves_counters() {
+    let Some(bed) = Bed::new_if_root() else {
+        return;
+    };
+    let e = bed
+        .upf()
+        .establish(1, rules(to_gnb(GNB_TEID)))
+        .expect("session");
+    bed.send_gpdu(e.created[0].teid, None, &up(5000, ECHO_PORT, b"m"));
+    bed.recv_gpdu().expect("echo");
+    let addr = bed.upf().metrics_addr();
+    let (prom, stats) = bed.upf_ns.run(move || {
+        (
+            upf::metrics::fetch(addr, "/metrics").expect("metrics"),
+            upf::metrics::fetch(addr, "/stats").expect("stats"),
+        )
+    });
+    assert!(prom.contains("upf_sessions 1"), "{prom}");
+    assert!(prom.contains("upf_n3_rx_packets_total 1"), "{prom}");
+    assert!(
+        prom.contains(&format!(
+            "upf_pdr_packets_total{{seid=\"{}\",pdr=\"1\"}} 1",
+            e.local_seid
+        )),
+        "{prom}"
+    );
+    assert!(stats.contains("sessions: 1"), "{stats}");
+    assert!(stats.contains("10.60.0.1"), "{stats}");
+}
+
+#[test]
+fn rules_change_while_traffic_flows() {
+    let Some(bed) = Bed::new_if_root() else {
+        return;
+    };
+    let e = bed
+        .upf()
+        .establish(1, with_qfi_qer(rules(to_gnb(GNB_TEID))))
+        .expect("session");
+    let teid = e.created[0].teid;
+    let inner = bed.upf().inner().clone();
+    let seid = e.local_seid;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let st = stop.clone();
+    // Control plane: keep replacing the QER and adding/removing a PDR.
+    let churn = std::thread::spawn(move || {
+        let mut n = 0u32;
+        while !st.load(std::sync::atomic::Ordering::Relaxed) {
+            let extra = ul_pdr(50, 1, 1, &["permit out 6 from any to assigned"]);
+            let m = if n % 2 == 0 {
+                Modification {
+                    create: SessionRules {
+                        pdrs: vec![extra],
+                        ..Default::default()
+                    },
+                    update_qers: vec![Qer {
+                        id: 1,
+                        gate_ul: Gate::Open,
+                        gate_dl: Gate::Open,
+                        mbr_ul: None,
+                        mbr_dl: Some(1_000_000_000),
+                        qfi: Some(9),
+                    }],
+                    ..Default::default()
+                }
+            } else {
+                Modification {
+                    remove_pdrs: vec![50],
+                    ..Default::default()
+                }
+            };
+            inner.modify(seid, m).expect("modification applies");
+            n += 1;
+        }
+        n
+    });
+    for i in 0..300u32 {
+        bed.send_gpdu(teid, Some(9), &up(5000, ECHO_PORT, &i.to_be_bytes()));
+        let (_, _, back) = inner_of(&bed.recv_gpdu().expect("every echo comes back"));
+        assert_eq!(&back[28..], &i.to_be_bytes());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let changes = churn.join().expect("churn");
+    eprintln!("{changes} rule changes during 300 round trips");
+    assert!(changes > 10, "the rules did change meanwhile ({changes})");
+}

@@ -1,0 +1,803 @@
+//! N4 in namespaces: a test SMF (PFCP client built on `wire::pfcp`) in the
+//! gNB namespace drives the UPF; a test gNB sends GTP-U.
+
+mod common;
+
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::time::{Duration, Instant};
+
+use common::*;
+use upf::gtp;
+use upf::packet::build_udp;
+use wire::pfcp::{self, Message, MessageBody};
+
+const GNB_TEID: u32 = 0x777;
+
+struct Smf {
+    sock: UdpSocket,
+    upf: SocketAddr,
+    seq: u32,
+    /// Requests from the UPF (heartbeats, session reports) seen while
+    /// waiting for responses.
+    inbox: VecDeque<Message>,
+    node_id: pfcp::NodeId,
+}
+
+impl Smf {
+    fn new(bed: &Bed) -> Smf {
+        let sock = bed
+            .gnb
+            .run(|| UdpSocket::bind((GNB_N3, 0)).expect("smf socket"));
+        sock.set_read_timeout(Some(Duration::from_millis(300)))
+            .expect("timeout");
+        Smf {
+            sock,
+            upf: SocketAddr::from((UPF_N3, 8805)),
+            seq: 100,
+            inbox: VecDeque::new(),
+            node_id: pfcp::NodeId::fqdn("smf.test.example"),
+        }
+    }
+
+    fn send_raw(&self, b: &[u8]) {
+        self.sock.send_to(b, self.upf).expect("send");
+    }
+
+    fn recv(&mut self, deadline: Instant) -> Option<(Message, Vec<u8>)> {
+        let mut buf = [0u8; 65536];
+        while Instant::now() < deadline {
+            if let Ok((n, _)) = self.sock.recv_from(&mut buf) {
+                let m = Message::parse(&buf[..n]).expect("the UPF sends valid PFCP");
+                return Some((m, buf[..n].to_vec()));
+            }
+        }
+        None
+    }
+
+    /// Send bytes of a request with `seq`, wait for the response with that seq.
+    fn exchange(&mut self, bytes: &[u8], seq: u32) -> (Message, Vec<u8>) {
+        self.send_raw(bytes);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let (m, b) = self.recv(deadline).expect("response from the UPF");
+            if m.header.seq == seq
+                && matches!(m.msg_type(), 2 | 4 | 6 | 8 | 10 | 11 | 51 | 53 | 55 | 57)
+            {
+                return (m, b);
+            }
+            self.inbox.push_back(m);
+        }
+    }
+
+    fn node(&mut self, body: impl Into<MessageBody>) -> Message {
+        self.seq += 1;
+        let m = Message::node(self.seq, body);
+        self.exchange(&m.to_vec().expect("encode"), self.seq).0
+    }
+
+    fn session(&mut self, seid: u64, body: impl Into<MessageBody>) -> Message {
+        self.seq += 1;
+        let m = Message::session(seid, self.seq, body);
+        self.exchange(&m.to_vec().expect("encode"), self.seq).0
+    }
+
+    fn associate(&mut self) -> pfcp::AssociationSetupResponse {
+        let r = self.node(pfcp::AssociationSetupRequest {
+            node_id: self.node_id.clone(),
+            recovery_time_stamp: 3_900_000_000,
+            cp_function_features: Some(pfcp::FunctionFeatures(vec![0])),
+            ..Default::default()
+        });
+        match r.body {
+            MessageBody::AssociationSetupResponse(a) => a,
+            b => panic!("unexpected {b:?}"),
+        }
+    }
+
+    /// Wait for a Session Report Request of report type `ty` from the UPF
+    /// and answer it (others stay in the inbox).
+    fn wait_report(&mut self, ty: pfcp::ReportType) -> (u64, pfcp::SessionReportRequest) {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            if let Some(pos) = self
+                .inbox
+                .iter()
+                .position(|m| matches!(&m.body, MessageBody::SessionReportRequest(r) if r.report_type.contains(ty)))
+            {
+                let m = self.inbox.remove(pos).expect("present");
+                let resp = Message::session(
+                    m.header.seid.unwrap_or(0),
+                    m.header.seq,
+                    pfcp::SessionReportResponse {
+                        cause: pfcp::Cause::RequestAccepted,
+                        ..Default::default()
+                    },
+                );
+                self.send_raw(&resp.to_vec().expect("encode"));
+                let MessageBody::SessionReportRequest(r) = m.body else {
+                    unreachable!()
+                };
+                return (m.header.seid.unwrap_or(0), r);
+            }
+            let (m, _) = self.recv(deadline).expect("a session report");
+            self.inbox.push_back(m);
+        }
+    }
+}
+
+fn est_request(smf: &Smf, cp_seid: u64) -> pfcp::SessionEstablishmentRequest {
+    pfcp::SessionEstablishmentRequest {
+        node_id: smf.node_id.clone(),
+        cp_f_seid: pfcp::FSeid {
+            seid: cp_seid,
+            ipv4: Some(GNB_N3),
+            ipv6: None,
+        },
+        create_pdrs: vec![
+            pfcp::CreatePdr {
+                pdr_id: 1,
+                precedence: 255,
+                pdi: pfcp::Pdi {
+                    source_interface: pfcp::SourceInterface::Access,
+                    local_f_teid: Some(pfcp::FTeid::Choose {
+                        v4: true,
+                        v6: false,
+                        choose_id: Some(5),
+                    }),
+                    network_instance: Some(pfcp::NetworkInstance::from_dnn("internet")),
+                    ue_ip_addresses: vec![pfcp::UeIpAddress {
+                        ipv4: Some(UE),
+                        ..Default::default()
+                    }],
+                    qfis: vec![pfcp::Qfi(9)],
+                    source_interface_type: Some(pfcp::InterfaceType::from(11)), // N3 3GPP Access
+                    ..Default::default()
+                },
+                outer_header_removal: Some(pfcp::OuterHeaderRemoval {
+                    description: pfcp::OuterHeaderRemovalDescription::from(0),
+                    gtpu_extension_header_deletion: Some(1),
+                }),
+                far_id: Some(1),
+                urr_ids: vec![1],
+                qer_ids: vec![1],
+                ..Default::default()
+            },
+            // Second UL PDR, same CHOOSE ID, higher precedence: UDP to port
+            // 7001 of the edge is dropped.
+            pfcp::CreatePdr {
+                pdr_id: 3,
+                precedence: 10,
+                pdi: pfcp::Pdi {
+                    source_interface: pfcp::SourceInterface::Access,
+                    local_f_teid: Some(pfcp::FTeid::Choose {
+                        v4: true,
+                        v6: false,
+                        choose_id: Some(5),
+                    }),
+                    ue_ip_addresses: vec![pfcp::UeIpAddress {
+                        ipv4: Some(UE),
+                        ..Default::default()
+                    }],
+                    sdf_filters: vec![pfcp::SdfFilter::flow(
+                        "permit out 17 from 10.0.2.2 7001 to assigned",
+                    )],
+                    ..Default::default()
+                },
+                outer_header_removal: Some(pfcp::OuterHeaderRemoval {
+                    description: pfcp::OuterHeaderRemovalDescription::from(6),
+                    gtpu_extension_header_deletion: None,
+                }),
+                far_id: Some(3),
+                ..Default::default()
+            },
+            pfcp::CreatePdr {
+                pdr_id: 2,
+                precedence: 255,
+                pdi: pfcp::Pdi {
+                    source_interface: pfcp::SourceInterface::Core,
+                    ue_ip_addresses: vec![pfcp::UeIpAddress {
+                        is_destination: true,
+                        ipv4: Some(UE),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                },
+                far_id: Some(2),
+                qer_ids: vec![1],
+                ..Default::default()
+            },
+        ],
+        create_fars: vec![
+            pfcp::CreateFar {
+                far_id: 1,
+                apply_action: pfcp::ApplyAction::FORW,
+                forwarding_parameters: Some(pfcp::ForwardingParameters {
+                    destination_interface: pfcp::DestinationInterface::Core,
+                    network_instance: Some(pfcp::NetworkInstance::from_dnn("internet")),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            pfcp::CreateFar {
+                far_id: 2,
+                apply_action: pfcp::ApplyAction(
+                    pfcp::ApplyAction::BUFF.0 | pfcp::ApplyAction::NOCP.0,
+                ),
+                bar_id: Some(1),
+                ..Default::default()
+            },
+            pfcp::CreateFar {
+                far_id: 3,
+                apply_action: pfcp::ApplyAction::DROP,
+                ..Default::default()
+            },
+        ],
+        create_qers: vec![pfcp::CreateQer {
+            qer_id: 1,
+            gate_status: pfcp::GateStatus::OPEN,
+            qfi: Some(pfcp::Qfi(9)),
+            ..Default::default()
+        }],
+        create_urrs: vec![pfcp::CreateUrr {
+            urr_id: 1,
+            measurement_method: pfcp::MeasurementMethod::VOLUM,
+            reporting_triggers: pfcp::ReportingTriggers::VOLTH,
+            volume_threshold: Some(pfcp::Volume {
+                uplink: Some(3000),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        create_bar: Some(pfcp::CreateBar {
+            bar_id: 1,
+            suggested_buffering_packets_count: Some(10),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn up(dport: u16, payload: &[u8]) -> Vec<u8> {
+    build_udp(UE, 5000, EDGE, dport, payload)
+}
+
+#[test]
+fn heartbeat_association_and_cause_72() {
+    let Some(bed) = Bed::new_if_root() else {
+        return;
+    };
+    let mut smf = Smf::new(&bed);
+    // Heartbeat before any association.
+    let r = smf.node(pfcp::HeartbeatRequest {
+        recovery_time_stamp: 1,
+        ..Default::default()
+    });
+    match r.body {
+        MessageBody::HeartbeatResponse(h) => {
+            assert_eq!(h.recovery_time_stamp, bed.upf().recovery_time_stamp())
+        }
+        b => panic!("unexpected {b:?}"),
+    }
+    // Session request without association.
+    let r = smf.session(0, est_request(&smf, 1));
+    match r.body {
+        MessageBody::SessionEstablishmentResponse(e) => {
+            assert_eq!(e.cause, pfcp::Cause::NoEstablishedPfcpAssociation);
+            assert_eq!(r.header.seid, Some(1));
+        }
+        b => panic!("unexpected {b:?}"),
+    }
+    let a = smf.associate();
+    assert_eq!(a.cause, pfcp::Cause::RequestAccepted);
+    assert_eq!(a.node_id, pfcp::NodeId::Ipv4(UPF_N3));
+    assert!(a
+        .up_function_features
+        .expect("features")
+        .has(pfcp::up_features::FTUP));
+    // Node IDs of every form associate (IPv6 and IPv4 here, FQDN above).
+    for node in [
+        pfcp::NodeId::Ipv6("2001:db8::5".parse().expect("v6")),
+        pfcp::NodeId::Ipv4(Ipv4Addr::new(192, 0, 2, 1)),
+    ] {
+        let r = smf.node(pfcp::AssociationSetupRequest {
+            node_id: node,
+            recovery_time_stamp: 7,
+            ..Default::default()
+        });
+        assert!(
+            matches!(r.body, MessageBody::AssociationSetupResponse(ref a) if a.cause == pfcp::Cause::RequestAccepted)
+        );
+    }
+    // Update and release; then a session request is refused again.
+    let r = smf.node(pfcp::AssociationUpdateRequest {
+        node_id: smf.node_id.clone(),
+        ..Default::default()
+    });
+    assert!(
+        matches!(r.body, MessageBody::AssociationUpdateResponse(ref u) if u.cause == pfcp::Cause::RequestAccepted)
+    );
+    let r = smf.node(pfcp::AssociationReleaseRequest {
+        node_id: smf.node_id.clone(),
+        ..Default::default()
+    });
+    assert!(
+        matches!(r.body, MessageBody::AssociationReleaseResponse(ref u) if u.cause == pfcp::Cause::RequestAccepted)
+    );
+    let r = smf.session(0, est_request(&smf, 2));
+    assert!(
+        matches!(r.body, MessageBody::SessionEstablishmentResponse(ref e) if e.cause == pfcp::Cause::NoEstablishedPfcpAssociation)
+    );
+}
+
+#[test]
+fn session_lifecycle_over_pfcp() {
+    let Some(bed) = Bed::new_if_root() else {
+        return;
+    };
+    let mut smf = Smf::new(&bed);
+    smf.associate();
+    let r = smf.session(0, est_request(&smf, 0x51));
+    assert_eq!(r.header.seid, Some(0x51), "response carries the CP SEID");
+    let MessageBody::SessionEstablishmentResponse(est) = r.body else {
+        panic!("{r:?}")
+    };
+    assert_eq!(est.cause, pfcp::Cause::RequestAccepted, "{est:?}");
+    let up_seid = est.up_f_seid.expect("UP F-SEID").seid;
+    assert_eq!(est.created_pdrs.len(), 2, "PDRs 1 and 3 asked for CHOOSE");
+    let teids: Vec<(u16, u32, Option<Ipv4Addr>)> = est
+        .created_pdrs
+        .iter()
+        .map(|c| match c.local_f_teid {
+            Some(pfcp::FTeid::Assigned { teid, ipv4, .. }) => (c.pdr_id, teid, ipv4),
+            other => panic!("bad F-TEID {other:?}"),
+        })
+        .collect();
+    assert_eq!(teids[0].1, teids[1].1, "same CHOOSE ID, same TEID");
+    assert_eq!(teids[0].2, Some(UPF_N3));
+    let teid = teids[0].1;
+
+    // Uplink: 7001 is dropped by PDR 3, 7000 is echoed; the echo is
+    // buffered (DL FAR BUFF).
+    bed.send_gpdu(teid, Some(9), &up(7001, &[1; 100]));
+    for i in 0..3u8 {
+        bed.send_gpdu(teid, Some(9), &up(ECHO_PORT, &[i; 1000]));
+    }
+    let t0 = Instant::now();
+    while bed.upf().session_counters(up_seid).expect("session")[6] < 3 {
+        assert!(t0.elapsed() < Duration::from_secs(3), "echoes not buffered");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // BUFF|NOCP: the first buffered packet made a Downlink Data Report.
+    let (seid, rep) = smf.wait_report(pfcp::ReportType::DLDR);
+    assert_eq!(seid, 0x51);
+    assert!(rep.report_type.contains(pfcp::ReportType::DLDR), "{rep:?}");
+    assert_eq!(rep.downlink_data_report.expect("DLDR").pdr_ids, vec![2]);
+    // Threshold 3000 bytes uplink: 3 x 1028 bytes crossed it.
+    let (seid, rep) = smf.wait_report(pfcp::ReportType::USAR);
+    assert_eq!(seid, 0x51);
+    assert!(rep.report_type.contains(pfcp::ReportType::USAR));
+    let u = &rep.usage_reports[0];
+    assert_eq!(u.urr_id, 1);
+    assert!(u
+        .usage_report_trigger
+        .contains(pfcp::UsageReportTrigger::VOLTH));
+    let v = u.volume_measurement.expect("volume");
+    assert_eq!(
+        (v.uplink_volume, v.uplink_packets),
+        (Some(3 * 1028), Some(3))
+    );
+
+    // Modification: DL FAR forwards to the gNB; the buffer flushes in order.
+    let r = smf.session(
+        up_seid,
+        pfcp::SessionModificationRequest {
+            update_fars: vec![pfcp::UpdateFar {
+                far_id: 2,
+                apply_action: Some(pfcp::ApplyAction::FORW),
+                update_forwarding_parameters: Some(pfcp::UpdateForwardingParameters {
+                    destination_interface: Some(pfcp::DestinationInterface::Access),
+                    outer_header_creation: Some(pfcp::OuterHeaderCreation::gtpu_ipv4(
+                        GNB_TEID, GNB_N3,
+                    )),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    );
+    assert!(
+        matches!(r.body, MessageBody::SessionModificationResponse(ref m) if m.cause == pfcp::Cause::RequestAccepted),
+        "{r:?}"
+    );
+    for i in 0..3u8 {
+        let p = bed.recv_gpdu().expect("flushed downlink");
+        let d = gtp::decap(&p).expect("valid");
+        assert_eq!((d.teid, d.qfi), (GNB_TEID, Some(9)));
+        assert_eq!(&d.payload[28..], &[i; 1000][..]);
+    }
+    // Query URR in a modification: the report comes in the response.
+    bed.send_gpdu(teid, Some(9), &up(ECHO_PORT, b"q"));
+    bed.recv_gpdu().expect("echo");
+    let r = smf.session(
+        up_seid,
+        pfcp::SessionModificationRequest {
+            query_urrs: vec![pfcp::QueryUrr {
+                urr_id: 1,
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    );
+    let MessageBody::SessionModificationResponse(m) = r.body else {
+        panic!()
+    };
+    assert_eq!(m.usage_reports.len(), 1);
+    assert_eq!(
+        m.usage_reports[0]
+            .volume_measurement
+            .and_then(|v| v.uplink_volume),
+        Some(29)
+    );
+    // Deletion: final report.
+    bed.send_gpdu(teid, Some(9), &up(ECHO_PORT, b"bye"));
+    bed.recv_gpdu().expect("echo");
+    let r = smf.session(up_seid, pfcp::SessionDeletionRequest::default());
+    assert_eq!(r.header.seid, Some(0x51));
+    let MessageBody::SessionDeletionResponse(d) = r.body else {
+        panic!()
+    };
+    assert_eq!(d.cause, pfcp::Cause::RequestAccepted);
+    let u = &d.usage_reports[0];
+    assert!(u
+        .usage_report_trigger
+        .contains(pfcp::UsageReportTrigger::TERMR));
+    assert_eq!(u.volume_measurement.and_then(|v| v.uplink_volume), Some(31));
+    // The session is gone.
+    let r = smf.session(up_seid, pfcp::SessionDeletionRequest::default());
+    assert!(
+        matches!(r.body, MessageBody::SessionDeletionResponse(ref d) if d.cause == pfcp::Cause::SessionContextNotFound)
+    );
+}
+
+#[test]
+fn retransmission_answered_from_cache() {
+    let Some(bed) = Bed::new_if_root() else {
+        return;
+    };
+    let mut smf = Smf::new(&bed);
+    smf.associate();
+    smf.seq += 1;
+    let seq = smf.seq;
+    let req = Message::session(0, seq, est_request(&smf, 7))
+        .to_vec()
+        .expect("encode");
+    let (_, first) = smf.exchange(&req, seq);
+    let (_, second) = smf.exchange(&req, seq);
+    assert_eq!(first, second, "same bytes");
+    assert_eq!(bed.upf().inner().table().len(), 1, "executed once");
+    let stats = bed
+        .upf()
+        .inner()
+        .pfcp_stats
+        .retransmissions
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(stats, 1);
+}
+
+#[test]
+fn malformed_pfcp_is_answered_or_dropped_never_fatal() {
+    let Some(bed) = Bed::new_if_root() else {
+        return;
+    };
+    let mut smf = Smf::new(&bed);
+    smf.associate();
+    // Garbage of many lengths and a truncated header.
+    for n in 0..64usize {
+        let junk: Vec<u8> = (0..n).map(|i| (i * 31 + 0x21) as u8).collect();
+        smf.send_raw(&junk);
+    }
+    smf.send_raw(&[0x21, 50, 0, 40, 0, 0]);
+    // An establishment without Create FAR: 66 with Offending IE Create FAR.
+    let mut r = est_request(&smf, 9);
+    r.create_fars.clear();
+    smf.seq += 1;
+    let seq = smf.seq;
+    let bytes = Message::session(0, seq, r).to_vec().expect("encode");
+    let (m, _) = smf.exchange(&bytes, seq);
+    let MessageBody::SessionEstablishmentResponse(e) = m.body else {
+        panic!("{m:?}")
+    };
+    assert_eq!(e.cause, pfcp::Cause::MandatoryIeMissing);
+    assert_eq!(e.offending_ie, Some(3));
+    // A FAR the UPF cannot do: 76 with the IE.
+    let mut r = est_request(&smf, 10);
+    r.create_fars[0].apply_action =
+        pfcp::ApplyAction(pfcp::ApplyAction::FORW.0 | pfcp::ApplyAction::DUPL.0);
+    let m = smf.session(0, r);
+    let MessageBody::SessionEstablishmentResponse(e) = m.body else {
+        panic!("{m:?}")
+    };
+    assert_eq!(
+        (e.cause, e.offending_ie),
+        (pfcp::Cause::ServiceNotSupported, Some(44))
+    );
+    // A bad flow description: 69 with SDF Filter.
+    let mut r = est_request(&smf, 11);
+    r.create_pdrs[1].pdi.sdf_filters = vec![pfcp::SdfFilter::flow(
+        "permit out 17 from 10.0.2.2/40 to assigned",
+    )];
+    let m = smf.session(0, r);
+    let MessageBody::SessionEstablishmentResponse(e) = m.body else {
+        panic!("{m:?}")
+    };
+    assert_eq!(
+        (e.cause, e.offending_ie),
+        (pfcp::Cause::MandatoryIeIncorrect, Some(23))
+    );
+    // Modification of an unknown session: 65.
+    let m = smf.session(0xdead, pfcp::SessionModificationRequest::default());
+    assert!(
+        matches!(m.body, MessageBody::SessionModificationResponse(ref x) if x.cause == pfcp::Cause::SessionContextNotFound)
+    );
+    // Still alive and serving.
+    let m = smf.session(0, est_request(&smf, 12));
+    assert!(
+        matches!(m.body, MessageBody::SessionEstablishmentResponse(ref x) if x.cause == pfcp::Cause::RequestAccepted)
+    );
+    assert!(
+        bed.upf()
+            .inner()
+            .pfcp_stats
+            .malformed
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    );
+}
+
+#[test]
+fn limits_refused_over_pfcp() {
+    if !is_root() {
+        return;
+    }
+    let bed = Bed::with_config(|c| {
+        c.limits.max_sessions = 1;
+        c.limits.max_buffer_packets = 5;
+    });
+    let mut smf = Smf::new(&bed);
+    smf.associate();
+    // BAR asks for 10 buffered packets, limit 5.
+    let m = smf.session(0, est_request(&smf, 1));
+    let MessageBody::SessionEstablishmentResponse(e) = m.body else {
+        panic!()
+    };
+    assert_eq!(
+        (e.cause, e.offending_ie),
+        (pfcp::Cause::NoResourcesAvailable, Some(85))
+    );
+    let mut r = est_request(&smf, 1);
+    r.create_bar = None;
+    let m = smf.session(0, r.clone());
+    assert!(
+        matches!(m.body, MessageBody::SessionEstablishmentResponse(ref x) if x.cause == pfcp::Cause::RequestAccepted)
+    );
+    for p in &mut r.create_pdrs {
+        p.pdi.ue_ip_addresses[0].ipv4 = Some(Ipv4Addr::new(10, 60, 0, 2));
+    }
+    let m = smf.session(0, r);
+    let MessageBody::SessionEstablishmentResponse(e) = m.body else {
+        panic!()
+    };
+    assert_eq!(
+        e.cause,
+        pfcp::Cause::NoResourcesAvailable,
+        "one session max"
+    );
+}
+
+#[test]
+fn restart_gives_a_new_recovery_time_stamp() {
+    let Some(mut bed) = Bed::new_if_root() else {
+        return;
+    };
+    let mut smf = Smf::new(&bed);
+    let first = smf.associate().recovery_time_stamp;
+    assert_eq!(first, bed.upf().recovery_time_stamp());
+    bed.upf.take().expect("running").stop();
+    std::thread::sleep(Duration::from_millis(1100));
+    let cfg = config(&bed.tag);
+    bed.upf = Some(
+        bed.upf_ns
+            .run(move || upf::daemon::Upf::start(cfg).expect("restart")),
+    );
+    let second = smf.associate().recovery_time_stamp;
+    assert!(second > first, "{second} after {first}");
+    // The restarted UPF forwards again (TUN recreated).
+    let e = smf.session(0, {
+        let mut r = est_request(&smf, 3);
+        r.create_fars[1] = pfcp::CreateFar {
+            far_id: 2,
+            apply_action: pfcp::ApplyAction::FORW,
+            forwarding_parameters: Some(pfcp::ForwardingParameters {
+                destination_interface: pfcp::DestinationInterface::Access,
+                outer_header_creation: Some(pfcp::OuterHeaderCreation::gtpu_ipv4(GNB_TEID, GNB_N3)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        r
+    });
+    let MessageBody::SessionEstablishmentResponse(est) = e.body else {
+        panic!()
+    };
+    let Some(pfcp::FTeid::Assigned { teid, .. }) = est.created_pdrs[0].local_f_teid else {
+        panic!()
+    };
+    bed.send_gpdu(teid, Some(9), &up(ECHO_PORT, b"again"));
+    let p = bed.recv_gpdu().expect("echo after restart");
+    assert_eq!(&gtp::decap(&p).expect("valid").payload[28..], b"again");
+    let _ = SocketAddrV4::new(UPF_N3, 2152);
+}
+
+/// Deterministic xorshift, so a failing case can be replayed.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[test]
+fn mutated_pfcp_and_gtpu_never_crash_nor_touch_another_session() {
+    let Some(bed) = Bed::new_if_root() else {
+        return;
+    };
+    let mut smf = Smf::new(&bed);
+    smf.associate();
+    let mut r = est_request(&smf, 0x42);
+    r.create_fars[1] = pfcp::CreateFar {
+        far_id: 2,
+        apply_action: pfcp::ApplyAction::FORW,
+        forwarding_parameters: Some(pfcp::ForwardingParameters {
+            destination_interface: pfcp::DestinationInterface::Access,
+            outer_header_creation: Some(pfcp::OuterHeaderCreation::gtpu_ipv4(GNB_TEID, GNB_N3)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let m = smf.session(0, r.clone());
+    let MessageBody::SessionEstablishmentResponse(est) = m.body else {
+        panic!()
+    };
+    let up_seid = est.up_f_seid.expect("F-SEID").seid;
+    let Some(pfcp::FTeid::Assigned { teid, .. }) = est.created_pdrs[0].local_f_teid else {
+        panic!()
+    };
+
+    // A second node (another address in the gNB namespace) sends mutations
+    // of valid messages, including ones aimed at the first node's session.
+    let veth = format!("{}gu", bed.tag);
+    bed.gnb.ip(&["addr", "add", "10.0.1.3/24", "dev", &veth]);
+    let fz = bed
+        .gnb
+        .run(|| UdpSocket::bind(("10.0.1.3", 0)).expect("fuzzer"));
+    let gtp_fz = bed
+        .gnb
+        .run(|| UdpSocket::bind(("10.0.1.3", 2152)).expect("fuzzer gtp"));
+    let seeds: Vec<Vec<u8>> = vec![
+        Message::session(0, 1, r.clone()).to_vec().expect("encode"),
+        Message::session(up_seid, 2, pfcp::SessionDeletionRequest::default())
+            .to_vec()
+            .expect("encode"),
+        Message::session(
+            up_seid,
+            3,
+            pfcp::SessionModificationRequest {
+                remove_pdrs: vec![pfcp::RemovePdr {
+                    pdr_id: 1,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        )
+        .to_vec()
+        .expect("encode"),
+        Message::node(
+            4,
+            pfcp::AssociationSetupRequest {
+                node_id: pfcp::NodeId::Ipv4(Ipv4Addr::new(10, 0, 1, 3)),
+                recovery_time_stamp: 5,
+                ..Default::default()
+            },
+        )
+        .to_vec()
+        .expect("encode"),
+    ];
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    for i in 0..3000 {
+        let mut b = seeds[i % seeds.len()].clone();
+        for _ in 0..1 + rng.below(4) {
+            let at = rng.below(b.len());
+            b[at] = rng.next() as u8;
+        }
+        if rng.below(8) == 0 {
+            b.truncate(rng.below(b.len() + 1));
+        }
+        let _ = fz.send_to(&b, smf.upf);
+        // GTP-U: mutations of a G-PDU (and of the header alone).
+        let mut g = gtp::ul_gpdu(teid, Some(9), &up(ECHO_PORT, b"fuzz"));
+        for _ in 0..1 + rng.below(3) {
+            let at = rng.below(20);
+            g[at] = rng.next() as u8;
+        }
+        let _ = gtp_fz.send_to(&g, SocketAddrV4::new(UPF_N3, 2152));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // Drain what the fuzz made the UPF send to the gNB.
+    bed.gnb_sock
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    while bed.recv_gtp().is_some() {}
+    bed.gnb_sock
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .expect("timeout");
+    // The first session is intact and forwards; the UPF still answers.
+    bed.send_gpdu(teid, Some(9), &up(ECHO_PORT, b"intact"));
+    let p = bed.recv_gpdu().expect("echo through the untouched session");
+    let d = gtp::decap(&p).expect("valid");
+    assert_eq!((d.teid, &d.payload[28..]), (GNB_TEID, &b"intact"[..]));
+    let t = bed.upf().inner().table();
+    let s = t.session(up_seid).expect("session survived");
+    assert_eq!(s.pdr_count(), 3, "no PDR removed by another node");
+    drop(t);
+    let m = smf.session(up_seid, pfcp::SessionDeletionRequest::default());
+    assert!(
+        matches!(m.body, MessageBody::SessionDeletionResponse(ref x) if x.cause == pfcp::Cause::RequestAccepted)
+    );
+    let st = &bed.upf().inner().pfcp_stats;
+    eprintln!("PFCP stats after fuzz: {:?}", st.snapshot());
+    assert!(st.malformed.load(std::sync::atomic::Ordering::Relaxed) > 100);
+}
+
+#[test]
+fn unanswered_session_report_is_resent_after_t1() {
+    if !is_root() {
+        return;
+    }
+    let bed = Bed::with_config(|c| {
+        c.n4.t1_ms = 200;
+        c.n4.n1 = 2;
+    });
+    let mut smf = Smf::new(&bed);
+    smf.associate();
+    // BUFF|NOCP downlink FAR: the first buffered packet triggers a DLDR.
+    let m = smf.session(0, est_request(&smf, 0x66));
+    let MessageBody::SessionEstablishmentResponse(est) = m.body else {
+        panic!()
+    };
+    let Some(pfcp::FTeid::Assigned { teid, .. }) = est.created_pdrs[0].local_f_teid else {
+        panic!()
+    };
+    bed.send_gpdu(teid, Some(9), &up(ECHO_PORT, b"wake"));
+    // Collect Session Report Requests for 1.2 s without answering.
+    let deadline = Instant::now() + Duration::from_millis(1200);
+    let mut seen = Vec::new();
+    while let Some((m, _)) = smf.recv(deadline) {
+        if let MessageBody::SessionReportRequest(r) = &m.body {
+            if r.report_type.contains(pfcp::ReportType::DLDR) {
+                seen.push((m.header.seq, Instant::now()));
+            }
+        }
+    }
+    // First send plus N1 = 2 resends, all with the same sequence number.
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert!(seen.iter().all(|(s, _)| *s == seen[0].0));
+    assert!(seen[1].1 - seen[0].1 >= Duration::from_millis(180));
+}
