@@ -7,8 +7,10 @@
 //! - one **downlink** thread: read the TUN into a buffer with headroom,
 //!   snapshot lookup by UE address, GTP-U encap in place, `send_to` the
 //!   gNB;
-//! - one **control** thread: the PFCP server on N4 (see [`crate::n4`]),
-//!   usage-report polling, heartbeats;
+//! - one **control** thread: the driver of the I/O-free PFCP node
+//!   ([`crate::n4::N4Node`]): socket receive -> `handle_datagram`, deadline
+//!   -> `handle_timeout`, events -> snapshot publication and the report
+//!   queue, `poll_transmit` -> socket send;
 //! - one **metrics** thread: HTTP `/metrics` and `/stats`.
 //!
 //! Rule changes: the control side holds the [`SessionTable`] under a mutex
@@ -32,6 +34,7 @@ use tracing::{debug, info, warn};
 use crate::config::Config;
 use crate::datapath::{DropReason, Metrics, SessionShared, Snapshot, Verdict};
 use crate::gtp;
+use crate::n4::{N4Event, N4Node, N4Params, PfcpStats};
 use crate::rules::{Modification, OuterHeader, SessionRules};
 use crate::session::{Established, Event, Modified, SessionError, SessionTable, UsageReport};
 use crate::tun::{Tun, TunError};
@@ -108,8 +111,8 @@ pub struct Inner {
     reports: Mutex<VecDeque<UsageReport>>,
     /// Limits packet-triggered logs.
     pub log_limit: LogLimiter,
-    /// PFCP counters.
-    pub pfcp_stats: crate::n4::PfcpStats,
+    /// PFCP counters (shared with the N4 node).
+    pub pfcp_stats: Arc<PfcpStats>,
 }
 
 impl Inner {
@@ -282,13 +285,17 @@ impl Upf {
             addr: config.n4.addr,
             source,
         })?;
-        n4.set_read_timeout(Some(Duration::from_millis(20)))?;
         let n4_addr = n4.local_addr()?;
         let unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let recovery_ts = (unix + NTP_UNIX_OFFSET) as u32;
         let n3_addr = config.n3.addrs[0];
+        let node = N4Node::new(
+            N4Params::from_config(&config, n3_addr, recovery_ts),
+            Instant::now(),
+            SystemTime::now(),
+        );
         let mut table = SessionTable::new(config.limits(), n3_addr, epoch);
         // TEIDs of a restarted UPF start elsewhere than those of its last life.
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| {
@@ -306,7 +313,7 @@ impl Upf {
             recovery_ts,
             reports: Mutex::new(VecDeque::new()),
             log_limit: LogLimiter::default(),
-            pfcp_stats: crate::n4::PfcpStats::default(),
+            pfcp_stats: node.stats().clone(),
             config,
         });
         let mut threads = Vec::new();
@@ -328,7 +335,7 @@ impl Upf {
         threads.push(
             std::thread::Builder::new()
                 .name("upf-n4".into())
-                .spawn(move || crate::n4::control_loop(&inn, n4))?,
+                .spawn(move || control_loop(&inn, n4, node))?,
         );
         let inn = inner.clone();
         threads.push(
@@ -448,6 +455,75 @@ fn set_socket_buffers(s: &UdpSocket, bytes: libc::c_int) {
                 std::mem::size_of::<libc::c_int>() as libc::socklen_t,
             )
         };
+    }
+}
+
+/// Longest wait for a PFCP datagram (bounds the reaction to `stop`).
+const N4_MAX_WAIT: Duration = Duration::from_millis(100);
+
+/// The N4 driver: the socket and the clock around [`N4Node`].
+fn control_loop(inner: &Inner, sock: UdpSocket, mut node: N4Node) {
+    let mut buf = vec![0u8; 65536];
+    while !inner.stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if node.poll_timeout().is_some_and(|t| t <= now) {
+            let mut t = inner.table();
+            node.set_wall_clock(now, SystemTime::now());
+            node.handle_timeout(now, &mut t);
+            drive_events(inner, &mut node, &mut t);
+            drop(t);
+            send_all(inner, &sock, &mut node);
+        }
+        let wait = node
+            .poll_timeout()
+            .map_or(N4_MAX_WAIT, |t| t.saturating_duration_since(Instant::now()))
+            .clamp(Duration::from_millis(1), N4_MAX_WAIT);
+        if let Err(e) = sock.set_read_timeout(Some(wait)) {
+            warn!(error = %e, "N4 socket timeout not set");
+        }
+        match sock.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                let mut t = inner.table();
+                let now = Instant::now();
+                node.set_wall_clock(now, SystemTime::now());
+                node.handle_datagram(now, from, &buf[..n], &mut t);
+                drive_events(inner, &mut node, &mut t);
+                drop(t);
+                send_all(inner, &sock, &mut node);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => {
+                if inner.log_limit.allow() {
+                    warn!(error = %e, "N4 receive failed");
+                }
+            }
+        }
+    }
+}
+
+fn send_all(inner: &Inner, sock: &UdpSocket, node: &mut N4Node) {
+    while let Some(tx) = node.poll_transmit() {
+        if let Err(e) = sock.send_to(&tx.contents, tx.destination) {
+            if inner.log_limit.allow() {
+                warn!(to = %tx.destination, error = %e, "N4 send failed");
+            }
+        }
+    }
+}
+
+/// Act on the node's events, before its transmits go out (a response must
+/// not overtake the rules it acknowledges).
+fn drive_events(inner: &Inner, node: &mut N4Node, table: &mut SessionTable) {
+    while let Some(ev) = node.poll_event() {
+        match ev {
+            N4Event::RulesChanged => inner.publish(table),
+            N4Event::UsageReports(r) => inner.queue_reports(r),
+            N4Event::AssociationLost { .. } | N4Event::ReportUnanswered { .. } => {}
+        }
     }
 }
 

@@ -143,7 +143,16 @@ fn uplink_and_downlink_through_a_session() {
         .expect("send");
     let (_, _, back) = inner_of(&bed.recv_gpdu().expect("echo"));
     assert_eq!(&back[28..], b"seq");
-    let c = bed.upf().session_counters(e.local_seid).expect("session");
+    // The downlink thread counts a packet right after sending it, so the
+    // echo can arrive here a moment before its count: wait briefly.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let c = loop {
+        let c = bed.upf().session_counters(e.local_seid).expect("session");
+        if (c[0], c[2]) == (6, 6) || std::time::Instant::now() > deadline {
+            break c;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
     assert_eq!((c[0], c[2]), (6, 6), "6 packets each way: {c:?}");
     assert_eq!(bed.upf().metrics().n6_tx.get().0, 6);
 }
