@@ -148,7 +148,7 @@ fn uplink_and_downlink_through_a_session() {
     let deadline = Instant::now() + Duration::from_secs(2);
     let c = loop {
         let c = bed.upf().session_counters(e.local_seid).expect("session");
-        if (c[0], c[2]) == (6, 6) || std::time::Instant::now() > deadline {
+        if (c[0], c[2]) == (6, 6) || Instant::now() > deadline {
             break c;
         }
         std::thread::sleep(Duration::from_millis(5));
