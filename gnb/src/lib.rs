@@ -1,7 +1,32 @@
-//! gNB shim: UE traffic into GTP-U tunnels on N3.
+//! gNB shim: UE traffic into GTP-U tunnels on N3 (DESIGN.md sections 3-4).
 //!
-//! Not built yet: this crate is filled by issue 5. Its binary says so and
-//! exits with an error rather than pretending to work.
+//! The UE's packets arrive on the radio link; a policy rule
+//! (`iif RADIO lookup TABLE`, TABLE: `default dev TUN`) hands them to the
+//! TUN, where the [`datapath`] maps each by its source address to its
+//! session's tunnel and sends it as a G-PDU (UL PDU Session Container with
+//! the QFI) to the UPF. Downlink G-PDUs are matched by the gNB's own TEID and
+//! written back to the TUN; a host route per session (`UE_ADDR dev RADIO`)
+//! takes them to the UE. The SMF sets tunnels up and tears them down over
+//! N2-lite; UEs ask for sessions through the N1 relay ([`api`]).
+//!
+//! - [`config`]: the TOML configuration;
+//! - [`tunnels`]: the lock-free tunnel table (arc-swap snapshots);
+//! - [`datapath`]: the uplink and downlink threads and their counters;
+//! - [`api`]: N2-lite, N1 relay, `/tunnels`, `/metrics`;
+//! - [`daemon`]: bring-up and tear-down;
+//! - [`netcfg`], [`tun`]: rtnetlink helpers and the TUN device (also used by
+//!   the `ue` crate);
+//! - [`testkit`]: namespaces with cleanup guards, a fake UPF and a fake SMF,
+//!   for this crate's tests, the `ue` tests and the throughput example.
 
-/// The issue that delivers this crate's functionality.
-pub const PENDING_ISSUE: u32 = 5;
+pub mod api;
+pub mod config;
+pub mod daemon;
+pub mod datapath;
+pub mod netcfg;
+pub mod testkit;
+pub mod tun;
+pub mod tunnels;
+
+pub use config::{ConfigError, GnbConfig};
+pub use daemon::{run, Gnb, GnbError};

@@ -1,7 +1,160 @@
-fn main() -> std::process::ExitCode {
-    eprintln!(
-        "gnb: not implemented yet (tracked in issue {}); see README.md for what works today",
-        gnb::PENDING_ISSUE
-    );
-    std::process::ExitCode::from(2)
+//! `gnb`: the gNB shim daemon and its CLI.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use gnb::tunnels::TunnelView;
+use gnb::GnbConfig;
+
+#[derive(Parser)]
+#[command(
+    name = "gnb",
+    version,
+    about = "gNB shim: UE traffic into GTP-U tunnels on N3"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the gNB in the current network namespace until Ctrl-C/SIGTERM.
+    Run {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// List the tunnels of a running gNB.
+    Tunnels {
+        /// `IP:PORT` of its N2-lite API (default: from --config).
+        #[arg(long)]
+        api: Option<String>,
+        /// Its configuration file, to find the API.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Parse and validate a configuration file.
+    CheckConfig {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term => {},
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cmd(cli.cmd) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gnb: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cmd(cmd: Cmd) -> Result<(), String> {
+    match cmd {
+        Cmd::CheckConfig { file } => {
+            let c = GnbConfig::load(&file).map_err(|e| e.to_string())?;
+            println!(
+                "{}: ok (gNB `{}`, N2 {}, N1 {}, N3 {})",
+                file.display(),
+                c.name,
+                c.n2_api(),
+                c.n1_api(),
+                c.n3_addr
+            );
+            Ok(())
+        }
+        Cmd::Run { config } => {
+            let cfg = GnbConfig::load(&config).map_err(|e| e.to_string())?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| format!("tokio runtime: {e}"))?;
+            rt.block_on(gnb::run(cfg, shutdown_signal()))
+                .map_err(|e| e.to_string())
+        }
+        Cmd::Tunnels { api, config, json } => {
+            let api = match (api, config) {
+                (Some(a), _) => a,
+                (None, Some(c)) => GnbConfig::load(&c)
+                    .map_err(|e| e.to_string())?
+                    .n2_api()
+                    .to_string(),
+                (None, None) => return Err("give --api IP:PORT or --config FILE".into()),
+            };
+            let url = format!("http://{api}/tunnels");
+            let list: Vec<TunnelView> = ureq::get(&url)
+                .call()
+                .map_err(|e| format!("{url}: {e}"))?
+                .body_mut()
+                .read_json()
+                .map_err(|e| format!("{url}: {e}"))?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&list).map_err(|e| e.to_string())?
+                );
+                return Ok(());
+            }
+            println!(
+                "{:<22} {:>3} {:<15} {:>10} {:>10} {:<21} {:>3} {:>10} {:>10} {:>4}",
+                "UE",
+                "PSI",
+                "UE ADDR",
+                "DL TEID",
+                "UL TEID",
+                "UPF",
+                "QFI",
+                "UL PKTS",
+                "DL PKTS",
+                "EM"
+            );
+            for t in list {
+                println!(
+                    "{:<22} {:>3} {:<15} {:>10} {:>10} {:<21} {:>3} {:>10} {:>10} {:>4}{}",
+                    t.ue_id,
+                    t.pdu_session_id,
+                    t.ue_addr,
+                    t.dl_teid,
+                    t.ul_teid,
+                    t.ul_peer,
+                    t.qfi,
+                    t.ul_packets,
+                    t.dl_packets,
+                    t.end_markers,
+                    if t.draining { " draining" } else { "" }
+                );
+            }
+            Ok(())
+        }
+    }
 }

@@ -1,7 +1,17 @@
-//! Minimal SMF: PDU sessions, address/TEID/SEID allocation, PFCP client, CSM migration manager.
+//! Minimal SMF (issue 5): PDU sessions over PFCP (N4) and N2-lite.
 //!
-//! Not built yet: this crate is filled by issue 5. Its binary says so and
-//! exits with an error rather than pretending to work.
+//! - [`core`]: the I/O-free state machine ([`core::Smf`]): PFCP associations,
+//!   heartbeats, T1/N1 retransmission, UPF restart recovery, the session flow
+//!   of DESIGN.md section 4, address pools, SEIDs.
+//! - [`daemon`]: the tokio driver (UDP N4 socket, axum HTTP API, N2 calls).
+//! - [`config`]: the TOML configuration; [`client`]: HTTP clients (N2-lite,
+//!   the SMF API); [`pool`]: UE address pools.
 
-/// The issue that delivers this crate's functionality.
-pub const PENDING_ISSUE: u32 = 5;
+pub mod client;
+pub mod config;
+pub mod core;
+pub mod daemon;
+pub mod pool;
+
+pub use crate::config::Config;
+pub use crate::core::{Action, Smf, SmfError};

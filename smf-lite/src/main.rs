@@ -1,7 +1,175 @@
-fn main() -> std::process::ExitCode {
-    eprintln!(
-        "smf: not implemented yet (tracked in issue {}); see README.md for what works today",
-        smf_lite::PENDING_ISSUE
-    );
-    std::process::ExitCode::from(2)
+//! `smf`: the SMF daemon and a client of its HTTP API.
+
+use clap::{Parser, Subcommand};
+use smf_lite::client::SmfClient;
+use smf_lite::config::Config;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use wire::ctl::{GnbRef, SessionRequest};
+
+const EXAMPLES: &str = "\
+Examples:
+  smf check-config smf-lite/examples/smf.toml
+  smf run --config smf.toml                      # RUST_LOG=debug for more
+  smf session create --ue imsi-001010000000001 --psi 1 --dnn edge1 \\
+      --gnb gnb1 --gnb-n2 10.100.0.5:7002
+  smf session create --ue imsi-001010000000001 --psi 2 --dnn edge2 --upf upf2
+  smf session list
+  smf session release --ue imsi-001010000000001 --psi 1
+  smf upfs --api 127.0.0.1:7000";
+
+#[derive(Parser)]
+#[command(name = "smf", version, about = "Minimal 5G SMF: PDU sessions over PFCP (N4) and N2-lite", after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the daemon.
+    Run {
+        /// Configuration file (TOML; see smf-lite/examples/smf.toml).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a configuration file and print it with defaults filled in.
+    CheckConfig { file: PathBuf },
+    /// Create, list, show or release PDU sessions.
+    Session {
+        #[command(subcommand)]
+        cmd: SessionCmd,
+        /// SMF API address.
+        #[arg(long, global = true, default_value = "127.0.0.1:7000", env = "SMF_API")]
+        api: String,
+    },
+    /// Show the UPFs, their PFCP association and Recovery Time Stamp.
+    Upfs {
+        #[arg(long, default_value = "127.0.0.1:7000", env = "SMF_API")]
+        api: String,
+    },
+    /// Print the SMF's Prometheus metrics.
+    Metrics {
+        #[arg(long, default_value = "127.0.0.1:7000", env = "SMF_API")]
+        api: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionCmd {
+    /// Create a session (prints its SessionInfo as JSON).
+    Create {
+        #[arg(long)]
+        ue: String,
+        /// PDU session id, 1..=15.
+        #[arg(long)]
+        psi: u8,
+        #[arg(long)]
+        dnn: String,
+        /// Use this UPF instead of selecting by DNN.
+        #[arg(long)]
+        upf: Option<String>,
+        /// gNB name (default: the SMF's default_gnb).
+        #[arg(long, requires = "gnb_n2")]
+        gnb: Option<String>,
+        /// gNB N2-lite API, IP:PORT.
+        #[arg(long, requires = "gnb")]
+        gnb_n2: Option<String>,
+    },
+    /// List sessions (JSON).
+    List,
+    /// Show one session (JSON).
+    Get {
+        #[arg(long)]
+        ue: String,
+        #[arg(long)]
+        psi: u8,
+    },
+    /// Release a session.
+    Release {
+        #[arg(long)]
+        ue: String,
+        #[arg(long)]
+        psi: u8,
+    },
+}
+
+fn print_json(v: &impl serde::Serialize) {
+    match serde_json::to_string_pretty(v) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("smf: {e}"),
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let r: Result<(), String> = match cli.cmd {
+        Cmd::CheckConfig { file } => Config::load(&file)
+            .map_err(|e| format!("{}: {e}", file.display()))
+            .and_then(|c| toml::to_string_pretty(&c).map_err(|e| e.to_string()))
+            .map(|s| print!("{s}")),
+        Cmd::Run { config } => match Config::load(&config) {
+            Err(e) => Err(format!("{}: {e}", config.display())),
+            Ok(c) => match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
+                Err(e) => Err(e.to_string()),
+                Ok(rt) => rt
+                    .block_on(smf_lite::daemon::run(c))
+                    .map_err(|e| e.to_string()),
+            },
+        },
+        Cmd::Upfs { api } => SmfClient::new(&api)
+            .upfs()
+            .map(|v| print_json(&v))
+            .map_err(|e| e.to_string()),
+        Cmd::Metrics { api } => SmfClient::new(&api)
+            .metrics()
+            .map(|t| print!("{t}"))
+            .map_err(|e| e.to_string()),
+        Cmd::Session { cmd, api } => {
+            let c = SmfClient::new(&api);
+            match cmd {
+                SessionCmd::Create {
+                    ue,
+                    psi,
+                    dnn,
+                    upf,
+                    gnb,
+                    gnb_n2,
+                } => {
+                    let req = SessionRequest {
+                        ue_id: ue,
+                        pdu_session_id: psi,
+                        dnn,
+                        upf,
+                        gnb: gnb
+                            .zip(gnb_n2)
+                            .map(|(name, n2_api)| GnbRef { name, n2_api }),
+                    };
+                    c.create(&req).map(|i| print_json(&i))
+                }
+                SessionCmd::List => c.list().map(|v| print_json(&v)),
+                SessionCmd::Get { ue, psi } => c.get(&ue, psi).map(|v| print_json(&v)),
+                SessionCmd::Release { ue, psi } => c.release(&ue, psi),
+            }
+            .map_err(|e| e.to_string())
+        }
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("smf: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

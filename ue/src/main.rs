@@ -1,7 +1,234 @@
-fn main() -> std::process::ExitCode {
-    eprintln!(
-        "ue: not implemented yet (tracked in issue {}); see README.md for what works today",
-        ue::PENDING_ISSUE
+//! `ue`: the UE daemon and its CLI.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use ue::{AddSession, UeConfig};
+use wire::ctl::{ApiError, SessionInfo};
+
+#[derive(Parser)]
+#[command(name = "ue", version, about = "UE: PDU sessions through the gNB")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the UE daemon in the current namespace until Ctrl-C/SIGTERM;
+    /// its sessions are released when it stops.
+    Run {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Sessions of a running UE daemon.
+    Session {
+        #[command(subcommand)]
+        cmd: SessionCmd,
+        /// `IP:PORT` of the daemon's API (default: from --config, else
+        /// $UE_API, else 127.0.0.1:7100).
+        #[arg(long, global = true)]
+        api: Option<String>,
+        /// The daemon's configuration file, to find its API.
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+    },
+    /// Parse and validate a configuration file.
+    CheckConfig {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionCmd {
+    /// Establish a PDU session.
+    Add {
+        /// PDU session id, 1..=15.
+        #[arg(long)]
+        psi: u8,
+        /// Data network name.
+        #[arg(long, default_value = "internet")]
+        dnn: String,
+        /// Ask for this UPF.
+        #[arg(long)]
+        upf: Option<String>,
+    },
+    /// List the sessions.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Release a PDU session.
+    Del {
+        /// PDU session id.
+        #[arg(long)]
+        psi: u8,
+    },
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term => {},
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cmd(Cli::parse().cmd) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ue: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+/// The error text of a non-2xx answer.
+fn failed(status: u16, body: &str) -> String {
+    match serde_json::from_str::<ApiError>(body) {
+        Ok(e) => match e.field {
+            Some(f) => format!("{} (HTTP {status}, field `{f}`)", e.error),
+            None => format!("{} (HTTP {status})", e.error),
+        },
+        Err(_) => format!("HTTP {status}: {body}"),
+    }
+}
+
+fn print_sessions(list: &[SessionInfo]) {
+    println!(
+        "{:>3} {:<10} {:<8} {:<15} {:>3} {:>10} {:<15} {:>10} {:<15}",
+        "PSI", "DNN", "UPF", "UE ADDR", "QFI", "UL TEID", "UPF N3", "DL TEID", "GNB N3"
     );
-    std::process::ExitCode::from(2)
+    for s in list {
+        println!(
+            "{:>3} {:<10} {:<8} {:<15} {:>3} {:>10} {:<15} {:>10} {:<15}",
+            s.pdu_session_id,
+            s.dnn,
+            s.upf,
+            s.ue_addr,
+            s.qfi,
+            s.ul_teid,
+            s.ul_addr,
+            s.dl_teid,
+            s.dl_addr
+        );
+    }
+}
+
+fn cmd(cmd: Cmd) -> Result<(), String> {
+    match cmd {
+        Cmd::CheckConfig { file } => {
+            let c = UeConfig::load(&file).map_err(|e| e.to_string())?;
+            println!(
+                "{}: ok (UE `{}`, gNB N1 {}, API {})",
+                file.display(),
+                c.ue_id,
+                c.gnb_n1,
+                c.api
+            );
+            Ok(())
+        }
+        Cmd::Run { config } => {
+            let cfg = UeConfig::load(&config).map_err(|e| e.to_string())?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .map_err(|e| format!("tokio runtime: {e}"))?;
+            rt.block_on(ue::run(cfg, shutdown_signal()))
+                .map_err(|e| e.to_string())
+        }
+        Cmd::Session { cmd, api, config } => {
+            let api = match (api, config) {
+                (Some(a), _) => a,
+                (None, Some(c)) => UeConfig::load(&c)
+                    .map_err(|e| e.to_string())?
+                    .api
+                    .to_string(),
+                (None, None) => {
+                    std::env::var("UE_API").unwrap_or_else(|_| ue::config::DEFAULT_API.into())
+                }
+            };
+            let base = format!("http://{api}/sessions");
+            let a = agent();
+            let (status, body) = match &cmd {
+                SessionCmd::Add { psi, dnn, upf } => {
+                    let req = AddSession {
+                        psi: *psi,
+                        dnn: dnn.clone(),
+                        upf: upf.clone(),
+                    };
+                    a.post(&base).send_json(&req)
+                }
+                SessionCmd::List { .. } => a.get(&base).call(),
+                SessionCmd::Del { psi } => a.delete(&format!("{base}/{psi}")).call(),
+            }
+            .and_then(|mut r| {
+                let s = r.status().as_u16();
+                Ok((s, r.body_mut().read_to_string()?))
+            })
+            .map_err(|e| format!("UE daemon at {api}: {e} (is `ue run` going?)"))?;
+            if !(200..300).contains(&status) {
+                return Err(failed(status, &body));
+            }
+            match cmd {
+                SessionCmd::Add { .. } => {
+                    let s: SessionInfo = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+                    println!(
+                        "session {} up: {} via {} (UL TEID {} at {}, DL TEID {} at {}, QFI {})",
+                        s.pdu_session_id,
+                        s.ue_addr,
+                        s.upf,
+                        s.ul_teid,
+                        s.ul_addr,
+                        s.dl_teid,
+                        s.dl_addr,
+                        s.qfi
+                    );
+                }
+                SessionCmd::List { json } => {
+                    let l: Vec<SessionInfo> =
+                        serde_json::from_str(&body).map_err(|e| e.to_string())?;
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&l).map_err(|e| e.to_string())?
+                        );
+                    } else {
+                        print_sessions(&l);
+                    }
+                }
+                SessionCmd::Del { psi } => println!("session {psi} released"),
+            }
+            Ok(())
+        }
+    }
 }

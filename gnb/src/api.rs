@@ -1,0 +1,360 @@
+//! The gNB's HTTP APIs: N2-lite (from the SMF, on the cp address), the N1
+//! relay (from UEs, on the radio address), `/tunnels` and `/metrics`.
+//! Every error is a 4xx/5xx with a [`wire::ctl::ApiError`] body.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use tracing::{info, warn};
+use wire::ctl::{ApiError, GnbRef, SessionRequest, TunnelSetup, TunnelSetupResponse};
+
+use crate::daemon::Gnb;
+use crate::tunnels::TunnelError;
+
+/// An error answer: status and [`ApiError`] body.
+#[derive(Debug)]
+pub struct ApiErr(pub StatusCode, pub ApiError);
+
+impl ApiErr {
+    /// An error with a message and, if known, the offending field.
+    pub fn new(status: StatusCode, error: impl Into<String>, field: Option<&str>) -> ApiErr {
+        ApiErr(
+            status,
+            ApiError {
+                error: error.into(),
+                field: field.map(str::to_string),
+            },
+        )
+    }
+}
+
+impl IntoResponse for ApiErr {
+    fn into_response(self) -> Response {
+        (self.0, Json(self.1)).into_response()
+    }
+}
+
+/// Parses a JSON body; a syntax error, a missing or unknown field or a
+/// wrong type is a 400 naming the field where serde says which.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiErr> {
+    serde_json::from_slice(body).map_err(|e| {
+        let msg = e.to_string();
+        let field = if msg.starts_with("missing field") || msg.starts_with("unknown field") {
+            msg.split('`').nth(1).map(str::to_string)
+        } else {
+            None
+        };
+        ApiErr(
+            StatusCode::BAD_REQUEST,
+            ApiError {
+                error: format!("bad JSON body: {msg}"),
+                field,
+            },
+        )
+    })
+}
+
+/// The N2-lite router (plus `/tunnels` and `/metrics`).
+pub fn n2_router(gnb: Arc<Gnb>) -> Router {
+    Router::new()
+        .route("/n2/tunnels", post(n2_setup).get(tunnels))
+        .route("/n2/tunnels/{dl_teid}", delete(n2_release))
+        .route("/tunnels", get(tunnels))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .with_state(gnb)
+}
+
+/// The N1 relay router (plus `/tunnels` and `/metrics`, read-only).
+pub fn n1_router(gnb: Arc<Gnb>) -> Router {
+    Router::new()
+        .route("/n1/sessions", post(n1_establish))
+        .route("/n1/sessions/{ue_id}/{psi}", delete(n1_release))
+        .route("/tunnels", get(tunnels))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .with_state(gnb)
+}
+
+async fn not_found() -> ApiErr {
+    ApiErr::new(StatusCode::NOT_FOUND, "no such endpoint", None)
+}
+
+async fn n2_setup(State(gnb): State<Arc<Gnb>>, body: Bytes) -> Result<Response, ApiErr> {
+    let req: TunnelSetup = parse_json(&body)?;
+    let bad = |field: &str, msg: &str| Err(ApiErr::new(StatusCode::BAD_REQUEST, msg, Some(field)));
+    if !(1..=15).contains(&req.pdu_session_id) {
+        return bad("pdu_session_id", "PDU session id must be 1..=15");
+    }
+    if req.qfi > 63 {
+        return bad("qfi", "QFI must be 0..=63");
+    }
+    if req.ue_id.is_empty() {
+        return bad("ue_id", "must not be empty");
+    }
+    if req.ue_addr.is_unspecified() || req.ue_addr.is_broadcast() || req.ue_addr.is_multicast() {
+        return bad("ue_addr", "must be a unicast address");
+    }
+    let IpAddr::V4(ul_ip) = req.ul_addr else {
+        return bad(
+            "ul_addr",
+            "N3 is IPv4 here; an IPv6 F-TEID is not supported",
+        );
+    };
+    if ul_ip.is_unspecified() {
+        return bad("ul_addr", "must be the UPF's N3 address");
+    }
+    let peer = std::net::SocketAddr::from((ul_ip, gnb.cfg.gtpu_port));
+    let change = gnb
+        .table
+        .add(
+            &req.ue_id,
+            req.pdu_session_id,
+            req.ue_addr,
+            req.ul_teid,
+            peer,
+            req.qfi,
+        )
+        .map_err(|e| match e {
+            TunnelError::AddressInUse { .. } => {
+                ApiErr::new(StatusCode::CONFLICT, e.to_string(), Some("ue_addr"))
+            }
+            _ => ApiErr::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string(), None),
+        })?;
+    let t = &change.tunnel;
+    if let Err(e) = gnb.route_ue(true, req.ue_addr).await {
+        // Nothing half made: take the tunnel back out.
+        let _ = gnb.table.remove(t.dl_teid);
+        warn!(error = %e, ue_addr = %req.ue_addr, "host route failed; tunnel not set up");
+        return Err(ApiErr::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot route {} to the radio link: {e}", req.ue_addr),
+            None,
+        ));
+    }
+    info!(
+        ue = %req.ue_id, psi = req.pdu_session_id, ue_addr = %req.ue_addr,
+        dl_teid = t.dl_teid, ul_teid = req.ul_teid, upf = %ul_ip, qfi = req.qfi,
+        replaced = ?change.replaced, "tunnel set up"
+    );
+    let resp = TunnelSetupResponse {
+        dl_teid: t.dl_teid,
+        dl_addr: IpAddr::V4(gnb.cfg.n3_addr),
+    };
+    Ok((StatusCode::CREATED, Json(resp)).into_response())
+}
+
+async fn n2_release(
+    State(gnb): State<Arc<Gnb>>,
+    Path(dl_teid): Path<String>,
+) -> Result<StatusCode, ApiErr> {
+    let teid: u32 = dl_teid.parse().map_err(|_| {
+        ApiErr::new(
+            StatusCode::BAD_REQUEST,
+            format!("`{dl_teid}` is not a TEID (a decimal u32)"),
+            Some("dl_teid"),
+        )
+    })?;
+    let change = gnb
+        .table
+        .remove(teid)
+        .map_err(|e| ApiErr::new(StatusCode::NOT_FOUND, e.to_string(), Some("dl_teid")))?;
+    if change.addr_freed {
+        if let Err(e) = gnb.route_ue(false, change.tunnel.ue_addr).await {
+            warn!(error = %e, "host route removal failed");
+        }
+    }
+    info!(dl_teid = teid, ue = %change.tunnel.ue_id, psi = change.tunnel.psi, "tunnel released");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn tunnels(State(gnb): State<Arc<Gnb>>) -> Response {
+    let v: Vec<_> = gnb.table.list().iter().map(|t| t.view()).collect();
+    Json(v).into_response()
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+async fn metrics(State(gnb): State<Arc<Gnb>>) -> Response {
+    let mut out = String::new();
+    let name = esc(&gnb.cfg.name);
+    for (m, help, v) in gnb.counters.all() {
+        let _ = writeln!(
+            out,
+            "# HELP {m} {help}\n# TYPE {m} counter\n{m}{{gnb=\"{name}\"}} {v}"
+        );
+    }
+    let tunnels = gnb.table.list();
+    let _ = writeln!(out, "# HELP gnb_tunnels tunnels set up\n# TYPE gnb_tunnels gauge\ngnb_tunnels{{gnb=\"{name}\"}} {}", tunnels.len());
+    type Get = fn(&crate::tunnels::TunnelCounters) -> u64;
+    let per: [(&str, &str, Get); 7] = [
+        ("gnb_tunnel_ul_packets_total", "uplink packets", |c| {
+            c.ul_packets.load(Ordering::Relaxed)
+        }),
+        ("gnb_tunnel_ul_bytes_total", "uplink bytes (inner)", |c| {
+            c.ul_bytes.load(Ordering::Relaxed)
+        }),
+        ("gnb_tunnel_ul_drops_total", "uplink drops", |c| {
+            c.ul_drops.load(Ordering::Relaxed)
+        }),
+        ("gnb_tunnel_dl_packets_total", "downlink packets", |c| {
+            c.dl_packets.load(Ordering::Relaxed)
+        }),
+        ("gnb_tunnel_dl_bytes_total", "downlink bytes (inner)", |c| {
+            c.dl_bytes.load(Ordering::Relaxed)
+        }),
+        ("gnb_tunnel_dl_drops_total", "downlink drops", |c| {
+            c.dl_drops.load(Ordering::Relaxed)
+        }),
+        (
+            "gnb_tunnel_end_markers_total",
+            "End Markers received",
+            |c| c.end_markers.load(Ordering::Relaxed),
+        ),
+    ];
+    for (m, help, f) in per {
+        let _ = writeln!(out, "# HELP {m} {help}\n# TYPE {m} counter");
+        for t in &tunnels {
+            let _ = writeln!(
+                out,
+                "{m}{{gnb=\"{name}\",dl_teid=\"{}\",ue_id=\"{}\",psi=\"{}\",ue_addr=\"{}\"}} {}",
+                t.dl_teid,
+                esc(&t.ue_id),
+                t.psi,
+                t.ue_addr,
+                f(&t.counters)
+            );
+        }
+    }
+    match gnb.net.link_stats().await {
+        Ok(links) => {
+            type F = fn(&crate::netcfg::LinkStats) -> u64;
+            let iface: [(&str, F); 6] = [
+                ("gnb_iface_rx_packets_total", |s| s.rx_packets),
+                ("gnb_iface_rx_bytes_total", |s| s.rx_bytes),
+                ("gnb_iface_rx_dropped_total", |s| s.rx_dropped),
+                ("gnb_iface_tx_packets_total", |s| s.tx_packets),
+                ("gnb_iface_tx_bytes_total", |s| s.tx_bytes),
+                ("gnb_iface_tx_dropped_total", |s| s.tx_dropped),
+            ];
+            for (m, f) in iface {
+                let _ = writeln!(
+                    out,
+                    "# HELP {m} kernel interface counter\n# TYPE {m} counter"
+                );
+                for l in &links {
+                    let _ = writeln!(
+                        out,
+                        "{m}{{gnb=\"{name}\",iface=\"{}\"}} {}",
+                        esc(&l.name),
+                        f(l)
+                    );
+                }
+            }
+        }
+        Err(e) => warn!(error = %e, "interface counters unavailable"),
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// Relays one HTTP call to the SMF, answering with the SMF's status and
+/// body (502 with an [`ApiError`] when the SMF cannot be reached).
+async fn relay(gnb: &Gnb, method: &'static str, path: String, body: Option<String>) -> Response {
+    let url = format!("http://{}{}", gnb.cfg.smf_api, path);
+    let agent = gnb.agent.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        let resp = match (method, body) {
+            ("POST", Some(b)) => agent
+                .post(&url)
+                .header("content-type", "application/json")
+                .send(b.as_bytes()),
+            _ => agent.delete(&url).call(),
+        };
+        let mut resp = resp.map_err(|e| format!("{url}: {e}"))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| format!("{url}: reading the answer: {e}"))?;
+        Ok::<_, String>((status, body))
+    })
+    .await;
+    match r {
+        Ok(Ok((status, body))) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            if body.is_empty() {
+                status.into_response()
+            } else {
+                (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+            }
+        }
+        Ok(Err(e)) => ApiErr::new(
+            StatusCode::BAD_GATEWAY,
+            format!("SMF unreachable: {e}"),
+            None,
+        )
+        .into_response(),
+        Err(e) => ApiErr::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("relay task: {e}"),
+            None,
+        )
+        .into_response(),
+    }
+}
+
+async fn n1_establish(State(gnb): State<Arc<Gnb>>, body: Bytes) -> Result<Response, ApiErr> {
+    let mut req: SessionRequest = parse_json(&body)?;
+    if !(1..=15).contains(&req.pdu_session_id) {
+        return Err(ApiErr::new(
+            StatusCode::BAD_REQUEST,
+            "PDU session id must be 1..=15",
+            Some("pdu_session_id"),
+        ));
+    }
+    req.gnb = Some(GnbRef {
+        name: gnb.cfg.name.clone(),
+        n2_api: gnb.cfg.n2_api().to_string(),
+    });
+    let body = serde_json::to_string(&req)
+        .map_err(|e| ApiErr::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))?;
+    info!(ue = %req.ue_id, psi = req.pdu_session_id, dnn = %req.dnn, "N1 session request relayed");
+    Ok(relay(&gnb, "POST", "/sessions".into(), Some(body)).await)
+}
+
+async fn n1_release(
+    State(gnb): State<Arc<Gnb>>,
+    Path((ue_id, psi)): Path<(String, String)>,
+) -> Result<Response, ApiErr> {
+    let psi: u8 = psi
+        .parse()
+        .ok()
+        .filter(|p| (1..=15).contains(p))
+        .ok_or_else(|| {
+            ApiErr::new(
+                StatusCode::BAD_REQUEST,
+                "PDU session id must be 1..=15",
+                Some("psi"),
+            )
+        })?;
+    if ue_id.is_empty() || ue_id.contains('/') {
+        return Err(ApiErr::new(
+            StatusCode::BAD_REQUEST,
+            "bad UE id",
+            Some("ue_id"),
+        ));
+    }
+    info!(ue = %ue_id, psi, "N1 session release relayed");
+    Ok(relay(&gnb, "DELETE", format!("/sessions/{ue_id}/{psi}"), None).await)
+}

@@ -1,0 +1,190 @@
+//! The gNB daemon: sets up the TUN and the policy routing, starts the data
+//! path and the two HTTP APIs, and undoes everything on shutdown.
+
+use std::future::{Future, IntoFuture};
+use std::net::{Ipv4Addr, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use crate::config::GnbConfig;
+use crate::datapath::{Datapath, DatapathEvent, GnbCounters};
+use crate::netcfg::{net_sysctl, Net, NetError};
+use crate::tun::{Tun, TunError};
+use crate::tunnels::TunnelTable;
+
+/// The main routing table (host routes towards the UEs go here).
+pub const MAIN_TABLE: u32 = 254;
+
+/// The daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GnbError {
+    /// A netlink step failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// The TUN device could not be made.
+    #[error(transparent)]
+    Tun(#[from] TunError),
+    /// A socket could not be bound or a thread started.
+    #[error("{what}: {source}")]
+    Io {
+        /// What.
+        what: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> GnbError {
+    let what = what.into();
+    move |source| GnbError::Io { what, source }
+}
+
+/// State shared by the APIs.
+#[derive(Debug)]
+pub struct Gnb {
+    /// Configuration.
+    pub cfg: GnbConfig,
+    /// Tunnels.
+    pub table: Arc<TunnelTable>,
+    /// Counters.
+    pub counters: Arc<GnbCounters>,
+    /// Netlink in the gNB's namespace.
+    pub net: Net,
+    /// Index of the radio interface.
+    pub radio_index: u32,
+    /// HTTP client for the N1 relay.
+    pub agent: ureq::Agent,
+}
+
+impl Gnb {
+    /// Adds or removes the host route `UE_ADDR dev RADIO` (downlink).
+    pub async fn route_ue(&self, add: bool, ue_addr: Ipv4Addr) -> Result<(), NetError> {
+        self.net
+            .route_dev(add, ue_addr, 32, self.radio_index, MAIN_TABLE)
+            .await
+    }
+}
+
+/// Runs the gNB until `shutdown` completes, then removes its rule, routes
+/// and TUN. Must run inside a tokio runtime, in the gNB's namespace.
+pub async fn run(cfg: GnbConfig, shutdown: impl Future<Output = ()>) -> Result<(), GnbError> {
+    if cfg.sysctl {
+        for (k, v) in [
+            ("ipv4/ip_forward", "1"),
+            ("ipv4/conf/all/rp_filter", "0"),
+            ("ipv4/conf/default/rp_filter", "0"),
+        ] {
+            if let Err(e) = net_sysctl(k, v) {
+                warn!(key = k, error = %e, "sysctl failed");
+            }
+        }
+    }
+    let net = Net::open()?;
+    let radio_index = net.link_index(&cfg.radio_iface).await?;
+    let tun = Tun::open(&cfg.tun_name)?;
+    let tun_index = net.link_index(&cfg.tun_name).await?;
+    net.link_up(tun_index, Some(cfg.tun_mtu)).await?;
+    if cfg.sysctl {
+        let _ = net_sysctl(&format!("ipv4/conf/{}/rp_filter", cfg.tun_name), "0");
+    }
+    let setup = async {
+        net.route_dev(true, Ipv4Addr::UNSPECIFIED, 0, tun_index, cfg.table)
+            .await?;
+        net.rule_iif(true, &cfg.radio_iface, cfg.table, cfg.rule_priority)
+            .await
+    };
+    if let Err(e) = setup.await {
+        let _ = net
+            .rule_iif(false, &cfg.radio_iface, cfg.table, cfg.rule_priority)
+            .await;
+        return Err(e.into());
+    }
+    let result = serve(&cfg, net.clone(), radio_index, tun, shutdown).await;
+    // Undo: the rule; host routes of remaining tunnels; the TUN (and its
+    // table route) goes when its last handle closed in `serve`.
+    let _ = net
+        .rule_iif(false, &cfg.radio_iface, cfg.table, cfg.rule_priority)
+        .await;
+    let _ = net
+        .route_dev(false, Ipv4Addr::UNSPECIFIED, 0, tun_index, cfg.table)
+        .await;
+    result
+}
+
+async fn serve(
+    cfg: &GnbConfig,
+    net: Net,
+    radio_index: u32,
+    tun: Tun,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), GnbError> {
+    let sock = UdpSocket::bind((cfg.n3_addr, cfg.gtpu_port))
+        .map_err(io_err(format!("bind N3 {}:{}", cfg.n3_addr, cfg.gtpu_port)))?;
+    let table = Arc::new(TunnelTable::new());
+    let counters = Arc::new(GnbCounters::default());
+    let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut datapath = Datapath::start(tun, sock, table.clone(), counters.clone(), ev_tx)
+        .map_err(io_err("start data path"))?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let gnb = Arc::new(Gnb {
+        cfg: cfg.clone(),
+        table: table.clone(),
+        counters,
+        net,
+        radio_index,
+        agent,
+    });
+    let n2 = tokio::net::TcpListener::bind(cfg.n2_api())
+        .await
+        .map_err(io_err(format!("bind N2 API {}", cfg.n2_api())))?;
+    let n1 = tokio::net::TcpListener::bind(cfg.n1_api())
+        .await
+        .map_err(io_err(format!("bind N1 relay {}", cfg.n1_api())))?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let n2_task = tokio::spawn(
+        axum::serve(n2, crate::api::n2_router(gnb.clone()))
+            .with_graceful_shutdown(stopped(stop_rx.clone()))
+            .into_future(),
+    );
+    let n1_task = tokio::spawn(
+        axum::serve(n1, crate::api::n1_router(gnb.clone()))
+            .with_graceful_shutdown(stopped(stop_rx))
+            .into_future(),
+    );
+    info!(
+        name = %cfg.name, n2 = %cfg.n2_api(), n1 = %cfg.n1_api(),
+        n3 = %cfg.n3_addr, tun = %cfg.tun_name, "gNB ready"
+    );
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            ev = ev_rx.recv() => match ev {
+                Some(DatapathEvent::AddressFreed(a)) => {
+                    if let Err(e) = gnb.route_ue(false, a).await {
+                        warn!(error = %e, "host route removal failed");
+                    }
+                }
+                None => break,
+            },
+        }
+    }
+    info!("gNB stopping");
+    let _ = stop_tx.send(true);
+    let _ = n2_task.await;
+    let _ = n1_task.await;
+    datapath.stop();
+    for t in table.list() {
+        let _ = gnb.route_ue(false, t.ue_addr).await;
+    }
+    Ok(())
+}

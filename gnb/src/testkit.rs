@@ -1,0 +1,910 @@
+//! Test harness (root only): network namespaces and processes with cleanup
+//! guards, a small UE -- gNB -- UPF topology, a fake UPF that answers
+//! G-PDUs, and a fake SMF that drives the gNB's N2-lite API the way the real
+//! SMF does. Used by this crate's tests, the `ue` tests and the throughput
+//! example; not part of the daemon.
+//!
+//! Every guard removes what it made on drop, also when a test panics.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use wire::ctl::{ApiError, SessionInfo, SessionRequest, TunnelSetup, TunnelSetupResponse};
+use wire::gtpu::{decap, encap_in_place, GpduHeader, MessageType, PduSessionInfo};
+
+/// A harness step failed (the message says which command and why).
+pub type KitResult<T> = Result<T, String>;
+
+/// Runs a command, failing with its stderr.
+pub fn run_cmd(prog: &str, args: &[&str]) -> KitResult<String> {
+    let out = Command::new(prog)
+        .args(args)
+        .output()
+        .map_err(|e| format!("{prog} {}: {e}", args.join(" ")))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{prog} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `ip -n NS ARGS...`.
+pub fn ip_in(ns: &str, args: &[&str]) -> KitResult<String> {
+    let mut v = vec!["-n", ns];
+    v.extend_from_slice(args);
+    run_cmd("ip", &v)
+}
+
+static UNIQUE: AtomicU32 = AtomicU32::new(0);
+
+/// A short name unique to this process and call (`PREFIX` + pid + counter),
+/// for namespaces that tests running in parallel must not share.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}x{}",
+        std::process::id() % 100_000,
+        UNIQUE.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A network namespace (`ip netns add`), deleted on drop.
+#[derive(Debug)]
+pub struct Netns {
+    /// Its name under /run/netns.
+    pub name: String,
+}
+
+impl Netns {
+    /// Creates the namespace and brings its loopback up.
+    pub fn new(name: &str) -> KitResult<Netns> {
+        run_cmd("ip", &["netns", "add", name])?;
+        let ns = Netns { name: name.into() };
+        ip_in(name, &["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// `ip -n NAME ARGS...`.
+    pub fn ip(&self, args: &[&str]) -> KitResult<String> {
+        ip_in(&self.name, args)
+    }
+
+    /// Runs `f` on a thread inside the namespace (sockets it opens stay
+    /// there) and returns its result.
+    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> KitResult<T> {
+        self.spawn(f)?
+            .join()
+            .map_err(|_| format!("thread in {} panicked", self.name))
+    }
+
+    /// Starts `f` on a thread inside the namespace. Threads it starts
+    /// (a tokio runtime's workers) are in the namespace too.
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> KitResult<JoinHandle<T>> {
+        let path = format!("/run/netns/{}", self.name);
+        let file = File::open(&path).map_err(|e| format!("{path}: {e}"))?;
+        std::thread::Builder::new()
+            .name(format!("ns-{}", self.name))
+            .spawn(move || {
+                // The thread was just made for this: if it cannot enter the
+                // namespace, nothing it would do is meaningful.
+                #[allow(clippy::expect_used)]
+                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .expect("setns into a namespace this process made");
+                f()
+            })
+            .map_err(|e| format!("spawn thread: {e}"))
+    }
+
+    /// Starts a program inside the namespace (`ip netns exec`); it is
+    /// stopped (SIGTERM, then SIGKILL) when the guard drops.
+    pub fn spawn_process(&self, prog: &str, args: &[&str]) -> KitResult<Process> {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.name, prog])
+            .args(args)
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("spawn {prog}: {e}"))?;
+        Ok(Process { child: Some(child) })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = run_cmd("ip", &["netns", "del", &self.name]);
+    }
+}
+
+/// A child process, stopped on drop.
+#[derive(Debug)]
+pub struct Process {
+    child: Option<Child>,
+}
+
+impl Process {
+    /// Sends SIGTERM and waits up to `grace` before SIGKILL; returns whether
+    /// it exited on its own with success.
+    pub fn stop(&mut self, grace: Duration) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        if let Ok(pid) = i32::try_from(child.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let end = Instant::now() + grace;
+        while Instant::now() < end {
+            if let Ok(Some(st)) = child.try_wait() {
+                return st.success();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(3));
+    }
+}
+
+/// Waits until `f` is true, polling every 20 ms, at most `timeout`.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Addresses of [`Topo`].
+pub mod addr {
+    use std::net::Ipv4Addr;
+    /// The UE's own address on the radio link.
+    pub const UE_RADIO: Ipv4Addr = Ipv4Addr::new(10, 10, 1, 2);
+    /// The gNB's radio address (the UE's gateway, N1 relay).
+    pub const GNB_RADIO: Ipv4Addr = Ipv4Addr::new(10, 10, 1, 1);
+    /// The gNB's N3 (and, in this topology, control-plane) address.
+    pub const GNB_N3: Ipv4Addr = Ipv4Addr::new(10, 3, 0, 1);
+    /// The UPF's N3 address (the fake SMF listens here too).
+    pub const UPF_N3: Ipv4Addr = Ipv4Addr::new(10, 3, 0, 2);
+    /// A data-network host behind the UPF (the fake UPF echoes as if it
+    /// were this host).
+    pub const DN_HOST: Ipv4Addr = Ipv4Addr::new(10, 60, 0, 1);
+}
+
+/// `ue -- radio -- gnb -- n3 -- upf`, three namespaces with unique names.
+/// Interfaces are called `radio` (UE and gNB side) and `n3` (gNB and UPF).
+#[derive(Debug)]
+pub struct Topo {
+    /// The UE's namespace.
+    pub ue: Netns,
+    /// The gNB's namespace.
+    pub gnb: Netns,
+    /// The fake UPF's (and fake SMF's) namespace.
+    pub upf: Netns,
+}
+
+impl Topo {
+    /// Builds the three namespaces and links, addresses up.
+    pub fn new(tag: &str) -> KitResult<Topo> {
+        let base = unique(tag);
+        let t = Topo {
+            ue: Netns::new(&format!("{base}u"))?,
+            gnb: Netns::new(&format!("{base}g"))?,
+            upf: Netns::new(&format!("{base}p"))?,
+        };
+        t.ue.ip(&[
+            "link",
+            "add",
+            "radio",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "radio",
+            "netns",
+            &t.gnb.name,
+        ])?;
+        t.gnb.ip(&[
+            "link",
+            "add",
+            "n3",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "n3",
+            "netns",
+            &t.upf.name,
+        ])?;
+        let a = |ip: Ipv4Addr| format!("{ip}/24");
+        t.ue.ip(&["addr", "add", &a(addr::UE_RADIO), "dev", "radio"])?;
+        t.gnb
+            .ip(&["addr", "add", &a(addr::GNB_RADIO), "dev", "radio"])?;
+        t.gnb.ip(&["addr", "add", &a(addr::GNB_N3), "dev", "n3"])?;
+        t.upf.ip(&["addr", "add", &a(addr::UPF_N3), "dev", "n3"])?;
+        for (ns, dev) in [
+            (&t.ue, "radio"),
+            (&t.gnb, "radio"),
+            (&t.gnb, "n3"),
+            (&t.upf, "n3"),
+        ] {
+            ns.ip(&["link", "set", dev, "up"])?;
+        }
+        Ok(t)
+    }
+
+    /// A gNB configuration for this topology (N2 on the N3 address, SMF
+    /// API at the UPF's address).
+    pub fn gnb_config(&self, smf_port: u16) -> crate::GnbConfig {
+        let mut c = crate::GnbConfig::with_name("gnb-test");
+        c.radio_addr = addr::GNB_RADIO;
+        c.n3_addr = addr::GNB_N3;
+        c.cp_addr = addr::GNB_N3;
+        c.smf_api = SocketAddr::from((addr::UPF_N3, smf_port));
+        c
+    }
+
+    /// Starts the `gnb` binary in the gNB namespace with `cfg` (written to
+    /// a temporary file) and waits until its N2 API answers.
+    pub fn start_gnb(&self, bin: &str, cfg: &crate::GnbConfig) -> KitResult<(Process, TempFile)> {
+        let file = TempFile::new(&format!("{}.toml", self.gnb.name), &cfg.to_toml())?;
+        let mut p = self
+            .gnb
+            .spawn_process(bin, &["run", "--config", file.path()])?;
+        let api = cfg.n2_api();
+        let ns = &self.gnb;
+        let ok = wait_until(Duration::from_secs(10), || {
+            ns.run(move || {
+                std::net::TcpStream::connect_timeout(&api, Duration::from_millis(200)).is_ok()
+            })
+            .unwrap_or(false)
+        });
+        if !ok {
+            let running = p.running();
+            return Err(format!(
+                "gNB N2 API {api} did not come up (process running: {running})"
+            ));
+        }
+        Ok((p, file))
+    }
+}
+
+/// A gNB running in-process on a thread inside its namespace; stopped
+/// (rule, routes and TUN removed) on drop.
+#[derive(Debug)]
+pub struct InProcessGnb {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<Result<(), String>>>,
+}
+
+impl InProcessGnb {
+    /// Starts [`crate::run`] with `cfg` in `ns` and waits until its N2 API
+    /// accepts connections.
+    pub fn start(ns: &Netns, cfg: crate::GnbConfig) -> KitResult<InProcessGnb> {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let api = cfg.n2_api();
+        let thread = ns.spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(crate::run(cfg, async {
+                let _ = rx.await;
+            }))
+            .map_err(|e| e.to_string())
+        })?;
+        let mut g = InProcessGnb {
+            stop: Some(tx),
+            thread: Some(thread),
+        };
+        let ok = wait_until(Duration::from_secs(10), || {
+            if g.thread.as_ref().is_some_and(|t| t.is_finished()) {
+                return true;
+            }
+            ns.run(move || {
+                std::net::TcpStream::connect_timeout(&api, Duration::from_millis(200)).is_ok()
+            })
+            .unwrap_or(false)
+        });
+        if g.thread.as_ref().is_some_and(|t| t.is_finished()) {
+            return Err(match g.thread.take().map(|t| t.join()) {
+                Some(Ok(Err(e))) => format!("gNB failed: {e}"),
+                _ => "gNB thread ended".into(),
+            });
+        }
+        if !ok {
+            return Err(format!("gNB N2 API {api} did not come up"));
+        }
+        Ok(g)
+    }
+}
+
+impl Drop for InProcessGnb {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A file removed on drop.
+#[derive(Debug)]
+pub struct TempFile {
+    path: String,
+}
+
+impl TempFile {
+    /// Writes `text` to a new file in the temporary directory.
+    pub fn new(name: &str, text: &str) -> KitResult<TempFile> {
+        let path = std::env::temp_dir().join(name).display().to_string();
+        std::fs::write(&path, text).map_err(|e| format!("{path}: {e}"))?;
+        Ok(TempFile { path })
+    }
+    /// Its path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// One uplink G-PDU as the fake UPF saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UlSeen {
+    /// Its TEID.
+    pub teid: u32,
+    /// QFI of its PDU Session Container (None: no container).
+    pub qfi: Option<u8>,
+    /// Whether the container was an UL PDU SESSION INFORMATION.
+    pub ul_container: bool,
+    /// Inner source and destination.
+    pub src: Ipv4Addr,
+    /// Inner destination.
+    pub dst: Ipv4Addr,
+    /// Inner length.
+    pub len: usize,
+}
+
+/// A session the fake UPF knows: uplink TEID -> where its downlink goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FakeSession {
+    /// The gNB's TEID.
+    pub dl_teid: u32,
+    /// The gNB's N3 address.
+    pub gnb: SocketAddr,
+    /// QFI.
+    pub qfi: u8,
+}
+
+/// A fake UPF on `UPF_N3:2152`: records every uplink G-PDU, and answers
+/// each one of a known session with the same inner packet, addresses and
+/// UDP/TCP ports swapped (so the UE sees a reply from the host it sent to),
+/// as a DL G-PDU on the session's downlink tunnel. Also records Error
+/// Indications and Echo Responses.
+#[derive(Debug)]
+pub struct FakeUpf {
+    /// Uplink tunnel -> downlink tunnel.
+    pub sessions: Arc<Mutex<HashMap<u32, FakeSession>>>,
+    /// Every uplink G-PDU seen.
+    pub seen: Arc<Mutex<Vec<UlSeen>>>,
+    /// TEIDs of Error Indications received (TEID Data I).
+    pub error_indications: Arc<Mutex<Vec<u32>>>,
+    /// Echo Responses received.
+    pub echo_responses: Arc<AtomicU64>,
+    /// The socket (a clone) to send test packets from 2152.
+    pub sock: UdpSocket,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FakeUpf {
+    /// Starts it in `ns`, bound to `addr:2152`.
+    pub fn start(ns: &Netns, addr: Ipv4Addr) -> KitResult<FakeUpf> {
+        let sock = ns
+            .run(move || UdpSocket::bind((addr, wire::gtpu::PORT)))?
+            .map_err(|e| format!("fake UPF bind: {e}"))?;
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .map_err(|e| e.to_string())?;
+        let sessions: Arc<Mutex<HashMap<u32, FakeSession>>> = Arc::default();
+        let seen: Arc<Mutex<Vec<UlSeen>>> = Arc::default();
+        let errs: Arc<Mutex<Vec<u32>>> = Arc::default();
+        let echo = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let rx = sock.try_clone().map_err(|e| e.to_string())?;
+        let (s2, seen2, errs2, echo2, stop2) = (
+            sessions.clone(),
+            seen.clone(),
+            errs.clone(),
+            echo.clone(),
+            stop.clone(),
+        );
+        let thread = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 70000];
+            let mut out = vec![0u8; 70000];
+            while !stop2.load(Ordering::Relaxed) {
+                let Ok((n, from)) = rx.recv_from(&mut buf) else {
+                    continue;
+                };
+                let Ok(d) = decap(&buf[..n]) else { continue };
+                match d.message_type {
+                    MessageType::GPdu => {
+                        let p = d.payload;
+                        if p.len() < 20 {
+                            continue;
+                        }
+                        let src = Ipv4Addr::new(p[12], p[13], p[14], p[15]);
+                        let dst = Ipv4Addr::new(p[16], p[17], p[18], p[19]);
+                        seen2
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(UlSeen {
+                                teid: d.teid,
+                                qfi: d.qfi(),
+                                ul_container: matches!(d.pdu_session, Some(PduSessionInfo::Ul(_))),
+                                src,
+                                dst,
+                                len: p.len(),
+                            });
+                        let sess = s2
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get(&d.teid)
+                            .copied();
+                        let Some(sess) = sess else { continue };
+                        let head = 16;
+                        let inner = &mut out[head..head + p.len()];
+                        inner.copy_from_slice(p);
+                        swap_addresses(inner);
+                        if let Ok(pkt) = encap_in_place(
+                            &mut out,
+                            head,
+                            p.len(),
+                            &GpduHeader::dl(sess.dl_teid, sess.qfi),
+                        ) {
+                            let _ = rx.send_to(pkt, sess.gnb);
+                        }
+                    }
+                    MessageType::ErrorIndication => {
+                        if let Ok(wire::gtpu::Repr {
+                            message: wire::gtpu::Message::ErrorIndication { teid_data, .. },
+                            ..
+                        }) = wire::gtpu::Repr::parse_bytes(&buf[..n])
+                        {
+                            errs2
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push(teid_data);
+                        }
+                    }
+                    MessageType::EchoResponse => {
+                        echo2.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {}
+                }
+                let _ = from;
+            }
+        });
+        Ok(FakeUpf {
+            sessions,
+            seen,
+            error_indications: errs,
+            echo_responses: echo,
+            sock,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The uplink G-PDUs seen so far.
+    pub fn seen(&self) -> Vec<UlSeen> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Sends raw GTP-U bytes from the fake UPF's socket.
+    pub fn send(&self, bytes: &[u8], to: SocketAddr) -> KitResult<()> {
+        self.sock
+            .send_to(bytes, to)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Sends a message built from `repr`.
+    pub fn send_repr(&self, repr: &wire::gtpu::Repr, to: SocketAddr) -> KitResult<()> {
+        let mut b = vec![0u8; repr.buffer_len()];
+        repr.emit(&mut b).map_err(|e| e.to_string())?;
+        self.send(&b, to)
+    }
+}
+
+impl Drop for FakeUpf {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A fake UPF that routes: uplink G-PDUs on `UPF_N3:2152` are decapsulated
+/// into a TUN (`n6`, address `DN_HOST`, so the namespace's own sockets on
+/// `DN_HOST` are the data network), and packets the kernel routes to the UE
+/// pool (10.45.0.0/16) into that TUN are encapsulated towards the gNB's
+/// downlink TEID. TCP works through it. Used by the TCP test and the
+/// throughput example.
+#[derive(Debug)]
+pub struct RoutedUpf {
+    /// UE address -> downlink tunnel.
+    pub sessions: Arc<Mutex<HashMap<Ipv4Addr, FakeSession>>>,
+    /// Uplink G-PDUs decapsulated.
+    pub ul_packets: Arc<AtomicU64>,
+    /// Downlink G-PDUs sent.
+    pub dl_packets: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl RoutedUpf {
+    /// Starts it in `ns` (its TUN is `n6`).
+    pub fn start(ns: &Netns, addr: Ipv4Addr) -> KitResult<RoutedUpf> {
+        let (sock, tun) = ns.run(move || {
+            let sock = UdpSocket::bind((addr, wire::gtpu::PORT)).map_err(|e| e.to_string())?;
+            let tun = crate::tun::Tun::open("n6").map_err(|e| e.to_string())?;
+            Ok::<_, String>((sock, tun))
+        })??;
+        ns.ip(&["link", "set", "n6", "up"])?;
+        ns.ip(&["addr", "add", &format!("{}/32", addr::DN_HOST), "dev", "n6"])?;
+        ns.ip(&["route", "add", "10.45.0.0/16", "dev", "n6"])?;
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .map_err(|e| e.to_string())?;
+        let sessions: Arc<Mutex<HashMap<Ipv4Addr, FakeSession>>> = Arc::default();
+        let (ul, dl) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        {
+            let (sock, mut tun, stop, ul) = (
+                sock.try_clone().map_err(|e| e.to_string())?,
+                tun.try_clone().map_err(|e| e.to_string())?,
+                stop.clone(),
+                ul.clone(),
+            );
+            threads.push(std::thread::spawn(move || {
+                let mut buf = vec![0u8; 70000];
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok((n, _)) = sock.recv_from(&mut buf) else {
+                        continue;
+                    };
+                    if let Ok(d) = decap(&buf[..n]) {
+                        if d.message_type == MessageType::GPdu {
+                            ul.fetch_add(1, Ordering::Relaxed);
+                            let _ = tun.send(d.payload);
+                        }
+                    }
+                }
+            }));
+        }
+        {
+            let (sessions, stop, dl) = (sessions.clone(), stop.clone(), dl.clone());
+            let mut tun = tun;
+            threads.push(std::thread::spawn(move || {
+                let mut buf = vec![0u8; 70000];
+                while !stop.load(Ordering::Relaxed) {
+                    if !tun
+                        .wait_readable(Duration::from_millis(50))
+                        .unwrap_or(false)
+                    {
+                        continue;
+                    }
+                    let Ok(n) = tun.recv(&mut buf[16..]) else {
+                        continue;
+                    };
+                    if n < 20 {
+                        continue;
+                    }
+                    let dst = Ipv4Addr::new(buf[32], buf[33], buf[34], buf[35]);
+                    let sess = sessions
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get(&dst)
+                        .copied();
+                    let Some(sess) = sess else { continue };
+                    if let Ok(pkt) =
+                        encap_in_place(&mut buf, 16, n, &GpduHeader::dl(sess.dl_teid, sess.qfi))
+                    {
+                        if sock.send_to(pkt, sess.gnb).is_ok() {
+                            dl.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }));
+        }
+        Ok(RoutedUpf {
+            sessions,
+            ul_packets: ul,
+            dl_packets: dl,
+            stop,
+            threads,
+        })
+    }
+}
+
+impl Drop for RoutedUpf {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Swaps the IPv4 source and destination addresses and, for UDP and TCP,
+/// the ports. The checksums stay valid (the sums are order-independent).
+pub fn swap_addresses(p: &mut [u8]) {
+    if p.len() < 20 {
+        return;
+    }
+    for i in 0..4 {
+        p.swap(12 + i, 16 + i);
+    }
+    let ihl = usize::from(p[0] & 0x0f) * 4;
+    if (p[9] == 17 || p[9] == 6) && p.len() >= ihl + 4 {
+        p.swap(ihl, ihl + 2);
+        p.swap(ihl + 1, ihl + 3);
+    }
+}
+
+/// A fake SMF HTTP API (`POST /sessions`, `DELETE /sessions/{ue}/{psi}`,
+/// `GET /sessions`) that allocates addresses from 10.45.0.0/24 and uplink
+/// TEIDs, calls the gNB's N2-lite API like the real SMF, and tells the fake
+/// UPF about the session.
+#[derive(Debug)]
+pub struct FakeSmf {
+    /// Sessions established: (ue_id, psi) -> info.
+    pub sessions: Arc<Mutex<HashMap<(String, u8), SessionInfo>>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Clone)]
+struct SmfState {
+    sessions: Arc<Mutex<HashMap<(String, u8), SessionInfo>>>,
+    upf: Arc<Mutex<HashMap<u32, FakeSession>>>,
+    upf_addr: Ipv4Addr,
+    next: Arc<AtomicU32>,
+}
+
+impl FakeSmf {
+    /// Starts it in `ns` on `listen`; `upf_sessions` is the fake UPF's map.
+    pub fn start(
+        ns: &Netns,
+        listen: SocketAddr,
+        upf_addr: Ipv4Addr,
+        upf_sessions: Arc<Mutex<HashMap<u32, FakeSession>>>,
+    ) -> KitResult<FakeSmf> {
+        use axum::routing::{delete, post};
+        let sessions: Arc<Mutex<HashMap<(String, u8), SessionInfo>>> = Arc::default();
+        let st = SmfState {
+            sessions: sessions.clone(),
+            upf: upf_sessions,
+            upf_addr,
+            next: Arc::new(AtomicU32::new(2)),
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<KitResult<()>>();
+        let thread = ns.spawn(move || {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let l = match tokio::net::TcpListener::bind(listen).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(format!("fake SMF bind {listen}: {e}")));
+                        return;
+                    }
+                };
+                let app = axum::Router::new()
+                    .route("/sessions", post(smf_create).get(smf_list))
+                    .route("/sessions/{ue}/{psi}", delete(smf_delete))
+                    .with_state(st);
+                let _ = ready_tx.send(Ok(()));
+                let _ = axum::serve(l, app)
+                    .with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    })
+                    .await;
+            });
+        })?;
+        ready_rx
+            .recv_timeout(Duration::from_secs(5))
+            .map_err(|e| format!("fake SMF: {e}"))??;
+        Ok(FakeSmf {
+            sessions,
+            stop: Some(tx),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for FakeSmf {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn smf_err(code: u16, msg: String) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let status =
+        axum::http::StatusCode::from_u16(code).unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
+    (
+        status,
+        axum::Json(ApiError {
+            error: msg,
+            field: None,
+        }),
+    )
+        .into_response()
+}
+
+async fn smf_list(
+    axum::extract::State(st): axum::extract::State<SmfState>,
+) -> axum::Json<Vec<SessionInfo>> {
+    axum::Json(
+        st.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect(),
+    )
+}
+
+async fn smf_create(
+    axum::extract::State(st): axum::extract::State<SmfState>,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let req: SessionRequest = match crate::api::parse_json(&body) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let Some(gnb) = req.gnb.clone() else {
+        return smf_err(400, "no gNB in the request".into());
+    };
+    let n = st.next.fetch_add(1, Ordering::Relaxed);
+    let ue_addr = Ipv4Addr::new(10, 45, 0, (n % 250) as u8);
+    let ul_teid = 0x1000 + n;
+    let qfi = 9;
+    let setup = TunnelSetup {
+        ue_id: req.ue_id.clone(),
+        pdu_session_id: req.pdu_session_id,
+        ue_addr,
+        ul_teid,
+        ul_addr: IpAddr::V4(st.upf_addr),
+        qfi,
+    };
+    let url = format!("http://{}/n2/tunnels", gnb.n2_api);
+    let r = tokio::task::spawn_blocking(move || {
+        let mut resp = ureq::post(&url)
+            .send_json(&setup)
+            .map_err(|e| format!("{url}: {e}"))?;
+        resp.body_mut()
+            .read_json::<TunnelSetupResponse>()
+            .map_err(|e| format!("{url}: {e}"))
+    })
+    .await;
+    let resp = match r {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return smf_err(502, e),
+        Err(e) => return smf_err(500, e.to_string()),
+    };
+    let gnb_n3 = match resp.dl_addr {
+        IpAddr::V4(a) => SocketAddr::from((a, wire::gtpu::PORT)),
+        IpAddr::V6(_) => return smf_err(502, "IPv6 dl_addr".into()),
+    };
+    st.upf.lock().unwrap_or_else(|e| e.into_inner()).insert(
+        ul_teid,
+        FakeSession {
+            dl_teid: resp.dl_teid,
+            gnb: gnb_n3,
+            qfi,
+        },
+    );
+    let info = SessionInfo {
+        ue_id: req.ue_id.clone(),
+        pdu_session_id: req.pdu_session_id,
+        dnn: req.dnn.clone(),
+        upf: req.upf.clone().unwrap_or_else(|| "upf1".into()),
+        ue_addr,
+        qfi,
+        ul_teid,
+        ul_addr: IpAddr::V4(st.upf_addr),
+        dl_teid: resp.dl_teid,
+        dl_addr: resp.dl_addr,
+        cp_seid: u64::from(n),
+        up_seid: u64::from(n),
+        gnb: gnb.name,
+    };
+    st.sessions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert((req.ue_id, req.pdu_session_id), info.clone());
+    (axum::http::StatusCode::CREATED, axum::Json(info)).into_response()
+}
+
+async fn smf_delete(
+    axum::extract::State(st): axum::extract::State<SmfState>,
+    axum::extract::Path((ue, psi)): axum::extract::Path<(String, u8)>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let info = st
+        .sessions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&(ue, psi));
+    let Some(info) = info else {
+        return smf_err(404, "no such session".into());
+    };
+    st.upf
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&info.ul_teid);
+    // The gNB's N2 API is where the tunnel came from: its address is the
+    // dl_addr, port 7002 unless the test moved it; the gNB ref is not kept
+    // in SessionInfo, so look at the request-time value via dl_addr.
+    let url = format!(
+        "http://{}:{}/n2/tunnels/{}",
+        info.dl_addr,
+        wire::ctl::GNB_N2_PORT,
+        info.dl_teid
+    );
+    let _ = tokio::task::spawn_blocking(move || ureq::delete(&url).call()).await;
+    axum::http::StatusCode::NO_CONTENT.into_response()
+}

@@ -1,0 +1,575 @@
+//! Session setup time and setup rate of the SMF against the real UPF, both
+//! on the loopback of a namespace made for the run (root; the UPF makes a
+//! TUN). The gNB is an in-process N2-lite stub.
+//!
+//! ```text
+//! cargo run --release -p smf-lite --example setup_bench -- [SETUPS] [CONCURRENT]
+//! ```
+//!
+//! Prints: setup time (API request to its answer, which the SMF sends after
+//! the Session Modification Response) median / p99 over SETUPS sequential
+//! setups; the rate with CONCURRENT requests in flight from 64 client
+//! threads; and, as the baseline measured in the same run, the round trip of
+//! an API call that touches neither UPF nor gNB (GET of a missing session),
+//! with the ratio of the two.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, post};
+use axum::{Json, Router};
+use smf_lite::client::SmfClient;
+use smf_lite::Config;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wire::ctl::{GnbRef, SessionRequest, TunnelSetup, TunnelSetupResponse};
+
+struct Netns(String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let setups: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let concurrent: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1000);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("setup_bench: needs root (a namespace and a TUN for the UPF)");
+        std::process::exit(2);
+    }
+    let name = format!("smfb{}", std::process::id() % 100_000);
+    let _ = Command::new("ip").args(["netns", "del", &name]).output();
+    let ok = Command::new("ip").args(["netns", "add", &name]).status();
+    assert!(ok.is_ok_and(|s| s.success()), "ip netns add");
+    let ns = Netns(name.clone());
+    let _ = Command::new("ip")
+        .args(["-n", &name, "link", "set", "lo", "up"])
+        .status();
+    let path = format!("/var/run/netns/{name}");
+    let r = std::thread::spawn(move || {
+        let fd = std::fs::File::open(&path).expect("netns file");
+        // SAFETY: setns with a valid namespace fd changes only this thread.
+        let r = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(r, 0, "setns");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(bench(setups, concurrent));
+    })
+    .join();
+    drop(ns);
+    if r.is_err() {
+        std::process::exit(1);
+    }
+}
+
+async fn gnb() -> SocketAddr {
+    let next = Arc::new(AtomicU32::new(1));
+    async fn setup(
+        State(n): State<Arc<AtomicU32>>,
+        Json(_): Json<TunnelSetup>,
+    ) -> (StatusCode, Json<TunnelSetupResponse>) {
+        (
+            StatusCode::CREATED,
+            Json(TunnelSetupResponse {
+                dl_teid: n.fetch_add(1, Ordering::Relaxed),
+                dl_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            }),
+        )
+    }
+    async fn del(Path(_): Path<u32>) -> StatusCode {
+        StatusCode::NO_CONTENT
+    }
+    let app = Router::new()
+        .route("/n2/tunnels", post(setup))
+        .route("/n2/tunnels/{teid}", delete(del))
+        .with_state(next);
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    addr
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i.min(v.len() - 1)]
+}
+
+async fn bench(setups: usize, concurrent: usize) {
+    let n4 = SocketAddr::from(([127, 0, 0, 1], 8805));
+    let mut uc = upf::config::Config {
+        node_id: "upf1.bench".into(),
+        ..Default::default()
+    };
+    uc.n3.addrs = vec![Ipv4Addr::LOCALHOST];
+    uc.n3.port = 0;
+    uc.n4.addr = n4;
+    uc.n6.tun = "benchtun".into();
+    uc.n6.ue_pools = vec!["10.60.0.0/16".into()];
+    uc.limits.max_sessions = 100_000;
+    uc.metrics.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    let upf = upf::daemon::Upf::start(uc).expect("UPF starts");
+    let gnb_addr = gnb().await;
+    let cfg = Config::parse(&format!(
+        "node_id = \"127.0.0.1\"\nn4_bind = \"127.0.0.1:0\"\napi_bind = \"127.0.0.1:0\"\n\
+         [[upf]]\nname = \"upf1\"\nn4 = \"{n4}\"\n\
+         [[upf.dnn]]\nname = \"edge1\"\npool = \"10.60.0.0/16\"\nnetwork_instance = \"internet\"\n"
+    ))
+    .expect("valid");
+    let smf = smf_lite::daemon::start(cfg).await.expect("SMF starts");
+    let api = smf.api_addr.to_string();
+    let gnb_ref = GnbRef {
+        name: "gnb1".into(),
+        n2_api: gnb_addr.to_string(),
+    };
+    let c = SmfClient::new(&api);
+    let report = tokio::task::spawn_blocking(move || {
+        for _ in 0..200 {
+            if c.upfs().is_ok_and(|u| u[0]["state"] == "associated") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let req = |i: usize, psi: u8| SessionRequest {
+            ue_id: format!("imsi-0010100{i:08}"),
+            pdu_session_id: psi,
+            dnn: "edge1".into(),
+            upf: None,
+            gnb: Some(gnb_ref.clone()),
+        };
+        // Warm-up (connections, allocations).
+        for i in 0..50 {
+            c.create(&req(i, 15)).expect("warm-up create");
+            c.release(&format!("imsi-0010100{i:08}"), 15)
+                .expect("warm-up release");
+        }
+        // Baseline: an API round trip that reaches the SMF core only.
+        let mut base = Vec::with_capacity(setups);
+        for _ in 0..setups {
+            let t = Instant::now();
+            let _ = c.get("nobody", 1);
+            base.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        // Component baselines: one N2-lite call to the stub gNB, and one
+        // PFCP Session Establishment round trip to the UPF, from this thread.
+        let http = smf_lite::client::Http::new(Duration::from_secs(5));
+        let mut n2 = Vec::with_capacity(setups);
+        for i in 0..setups {
+            let t = Instant::now();
+            let ts = TunnelSetup {
+                ue_id: "x".into(),
+                pdu_session_id: 1,
+                ue_addr: Ipv4Addr::new(10, 60, 0, 1),
+                ul_teid: i as u32,
+                ul_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                qfi: 9,
+            };
+            http.n2_setup(&gnb_ref.n2_api, &ts).expect("n2");
+            n2.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        let pfcp = pfcp_rtts(n4, setups);
+        // Sequential setups.
+        let mut lat = Vec::with_capacity(setups);
+        for i in 0..setups {
+            let t = Instant::now();
+            c.create(&req(i, 1)).expect("create");
+            lat.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        for i in 0..setups {
+            c.release(&format!("imsi-0010100{i:08}"), 1)
+                .expect("release");
+        }
+        // Concurrent setups: `concurrent` UEs from 64 client threads.
+        let threads = 64.min(concurrent.max(1));
+        let cpu0 = cpu_seconds();
+        let t0 = Instant::now();
+        let hs: Vec<_> = (0..threads)
+            .map(|k| {
+                let c = SmfClient::new(&api);
+                let gnb_ref = gnb_ref.clone();
+                std::thread::spawn(move || {
+                    let mut fails = 0;
+                    for i in (k..concurrent).step_by(threads) {
+                        let r = SessionRequest {
+                            ue_id: format!("imsi-0010200{i:08}"),
+                            pdu_session_id: 2,
+                            dnn: "edge1".into(),
+                            upf: None,
+                            gnb: Some(gnb_ref.clone()),
+                        };
+                        if c.create(&r).is_err() {
+                            fails += 1;
+                        }
+                    }
+                    fails
+                })
+            })
+            .collect();
+        let fails: usize = hs.into_iter().map(|h| h.join().unwrap_or(usize::MAX)).sum();
+        let elapsed = t0.elapsed().as_secs_f64();
+        let cpu = cpu_seconds() - cpu0;
+        let listed = c.list().map(|l| l.len()).unwrap_or(0);
+        (base, lat, fails, elapsed, listed, n2, pfcp, cpu)
+    })
+    .await
+    .expect("bench thread");
+    let (mut base, mut lat, fails, elapsed, listed, mut n2, pfcp, cpu) = report;
+    let (b50, b99) = (pct(&mut base, 0.5), pct(&mut base, 0.99));
+    let k = (lat.len() / 10).max(1);
+    let (mut first, mut last) = (lat[..k].to_vec(), lat[lat.len() - k..].to_vec());
+    let (f50, z50) = (pct(&mut first, 0.5), pct(&mut last, 0.5));
+    let (l50, l99) = (pct(&mut lat, 0.5), pct(&mut lat, 0.99));
+    println!("SMF session setup against the real UPF (loopback, in one namespace)");
+    println!("baseline API round trip (GET, no N4/N2): median {b50:.3} ms  p99 {b99:.3} ms");
+    println!(
+        "N2-lite call to the stub gNB:          median {:.3} ms  p99 {:.3} ms",
+        pct(&mut n2, 0.5),
+        pct(&mut n2, 0.99)
+    );
+    let mut est: Vec<f64> = pfcp.iter().map(|p| p.0).collect();
+    let mut md: Vec<f64> = pfcp.iter().map(|p| p.1).collect();
+    println!(
+        "PFCP RTT to the UPF (raw socket): establishment median {:.3} ms p99 {:.3} ms; modification BUFF->FORW median {:.3} ms p99 {:.3} ms",
+        pct(&mut est, 0.5),
+        pct(&mut est, 0.99),
+        pct(&mut md, 0.5),
+        pct(&mut md, 0.99)
+    );
+    println!(
+        "session setup ({setups} sequential):       median {l50:.3} ms  p99 {l99:.3} ms   (goal: median < 2 ms)"
+    );
+    println!(
+        "  first {k} setups (few sessions up): median {f50:.3} ms; last {k} (~{setups} up): median {z50:.3} ms"
+    );
+    println!("setup / baseline (median):             {:.1}x", l50 / b50);
+    println!(
+        "setup rate ({concurrent} UEs, 64 client threads): {:.0} sessions/s  ({fails} failed, {listed} listed)   (goal: > 2000/s)",
+        (concurrent - fails.min(concurrent)) as f64 / elapsed
+    );
+    let ok = (concurrent - fails.min(concurrent)) as f64;
+    println!(
+        "CPU time of the whole process in that phase: {:.3} s = {:.0} setups per CPU-second \
+         (SMF + UPF + gNB stub + 64 HTTP clients; load average now {})",
+        cpu,
+        ok / cpu.max(1e-9),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split(' ')
+            .next()
+            .unwrap_or("?")
+    );
+    smf.stop().await;
+    upf.stop();
+
+    // The same concurrent phase against a minimal PFCP responder (O(1) per
+    // message) instead of the real UPF: what the SMF itself sustains.
+    let stub = stub_upf();
+    let cfg = Config::parse(&format!(
+        "node_id = \"127.0.0.1\"\nn4_bind = \"127.0.0.1:0\"\napi_bind = \"127.0.0.1:0\"\n\
+         [[upf]]\nname = \"stub\"\nn4 = \"{stub}\"\n\
+         [[upf.dnn]]\nname = \"edge1\"\npool = \"10.62.0.0/16\"\n"
+    ))
+    .expect("valid");
+    let smf = smf_lite::daemon::start(cfg).await.expect("SMF starts");
+    let api = smf.api_addr.to_string();
+    let gnb_ref = GnbRef {
+        name: "gnb1".into(),
+        n2_api: gnb_addr.to_string(),
+    };
+    let (rate, cpu, fails, mut lat) = tokio::task::spawn_blocking(move || {
+        let c = SmfClient::new(&api);
+        for _ in 0..200 {
+            if c.upfs().is_ok_and(|u| u[0]["state"] == "associated") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut lat = Vec::with_capacity(setups);
+        for i in 0..setups {
+            let r = SessionRequest {
+                ue_id: format!("imsi-0010400{i:08}"),
+                pdu_session_id: 1,
+                dnn: "edge1".into(),
+                upf: None,
+                gnb: Some(gnb_ref.clone()),
+            };
+            let t = Instant::now();
+            c.create(&r).expect("create");
+            lat.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        let threads = 64.min(concurrent.max(1));
+        let cpu0 = cpu_seconds();
+        let t0 = Instant::now();
+        let hs: Vec<_> = (0..threads)
+            .map(|k| {
+                let c = SmfClient::new(&api);
+                let gnb_ref = gnb_ref.clone();
+                std::thread::spawn(move || {
+                    (k..concurrent)
+                        .step_by(threads)
+                        .filter(|i| {
+                            c.create(&SessionRequest {
+                                ue_id: format!("imsi-0010300{i:08}"),
+                                pdu_session_id: 1,
+                                dnn: "edge1".into(),
+                                upf: None,
+                                gnb: Some(gnb_ref.clone()),
+                            })
+                            .is_err()
+                        })
+                        .count()
+                })
+            })
+            .collect();
+        let fails: usize = hs.into_iter().map(|h| h.join().unwrap_or(usize::MAX)).sum();
+        let el = t0.elapsed().as_secs_f64();
+        let ok = (concurrent - fails.min(concurrent)) as f64;
+        (ok / el, ok / (cpu_seconds() - cpu0).max(1e-9), fails, lat)
+    })
+    .await
+    .expect("stub phase");
+    println!(
+        "against a minimal PFCP responder instead of the UPF: setup median {:.3} ms  p99 {:.3} ms",
+        pct(&mut lat, 0.5),
+        pct(&mut lat, 0.99)
+    );
+    println!(
+        "same against a minimal PFCP responder:  {rate:.0} sessions/s, {cpu:.0} setups per CPU-second ({fails} failed)"
+    );
+    smf.stop().await;
+}
+
+/// A PFCP responder that accepts everything with O(1) work per message.
+fn stub_upf() -> SocketAddr {
+    use wire::pfcp::*;
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let addr = sock.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        let mut seid = 1u64;
+        let node = NodeId::fqdn("stub");
+        while let Ok((n, from)) = sock.recv_from(&mut buf) {
+            let Ok(m) = Message::parse(&buf[..n]) else {
+                continue;
+            };
+            let seq = m.header.seq;
+            let rsp = match m.body {
+                MessageBody::AssociationSetupRequest(_) => Message::node(
+                    seq,
+                    AssociationSetupResponse {
+                        node_id: node.clone(),
+                        cause: Cause::RequestAccepted,
+                        recovery_time_stamp: 1,
+                        ..Default::default()
+                    },
+                ),
+                MessageBody::HeartbeatRequest(_) => Message::node(
+                    seq,
+                    HeartbeatResponse {
+                        recovery_time_stamp: 1,
+                        ..Default::default()
+                    },
+                ),
+                MessageBody::SessionEstablishmentRequest(r) => {
+                    seid += 1;
+                    Message::session(
+                        r.cp_f_seid.seid,
+                        seq,
+                        SessionEstablishmentResponse {
+                            node_id: node.clone(),
+                            cause: Cause::RequestAccepted,
+                            up_f_seid: Some(FSeid {
+                                seid,
+                                ipv4: Some(Ipv4Addr::LOCALHOST),
+                                ipv6: None,
+                            }),
+                            created_pdrs: vec![CreatedPdr {
+                                pdr_id: 1,
+                                local_f_teid: Some(FTeid::ipv4(seid as u32, Ipv4Addr::LOCALHOST)),
+                                ..Default::default()
+                            }],
+                            ..Default::default()
+                        },
+                    )
+                }
+                MessageBody::SessionModificationRequest(_) => Message::session(
+                    0,
+                    seq,
+                    SessionModificationResponse {
+                        cause: Cause::RequestAccepted,
+                        ..Default::default()
+                    },
+                ),
+                MessageBody::SessionDeletionRequest(_) => Message::session(
+                    0,
+                    seq,
+                    SessionDeletionResponse {
+                        cause: Cause::RequestAccepted,
+                        ..Default::default()
+                    },
+                ),
+                _ => continue,
+            };
+            if let Ok(v) = rsp.to_vec() {
+                let _ = sock.send_to(&v, from);
+            }
+        }
+    });
+    addr
+}
+
+/// User + system CPU time of this process, seconds.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Session Establishment round trips to the UPF from a socket of our own
+/// (associated first), each session deleted again.
+fn pfcp_rtts(n4: SocketAddr, n: usize) -> Vec<(f64, f64)> {
+    use wire::pfcp::*;
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let me = match sock.local_addr().expect("addr").ip() {
+        IpAddr::V4(a) => a,
+        IpAddr::V6(_) => Ipv4Addr::LOCALHOST,
+    };
+    let mut buf = [0u8; 65536];
+    let mut rpc = |m: Message| -> Message {
+        sock.send_to(&m.to_vec().expect("encode"), n4)
+            .expect("send");
+        let (k, _) = sock.recv_from(&mut buf).expect("UPF answers");
+        Message::parse(&buf[..k]).expect("valid")
+    };
+    rpc(Message::node(
+        1,
+        AssociationSetupRequest {
+            node_id: NodeId::Ipv4(me),
+            recovery_time_stamp: ntp_seconds(std::time::SystemTime::now()),
+            ..Default::default()
+        },
+    ));
+    let mut v = Vec::with_capacity(n);
+    for i in 0..n {
+        let ue = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 60, 200, 1)) + (i as u32 % 250));
+        let req = SessionEstablishmentRequest {
+            node_id: NodeId::Ipv4(me),
+            cp_f_seid: FSeid {
+                seid: 1_000_000 + i as u64,
+                ipv4: Some(me),
+                ipv6: None,
+            },
+            create_pdrs: vec![CreatePdr {
+                pdr_id: 1,
+                precedence: 255,
+                pdi: Pdi {
+                    source_interface: SourceInterface::Access,
+                    local_f_teid: Some(FTeid::Choose {
+                        v4: true,
+                        v6: false,
+                        choose_id: None,
+                    }),
+                    network_instance: Some(NetworkInstance::from_dnn("internet")),
+                    ue_ip_addresses: vec![UeIpAddress {
+                        ipv4: Some(ue),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                },
+                far_id: Some(1),
+                ..Default::default()
+            }],
+            create_fars: vec![CreateFar {
+                far_id: 1,
+                apply_action: ApplyAction::FORW,
+                forwarding_parameters: Some(ForwardingParameters {
+                    destination_interface: DestinationInterface::Core,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let mut req = req;
+        // As the SMF does: a downlink PDR/FAR that buffers, then a
+        // modification that makes it forward to the gNB.
+        req.create_pdrs.push(CreatePdr {
+            pdr_id: 2,
+            precedence: 255,
+            pdi: Pdi {
+                source_interface: SourceInterface::Core,
+                network_instance: Some(NetworkInstance::from_dnn("internet")),
+                ue_ip_addresses: vec![UeIpAddress {
+                    is_destination: true,
+                    ipv4: Some(ue),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            far_id: Some(2),
+            ..Default::default()
+        });
+        req.create_fars.push(CreateFar {
+            far_id: 2,
+            apply_action: ApplyAction::BUFF,
+            bar_id: Some(1),
+            ..Default::default()
+        });
+        req.create_bar = Some(CreateBar {
+            bar_id: 1,
+            ..Default::default()
+        });
+        let seq = 10 + 3 * i as u32;
+        let t = Instant::now();
+        let r = rpc(Message::session(0, seq, req));
+        let est = t.elapsed().as_secs_f64() * 1e3;
+        if let MessageBody::SessionEstablishmentResponse(r) = r.body {
+            if let Some(f) = r.up_f_seid {
+                let m = SessionModificationRequest {
+                    update_fars: vec![UpdateFar {
+                        far_id: 2,
+                        apply_action: Some(ApplyAction::FORW),
+                        update_forwarding_parameters: Some(UpdateForwardingParameters {
+                            destination_interface: Some(DestinationInterface::Access),
+                            outer_header_creation: Some(OuterHeaderCreation::gtpu_ipv4(
+                                1,
+                                Ipv4Addr::LOCALHOST,
+                            )),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                };
+                let t = Instant::now();
+                rpc(Message::session(f.seid, seq + 1, m));
+                v.push((est, t.elapsed().as_secs_f64() * 1e3));
+                rpc(Message::session(
+                    f.seid,
+                    seq + 2,
+                    SessionDeletionRequest::default(),
+                ));
+            }
+        }
+    }
+    v
+}

@@ -1,0 +1,371 @@
+//! The SMF's configuration: one TOML file, every field with a default except
+//! the UPF list's names and addresses. Errors name the field.
+//!
+//! ```toml
+//! node_id = "10.100.0.1"          # PFCP Node ID: IPv4 address or FQDN
+//! n4_bind = "0.0.0.0:8805"        # PFCP socket
+//! cp_addr = "10.100.0.1"          # IPv4 put into the CP F-SEID (default: n4_bind's or node_id's)
+//! api_bind = "0.0.0.0:7000"       # HTTP API
+//! qfi = 9
+//! [mbr]
+//! ul_kbps = 1000000
+//! dl_kbps = 1000000
+//! [timers]
+//! t1_ms = 500
+//! n1 = 3
+//! heartbeat_ms = 5000
+//! [[upf]]
+//! name = "upf1"
+//! n4 = "10.100.0.11:8805"
+//! [[upf.dnn]]
+//! name = "edge1"
+//! pool = "10.60.0.0/16"
+//! network_instance = "internet"
+//! ```
+
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+/// What is wrong with a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// TOML syntax or type error (the message names the field).
+    #[error("{0}")]
+    Toml(#[from] toml::de::Error),
+    /// A value that parses but makes no sense.
+    #[error("field `{field}`: {msg}")]
+    Invalid { field: String, msg: String },
+}
+
+fn invalid(field: impl Into<String>, msg: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        msg: msg.into(),
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// PFCP Node ID: an IPv4 address or an FQDN.
+    pub node_id: String,
+    /// Local address of the PFCP (N4) socket.
+    pub n4_bind: SocketAddr,
+    /// IPv4 address advertised in the CP F-SEID; defaults to `n4_bind`'s
+    /// address, or `node_id` if that is an address.
+    pub cp_addr: Option<Ipv4Addr>,
+    /// Local address of the HTTP API.
+    pub api_bind: SocketAddr,
+    /// QFI of every session's default QoS flow.
+    pub qfi: u8,
+    /// Session MBR put into the QER.
+    pub mbr: Mbr,
+    /// Usage report period in seconds put into the URR (0 = no periodic report).
+    pub usage_report_period_s: u32,
+    /// PFCP timers.
+    pub timers: Timers,
+    /// gNB used when a request names none (`smf session create` without --gnb).
+    pub default_gnb: Option<wire::ctl::GnbRef>,
+    /// The UPFs this SMF controls.
+    pub upf: Vec<UpfConfig>,
+}
+
+/// Maximum bit rate of a session, kbit/s.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Mbr {
+    pub ul_kbps: u64,
+    pub dl_kbps: u64,
+}
+
+/// TS 29.244 T1/N1 and the heartbeat interval.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timers {
+    /// Retransmission timer T1, milliseconds.
+    pub t1_ms: u64,
+    /// Retransmissions N1 before giving up.
+    pub n1: u32,
+    /// Interval of our Heartbeat Requests (and of association retries), ms.
+    pub heartbeat_ms: u64,
+}
+
+/// One UPF.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UpfConfig {
+    /// Name used in requests (`upf`), in SessionInfo and the API.
+    pub name: String,
+    /// The UPF's PFCP address.
+    pub n4: SocketAddr,
+    /// Data networks it serves, each with its UE address pool.
+    #[serde(default)]
+    pub dnn: Vec<DnnConfig>,
+}
+
+/// A DNN served by a UPF.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DnnConfig {
+    /// Data network name.
+    pub name: String,
+    /// UE address pool, `A.B.C.D/len`.
+    pub pool: String,
+    /// Network Instance put into PDIs and Forwarding Parameters; default: the DNN name.
+    #[serde(default)]
+    pub network_instance: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node_id: "127.0.0.1".into(),
+            n4_bind: SocketAddr::from(([0, 0, 0, 0], wire::pfcp::PFCP_PORT)),
+            cp_addr: None,
+            api_bind: SocketAddr::from(([0, 0, 0, 0], wire::ctl::SMF_PORT)),
+            qfi: 9,
+            mbr: Mbr::default(),
+            usage_report_period_s: 0,
+            timers: Timers::default(),
+            default_gnb: None,
+            upf: Vec::new(),
+        }
+    }
+}
+
+impl Default for Mbr {
+    fn default() -> Self {
+        Mbr {
+            ul_kbps: 1_000_000,
+            dl_kbps: 1_000_000,
+        }
+    }
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers {
+            t1_ms: 500,
+            n1: 3,
+            heartbeat_ms: 5000,
+        }
+    }
+}
+
+impl Timers {
+    pub fn t1(&self) -> Duration {
+        Duration::from_millis(self.t1_ms)
+    }
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms)
+    }
+}
+
+/// An IPv4 prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv4Net {
+    pub addr: Ipv4Addr,
+    pub len: u8,
+}
+
+impl std::str::FromStr for Ipv4Net {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, l) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}` is not A.B.C.D/LEN"))?;
+        let addr: Ipv4Addr = a
+            .parse()
+            .map_err(|_| format!("`{a}` is not an IPv4 address"))?;
+        let len: u8 = l
+            .parse()
+            .map_err(|_| format!("`{l}` is not a prefix length"))?;
+        if len > 32 {
+            return Err(format!("prefix length {len} > 32"));
+        }
+        let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+        if u32::from(addr) & !mask != 0 {
+            return Err(format!("`{s}` has host bits set"));
+        }
+        Ok(Ipv4Net { addr, len })
+    }
+}
+
+impl std::fmt::Display for Ipv4Net {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+impl Config {
+    /// Reads and validates a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    /// Parses and validates TOML text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let c: Config = toml::from_str(text)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// The PFCP Node ID.
+    pub fn pfcp_node_id(&self) -> wire::pfcp::NodeId {
+        match self.node_id.parse::<IpAddr>() {
+            Ok(IpAddr::V4(a)) => wire::pfcp::NodeId::Ipv4(a),
+            Ok(IpAddr::V6(a)) => wire::pfcp::NodeId::Ipv6(a),
+            Err(_) => wire::pfcp::NodeId::fqdn(&self.node_id),
+        }
+    }
+
+    /// The address for the CP F-SEID.
+    pub fn cp_ipv4(&self) -> Option<Ipv4Addr> {
+        if let Some(a) = self.cp_addr {
+            return Some(a);
+        }
+        match self.n4_bind.ip() {
+            IpAddr::V4(a) if !a.is_unspecified() => return Some(a),
+            _ => {}
+        }
+        self.node_id.parse().ok()
+    }
+
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.node_id.is_empty() {
+            return Err(invalid("node_id", "must not be empty"));
+        }
+        if self.cp_ipv4().is_none() {
+            return Err(invalid(
+                "cp_addr",
+                "needed when n4_bind is 0.0.0.0 and node_id is not an IPv4 address",
+            ));
+        }
+        if !(1..=63).contains(&self.qfi) {
+            return Err(invalid("qfi", "must be 1..=63"));
+        }
+        if self.timers.t1_ms == 0 {
+            return Err(invalid("timers.t1_ms", "must be > 0"));
+        }
+        if self.timers.heartbeat_ms == 0 {
+            return Err(invalid("timers.heartbeat_ms", "must be > 0"));
+        }
+        let mut names = std::collections::HashSet::new();
+        let mut pools: Vec<(String, Ipv4Net)> = Vec::new();
+        for (i, u) in self.upf.iter().enumerate() {
+            if u.name.is_empty() {
+                return Err(invalid(format!("upf[{i}].name"), "must not be empty"));
+            }
+            if !names.insert(u.name.clone()) {
+                return Err(invalid(
+                    format!("upf[{i}].name"),
+                    format!("`{}` appears twice", u.name),
+                ));
+            }
+            if self.upf[..i].iter().any(|o| o.n4 == u.n4) {
+                return Err(invalid(
+                    format!("upf[{i}].n4"),
+                    format!("{} is used by another UPF", u.n4),
+                ));
+            }
+            let mut dnns = std::collections::HashSet::new();
+            for (j, d) in u.dnn.iter().enumerate() {
+                let f = format!("upf[{i}].dnn[{j}]");
+                if d.name.is_empty() {
+                    return Err(invalid(format!("{f}.name"), "must not be empty"));
+                }
+                if !dnns.insert(d.name.clone()) {
+                    return Err(invalid(
+                        format!("{f}.name"),
+                        "DNN listed twice for this UPF",
+                    ));
+                }
+                let net: Ipv4Net = d
+                    .pool
+                    .parse()
+                    .map_err(|m| invalid(format!("{f}.pool"), m))?;
+                if net.len > 30 && net.len != 32 {
+                    // /31 has no usable host once network/broadcast are skipped.
+                    return Err(invalid(
+                        format!("{f}.pool"),
+                        "prefix too long (use /32 or <= /30)",
+                    ));
+                }
+                for (other, o) in &pools {
+                    if overlaps(net, *o) {
+                        return Err(invalid(
+                            format!("{f}.pool"),
+                            format!("{net} overlaps {o} of {other}"),
+                        ));
+                    }
+                }
+                pools.push((format!("{}/{}", u.name, d.name), net));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn overlaps(a: Ipv4Net, b: Ipv4Net) -> bool {
+    let len = a.len.min(b.len);
+    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+    u32::from(a.addr) & mask == u32::from(b.addr) & mask
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_file_parses() {
+        let text = include_str!("../examples/smf.toml");
+        let c = Config::parse(text).expect("example config is valid");
+        assert_eq!(c.upf.len(), 2);
+        assert_eq!(c.upf[0].dnn[0].name, "edge1");
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)] // a test: a panic is the failure report
+    fn defaults_and_errors_name_the_field() {
+        let c = Config::parse("").expect("empty config is valid");
+        assert_eq!(c.timers.n1, 3);
+        assert_eq!(c.qfi, 9);
+        let e = Config::parse("qfi = 0").unwrap_err().to_string();
+        assert!(e.contains("qfi"), "{e}");
+        let e = Config::parse("bogus = 1").unwrap_err().to_string();
+        assert!(e.contains("bogus"), "{e}");
+        let e = Config::parse(
+            "[[upf]]\nname='a'\nn4='127.0.0.1:1'\n[[upf.dnn]]\nname='x'\npool='10.0.0.1/24'\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("upf[0].dnn[0].pool"), "{e}");
+        let e = Config::parse(
+            "[[upf]]\nname='a'\nn4='127.0.0.1:1'\n[[upf.dnn]]\nname='x'\npool='10.0.0.0/24'\n\
+             [[upf]]\nname='b'\nn4='127.0.0.1:2'\n[[upf.dnn]]\nname='y'\npool='10.0.0.128/25'\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("upf[1].dnn[0].pool") && e.contains("overlaps"),
+            "{e}"
+        );
+        let e = Config::parse("[timers]\nt1 = 5").unwrap_err().to_string();
+        assert!(e.contains("t1"), "{e}");
+    }
+}

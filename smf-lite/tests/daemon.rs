@@ -1,0 +1,356 @@
+//! The daemon on loopback (PFCP and HTTP on 127.0.0.1, distinct ports):
+//! a fake UPF (wire::pfcp over UDP) and a fake gNB (N2-lite over HTTP).
+
+mod common;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, post};
+use axum::{Json, Router};
+use common::FakeUpf;
+use smf_lite::client::{HttpError, SmfClient};
+use smf_lite::Config;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wire::ctl::{GnbRef, SessionRequest, TunnelSetup, TunnelSetupResponse};
+
+/// A fake UPF answering on a UDP socket from a thread; stopped on drop.
+struct UdpUpf {
+    addr: SocketAddr,
+    upf: Arc<Mutex<FakeUpf>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl UdpUpf {
+    fn start(name: &str) -> UdpUpf {
+        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        sock.set_read_timeout(Some(Duration::from_millis(20)))
+            .expect("timeout");
+        let addr = sock.local_addr().expect("addr");
+        let upf = Arc::new(Mutex::new(FakeUpf::new(name, 4242, 0x100)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (u, st) = (upf.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 65536];
+            while !st.load(Ordering::Relaxed) {
+                if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                    let rsp = u.lock().expect("lock").handle(&buf[..n]);
+                    if let Some(r) = rsp {
+                        let _ = sock.send_to(&r, from);
+                    }
+                }
+            }
+        });
+        UdpUpf {
+            addr,
+            upf,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for UdpUpf {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+type Tunnels = Arc<Mutex<HashMap<u32, TunnelSetup>>>;
+
+async fn fake_gnb() -> (SocketAddr, Tunnels) {
+    let tunnels: Tunnels = Arc::default();
+    async fn setup(
+        State(t): State<Tunnels>,
+        Json(req): Json<TunnelSetup>,
+    ) -> (StatusCode, Json<TunnelSetupResponse>) {
+        let mut t = t.lock().expect("lock");
+        let teid = 0x9000 + t.len() as u32;
+        t.insert(teid, req);
+        (
+            StatusCode::CREATED,
+            Json(TunnelSetupResponse {
+                dl_teid: teid,
+                dl_addr: IpAddr::V4(Ipv4Addr::new(10, 3, 0, 1)),
+            }),
+        )
+    }
+    async fn del(State(t): State<Tunnels>, Path(teid): Path<u32>) -> StatusCode {
+        match t.lock().expect("lock").remove(&teid) {
+            Some(_) => StatusCode::NO_CONTENT,
+            None => StatusCode::NOT_FOUND,
+        }
+    }
+    let app = Router::new()
+        .route("/n2/tunnels", post(setup))
+        .route("/n2/tunnels/{teid}", delete(del))
+        .with_state(tunnels.clone());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    (addr, tunnels)
+}
+
+fn config(upfs: &[(&str, SocketAddr, &str, &str)]) -> Config {
+    let mut t = String::from(
+        "node_id = \"127.0.0.1\"\nn4_bind = \"127.0.0.1:0\"\napi_bind = \"127.0.0.1:0\"\n\
+         [timers]\nt1_ms = 200\nn1 = 2\nheartbeat_ms = 500\n",
+    );
+    for (name, n4, dnn, pool) in upfs {
+        t.push_str(&format!(
+            "[[upf]]\nname = \"{name}\"\nn4 = \"{n4}\"\n[[upf.dnn]]\nname = \"{dnn}\"\npool = \"{pool}\"\n"
+        ));
+    }
+    Config::parse(&t).expect("valid")
+}
+
+/// Blocking calls on the blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("join")
+}
+
+async fn wait_associated(c: &SmfClient, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let c2 = c.clone();
+        let upfs = blocking(move || c2.upfs()).await.expect("GET /upfs");
+        if upfs.iter().filter(|u| u["state"] == "associated").count() == n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not associated: {upfs:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn raw(method: &str, url: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let r = match (method, body) {
+        ("POST", Some(b)) => agent
+            .post(url)
+            .header("content-type", "application/json")
+            .send(b),
+        ("GET", _) => agent.get(url).call(),
+        ("DELETE", _) => agent.delete(url).call(),
+        _ => panic!("unsupported"),
+    };
+    let mut r = r.expect("transport");
+    let status = r.status().as_u16();
+    let text = r.body_mut().read_to_string().unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_full_flow_and_api_errors_on_loopback() {
+    let u1 = UdpUpf::start("upf1");
+    let u2 = UdpUpf::start("upf2");
+    let (gnb_addr, tunnels) = fake_gnb().await;
+    let cfg = config(&[
+        ("upf1", u1.addr, "edge1", "10.60.0.0/24"),
+        ("upf2", u2.addr, "edge2", "10.61.0.0/24"),
+    ]);
+    let smf = smf_lite::daemon::start(cfg).await.expect("starts");
+    let api = smf.api_addr;
+    let c = SmfClient::new(&api.to_string());
+    wait_associated(&c, 2).await;
+    let c2 = c.clone();
+    let upfs = blocking(move || c2.upfs()).await.expect("upfs");
+    assert_eq!(upfs[0]["recovery_time_stamp"], 4242);
+    assert_eq!(upfs[0]["name"], "upf1");
+
+    let gnb = GnbRef {
+        name: "gnb1".into(),
+        n2_api: gnb_addr.to_string(),
+    };
+    let mk = |psi: u8, dnn: &str| SessionRequest {
+        ue_id: "imsi-001010000000001".into(),
+        pdu_session_id: psi,
+        dnn: dnn.into(),
+        upf: None,
+        gnb: Some(gnb.clone()),
+    };
+    let (r1, r2) = (mk(1, "edge1"), mk(2, "edge2"));
+    let c2 = c.clone();
+    let (a, b) = blocking(move || (c2.create(&r1), c2.create(&r2))).await;
+    let (a, b) = (a.expect("session 1"), b.expect("session 2"));
+    assert_eq!((a.upf.as_str(), b.upf.as_str()), ("upf1", "upf2"));
+    assert_eq!(a.ue_addr, Ipv4Addr::new(10, 60, 0, 1));
+    assert_eq!(b.ue_addr, Ipv4Addr::new(10, 61, 0, 1));
+    {
+        let t = tunnels.lock().expect("lock");
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[&a.dl_teid].ul_teid, a.ul_teid);
+        let up = u1.upf.lock().expect("lock");
+        let fs = up.sessions.get(&a.up_seid).expect("at upf1");
+        assert_eq!(fs.fars[&2].1.and_then(|o| o.teid), Some(a.dl_teid));
+    }
+
+    // Duplicate: 409 naming the field.
+    let body = serde_json::to_string(&mk(1, "edge1")).expect("json");
+    let (st, e) = raw("POST", &format!("http://{api}/sessions"), Some(&body));
+    assert_eq!(st, 409);
+    assert_eq!(e["field"], "pdu_session_id");
+    // Malformed and unknown requests: 4xx naming what was wrong.
+    for (body, field) in [
+        (r#"{"ue_id":"x","pdu_session_id":1}"#, "dnn"),
+        (
+            r#"{"ue_id":"x","pdu_session_id":1,"dnn":"edge1","colour":"red"}"#,
+            "colour",
+        ),
+        (r#"{"ue_id":"x","pdu_session_id":300,"dnn":"edge1"}"#, ""),
+        (r#"{"ue_id":"x","pdu_session_id":1,"dnn":"edge9"}"#, "dnn"),
+        (r#"{"ue_id":"x","pdu_session_id":1,"dnn":"edge1"}"#, "gnb"),
+        ("not json", ""),
+    ] {
+        let (st, e) = raw("POST", &format!("http://{api}/sessions"), Some(body));
+        assert_eq!(st, 400, "{body}: {e}");
+        assert!(e["error"].as_str().is_some_and(|s| !s.is_empty()), "{e}");
+        if !field.is_empty() {
+            assert_eq!(e["field"], field, "{body}: {e}");
+        }
+    }
+    let (st, e) = raw("GET", &format!("http://{api}/sessions/imsi-1/abc"), None);
+    assert_eq!((st, e["field"].as_str()), (400, Some("pdu_session_id")));
+    let (st, _) = raw("GET", &format!("http://{api}/sessions/imsi-1/3"), None);
+    assert_eq!(st, 404);
+    let (st, e) = raw("GET", &format!("http://{api}/nothing"), None);
+    assert_eq!(st, 404);
+    assert!(e["error"].is_string());
+    // Nothing half made by the failures.
+    let c2 = c.clone();
+    let list = blocking(move || c2.list()).await.expect("list");
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["state"], "active");
+
+    // Release session 1: UPF1's session and the gNB's tunnel go; session 2 stays.
+    let c2 = c.clone();
+    blocking(move || c2.release("imsi-001010000000001", 1))
+        .await
+        .expect("release");
+    assert!(u1.upf.lock().expect("lock").sessions.is_empty());
+    assert_eq!(u2.upf.lock().expect("lock").sessions.len(), 1);
+    // The N2 delete is fire-and-forget; give it a moment.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while tunnels.lock().expect("lock").contains_key(&a.dl_teid) {
+        assert!(Instant::now() < deadline, "gNB tunnel not deleted");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(tunnels.lock().expect("lock").contains_key(&b.dl_teid));
+    let c2 = c.clone();
+    let e = blocking(move || c2.release("imsi-001010000000001", 1)).await;
+    assert!(
+        matches!(e, Err(HttpError::Status { status: 404, .. })),
+        "{e:?}"
+    );
+
+    // The CLI against the running daemon.
+    let exe = env!("CARGO_BIN_EXE_smf");
+    let (api_s, gnb_s) = (api.to_string(), gnb_addr.to_string());
+    let out = blocking(move || {
+        let run = |args: &[&str]| {
+            let o = std::process::Command::new(exe)
+                .args(args)
+                .args(["--api", &api_s])
+                .output()
+                .expect("runs");
+            (
+                o.status.success(),
+                String::from_utf8_lossy(&o.stdout).into_owned()
+                    + &String::from_utf8_lossy(&o.stderr),
+            )
+        };
+        let create = run(&[
+            "session", "create", "--ue", "imsi-cli", "--psi", "3", "--dnn", "edge1", "--gnb",
+            "gnb1", "--gnb-n2", &gnb_s,
+        ]);
+        let list = run(&["session", "list"]);
+        let release = run(&["session", "release", "--ue", "imsi-cli", "--psi", "3"]);
+        let again = run(&["session", "release", "--ue", "imsi-cli", "--psi", "3"]);
+        let upfs = run(&["upfs"]);
+        (create, list, release, again, upfs)
+    })
+    .await;
+    let (create, list, release, again, upfs) = out;
+    assert!(
+        create.0 && create.1.contains("\"ue_addr\": \"10.60.0.2\""),
+        "{}",
+        create.1
+    );
+    assert!(list.0 && list.1.contains("imsi-cli"), "{}", list.1);
+    assert!(release.0, "{}", release.1);
+    assert!(!again.0 && again.1.contains("404"), "{}", again.1);
+    assert!(upfs.0 && upfs.1.contains("\"associated\""), "{}", upfs.1);
+
+    let c2 = c.clone();
+    let m = blocking(move || c2.metrics()).await.expect("metrics");
+    assert!(m.contains("smf_sessions_created_total 3"), "{m}");
+    assert!(m.contains("smf_sessions_released_total 2"), "{m}");
+    // Heartbeats flow (interval 500 ms).
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        u1.upf
+            .lock()
+            .expect("lock")
+            .count(wire::pfcp::msg_type::HeartbeatRequest)
+            >= 1
+    );
+    smf.stop().await;
+}
+
+#[test]
+fn cli_check_config_and_session_commands() {
+    let exe = env!("CARGO_BIN_EXE_smf");
+    let ok = std::process::Command::new(exe)
+        .args([
+            "check-config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/examples/smf.toml"),
+        ])
+        .output()
+        .expect("runs");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("upf2"));
+    let dir = std::env::temp_dir().join(format!("smf-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[timers]\nt1_ms = 0\n").expect("write");
+    let out = std::process::Command::new(exe)
+        .arg("check-config")
+        .arg(&bad)
+        .output()
+        .expect("runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("timers.t1_ms"));
+    // The client side against no server: a clear error, exit 1.
+    let out = std::process::Command::new(exe)
+        .args(["session", "list", "--api", "127.0.0.1:9"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("127.0.0.1:9"));
+    let help = std::process::Command::new(exe)
+        .arg("--help")
+        .output()
+        .expect("runs");
+    assert!(String::from_utf8_lossy(&help.stdout).contains("smf session create"));
+}

@@ -1,0 +1,302 @@
+//! The SMF daemon against the real `upf` (in-process), both on the loopback
+//! of a namespace of their own (the UPF makes a TUN and routes; root only):
+//! association, establishment (F-TEID CHOOSE), modification, deletion, and
+//! a UPF restart that the SMF repairs by itself.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, post};
+use axum::{Json, Router};
+use smf_lite::client::SmfClient;
+use smf_lite::Config;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wire::ctl::{GnbRef, SessionRequest, TunnelSetup, TunnelSetupResponse};
+
+struct Netns(String);
+
+impl Netns {
+    fn new(name: String) -> Netns {
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .expect("ip");
+        assert!(ok.success(), "ip netns add {name}");
+        let ns = Netns(name);
+        let ok = Command::new("ip")
+            .args(["-n", &ns.0, "link", "set", "lo", "up"])
+            .status()
+            .expect("ip");
+        assert!(ok.success());
+        ns
+    }
+
+    /// Runs `f` on a thread inside the namespace; threads it spawns (tokio
+    /// workers, the UPF's threads) inherit it.
+    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/var/run/netns/{}", self.0);
+        std::thread::spawn(move || {
+            let fd = std::fs::File::open(&path).expect("netns file");
+            // SAFETY: setns with a valid namespace fd changes only this thread.
+            let r = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!("SKIPPED: needs root (namespace, TUN)");
+    }
+    root
+}
+
+type Tunnels = Arc<Mutex<HashMap<u32, TunnelSetup>>>;
+
+async fn fake_gnb() -> (SocketAddr, Tunnels) {
+    let tunnels: Tunnels = Arc::default();
+    async fn setup(
+        State(t): State<Tunnels>,
+        Json(req): Json<TunnelSetup>,
+    ) -> (StatusCode, Json<TunnelSetupResponse>) {
+        let mut t = t.lock().expect("lock");
+        let teid = 0x9000 + t.len() as u32 + 16 * (req.pdu_session_id as u32);
+        t.insert(teid, req);
+        (
+            StatusCode::CREATED,
+            Json(TunnelSetupResponse {
+                dl_teid: teid,
+                dl_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            }),
+        )
+    }
+    async fn del(State(t): State<Tunnels>, Path(teid): Path<u32>) -> StatusCode {
+        t.lock().expect("lock").remove(&teid);
+        StatusCode::NO_CONTENT
+    }
+    let app = Router::new()
+        .route("/n2/tunnels", post(setup))
+        .route("/n2/tunnels/{teid}", delete(del))
+        .with_state(tunnels.clone());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    (addr, tunnels)
+}
+
+fn upf_config(tag: &str, n4: SocketAddr) -> upf::config::Config {
+    let mut c = upf::config::Config {
+        node_id: "upf1.test".into(),
+        ..Default::default()
+    };
+    c.n3.addrs = vec![Ipv4Addr::LOCALHOST];
+    c.n3.port = 0;
+    c.n4.addr = n4;
+    c.n4.heartbeat_interval_ms = 0;
+    c.n6.tun = format!("{tag}t");
+    c.n6.ue_pools = vec!["10.60.0.0/24".into()];
+    c.metrics.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    c
+}
+
+fn smf_config(upf_n4: SocketAddr) -> Config {
+    Config::parse(&format!(
+        "node_id = \"127.0.0.1\"\nn4_bind = \"127.0.0.1:0\"\napi_bind = \"127.0.0.1:0\"\n\
+         usage_report_period_s = 1\n\
+         [timers]\nt1_ms = 200\nn1 = 2\nheartbeat_ms = 300\n\
+         [[upf]]\nname = \"upf1\"\nn4 = \"{upf_n4}\"\n\
+         [[upf.dnn]]\nname = \"edge1\"\npool = \"10.60.0.0/24\"\nnetwork_instance = \"internet\"\n"
+    ))
+    .expect("valid")
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("join")
+}
+
+async fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[test]
+fn smf_drives_the_real_upf() {
+    if !is_root() {
+        return;
+    }
+    let tag = format!("s6r{}", std::process::id() % 100_000);
+    let ns = Netns::new(tag.clone());
+    ns.run(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(scenario(tag));
+    });
+    drop(ns);
+}
+
+async fn scenario(tag: String) {
+    let n4 = SocketAddr::from(([127, 0, 0, 1], 8805));
+    let upf = upf::daemon::Upf::start(upf_config(&tag, n4)).expect("UPF starts");
+    let rts1 = upf.recovery_time_stamp();
+    let (gnb_addr, tunnels) = fake_gnb().await;
+    let smf = smf_lite::daemon::start(smf_config(n4))
+        .await
+        .expect("SMF starts");
+    let c = SmfClient::new(&smf.api_addr.to_string());
+
+    // Association.
+    let mut upfs = Vec::new();
+    for _ in 0..100 {
+        let c2 = c.clone();
+        upfs = blocking(move || c2.upfs()).await.expect("GET /upfs");
+        if upfs[0]["state"] == "associated" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(upfs[0]["state"], "associated", "{upfs:?}");
+    assert_eq!(upfs[0]["recovery_time_stamp"], rts1);
+    assert_eq!(upfs[0]["node_id"], "upf1.test");
+
+    // Establishment + N2 + Modification.
+    let req = SessionRequest {
+        ue_id: "imsi-001010000000001".into(),
+        pdu_session_id: 1,
+        dnn: "edge1".into(),
+        upf: None,
+        gnb: Some(GnbRef {
+            name: "gnb1".into(),
+            n2_api: gnb_addr.to_string(),
+        }),
+    };
+    let (c2, r2) = (c.clone(), req.clone());
+    let info = blocking(move || c2.create(&r2))
+        .await
+        .expect("session created by the real UPF");
+    assert_eq!(
+        info.ul_addr,
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        "F-TEID chosen on its N3"
+    );
+    assert_ne!(info.ul_teid, 0);
+    assert!(
+        upf.session_counters(info.up_seid).is_some(),
+        "UPF holds the session"
+    );
+    {
+        let t = tunnels.lock().expect("lock");
+        assert_eq!(t[&info.dl_teid].ul_teid, info.ul_teid);
+    }
+    let sessions_metric = "smf_sessions{state=\"Active\"} 1";
+    let c2 = c.clone();
+    let m = blocking(move || c2.metrics()).await.expect("metrics");
+    assert!(m.contains(sessions_metric), "{m}");
+
+    // Periodic usage reports (URR PERIO, 1 s) from the UPF are answered.
+    let mut reports = 0;
+    for _ in 0..150 {
+        let c2 = c.clone();
+        let v = blocking(move || c2.get("imsi-001010000000001", 1))
+            .await
+            .expect("GET");
+        reports = v["usage"]["reports"].as_u64().unwrap_or(0);
+        if reports > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        reports > 0,
+        "no Session Report Request from the UPF within 3 s"
+    );
+    let c2 = c.clone();
+    let m = blocking(move || c2.metrics()).await.expect("metrics");
+    assert!(!m.contains("smf_pfcp_session_reports_total 0"), "{m}");
+
+    // Restart the UPF: new Recovery Time Stamp, no sessions. The SMF
+    // notices at its next heartbeat and re-establishes the session.
+    let old_seid = info.up_seid;
+    upf.stop();
+    // The stamp has a one-second resolution.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let upf = upf::daemon::Upf::start(upf_config(&tag, n4)).expect("UPF restarts");
+    let rts2 = upf.recovery_time_stamp();
+    assert_ne!(rts1, rts2);
+    let mut restored = None;
+    for _ in 0..200 {
+        let c2 = c.clone();
+        let v = blocking(move || c2.get("imsi-001010000000001", 1))
+            .await
+            .expect("GET");
+        if v["state"] == "active"
+            && v["up_seid"]
+                .as_u64()
+                .is_some_and(|s| upf.session_counters(s).is_some())
+        {
+            restored = Some(v);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let v = restored.expect("session restored on the restarted UPF");
+    assert_eq!(v["ue_addr"], info.ue_addr.to_string(), "same UE address");
+    assert_eq!(v["cp_seid"], info.cp_seid);
+    let _ = old_seid;
+    let c2 = c.clone();
+    let upfs = blocking(move || c2.upfs()).await.expect("GET /upfs");
+    assert_eq!(upfs[0]["recovery_time_stamp"], rts2);
+    assert_eq!(upfs[0]["restarts"], 1);
+    let new_ul = v["ul_teid"].as_u64().expect("ul_teid") as u32;
+    let new_dl = v["dl_teid"].as_u64().expect("dl_teid") as u32;
+    {
+        let t = tunnels.lock().expect("lock");
+        assert_eq!(
+            t.get(&new_dl).map(|t| t.ul_teid),
+            Some(new_ul),
+            "gNB has the new UL F-TEID"
+        );
+    }
+
+    // Deletion.
+    let up_seid = v["up_seid"].as_u64().expect("up_seid");
+    let c2 = c.clone();
+    blocking(move || c2.release("imsi-001010000000001", 1))
+        .await
+        .expect("released");
+    assert!(
+        upf.session_counters(up_seid).is_none(),
+        "UPF deleted the session"
+    );
+    wait_for("the gNB tunnel to go", 2, || {
+        tunnels.lock().expect("lock").is_empty()
+    })
+    .await;
+    smf.stop().await;
+    upf.stop();
+}
