@@ -1,7 +1,13 @@
-//! Brings the MiniEdgeCore system up and runs the CSM paper's experiments.
+//! `testbed`: brings the whole MiniEdgeCore 5G user plane up in network
+//! namespaces (the topology from `topo`, then `upf`, `smf`, `gnb` and `ue`
+//! daemons with configurations derived from it), checks each daemon's health,
+//! shows status, and takes everything down again.
 //!
-//! Not built yet: this crate is filled by issue 5. Its binary says so and
-//! exits with an error rather than pretending to work.
+//! - [`plan`]: the pure derivation of every daemon's configuration from a topology.
+//! - [`bed`]: `up`, `down`, `status`, sessions; the run folder and state file.
 
-/// The issue that delivers this crate's functionality.
-pub const PENDING_ISSUE: u32 = 5;
+pub mod bed;
+pub mod plan;
+
+pub use bed::{down, status, up, BedError, BedState, Status, UpOpts};
+pub use plan::{Plan, PlanError, Role};

@@ -1,7 +1,379 @@
-fn main() -> std::process::ExitCode {
-    eprintln!(
-        "testbed: not implemented yet (tracked in issue {}); see README.md for what works today",
-        testbed::PENDING_ISSUE
+//! `testbed`: the MiniEdgeCore system in one command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use testbed::bed::{self, BedError, UpOpts};
+
+const EXAMPLES: &str = "\
+Examples:
+  testbed up                                   # paper topology, ./results/run-<time>/
+  testbed status
+  testbed session add --ue ue1 --psi 1 --dnn edge1
+  testbed session add --ue ue1 --psi 2 --upf upf2
+  testbed session list --ue ue1
+  testbed session del --ue ue1 --psi 1
+  testbed restart upf1 --kill                  # a UPF crash; the SMF restores its sessions
+  testbed down";
+
+#[derive(Parser)]
+#[command(name = "testbed", version, about = "Brings the MiniEdgeCore 5G user plane up in network namespaces", after_help = EXAMPLES)]
+struct Cli {
+    /// topo's state directory (default $MINEDGE_STATE_DIR or /run/minedge).
+    #[arg(long, global = true, env = "MINEDGE_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Where the daemon binaries are (default: next to this executable).
+    #[arg(long, global = true)]
+    bin_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Bring the topology and every daemon up; returns when all are healthy.
+    Up {
+        /// Topology file (default: the paper topology).
+        #[arg(long)]
+        topology: Option<PathBuf>,
+        /// Run folder for configs/ and logs/ (default ./results/run-<UTC time>).
+        #[arg(long)]
+        run_dir: Option<PathBuf>,
+        /// Prefix of every namespace name.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Seconds to wait for each daemon's health check.
+        #[arg(long, default_value_t = 20)]
+        ready_timeout: u64,
+    },
+    /// Stop every daemon and remove the topology (harmless when nothing is up).
+    Down,
+    /// Daemons, PDU sessions and counters.
+    Status {
+        /// JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop one daemon and start it again with the same configuration.
+    Restart {
+        /// Daemon name (upf1, smf, gnb1, ue1...).
+        daemon: String,
+        /// SIGKILL instead of SIGTERM (a crash: no goodbye to its peers).
+        #[arg(long)]
+        kill: bool,
+        /// Seconds to wait for its health check.
+        #[arg(long, default_value_t = 20)]
+        ready_timeout: u64,
+    },
+    /// PDU sessions of a UE (runs `ue session ...` in the UE's namespace).
+    Session {
+        #[command(subcommand)]
+        cmd: SessionCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionCmd {
+    /// Establish a PDU session.
+    Add {
+        /// The UE (node name, e.g. ue1).
+        #[arg(long)]
+        ue: String,
+        /// PDU session id, 1..=15.
+        #[arg(long)]
+        psi: u8,
+        /// DNN (default: the --upf's DNN, else the first UPF's).
+        #[arg(long)]
+        dnn: Option<String>,
+        /// Ask for this UPF.
+        #[arg(long)]
+        upf: Option<String>,
+    },
+    /// Release a PDU session.
+    Del {
+        #[arg(long)]
+        ue: String,
+        #[arg(long)]
+        psi: u8,
+    },
+    /// List a UE's sessions.
+    List {
+        #[arg(long)]
+        ue: String,
+        /// JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+static CANCEL: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+
+extern "C" fn on_signal(_: libc::c_int) {
+    if let Some(c) = CANCEL.get() {
+        c.store(true, Ordering::SeqCst);
+    }
+}
+
+fn print_up(st: &bed::BedState) {
+    println!("testbed `{}` ready", st.topology);
+    println!("run folder: {}", st.run_dir.display());
+    println!(
+        "namespaces: {}",
+        st.namespaces
+            .iter()
+            .map(|(_, ns)| ns.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
     );
-    std::process::ExitCode::from(2)
+    println!(
+        "{:<6} {:<4} {:<14} {:>8} {:<22} LOG",
+        "DAEMON", "ROLE", "NETNS", "PID", "API"
+    );
+    for p in &st.procs {
+        println!(
+            "{:<6} {:<4} {:<14} {:>8} {:<22} {}",
+            p.name,
+            p.role.binary(),
+            p.netns,
+            p.pid,
+            p.api,
+            p.log.display()
+        );
+    }
+    let pools: Vec<String> = st
+        .plan
+        .upfs
+        .iter()
+        .map(|u| format!("{} dnn {} pool {} -> {}", u.name, u.dnn, u.pool, u.edge))
+        .collect();
+    println!("UPFs: {}", pools.join("; "));
+    println!(
+        "SMF API: {} (in {})",
+        st.plan.smf_api,
+        st.ns(&st.plan.smf_node)
+    );
+}
+
+fn print_status(s: &bed::Status) {
+    println!(
+        "testbed `{}` (run folder {})",
+        s.topology,
+        s.run_dir.display()
+    );
+    println!(
+        "{:<6} {:<4} {:<14} {:>8} {:<8} API",
+        "DAEMON", "ROLE", "NETNS", "PID", "STATE"
+    );
+    for d in &s.daemons {
+        println!(
+            "{:<6} {:<4} {:<14} {:>8} {:<8} {}",
+            d.name,
+            d.role.binary(),
+            d.netns,
+            d.pid,
+            if d.running { "running" } else { "DOWN" },
+            d.api
+        );
+    }
+    println!("\nPFCP associations:");
+    match s.upfs.as_array() {
+        Some(a) => {
+            for u in a {
+                println!(
+                    "  {:<6} {:<22} {:<12} sessions {}",
+                    u["name"].as_str().unwrap_or("?"),
+                    u["n4"].as_str().unwrap_or("?"),
+                    u["state"].as_str().unwrap_or("?"),
+                    u["sessions"]
+                );
+            }
+        }
+        None => println!("  {}", s.upfs),
+    }
+    println!("\nPDU sessions:");
+    match s.sessions.as_array() {
+        Some(a) if a.is_empty() => println!("  none"),
+        Some(a) => {
+            println!(
+                "  {:<22} {:>3} {:<8} {:<6} {:<15} {:>10} {:>10} {:<10}",
+                "UE", "PSI", "DNN", "UPF", "UE ADDR", "UL TEID", "DL TEID", "STATE"
+            );
+            for x in a {
+                println!(
+                    "  {:<22} {:>3} {:<8} {:<6} {:<15} {:>10} {:>10} {:<10}",
+                    x["ue_id"].as_str().unwrap_or("?"),
+                    x["pdu_session_id"].to_string(),
+                    x["dnn"].as_str().unwrap_or("?"),
+                    x["upf"].as_str().unwrap_or("?"),
+                    x["ue_addr"].as_str().unwrap_or("?"),
+                    x["ul_teid"].to_string(),
+                    x["dl_teid"].to_string(),
+                    x["state"].as_str().unwrap_or("?"),
+                );
+            }
+        }
+        None => println!("  {}", s.sessions),
+    }
+    println!("\ngNB tunnels:");
+    for (g, t) in &s.tunnels {
+        match t.as_array() {
+            Some(a) => {
+                for x in a {
+                    println!(
+                        "  {g}: {} psi {} {} ul_teid {} dl_teid {} ul {} pkts, dl {} pkts",
+                        x["ue_id"].as_str().unwrap_or("?"),
+                        x["pdu_session_id"],
+                        x["ue_addr"].as_str().unwrap_or("?"),
+                        x["ul_teid"],
+                        x["dl_teid"],
+                        x["ul_packets"],
+                        x["dl_packets"]
+                    );
+                }
+                if a.is_empty() {
+                    println!("  {g}: none");
+                }
+            }
+            None => println!("  {g}: {t}"),
+        }
+    }
+    println!("\nCounters (non-zero):");
+    for d in &s.daemons {
+        if let Some(e) = &d.error {
+            println!("  {}: {e}", d.name);
+            continue;
+        }
+        let nz: Vec<_> = d.counters.iter().filter(|(_, v)| *v != 0.0).collect();
+        if nz.is_empty() {
+            continue;
+        }
+        println!("  {}:", d.name);
+        for (k, v) in nz {
+            println!("    {k} {v}");
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), BedError> {
+    let sd = cli.state_dir.as_deref();
+    match cli.cmd {
+        Cmd::Up {
+            topology,
+            run_dir,
+            prefix,
+            ready_timeout,
+        } => {
+            let cancel = Arc::new(AtomicBool::new(false));
+            let _ = CANCEL.set(cancel.clone());
+            // SAFETY: the handler only loads a OnceLock and stores to an
+            // atomic, both async-signal-safe.
+            unsafe {
+                libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+                libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+            }
+            let st = bed::up(&UpOpts {
+                topology,
+                run_dir,
+                prefix,
+                state_dir: cli.state_dir.clone(),
+                bin_dir: cli.bin_dir.clone(),
+                ready_timeout: Some(Duration::from_secs(ready_timeout)),
+                cancel: Some(cancel),
+            })?;
+            print_up(&st);
+            Ok(())
+        }
+        Cmd::Down => {
+            let s = bed::down(sd)?;
+            if s.topologies.is_empty() {
+                println!("nothing is up");
+            } else {
+                println!(
+                    "down: {} ({} daemons stopped, {} namespaces removed)",
+                    s.topologies.join(", "),
+                    s.daemons,
+                    s.namespaces
+                );
+            }
+            Ok(())
+        }
+        Cmd::Status { json } => {
+            let s = bed::status(sd)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+            } else {
+                print_status(&s);
+            }
+            Ok(())
+        }
+        Cmd::Restart {
+            daemon,
+            kill,
+            ready_timeout,
+        } => {
+            let r = bed::restart(
+                sd,
+                cli.bin_dir.as_deref(),
+                &daemon,
+                kill,
+                Duration::from_secs(ready_timeout),
+            )?;
+            println!("{} restarted: pid {} in {}", r.name, r.pid, r.netns);
+            Ok(())
+        }
+        Cmd::Session { cmd } => {
+            let bd = cli.bin_dir.as_deref();
+            let (ue, args) = match cmd {
+                SessionCmd::Add { ue, psi, dnn, upf } => {
+                    let st = bed::load_one(sd)?;
+                    let dnn = bed::pick_dnn(&st.plan, dnn.as_deref(), upf.as_deref())?;
+                    let mut a = vec![
+                        "add".to_string(),
+                        "--psi".into(),
+                        psi.to_string(),
+                        "--dnn".into(),
+                        dnn,
+                    ];
+                    if let Some(u) = upf {
+                        a.push("--upf".into());
+                        a.push(u);
+                    }
+                    (ue, a)
+                }
+                SessionCmd::Del { ue, psi } => {
+                    (ue, vec!["del".into(), "--psi".into(), psi.to_string()])
+                }
+                SessionCmd::List { ue, json } => {
+                    let mut a = vec!["list".to_string()];
+                    if json {
+                        a.push("--json".into());
+                    }
+                    (ue, a)
+                }
+            };
+            print!("{}", bed::ue_session(sd, bd, &ue, &args)?);
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("testbed: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
 }
