@@ -376,7 +376,7 @@ mod tests {
     #[test]
     fn example_file_is_valid() {
         let c = Config::from_toml(include_str!("../upf.example.toml")).expect("valid");
-        assert_eq!(c.n3.addrs, vec![Ipv4Addr::new(10, 0, 3, 2)]);
+        assert_eq!(c.n3.addrs, vec![Ipv4Addr::new(10, 3, 0, 11)]);
         assert_eq!(c.limits, Config::default().limits);
     }
 
