@@ -5,8 +5,10 @@
 //!
 //! - [`plan`]: the pure derivation of every daemon's configuration from a topology.
 //! - [`bed`]: `up`, `down`, `status`, sessions; the run folder and state file.
+//! - [`demo`]: the main job: up, a session per UPF, traffic through each, down.
 
 pub mod bed;
+pub mod demo;
 pub mod plan;
 
 pub use bed::{down, status, up, BedError, BedState, Status, UpOpts};

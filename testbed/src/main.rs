@@ -11,6 +11,7 @@ use testbed::bed::{self, BedError, UpOpts};
 
 const EXAMPLES: &str = "\
 Examples:
+  testbed demo                                 # the main job: up, 2 sessions, traffic, down
   testbed up                                   # paper topology, ./results/run-<time>/
   testbed status
   testbed session add --ue ue1 --psi 1 --dnn edge1
@@ -52,6 +53,29 @@ enum Cmd {
     },
     /// Stop every daemon and remove the topology (harmless when nothing is up).
     Down,
+    /// The main job: bring everything up, give the first UE one PDU session
+    /// per UPF (in parallel), send UDP probes bound to each session's address
+    /// to an echo server on that session's edge, report, and take it all down.
+    Demo {
+        /// Topology file (default: the paper topology).
+        #[arg(long)]
+        topology: Option<PathBuf>,
+        /// Run folder for configs/ and logs/ (default ./results/run-<UTC time>).
+        #[arg(long)]
+        run_dir: Option<PathBuf>,
+        /// Prefix of every namespace name.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// UDP probes per session.
+        #[arg(long, default_value_t = 100)]
+        probes: u32,
+        /// Leave the testbed up afterwards (`testbed status`, `testbed down`).
+        #[arg(long)]
+        keep: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Daemons, PDU sessions and counters.
     Status {
         /// JSON instead of tables.
@@ -258,6 +282,36 @@ fn print_status(s: &bed::Status) {
     }
 }
 
+fn print_demo(r: &testbed::demo::DemoReport) {
+    println!(
+        "\nUE {}: one PDU session per UPF, UDP probes to each session's edge",
+        r.ue
+    );
+    println!(
+        "  {:>3} {:<6} {:<6} {:<15} {:<21} {:>9} {:>10} {:>10}",
+        "PSI", "UPF", "EDGE", "UE ADDR", "TARGET", "ANSWERED", "RTT p50", "RTT p99"
+    );
+    let us = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{v} us"));
+    for s in &r.sessions {
+        println!(
+            "  {:>3} {:<6} {:<6} {:<15} {:<21} {:>4}/{:<4} {:>10} {:>10}",
+            s.psi,
+            s.upf,
+            s.edge,
+            s.ue_addr.to_string(),
+            s.target.to_string(),
+            s.answered,
+            s.sent,
+            us(s.rtt_p50_us),
+            us(s.rtt_p99_us)
+        );
+    }
+    println!("configs and logs: {}", r.run_dir);
+    if r.kept {
+        println!("left up: `testbed status`, `testbed down`");
+    }
+}
+
 fn run(cli: Cli) -> Result<(), BedError> {
     let sd = cli.state_dir.as_deref();
     match cli.cmd {
@@ -286,6 +340,40 @@ fn run(cli: Cli) -> Result<(), BedError> {
             })?;
             print_up(&st);
             Ok(())
+        }
+        Cmd::Demo {
+            topology,
+            run_dir,
+            prefix,
+            probes,
+            keep,
+            json,
+        } => {
+            let opts = UpOpts {
+                topology,
+                run_dir,
+                prefix,
+                state_dir: cli.state_dir.clone(),
+                bin_dir: cli.bin_dir.clone(),
+                ready_timeout: None,
+                cancel: None,
+            };
+            let report = testbed::demo::run(&opts, probes, keep, &mut |line| eprintln!("{line}"))?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
+            } else {
+                print_demo(&report);
+            }
+            if report.all_answered() {
+                Ok(())
+            } else {
+                Err(BedError::Request(
+                    "some probes got no answer from their session's edge".into(),
+                ))
+            }
         }
         Cmd::Down => {
             let s = bed::down(sd)?;

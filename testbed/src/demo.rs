@@ -1,0 +1,291 @@
+//! `testbed demo`: the main job on the embedded default topology.
+//!
+//! Brings the whole 5G user plane up, gives the first UE one PDU session per
+//! UPF (session N through upfN to the edge behind it, in parallel, as CSM's
+//! migration does), sends UDP probes bound to each session's address to an
+//! echo server on that session's edge, reports what came back and how fast,
+//! and takes everything down again (unless asked to keep it).
+//!
+//! The echo server answers `EDGE|SOURCE|payload`, so a probe proves which
+//! edge it reached and with which source address it arrived there.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use wire::ctl::SessionInfo;
+
+use crate::bed::{self, BedError, BedState, UpOpts};
+
+/// UDP port of the demo's echo servers on the edges.
+pub const ECHO_PORT: u16 = 9000;
+
+/// What one session did in the demo.
+#[derive(Clone, Debug, Serialize)]
+pub struct SessionResult {
+    /// PDU session id.
+    pub psi: u8,
+    /// The UPF that anchors it, and the edge behind that UPF.
+    pub upf: String,
+    pub edge: String,
+    /// The UE's address in this session.
+    pub ue_addr: Ipv4Addr,
+    /// Where the probes went (the edge's N6 address).
+    pub target: SocketAddrV4,
+    /// Probes sent, and answers that came from the right edge and saw the
+    /// session's address as their source.
+    pub sent: u32,
+    pub answered: u32,
+    /// Round-trip time of the answered probes, in microseconds.
+    pub rtt_p50_us: Option<u64>,
+    pub rtt_p99_us: Option<u64>,
+}
+
+/// The demo's result.
+#[derive(Clone, Debug, Serialize)]
+pub struct DemoReport {
+    /// The run folder (configs and logs).
+    pub run_dir: String,
+    /// The UE that asked for the sessions.
+    pub ue: String,
+    pub sessions: Vec<SessionResult>,
+    /// Whether the testbed was left up (`--keep`).
+    pub kept: bool,
+}
+
+impl DemoReport {
+    /// True when every probe of every session came back from the right edge.
+    pub fn all_answered(&self) -> bool {
+        !self.sessions.is_empty() && self.sessions.iter().all(|s| s.answered == s.sent)
+    }
+}
+
+/// Runs the demo: `up`, one session per UPF for the first UE, `probes` UDP
+/// probes per session, then `down` unless `keep`. Everything made is removed
+/// also when a step fails.
+pub fn run(
+    opts: &UpOpts,
+    probes: u32,
+    keep: bool,
+    on_progress: &mut dyn FnMut(&str),
+) -> Result<DemoReport, BedError> {
+    let state_dir = opts.state_dir.clone();
+    let st = bed::up(opts)?;
+    on_progress(&format!(
+        "testbed `{}` is up (run folder {})",
+        st.topology,
+        st.run_dir.display()
+    ));
+    // From here on, a failure takes everything down again.
+    let result = sessions_and_probes(&st, opts.bin_dir.as_deref(), probes, on_progress);
+    let kept = keep && result.is_ok();
+    if !kept {
+        bed::down(state_dir.as_deref())?;
+        on_progress("testbed down: every daemon stopped, every namespace removed");
+    }
+    let sessions = result?;
+    Ok(DemoReport {
+        run_dir: st.run_dir.display().to_string(),
+        ue: st
+            .plan
+            .ues
+            .first()
+            .map(|u| u.name.clone())
+            .unwrap_or_default(),
+        sessions,
+        kept,
+    })
+}
+
+fn sessions_and_probes(
+    st: &BedState,
+    bin_dir: Option<&Path>,
+    probes: u32,
+    on_progress: &mut dyn FnMut(&str),
+) -> Result<Vec<SessionResult>, BedError> {
+    let ue = st
+        .plan
+        .ues
+        .first()
+        .ok_or_else(|| BedError::Usage("the topology has no UE (a node named ue*)".into()))?;
+    let state_dir = Some(st.state_dir.as_path());
+    let mut results = Vec::new();
+    for (i, upf) in st.plan.upfs.iter().enumerate() {
+        let psi = u8::try_from(i + 1)
+            .ok()
+            .filter(|p| *p <= 15)
+            .ok_or_else(|| BedError::Usage("more UPFs than PDU session ids (15)".into()))?;
+        let args: Vec<String> = vec![
+            "add".into(),
+            "--psi".into(),
+            psi.to_string(),
+            "--dnn".into(),
+            upf.dnn.clone(),
+            "--upf".into(),
+            upf.name.clone(),
+        ];
+        let line = bed::ue_session(state_dir, bin_dir, &ue.name, &args)?;
+        on_progress(line.trim());
+        let listed = bed::ue_session(
+            state_dir,
+            bin_dir,
+            &ue.name,
+            &["list".into(), "--json".into()],
+        )?;
+        let sessions: Vec<SessionInfo> = serde_json::from_str(&listed).map_err(|e| {
+            BedError::Request(format!(
+                "`ue session list --json` gave no session list: {e}"
+            ))
+        })?;
+        let info = sessions
+            .iter()
+            .find(|s| s.pdu_session_id == psi)
+            .ok_or_else(|| BedError::Request(format!("session {psi} is not in the UE's list")))?;
+        let target = SocketAddrV4::new(upf.edge_n6, ECHO_PORT);
+        let echo = EchoServer::start(&st.ns(&upf.edge), &upf.edge, target)?;
+        let result = probe(&st.ns(&ue.name), info.ue_addr, target, &upf.edge, probes);
+        echo.stop();
+        let (answered, rtts) = result?;
+        results.push(SessionResult {
+            psi,
+            upf: upf.name.clone(),
+            edge: upf.edge.clone(),
+            ue_addr: info.ue_addr,
+            target,
+            sent: probes,
+            answered,
+            rtt_p50_us: percentile(&rtts, 50),
+            rtt_p99_us: percentile(&rtts, 99),
+        });
+    }
+    Ok(results)
+}
+
+/// The `p`th percentile (nearest rank) of `values`, sorted in place.
+fn percentile(values: &[u64], p: usize) -> Option<u64> {
+    let mut v = values.to_vec();
+    v.sort_unstable();
+    let rank = (p * v.len()).div_ceil(100).max(1);
+    v.get(rank - 1).copied()
+}
+
+/// A UDP echo server on a thread inside a namespace.
+struct EchoServer {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl EchoServer {
+    fn start(netns: &str, edge: &str, addr: SocketAddrV4) -> Result<EchoServer, BedError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (netns_owned, edge, stop2) = (netns.to_string(), edge.to_string(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let sock = topo::netns::enter(&netns_owned)
+                .map_err(|e| e.to_string())
+                .and_then(|()| UdpSocket::bind(addr).map_err(|e| e.to_string()))
+                .and_then(|s| {
+                    s.set_read_timeout(Some(Duration::from_millis(50)))
+                        .map(|()| s)
+                        .map_err(|e| e.to_string())
+                });
+            let sock = match sock {
+                Ok(s) => {
+                    let _ = ready_tx.send(Ok(()));
+                    s
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let mut buf = [0u8; 2048];
+            let mut out = Vec::with_capacity(2200);
+            while !stop2.load(Ordering::Relaxed) {
+                let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
+                out.clear();
+                out.extend_from_slice(format!("{edge}|{}|", from.ip()).as_bytes());
+                out.extend_from_slice(&buf[..n]);
+                let _ = sock.send_to(&out, from);
+            }
+        });
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(EchoServer { stop, thread }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(BedError::Request(format!(
+                    "echo server on {addr} in namespace {netns}: {e}"
+                )))
+            }
+            Err(_) => {
+                let _ = thread.join();
+                Err(BedError::Request(format!(
+                    "echo server on {addr} in namespace {netns} did not start"
+                )))
+            }
+        }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
+}
+
+/// Sends `count` probes from `src` (a session address, in the UE's
+/// namespace) to `target`, one at a time; returns how many came back from
+/// `edge` with `src` as the source it saw, and their round-trip times (µs).
+fn probe(
+    netns: &str,
+    src: Ipv4Addr,
+    target: SocketAddrV4,
+    edge: &str,
+    count: u32,
+) -> Result<(u32, Vec<u64>), BedError> {
+    let expect = format!("{edge}|{src}|");
+    topo::netns::run_in_netns(netns, move || -> Result<(u32, Vec<u64>), String> {
+        let sock = UdpSocket::bind(SocketAddr::from((src, 0))).map_err(|e| e.to_string())?;
+        sock.set_read_timeout(Some(Duration::from_millis(500)))
+            .map_err(|e| e.to_string())?;
+        let mut rtts = Vec::with_capacity(count as usize);
+        let mut buf = [0u8; 2048];
+        for seq in 0..count {
+            let payload = format!("probe {seq}");
+            let sent_at = Instant::now();
+            sock.send_to(payload.as_bytes(), target)
+                .map_err(|e| e.to_string())?;
+            // Skip late answers to earlier probes; wait for this one.
+            while let Ok(n) = sock.recv(&mut buf) {
+                let answer = &buf[..n];
+                if answer.starts_with(expect.as_bytes()) && answer.ends_with(payload.as_bytes()) {
+                    rtts.push(sent_at.elapsed().as_micros() as u64);
+                    break;
+                }
+            }
+        }
+        Ok((rtts.len() as u32, rtts))
+    })
+    .map_err(|e| BedError::Request(format!("probe from {src} in {netns}: {e}")))?
+    .map_err(|e| BedError::Request(format!("probe from {src} to {target}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+
+    #[test]
+    fn percentile_is_nearest_rank() {
+        assert_eq!(percentile(&[], 50), None);
+        assert_eq!(percentile(&[7], 99), Some(7));
+        let v: Vec<u64> = (1..=100).rev().collect();
+        assert_eq!(percentile(&v, 50), Some(50));
+        assert_eq!(percentile(&v, 99), Some(99));
+        assert_eq!(percentile(&v, 100), Some(100));
+    }
+}
