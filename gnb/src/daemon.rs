@@ -85,6 +85,11 @@ pub async fn run(cfg: GnbConfig, shutdown: impl Future<Output = ()>) -> Result<(
     let radio_index = net.link_index(&cfg.radio_iface).await?;
     let tun = Tun::open(&cfg.tun_name)?;
     let tun_index = net.link_index(&cfg.tun_name).await?;
+    // The tunnels carry IPv4 only: without this, the kernel's own IPv6
+    // router solicitations on the new TUN show up as uplink junk.
+    if let Err(e) = net_sysctl(&format!("ipv6/conf/{}/disable_ipv6", cfg.tun_name), "1") {
+        warn!(error = %e, "could not disable IPv6 on the TUN");
+    }
     net.link_up(tun_index, Some(cfg.tun_mtu)).await?;
     if cfg.sysctl {
         let _ = net_sysctl(&format!("ipv4/conf/{}/rp_filter", cfg.tun_name), "0");
