@@ -1,14 +1,22 @@
 //! Per-packet cost of the data path's decisions (no I/O): snapshot lookup,
 //! SDF match, QER bucket, URR count; and the control-plane cost of a rule
-//! change (table update + snapshot rebuild) with many sessions.
+//! change (table update + snapshot publication) with 1 to 10 000 sessions,
+//! incremental (`SessionTable::snapshot`) against the full rebuild of every
+//! session (`SessionTable::rebuild_snapshot`, the path before issue 5) as
+//! the baseline measured in the same run. A summary table with the ratio is
+//! printed at the end.
 //!
 //! `cargo bench -p upf --bench datapath`
 
 use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use upf::datapath::{PdrList, Snapshot};
 use upf::packet::build_udp;
 use upf::rules::*;
 use upf::sdf::FlowDescription;
@@ -97,15 +105,55 @@ fn rules(i: u32) -> SessionRules {
     }
 }
 
-fn bench(c: &mut Criterion) {
+const SIZES: [u32; 4] = [1, 100, 1000, 10_000];
+
+/// A table with `n` sessions; returns it with the TEIDs of their uplink.
+fn table(n: u32, t0: Instant) -> (SessionTable, Vec<u32>) {
+    let mut t = SessionTable::new(Limits::default(), Ipv4Addr::new(10, 0, 1, 2), t0);
+    let mut teids = Vec::new();
+    for i in 0..n {
+        let e = t.establish(u64::from(i), rules(i), t0).expect("session");
+        teids.push(e.created[0].teid);
+    }
+    (t, teids)
+}
+
+/// The rule change measured: a FAR update of one session.
+fn far_update() -> Modification {
+    Modification {
+        update_fars: vec![Far {
+            id: 1,
+            action: FarAction::Forward {
+                destination: Interface::Core,
+                outer_header: None,
+            },
+        }],
+        ..Default::default()
+    }
+}
+
+/// Modify one session and publish the tables as the daemon does (store in
+/// an `ArcSwap`, dropping the previous snapshot).
+fn modify_publish(
+    t: &mut SessionTable,
+    seid: u64,
+    swap: &ArcSwap<Snapshot>,
+    t0: Instant,
+    full: bool,
+) {
+    t.modify(seid, far_update(), t0).expect("modify");
+    let snap = if full {
+        t.rebuild_snapshot()
+    } else {
+        t.snapshot()
+    };
+    swap.store(Arc::new(snap));
+}
+
+fn lookups(c: &mut Criterion) {
     for n in [1u32, 1000] {
         let t0 = Instant::now();
-        let mut t = SessionTable::new(Limits::default(), Ipv4Addr::new(10, 0, 1, 2), t0);
-        let mut teids = Vec::new();
-        for i in 0..n {
-            let e = t.establish(u64::from(i), rules(i), t0).expect("session");
-            teids.push(e.created[0].teid);
-        }
+        let (t, teids) = table(n, t0);
         let snap = t.snapshot();
         let teid = teids[teids.len() / 2];
         let u = ue(n / 2);
@@ -119,6 +167,16 @@ fn bench(c: &mut Criterion) {
                 ))
             })
         });
+        // The map lookup alone, persistent trie against the std HashMap
+        // the snapshot used before (same keys, same values).
+        let std_map: std::collections::HashMap<u32, PdrList> =
+            snap.uplink.iter().map(|(k, v)| (*k, v.clone())).collect();
+        c.bench_function(&format!("TEID lookup imbl, {n} sessions"), |b| {
+            b.iter(|| black_box(snap.uplink.get(black_box(&teid)).map(|l| l.len())))
+        });
+        c.bench_function(&format!("TEID lookup std (baseline), {n} sessions"), |b| {
+            b.iter(|| black_box(std_map.get(black_box(&teid)).map(|l| l.len())))
+        });
         c.bench_function(&format!("downlink decision, {n} sessions"), |b| {
             b.iter(|| {
                 black_box(matches!(
@@ -127,33 +185,67 @@ fn bench(c: &mut Criterion) {
                 ))
             })
         });
+    }
+}
+
+fn updates(c: &mut Criterion) {
+    let mut g = c.benchmark_group("modify + publish");
+    g.sample_size(10);
+    for n in SIZES {
+        let t0 = Instant::now();
+        let (mut t, _) = table(n, t0);
         let seid = t.sessions().next().map(|s| s.local_seid).expect("one");
-        c.bench_function(&format!("modify + snapshot rebuild, {n} sessions"), |b| {
-            b.iter(|| {
-                t.modify(
-                    seid,
-                    Modification {
-                        update_fars: vec![Far {
-                            id: 1,
-                            action: FarAction::Forward {
-                                destination: Interface::Core,
-                                outer_header: None,
-                            },
-                        }],
-                        ..Default::default()
-                    },
-                    t0,
-                )
-                .expect("modify");
-                black_box(t.snapshot())
-            })
+        let swap = ArcSwap::from_pointee(t.snapshot());
+        g.bench_function(format!("incremental, {n} sessions"), |b| {
+            b.iter(|| modify_publish(&mut t, seid, &swap, t0, false))
         });
+        g.bench_function(format!("full rebuild (baseline), {n} sessions"), |b| {
+            b.iter(|| modify_publish(&mut t, seid, &swap, t0, true))
+        });
+    }
+    g.finish();
+}
+
+/// Median of `runs` timings of `f`.
+fn median(runs: usize, mut f: impl FnMut()) -> Duration {
+    let mut v: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed()
+        })
+        .collect();
+    v.sort_unstable();
+    v[v.len() / 2]
+}
+
+/// One table with both paths side by side, measured now on this machine.
+fn summary(_: &mut Criterion) {
+    println!("\nmodify + publish, median (same run):");
+    println!(
+        "{:>9} {:>14} {:>18} {:>8}",
+        "sessions", "incremental", "full rebuild", "ratio"
+    );
+    for n in SIZES {
+        let t0 = Instant::now();
+        let (mut t, _) = table(n, t0);
+        let seid = t.sessions().next().map(|s| s.local_seid).expect("one");
+        let swap = ArcSwap::from_pointee(t.snapshot());
+        let inc = median(501, || modify_publish(&mut t, seid, &swap, t0, false));
+        let runs = if n >= 10_000 { 21 } else { 101 };
+        let full = median(runs, || modify_publish(&mut t, seid, &swap, t0, true));
+        println!(
+            "{n:>9} {:>11.2} us {:>15.2} us {:>7.1}x",
+            inc.as_secs_f64() * 1e6,
+            full.as_secs_f64() * 1e6,
+            full.as_secs_f64() / inc.as_secs_f64()
+        );
     }
 }
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(2)).warm_up_time(std::time::Duration::from_millis(500));
-    targets = bench
+    config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
+    targets = lookups, updates, summary
 }
 criterion_main!(benches);

@@ -14,9 +14,10 @@
 //! - one **metrics** thread: HTTP `/metrics` and `/stats`.
 //!
 //! Rule changes: the control side holds the [`SessionTable`] under a mutex
-//! (only control-plane callers take it), compiles a new immutable
-//! [`Snapshot`] after every change and publishes it with one atomic pointer
-//! swap (`arc_swap::ArcSwap`). Packet threads `load()` the current snapshot
+//! (only control-plane callers take it), takes its immutable [`Snapshot`]
+//! after every change (the table recompiles only the changed session into
+//! persistent maps, so this does not grow with the number of sessions) and
+//! publishes it with one atomic pointer swap (`arc_swap::ArcSwap`). Packet threads `load()` the current snapshot
 //! per packet (a few ns, wait-free) and never touch the mutex; all
 //! per-packet state they change is atomics.
 
@@ -123,8 +124,9 @@ impl Inner {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Compile and publish the table, then perform its events (End Markers,
-    /// buffer flushes) with the new snapshot.
+    /// Publish the table's snapshot (O(1): it is kept up to date by each
+    /// change), then perform its events (End Markers, buffer flushes) with
+    /// the new snapshot.
     pub fn publish(&self, table: &mut SessionTable) {
         let snap = Arc::new(table.snapshot());
         self.snapshot.store(snap.clone());

@@ -3,6 +3,12 @@
 //! `now`). Outputs are pulled: [`SessionTable::poll_reports`] for usage
 //! reports, [`SessionTable::poll_event`] for End Markers and buffer flushes,
 //! [`SessionTable::snapshot`] for the data path's lookup tables.
+//!
+//! The table keeps those lookup tables up to date incrementally: every
+//! change recompiles only the session it touches into a
+//! [`CompiledSession`] and swaps that session's keys in the persistent maps
+//! of the current [`Snapshot`], so a rule change costs the same with 1 or
+//! 10 000 sessions and [`SessionTable::snapshot`] is a clone of two roots.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -11,7 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::datapath::{
-    Action, CompiledPdr, Counter, QerState, SessionShared, Snapshot, TokenBucket, UrrState,
+    pdr_list, Action, CompiledPdr, CompiledSession, Counter, QerState, SessionShared, Snapshot,
+    TokenBucket, UrrState,
 };
 use crate::rules::{
     ie_type, Cause, FTeidSpec, Far, FarAction, Interface, Modification, Pdr, Qer, SessionRules, Urr,
@@ -281,6 +288,12 @@ pub struct SessionTable {
     epoch: Instant,
     sessions: HashMap<u64, Session>,
     teid_owner: HashMap<u32, u64>,
+    /// UE address -> local SEID (an address belongs to one session).
+    ue_owner: HashMap<Ipv4Addr, u64>,
+    /// Each session as it is in `current` (its keys, to remove them).
+    compiled: HashMap<u64, CompiledSession>,
+    /// The lookup tables of all sessions, updated per changed session.
+    current: Snapshot,
     next_teid: u32,
     next_seid: u64,
     events: VecDeque<Event>,
@@ -300,6 +313,9 @@ impl SessionTable {
             epoch,
             sessions: HashMap::new(),
             teid_owner: HashMap::new(),
+            ue_owner: HashMap::new(),
+            compiled: HashMap::new(),
+            current: Snapshot::empty(epoch),
             next_teid: 1,
             next_seid: 1,
             events: VecDeque::new(),
@@ -396,6 +412,10 @@ impl SessionTable {
         for t in s.teids() {
             self.teid_owner.insert(t, seid);
         }
+        if let Some(ue) = s.ue_ip() {
+            self.ue_owner.insert(ue, seid);
+        }
+        self.recompile(&s);
         self.sessions.insert(seid, s);
         Ok(Established {
             local_seid: seid,
@@ -421,6 +441,7 @@ impl SessionTable {
         let mut s = old.clone();
         let old_fars = old.fars.clone();
         let old_teids = old.teids();
+        let old_ue = old.ue_ip();
         let query = m.query_urrs.clone();
         let (created, mut reports) = self.apply(&mut s, m, now)?;
         for id in query {
@@ -460,6 +481,13 @@ impl SessionTable {
         for t in s.teids() {
             self.teid_owner.insert(t, seid);
         }
+        if let Some(ue) = old_ue {
+            self.ue_owner.remove(&ue);
+        }
+        if let Some(ue) = s.ue_ip() {
+            self.ue_owner.insert(ue, seid);
+        }
+        self.recompile(&s);
         self.sessions.insert(seid, s);
         Ok(Modified { created, reports })
     }
@@ -476,6 +504,12 @@ impl SessionTable {
         for t in s.teids() {
             self.teid_owner.remove(&t);
         }
+        if let Some(ue) = s.ue_ip() {
+            self.ue_owner.remove(&ue);
+        }
+        if let Some(old) = self.compiled.remove(&seid) {
+            self.current.remove_session(&old);
+        }
         s.shared.drain_buffer(|_| {});
         let ids: Vec<u32> = s.urrs.keys().copied().collect();
         Ok(ids
@@ -488,6 +522,9 @@ impl SessionTable {
     pub fn clear(&mut self) {
         self.sessions.clear();
         self.teid_owner.clear();
+        self.ue_owner.clear();
+        self.compiled.clear();
+        self.current = Snapshot::empty(self.epoch);
     }
 
     /// Usage reports due at `now` (volume threshold reached, period over).
@@ -730,15 +767,11 @@ impl SessionTable {
             ));
         }
         if let Some(ue) = ue_ips.iter().next() {
-            if let Some(other) = self
-                .sessions
-                .values()
-                .find(|o| o.local_seid != s.local_seid && o.ue_ip() == Some(*ue))
-            {
+            if let Some(other) = self.ue_owner.get(ue).filter(|o| **o != s.local_seid) {
                 return Err(err(
                     Cause::RuleCreationModificationFailure,
                     ie_type::PDI,
-                    format!("UE address {ue} is used by session {:#x}", other.local_seid),
+                    format!("UE address {ue} is used by session {other:#x}"),
                 ));
             }
         }
@@ -789,76 +822,116 @@ impl SessionTable {
         Ok((created, reports))
     }
 
-    /// Compile the lookup tables of every session.
+    /// The data path's lookup tables of every session. Cheap: the maps are
+    /// kept up to date by each change and share their nodes with the
+    /// snapshots taken before.
     pub fn snapshot(&self) -> Snapshot {
-        let mut ul: HashMap<u32, Vec<Arc<CompiledPdr>>> = HashMap::new();
-        let mut dl: HashMap<Ipv4Addr, Vec<Arc<CompiledPdr>>> = HashMap::new();
+        self.current.clone()
+    }
+
+    /// Compile every session from scratch into new maps: what
+    /// [`snapshot`](Self::snapshot) did before it became incremental, kept
+    /// as the reference the incremental tables are checked against and as
+    /// the benchmark's baseline. O(sessions).
+    pub fn rebuild_snapshot(&self) -> Snapshot {
+        let mut snap = Snapshot::empty(self.epoch);
         for s in self.sessions.values() {
-            let ue_ip = s.ue_ip();
-            for e in s.pdrs.values() {
-                let p = &e.pdr;
-                let direction = match p.pdi.source_interface {
-                    Interface::Access => Direction::Uplink,
-                    _ => Direction::Downlink,
+            snap.insert_session(&compile(s));
+        }
+        snap
+    }
+
+    /// A session as it is compiled into the current snapshot.
+    pub fn compiled(&self, seid: u64) -> Option<&CompiledSession> {
+        self.compiled.get(&seid)
+    }
+
+    /// Replace a session's keys in the current tables by its new rules.
+    fn recompile(&mut self, s: &Session) {
+        let c = compile(s);
+        if let Some(old) = self.compiled.remove(&s.local_seid) {
+            self.current.remove_session(&old);
+        }
+        self.current.insert_session(&c);
+        self.compiled.insert(s.local_seid, c);
+    }
+}
+
+/// Compile one session's PDRs into lookup lists: PDRs with a local TEID
+/// under that TEID, downlink PDRs without one under the UE address.
+fn compile(s: &Session) -> CompiledSession {
+    let ue_ip = s.ue_ip();
+    let mut ul: BTreeMap<u32, Vec<CompiledPdr>> = BTreeMap::new();
+    let mut dl: Vec<CompiledPdr> = Vec::new();
+    let mut dl_key = None;
+    for e in s.pdrs.values() {
+        let p = &e.pdr;
+        let direction = match p.pdi.source_interface {
+            Interface::Access => Direction::Uplink,
+            _ => Direction::Downlink,
+        };
+        // References were checked when the rules were applied.
+        let Some(far) = s.fars.get(&p.far_id) else {
+            continue;
+        };
+        let qers: Vec<_> = p
+            .qer_ids
+            .iter()
+            .filter_map(|id| s.qers.get(id))
+            .map(|(q, st)| {
+                let gate = match direction {
+                    Direction::Uplink => q.gate_ul,
+                    Direction::Downlink => q.gate_dl,
                 };
-                // References were checked when the rules were applied.
-                let Some(far) = s.fars.get(&p.far_id) else {
-                    continue;
-                };
-                let qers: Vec<_> = p
-                    .qer_ids
-                    .iter()
-                    .filter_map(|id| s.qers.get(id))
-                    .map(|(q, st)| {
-                        let gate = match direction {
-                            Direction::Uplink => q.gate_ul,
-                            Direction::Downlink => q.gate_dl,
-                        };
-                        (gate, st.clone())
-                    })
-                    .collect();
-                let qfi = p
-                    .qer_ids
-                    .iter()
-                    .filter_map(|id| s.qers.get(id))
-                    .find_map(|(q, _)| q.qfi);
-                let action = match &far.action {
-                    FarAction::Forward {
-                        outer_header: Some(o),
-                        ..
-                    } => Action::Tunnel { outer: *o, qfi },
-                    FarAction::Forward { .. } => Action::ToN6,
-                    FarAction::Buffer => Action::Buffer,
-                    FarAction::Drop => Action::Drop,
-                };
-                let c = Arc::new(CompiledPdr {
-                    pdr_id: p.id,
-                    precedence: p.precedence,
-                    qfi: p.pdi.qfi,
-                    sdf: p.pdi.sdf_filters.clone(),
-                    direction,
-                    ue_ip,
-                    action,
-                    qers,
-                    urrs: p
-                        .urr_ids
-                        .iter()
-                        .filter_map(|id| s.urrs.get(id))
-                        .map(|e| e.state.clone())
-                        .collect(),
-                    session: s.shared.clone(),
-                    counter: e.counter.clone(),
-                });
-                if let Some(t) = e.teid {
-                    ul.entry(t).or_default().push(c);
-                } else if direction == Direction::Downlink {
-                    if let Some(ip) = p.pdi.ue_ip {
-                        dl.entry(ip).or_default().push(c);
-                    }
-                }
+                (gate, st.clone())
+            })
+            .collect();
+        let qfi = p
+            .qer_ids
+            .iter()
+            .filter_map(|id| s.qers.get(id))
+            .find_map(|(q, _)| q.qfi);
+        let action = match &far.action {
+            FarAction::Forward {
+                outer_header: Some(o),
+                ..
+            } => Action::Tunnel { outer: *o, qfi },
+            FarAction::Forward { .. } => Action::ToN6,
+            FarAction::Buffer => Action::Buffer,
+            FarAction::Drop => Action::Drop,
+        };
+        let c = CompiledPdr {
+            pdr_id: p.id,
+            precedence: p.precedence,
+            qfi: p.pdi.qfi,
+            sdf: p.pdi.sdf_filters.clone(),
+            direction,
+            ue_ip,
+            action,
+            qers,
+            urrs: p
+                .urr_ids
+                .iter()
+                .filter_map(|id| s.urrs.get(id))
+                .map(|e| e.state.clone())
+                .collect(),
+            session: s.shared.clone(),
+            counter: e.counter.clone(),
+        };
+        if let Some(t) = e.teid {
+            ul.entry(t).or_default().push(c);
+        } else if direction == Direction::Downlink {
+            // All PDRs of a session name the same UE address (checked).
+            if let Some(ip) = p.pdi.ue_ip {
+                dl_key = Some(ip);
+                dl.push(c);
             }
         }
-        Snapshot::new(self.epoch, ul, dl)
+    }
+    CompiledSession {
+        seid: s.local_seid,
+        uplink: ul.into_iter().map(|(t, v)| (t, pdr_list(v))).collect(),
+        downlink: dl_key.map(|k| (k, pdr_list(dl))),
     }
 }
 
