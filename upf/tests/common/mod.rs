@@ -165,11 +165,11 @@ impl Bed {
         let upf = upf_ns.run(move || Upf::start(cfg).expect("UPF starts"));
         let gnb_sock = gnb.run(|| UdpSocket::bind((GNB_N3, 2152)).expect("gnb socket"));
         gnb_sock
-            .set_read_timeout(Some(Duration::from_millis(1500)))
+            .set_read_timeout(Some(Duration::from_millis(5000)))
             .expect("timeout");
         let edge_sock = edge.run(|| UdpSocket::bind((EDGE, 0)).expect("edge socket"));
         edge_sock
-            .set_read_timeout(Some(Duration::from_millis(1500)))
+            .set_read_timeout(Some(Duration::from_millis(5000)))
             .expect("timeout");
         // UDP echo server on the edge: a detached thread that ends when its
         // socket's namespace goes away (recv times out, stop flag).
