@@ -193,3 +193,20 @@ async fn serve(
     }
     Ok(())
 }
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM: the shutdown future the `gnb` and
+/// `ue` daemons run until.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term => {},
+    }
+}

@@ -71,21 +71,6 @@ enum SessionCmd {
     },
 }
 
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term => {},
-    }
-}
-
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -163,7 +148,7 @@ fn cmd(cmd: Cmd) -> Result<(), String> {
                 .enable_all()
                 .build()
                 .map_err(|e| format!("tokio runtime: {e}"))?;
-            rt.block_on(ue::run(cfg, shutdown_signal()))
+            rt.block_on(ue::run(cfg, gnb::shutdown_signal()))
                 .map_err(|e| e.to_string())
         }
         Cmd::Session { cmd, api, config } => {
