@@ -1,7 +1,25 @@
-//! The application under test: cloud logic server, edge renderer/streamer, edge migration agent.
+//! The application under test (issue 6, DESIGN.md sections 1 and 5): a
+//! multiplayer snake game, edge-rendered, synchronized through the cloud,
+//! streamed to the UE, with the CSM changes of the paper (section V-A).
 //!
-//! Not built yet: this crate is filled by issue 6. Its binary says so and
-//! exits with an error rather than pretending to work.
+//! - [`game`]: the world (grid, snakes, food, scores) and its deterministic step.
+//! - [`session`]: the CSM session manager, Algorithm 1, as an I/O-free state machine.
+//! - [`sync`]: the state-synchronization protocol (TCP) between an edge
+//!   instance and the cloud logic server, and its client.
+//! - [`cloud`]: the cloud logic server.
+//! - [`input`]: the UE's numbered input datagrams (UDP, UE -> chief pilot).
+//! - [`render`]: deterministic frames from the world.
+//! - [`instance`]: an application instance on an edge: login, world copy,
+//!   render, encode, RTP to the UE, input to writes.
+//! - [`repo`], [`agent`]: the application repositories (cloud and edge) and
+//!   the edge migration agent's API.
 
-/// The issue that delivers this crate's functionality.
-pub const PENDING_ISSUE: u32 = 6;
+pub mod agent;
+pub mod cloud;
+pub mod game;
+pub mod input;
+pub mod instance;
+pub mod render;
+pub mod repo;
+pub mod session;
+pub mod sync;

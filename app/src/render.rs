@@ -1,0 +1,1 @@
+//! Deterministic frames from the world (being built, issue 6).

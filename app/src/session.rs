@@ -1,0 +1,1 @@
+//! CSM session manager, Algorithm 1 (being built, issue 6).

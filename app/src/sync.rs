@@ -1,0 +1,1 @@
+//! State-synchronization protocol and client (being built, issue 6).
