@@ -982,6 +982,17 @@ impl Smf {
             }
             MessageBody::AssociationSetupRequest(a) => {
                 info!(upf = %self.peers[upf].name, node = %a.node_id, "association set up by the UPF");
+                // TS 29.244 §6.2.6.2.2: a setup from a UPF we are associated
+                // with replaces the association whatever its Recovery Time
+                // Stamp; the UPF restarted and lost its sessions (a restart
+                // within the same second keeps the time stamp).
+                if self.peers[upf].state == AssocState::Associated {
+                    warn!(upf = %self.peers[upf].name, "UPF set up the association again: restarted");
+                    self.peers[upf].recovery_ts = None;
+                    self.peers[upf].restarts += 1;
+                    self.metrics.upf_restarts += 1;
+                    self.lose_sessions(upf);
+                }
                 self.peers[upf].node_id = Some(a.node_id.to_string());
                 self.peer_recovery(now, upf, a.recovery_time_stamp, true);
                 Message::node(

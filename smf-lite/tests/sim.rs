@@ -644,6 +644,30 @@ fn restart_seen_in_the_upfs_own_heartbeat() {
 }
 
 #[test]
+fn restart_within_the_same_second_seen_in_the_upfs_association_setup() {
+    let mut s = Sim::associated();
+    let a = s.create_ok("imsi-1", 1, "edge1", None);
+    let rts = s.upf("upf1").fake.rts;
+    // Same Recovery Time Stamp: heartbeats cannot tell.
+    s.upf("upf1").fake.restart(rts, 0x900);
+    s.advance(Duration::from_millis(1100));
+    assert_eq!(s.upf("upf1").fake.sessions.len(), 0, "not noticed yet");
+    let req = s.upf("upf1").fake.association_setup_request();
+    let addr = s.upf("upf1").addr;
+    s.smf.handle_pfcp(s.now, addr, &req);
+    s.pump();
+    let u = &s.smf.upfs()[0];
+    assert_eq!((u.state, u.restarts), (AssocState::Associated, 1));
+    let v = s.smf.session("imsi-1", 1).expect("there");
+    assert_eq!(v.state, SessionState::Active);
+    assert_eq!(v.info.ul_teid, 0x900, "re-established at the restarted UPF");
+    assert_eq!(v.info.cp_seid, a.cp_seid);
+    assert_eq!(v.info.ue_addr, a.ue_addr);
+    assert_eq!(s.upf("upf1").fake.sessions.len(), 1);
+    assert_eq!(s.smf.metrics().sessions_restored, 1);
+}
+
+#[test]
 fn two_sessions_of_one_ue_to_two_upfs_release_one_keeps_the_other() {
     let mut s = Sim::associated();
     let a = s.create_ok("imsi-1", 1, "edge1", Some("upf1"));

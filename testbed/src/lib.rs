@@ -8,6 +8,7 @@
 //! - [`demo`]: the main job: up, a session per UPF, traffic through each, down.
 
 pub mod bed;
+pub mod bench;
 pub mod demo;
 pub mod plan;
 

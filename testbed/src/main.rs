@@ -93,10 +93,48 @@ enum Cmd {
         #[arg(long, default_value_t = 20)]
         ready_timeout: u64,
     },
+    /// Benchmarks on a testbed of their own (brought up and taken down).
+    Bench {
+        #[command(subcommand)]
+        cmd: BenchCmd,
+    },
     /// PDU sessions of a UE (runs `ue session ...` in the UE's namespace).
     Session {
         #[command(subcommand)]
         cmd: SessionCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// PDU session setup time (UE request to the first packet through the
+    /// new tunnel, one setup at a time) and setup rate (many UEs at once
+    /// through the gNB's N1 relay), each with a baseline from the same run.
+    Sessions {
+        /// Topology file (default: the paper topology).
+        #[arg(long)]
+        topology: Option<PathBuf>,
+        /// Run folder for configs/ and logs/.
+        #[arg(long)]
+        run_dir: Option<PathBuf>,
+        /// Prefix of every namespace name.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Setups timed one after the other (0: skip).
+        #[arg(long, default_value_t = 1000)]
+        setups: usize,
+        /// UEs asking at once for the rate (0: skip).
+        #[arg(long, default_value_t = 1000)]
+        ues: usize,
+        /// Client threads of the rate bench.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// UPF to use (default: the first).
+        #[arg(long)]
+        upf: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -312,6 +350,54 @@ fn print_demo(r: &testbed::demo::DemoReport) {
     }
 }
 
+fn print_bench_sessions(r: &testbed::bench::SessionsReport) {
+    if let Some(t) = &r.setup_time {
+        println!(
+            "\nsession setup time, {} via {} to {} ({} setups, {} without a packet through):",
+            t.ue, t.upf, t.edge, t.setup.n, t.lost
+        );
+        println!("  {:<44} {:>10} {:>10} {:>10}", "", "p50", "p99", "max");
+        let row = |name: &str, d: &testbed::bench::Dist| {
+            println!(
+                "  {:<44} {:>7.0} us {:>7.0} us {:>7.0} us",
+                name, d.p50_us, d.p99_us, d.max_us
+            )
+        };
+        row("UE request -> first packet at the edge", &t.setup);
+        row("UE request -> UE answer (session installed)", &t.answered);
+        row("baseline: round trip over a session", &t.baseline_rtt);
+        println!(
+            "  setup p50 = {:.1}x the baseline round trip",
+            t.setup.p50_us / t.baseline_rtt.p50_us.max(1e-9)
+        );
+    }
+    if let Some(r) = &r.setup_rate {
+        println!(
+            "\nsession setup rate: {} UEs at once, {} threads: {} established, {} failed in {:.3} s",
+            r.ues, r.concurrency, r.established, r.failed, r.seconds
+        );
+        println!(
+            "  {:.0} sessions/s; baseline {:.0} requests/s (GET /tunnels at the gNB): {:.2}x",
+            r.rate,
+            r.baseline_rate,
+            r.rate / r.baseline_rate.max(1e-9)
+        );
+        if let Some(l) = &r.latency {
+            println!(
+                "  per-request latency under load: p50 {:.0} us, p99 {:.0} us",
+                l.p50_us, l.p99_us
+            );
+        }
+        if let Some(e) = &r.first_error {
+            println!("  first error: {e}");
+        }
+        if r.release_failed > 0 {
+            println!("  {} releases failed afterwards", r.release_failed);
+        }
+    }
+    println!("configs and logs: {}", r.run_dir);
+}
+
 fn run(cli: Cli) -> Result<(), BedError> {
     let sd = cli.state_dir.as_deref();
     match cli.cmd {
@@ -411,6 +497,43 @@ fn run(cli: Cli) -> Result<(), BedError> {
                 Duration::from_secs(ready_timeout),
             )?;
             println!("{} restarted: pid {} in {}", r.name, r.pid, r.netns);
+            Ok(())
+        }
+        Cmd::Bench {
+            cmd:
+                BenchCmd::Sessions {
+                    topology,
+                    run_dir,
+                    prefix,
+                    setups,
+                    ues,
+                    concurrency,
+                    upf,
+                    json,
+                },
+        } => {
+            let opts = UpOpts {
+                topology,
+                run_dir,
+                prefix,
+                state_dir: cli.state_dir.clone(),
+                bin_dir: cli.bin_dir.clone(),
+                ready_timeout: None,
+                cancel: None,
+            };
+            let r = testbed::bench::sessions(
+                &opts,
+                setups,
+                ues,
+                concurrency,
+                upf.as_deref(),
+                &mut |l| eprintln!("{l}"),
+            )?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+            } else {
+                print_bench_sessions(&r);
+            }
             Ok(())
         }
         Cmd::Session { cmd } => {

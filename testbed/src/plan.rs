@@ -215,6 +215,9 @@ struct UpfToml {
 #[derive(Serialize)]
 struct UpfN4 {
     addr: SocketAddr,
+    /// The UPF sets up the association itself at start, so that the SMF
+    /// sees a restart at once (even within the Recovery Time Stamp's second).
+    smf: Vec<SocketAddr>,
 }
 #[derive(Serialize)]
 struct UpfN3 {
@@ -463,7 +466,10 @@ impl Plan {
                 node_id: u.n4.ip().to_string(),
                 log_level: "info".into(),
                 network_instances: vec![u.dnn.clone()],
-                n4: UpfN4 { addr: u.n4 },
+                n4: UpfN4 {
+                    addr: u.n4,
+                    smf: vec![SocketAddr::from((smf_cp, PFCP_PORT))],
+                },
                 n3: UpfN3 { addrs: vec![u.n3] },
                 n6: UpfN6 {
                     tun: "n6tun".into(),
@@ -650,6 +656,10 @@ mod tests {
                     let u = p.upf(&d.name).expect("upf");
                     assert_eq!(c.n3.addrs, vec![u.n3]);
                     assert_eq!(c.n4.addr, u.n4);
+                    assert_eq!(
+                        c.n4.smf,
+                        vec!["10.0.0.1:8805".parse::<SocketAddr>().unwrap()]
+                    );
                     assert_eq!(c.n6.ue_pools, vec![u.pool.clone()]);
                     assert_eq!(c.metrics.addr, u.metrics);
                 }

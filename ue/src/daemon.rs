@@ -16,7 +16,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use gnb::api::{parse_json, ApiErr};
 use serde::{Deserialize, Serialize};
@@ -88,6 +88,7 @@ pub fn router(m: Arc<SessionManager>) -> Router {
     Router::new()
         .route("/sessions", post(add).get(list))
         .route("/sessions/{psi}", delete(del))
+        .route("/metrics", get(metrics))
         .fallback(|| async {
             ApiErr(
                 StatusCode::NOT_FOUND,
@@ -107,6 +108,17 @@ async fn add(State(m): State<Arc<SessionManager>>, body: Bytes) -> Result<Respon
         .await
         .map_err(err)?;
     Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+async fn metrics(State(m): State<Arc<SessionManager>>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        m.metrics_text().await,
+    )
+        .into_response()
 }
 
 async fn list(State(m): State<Arc<SessionManager>>) -> Json<Vec<SessionInfo>> {

@@ -6,7 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
 
 use gnb::netcfg::{Net, NetError};
 use tracing::{info, warn};
@@ -61,6 +62,37 @@ pub struct SessionManager {
     gateway: Ipv4Addr,
     agent: ureq::Agent,
     sessions: tokio::sync::Mutex<BTreeMap<u8, UeSession>>,
+    metrics: Metrics,
+}
+
+/// Upper bounds (seconds) of the session setup time histogram.
+const SETUP_BUCKETS: [f64; 10] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 2.0];
+
+/// Lock-free counters of a UE, served as Prometheus text.
+#[derive(Debug, Default)]
+struct Metrics {
+    established: AtomicU64,
+    rejected: AtomicU64,
+    relay_errors: AtomicU64,
+    install_errors: AtomicU64,
+    released: AtomicU64,
+    release_errors: AtomicU64,
+    /// Cumulative counts per bucket of SETUP_BUCKETS, then +Inf.
+    setup_buckets: [AtomicU64; SETUP_BUCKETS.len() + 1],
+    setup_sum_ns: AtomicU64,
+}
+
+impl Metrics {
+    fn observe_setup(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = SETUP_BUCKETS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(SETUP_BUCKETS.len());
+        self.setup_buckets[i].fetch_add(1, Relaxed);
+        self.setup_sum_ns
+            .fetch_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX), Relaxed);
+    }
 }
 
 impl SessionManager {
@@ -83,6 +115,7 @@ impl SessionManager {
             gateway,
             agent,
             sessions: tokio::sync::Mutex::new(BTreeMap::new()),
+            metrics: Metrics::default(),
         })
     }
 
@@ -130,6 +163,34 @@ impl SessionManager {
 
     /// Establishes session `psi` and installs its address, table and rule.
     pub async fn establish(
+        &self,
+        psi: u8,
+        dnn: &str,
+        upf: Option<&str>,
+    ) -> Result<SessionInfo, SessionError> {
+        let t0 = Instant::now();
+        let r = self.establish_inner(psi, dnn, upf).await;
+        let m = &self.metrics;
+        match &r {
+            Ok(_) => {
+                m.established.fetch_add(1, Relaxed);
+                m.observe_setup(t0.elapsed());
+            }
+            Err(SessionError::Rejected { .. }) => {
+                m.rejected.fetch_add(1, Relaxed);
+            }
+            Err(SessionError::Relay(_)) => {
+                m.relay_errors.fetch_add(1, Relaxed);
+            }
+            Err(SessionError::Net(_)) => {
+                m.install_errors.fetch_add(1, Relaxed);
+            }
+            Err(_) => {}
+        }
+        r
+    }
+
+    async fn establish_inner(
         &self,
         psi: u8,
         dnn: &str,
@@ -200,6 +261,16 @@ impl SessionManager {
     /// Releases session `psi`: local state first (the address goes even if
     /// the network is unreachable), then the network.
     pub async fn release(&self, psi: u8) -> Result<(), SessionError> {
+        let r = self.release_inner(psi).await;
+        match &r {
+            Ok(()) => self.metrics.released.fetch_add(1, Relaxed),
+            Err(SessionError::NotFound(_)) => 0,
+            Err(_) => self.metrics.release_errors.fetch_add(1, Relaxed),
+        };
+        r
+    }
+
+    async fn release_inner(&self, psi: u8) -> Result<(), SessionError> {
         let mut sessions = self.sessions.lock().await;
         let s = sessions.remove(&psi).ok_or(SessionError::NotFound(psi))?;
         let local = self.install(s.info.ue_addr, s.table, false).await;
@@ -230,5 +301,64 @@ impl SessionManager {
             .values()
             .map(|s| s.info.clone())
             .collect()
+    }
+
+    /// The UE's counters as Prometheus text (exposition format 0.0.4).
+    pub async fn metrics_text(&self) -> String {
+        use std::fmt::Write as _;
+        let m = &self.metrics;
+        let ue = &self.cfg.ue_id;
+        let n = self.sessions.lock().await.len();
+        let mut o = String::new();
+        let mut counter = |name: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                o,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{ue=\"{ue}\"}} {v}"
+            );
+        };
+        counter(
+            "ue_sessions_established_total",
+            "PDU sessions established (address, table and rule installed).",
+            m.established.load(Relaxed),
+        );
+        counter(
+            "ue_sessions_rejected_total",
+            "Session requests the network refused.",
+            m.rejected.load(Relaxed),
+        );
+        counter(
+            "ue_relay_errors_total",
+            "Session requests that got no valid answer from the gNB's N1 relay.",
+            m.relay_errors.load(Relaxed),
+        );
+        counter(
+            "ue_install_errors_total",
+            "Sessions whose address, route or rule could not be installed (released again).",
+            m.install_errors.load(Relaxed),
+        );
+        counter(
+            "ue_sessions_released_total",
+            "PDU sessions released.",
+            m.released.load(Relaxed),
+        );
+        counter(
+            "ue_release_errors_total",
+            "Releases that failed locally or at the network.",
+            m.release_errors.load(Relaxed),
+        );
+        let _ = writeln!(o, "# HELP ue_sessions Sessions held now.\n# TYPE ue_sessions gauge\nue_sessions{{ue=\"{ue}\"}} {n}");
+        let _ = writeln!(o, "# HELP ue_session_setup_seconds From the request to the N1 relay to the address, table and rule installed.\n# TYPE ue_session_setup_seconds histogram");
+        let mut cum = 0;
+        for (i, b) in SETUP_BUCKETS.iter().enumerate() {
+            cum += m.setup_buckets[i].load(Relaxed);
+            let _ = writeln!(
+                o,
+                "ue_session_setup_seconds_bucket{{ue=\"{ue}\",le=\"{b}\"}} {cum}"
+            );
+        }
+        cum += m.setup_buckets[SETUP_BUCKETS.len()].load(Relaxed);
+        let sum = m.setup_sum_ns.load(Relaxed) as f64 / 1e9;
+        let _ = writeln!(o, "ue_session_setup_seconds_bucket{{ue=\"{ue}\",le=\"+Inf\"}} {cum}\nue_session_setup_seconds_sum{{ue=\"{ue}\"}} {sum}\nue_session_setup_seconds_count{{ue=\"{ue}\"}} {cum}");
+        o
     }
 }

@@ -11,6 +11,8 @@
 //! heartbeat_retries = 3
 //! t1_ms = 3000                    # Session Report Request resend timer
 //! n1 = 3                          # ... and resends
+//! smf = ["10.0.0.1:8805"]         # set up the association with these SMFs at
+//!                                 # start (default: none, wait for the SMF)
 //!
 //! [n3]
 //! addrs = ["10.0.3.2"]            # GTP-U addresses (port 2152); the first
@@ -101,6 +103,12 @@ pub struct N4Config {
     pub t1_ms: u64,
     /// N1: resends of an unanswered Session Report Request.
     pub n1: u32,
+    /// SMFs (PFCP addresses) this UPF sets up an association with at start
+    /// (UPF-initiated, TS 29.244 §6.2.6.2), retried until one answers. An
+    /// SMF that receives it while it believes it is associated learns
+    /// that the UPF restarted, even within the second its Recovery Time
+    /// Stamp cannot tell apart. Empty: wait for the SMF.
+    pub smf: Vec<SocketAddr>,
 }
 
 /// `[n3]`.
@@ -170,6 +178,7 @@ impl Default for N4Config {
             heartbeat_retries: 3,
             t1_ms: 3000,
             n1: 3,
+            smf: Vec::new(),
         }
     }
 }

@@ -85,6 +85,22 @@ impl FakeUpf {
         .expect("encodes")
     }
 
+    /// A UPF-initiated Association Setup Request as bytes.
+    pub fn association_setup_request(&mut self) -> Vec<u8> {
+        let seq = self.seq();
+        Message::node(
+            seq,
+            AssociationSetupRequest {
+                node_id: self.node_id(),
+                recovery_time_stamp: self.rts,
+                up_function_features: Some(FunctionFeatures::with(&[up_features::FTUP])),
+                ..Default::default()
+            },
+        )
+        .to_vec()
+        .expect("encodes")
+    }
+
     pub fn report_request(&mut self, cp_seid: u64, ul: u64, dl: u64) -> Vec<u8> {
         let seq = self.seq();
         Message::session(

@@ -132,7 +132,13 @@ pub struct N4Params {
     pub cache_ttl: Duration,
     /// Period of the data-path poll in [`N4Node::handle_timeout`].
     pub data_poll_interval: Duration,
+    /// SMFs to set up an association with at start (UPF-initiated).
+    pub associate_with: Vec<SocketAddr>,
 }
+
+/// How long a UPF-initiated association setup waits after N1 unanswered
+/// resends before it starts over.
+pub const ASSOC_RETRY: Duration = Duration::from_secs(5);
 
 impl N4Params {
     /// Parameters from the daemon's configuration; `n3_addr` is the F-SEID
@@ -157,6 +163,7 @@ impl N4Params {
             n1: cfg.n4.n1,
             cache_ttl: CACHE_TTL,
             data_poll_interval: DATA_POLL_INTERVAL,
+            associate_with: cfg.n4.smf.clone(),
         }
     }
 }
@@ -217,6 +224,18 @@ struct SessPeer {
     nocp: HashSet<u32>,
 }
 
+/// A UPF-initiated Association Setup towards one SMF, until it is answered.
+#[derive(Debug)]
+struct AssocSetup {
+    peer: SocketAddr,
+    /// Sequence number of the request in flight (`None`: waiting to retry).
+    seq: Option<u32>,
+    /// When the request was (re)sent, or when to start over.
+    at: Instant,
+    resends: u32,
+    bytes: Vec<u8>,
+}
+
 /// One of our requests waiting for its response.
 #[derive(Debug)]
 struct Pending {
@@ -248,6 +267,7 @@ pub struct N4Node {
     events: VecDeque<N4Event>,
     rules_changed: bool,
     stats: Arc<PfcpStats>,
+    setups: Vec<AssocSetup>,
 }
 
 fn wire_node_id(s: &str) -> pfcp::NodeId {
@@ -278,7 +298,18 @@ impl N4Node {
     /// from them.
     pub fn new(params: N4Params, now: Instant, wall: SystemTime) -> N4Node {
         let next_data_poll = now + params.data_poll_interval;
-        N4Node {
+        let setups = params
+            .associate_with
+            .iter()
+            .map(|&peer| AssocSetup {
+                peer,
+                seq: None,
+                at: now,
+                resends: 0,
+                bytes: Vec::new(),
+            })
+            .collect();
+        let mut node = N4Node {
             p: params,
             epoch: now,
             wall_epoch: wall,
@@ -293,7 +324,10 @@ impl N4Node {
             events: VecDeque::new(),
             rules_changed: false,
             stats: Arc::new(PfcpStats::default()),
-        }
+            setups,
+        };
+        node.association_setups(now);
+        node
     }
 
     /// Re-anchor the wall clock (`now` and `wall` are the same moment), so
@@ -356,6 +390,7 @@ impl N4Node {
         self.poll_dl_data(now, table);
         self.poll_reports(now, table);
         self.heartbeats(now, table);
+        self.association_setups(now);
         self.resend(now);
         self.expire_cache(now);
     }
@@ -376,7 +411,18 @@ impl N4Node {
             .and_then(|_| self.assocs.iter().map(|a| a.next_hb).min());
         let resend = self.pending.values().map(|p| p.sent + self.p.t1).min();
         let cache = self.cache_order.front().map(|(t, _)| *t + self.p.cache_ttl);
-        [Some(self.next_data_poll), hb, resend, cache]
+        let setup = self
+            .setups
+            .iter()
+            .map(|s| {
+                if s.seq.is_some() {
+                    s.at + self.p.t1
+                } else {
+                    s.at
+                }
+            })
+            .min();
+        [Some(self.next_data_poll), hb, resend, cache, setup]
             .into_iter()
             .flatten()
             .min()
@@ -511,6 +557,10 @@ impl N4Node {
             }
             MessageBody::AssociationSetupRequest(r) => {
                 Some(self.association_setup(r, seq, from, now, table))
+            }
+            MessageBody::AssociationSetupResponse(r) => {
+                self.association_setup_answered(r, seq, from, now, table);
+                None
             }
             MessageBody::AssociationUpdateRequest(r) => {
                 let cause = if self.is_associated(&r.node_id) {
@@ -690,6 +740,8 @@ impl N4Node {
             info!(node = %r.node_id, "SMF restarted: its old sessions are removed");
             self.drop_sessions_of(&r.node_id, now, table);
         }
+        // The SMF was first: our own attempt towards it is moot.
+        self.setups.retain(|s| s.peer != from);
         info!(node = %r.node_id, %from, "association set up");
         let a = Assoc {
             node: r.node_id.clone(),
@@ -1074,6 +1126,100 @@ impl N4Node {
                     seq,
                 });
             }
+        }
+    }
+
+    /// Sends, resends and restarts our own Association Setup Requests.
+    fn association_setups(&mut self, now: Instant) {
+        for i in 0..self.setups.len() {
+            let s = &self.setups[i];
+            match s.seq {
+                None if now >= s.at => {}
+                Some(_) if now.saturating_duration_since(s.at) >= self.p.t1 => {
+                    if s.resends < self.p.n1 {
+                        let s = &mut self.setups[i];
+                        s.resends += 1;
+                        s.at = now;
+                        self.transmits.push_back(Transmit {
+                            destination: s.peer,
+                            contents: s.bytes.clone(),
+                        });
+                        continue;
+                    }
+                    warn!(smf = %s.peer, "Association Setup Request unanswered; trying again later");
+                    let s = &mut self.setups[i];
+                    s.seq = None;
+                    s.at = now + ASSOC_RETRY;
+                    continue;
+                }
+                _ => continue,
+            }
+            let seq = self.seq();
+            let msg = Message::node(
+                seq,
+                pfcp::AssociationSetupRequest {
+                    node_id: self.p.node_id.clone(),
+                    recovery_time_stamp: self.p.recovery_ts,
+                    up_function_features: Some(pfcp::FunctionFeatures::with(&[
+                        pfcp::up_features::FTUP,
+                    ])),
+                    ..Default::default()
+                },
+            );
+            let peer = self.setups[i].peer;
+            if let Some(bytes) = self.queue(&msg, peer) {
+                info!(smf = %peer, "setting up the PFCP association (UPF-initiated)");
+                let s = &mut self.setups[i];
+                s.seq = Some(seq);
+                s.at = now;
+                s.resends = 0;
+                s.bytes = bytes;
+            }
+        }
+    }
+
+    fn association_setup_answered(
+        &mut self,
+        r: pfcp::AssociationSetupResponse,
+        seq: u32,
+        from: SocketAddr,
+        now: Instant,
+        table: &mut SessionTable,
+    ) {
+        let Some(i) = self
+            .setups
+            .iter()
+            .position(|s| s.peer == from && s.seq == Some(seq))
+        else {
+            debug!(%from, seq, "Association Setup Response to no request of ours");
+            return;
+        };
+        if !r.cause.is_accepted() {
+            warn!(smf = %from, cause = ?r.cause, "SMF refused the association; trying again later");
+            let s = &mut self.setups[i];
+            s.seq = None;
+            s.at = now + ASSOC_RETRY;
+            return;
+        }
+        self.setups.remove(i);
+        if self
+            .assoc(&r.node_id)
+            .is_some_and(|old| old.recovery_ts != r.recovery_time_stamp)
+        {
+            info!(node = %r.node_id, "SMF restarted: its old sessions are removed");
+            self.drop_sessions_of(&r.node_id, now, table);
+        }
+        info!(node = %r.node_id, smf = %from, "association set up (UPF-initiated)");
+        let a = Assoc {
+            node: r.node_id.clone(),
+            peer: from,
+            recovery_ts: r.recovery_time_stamp,
+            hb_outstanding: Vec::new(),
+            next_hb: now + self.p.heartbeat_interval.unwrap_or(Duration::ZERO),
+        };
+        match self.assocs.iter_mut().find(|x| x.node == r.node_id) {
+            Some(old) => *old = a,
+            None => self.assocs.push(a),
         }
     }
 

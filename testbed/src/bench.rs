@@ -1,0 +1,539 @@
+//! `testbed bench sessions`: PDU session setup time and setup rate on a
+//! running testbed (issue 5, DESIGN.md section 6).
+//!
+//! - Setup time: from the UE's request (`POST /sessions` to the UE daemon,
+//!   which asks over N1 through the gNB) to the first packet that crosses
+//!   the new tunnel: a UDP probe sent from the session's address as soon
+//!   as the UE answers, timestamped by the echo server on the edge when it
+//!   arrives (all namespaces share CLOCK_REALTIME). Each setup is released
+//!   again before the next. The baseline, measured in the same run, is the
+//!   round trip of a probe over a session that is already up: what the
+//!   tunnel alone costs.
+//! - Setup rate: `ues` distinct UEs ask the gNB's N1 relay at once
+//!   (`concurrency` client threads in the UE's namespace), through gNB,
+//!   SMF and UPF, without the UE-side address installation (one UE daemon
+//!   serves one UE). The baseline is the rate of the same threads asking
+//!   the gNB for its tunnel list: the ceiling of the client and HTTP path.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use wire::ctl::{SessionInfo, SessionRequest};
+
+use crate::bed::{BedError, BedState};
+
+/// UDP port of the bench's echo server on the edge.
+pub const BENCH_ECHO_PORT: u16 = 9001;
+
+/// Distribution of a set of durations, in microseconds.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Dist {
+    /// Samples.
+    pub n: usize,
+    /// Median.
+    pub p50_us: f64,
+    /// 99th percentile (nearest rank).
+    pub p99_us: f64,
+    /// Largest.
+    pub max_us: f64,
+    /// Mean.
+    pub mean_us: f64,
+}
+
+impl Dist {
+    /// From samples in nanoseconds; `None` without samples.
+    pub fn of(ns: &[u64]) -> Option<Dist> {
+        if ns.is_empty() {
+            return None;
+        }
+        let mut v = ns.to_vec();
+        v.sort_unstable();
+        let rank = |p: usize| v[(p * v.len()).div_ceil(100).max(1) - 1] as f64 / 1e3;
+        Some(Dist {
+            n: v.len(),
+            p50_us: rank(50),
+            p99_us: rank(99),
+            max_us: v[v.len() - 1] as f64 / 1e3,
+            mean_us: v.iter().sum::<u64>() as f64 / v.len() as f64 / 1e3,
+        })
+    }
+}
+
+/// Result of the setup-time bench.
+#[derive(Debug, Clone, Serialize)]
+pub struct SetupTimeReport {
+    /// UE, UPF and edge used.
+    pub ue: String,
+    /// The UPF.
+    pub upf: String,
+    /// The edge the probes went to.
+    pub edge: String,
+    /// UE request -> first probe at the edge.
+    pub setup: Dist,
+    /// UE request -> the UE daemon's answer (session installed).
+    pub answered: Dist,
+    /// Baseline: probe round trip over an established session.
+    pub baseline_rtt: Dist,
+    /// Setups whose first probe never arrived (within 2 s).
+    pub lost: usize,
+}
+
+/// Result of the setup-rate bench.
+#[derive(Debug, Clone, Serialize)]
+pub struct SetupRateReport {
+    /// Distinct UEs.
+    pub ues: usize,
+    /// Client threads.
+    pub concurrency: usize,
+    /// Sessions established.
+    pub established: usize,
+    /// Failed requests (first error kept in `first_error`).
+    pub failed: usize,
+    /// The first failure, if any.
+    pub first_error: Option<String>,
+    /// Wall time of all setups, seconds.
+    pub seconds: f64,
+    /// Sessions per second.
+    pub rate: f64,
+    /// Per-request latency under that load.
+    pub latency: Option<Dist>,
+    /// Baseline: GET /tunnels at the gNB per second, same threads.
+    pub baseline_rate: f64,
+    /// Releases that failed afterwards.
+    pub release_failed: usize,
+}
+
+fn realtime_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// A UDP echo server in a namespace that answers each datagram with its
+/// arrival time (CLOCK_REALTIME ns, 8 octets BE) followed by the datagram.
+struct StampEcho {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl StampEcho {
+    fn start(netns: &str, addr: SocketAddrV4) -> Result<StampEcho, BedError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (ns, stop2) = (netns.to_string(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let sock = topo::netns::enter(&ns)
+                .map_err(|e| e.to_string())
+                .and_then(|()| UdpSocket::bind(addr).map_err(|e| e.to_string()))
+                .and_then(|s| {
+                    s.set_read_timeout(Some(Duration::from_millis(50)))
+                        .map(|()| s)
+                        .map_err(|e| e.to_string())
+                });
+            let sock = match sock {
+                Ok(s) => {
+                    let _ = tx.send(Ok(()));
+                    s
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            let mut buf = [0u8; 1500];
+            let mut out = Vec::with_capacity(1600);
+            while !stop2.load(Ordering::Relaxed) {
+                let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
+                let at = realtime_ns();
+                out.clear();
+                out.extend_from_slice(&at.to_be_bytes());
+                out.extend_from_slice(&buf[..n]);
+                let _ = sock.send_to(&out, from);
+            }
+        });
+        let mut echo = StampEcho {
+            stop,
+            thread: Some(thread),
+        };
+        match rx.recv() {
+            Ok(Ok(())) => Ok(echo),
+            Ok(Err(e)) => {
+                echo.stop_now();
+                Err(BedError::Request(format!(
+                    "bench echo on {addr} in {netns}: {e}"
+                )))
+            }
+            Err(_) => {
+                echo.stop_now();
+                Err(BedError::Request(format!(
+                    "bench echo on {addr} in {netns} did not start"
+                )))
+            }
+        }
+    }
+
+    fn stop_now(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for StampEcho {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+fn post_json(a: &ureq::Agent, url: &str, body: &str) -> Result<(u16, String), String> {
+    let mut r = a
+        .post(url)
+        .header("content-type", "application/json")
+        .send(body.as_bytes())
+        .map_err(|e| format!("{url}: {e}"))?;
+    let st = r.status().as_u16();
+    let b = r.body_mut().read_to_string().unwrap_or_default();
+    Ok((st, b))
+}
+
+fn delete(a: &ureq::Agent, url: &str) -> Result<u16, String> {
+    let r = a.delete(url).call().map_err(|e| format!("{url}: {e}"))?;
+    Ok(r.status().as_u16())
+}
+
+/// Sends probes from `src` to `target` every 2 ms until one comes back
+/// (2 s at most); returns (edge arrival ns of the first probe that got
+/// through, reply time ns).
+fn first_through(src: Ipv4Addr, target: SocketAddrV4) -> Result<Option<(u64, u64)>, String> {
+    let sock = UdpSocket::bind(SocketAddr::from((src, 0))).map_err(|e| e.to_string())?;
+    sock.set_read_timeout(Some(Duration::from_millis(2)))
+        .map_err(|e| e.to_string())?;
+    let t0 = Instant::now();
+    let mut buf = [0u8; 64];
+    while t0.elapsed() < Duration::from_secs(2) {
+        sock.send_to(b"first", target).map_err(|e| e.to_string())?;
+        if let Ok(n) = sock.recv(&mut buf) {
+            if n >= 8 {
+                let mut q = [0u8; 8];
+                q.copy_from_slice(&buf[..8]);
+                return Ok(Some((u64::from_be_bytes(q), realtime_ns())));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Setup time over `n` setups of PDU session `psi` of the first UE, to
+/// `upf` (default: the first UPF).
+pub fn setup_time(
+    st: &BedState,
+    n: usize,
+    upf: Option<&str>,
+    on_progress: &mut dyn FnMut(&str),
+) -> Result<SetupTimeReport, BedError> {
+    let ue = st
+        .plan
+        .ues
+        .first()
+        .ok_or_else(|| BedError::Usage("the topology has no UE (a node named ue*)".into()))?;
+    let u = match upf {
+        Some(name) => st
+            .plan
+            .upf(name)
+            .ok_or_else(|| BedError::Usage(format!("no UPF named `{name}` in the topology")))?,
+        None => st
+            .plan
+            .upfs
+            .first()
+            .ok_or_else(|| BedError::Usage("the topology has no UPF".into()))?,
+    };
+    let target = SocketAddrV4::new(u.edge_n6, BENCH_ECHO_PORT);
+    let _echo = StampEcho::start(&st.ns(&u.edge), target)?;
+    let (api, dnn, upf_name) = (ue.api, u.dnn.clone(), u.name.clone());
+    // A PDU session id the UE does not hold (the last one).
+    let psi = 15u8;
+    on_progress(&format!(
+        "{n} setups of session {psi} of {} via {} to {} ...",
+        ue.name, u.name, u.edge
+    ));
+    let ns = st.ns(&ue.name);
+    let r = topo::netns::run_in_netns(&ns, move || -> Result<_, String> {
+        let a = agent(Duration::from_secs(10));
+        let base = format!("http://{api}/sessions");
+        let body = serde_json::json!({"psi": psi, "dnn": dnn, "upf": upf_name}).to_string();
+        let (mut setup, mut answered, mut lost) = (Vec::with_capacity(n), Vec::with_capacity(n), 0);
+        let mut rtt = Vec::new();
+        for i in 0..n {
+            let t0 = realtime_ns();
+            let (code, text) = post_json(&a, &base, &body)?;
+            let t_ans = realtime_ns();
+            if code != 201 {
+                return Err(format!("setup {i}: HTTP {code}: {}", text.trim()));
+            }
+            let info: SessionInfo =
+                serde_json::from_str(&text).map_err(|e| format!("setup {i}: {e}: {text}"))?;
+            let first = first_through(info.ue_addr, target);
+            if i == 0 {
+                // Baseline: round trips over this established session.
+                let sock = UdpSocket::bind(SocketAddr::from((info.ue_addr, 0)))
+                    .map_err(|e| e.to_string())?;
+                sock.set_read_timeout(Some(Duration::from_millis(500)))
+                    .map_err(|e| e.to_string())?;
+                let mut buf = [0u8; 64];
+                for _ in 0..n.clamp(10, 1000) {
+                    let t = Instant::now();
+                    sock.send_to(b"rtt", target).map_err(|e| e.to_string())?;
+                    if sock.recv(&mut buf).is_ok() {
+                        rtt.push(t.elapsed().as_nanos() as u64);
+                    }
+                }
+            }
+            let del = delete(&a, &format!("{base}/{psi}"))?;
+            if del != 204 {
+                return Err(format!("release after setup {i}: HTTP {del}"));
+            }
+            answered.push(t_ans.saturating_sub(t0));
+            match first? {
+                Some((edge_at, _)) => setup.push(edge_at.saturating_sub(t0)),
+                None => lost += 1,
+            }
+        }
+        Ok((setup, answered, rtt, lost))
+    })
+    .map_err(|e| BedError::Request(format!("bench in {ns}: {e}")))?
+    .map_err(BedError::Request)?;
+    let (setup, answered, rtt, lost) = r;
+    let none = || BedError::Request("no setup got a packet through".into());
+    Ok(SetupTimeReport {
+        ue: ue.name.clone(),
+        upf: u.name.clone(),
+        edge: u.edge.clone(),
+        setup: Dist::of(&setup).ok_or_else(none)?,
+        answered: Dist::of(&answered).ok_or_else(none)?,
+        baseline_rtt: Dist::of(&rtt).ok_or_else(none)?,
+        lost,
+    })
+}
+
+/// Setup rate: `ues` UEs ask at once through the first gNB's N1 relay.
+pub fn setup_rate(
+    st: &BedState,
+    ues: usize,
+    concurrency: usize,
+    upf: Option<&str>,
+    on_progress: &mut dyn FnMut(&str),
+) -> Result<SetupRateReport, BedError> {
+    let ue = st
+        .plan
+        .ues
+        .first()
+        .ok_or_else(|| BedError::Usage("the topology has no UE (a node named ue*)".into()))?;
+    let gnb = st
+        .plan
+        .gnbs
+        .iter()
+        .find(|g| g.name == ue.gnb)
+        .ok_or_else(|| BedError::Usage(format!("no gNB for {}", ue.name)))?;
+    let u = match upf {
+        Some(name) => st
+            .plan
+            .upf(name)
+            .ok_or_else(|| BedError::Usage(format!("no UPF named `{name}` in the topology")))?,
+        None => st
+            .plan
+            .upfs
+            .first()
+            .ok_or_else(|| BedError::Usage("the topology has no UPF".into()))?,
+    };
+    let concurrency = concurrency.clamp(1, ues.max(1));
+    on_progress(&format!(
+        "{ues} UEs ask for a session at once ({concurrency} client threads, via {} and {}) ...",
+        gnb.name, u.name
+    ));
+    let n1 = format!("http://{}", gnb.n1_api);
+    let (dnn, upf_name) = (u.dnn.clone(), u.name.clone());
+    let ns = st.ns(&ue.name);
+    let r = topo::netns::run_in_netns(&ns, move || {
+        // Baseline: the same threads, a request the gNB answers by itself.
+        let base_n = ues.max(concurrency);
+        let next = Arc::new(AtomicUsize::new(0));
+        let t = Instant::now();
+        run_threads(concurrency, |_| {
+            let a = agent(Duration::from_secs(30));
+            while next.fetch_add(1, Ordering::Relaxed) < base_n {
+                let _ = a.get(&format!("{n1}/tunnels")).call();
+            }
+        });
+        let baseline_rate = base_n as f64 / t.elapsed().as_secs_f64();
+
+        let next = Arc::new(AtomicUsize::new(0));
+        let lat = Arc::new(Mutex::new(Vec::with_capacity(ues)));
+        let errs = Arc::new(Mutex::new((0usize, None::<String>)));
+        let t = Instant::now();
+        run_threads(concurrency, |_| {
+            let a = agent(Duration::from_secs(30));
+            loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= ues {
+                    break;
+                }
+                let req = SessionRequest {
+                    ue_id: format!("imsi-99900{k:010}"),
+                    pdu_session_id: 1,
+                    dnn: dnn.clone(),
+                    upf: Some(upf_name.clone()),
+                    gnb: None,
+                };
+                let body = serde_json::to_string(&req).unwrap_or_default();
+                let t1 = Instant::now();
+                let r = post_json(&a, &format!("{n1}/n1/sessions"), &body);
+                let d = t1.elapsed().as_nanos() as u64;
+                match r {
+                    Ok((201, _)) | Ok((200, _)) => {
+                        if let Ok(mut l) = lat.lock() {
+                            l.push(d);
+                        }
+                    }
+                    other => {
+                        if let Ok(mut e) = errs.lock() {
+                            e.0 += 1;
+                            if e.1.is_none() {
+                                e.1 = Some(match other {
+                                    Ok((c, b)) => format!("HTTP {c}: {}", b.trim()),
+                                    Err(x) => x,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        let seconds = t.elapsed().as_secs_f64();
+        // Release them all again.
+        let next = Arc::new(AtomicUsize::new(0));
+        let rel_failed = Arc::new(AtomicUsize::new(0));
+        run_threads(concurrency, |_| {
+            let a = agent(Duration::from_secs(30));
+            loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= ues {
+                    break;
+                }
+                let url = format!("{n1}/n1/sessions/imsi-99900{k:010}/1");
+                if !matches!(delete(&a, &url), Ok(204) | Ok(200) | Ok(404)) {
+                    rel_failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        let lat = lat.lock().map(|l| l.clone()).unwrap_or_default();
+        let (failed, first_error) = errs.lock().map(|e| e.clone()).unwrap_or((0, None));
+        SetupRateReport {
+            ues,
+            concurrency,
+            established: lat.len(),
+            failed,
+            first_error,
+            seconds,
+            rate: lat.len() as f64 / seconds,
+            latency: Dist::of(&lat),
+            baseline_rate,
+            release_failed: rel_failed.load(Ordering::Relaxed),
+        }
+    })
+    .map_err(|e| BedError::Request(format!("bench in {ns}: {e}")))?;
+    Ok(r)
+}
+
+/// Runs `f` on `n` scoped threads (they inherit nothing: the caller's
+/// thread is already in the right namespace, and new threads of a process
+/// are created in the namespace of the creating thread).
+fn run_threads(n: usize, f: impl Fn(usize) + Sync) {
+    std::thread::scope(|s| {
+        for i in 0..n {
+            let f = &f;
+            s.spawn(move || f(i));
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Dist;
+
+    #[test]
+    fn dist_nearest_rank() {
+        assert_eq!(Dist::of(&[]), None);
+        let v: Vec<u64> = (1..=100).map(|x| x * 1000).rev().collect();
+        let d = Dist::of(&v).unwrap();
+        assert_eq!(
+            (d.n, d.p50_us, d.p99_us, d.max_us),
+            (100, 50.0, 99.0, 100.0)
+        );
+        assert!((d.mean_us - 50.5).abs() < 1e-9);
+    }
+}
+
+/// Both session benches on a testbed of their own.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionsReport {
+    /// Configs and logs.
+    pub run_dir: String,
+    /// Setup time.
+    pub setup_time: Option<SetupTimeReport>,
+    /// Setup rate.
+    pub setup_rate: Option<SetupRateReport>,
+}
+
+/// Brings a testbed up, runs the setup-time bench (`setups` > 0) and the
+/// setup-rate bench (`ues` > 0), and takes it down again, also on failure.
+pub fn sessions(
+    opts: &crate::bed::UpOpts,
+    setups: usize,
+    ues: usize,
+    concurrency: usize,
+    upf: Option<&str>,
+    on_progress: &mut dyn FnMut(&str),
+) -> Result<SessionsReport, BedError> {
+    let st = crate::bed::up(opts)?;
+    on_progress(&format!(
+        "testbed `{}` is up (run folder {})",
+        st.topology,
+        st.run_dir.display()
+    ));
+    let mut run = || -> Result<SessionsReport, BedError> {
+        let setup_time = if setups > 0 {
+            Some(setup_time(&st, setups, upf, on_progress)?)
+        } else {
+            None
+        };
+        let setup_rate = if ues > 0 {
+            Some(setup_rate(&st, ues, concurrency, upf, on_progress)?)
+        } else {
+            None
+        };
+        Ok(SessionsReport {
+            run_dir: st.run_dir.display().to_string(),
+            setup_time,
+            setup_rate,
+        })
+    };
+    let r = run();
+    crate::bed::down(opts.state_dir.as_deref())?;
+    r
+}

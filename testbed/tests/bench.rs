@@ -1,0 +1,56 @@
+//! `testbed bench sessions` as a user runs it, scaled down: every timed
+//! setup gets a packet through its new tunnel, every UE of the rate bench
+//! gets its session (and loses it again), and nothing is left afterwards.
+//! The figures themselves are for the README, not asserted. Needs root and
+//! the daemon binaries.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{namespaces_with, Bed};
+
+#[test]
+fn bench_sessions_measures_setups_through_the_tunnel_and_cleans_up() {
+    common::require_daemon_bins();
+    let bed = Bed::new("b");
+    let run = bed.run.display().to_string();
+    let out = bed.ok(&[
+        "bench",
+        "sessions",
+        "--prefix",
+        &bed.prefix,
+        "--run-dir",
+        &run,
+        "--setups",
+        "20",
+        "--ues",
+        "100",
+        "--concurrency",
+        "8",
+        "--json",
+    ]);
+    let r: serde_json::Value = serde_json::from_str(&out).expect("JSON report");
+    let t = &r["setup_time"];
+    assert_eq!(t["upf"], "upf1", "{t}");
+    assert_eq!(t["edge"], "edge1", "{t}");
+    assert_eq!(
+        t["lost"], 0,
+        "every setup got its first packet through: {t}"
+    );
+    assert_eq!(t["setup"]["n"], 20, "{t}");
+    let p50 = |d: &serde_json::Value| d["p50_us"].as_f64().expect("p50");
+    // The first packet crosses after the UE has its answer.
+    assert!(p50(&t["setup"]) >= p50(&t["answered"]), "{t}");
+    assert!(p50(&t["baseline_rtt"]) > 0.0, "{t}");
+    let rate = &r["setup_rate"];
+    assert_eq!(rate["established"], 100, "{rate}");
+    assert_eq!(rate["failed"], 0, "{rate}");
+    assert_eq!(rate["release_failed"], 0, "{rate}");
+    assert!(rate["rate"].as_f64().expect("rate") > 0.0, "{rate}");
+    assert!(
+        namespaces_with(&bed.prefix).is_empty(),
+        "bench took everything down: {:?}",
+        namespaces_with(&bed.prefix)
+    );
+}
