@@ -152,6 +152,10 @@ pub struct ProcRec {
     pub log: PathBuf,
     /// Its API (reachable inside `netns`).
     pub api: String,
+    /// Its command line when configured by arguments (the application's
+    /// daemons); empty: `run --config CONFIG`.
+    #[serde(default)]
+    pub args: Vec<String>,
 }
 
 /// What is up: written to the state file and the run folder.
@@ -358,7 +362,8 @@ fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
-fn log_tail(path: &Path, max: usize) -> String {
+/// The last `max` bytes of a log file, from a line start.
+pub fn log_tail(path: &Path, max: usize) -> String {
     let Ok(mut f) = File::open(path) else {
         return "(no log)".into();
     };
@@ -458,6 +463,17 @@ fn check(st: &BedState, rec: &ProcRec) -> Result<(), String> {
         Role::Ue => {
             let url = format!("http://{}/sessions", rec.api);
             get_json(&rec.netns, &url).map(|_| ())
+        }
+        Role::Cloud => get_json(&rec.netns, &format!("http://{}/stats", rec.api)).map(|_| ()),
+        Role::Repo => get_json(&rec.netns, &format!("http://{}/apps", rec.api)).map(|_| ()),
+        Role::Agent => {
+            let url = format!("http://{}/healthz", rec.api);
+            let (code, body) = http_in(&rec.netns, "GET", &url, None, Duration::from_secs(2))?;
+            if code == 200 {
+                Ok(())
+            } else {
+                Err(format!("{url}: HTTP {code}: {}", body.trim()))
+            }
         }
     }
 }
@@ -574,7 +590,12 @@ fn start_daemons(
         let cfg = cfg_dir.join(&d.config_file);
         let log = log_dir.join(format!("{}.log", d.name));
         let ns = st.ns(&d.node);
-        let mut child = spawn_daemon(&ns, &bin, &cfg, &log, false)?;
+        let args: Vec<String> = d
+            .args
+            .iter()
+            .map(|a| a.replace("@RUN@", &st.run_dir.display().to_string()))
+            .collect();
+        let mut child = spawn_daemon(&ns, &bin, &cfg, &args, &log, false)?;
         let pid = child.id() as i32;
         let start = topo::state::proc_start_time(pid).unwrap_or(0);
         let rec = ProcRec {
@@ -587,6 +608,7 @@ fn start_daemons(
             config: cfg.clone(),
             log: log.clone(),
             api: d.api.to_string(),
+            args,
         };
         st.procs.push(rec.clone());
         save(st)?;
@@ -623,11 +645,13 @@ fn start_daemons(
     Ok(())
 }
 
-/// Starts `bin run --config cfg` in namespace `ns`, output to `log`.
+/// Starts `bin run --config cfg` (or `bin ARGS...` when `args` is not
+/// empty) in namespace `ns`, output to `log`.
 fn spawn_daemon(
     ns: &str,
     bin: &Path,
     cfg: &Path,
+    args: &[String],
     log: &Path,
     append: bool,
 ) -> Result<Child, BedError> {
@@ -640,10 +664,12 @@ fn spawn_daemon(
         .map_err(io("open", log))?;
     let err = out.try_clone().map_err(io("open", log))?;
     let mut cmd = topo::engine::command_in(ns, bin)?;
-    cmd.arg("run")
-        .arg("--config")
-        .arg(cfg)
-        .stdin(Stdio::null())
+    if args.is_empty() {
+        cmd.arg("run").arg("--config").arg(cfg);
+    } else {
+        cmd.args(args);
+    }
+    cmd.stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
         // Own process group: a Ctrl-C at the terminal reaches testbed,
@@ -693,7 +719,7 @@ pub fn restart(
         .map(Path::to_path_buf)
         .unwrap_or_else(default_bin_dir)
         .join(old.role.binary());
-    let mut child = spawn_daemon(&old.netns, &bin, &old.config, &old.log, true)?;
+    let mut child = spawn_daemon(&old.netns, &bin, &old.config, &old.args, &old.log, true)?;
     let pid = child.id() as i32;
     let start = topo::state::proc_start_time(pid).unwrap_or(0);
     let rec = ProcRec { pid, start, ..old };
@@ -854,7 +880,6 @@ pub fn status(state_dir_opt: Option<&Path>) -> Result<Status, BedError> {
         let running = alive(p);
         let url = match p.role {
             Role::Smf => format!("http://{}/metrics", st.plan.smf_api),
-            Role::Ue => String::new(),
             _ => format!("http://{}/metrics", p.api),
         };
         let (counters, error) = if !running {

@@ -11,6 +11,7 @@ pub mod bed;
 pub mod bench;
 pub mod demo;
 pub mod plan;
+pub mod play;
 
 pub use bed::{down, status, up, BedError, BedState, Status, UpOpts};
 pub use plan::{Plan, PlanError, Role};

@@ -76,6 +76,48 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Play the snake game: bring everything up, give the first UE a PDU
+    /// session to an edge, start an instance there for the UE's account
+    /// (pulled from the cloud if missing), let the UE's bot play while it
+    /// displays the stream, report, and take it all down.
+    Play {
+        /// Topology file (default: the paper topology).
+        #[arg(long)]
+        topology: Option<PathBuf>,
+        /// Run folder for configs/ and logs/ (default ./results/run-<UTC time>).
+        #[arg(long)]
+        run_dir: Option<PathBuf>,
+        /// Prefix of every namespace name.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// The edge that renders (default: the first, edge1).
+        #[arg(long)]
+        edge: Option<String>,
+        /// Seconds of play.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Frame width.
+        #[arg(long, default_value_t = 640)]
+        width: u32,
+        /// Frame height.
+        #[arg(long, default_value_t = 360)]
+        height: u32,
+        /// Frames per second.
+        #[arg(long, default_value_t = 60)]
+        fps: u32,
+        /// Inputs per second of the UE's bot.
+        #[arg(long, default_value_t = 10.0)]
+        input_rate: f64,
+        /// Write the displayed video to this file (Y4M; `ffplay FILE`).
+        #[arg(long)]
+        video: Option<PathBuf>,
+        /// Leave the testbed up afterwards.
+        #[arg(long)]
+        keep: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Daemons, PDU sessions and counters.
     Status {
         /// JSON instead of tables.
@@ -398,6 +440,66 @@ fn print_bench_sessions(r: &testbed::bench::SessionsReport) {
     println!("configs and logs: {}", r.run_dir);
 }
 
+fn print_play(r: &testbed::play::PlayReport) {
+    let c = &r.client;
+    let ms = |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.1} ms"));
+    println!(
+        "\n{} played via {} and {} (session address {}) for {:.1} s",
+        r.ue,
+        r.upf,
+        r.edge,
+        r.ue_addr,
+        c["duration_s"].as_f64().unwrap_or(0.0)
+    );
+    let num = |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.0}"));
+    if r.instance["pulled"] == true {
+        println!(
+            "  instance: pulled from the cloud in {} ms ({} bytes), started in {} ms",
+            num(&r.instance["pull_ms"]),
+            r.instance["pull_bytes"],
+            num(&r.instance["start_ms"])
+        );
+    } else {
+        println!(
+            "  instance: in the edge repository already, started in {} ms",
+            num(&r.instance["start_ms"])
+        );
+    }
+    println!(
+        "  frames displayed      {} ({:.1} per second)",
+        c["frames_displayed"],
+        c["display_fps"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "  frame interval        p50 {}  p99 {}",
+        ms(&c["frame_interval_ms"]["p50"]),
+        ms(&c["frame_interval_ms"]["p99"])
+    );
+    println!(
+        "  input -> display      p50 {}  p99 {}  ({} inputs shown)",
+        ms(&c["latency_ms"]["p50"]),
+        ms(&c["latency_ms"]["p99"]),
+        c["latency_ms"]["count"]
+    );
+    if let Some(streams) = c["streams"].as_array() {
+        for s in streams {
+            println!(
+                "  bitrate on the wire   {:.2} Mbit/s ({} packets)",
+                s["wire_mbit_s"].as_f64().unwrap_or(0.0),
+                s["packets"]
+            );
+        }
+    }
+    println!(
+        "  inputs                {} sent, {} applied by the logic server ({} duplicates), {} lost",
+        c["inputs_sent"], r.cloud.inputs_applied, r.cloud.duplicates, r.lost_inputs
+    );
+    println!("configs and logs: {}", r.run_dir);
+    if r.kept {
+        println!("left up: `testbed status`, `testbed down`");
+    }
+}
+
 fn run(cli: Cli) -> Result<(), BedError> {
     let sd = cli.state_dir.as_deref();
     match cli.cmd {
@@ -460,6 +562,57 @@ fn run(cli: Cli) -> Result<(), BedError> {
                     "some probes got no answer from their session's edge".into(),
                 ))
             }
+        }
+        Cmd::Play {
+            topology,
+            run_dir,
+            prefix,
+            edge,
+            seconds,
+            width,
+            height,
+            fps,
+            input_rate,
+            video,
+            keep,
+            json,
+        } => {
+            if !(seconds > 0.0 && seconds <= 86_400.0) {
+                return Err(BedError::Usage(format!(
+                    "--seconds {seconds}: must be more than 0 and at most a day"
+                )));
+            }
+            let up = UpOpts {
+                topology,
+                run_dir,
+                prefix,
+                state_dir: cli.state_dir.clone(),
+                bin_dir: cli.bin_dir.clone(),
+                ready_timeout: None,
+                cancel: None,
+            };
+            let opts = testbed::play::PlayOpts {
+                edge,
+                duration: Duration::from_secs_f64(seconds),
+                width,
+                height,
+                fps,
+                input_rate,
+                video: video.map(|v| std::path::absolute(&v).unwrap_or(v)),
+            };
+            let r = testbed::play::run(&up, &opts, keep, &mut |l| eprintln!("{l}"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+            } else {
+                print_play(&r);
+            }
+            if r.lost_inputs > 0 {
+                return Err(BedError::Request(format!(
+                    "{} inputs of the UE were never applied by the logic server",
+                    r.lost_inputs
+                )));
+            }
+            Ok(())
         }
         Cmd::Down => {
             let s = bed::down(sd)?;

@@ -86,6 +86,12 @@ pub enum Role {
     Gnb,
     /// UE daemon (`ue`).
     Ue,
+    /// Cloud logic server (`app cloud`).
+    Cloud,
+    /// Cloud application repository (`app repo-server`).
+    Repo,
+    /// Edge migration agent (`app agent`).
+    Agent,
 }
 
 impl Role {
@@ -96,6 +102,7 @@ impl Role {
             Role::Smf => "smf",
             Role::Gnb => "gnb",
             Role::Ue => "ue",
+            Role::Cloud | Role::Repo | Role::Agent => "app",
         }
     }
     /// The cargo package that builds the binary.
@@ -105,6 +112,7 @@ impl Role {
             Role::Smf => "smf-lite",
             Role::Gnb => "gnb",
             Role::Ue => "ue",
+            Role::Cloud | Role::Repo | Role::Agent => "app",
         }
     }
 }
@@ -124,7 +132,49 @@ pub struct DaemonPlan {
     pub config: String,
     /// Where its HTTP API / metrics listen, reachable from inside `node`.
     pub api: SocketAddr,
+    /// Command-line arguments, for daemons configured by arguments (the
+    /// application's); empty: `run --config FILE`. `config` then holds
+    /// them one per line, for the record.
+    #[serde(default)]
+    pub args: Vec<String>,
 }
+
+/// The application under test (issue 6), when the topology has a `cloud`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct AppPlan {
+    /// The cloud's node.
+    pub cloud: String,
+    /// Logic server metrics/stats (inside the cloud's namespace).
+    pub cloud_stats: SocketAddr,
+    /// Accounts: (UE node, account, token).
+    pub accounts: Vec<(String, String, String)>,
+    /// Edges with an agent.
+    pub edges: Vec<EdgePlan>,
+}
+
+/// An edge with its migration agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct EdgePlan {
+    /// Node.
+    pub name: String,
+    /// The agent's API (inside the edge's namespace).
+    pub agent_api: SocketAddr,
+    /// The edge's N6 address (UEs reach its instances there).
+    pub n6: Option<Ipv4Addr>,
+    /// The cloud's address on this edge's WAN link.
+    pub cloud_addr: Ipv4Addr,
+}
+
+/// Cloud logic server: state sync (TCP).
+pub const CLOUD_SYNC_PORT: u16 = 7300;
+/// Cloud logic server: metrics and stats (HTTP).
+pub const CLOUD_STATS_PORT: u16 = 7301;
+/// Cloud application repository (HTTP).
+pub const REPO_PORT: u16 = 7310;
+/// Edge migration agent (HTTP).
+pub const AGENT_PORT: u16 = 7400;
+/// Size of the application package the cloud repository publishes.
+pub const APP_PACKAGE_SIZE: &str = "32MiB";
 
 /// A UPF, as the plan sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -198,6 +248,9 @@ pub struct Plan {
     pub gnbs: Vec<GnbPlan>,
     /// UEs.
     pub ues: Vec<UePlan>,
+    /// The application under test, if the topology has a `cloud` node.
+    #[serde(default)]
+    pub app: Option<AppPlan>,
 }
 
 // ---- the daemons' configuration files (mirrors of their formats) ------------
@@ -290,6 +343,127 @@ fn to_toml<T: Serialize>(v: &T) -> String {
 }
 
 // ---- derivation -------------------------------------------------------------
+
+/// A token nobody guesses: 128 bits from the kernel, hex.
+fn new_token() -> String {
+    let mut b = [0u8; 16];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut b);
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The application's daemons: logic server and repository in `cloud`, an
+/// agent in every edge that has a WAN link to the cloud. Their accounts
+/// (one per UE) get fresh tokens.
+fn app_plan(
+    t: &Topology,
+    ues: &[UePlan],
+    upfs: &[UpfPlan],
+    daemons: &mut Vec<DaemonPlan>,
+) -> Option<AppPlan> {
+    let cloud = nodes_with_prefix(t, "cloud")
+        .find(|n| *n == "cloud")?
+        .to_string();
+    let mut edges = Vec::new();
+    for e in nodes_with_prefix(t, "edge") {
+        // The cloud's address on a link between this edge and the cloud.
+        let cloud_addr = t.links.iter().find_map(|l| {
+            let (c, o) = if l.a.node == cloud {
+                (&l.a, &l.b)
+            } else {
+                (&l.b, &l.a)
+            };
+            (c.node == cloud && o.node == e).then(|| {
+                c.addrs.iter().find_map(|a| match a.addr {
+                    IpAddr::V4(v4) => Some(v4),
+                    IpAddr::V6(_) => None,
+                })
+            })?
+        });
+        let Some(cloud_addr) = cloud_addr else {
+            continue;
+        };
+        edges.push(EdgePlan {
+            name: e.to_string(),
+            agent_api: SocketAddr::from((Ipv4Addr::LOCALHOST, AGENT_PORT)),
+            n6: upfs.iter().find(|u| u.edge == e).map(|u| u.edge_n6),
+            cloud_addr,
+        });
+    }
+    let accounts: Vec<(String, String, String)> = ues
+        .iter()
+        .map(|u| (u.name.clone(), u.name.clone(), new_token()))
+        .collect();
+    let mut push = |name: &str, role: Role, node: &str, api: SocketAddr, args: Vec<String>| {
+        daemons.push(DaemonPlan {
+            name: name.into(),
+            role,
+            node: node.into(),
+            config_file: format!("{name}.args"),
+            config: args.join("\n") + "\n",
+            api,
+            args,
+        });
+    };
+    let any = |port: u16| SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).to_string();
+    let mut cloud_args = vec![
+        "cloud".to_string(),
+        "--listen".into(),
+        any(CLOUD_SYNC_PORT),
+        "--metrics".into(),
+        any(CLOUD_STATS_PORT),
+    ];
+    for (_, account, token) in &accounts {
+        cloud_args.push("--account".into());
+        cloud_args.push(format!("{account}:{token}"));
+    }
+    let cloud_stats = SocketAddr::from((Ipv4Addr::LOCALHOST, CLOUD_STATS_PORT));
+    push("cloud", Role::Cloud, &cloud, cloud_stats, cloud_args);
+    push(
+        "repo",
+        Role::Repo,
+        &cloud,
+        SocketAddr::from((Ipv4Addr::LOCALHOST, REPO_PORT)),
+        vec![
+            "repo-server".into(),
+            "--listen".into(),
+            any(REPO_PORT),
+            "--dir".into(),
+            "@RUN@/cloud-repo".into(),
+            "--publish-snake".into(),
+            APP_PACKAGE_SIZE.into(),
+        ],
+    );
+    for e in &edges {
+        push(
+            &format!("agent-{}", e.name),
+            Role::Agent,
+            &e.name,
+            e.agent_api,
+            vec![
+                "agent".into(),
+                "--listen".into(),
+                any(AGENT_PORT),
+                "--repo".into(),
+                format!("@RUN@/{}-repo", e.name),
+                "--cloud-repo".into(),
+                format!("http://{}:{REPO_PORT}", e.cloud_addr),
+                "--cloud-sync".into(),
+                SocketAddr::from((e.cloud_addr, CLOUD_SYNC_PORT)).to_string(),
+                "--run-dir".into(),
+                format!("@RUN@/{}", e.name),
+            ],
+        );
+    }
+    Some(AppPlan {
+        cloud,
+        cloud_stats,
+        accounts,
+        edges,
+    })
+}
 
 /// The first IPv4 address (with prefix) of `node`'s interface `ifname`.
 pub fn iface_v4(t: &Topology, node: &str, ifname: &str) -> Option<(Ipv4Addr, u8)> {
@@ -484,6 +658,7 @@ impl Plan {
                 config_file: format!("{}.toml", u.name),
                 config: to_toml(&cfg),
                 api: u.metrics,
+                args: Vec::new(),
             });
         }
         let smf = SmfToml {
@@ -518,6 +693,7 @@ impl Plan {
             config_file: "smf.toml".into(),
             config: to_toml(&smf),
             api: smf_api,
+            args: Vec::new(),
         });
         for g in &gnbs {
             let cfg = GnbToml {
@@ -535,6 +711,7 @@ impl Plan {
                 config_file: format!("{}.toml", g.name),
                 config: to_toml(&cfg),
                 api: g.n2_api,
+                args: Vec::new(),
             });
         }
         for u in &ues {
@@ -556,8 +733,10 @@ impl Plan {
                 config_file: format!("{}.toml", u.name),
                 config: to_toml(&cfg),
                 api: u.api,
+                args: Vec::new(),
             });
         }
+        let app = app_plan(t, &ues, &upfs, &mut daemons);
         Ok(Plan {
             daemons,
             upfs,
@@ -565,7 +744,13 @@ impl Plan {
             smf_api,
             gnbs,
             ues,
+            app,
         })
+    }
+
+    /// The edge of this name (with an agent).
+    pub fn edge(&self, name: &str) -> Option<&EdgePlan> {
+        self.app.as_ref()?.edges.iter().find(|e| e.name == name)
     }
 
     /// The daemon of this name.

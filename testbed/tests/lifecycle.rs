@@ -66,7 +66,23 @@ fn up_status_down() {
             )
         })
         .collect();
-    assert_eq!(procs.len(), 5);
+    // upf1, upf2, smf, gnb1, ue1, and the application's cloud logic
+    // server, cloud repository and one agent per edge.
+    let names: Vec<&str> = procs.iter().map(|p| p.0.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "upf1",
+            "upf2",
+            "smf",
+            "gnb1",
+            "ue1",
+            "cloud",
+            "repo",
+            "agent-edge1",
+            "agent-edge2"
+        ]
+    );
     for (name, pid, start) in &procs {
         assert!(proc_alive(*pid, *start), "{name} (pid {pid}) runs");
     }
@@ -108,7 +124,7 @@ fn up_status_down() {
 
     // down: daemons stopped, namespaces gone, state removed; again is harmless.
     let out = bed.ok(&["down"]);
-    assert!(out.contains("5 daemons stopped"), "{out}");
+    assert!(out.contains("9 daemons stopped"), "{out}");
     for (name, pid, start) in &procs {
         assert!(!proc_alive(*pid, *start), "{name} (pid {pid}) stopped");
     }
@@ -125,7 +141,7 @@ fn bin_dir_with_stuck_ue(bed: &Bed) -> std::path::PathBuf {
     let real = common::require_daemon_bins();
     let dir = bed.root.join("bin");
     std::fs::create_dir_all(&dir).expect("bin dir");
-    for b in ["upf", "smf", "gnb"] {
+    for b in ["upf", "smf", "gnb", "app"] {
         std::os::unix::fs::symlink(real.join(b), dir.join(b)).expect("symlink");
     }
     let ue = dir.join("ue");
@@ -291,7 +307,11 @@ fn multi_ue_topology_two_cells() {
     let st: serde_json::Value =
         serde_json::from_str(&bed.ok(&["status", "--json"])).expect("status");
     let daemons = st["daemons"].as_array().expect("daemons");
-    assert_eq!(daemons.len(), 11, "2 UPFs, SMF, 2 gNBs, 6 UEs");
+    assert_eq!(
+        daemons.len(),
+        15,
+        "2 UPFs, SMF, 2 gNBs, 6 UEs, logic server, repository, 2 agents"
+    );
     assert!(daemons.iter().all(|d| d["running"] == true));
     let sessions = st["sessions"].as_array().expect("sessions");
     assert_eq!(sessions.len(), 1);
@@ -307,6 +327,6 @@ fn multi_ue_topology_two_cells() {
         })
         .collect();
     assert_eq!(per_gnb, [("gnb1".to_string(), 0), ("gnb2".to_string(), 1)]);
-    assert!(bed.ok(&["down"]).contains("11 daemons stopped"));
+    assert!(bed.ok(&["down"]).contains("15 daemons stopped"));
     assert!(bed.namespaces().is_empty());
 }

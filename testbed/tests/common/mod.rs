@@ -24,10 +24,10 @@ pub fn require_daemon_bins() -> PathBuf {
     } else {
         " --release"
     };
-    for b in ["upf", "smf", "gnb", "ue"] {
+    for b in ["upf", "smf", "gnb", "ue", "app"] {
         assert!(
             dir.join(b).is_file(),
-            "daemon binary `{b}` is not built in {}: run `cargo build{release} -p upf -p smf-lite -p gnb -p ue` first",
+            "daemon binary `{b}` is not built in {}: run `cargo build{release} --workspace --bins` first",
             dir.display()
         );
     }
