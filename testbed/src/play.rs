@@ -238,6 +238,9 @@ pub fn play(
     ));
 
     // 3. The UE plays.
+    let idr = instance["metrics"]
+        .as_str()
+        .map(|m| format!("http://{m}/idr"));
     let result = client(
         st,
         bin_dir,
@@ -245,6 +248,8 @@ pub fn play(
         ue_addr,
         n6,
         input_port,
+        &edge_ns,
+        idr.as_deref(),
         opts,
         on_progress,
     );
@@ -309,6 +314,8 @@ fn client(
     ue_addr: Ipv4Addr,
     edge_n6: Ipv4Addr,
     input_port: u64,
+    edge_ns: &str,
+    idr_url: Option<&str>,
     opts: &PlayOpts,
     on_progress: &mut dyn FnMut(&str),
 ) -> Result<serde_json::Value, BedError> {
@@ -348,6 +355,22 @@ fn client(
         .spawn()
         .map_err(|e| req(format!("start {}: {e}", bin.display())))?;
     let pid = child.id();
+    // The instance streams already: once the client has bound its socket,
+    // ask for a key frame so that it need not wait for the next one.
+    if let Some(m) = idr_url {
+        std::thread::sleep(Duration::from_millis(200));
+        if let Err(e) = bed::http_in(
+            edge_ns,
+            "POST",
+            m,
+            Some(String::new()),
+            Duration::from_secs(3),
+        ) {
+            on_progress(&format!(
+                "no key frame on request ({e}); the client waits for the next one"
+            ));
+        }
+    }
     // Wait with a deadline; a hung client is killed.
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

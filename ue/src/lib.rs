@@ -8,13 +8,17 @@
 //! Many UEs: one daemon per namespace, or several in one namespace with
 //! distinct `ue_id`, `table_base` and `api`.
 //!
-//! The streaming client, stream selector and migration agent of the CSM
-//! system come with later issues.
+//! [`stream`] is the streaming client of issue 6: one receiving thread and
+//! one-frame buffer per stream, the display sink, the input bot and the
+//! play report (`ue play`). The stream selector and migration agent of the
+//! CSM system come with later issues.
 
 pub mod config;
 pub mod daemon;
 pub mod session;
+pub mod stream;
 
 pub use config::{ConfigError, SessionSpec, UeConfig};
 pub use daemon::{run, AddSession, UeError};
 pub use session::{SessionError, SessionManager};
+pub use stream::{PlayConfig, PlayReport, StreamError};

@@ -41,6 +41,45 @@ enum Cmd {
         /// The file.
         file: PathBuf,
     },
+    /// Play: receive and decode the video streams, display the chief
+    /// pilot's, send numbered inputs; then print the report.
+    Play(PlayArgs),
+}
+
+#[derive(clap::Args)]
+struct PlayArgs {
+    /// A stream to receive, `NAME=BIND_ADDR:PORT` (bind to the session's
+    /// address); repeatable, the first is the chief pilot (displayed).
+    #[arg(long = "stream", required = true)]
+    streams: Vec<ue::stream::StreamSpec>,
+    /// The chief pilot's input address `ADDR:PORT` (no inputs without it).
+    #[arg(long)]
+    input_to: Option<std::net::SocketAddr>,
+    /// Local address to send the inputs from, `ADDR` or `ADDR:PORT`.
+    #[arg(long, default_value = "0.0.0.0", value_parser = ue::stream::play::parse_bind)]
+    input_from: std::net::SocketAddr,
+    /// Inputs per second.
+    #[arg(long, default_value_t = ue::stream::bot::DEFAULT_RATE)]
+    input_rate: f64,
+    /// Seed of the input bot's heading policy.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// How long to play (`10s`, `500ms`, `2m`).
+    #[arg(long, default_value = "10s", value_parser = ue::stream::play::parse_duration)]
+    duration: Duration,
+    /// The inputs stop this long before the end, so the last ones can be
+    /// displayed.
+    #[arg(long, default_value = "500ms", value_parser = ue::stream::play::parse_duration)]
+    drain: Duration,
+    /// Write the displayed video to this file (YUV4MPEG2 4:2:0).
+    #[arg(long)]
+    video: Option<PathBuf>,
+    /// Frame rate written in the video file's header.
+    #[arg(long, default_value_t = 60)]
+    fps: u32,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -130,6 +169,29 @@ fn print_sessions(list: &[SessionInfo]) {
 
 fn cmd(cmd: Cmd) -> Result<(), String> {
     match cmd {
+        Cmd::Play(a) => {
+            let cfg = ue::PlayConfig {
+                streams: a.streams,
+                input_to: a.input_to,
+                input_from: a.input_from,
+                input_rate: a.input_rate,
+                seed: a.seed,
+                duration: a.duration,
+                drain: a.drain,
+                video: a.video,
+                fps: a.fps,
+            };
+            let report = ue::stream::play::run(&cfg).map_err(|e| e.to_string())?;
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+                );
+            } else {
+                print!("{}", report.table());
+            }
+            Ok(())
+        }
         Cmd::CheckConfig { file } => {
             let c = UeConfig::load(&file).map_err(|e| e.to_string())?;
             println!(

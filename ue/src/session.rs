@@ -243,10 +243,14 @@ impl SessionManager {
     async fn install(&self, addr: Ipv4Addr, table: u32, add: bool) -> Result<(), NetError> {
         let (net, idx, prio) = (&self.net, self.radio_index, self.cfg.rule_priority);
         if add {
-            net.addr_add(idx, addr, 32).await?;
-            net.route_via(true, Ipv4Addr::UNSPECIFIED, 0, self.gateway, idx, table)
-                .await?;
-            net.rule_from(true, addr, table, prio).await
+            // Independent of each other: one round trip to the kernel for
+            // the three (the caller undoes all on any error).
+            let (a, r, u) = tokio::join!(
+                net.addr_add(idx, addr, 32),
+                net.route_via(true, Ipv4Addr::UNSPECIFIED, 0, self.gateway, idx, table),
+                net.rule_from(true, addr, table, prio)
+            );
+            a.and(r).and(u)
         } else {
             // Each step even if an earlier one failed; the first error wins.
             let r1 = net.rule_from(false, addr, table, prio).await;
