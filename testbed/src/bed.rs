@@ -490,7 +490,8 @@ pub fn up(opts: &UpOpts) -> Result<BedState, BedError> {
     if let Some(p) = &opts.prefix {
         topo = topo.with_prefix(p)?;
     }
-    let plan = Plan::derive(&topo)?;
+    let mut plan = Plan::derive(&topo)?;
+    plan.issue_tokens();
     let bin_dir = opts.bin_dir.clone().unwrap_or_else(default_bin_dir);
     let bins = find_bins(&bin_dir, &plan)?;
     let state = state_dir(opts.state_dir.as_deref());

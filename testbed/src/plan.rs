@@ -344,6 +344,10 @@ fn to_toml<T: Serialize>(v: &T) -> String {
 
 // ---- derivation -------------------------------------------------------------
 
+fn token_placeholder(account: &str) -> String {
+    format!("@TOKEN-{account}@")
+}
+
 /// A token nobody guesses: 128 bits from the kernel, hex.
 fn new_token() -> String {
     let mut b = [0u8; 16];
@@ -392,9 +396,11 @@ fn app_plan(
             cloud_addr,
         });
     }
+    // Tokens are issued by `Plan::issue_tokens` when the testbed comes up:
+    // derivation stays pure.
     let accounts: Vec<(String, String, String)> = ues
         .iter()
-        .map(|u| (u.name.clone(), u.name.clone(), new_token()))
+        .map(|u| (u.name.clone(), u.name.clone(), token_placeholder(&u.name)))
         .collect();
     let mut push = |name: &str, role: Role, node: &str, api: SocketAddr, args: Vec<String>| {
         daemons.push(DaemonPlan {
@@ -748,6 +754,28 @@ impl Plan {
         })
     }
 
+    /// Gives every account a fresh token (128 random bits), in the
+    /// accounts and in the logic server's arguments.
+    pub fn issue_tokens(&mut self) {
+        let Some(app) = self.app.as_mut() else {
+            return;
+        };
+        for (_, account, token) in app.accounts.iter_mut() {
+            let placeholder = token_placeholder(account);
+            if *token != placeholder {
+                continue;
+            }
+            let fresh = new_token();
+            for d in self.daemons.iter_mut().filter(|d| d.role == Role::Cloud) {
+                for a in d.args.iter_mut() {
+                    *a = a.replace(&placeholder, &fresh);
+                }
+                d.config = d.config.replace(&placeholder, &fresh);
+            }
+            *token = fresh;
+        }
+    }
+
     /// The edge of this name (with an agent).
     pub fn edge(&self, name: &str) -> Option<&EdgePlan> {
         self.app.as_ref()?.edges.iter().find(|e| e.name == name)
@@ -789,7 +817,41 @@ mod tests {
     fn paper_addresses_and_pools() {
         let p = paper();
         let names: Vec<_> = p.daemons.iter().map(|d| d.name.as_str()).collect();
-        assert_eq!(names, ["upf1", "upf2", "smf", "gnb1", "ue1"]);
+        assert_eq!(
+            names,
+            [
+                "upf1",
+                "upf2",
+                "smf",
+                "gnb1",
+                "ue1",
+                "cloud",
+                "repo",
+                "agent-edge1",
+                "agent-edge2"
+            ]
+        );
+        let app = p.app.as_ref().expect("the paper topology has a cloud");
+        let edges: Vec<_> = app
+            .edges
+            .iter()
+            .map(|e| (e.name.as_str(), e.n6, e.cloud_addr))
+            .collect();
+        assert_eq!(
+            edges,
+            [
+                (
+                    "edge1",
+                    Some(Ipv4Addr::new(10, 61, 0, 2)),
+                    Ipv4Addr::new(10, 71, 0, 2)
+                ),
+                (
+                    "edge2",
+                    Some(Ipv4Addr::new(10, 62, 0, 2)),
+                    Ipv4Addr::new(10, 72, 0, 2)
+                )
+            ]
+        );
         assert_eq!(p.smf_node, "core");
         assert_eq!(p.smf_api.to_string(), "10.0.0.1:7000");
         let u1 = p.upf("upf1").expect("upf1");
@@ -817,6 +879,23 @@ mod tests {
     }
 
     #[test]
+    fn tokens_are_fresh_and_reach_the_logic_server() {
+        let (mut a, mut b) = (paper(), paper());
+        a.issue_tokens();
+        b.issue_tokens();
+        let token = |p: &Plan| p.app.as_ref().expect("app").accounts[0].2.clone();
+        assert_ne!(token(&a), token(&b), "a fresh token per testbed");
+        assert!(!token(&a).contains('@'));
+        let cloud = a.daemon("cloud").expect("cloud");
+        assert!(
+            cloud.args.contains(&format!("ue1:{}", token(&a))),
+            "{:?}",
+            cloud.args
+        );
+        assert!(!cloud.config.contains("@TOKEN"), "{}", cloud.config);
+    }
+
+    #[test]
     fn derive_is_pure_and_prefix_independent() {
         let a = paper();
         assert_eq!(a, paper(), "same input, same output");
@@ -830,11 +909,68 @@ mod tests {
         );
     }
 
+    /// The application's command line, parsed by its own argument types.
+    #[derive(clap::Parser)]
+    struct AppCli {
+        #[command(subcommand)]
+        cmd: AppCmd,
+    }
+    #[derive(clap::Subcommand)]
+    enum AppCmd {
+        Cloud(app::cloud::CloudArgs),
+        RepoServer(app::repo::RepoServerArgs),
+        Agent(app::agent::AgentArgs),
+    }
+
+    fn app_args(d: &DaemonPlan) -> AppCmd {
+        use clap::Parser;
+        let argv = std::iter::once("app".to_string()).chain(d.args.iter().cloned());
+        AppCli::try_parse_from(argv)
+            .unwrap_or_else(|e| panic!("{}: {e}\n{:?}", d.name, d.args))
+            .cmd
+    }
+
     #[test]
     fn generated_configs_parse_with_each_daemons_own_parser() {
-        let p = paper();
+        let mut p = paper();
+        p.issue_tokens();
         for d in &p.daemons {
             match d.role {
+                Role::Cloud => {
+                    let AppCmd::Cloud(c) = app_args(d) else {
+                        panic!("{d:?}")
+                    };
+                    assert_eq!(c.listen.port(), CLOUD_SYNC_PORT);
+                    assert_eq!(c.metrics.port(), CLOUD_STATS_PORT);
+                    assert_eq!(c.account.len(), 1, "{:?}", c.account);
+                    let (name, token) = c.account[0].split_once(':').expect("NAME:TOKEN");
+                    assert_eq!(name, "ue1");
+                    assert_eq!(token.len(), 32, "128-bit token in hex");
+                    let app = p.app.as_ref().expect("app plan");
+                    assert_eq!(app.accounts[0].2, token);
+                }
+                Role::Repo => {
+                    let AppCmd::RepoServer(c) = app_args(d) else {
+                        panic!("{d:?}")
+                    };
+                    assert_eq!(c.listen.port(), REPO_PORT);
+                    assert_eq!(c.publish_snake, 32 << 20);
+                    assert!(c.dir.starts_with("@RUN@"), "{:?}", c.dir);
+                }
+                Role::Agent => {
+                    let AppCmd::Agent(c) = app_args(d) else {
+                        panic!("{d:?}")
+                    };
+                    let (edge, cloud) = match d.node.as_str() {
+                        "edge1" => ("edge1", "10.71.0.2"),
+                        "edge2" => ("edge2", "10.72.0.2"),
+                        other => panic!("agent on {other}"),
+                    };
+                    assert_eq!(d.name, format!("agent-{edge}"));
+                    assert_eq!(c.listen.port(), AGENT_PORT);
+                    assert_eq!(c.cloud_sync, format!("{cloud}:{CLOUD_SYNC_PORT}"));
+                    assert_eq!(c.cloud_repo, format!("http://{cloud}:{REPO_PORT}"));
+                }
                 Role::Upf => {
                     let c = upf::config::Config::from_toml(&d.config)
                         .unwrap_or_else(|e| panic!("{}: {e}\n{}", d.name, d.config));
