@@ -2,7 +2,7 @@
 //! routing over the same namespaces and links, in one run.
 //!
 //! ```text
-//! sudo cargo run --release -p gnb --example throughput [-- SECONDS]
+//! sudo cargo run --release -p gnb --example gnb_throughput [-- SECONDS]
 //! ```
 //!
 //! UE ns -- radio -- gNB ns -- n3 -- UPF ns (DN host 10.60.0.1 on its TUN).
