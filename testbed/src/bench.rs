@@ -25,6 +25,7 @@ use serde::Serialize;
 use wire::ctl::{SessionInfo, SessionRequest};
 
 use crate::bed::{BedError, BedState};
+use crate::plan::{UePlan, UpfPlan};
 
 /// UDP port of the bench's echo server on the edge.
 pub const BENCH_ECHO_PORT: u16 = 9001;
@@ -239,6 +240,29 @@ fn first_through(src: Ipv4Addr, target: SocketAddrV4) -> Result<Option<(u64, u64
     Ok(None)
 }
 
+/// The first UE of the topology: the one the benches drive.
+fn first_ue(st: &BedState) -> Result<&UePlan, BedError> {
+    st.plan
+        .ues
+        .first()
+        .ok_or_else(|| BedError::Usage("the topology has no UE (a node named ue*)".into()))
+}
+
+/// The UPF named, or the first one.
+fn pick_upf<'a>(st: &'a BedState, upf: Option<&str>) -> Result<&'a UpfPlan, BedError> {
+    match upf {
+        Some(name) => st
+            .plan
+            .upf(name)
+            .ok_or_else(|| BedError::Usage(format!("no UPF named `{name}` in the topology"))),
+        None => st
+            .plan
+            .upfs
+            .first()
+            .ok_or_else(|| BedError::Usage("the topology has no UPF".into())),
+    }
+}
+
 /// Setup time over `n` setups of PDU session `psi` of the first UE, to
 /// `upf` (default: the first UPF).
 pub fn setup_time(
@@ -247,22 +271,8 @@ pub fn setup_time(
     upf: Option<&str>,
     on_progress: &mut dyn FnMut(&str),
 ) -> Result<SetupTimeReport, BedError> {
-    let ue = st
-        .plan
-        .ues
-        .first()
-        .ok_or_else(|| BedError::Usage("the topology has no UE (a node named ue*)".into()))?;
-    let u = match upf {
-        Some(name) => st
-            .plan
-            .upf(name)
-            .ok_or_else(|| BedError::Usage(format!("no UPF named `{name}` in the topology")))?,
-        None => st
-            .plan
-            .upfs
-            .first()
-            .ok_or_else(|| BedError::Usage("the topology has no UPF".into()))?,
-    };
+    let ue = first_ue(st)?;
+    let u = pick_upf(st, upf)?;
     let target = SocketAddrV4::new(u.edge_n6, BENCH_ECHO_PORT);
     let _echo = StampEcho::start(&st.ns(&u.edge), target)?;
     let (api, dnn, upf_name) = (ue.api, u.dnn.clone(), u.name.clone());
@@ -339,28 +349,14 @@ pub fn setup_rate(
     upf: Option<&str>,
     on_progress: &mut dyn FnMut(&str),
 ) -> Result<SetupRateReport, BedError> {
-    let ue = st
-        .plan
-        .ues
-        .first()
-        .ok_or_else(|| BedError::Usage("the topology has no UE (a node named ue*)".into()))?;
+    let ue = first_ue(st)?;
     let gnb = st
         .plan
         .gnbs
         .iter()
         .find(|g| g.name == ue.gnb)
         .ok_or_else(|| BedError::Usage(format!("no gNB for {}", ue.name)))?;
-    let u = match upf {
-        Some(name) => st
-            .plan
-            .upf(name)
-            .ok_or_else(|| BedError::Usage(format!("no UPF named `{name}` in the topology")))?,
-        None => st
-            .plan
-            .upfs
-            .first()
-            .ok_or_else(|| BedError::Usage("the topology has no UPF".into()))?,
-    };
+    let u = pick_upf(st, upf)?;
     let concurrency = concurrency.clamp(1, ues.max(1));
     on_progress(&format!(
         "{ues} UEs ask for a session at once ({concurrency} client threads, via {} and {}) ...",
