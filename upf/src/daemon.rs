@@ -130,8 +130,13 @@ impl Inner {
     pub fn publish(&self, table: &mut SessionTable) {
         let snap = Arc::new(table.snapshot());
         self.snapshot.store(snap.clone());
-        let mut scratch = vec![0u8; gtp::HEADROOM + 65536];
+        // Most changes have no End Marker or flush: allocate the 64 KiB
+        // scratch buffer only for the first event.
+        let mut scratch = Vec::new();
         while let Some(ev) = table.poll_event() {
+            if scratch.is_empty() {
+                scratch = vec![0u8; gtp::HEADROOM + 65536];
+            }
             match ev {
                 Event::EndMarker { peer, teid } => {
                     let n = gtp::end_marker(teid, &mut scratch);
@@ -463,9 +468,27 @@ fn set_socket_buffers(s: &UdpSocket, bytes: libc::c_int) {
 /// Longest wait for a PFCP datagram (bounds the reaction to `stop`).
 const N4_MAX_WAIT: Duration = Duration::from_millis(100);
 
+/// How far the socket's read timeout may be from the node's next deadline
+/// before it is set again. Under a stream of requests the time left to the
+/// deadline shrinks a little with every datagram; setting the timeout each
+/// time costs a syscall per datagram for nothing, since a datagram ends
+/// the wait anyway. Timers are then at most this late (the data poll runs
+/// every 20 ms, PFCP timers are in seconds).
+const N4_WAIT_SLACK: Duration = Duration::from_millis(4);
+
+/// The read timeout to set for a wait of `wait` when `current` is set:
+/// `None` while `current` is within [`N4_WAIT_SLACK`] of `wait`.
+fn timeout_change(current: Option<Duration>, wait: Duration) -> Option<Duration> {
+    match current {
+        Some(c) if c.abs_diff(wait) <= N4_WAIT_SLACK => None,
+        _ => Some(wait),
+    }
+}
+
 /// The N4 driver: the socket and the clock around [`N4Node`].
 fn control_loop(inner: &Inner, sock: UdpSocket, mut node: N4Node) {
     let mut buf = vec![0u8; 65536];
+    let mut timeout: Option<Duration> = None;
     while !inner.stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         if node.poll_timeout().is_some_and(|t| t <= now) {
@@ -480,8 +503,11 @@ fn control_loop(inner: &Inner, sock: UdpSocket, mut node: N4Node) {
             .poll_timeout()
             .map_or(N4_MAX_WAIT, |t| t.saturating_duration_since(Instant::now()))
             .clamp(Duration::from_millis(1), N4_MAX_WAIT);
-        if let Err(e) = sock.set_read_timeout(Some(wait)) {
-            warn!(error = %e, "N4 socket timeout not set");
+        if let Some(w) = timeout_change(timeout, wait) {
+            match sock.set_read_timeout(Some(w)) {
+                Ok(()) => timeout = Some(w),
+                Err(e) => warn!(error = %e, "N4 socket timeout not set"),
+            }
         }
         match sock.recv_from(&mut buf) {
             Ok((n, from)) => {
@@ -694,5 +720,28 @@ fn downlink_loop(inner: &Inner) {
             }
             Verdict::Drop(r) => inner.metrics.drop(r),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_timeout_set_only_when_the_wait_moved() {
+        let ms = Duration::from_millis;
+        assert_eq!(timeout_change(None, ms(20)), Some(ms(20)), "first wait");
+        assert_eq!(timeout_change(Some(ms(20)), ms(17)), None, "within slack");
+        assert_eq!(timeout_change(Some(ms(20)), ms(23)), None, "within slack");
+        assert_eq!(
+            timeout_change(Some(ms(20)), ms(15)),
+            Some(ms(15)),
+            "deadline would be missed by more than the slack"
+        );
+        assert_eq!(
+            timeout_change(Some(ms(1)), ms(20)),
+            Some(ms(20)),
+            "no busy wakeups after a short wait"
+        );
     }
 }

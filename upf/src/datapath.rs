@@ -17,6 +17,13 @@
 //! snapshot rebuilds. The only lock, [`SessionShared::buffer`], is touched by
 //! packets whose FAR says BUFF and by the flush after the FAR changes, never
 //! on the forwarding path.
+//!
+//! Events the control plane must act on (a first packet in a session's
+//! downlink buffer, a URR's volume threshold reached) set an atomic flag
+//! and, only on its false -> true transition, push the SEID onto the
+//! table's [`DataSignals`] queue, so the control plane's periodic poll
+//! reads what happened instead of scanning every session. A packet that
+//! changes no flag takes no lock.
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
@@ -188,6 +195,58 @@ impl PacketBuffer {
     }
 }
 
+/// Data-path events waiting for the control plane, queued so that its
+/// periodic poll costs what is pending, not the number of sessions.
+///
+/// An entry is pushed only when the matching flag
+/// ([`SessionShared::dl_data_pending`], [`UrrState::threshold_hit`]) goes
+/// from false to true, and the flag is cleared only by the control plane,
+/// so the queues hold at most one entry per session (downlink data) and per
+/// URR (threshold) that was not consumed yet. Entries are hints: the
+/// consumer checks the flag of the session/URR that currently has the
+/// SEID/URR ID (it may have been removed or replaced since).
+#[derive(Debug, Default)]
+pub struct DataSignals {
+    dl_data: Mutex<Vec<u64>>,
+    thresholds: Mutex<Vec<(u64, u32)>>,
+}
+
+impl DataSignals {
+    /// Empty queues.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A packet landed in the empty buffer of session `seid`.
+    pub fn push_dl_data(&self, seid: u64) {
+        // A poisoned lock only means a thread panicked while pushing a
+        // number; the vector is consistent.
+        self.dl_data
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(seid);
+    }
+
+    /// URR `urr_id` of session `seid` reached its volume threshold.
+    pub fn push_threshold(&self, seid: u64, urr_id: u32) {
+        self.thresholds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((seid, urr_id));
+    }
+
+    /// Take the SEIDs queued by [`push_dl_data`](Self::push_dl_data).
+    pub fn take_dl_data(&self) -> Vec<u64> {
+        std::mem::take(&mut *self.dl_data.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Take the (SEID, URR ID) pairs queued by
+    /// [`push_threshold`](Self::push_threshold).
+    pub fn take_thresholds(&self) -> Vec<(u64, u32)> {
+        std::mem::take(&mut *self.thresholds.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
 /// Per-session state shared by the control plane and the packet threads.
 #[derive(Debug)]
 pub struct SessionShared {
@@ -208,14 +267,18 @@ pub struct SessionShared {
     pub buffered: AtomicBool,
     /// Set when a packet lands in an empty buffer: the control plane sends a
     /// Downlink Data Report (if the FAR asked for NOCP) and clears it.
+    /// Setting it (false -> true) queues the SEID on `signals`.
     pub dl_data_pending: AtomicBool,
     /// The PDR whose FAR last buffered a packet.
     pub buffering_pdr: std::sync::atomic::AtomicU32,
+    /// Where the first buffered packet is announced to the control plane.
+    pub signals: Arc<DataSignals>,
 }
 
 impl SessionShared {
-    /// New state for session `seid` with a buffer bound.
-    pub fn new(seid: u64, max_packets: usize, max_bytes: usize) -> Self {
+    /// New state for session `seid` with a buffer bound; `signals` is the
+    /// session table's event queue.
+    pub fn new(seid: u64, max_packets: usize, max_bytes: usize, signals: Arc<DataSignals>) -> Self {
         SessionShared {
             seid,
             ul: Counter::default(),
@@ -226,6 +289,7 @@ impl SessionShared {
             buffered: AtomicBool::new(false),
             dl_data_pending: AtomicBool::new(false),
             buffering_pdr: std::sync::atomic::AtomicU32::new(0),
+            signals,
         }
     }
 
@@ -238,8 +302,10 @@ impl SessionShared {
         let ok = b.push(pkt);
         if ok {
             self.buffered.store(true, Ordering::Release);
-            if was_empty {
-                self.dl_data_pending.store(true, Ordering::Release);
+            // Queue the SEID only when the flag was clear: once per
+            // buffering episode until the control plane consumed it.
+            if was_empty && !self.dl_data_pending.swap(true, Ordering::AcqRel) {
+                self.signals.push_dl_data(self.seid);
             }
         }
         ok
@@ -361,11 +427,16 @@ pub struct UrrState {
     th_ul: AtomicU64,
     th_dl: AtomicU64,
     /// Set by a packet that reaches the threshold; cleared by the report.
+    /// Setting it (false -> true) queues (SEID, URR ID) on the session
+    /// table's [`DataSignals`], if attached.
     pub threshold_hit: AtomicBool,
+    /// The owning session's SEID and the queue to announce a threshold on.
+    notify: Option<(u64, Arc<DataSignals>)>,
 }
 
 impl UrrState {
-    /// New counters for URR `id`.
+    /// New counters for URR `id`, not attached to any queue (the flag alone
+    /// tells a threshold).
     pub fn new(id: u32, th: Option<VolumeThreshold>) -> Self {
         let s = UrrState {
             id,
@@ -375,8 +446,22 @@ impl UrrState {
             th_ul: AtomicU64::new(NONE),
             th_dl: AtomicU64::new(NONE),
             threshold_hit: AtomicBool::new(false),
+            notify: None,
         };
         s.set_threshold(th);
+        s
+    }
+
+    /// New counters for URR `id` of session `seid`, announcing a reached
+    /// threshold on `signals`.
+    pub fn attached(
+        id: u32,
+        th: Option<VolumeThreshold>,
+        seid: u64,
+        signals: Arc<DataSignals>,
+    ) -> Self {
+        let mut s = Self::new(id, th);
+        s.notify = Some((seid, signals));
         s
     }
     /// Replace the threshold.
@@ -397,8 +482,15 @@ impl UrrState {
         c.packets.fetch_add(1, Ordering::Relaxed);
         let v = c.bytes.fetch_add(len as u64, Ordering::Relaxed) + len as u64;
         let total = self.ul.bytes.load(Ordering::Relaxed) + self.dl.bytes.load(Ordering::Relaxed);
-        if v >= th.load(Ordering::Relaxed) || total >= self.th_total.load(Ordering::Relaxed) {
-            self.threshold_hit.store(true, Ordering::Release);
+        if (v >= th.load(Ordering::Relaxed) || total >= self.th_total.load(Ordering::Relaxed))
+            // Already set (report not taken yet): nothing to write, no
+            // lock; only the packet that sets it queues the URR.
+            && !self.threshold_hit.load(Ordering::Relaxed)
+            && !self.threshold_hit.swap(true, Ordering::AcqRel)
+        {
+            if let Some((seid, q)) = &self.notify {
+                q.push_threshold(*seid, self.id);
+            }
         }
     }
     /// Take the volumes (ul packets, ul bytes, dl packets, dl bytes) and
@@ -745,5 +837,39 @@ mod tests {
         assert_eq!(u.take(), (1, 600, 1, 400));
         assert_eq!(u.take(), (0, 0, 0, 0));
         let _ = Duration::ZERO;
+    }
+
+    #[test]
+    fn signals_queued_only_when_a_flag_is_set() {
+        let q = Arc::new(DataSignals::new());
+        let th = VolumeThreshold {
+            total: Some(100),
+            ..Default::default()
+        };
+        let u = UrrState::attached(3, Some(th), 42, q.clone());
+        u.count(Direction::Uplink, 60);
+        assert_eq!(q.take_thresholds(), vec![], "below the threshold");
+        u.count(Direction::Uplink, 60);
+        u.count(Direction::Downlink, 60);
+        assert_eq!(q.take_thresholds(), vec![(42, 3)], "once while set");
+        u.count(Direction::Uplink, 60);
+        assert_eq!(q.take_thresholds(), vec![]);
+        // The report clears the flag; the next crossing queues again.
+        u.take();
+        u.threshold_hit.store(false, Ordering::Release);
+        u.count(Direction::Uplink, 150);
+        assert_eq!(q.take_thresholds(), vec![(42, 3)]);
+
+        let s = SessionShared::new(7, 10, 10_000, q.clone());
+        assert!(s.buffer_packet(&[1; 10]));
+        assert!(s.buffer_packet(&[2; 10]));
+        assert_eq!(q.take_dl_data(), vec![7], "first packet of the episode");
+        s.drain_buffer(|_| {});
+        assert!(s.buffer_packet(&[3; 10]));
+        assert_eq!(q.take_dl_data(), vec![], "flag not consumed yet");
+        assert!(s.dl_data_pending.swap(false, Ordering::AcqRel));
+        s.drain_buffer(|_| {});
+        assert!(s.buffer_packet(&[4; 10]));
+        assert_eq!(q.take_dl_data(), vec![7], "a new episode");
     }
 }

@@ -41,8 +41,15 @@
 //!   Downlink Data Report (report type DLDR).
 //! - Session Report Requests are resent every T1 until answered, at most N1
 //!   times, then given up ([`N4Event::ReportUnanswered`]).
+//!
+//! Cost: nothing on the timer path scans the sessions. The data-path poll
+//! takes the SEIDs the data path queued ([`SessionTable::take_dl_data`])
+//! and the reports that are due ([`SessionTable::poll_reports`], indexed
+//! by due time); our requests waiting for T1 are indexed by send time. A
+//! poll with 10 000 idle sessions costs what it costs with 10
+//! (`cargo bench -p upf --bench n4_poll`).
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -262,6 +269,10 @@ pub struct N4Node {
     cache_order: VecDeque<(Instant, (SocketAddr, u32))>,
     next_seq: u32,
     pending: BTreeMap<u32, Pending>,
+    /// (sent, seq) of every entry of `pending`: the next resend first.
+    pending_by_time: BTreeSet<(Instant, u32)>,
+    /// (local SEID, seq) of every entry of `pending`: a session's requests.
+    pending_by_seid: BTreeSet<(u64, u32)>,
     next_data_poll: Instant,
     transmits: VecDeque<Transmit>,
     events: VecDeque<N4Event>,
@@ -319,6 +330,8 @@ impl N4Node {
             cache_order: VecDeque::new(),
             next_seq: 1,
             pending: BTreeMap::new(),
+            pending_by_time: BTreeSet::new(),
+            pending_by_seid: BTreeSet::new(),
             next_data_poll,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -409,7 +422,7 @@ impl N4Node {
             .p
             .heartbeat_interval
             .and_then(|_| self.assocs.iter().map(|a| a.next_hb).min());
-        let resend = self.pending.values().map(|p| p.sent + self.p.t1).min();
+        let resend = self.pending_by_time.first().map(|(t, _)| *t + self.p.t1);
         let cache = self.cache_order.front().map(|(t, _)| *t + self.p.cache_ttl);
         let setup = self
             .setups
@@ -508,8 +521,30 @@ impl N4Node {
     /// The session is gone: no more resends about it.
     fn forget(&mut self, seid: u64) {
         self.sessions.remove(&seid);
-        self.pending.retain(|_, p| p.seid != seid);
+        let seqs: Vec<u32> = self
+            .pending_by_seid
+            .range((seid, 0)..=(seid, u32::MAX))
+            .map(|(_, q)| *q)
+            .collect();
+        for seq in seqs {
+            self.pending_remove(seq);
+        }
         self.rules_changed = true;
+    }
+
+    fn pending_insert(&mut self, seq: u32, p: Pending) {
+        // Sequence numbers may have wrapped onto a request still waiting.
+        self.pending_remove(seq);
+        self.pending_by_time.insert((p.sent, seq));
+        self.pending_by_seid.insert((p.seid, seq));
+        self.pending.insert(seq, p);
+    }
+
+    fn pending_remove(&mut self, seq: u32) -> Option<Pending> {
+        let p = self.pending.remove(&seq)?;
+        self.pending_by_time.remove(&(p.sent, seq));
+        self.pending_by_seid.remove(&(p.seid, seq));
+        Some(p)
     }
 
     fn handle(&mut self, now: Instant, from: SocketAddr, bytes: &[u8], table: &mut SessionTable) {
@@ -605,7 +640,7 @@ impl N4Node {
             }
             MessageBody::SessionReportResponse(r) => {
                 if self.pending.get(&seq).is_some_and(|p| p.peer == from) {
-                    self.pending.remove(&seq);
+                    self.pending_remove(seq);
                 }
                 if r.cause == pfcp::Cause::SessionContextNotFound {
                     if let Some(seid) = msg.header.seid {
@@ -1025,7 +1060,7 @@ impl N4Node {
         let seq = self.seq();
         let msg = Message::session(p.remote_seid, seq, body);
         if let Some(bytes) = self.queue(&msg, p.peer) {
-            self.pending.insert(
+            self.pending_insert(
                 seq,
                 Pending {
                     bytes,
@@ -1040,10 +1075,19 @@ impl N4Node {
     }
 
     /// Downlink Data Reports: a packet reached an empty buffer of a FAR that
-    /// has NOCP.
+    /// has NOCP. Only the sessions the data path queued are looked at.
     fn poll_dl_data(&mut self, now: Instant, table: &SessionTable) {
+        let mut queued = table.take_dl_data();
+        if queued.is_empty() {
+            return;
+        }
+        queued.sort_unstable();
+        queued.dedup();
         let mut due = Vec::new();
-        for (seid, p) in &self.sessions {
+        for seid in &queued {
+            let Some(p) = self.sessions.get(seid) else {
+                continue; // a session of the in-process API, or gone
+            };
             let Some(s) = table.session(*seid) else {
                 continue;
             };
@@ -1097,27 +1141,41 @@ impl N4Node {
         self.events.push_back(N4Event::UsageReports(reports));
     }
 
-    /// Resend unanswered requests after T1, give up after N1 resends.
+    /// Resend unanswered requests after T1, give up after N1 resends. Only
+    /// the requests whose T1 ran out are looked at.
     fn resend(&mut self, now: Instant) {
         let (t1, n1) = (self.p.t1, self.p.n1);
         let mut gave_up = Vec::new();
-        for (seq, p) in self.pending.iter_mut() {
-            if now.saturating_duration_since(p.sent) < t1 {
-                continue;
+        let mut resent = Vec::new();
+        while let Some(&(sent, seq)) = self.pending_by_time.first() {
+            if now.saturating_duration_since(sent) < t1 {
+                break;
             }
+            self.pending_by_time.pop_first();
+            let Some(p) = self.pending.get_mut(&seq) else {
+                debug_assert!(false, "resend index names no request");
+                continue;
+            };
             if p.resends >= n1 {
-                gave_up.push(*seq);
+                gave_up.push(seq);
                 continue;
             }
             p.resends += 1;
             p.sent = now;
+            resent.push((now, seq));
             self.transmits.push_back(Transmit {
                 destination: p.peer,
                 contents: p.bytes.clone(),
             });
         }
+        // Back in the index with their new send time (after the loop, so
+        // that one call resends a request at most once).
+        self.pending_by_time.extend(resent);
+        gave_up.sort_unstable();
         for seq in gave_up {
+            // Its time entry is already out of the index.
             if let Some(p) = self.pending.remove(&seq) {
+                self.pending_by_seid.remove(&(p.seid, seq));
                 warn!(peer = %p.peer, seq, seid = p.seid, "Session Report Request unanswered after N1 resends");
                 bump(&self.stats.reports_unanswered);
                 self.events.push_back(N4Event::ReportUnanswered {

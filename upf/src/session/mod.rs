@@ -9,16 +9,21 @@
 //! [`CompiledSession`] and swaps that session's keys in the persistent maps
 //! of the current [`Snapshot`], so a rule change costs the same with 1 or
 //! 10 000 sessions and [`SessionTable::snapshot`] is a clone of two roots.
+//!
+//! The periodic poll ([`SessionTable::poll_reports`]) does not scan the
+//! sessions either: reached volume thresholds arrive on the data path's
+//! [`DataSignals`] queue, and the due times of measurement periods are kept
+//! in an ordered index, so a poll costs what is due.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::datapath::{
-    pdr_list, Action, CompiledPdr, CompiledSession, Counter, QerState, SessionShared, Snapshot,
-    TokenBucket, UrrState,
+    pdr_list, Action, CompiledPdr, CompiledSession, Counter, DataSignals, QerState, SessionShared,
+    Snapshot, TokenBucket, UrrState,
 };
 use crate::rules::{
     ie_type, Cause, FTeidSpec, Far, FarAction, Interface, Modification, Pdr, Qer, SessionRules, Urr,
@@ -230,6 +235,14 @@ impl Session {
             .collect()
     }
 
+    /// (due time, SEID, URR ID) of every URR with a measurement period:
+    /// this session's entries in [`SessionTable`]'s period index.
+    fn period_keys(&self) -> impl Iterator<Item = PeriodKey> + '_ {
+        self.urrs
+            .values()
+            .filter_map(|e| e.next_period.map(|t| (t, self.local_seid, e.urr.id)))
+    }
+
     fn report(&mut self, urr_id: u32, trigger: ReportTrigger, now: Instant) -> Option<UsageReport> {
         let e = self.urrs.get_mut(&urr_id)?;
         let (ul_packets, ul_bytes, dl_packets, dl_bytes) = e.state.take();
@@ -280,6 +293,9 @@ pub struct Modified {
     pub reports: Vec<UsageReport>,
 }
 
+/// An entry of the period index: (due time, local SEID, URR ID).
+type PeriodKey = (Instant, u64, u32);
+
 /// All sessions of the UPF.
 #[derive(Debug)]
 pub struct SessionTable {
@@ -297,6 +313,11 @@ pub struct SessionTable {
     next_teid: u32,
     next_seid: u64,
     events: VecDeque<Event>,
+    /// Thresholds and first buffered packets, queued by the data path.
+    signals: Arc<DataSignals>,
+    /// The `next_period` of every URR that has one, earliest first: exactly
+    /// [`Session::period_keys`] of every session.
+    periods: BTreeSet<PeriodKey>,
 }
 
 fn err(cause: Cause, ie: u16, msg: impl Into<String>) -> SessionError {
@@ -319,6 +340,8 @@ impl SessionTable {
             next_teid: 1,
             next_seid: 1,
             events: VecDeque::new(),
+            signals: Arc::new(DataSignals::new()),
+            periods: BTreeSet::new(),
         }
     }
 
@@ -402,6 +425,7 @@ impl SessionTable {
                 seid,
                 buf_packets,
                 self.limits.max_buffer_bytes,
+                self.signals.clone(),
             )),
         };
         let m = Modification {
@@ -415,6 +439,7 @@ impl SessionTable {
         if let Some(ue) = s.ue_ip() {
             self.ue_owner.insert(ue, seid);
         }
+        self.periods.extend(s.period_keys());
         self.recompile(&s);
         self.sessions.insert(seid, s);
         Ok(Established {
@@ -442,6 +467,7 @@ impl SessionTable {
         let old_fars = old.fars.clone();
         let old_teids = old.teids();
         let old_ue = old.ue_ip();
+        let old_periods: Vec<PeriodKey> = old.period_keys().collect();
         let query = m.query_urrs.clone();
         let (created, mut reports) = self.apply(&mut s, m, now)?;
         for id in query {
@@ -487,6 +513,10 @@ impl SessionTable {
         if let Some(ue) = s.ue_ip() {
             self.ue_owner.insert(ue, seid);
         }
+        for k in old_periods {
+            self.periods.remove(&k);
+        }
+        self.periods.extend(s.period_keys());
         self.recompile(&s);
         self.sessions.insert(seid, s);
         Ok(Modified { created, reports })
@@ -510,6 +540,9 @@ impl SessionTable {
         if let Some(old) = self.compiled.remove(&seid) {
             self.current.remove_session(&old);
         }
+        for k in s.period_keys() {
+            self.periods.remove(&k);
+        }
         s.shared.drain_buffer(|_| {});
         let ids: Vec<u32> = s.urrs.keys().copied().collect();
         Ok(ids
@@ -524,42 +557,91 @@ impl SessionTable {
         self.teid_owner.clear();
         self.ue_owner.clear();
         self.compiled.clear();
+        self.periods.clear();
         self.current = Snapshot::empty(self.epoch);
     }
 
-    /// Usage reports due at `now` (volume threshold reached, period over).
+    /// Usage reports due at `now` (volume threshold reached, period over),
+    /// ordered by SEID and URR ID. Costs what is due, not the number of
+    /// sessions: thresholds come from the data path's queue, periods from
+    /// the period index. A URR reported for its threshold in this poll
+    /// makes its period report (if also due) at the next poll.
     pub fn poll_reports(&mut self, now: Instant) -> Vec<UsageReport> {
         let mut out = Vec::new();
-        for s in self.sessions.values_mut() {
-            let due: Vec<(u32, ReportTrigger)> = s
+        let mut by_threshold = HashSet::new();
+        for (seid, id) in self.signals.take_thresholds() {
+            let Some(s) = self.sessions.get_mut(&seid) else {
+                continue; // deleted since
+            };
+            // The flag of the URR that has the ID now: a queued URR may have
+            // been removed, replaced, or reported for another trigger.
+            let hit = s
                 .urrs
-                .values()
-                .filter_map(|e| {
-                    if e.state.threshold_hit.load(Ordering::Acquire) {
-                        Some((e.urr.id, ReportTrigger::VolumeThreshold))
-                    } else if e.next_period.is_some_and(|t| t <= now) {
-                        Some((e.urr.id, ReportTrigger::Period))
-                    } else {
-                        None
-                    }
-                })
-                .collect();
-            for (id, trig) in due {
-                if let Some(r) = s.report(id, trig, now) {
-                    out.push(r);
-                }
+                .get(&id)
+                .is_some_and(|e| e.state.threshold_hit.load(Ordering::Acquire));
+            if !hit {
+                continue;
+            }
+            if let Some(r) = s.report(id, ReportTrigger::VolumeThreshold, now) {
+                by_threshold.insert((seid, id));
+                out.push(r);
             }
         }
+        let mut deferred = Vec::new();
+        while let Some(&key) = self.periods.first() {
+            let (due, seid, id) = key;
+            if due > now {
+                break;
+            }
+            self.periods.pop_first();
+            if by_threshold.contains(&(seid, id)) {
+                deferred.push(key);
+                continue;
+            }
+            let Some(s) = self.sessions.get_mut(&seid) else {
+                debug_assert!(false, "period index names a deleted session");
+                continue;
+            };
+            if s.urrs.get(&id).map(|e| e.next_period) != Some(Some(due)) {
+                debug_assert!(false, "period index out of date");
+                continue;
+            }
+            if let Some(r) = s.report(id, ReportTrigger::Period, now) {
+                out.push(r);
+            }
+            // The report moved the due time past `now`.
+            if let Some(next) = s.urrs.get(&id).and_then(|e| e.next_period) {
+                self.periods.insert((next, seid, id));
+            }
+        }
+        self.periods.extend(deferred);
         out.sort_by_key(|r| (r.seid, r.urr_id));
         out
     }
 
     /// The next time a period report is due.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.sessions
+        self.periods.first().map(|k| k.0)
+    }
+
+    /// SEIDs of the sessions whose downlink buffer received a first packet
+    /// (their [`SessionShared::dl_data_pending`] went from false to true)
+    /// since the last call. Whoever sends Downlink Data Reports takes them
+    /// here and clears the flag; the poll costs what is queued.
+    pub fn take_dl_data(&self) -> Vec<u64> {
+        self.signals.take_dl_data()
+    }
+
+    /// Check that the period index holds exactly the periods of the
+    /// sessions (tests).
+    #[cfg(test)]
+    pub(crate) fn periods_consistent(&self) -> bool {
+        let expect: BTreeSet<PeriodKey> = self
+            .sessions
             .values()
-            .flat_map(|s| s.urrs.values().filter_map(|e| e.next_period))
-            .min()
+            .flat_map(|s| s.period_keys())
+            .collect();
+        expect == self.periods
     }
 
     /// Next End Marker / flush to perform.
@@ -652,7 +734,8 @@ impl SessionTable {
                     format!("Create URR: URR {} exists", urr.id),
                 ));
             }
-            s.urrs.insert(urr.id, new_urr_entry(urr, now));
+            s.urrs
+                .insert(urr.id, new_urr_entry(urr, s.local_seid, &self.signals, now));
         }
         let mut new_pdrs = Vec::new();
         for pdr in c.pdrs {
@@ -935,9 +1018,14 @@ fn compile(s: &Session) -> CompiledSession {
     }
 }
 
-fn new_urr_entry(urr: Urr, now: Instant) -> UrrEntry {
+fn new_urr_entry(urr: Urr, seid: u64, signals: &Arc<DataSignals>, now: Instant) -> UrrEntry {
     UrrEntry {
-        state: Arc::new(UrrState::new(urr.id, urr.volume_threshold)),
+        state: Arc::new(UrrState::attached(
+            urr.id,
+            urr.volume_threshold,
+            seid,
+            signals.clone(),
+        )),
         start: now,
         next_period: urr.measurement_period.map(|p: Duration| now + p),
         urr,
