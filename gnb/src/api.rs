@@ -20,6 +20,40 @@ use wire::ctl::{ApiError, GnbRef, SessionRequest, TunnelSetup, TunnelSetupRespon
 use crate::daemon::Gnb;
 use crate::tunnels::TunnelError;
 
+/// Sum and count of one kind of successful call, served as a Prometheus
+/// summary.
+#[derive(Debug, Default)]
+pub struct Timed {
+    sum_ns: std::sync::atomic::AtomicU64,
+    count: std::sync::atomic::AtomicU64,
+}
+
+impl Timed {
+    fn observe(&self, since: std::time::Instant) {
+        let ns = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn write(&self, out: &mut String, metric: &str, help: &str, gnb: &str) {
+        let _ = writeln!(
+            out,
+            "# HELP {metric} {help}\n# TYPE {metric} summary\n{metric}_sum{{gnb=\"{gnb}\"}} {}\n{metric}_count{{gnb=\"{gnb}\"}} {}",
+            self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9,
+            self.count.load(Ordering::Relaxed)
+        );
+    }
+}
+
+/// Where the gNB's control-plane time goes.
+#[derive(Debug, Default)]
+pub struct ApiTiming {
+    /// N1 session requests relayed to the SMF and answered 2xx.
+    pub n1_establish: Timed,
+    /// N2-lite tunnel setups done (table and host route).
+    pub n2_setup: Timed,
+}
+
 /// An error answer: status and [`ApiError`] body.
 #[derive(Debug)]
 pub struct ApiErr(pub StatusCode, pub ApiError);
@@ -90,6 +124,7 @@ async fn not_found() -> ApiErr {
 }
 
 async fn n2_setup(State(gnb): State<Arc<Gnb>>, body: Bytes) -> Result<Response, ApiErr> {
+    let t0 = std::time::Instant::now();
     let req: TunnelSetup = parse_json(&body)?;
     let bad = |field: &str, msg: &str| Err(ApiErr::new(StatusCode::BAD_REQUEST, msg, Some(field)));
     if !(1..=15).contains(&req.pdu_session_id) {
@@ -150,6 +185,7 @@ async fn n2_setup(State(gnb): State<Arc<Gnb>>, body: Bytes) -> Result<Response, 
         dl_teid: t.dl_teid,
         dl_addr: IpAddr::V4(gnb.cfg.n3_addr),
     };
+    gnb.timing.n2_setup.observe(t0);
     Ok((StatusCode::CREATED, Json(resp)).into_response())
 }
 
@@ -196,6 +232,18 @@ async fn metrics(State(gnb): State<Arc<Gnb>>) -> Response {
         );
     }
     let tunnels = gnb.table.list();
+    gnb.timing.n1_establish.write(
+        &mut out,
+        "gnb_n1_establish_seconds",
+        "N1 session requests relayed to the SMF and answered 2xx",
+        &name,
+    );
+    gnb.timing.n2_setup.write(
+        &mut out,
+        "gnb_n2_setup_seconds",
+        "N2-lite tunnel setups (tunnel table and host route)",
+        &name,
+    );
     let _ = writeln!(out, "# HELP gnb_tunnels tunnels set up\n# TYPE gnb_tunnels gauge\ngnb_tunnels{{gnb=\"{name}\"}} {}", tunnels.len());
     type Get = fn(&crate::tunnels::TunnelCounters) -> u64;
     let per: [(&str, &str, Get); 7] = [
@@ -272,42 +320,22 @@ async fn metrics(State(gnb): State<Arc<Gnb>>) -> Response {
 /// body (502 with an [`ApiError`] when the SMF cannot be reached).
 async fn relay(gnb: &Gnb, method: &'static str, path: String, body: Option<String>) -> Response {
     let url = format!("http://{}{}", gnb.cfg.smf_api, path);
-    let agent = gnb.agent.clone();
-    let r = tokio::task::spawn_blocking(move || {
-        let resp = match (method, body) {
-            ("POST", Some(b)) => agent
-                .post(&url)
-                .header("content-type", "application/json")
-                .send(b.as_bytes()),
-            _ => agent.delete(&url).call(),
-        };
-        let mut resp = resp.map_err(|e| format!("{url}: {e}"))?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| format!("{url}: reading the answer: {e}"))?;
-        Ok::<_, String>((status, body))
-    })
-    .await;
+    let r = match (method, body) {
+        ("POST", Some(b)) => gnb.http.post_json(&url, b).await,
+        _ => gnb.http.delete(&url).await,
+    };
     match r {
-        Ok(Ok((status, body))) => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-            if body.is_empty() {
+        Ok(r) => {
+            let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            if r.body.is_empty() {
                 status.into_response()
             } else {
-                (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+                (status, [(header::CONTENT_TYPE, "application/json")], r.body).into_response()
             }
         }
-        Ok(Err(e)) => ApiErr::new(
+        Err(e) => ApiErr::new(
             StatusCode::BAD_GATEWAY,
             format!("SMF unreachable: {e}"),
-            None,
-        )
-        .into_response(),
-        Err(e) => ApiErr::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("relay task: {e}"),
             None,
         )
         .into_response(),
@@ -315,6 +343,7 @@ async fn relay(gnb: &Gnb, method: &'static str, path: String, body: Option<Strin
 }
 
 async fn n1_establish(State(gnb): State<Arc<Gnb>>, body: Bytes) -> Result<Response, ApiErr> {
+    let t0 = std::time::Instant::now();
     let mut req: SessionRequest = parse_json(&body)?;
     if !(1..=15).contains(&req.pdu_session_id) {
         return Err(ApiErr::new(
@@ -329,8 +358,12 @@ async fn n1_establish(State(gnb): State<Arc<Gnb>>, body: Bytes) -> Result<Respon
     });
     let body = serde_json::to_string(&req)
         .map_err(|e| ApiErr::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))?;
-    info!(ue = %req.ue_id, psi = req.pdu_session_id, dnn = %req.dnn, "N1 session request relayed");
-    Ok(relay(&gnb, "POST", "/sessions".into(), Some(body)).await)
+    let r = relay(&gnb, "POST", "/sessions".into(), Some(body)).await;
+    info!(ue = %req.ue_id, psi = req.pdu_session_id, dnn = %req.dnn, status = r.status().as_u16(), "N1 session request relayed");
+    if r.status().is_success() {
+        gnb.timing.n1_establish.observe(t0);
+    }
+    Ok(r)
 }
 
 async fn n1_release(

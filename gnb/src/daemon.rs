@@ -54,8 +54,10 @@ pub struct Gnb {
     pub net: Net,
     /// Index of the radio interface.
     pub radio_index: u32,
-    /// HTTP client for the N1 relay.
-    pub agent: ureq::Agent,
+    /// HTTP client of the N1 relay (keep-alive to the SMF).
+    pub http: ctlhttp::Client,
+    /// Time spent in N1 relays and N2 setups.
+    pub timing: crate::api::ApiTiming,
 }
 
 impl Gnb {
@@ -132,18 +134,15 @@ async fn serve(
     let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut datapath = Datapath::start(tun, sock, table.clone(), counters.clone(), ev_tx)
         .map_err(io_err("start data path"))?;
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
+    let http = ctlhttp::Client::new(Duration::from_secs(10));
     let gnb = Arc::new(Gnb {
         cfg: cfg.clone(),
         table: table.clone(),
         counters,
         net,
         radio_index,
-        agent,
+        http,
+        timing: Default::default(),
     });
     let n2 = tokio::net::TcpListener::bind(cfg.n2_api())
         .await

@@ -178,7 +178,9 @@ async fn bench(setups: usize, concurrent: usize) {
                 ul_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
                 qfi: 9,
             };
-            http.n2_setup(&gnb_ref.n2_api, &ts).expect("n2");
+            let _: wire::ctl::TunnelSetupResponse = http
+                .post_json(&format!("http://{}/n2/tunnels", gnb_ref.n2_api), &ts)
+                .expect("n2");
             n2.push(t.elapsed().as_secs_f64() * 1e3);
         }
         let pfcp = pfcp_rtts(n4, setups);

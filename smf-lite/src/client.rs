@@ -109,21 +109,75 @@ impl Http {
     pub fn delete(&self, url: &str) -> Result<(), HttpError> {
         Self::finish(url, self.agent.delete(url).call()).map(|_| ())
     }
+}
 
-    // ----- N2-lite (SMF -> gNB) -----
+/// The SMF's N2-lite calls to gNBs: async, on the SMF's runtime, over
+/// keep-alive connections.
+#[derive(Clone, Debug)]
+pub struct N2Client {
+    http: ctlhttp::Client,
+}
+
+impl N2Client {
+    /// Every call must be answered within `timeout`.
+    pub fn new(timeout: Duration) -> N2Client {
+        N2Client {
+            http: ctlhttp::Client::new(timeout),
+        }
+    }
+
+    fn check(
+        url: &str,
+        r: Result<ctlhttp::Response, ctlhttp::Error>,
+    ) -> Result<ctlhttp::Response, HttpError> {
+        let r = r.map_err(|e| HttpError::Transport {
+            url: url.to_owned(),
+            msg: match e {
+                ctlhttp::Error::Transport { msg, .. } | ctlhttp::Error::Url { msg, .. } => msg,
+                ctlhttp::Error::Timeout { timeout, .. } => format!("no answer within {timeout:?}"),
+            },
+        })?;
+        if r.status >= 400 {
+            let text = r.text();
+            let body = serde_json::from_str::<ApiError>(&text).unwrap_or(ApiError {
+                error: if text.is_empty() {
+                    "(no body)".into()
+                } else {
+                    text
+                },
+                field: None,
+            });
+            return Err(HttpError::Status {
+                url: url.to_owned(),
+                status: r.status,
+                body,
+            });
+        }
+        Ok(r)
+    }
 
     /// `POST /n2/tunnels` on the gNB at `n2_api` (`IP:PORT`).
-    pub fn n2_setup(
+    pub async fn setup(
         &self,
         n2_api: &str,
         t: &TunnelSetup,
     ) -> Result<TunnelSetupResponse, HttpError> {
-        self.post_json(&format!("http://{n2_api}/n2/tunnels"), t)
+        let url = format!("http://{n2_api}/n2/tunnels");
+        let body = serde_json::to_vec(t).map_err(|e| HttpError::Decode {
+            url: url.clone(),
+            msg: e.to_string(),
+        })?;
+        let r = Self::check(&url, self.http.post_json(&url, body).await)?;
+        serde_json::from_slice(&r.body).map_err(|e| HttpError::Decode {
+            url,
+            msg: e.to_string(),
+        })
     }
 
     /// `DELETE /n2/tunnels/{dl_teid}` on the gNB.
-    pub fn n2_delete(&self, n2_api: &str, dl_teid: u32) -> Result<(), HttpError> {
-        self.delete(&format!("http://{n2_api}/n2/tunnels/{dl_teid}"))
+    pub async fn delete(&self, n2_api: &str, dl_teid: u32) -> Result<(), HttpError> {
+        let url = format!("http://{n2_api}/n2/tunnels/{dl_teid}");
+        Self::check(&url, self.http.delete(&url).await).map(|_| ())
     }
 }
 

@@ -1,9 +1,9 @@
 //! The tokio driver around [`Smf`]: a UDP socket for N4, the HTTP API
-//! (axum), N2-lite calls to gNBs (blocking ureq on the blocking pool).
+//! (axum), N2-lite calls to gNBs (async, one task per call).
 //!
 //! One task owns the state machine; API handlers talk to it over a channel.
 
-use crate::client::Http;
+use crate::client::N2Client;
 use crate::config::Config;
 use crate::core::{Action, ReqId, SessionKey, SessionView, Smf, SmfError, UpfStatus};
 use axum::extract::{Path, State};
@@ -148,7 +148,10 @@ async fn core_loop(
     tx: mpsc::Sender<Cmd>,
     mut stop: oneshot::Receiver<()>,
 ) {
-    let n2 = N2Pool::new(N2_WORKERS, tx.clone());
+    let n2 = N2 {
+        http: N2Client::new(Duration::from_secs(5)),
+        done: tx.clone(),
+    };
     let mut creates: HashMap<ReqId, oneshot::Sender<Result<SessionInfo, SmfError>>> =
         HashMap::new();
     let mut releases: HashMap<ReqId, oneshot::Sender<Result<(), SmfError>>> = HashMap::new();
@@ -196,7 +199,7 @@ async fn core_loop(
 async fn drain(
     smf: &mut Smf,
     sock: &UdpSocket,
-    n2: &N2Pool,
+    n2: &N2,
     creates: &mut HashMap<ReqId, oneshot::Sender<Result<SessionInfo, SmfError>>>,
     releases: &mut HashMap<ReqId, oneshot::Sender<Result<(), SmfError>>>,
 ) {
@@ -235,11 +238,6 @@ async fn drain(
     }
 }
 
-/// Blocking N2-lite calls run on a fixed set of threads (not one blocking
-/// task each: a burst of setups would otherwise start hundreds of threads on
-/// a 2-core machine).
-const N2_WORKERS: usize = 16;
-
 enum N2Job {
     Setup {
         key: SessionKey,
@@ -254,44 +252,21 @@ enum N2Job {
     },
 }
 
-struct N2Pool {
-    jobs: std::sync::mpsc::Sender<N2Job>,
+/// N2-lite calls, each a task on the SMF's runtime; a setup's result goes
+/// back to the core task as [`Cmd::N2Done`].
+struct N2 {
+    http: N2Client,
+    done: mpsc::Sender<Cmd>,
 }
 
-impl N2Pool {
-    /// Workers stop when the pool is dropped (the job channel closes).
-    fn new(workers: usize, done: mpsc::Sender<Cmd>) -> N2Pool {
-        let (jobs, rx) = std::sync::mpsc::channel::<N2Job>();
-        let rx = Arc::new(std::sync::Mutex::new(rx));
-        let http = Http::new(Duration::from_secs(5));
-        for i in 0..workers {
-            let (rx, http, done) = (rx.clone(), http.clone(), done.clone());
-            let spawned = std::thread::Builder::new()
-                .name(format!("smf-n2-{i}"))
-                .spawn(move || loop {
-                    // A poisoned lock means another worker panicked: stop too.
-                    let job = match rx.lock() {
-                        Ok(rx) => rx.recv(),
-                        Err(_) => return,
-                    };
-                    let Ok(job) = job else { return };
-                    run_n2(&http, &done, job);
-                });
-            if let Err(e) = spawned {
-                warn!("cannot start N2 worker: {e}");
-            }
-        }
-        N2Pool { jobs }
-    }
-
+impl N2 {
     fn submit(&self, job: N2Job) {
-        if self.jobs.send(job).is_err() {
-            warn!("N2 workers gone; call dropped");
-        }
+        let (http, done) = (self.http.clone(), self.done.clone());
+        tokio::spawn(async move { run_n2(&http, &done, job).await });
     }
 }
 
-fn run_n2(http: &Http, done: &mpsc::Sender<Cmd>, job: N2Job) {
+async fn run_n2(http: &N2Client, done: &mpsc::Sender<Cmd>, job: N2Job) {
     match job {
         N2Job::Setup {
             key,
@@ -301,27 +276,28 @@ fn run_n2(http: &Http, done: &mpsc::Sender<Cmd>, job: N2Job) {
             replace_dl_teid,
         } => {
             if let Some(old) = replace_dl_teid {
-                if let Err(e) = http.n2_delete(&gnb.n2_api, old) {
+                if let Err(e) = http.delete(&gnb.n2_api, old).await {
                     debug!("N2 delete of the old tunnel: {e}");
                 }
             }
             let result = http
-                .n2_setup(&gnb.n2_api, &setup)
+                .setup(&gnb.n2_api, &setup)
+                .await
                 .map_err(|e| e.to_string());
-            let _ = done.blocking_send(Cmd::N2Done {
-                key,
-                gen,
-                gnb,
-                result,
-            });
+            let _ = done
+                .send(Cmd::N2Done {
+                    key,
+                    gen,
+                    gnb,
+                    result,
+                })
+                .await;
         }
-        N2Job::Delete { gnb, dl_teid } => n2_delete(http, &gnb, dl_teid),
-    }
-}
-
-fn n2_delete(http: &Http, gnb: &GnbRef, dl_teid: u32) {
-    if let Err(e) = http.n2_delete(&gnb.n2_api, dl_teid) {
-        warn!(gnb = %gnb.name, dl_teid, "N2 tunnel delete failed: {e}");
+        N2Job::Delete { gnb, dl_teid } => {
+            if let Err(e) = http.delete(&gnb.n2_api, dl_teid).await {
+                warn!(gnb = %gnb.name, dl_teid, "N2 tunnel delete failed: {e}");
+            }
+        }
     }
 }
 

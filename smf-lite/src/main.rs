@@ -117,8 +117,9 @@ fn main() -> ExitCode {
             .map(|s| print!("{s}")),
         Cmd::Run { config } => match Config::load(&config) {
             Err(e) => Err(format!("{}: {e}", config.display())),
-            Ok(c) => match tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
+            // One thread for the control plane: no second worker to wake on each
+            // request (a session setup crosses this daemon several times).
+            Ok(c) => match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
             {

@@ -10,14 +10,15 @@
 //!   round trip of a probe over a session that is already up: what the
 //!   tunnel alone costs.
 //! - Setup rate: `ues` distinct UEs ask the gNB's N1 relay at once
-//!   (`concurrency` client threads in the UE's namespace), through gNB,
+//!   (`concurrency` requests in flight from one client thread in the UE's
+//!   namespace), through gNB,
 //!   SMF and UPF, without the UE-side address installation (one UE daemon
-//!   serves one UE). The baseline is the rate of the same threads asking
+//!   serves one UE). The baseline is the rate of the same client asking
 //!   the gNB for its tunnel list: the ceiling of the client and HTTP path.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -81,6 +82,79 @@ pub struct SetupTimeReport {
     pub baseline_rtt: Dist,
     /// Setups whose first probe never arrived (within 2 s).
     pub lost: usize,
+    /// Where the time goes: the mean per setup that each daemon's own
+    /// setup-time histogram (Prometheus sum and count, read before and
+    /// after) recorded over the run, outermost first.
+    pub stages: Vec<Stage>,
+}
+
+/// The mean time one daemon spent on a setup, from its own histogram.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stage {
+    /// What the daemon measures.
+    pub what: String,
+    /// Mean per setup, microseconds.
+    pub mean_us: f64,
+    /// Setups it counted in the run.
+    pub count: u64,
+}
+
+/// (sum seconds, count) of histogram `metric` at `url` in namespace `ns`.
+fn histogram_sum_count(ns: &str, url: &str, metric: &str) -> Option<(f64, u64)> {
+    let (code, body) = crate::bed::http_in(ns, "GET", url, None, Duration::from_secs(3)).ok()?;
+    if code != 200 {
+        return None;
+    }
+    let m = crate::bed::parse_prometheus(&body);
+    let find = |suffix: &str| {
+        let name = format!("{metric}_{suffix}");
+        m.iter()
+            .find(|(k, _)| k == &name || k.starts_with(&format!("{name}{{")))
+            .map(|(_, v)| *v)
+    };
+    Some((find("sum")?, find("count")? as u64))
+}
+
+/// The histograms the setup path keeps: (what, namespace, URL, metric).
+fn stage_sources(st: &BedState, ue: &UePlan) -> Vec<(String, String, String, &'static str)> {
+    let mut v = vec![
+        (
+            format!("{}: request -> session installed", ue.name),
+            st.ns(&ue.name),
+            format!("http://{}/metrics", ue.api),
+            "ue_session_setup_seconds",
+        ),
+        (
+            format!("{}: installing address, table and rule", ue.name),
+            st.ns(&ue.name),
+            format!("http://{}/metrics", ue.api),
+            "ue_session_install_seconds",
+        ),
+    ];
+    if let Some(g) = st.plan.gnbs.iter().find(|g| g.name == ue.gnb) {
+        let (ns, url) = (st.ns(&g.name), format!("http://{}/metrics", g.n1_api));
+        v.push((
+            format!("{}: N1 request relayed to the SMF -> its answer", g.name),
+            ns.clone(),
+            url.clone(),
+            "gnb_n1_establish_seconds",
+        ));
+        v.push((
+            format!("{}: N2 tunnel setup (table, host route)", g.name),
+            ns,
+            url,
+            "gnb_n2_setup_seconds",
+        ));
+    }
+    if let Some(smf) = st.procs.iter().find(|p| p.role == crate::plan::Role::Smf) {
+        v.push((
+            "SMF: API request -> Session Modification Response".into(),
+            smf.netns.clone(),
+            format!("http://{}/metrics", st.plan.smf_api),
+            "smf_session_setup_seconds",
+        ));
+    }
+    v
 }
 
 /// Result of the setup-rate bench.
@@ -88,7 +162,7 @@ pub struct SetupTimeReport {
 pub struct SetupRateReport {
     /// Distinct UEs.
     pub ues: usize,
-    /// Client threads.
+    /// Requests in flight.
     pub concurrency: usize,
     /// Sessions established.
     pub established: usize,
@@ -102,7 +176,7 @@ pub struct SetupRateReport {
     pub rate: f64,
     /// Per-request latency under that load.
     pub latency: Option<Dist>,
-    /// Baseline: GET /tunnels at the gNB per second, same threads.
+    /// Baseline: GET /tunnels at the gNB per second, same client.
     pub baseline_rate: f64,
     /// Releases that failed afterwards.
     pub release_failed: usize,
@@ -282,6 +356,11 @@ pub fn setup_time(
         "{n} setups of session {psi} of {} via {} to {} ...",
         ue.name, u.name, u.edge
     ));
+    let sources = stage_sources(st, ue);
+    let before: Vec<_> = sources
+        .iter()
+        .map(|(_, ns, url, m)| histogram_sum_count(ns, url, m))
+        .collect();
     let ns = st.ns(&ue.name);
     let r = topo::netns::run_in_netns(&ns, move || -> Result<_, String> {
         let a = agent(Duration::from_secs(10));
@@ -329,6 +408,20 @@ pub fn setup_time(
     .map_err(|e| BedError::Request(format!("bench in {ns}: {e}")))?
     .map_err(BedError::Request)?;
     let (setup, answered, rtt, lost) = r;
+    let stages = sources
+        .iter()
+        .zip(before)
+        .filter_map(|((what, ns, url, m), b)| {
+            let (s0, c0) = b?;
+            let (s1, c1) = histogram_sum_count(ns, url, m)?;
+            let count = c1.checked_sub(c0).filter(|&c| c > 0)?;
+            Some(Stage {
+                what: what.clone(),
+                mean_us: (s1 - s0) / count as f64 * 1e6,
+                count,
+            })
+        })
+        .collect();
     let none = || BedError::Request("no setup got a packet through".into());
     Ok(SetupTimeReport {
         ue: ue.name.clone(),
@@ -338,6 +431,7 @@ pub fn setup_time(
         answered: Dist::of(&answered).ok_or_else(none)?,
         baseline_rtt: Dist::of(&rtt).ok_or_else(none)?,
         lost,
+        stages,
     })
 }
 
@@ -359,36 +453,36 @@ pub fn setup_rate(
     let u = pick_upf(st, upf)?;
     let concurrency = concurrency.clamp(1, ues.max(1));
     on_progress(&format!(
-        "{ues} UEs ask for a session at once ({concurrency} client threads, via {} and {}) ...",
+        "{ues} UEs ask for a session at once ({concurrency} requests in flight, via {} and {}) ...",
         gnb.name, u.name
     ));
-    let n1 = format!("http://{}", gnb.n1_api);
+    let n1: Arc<str> = format!("http://{}", gnb.n1_api).into();
     let (dnn, upf_name) = (u.dnn.clone(), u.name.clone());
     let ns = st.ns(&ue.name);
     let r = topo::netns::run_in_netns(&ns, move || {
-        // Baseline: the same threads, a request the gNB answers by itself.
-        let base_n = ues.max(concurrency);
-        let next = Arc::new(AtomicUsize::new(0));
-        let t = Instant::now();
-        run_threads(concurrency, |_| {
-            let a = agent(Duration::from_secs(30));
-            while next.fetch_add(1, Ordering::Relaxed) < base_n {
-                let _ = a.get(&format!("{n1}/tunnels")).call();
-            }
-        });
-        let baseline_rate = base_n as f64 / t.elapsed().as_secs_f64();
+        // One client thread (this one, in the UE's namespace) with
+        // `concurrency` requests in flight: the load generator should not
+        // take the CPU the daemons under test need.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("tokio runtime: {e}"))?;
+        rt.block_on(async move {
+            let http = ctlhttp::Client::new(Duration::from_secs(30));
+            // Baseline: the same client, a request the gNB answers by itself.
+            let base_n = ues.max(concurrency);
+            let t = Instant::now();
+            let url: Arc<str> = format!("{n1}/tunnels").into();
+            in_flight(concurrency, base_n, |_| {
+                let (http, url) = (http.clone(), url.clone());
+                async move { http.get(&url).await.map(|_| ()).map_err(|e| e.to_string()) }
+            })
+            .await;
+            let baseline_rate = base_n as f64 / t.elapsed().as_secs_f64();
 
-        let next = Arc::new(AtomicUsize::new(0));
-        let lat = Arc::new(Mutex::new(Vec::with_capacity(ues)));
-        let errs = Arc::new(Mutex::new((0usize, None::<String>)));
-        let t = Instant::now();
-        run_threads(concurrency, |_| {
-            let a = agent(Duration::from_secs(30));
-            loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                if k >= ues {
-                    break;
-                }
+            let t = Instant::now();
+            let setups = in_flight(concurrency, ues, |k| {
+                let (http, n1) = (http.clone(), n1.clone());
                 let req = SessionRequest {
                     ue_id: format!("imsi-99900{k:010}"),
                     pdu_session_id: 1,
@@ -396,76 +490,93 @@ pub fn setup_rate(
                     upf: Some(upf_name.clone()),
                     gnb: None,
                 };
-                let body = serde_json::to_string(&req).unwrap_or_default();
-                let t1 = Instant::now();
-                let r = post_json(&a, &format!("{n1}/n1/sessions"), &body);
-                let d = t1.elapsed().as_nanos() as u64;
+                async move {
+                    let body = serde_json::to_vec(&req).unwrap_or_default();
+                    let t1 = Instant::now();
+                    let r = http
+                        .post_json(&format!("{n1}/n1/sessions"), body)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    match r.status {
+                        200 | 201 => Ok(t1.elapsed().as_nanos() as u64),
+                        c => Err(format!("HTTP {c}: {}", r.text().trim())),
+                    }
+                }
+            })
+            .await;
+            let seconds = t.elapsed().as_secs_f64();
+            // Release them all again.
+            let releases = in_flight(concurrency, ues, |k| {
+                let (http, n1) = (http.clone(), n1.clone());
+                async move {
+                    let url = format!("{n1}/n1/sessions/imsi-99900{k:010}/1");
+                    match http.delete(&url).await.map(|r| r.status) {
+                        Ok(200 | 204 | 404) => Ok(()),
+                        Ok(c) => Err(format!("HTTP {c}")),
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
+            })
+            .await;
+            let mut lat = Vec::with_capacity(ues);
+            let (mut failed, mut first_error) = (0, None);
+            for r in setups {
                 match r {
-                    Ok((201, _)) | Ok((200, _)) => {
-                        if let Ok(mut l) = lat.lock() {
-                            l.push(d);
-                        }
-                    }
-                    other => {
-                        if let Ok(mut e) = errs.lock() {
-                            e.0 += 1;
-                            if e.1.is_none() {
-                                e.1 = Some(match other {
-                                    Ok((c, b)) => format!("HTTP {c}: {}", b.trim()),
-                                    Err(x) => x,
-                                });
-                            }
-                        }
+                    Ok(d) => lat.push(d),
+                    Err(e) => {
+                        failed += 1;
+                        first_error.get_or_insert(e);
                     }
                 }
             }
-        });
-        let seconds = t.elapsed().as_secs_f64();
-        // Release them all again.
-        let next = Arc::new(AtomicUsize::new(0));
-        let rel_failed = Arc::new(AtomicUsize::new(0));
-        run_threads(concurrency, |_| {
-            let a = agent(Duration::from_secs(30));
-            loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                if k >= ues {
-                    break;
-                }
-                let url = format!("{n1}/n1/sessions/imsi-99900{k:010}/1");
-                if !matches!(delete(&a, &url), Ok(204) | Ok(200) | Ok(404)) {
-                    rel_failed.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        });
-        let lat = lat.lock().map(|l| l.clone()).unwrap_or_default();
-        let (failed, first_error) = errs.lock().map(|e| e.clone()).unwrap_or((0, None));
-        SetupRateReport {
-            ues,
-            concurrency,
-            established: lat.len(),
-            failed,
-            first_error,
-            seconds,
-            rate: lat.len() as f64 / seconds,
-            latency: Dist::of(&lat),
-            baseline_rate,
-            release_failed: rel_failed.load(Ordering::Relaxed),
-        }
+            Ok(SetupRateReport {
+                ues,
+                concurrency,
+                established: lat.len(),
+                failed,
+                first_error,
+                seconds,
+                rate: lat.len() as f64 / seconds,
+                latency: Dist::of(&lat),
+                baseline_rate,
+                release_failed: releases.iter().filter(|r| r.is_err()).count(),
+            })
+        })
     })
-    .map_err(|e| BedError::Request(format!("bench in {ns}: {e}")))?;
+    .map_err(|e| BedError::Request(format!("bench in {ns}: {e}")))?
+    .map_err(|e: String| BedError::Request(format!("bench in {ns}: {e}")))?;
     Ok(r)
 }
 
-/// Runs `f` on `n` scoped threads (they inherit nothing: the caller's
-/// thread is already in the right namespace, and new threads of a process
-/// are created in the namespace of the creating thread).
-fn run_threads(n: usize, f: impl Fn(usize) + Sync) {
-    std::thread::scope(|s| {
-        for i in 0..n {
-            let f = &f;
-            s.spawn(move || f(i));
-        }
-    });
+/// Runs `f(0..n)` with at most `concurrency` of them in flight (tasks on
+/// the current runtime); the results in order.
+async fn in_flight<T, F>(
+    concurrency: usize,
+    n: usize,
+    f: impl Fn(usize) -> F,
+) -> Vec<Result<T, String>>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T, String>> + Send + 'static,
+{
+    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let mut tasks = Vec::with_capacity(n);
+    for k in 0..n {
+        let Ok(permit) = sem.clone().acquire_owned().await else {
+            break;
+        };
+        let fut = f(k);
+        tasks.push(tokio::spawn(async move {
+            let r = fut.await;
+            drop(permit);
+            r
+        }));
+    }
+    let mut out = Vec::with_capacity(n);
+    for t in tasks {
+        out.push(t.await.map_err(|e| e.to_string()).and_then(|r| r));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -168,7 +168,7 @@ enum BenchCmd {
         /// UEs asking at once for the rate (0: skip).
         #[arg(long, default_value_t = 1000)]
         ues: usize,
-        /// Client threads of the rate bench.
+        /// Requests in flight in the rate bench (one client thread)
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
         /// UPF to use (default: the first).
@@ -412,10 +412,16 @@ fn print_bench_sessions(r: &testbed::bench::SessionsReport) {
             "  setup p50 = {:.1}x the baseline round trip",
             t.setup.p50_us / t.baseline_rtt.p50_us.max(1e-9)
         );
+        if !t.stages.is_empty() {
+            println!("  where the time goes (mean per setup, each daemon's own histogram):");
+            for s in &t.stages {
+                println!("    {:<58} {:>7.0} us", s.what, s.mean_us);
+            }
+        }
     }
     if let Some(r) = &r.setup_rate {
         println!(
-            "\nsession setup rate: {} UEs at once, {} threads: {} established, {} failed in {:.3} s",
+            "\nsession setup rate: {} UEs at once, {} in flight: {} established, {} failed in {:.3} s",
             r.ues, r.concurrency, r.established, r.failed, r.seconds
         );
         println!(

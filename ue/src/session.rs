@@ -60,7 +60,7 @@ pub struct SessionManager {
     net: Net,
     radio_index: u32,
     gateway: Ipv4Addr,
-    agent: ureq::Agent,
+    http: ctlhttp::Client,
     sessions: tokio::sync::Mutex<BTreeMap<u8, UeSession>>,
     metrics: Metrics,
 }
@@ -80,6 +80,9 @@ struct Metrics {
     /// Cumulative counts per bucket of SETUP_BUCKETS, then +Inf.
     setup_buckets: [AtomicU64; SETUP_BUCKETS.len() + 1],
     setup_sum_ns: AtomicU64,
+    /// Installing address, route and rule (successful setups).
+    install_sum_ns: AtomicU64,
+    install_count: AtomicU64,
 }
 
 impl Metrics {
@@ -103,17 +106,13 @@ impl SessionManager {
         let radio_index = net.link_index(&cfg.radio_iface).await?;
         // validate() made sure there is one.
         let gateway = cfg.gateway().unwrap_or(Ipv4Addr::UNSPECIFIED);
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(15)))
-            .build()
-            .into();
+        let http = ctlhttp::Client::new(Duration::from_secs(15));
         Ok(SessionManager {
             cfg,
             net,
             radio_index,
             gateway,
-            agent,
+            http,
             sessions: tokio::sync::Mutex::new(BTreeMap::new()),
             metrics: Metrics::default(),
         })
@@ -131,22 +130,12 @@ impl SessionManager {
         body: Option<String>,
     ) -> Result<(u16, String), SessionError> {
         let url = format!("http://{}{}", self.cfg.gnb_n1, path);
-        let agent = self.agent.clone();
-        tokio::task::spawn_blocking(move || {
-            let r = match body {
-                Some(b) if method == "POST" => agent
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .send(b.as_bytes()),
-                _ => agent.delete(&url).call(),
-            };
-            let mut r = r.map_err(|e| SessionError::Relay(format!("{url}: {e}")))?;
-            let status = r.status().as_u16();
-            let body = r.body_mut().read_to_string().unwrap_or_default();
-            Ok((status, body))
-        })
-        .await
-        .map_err(|e| SessionError::Relay(e.to_string()))?
+        let r = match body {
+            Some(b) if method == "POST" => self.http.post_json(&url, b).await,
+            _ => self.http.delete(&url).await,
+        };
+        let r = r.map_err(|e| SessionError::Relay(e.to_string()))?;
+        Ok((r.status, r.text()))
     }
 
     fn rejected(status: u16, body: &str) -> SessionError {
@@ -218,12 +207,19 @@ impl SessionManager {
         let info: SessionInfo = serde_json::from_str(&body)
             .map_err(|e| SessionError::Relay(format!("bad SessionInfo: {e}: {body}")))?;
         let table = self.cfg.table(psi);
+        let t_install = Instant::now();
         if let Err(e) = self.install(info.ue_addr, table, true).await {
             // Nothing half made: undo locally and at the network.
             let _ = self.install(info.ue_addr, table, false).await;
             let _ = self.n1("DELETE", self.release_path(psi), None).await;
             return Err(e.into());
         }
+        let m = &self.metrics;
+        m.install_sum_ns.fetch_add(
+            u64::try_from(t_install.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            Relaxed,
+        );
+        m.install_count.fetch_add(1, Relaxed);
         info!(ue = %self.cfg.ue_id, psi, ue_addr = %info.ue_addr, upf = %info.upf, table, "session up");
         sessions.insert(
             psi,
@@ -363,6 +359,12 @@ impl SessionManager {
         cum += m.setup_buckets[SETUP_BUCKETS.len()].load(Relaxed);
         let sum = m.setup_sum_ns.load(Relaxed) as f64 / 1e9;
         let _ = writeln!(o, "ue_session_setup_seconds_bucket{{ue=\"{ue}\",le=\"+Inf\"}} {cum}\nue_session_setup_seconds_sum{{ue=\"{ue}\"}} {sum}\nue_session_setup_seconds_count{{ue=\"{ue}\"}} {cum}");
+        let _ = writeln!(
+            o,
+            "# HELP ue_session_install_seconds Installing a new session's address, table and rule.\n# TYPE ue_session_install_seconds summary\nue_session_install_seconds_sum{{ue=\"{ue}\"}} {}\nue_session_install_seconds_count{{ue=\"{ue}\"}} {}",
+            m.install_sum_ns.load(Relaxed) as f64 / 1e9,
+            m.install_count.load(Relaxed)
+        );
         o
     }
 }
