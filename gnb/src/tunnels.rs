@@ -3,8 +3,10 @@
 //!
 //! The data path reads an immutable [`Snapshot`] through an `ArcSwap` (no
 //! lock, no allocation per packet); the control plane (N2-lite) changes the
-//! table under a mutex and publishes a new snapshot. Counters are atomics in
-//! each [`Tunnel`], shared by every snapshot that holds it.
+//! table under a mutex and publishes a new snapshot. The snapshot's maps
+//! are persistent (imbl): a change copies O(log n) nodes, not the table, so
+//! setting up the n-th tunnel costs the same as the first. Counters are
+//! atomics in each [`Tunnel`], shared by every snapshot that holds it.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -123,12 +125,37 @@ impl Tunnel {
 }
 
 /// What the data path looks up; immutable once published.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Snapshot {
     /// Uplink: UE address -> the session's current tunnel.
-    pub by_ue: HashMap<Ipv4Addr, Arc<Tunnel>>,
+    pub by_ue: imbl::HashMap<Ipv4Addr, Arc<Tunnel>>,
     /// Downlink: the gNB's TEID -> tunnel (current and draining ones).
-    pub by_teid: HashMap<u32, Arc<Tunnel>>,
+    pub by_teid: imbl::HashMap<u32, Arc<Tunnel>>,
+}
+
+/// The control plane's own indexes (under the table's mutex).
+#[derive(Debug, Default)]
+struct Ctl {
+    /// (UE, PDU session id) -> its tunnels' TEIDs (current and draining).
+    by_session: HashMap<(String, u8), Vec<u32>>,
+    /// UE address -> how many tunnels (current or draining) carry it.
+    addr_refs: HashMap<Ipv4Addr, usize>,
+}
+
+impl Ctl {
+    /// Drops one reference to `addr`; whether it was the last.
+    fn unref(&mut self, addr: Ipv4Addr) -> bool {
+        match self.addr_refs.get_mut(&addr) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            _ => {
+                self.addr_refs.remove(&addr);
+                true
+            }
+        }
+    }
 }
 
 /// What a change did, so the caller can fix routes.
@@ -154,7 +181,7 @@ impl Eq for Tunnel {}
 #[derive(Debug)]
 pub struct TunnelTable {
     snap: ArcSwap<Snapshot>,
-    ctl: Mutex<()>,
+    ctl: Mutex<Ctl>,
     next_teid: AtomicU32,
 }
 
@@ -169,7 +196,7 @@ impl TunnelTable {
     pub fn new() -> TunnelTable {
         TunnelTable {
             snap: ArcSwap::from_pointee(Snapshot::default()),
-            ctl: Mutex::new(()),
+            ctl: Mutex::new(Ctl::default()),
             next_teid: AtomicU32::new(1),
         }
     }
@@ -180,13 +207,9 @@ impl TunnelTable {
         self.snap.load()
     }
 
-    /// Copies the maps of the current snapshot for a change.
+    /// The current snapshot's maps, to change (O(1): persistent maps).
     fn cloned(&self) -> Snapshot {
-        let s = self.snap.load();
-        Snapshot {
-            by_ue: s.by_ue.clone(),
-            by_teid: s.by_teid.clone(),
-        }
+        Snapshot::clone(&self.snap.load())
     }
 
     fn alloc_teid(&self, s: &Snapshot) -> Result<u32, TunnelError> {
@@ -212,9 +235,9 @@ impl TunnelTable {
         ul_peer: SocketAddr,
         qfi: u8,
     ) -> Result<Change, TunnelError> {
-        // A poisoned mutex only means another request panicked; the maps
-        // are rebuilt from the snapshot, so go on.
-        let _g = self.ctl.lock().unwrap_or_else(|e| e.into_inner());
+        // A poisoned mutex only means another request panicked; every
+        // change is made on copies and published at its end, so go on.
+        let mut ctl = self.ctl.lock().unwrap_or_else(|e| e.into_inner());
         let mut s = self.cloned();
         let mut replaced = None;
         if let Some(old) = s.by_ue.get(&ue_addr) {
@@ -226,10 +249,15 @@ impl TunnelTable {
                 });
             }
         }
+        let dl_teid = self.alloc_teid(&s)?;
         // The same session on another address would be a new session: the
         // old tunnel drains as well.
-        for t in s.by_teid.values() {
-            if t.ue_id == ue_id && t.psi == psi && !t.draining.load(Ordering::Relaxed) {
+        let key = (ue_id.to_owned(), psi);
+        for teid in ctl.by_session.get(&key).into_iter().flatten() {
+            let Some(t) = s.by_teid.get(teid) else {
+                continue;
+            };
+            if !t.draining.load(Ordering::Relaxed) {
                 t.draining.store(true, Ordering::Relaxed);
                 replaced = Some(t.dl_teid);
                 if t.ue_addr != ue_addr {
@@ -237,7 +265,6 @@ impl TunnelTable {
                 }
             }
         }
-        let dl_teid = self.alloc_teid(&s)?;
         let t = Arc::new(Tunnel {
             ue_id: ue_id.into(),
             psi,
@@ -251,6 +278,8 @@ impl TunnelTable {
         });
         s.by_ue.insert(ue_addr, t.clone());
         s.by_teid.insert(dl_teid, t.clone());
+        ctl.by_session.entry(key).or_default().push(dl_teid);
+        *ctl.addr_refs.entry(ue_addr).or_default() += 1;
         self.snap.store(Arc::new(s));
         Ok(Change {
             tunnel: t,
@@ -262,15 +291,28 @@ impl TunnelTable {
     /// Removes the tunnel with downlink TEID `dl_teid`; removing a session's
     /// current tunnel also removes its draining predecessors.
     pub fn remove(&self, dl_teid: u32) -> Result<Change, TunnelError> {
-        let _g = self.ctl.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ctl = self.ctl.lock().unwrap_or_else(|e| e.into_inner());
         let mut s = self.cloned();
         let t = s
             .by_teid
             .remove(&dl_teid)
             .ok_or(TunnelError::UnknownTeid(dl_teid))?;
-        if !t.draining.load(Ordering::Relaxed) {
-            s.by_teid
-                .retain(|_, o| !(o.ue_id == t.ue_id && o.psi == t.psi));
+        let key = (t.ue_id.clone(), t.psi);
+        let mut addr_freed = ctl.unref(t.ue_addr);
+        let teids = ctl.by_session.remove(&key).unwrap_or_default();
+        if t.draining.load(Ordering::Relaxed) {
+            let rest: Vec<u32> = teids.into_iter().filter(|&x| x != dl_teid).collect();
+            if !rest.is_empty() {
+                ctl.by_session.insert(key, rest);
+            }
+        } else {
+            for teid in teids.into_iter().filter(|&x| x != dl_teid) {
+                if let Some(o) = s.by_teid.remove(&teid) {
+                    if ctl.unref(o.ue_addr) && o.ue_addr == t.ue_addr {
+                        addr_freed = true;
+                    }
+                }
+            }
         }
         if s.by_ue
             .get(&t.ue_addr)
@@ -278,7 +320,6 @@ impl TunnelTable {
         {
             s.by_ue.remove(&t.ue_addr);
         }
-        let addr_freed = !s.by_teid.values().any(|o| o.ue_addr == t.ue_addr);
         self.snap.store(Arc::new(s));
         Ok(Change {
             tunnel: t,
