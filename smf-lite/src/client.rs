@@ -24,6 +24,25 @@ pub enum HttpError {
     Decode { url: String, msg: String },
 }
 
+impl HttpError {
+    /// An error status; `text` is the body (an [`ApiError`] if it parses).
+    fn status(url: &str, status: u16, text: String) -> HttpError {
+        let body = serde_json::from_str::<ApiError>(&text).unwrap_or(ApiError {
+            error: if text.is_empty() {
+                "(no body)".into()
+            } else {
+                text
+            },
+            field: None,
+        });
+        HttpError::Status {
+            url: url.to_owned(),
+            status,
+            body,
+        }
+    }
+}
+
 /// A keep-alive HTTP agent.
 #[derive(Clone)]
 pub struct Http {
@@ -53,19 +72,7 @@ impl Http {
         let status = rsp.status().as_u16();
         if status >= 400 {
             let text = rsp.body_mut().read_to_string().unwrap_or_default();
-            let body = serde_json::from_str::<ApiError>(&text).unwrap_or(ApiError {
-                error: if text.is_empty() {
-                    "(no body)".into()
-                } else {
-                    text
-                },
-                field: None,
-            });
-            return Err(HttpError::Status {
-                url: url.to_owned(),
-                status,
-                body,
-            });
+            return Err(HttpError::status(url, status, text));
         }
         Ok(rsp)
     }
@@ -138,20 +145,7 @@ impl N2Client {
             },
         })?;
         if r.status >= 400 {
-            let text = r.text();
-            let body = serde_json::from_str::<ApiError>(&text).unwrap_or(ApiError {
-                error: if text.is_empty() {
-                    "(no body)".into()
-                } else {
-                    text
-                },
-                field: None,
-            });
-            return Err(HttpError::Status {
-                url: url.to_owned(),
-                status: r.status,
-                body,
-            });
+            return Err(HttpError::status(url, r.status, r.text()));
         }
         Ok(r)
     }

@@ -8,6 +8,9 @@
 //!
 //! `cargo bench -p upf --bench datapath`
 
+#[path = "common/mod.rs"]
+mod common;
+use common::median;
 use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
@@ -204,19 +207,6 @@ fn updates(c: &mut Criterion) {
         });
     }
     g.finish();
-}
-
-/// Median of `runs` timings of `f`.
-fn median(runs: usize, mut f: impl FnMut()) -> Duration {
-    let mut v: Vec<Duration> = (0..runs)
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed()
-        })
-        .collect();
-    v.sort_unstable();
-    v[v.len() / 2]
 }
 
 /// One table with both paths side by side, measured now on this machine.

@@ -13,6 +13,9 @@
 //!
 //! `cargo bench -p upf --bench n4_poll`
 
+#[path = "common/mod.rs"]
+mod common;
+use common::median;
 use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
@@ -56,91 +59,18 @@ fn ue(i: u32) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 60, 0, 0)) + i + 1)
 }
 
-/// UL PDR (CHOOSE) -> FAR 1 (N6) with URR 1 (threshold 1 TB, period 1 h);
-/// DL PDR -> FAR 2 (BUFF|NOCP).
+/// The tests' paging-case session, with a one-hour URR period.
 fn est_request(i: u32) -> pfcp::SessionEstablishmentRequest {
-    let cp_seid = u64::from(i) + 1;
-    pfcp::SessionEstablishmentRequest {
-        node_id: smf_node(),
-        cp_f_seid: pfcp::FSeid {
-            seid: cp_seid,
+    upf::n4::fixtures::paging_session(
+        smf_node(),
+        pfcp::FSeid {
+            seid: u64::from(i) + 1,
             ipv4: Some(SMF),
             ipv6: None,
         },
-        create_pdrs: vec![
-            pfcp::CreatePdr {
-                pdr_id: 1,
-                precedence: 255,
-                pdi: pfcp::Pdi {
-                    source_interface: pfcp::SourceInterface::Access,
-                    local_f_teid: Some(pfcp::FTeid::Choose {
-                        v4: true,
-                        v6: false,
-                        choose_id: None,
-                    }),
-                    ue_ip_addresses: vec![pfcp::UeIpAddress {
-                        ipv4: Some(ue(i)),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                },
-                outer_header_removal: Some(pfcp::OuterHeaderRemoval {
-                    description: pfcp::OuterHeaderRemovalDescription::from(0),
-                    gtpu_extension_header_deletion: None,
-                }),
-                far_id: Some(1),
-                urr_ids: vec![1],
-                ..Default::default()
-            },
-            pfcp::CreatePdr {
-                pdr_id: 2,
-                precedence: 255,
-                pdi: pfcp::Pdi {
-                    source_interface: pfcp::SourceInterface::Core,
-                    ue_ip_addresses: vec![pfcp::UeIpAddress {
-                        is_destination: true,
-                        ipv4: Some(ue(i)),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                },
-                far_id: Some(2),
-                ..Default::default()
-            },
-        ],
-        create_fars: vec![
-            pfcp::CreateFar {
-                far_id: 1,
-                apply_action: pfcp::ApplyAction::FORW,
-                forwarding_parameters: Some(pfcp::ForwardingParameters {
-                    destination_interface: pfcp::DestinationInterface::Core,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-            pfcp::CreateFar {
-                far_id: 2,
-                apply_action: pfcp::ApplyAction(
-                    pfcp::ApplyAction::BUFF.0 | pfcp::ApplyAction::NOCP.0,
-                ),
-                ..Default::default()
-            },
-        ],
-        create_urrs: vec![pfcp::CreateUrr {
-            urr_id: 1,
-            measurement_method: pfcp::MeasurementMethod::VOLUM,
-            reporting_triggers: pfcp::ReportingTriggers(
-                pfcp::ReportingTriggers::VOLTH.0 | pfcp::ReportingTriggers::PERIO.0,
-            ),
-            volume_threshold: Some(pfcp::Volume {
-                total: Some(1 << 40),
-                ..Default::default()
-            }),
-            measurement_period: Some(3600),
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
+        ue(i),
+        Some(3600),
+    )
 }
 
 /// A node associated with one SMF that established `n` sessions over PFCP.
@@ -239,19 +169,6 @@ impl Churn {
         node.handle_datagram(now, smf(), &m.to_vec().expect("encode"), table);
         drain(node);
     }
-}
-
-/// Median of `runs` timings of `f`.
-fn median(runs: usize, mut f: impl FnMut()) -> Duration {
-    let mut v: Vec<Duration> = (0..runs)
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed()
-        })
-        .collect();
-    v.sort_unstable();
-    v[v.len() / 2]
 }
 
 /// Both sizes side by side, measured now on this machine.

@@ -63,6 +63,8 @@ use crate::pfcp_map::{self, cause_to_wire};
 use crate::rules::Cause;
 use crate::session::{SessionError, SessionTable, UsageReport};
 
+#[doc(hidden)]
+pub mod fixtures;
 #[cfg(test)]
 mod tests;
 

@@ -249,87 +249,18 @@ fn smf_node(i: u8) -> pfcp::NodeId {
     pfcp::NodeId::fqdn(&format!("smf{i}.test.example"))
 }
 
-/// UL PDR 1 (CHOOSE) -> FAR 1 (N6) with URR 1 (volume threshold 1 TB);
-/// DL PDR 2 -> FAR 2 (BUFF|NOCP, a paging case).
+/// The shared paging-case session of SMF `i` with CP SEID `cp_seid`.
 fn est_request(i: u8, cp_seid: u64) -> pfcp::SessionEstablishmentRequest {
-    pfcp::SessionEstablishmentRequest {
-        node_id: smf_node(i),
-        cp_f_seid: pfcp::FSeid {
+    super::fixtures::paging_session(
+        smf_node(i),
+        pfcp::FSeid {
             seid: cp_seid,
             ipv4: Some(Ipv4Addr::new(10, 0, 4, 10 + i)),
             ipv6: None,
         },
-        create_pdrs: vec![
-            pfcp::CreatePdr {
-                pdr_id: 1,
-                precedence: 255,
-                pdi: pfcp::Pdi {
-                    source_interface: pfcp::SourceInterface::Access,
-                    local_f_teid: Some(pfcp::FTeid::Choose {
-                        v4: true,
-                        v6: false,
-                        choose_id: None,
-                    }),
-                    ue_ip_addresses: vec![pfcp::UeIpAddress {
-                        ipv4: Some(ue(cp_seid)),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                },
-                outer_header_removal: Some(pfcp::OuterHeaderRemoval {
-                    description: pfcp::OuterHeaderRemovalDescription::from(0),
-                    gtpu_extension_header_deletion: None,
-                }),
-                far_id: Some(1),
-                urr_ids: vec![1],
-                ..Default::default()
-            },
-            pfcp::CreatePdr {
-                pdr_id: 2,
-                precedence: 255,
-                pdi: pfcp::Pdi {
-                    source_interface: pfcp::SourceInterface::Core,
-                    ue_ip_addresses: vec![pfcp::UeIpAddress {
-                        is_destination: true,
-                        ipv4: Some(ue(cp_seid)),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                },
-                far_id: Some(2),
-                ..Default::default()
-            },
-        ],
-        create_fars: vec![
-            pfcp::CreateFar {
-                far_id: 1,
-                apply_action: pfcp::ApplyAction::FORW,
-                forwarding_parameters: Some(pfcp::ForwardingParameters {
-                    destination_interface: pfcp::DestinationInterface::Core,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-            pfcp::CreateFar {
-                far_id: 2,
-                apply_action: pfcp::ApplyAction(
-                    pfcp::ApplyAction::BUFF.0 | pfcp::ApplyAction::NOCP.0,
-                ),
-                ..Default::default()
-            },
-        ],
-        create_urrs: vec![pfcp::CreateUrr {
-            urr_id: 1,
-            measurement_method: pfcp::MeasurementMethod::VOLUM,
-            reporting_triggers: pfcp::ReportingTriggers::VOLTH,
-            volume_threshold: Some(pfcp::Volume {
-                total: Some(1 << 40),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
+        ue(cp_seid),
+        None,
+    )
 }
 
 /// A downlink packet for the UE goes through the data path as the
