@@ -193,6 +193,19 @@ async fn serve(
     Ok(())
 }
 
+/// Runs a daemon (`gnb run`, `ue run`) to its end on a one-thread tokio
+/// runtime: each request is handled where its socket is polled, without
+/// waking a second worker (a session setup crosses these daemons several
+/// times; measured with `testbed bench sessions`). The gNB's data path has
+/// threads of its own; the kernel carries the UE's traffic.
+pub fn block_on_control_plane<F: Future>(daemon: F) -> Result<F::Output, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    Ok(rt.block_on(daemon))
+}
+
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM: the shutdown future the `gnb` and
 /// `ue` daemons run until.
 pub async fn shutdown_signal() {

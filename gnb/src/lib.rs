@@ -29,4 +29,4 @@ pub mod tun;
 pub mod tunnels;
 
 pub use config::{ConfigError, GnbConfig};
-pub use daemon::{run, shutdown_signal, Gnb, GnbError};
+pub use daemon::{block_on_control_plane, run, shutdown_signal, Gnb, GnbError};

@@ -17,9 +17,7 @@
 //!   the gNB for its tunnel list: the ceiling of the client and HTTP path.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -27,6 +25,7 @@ use wire::ctl::{SessionInfo, SessionRequest};
 
 use crate::bed::{BedError, BedState};
 use crate::plan::{UePlan, UpfPlan};
+use crate::responder::UdpResponder;
 
 /// UDP port of the bench's echo server on the edge.
 pub const BENCH_ECHO_PORT: u16 = 9001;
@@ -189,85 +188,6 @@ fn realtime_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// A UDP echo server in a namespace that answers each datagram with its
-/// arrival time (CLOCK_REALTIME ns, 8 octets BE) followed by the datagram.
-struct StampEcho {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl StampEcho {
-    fn start(netns: &str, addr: SocketAddrV4) -> Result<StampEcho, BedError> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (ns, stop2) = (netns.to_string(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            let sock = topo::netns::enter(&ns)
-                .map_err(|e| e.to_string())
-                .and_then(|()| UdpSocket::bind(addr).map_err(|e| e.to_string()))
-                .and_then(|s| {
-                    s.set_read_timeout(Some(Duration::from_millis(50)))
-                        .map(|()| s)
-                        .map_err(|e| e.to_string())
-                });
-            let sock = match sock {
-                Ok(s) => {
-                    let _ = tx.send(Ok(()));
-                    s
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return;
-                }
-            };
-            let mut buf = [0u8; 1500];
-            let mut out = Vec::with_capacity(1600);
-            while !stop2.load(Ordering::Relaxed) {
-                let Ok((n, from)) = sock.recv_from(&mut buf) else {
-                    continue;
-                };
-                let at = realtime_ns();
-                out.clear();
-                out.extend_from_slice(&at.to_be_bytes());
-                out.extend_from_slice(&buf[..n]);
-                let _ = sock.send_to(&out, from);
-            }
-        });
-        let mut echo = StampEcho {
-            stop,
-            thread: Some(thread),
-        };
-        match rx.recv() {
-            Ok(Ok(())) => Ok(echo),
-            Ok(Err(e)) => {
-                echo.stop_now();
-                Err(BedError::Request(format!(
-                    "bench echo on {addr} in {netns}: {e}"
-                )))
-            }
-            Err(_) => {
-                echo.stop_now();
-                Err(BedError::Request(format!(
-                    "bench echo on {addr} in {netns} did not start"
-                )))
-            }
-        }
-    }
-
-    fn stop_now(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for StampEcho {
-    fn drop(&mut self) {
-        self.stop_now();
-    }
-}
-
 fn agent(timeout: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
@@ -348,7 +268,12 @@ pub fn setup_time(
     let ue = first_ue(st)?;
     let u = pick_upf(st, upf)?;
     let target = SocketAddrV4::new(u.edge_n6, BENCH_ECHO_PORT);
-    let _echo = StampEcho::start(&st.ns(&u.edge), target)?;
+    // Answers each probe with its arrival time (CLOCK_REALTIME ns, 8
+    // octets BE), then the probe.
+    let _echo = UdpResponder::start(&st.ns(&u.edge), target, "bench echo", |d, _, out| {
+        out.extend_from_slice(&realtime_ns().to_be_bytes());
+        out.extend_from_slice(d);
+    })?;
     let (api, dnn, upf_name) = (ue.api, u.dnn.clone(), u.name.clone());
     // A PDU session id the UE does not hold (the last one).
     let psi = 15u8;

@@ -11,15 +11,13 @@
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use wire::ctl::SessionInfo;
 
 use crate::bed::{self, BedError, BedState, UpOpts};
+use crate::responder::UdpResponder;
 
 /// UDP port of the demo's echo servers on the edges.
 pub const ECHO_PORT: u16 = 9000;
@@ -146,9 +144,20 @@ fn sessions_and_probes(
             .find(|s| s.pdu_session_id == psi)
             .ok_or_else(|| BedError::Request(format!("session {psi} is not in the UE's list")))?;
         let target = SocketAddrV4::new(upf.edge_n6, ECHO_PORT);
-        let echo = EchoServer::start(&st.ns(&upf.edge), &upf.edge, target)?;
+        // Answers "EDGE|SOURCE IP|" and the probe: which edge answered, and
+        // the source address it saw.
+        let edge = upf.edge.clone();
+        let echo = UdpResponder::start(
+            &st.ns(&upf.edge),
+            target,
+            "echo server",
+            move |d, from, out| {
+                out.extend_from_slice(format!("{edge}|{}|", from.ip()).as_bytes());
+                out.extend_from_slice(d);
+            },
+        )?;
         let result = probe(&st.ns(&ue.name), info.ue_addr, target, &upf.edge, probes);
-        echo.stop();
+        drop(echo);
         let (answered, rtts) = result?;
         results.push(SessionResult {
             psi,
@@ -171,71 +180,6 @@ fn percentile(values: &[u64], p: usize) -> Option<u64> {
     v.sort_unstable();
     let rank = (p * v.len()).div_ceil(100).max(1);
     v.get(rank - 1).copied()
-}
-
-/// A UDP echo server on a thread inside a namespace.
-struct EchoServer {
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<()>,
-}
-
-impl EchoServer {
-    fn start(netns: &str, edge: &str, addr: SocketAddrV4) -> Result<EchoServer, BedError> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (netns_owned, edge, stop2) = (netns.to_string(), edge.to_string(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            let sock = topo::netns::enter(&netns_owned)
-                .map_err(|e| e.to_string())
-                .and_then(|()| UdpSocket::bind(addr).map_err(|e| e.to_string()))
-                .and_then(|s| {
-                    s.set_read_timeout(Some(Duration::from_millis(50)))
-                        .map(|()| s)
-                        .map_err(|e| e.to_string())
-                });
-            let sock = match sock {
-                Ok(s) => {
-                    let _ = ready_tx.send(Ok(()));
-                    s
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                    return;
-                }
-            };
-            let mut buf = [0u8; 2048];
-            let mut out = Vec::with_capacity(2200);
-            while !stop2.load(Ordering::Relaxed) {
-                let Ok((n, from)) = sock.recv_from(&mut buf) else {
-                    continue;
-                };
-                out.clear();
-                out.extend_from_slice(format!("{edge}|{}|", from.ip()).as_bytes());
-                out.extend_from_slice(&buf[..n]);
-                let _ = sock.send_to(&out, from);
-            }
-        });
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(EchoServer { stop, thread }),
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                Err(BedError::Request(format!(
-                    "echo server on {addr} in namespace {netns}: {e}"
-                )))
-            }
-            Err(_) => {
-                let _ = thread.join();
-                Err(BedError::Request(format!(
-                    "echo server on {addr} in namespace {netns} did not start"
-                )))
-            }
-        }
-    }
-
-    fn stop(self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.thread.join();
-    }
 }
 
 /// Sends `count` probes from `src` (a session address, in the UE's

@@ -12,6 +12,7 @@ pub mod bench;
 pub mod demo;
 pub mod plan;
 pub mod play;
+mod responder;
 
 pub use bed::{down, status, up, BedError, BedState, Status, UpOpts};
 pub use plan::{Plan, PlanError, Role};

@@ -5,35 +5,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-/// The configuration could not be read or is invalid.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// File path.
-        path: String,
-        /// Cause.
-        source: std::io::Error,
-    },
-    /// The TOML does not parse or a field has the wrong type (the message
-    /// names the field and the line).
-    #[error("{path}: {message}")]
-    Parse {
-        /// File path.
-        path: String,
-        /// toml's message.
-        message: String,
-    },
-    /// A field has a value that parses but cannot be used.
-    #[error("field `{field}`: {reason}")]
-    Invalid {
-        /// The field.
-        field: &'static str,
-        /// Why.
-        reason: String,
-    },
-}
+/// The configuration could not be read or is invalid (the gNB's error
+/// type: same file format rules, same messages).
+pub use gnb::config::ConfigError;
 
 /// A session to establish when the daemon starts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

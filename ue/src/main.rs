@@ -205,15 +205,7 @@ fn cmd(cmd: Cmd) -> Result<(), String> {
         }
         Cmd::Run { config } => {
             let cfg = UeConfig::load(&config).map_err(|e| e.to_string())?;
-            // One thread for the control plane: a request handled where its
-            // socket is polled, without waking a second worker (a session
-            // setup crosses this daemon several times; measured with
-            // `testbed bench sessions`). The kernel carries the UE's traffic.
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| format!("tokio runtime: {e}"))?;
-            rt.block_on(ue::run(cfg, gnb::shutdown_signal()))
+            gnb::block_on_control_plane(ue::run(cfg, gnb::shutdown_signal()))?
                 .map_err(|e| e.to_string())
         }
         Cmd::Session { cmd, api, config } => {
