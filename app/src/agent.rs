@@ -857,6 +857,24 @@ impl Agent {
             .current_dir(&installed.dir)
             .stdin(Stdio::null())
             .process_group(0);
+        // An agent killed outright (SIGKILL, a crash) takes its instances
+        // along: the kernel sends them SIGTERM when the thread that started
+        // them dies (a runtime worker, alive as long as the agent).
+        let agent_pid = std::process::id();
+        // SAFETY: the closure runs in the child between fork and exec and
+        // only calls async-signal-safe functions (prctl, getppid).
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The agent died before the prctl: nobody would stop us.
+                if libc::getppid() as u32 != agent_pid {
+                    return Err(std::io::Error::other("the agent is gone"));
+                }
+                Ok(())
+            });
+        }
         cmd
     }
 

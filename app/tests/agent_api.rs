@@ -778,6 +778,26 @@ fn agent_shutdown_kills_children() {
 }
 
 #[test]
+fn agent_killed_outright_takes_its_instances_along() {
+    let mut s = setup("sigkill", 14, Some("64KiB"), "ok", &[]);
+    let body = json!({"app": "snake", "account": "bob", "token": "t", "ue": "127.0.0.1:5004"});
+    let (st, r) = call("POST", &s.agent.url("/instances"), Some(&body.to_string()));
+    assert_eq!(st, 201, "{r}");
+    let pid = r["pid"].as_u64().expect("pid") as u32;
+    assert!(pid_alive(pid));
+    // No chance to clean up: SIGKILL.
+    s.agent.child.kill().expect("kill the agent");
+    let _ = s.agent.child.wait();
+    let dead = wait_dead(pid, Duration::from_secs(2));
+    if !dead {
+        // Leave nothing behind, even when failing.
+        // SAFETY: kill(2) on the pid the agent reported.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    assert!(dead, "instance {pid} outlived its SIGKILLed agent");
+}
+
+#[test]
 fn cloud_repository_lists_and_streams() {
     let dir = TestDir::new("cloudrepo");
     let c = Daemon::spawn(&[
