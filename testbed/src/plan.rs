@@ -460,6 +460,9 @@ fn app_plan(
                 SocketAddr::from((e.cloud_addr, CLOUD_SYNC_PORT)).to_string(),
                 "--run-dir".into(),
                 format!("@RUN@/{}", e.name),
+                // Instances are named EDGE-iN at the cloud.
+                "--name".into(),
+                e.name.clone(),
             ],
         );
     }
@@ -970,6 +973,8 @@ mod tests {
                     assert_eq!(c.listen.port(), AGENT_PORT);
                     assert_eq!(c.cloud_sync, format!("{cloud}:{CLOUD_SYNC_PORT}"));
                     assert_eq!(c.cloud_repo, format!("http://{cloud}:{REPO_PORT}"));
+                    // Its instances are told apart at the cloud by the edge.
+                    assert_eq!(c.name, edge);
                 }
                 Role::Upf => {
                     let c = upf::config::Config::from_toml(&d.config)
