@@ -383,9 +383,10 @@ fn opt_u32(obj: &Map<String, Value>, f: &str, lo: u32, hi: u32) -> Result<Option
     }
 }
 
-/// The answer to a successful start.
+/// What identifies a running instance (part of [`Started`] and
+/// [`InstanceStatus`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Started {
+pub struct InstanceInfo {
     /// Instance id (within this agent).
     pub id: String,
     /// Application name.
@@ -404,6 +405,16 @@ pub struct Started {
     pub input_port: u16,
     /// The instance's metrics/control address.
     pub metrics: SocketAddr,
+    /// The instance's log file.
+    pub log: PathBuf,
+}
+
+/// The answer to a successful start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Started {
+    /// The instance.
+    #[serde(flatten)]
+    pub instance: InstanceInfo,
     /// The SDP text for the UE.
     pub sdp: String,
     /// Whether the application was pulled from the cloud for this start.
@@ -414,31 +425,14 @@ pub struct Started {
     pub pull_bytes: u64,
     /// Time from spawning the process to its being ready.
     pub start_ms: f64,
-    /// The instance's log file.
-    pub log: PathBuf,
 }
 
 /// An instance's status.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InstanceStatus {
-    /// Instance id.
-    pub id: String,
-    /// Application name.
-    pub app: String,
-    /// Application version.
-    pub version: String,
-    /// Account.
-    pub account: String,
-    /// Name at the cloud.
-    pub name: String,
-    /// Process id.
-    pub pid: u32,
-    /// RTP destination.
-    pub ue: SocketAddr,
-    /// Input UDP port.
-    pub input_port: u16,
-    /// Metrics/control address.
-    pub metrics: SocketAddr,
+    /// The instance.
+    #[serde(flatten)]
+    pub instance: InstanceInfo,
     /// "running" or "exited".
     pub state: String,
     /// Exit code, if it exited normally.
@@ -447,8 +441,6 @@ pub struct InstanceStatus {
     pub exit_signal: Option<i32>,
     /// Time since start.
     pub uptime_ms: u64,
-    /// Log file.
-    pub log: PathBuf,
 }
 
 /// The answer to a DELETE.
@@ -557,22 +549,12 @@ impl Instance {
     fn status(&self) -> InstanceStatus {
         let st = self.proc.poll();
         let (exit_code, exit_signal) = exit_parts(st);
-        let s = &self.started;
         InstanceStatus {
-            id: s.id.clone(),
-            app: s.app.clone(),
-            version: s.version.clone(),
-            account: s.account.clone(),
-            name: s.name.clone(),
-            pid: s.pid,
-            ue: s.ue,
-            input_port: s.input_port,
-            metrics: s.metrics,
+            instance: self.started.instance.clone(),
             state: if st.is_some() { "exited" } else { "running" }.into(),
             exit_code,
             exit_signal,
             uptime_ms: self.since.elapsed().as_millis() as u64,
-            log: s.log.clone(),
         }
     }
 }
@@ -898,8 +880,10 @@ impl Agent {
                 .lock()
                 .map_err(|_| AgentError::Internal("instance lock poisoned".into()))?;
             (
-                l.values().map(|i| i.started.input_port).collect(),
-                l.values().map(|i| i.started.metrics.port()).collect(),
+                l.values().map(|i| i.started.instance.input_port).collect(),
+                l.values()
+                    .map(|i| i.started.instance.metrics.port())
+                    .collect(),
             )
         };
         let input_port =
@@ -1011,21 +995,23 @@ impl Agent {
             }
         };
         let started = Started {
-            id: id.clone(),
-            app: req.app.clone(),
-            version: installed.manifest.version.clone(),
-            account: req.account.clone(),
-            name,
-            pid: proc.pid,
-            ue: req.ue,
-            input_port,
-            metrics,
+            instance: InstanceInfo {
+                id: id.clone(),
+                app: req.app.clone(),
+                version: installed.manifest.version.clone(),
+                account: req.account.clone(),
+                name,
+                pid: proc.pid,
+                ue: req.ue,
+                input_port,
+                metrics,
+                log: log_path,
+            },
             sdp,
             pulled,
             pull_ms: pull_time.as_secs_f64() * 1e3,
             pull_bytes,
             start_ms: start_time.as_secs_f64() * 1e3,
-            log: log_path,
         };
         let inst = Arc::new(Instance {
             started: started.clone(),
@@ -1049,7 +1035,7 @@ impl Agent {
         }
         self.m.starts.fetch_add(1, Ordering::Relaxed);
         info!(
-            %id, app = %started.app, account = %started.account, pid = started.pid,
+            %id, app = %started.instance.app, account = %started.instance.account, pid = started.instance.pid,
             input_port, %metrics, pulled, pull_ms = started.pull_ms,
             start_ms = started.start_ms, "instance started"
         );
@@ -1264,7 +1250,7 @@ async fn switch(
             state: format!("exited: {st}"),
         });
     }
-    let addr = inst.started.metrics;
+    let addr = inst.started.instance.metrics;
     let http = a.http.clone();
     let r = tokio::task::spawn_blocking(move || {
         let url = format!("http://{addr}/switch");
@@ -1450,7 +1436,7 @@ pub async fn start(args: AgentArgs) -> Result<RunningAgent, AgentError> {
             for i in l {
                 if let Some(st) = i.proc.poll() {
                     if !i.exit_logged.swap(true, Ordering::Relaxed) {
-                        warn!(id = %i.started.id, app = %i.started.app, "instance exited on its own: {st}");
+                        warn!(id = %i.started.instance.id, app = %i.started.instance.app, "instance exited on its own: {st}");
                     }
                 }
             }
@@ -1468,16 +1454,9 @@ pub async fn start(args: AgentArgs) -> Result<RunningAgent, AgentError> {
 /// on SIGTERM/SIGINT stops every instance and exits.
 pub fn main(args: AgentArgs) -> ExitCode {
     repo::init_tracing();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let rt = match crate::repo::daemon_runtime("agent") {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("app agent: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let code = rt.block_on(async {
         let running = match start(args).await {

@@ -1006,16 +1006,9 @@ pub fn main(args: CloudArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let rt = match crate::repo::daemon_runtime("cloud") {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("app cloud: runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let r = rt.block_on(async move {
         let s = TcpListener::bind(args.listen).await?;

@@ -1052,6 +1052,19 @@ pub(crate) fn init_tracing() {
         .try_init();
 }
 
+/// The runtime of a daemon subcommand (two workers); on failure says so
+/// as `app CMD: ...` and gives the exit code.
+pub(crate) fn daemon_runtime(cmd: &str) -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("app {cmd}: runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
 /// Waits for SIGTERM or SIGINT.
 pub(crate) async fn stop_signal() {
     use tokio::signal::unix::{signal, SignalKind};
@@ -1075,16 +1088,9 @@ pub(crate) async fn stop_signal() {
 /// serving, stops on SIGTERM/SIGINT.
 pub fn main(args: RepoServerArgs) -> ExitCode {
     init_tracing();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let rt = match daemon_runtime("repo-server") {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("app repo-server: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     rt.block_on(async {
         let server = match start(&args).await {

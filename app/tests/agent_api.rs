@@ -102,6 +102,11 @@ impl Daemon {
         format!("http://{}{path}", self.addr)
     }
 
+    /// `POST /instances` of the snake for alice.
+    fn start_snake(&self) -> (u16, Value) {
+        call("POST", &self.url("/instances"), Some(&start_body("snake")))
+    }
+
     /// SIGTERM and wait for the exit status.
     fn terminate(&mut self) -> std::process::ExitStatus {
         // SAFETY: kill(2) on our own unreaped child.
@@ -390,7 +395,7 @@ fn pull_on_first_start_not_on_second() {
     let (st, apps) = call("GET", &a.url("/apps"), None);
     assert_eq!((st, apps), (200, json!([])), "edge repository starts empty");
 
-    let (st, r1) = call("POST", &a.url("/instances"), Some(&start_body("snake")));
+    let (st, r1) = a.start_snake();
     assert_eq!(st, 201, "{r1}");
     assert_eq!(r1["pulled"], true);
     assert!(r1["pull_ms"].as_f64().expect("pull_ms") > 0.0);
@@ -502,7 +507,7 @@ fn corrupted_download_installs_nothing() {
         "0",
     ]);
     let agent = start_agent(&dir, 1, &format!("http://{}", cloud.addr), "ok", &[]);
-    let (st, e) = call("POST", &agent.url("/instances"), Some(&start_body("snake")));
+    let (st, e) = agent.start_snake();
     assert_eq!(st, 502, "{e}");
     let msg = e["error"].as_str().expect("error");
     assert!(
@@ -547,19 +552,11 @@ fn unknown_app_is_404_and_unreachable_cloud_is_502() {
     assert_eq!(st, 404);
     assert!(e["error"].as_str().expect("error").contains("minetest"));
     // The agent still works.
-    let (st, r) = call(
-        "POST",
-        &s.agent.url("/instances"),
-        Some(&start_body("snake")),
-    );
+    let (st, r) = s.agent.start_snake();
     assert_eq!(st, 201, "{r}");
 
     let s2 = setup("unreach", 3, None, "ok", &[]);
-    let (st, e) = call(
-        "POST",
-        &s2.agent.url("/instances"),
-        Some(&start_body("snake")),
-    );
+    let (st, e) = s2.agent.start_snake();
     assert_eq!(st, 502, "{e}");
     assert!(
         e["error"].as_str().expect("error").contains("unreachable"),
@@ -630,11 +627,7 @@ fn bad_requests_name_the_field() {
 #[test]
 fn delete_kills_the_child() {
     let s = setup("delete", 5, Some("64KiB"), "ok", &[]);
-    let (st, r) = call(
-        "POST",
-        &s.agent.url("/instances"),
-        Some(&start_body("snake")),
-    );
+    let (st, r) = s.agent.start_snake();
     assert_eq!(st, 201, "{r}");
     let pid = r["pid"].as_u64().expect("pid") as u32;
     let id = r["id"].as_str().expect("id");
@@ -671,11 +664,7 @@ fn delete_sigkills_an_instance_that_ignores_sigterm() {
         "noterm",
         &["--stop-timeout", "0.5"],
     );
-    let (st, r) = call(
-        "POST",
-        &s.agent.url("/instances"),
-        Some(&start_body("snake")),
-    );
+    let (st, r) = s.agent.start_snake();
     assert_eq!(st, 201, "{r}");
     let pid = r["pid"].as_u64().expect("pid") as u32;
     let (st, d) = call(
@@ -694,11 +683,7 @@ fn delete_sigkills_an_instance_that_ignores_sigterm() {
 #[test]
 fn failed_start_is_500_with_log_and_leaves_nothing() {
     let s = setup("crash", 7, Some("64KiB"), "crash", &[]);
-    let (st, e) = call(
-        "POST",
-        &s.agent.url("/instances"),
-        Some(&start_body("snake")),
-    );
+    let (st, e) = s.agent.start_snake();
     assert_eq!(st, 500, "{e}");
     assert!(
         e["error"].as_str().expect("error").contains("exited"),
@@ -728,11 +713,7 @@ fn failed_start_is_500_with_log_and_leaves_nothing() {
         "hang",
         &["--start-timeout", "0.5"],
     );
-    let (st, e) = call(
-        "POST",
-        &s.agent.url("/instances"),
-        Some(&start_body("snake")),
-    );
+    let (st, e) = s.agent.start_snake();
     assert_eq!(st, 500, "{e}");
     assert!(
         e["error"]
@@ -968,7 +949,7 @@ fn interrupted_pull_leaves_nothing() {
     let dir = TestDir::new("truncated");
     let cloud = stub_cloud(snake_package(&dir, 1 << 20), false);
     let agent = start_agent(&dir, 10, &format!("http://{cloud}"), "ok", &[]);
-    let (st, e) = call("POST", &agent.url("/instances"), Some(&start_body("snake")));
+    let (st, e) = agent.start_snake();
     assert_eq!(st, 502, "{e}");
     assert!(
         e["error"]

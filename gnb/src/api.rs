@@ -20,8 +20,8 @@ use wire::ctl::{ApiError, GnbRef, SessionRequest, TunnelSetup, TunnelSetupRespon
 use crate::daemon::Gnb;
 use crate::tunnels::TunnelError;
 
-/// Sum and count of one kind of successful call, served as a Prometheus
-/// summary.
+/// Sum and count of one kind of timed operation, served as a Prometheus
+/// summary (also the UE daemon's).
 #[derive(Debug, Default)]
 pub struct Timed {
     sum_ns: std::sync::atomic::AtomicU64,
@@ -29,16 +29,19 @@ pub struct Timed {
 }
 
 impl Timed {
-    fn observe(&self, since: std::time::Instant) {
+    /// One more operation, begun at `since`.
+    pub fn observe(&self, since: std::time::Instant) {
         let ns = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.sum_ns.fetch_add(ns, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn write(&self, out: &mut String, metric: &str, help: &str, gnb: &str) {
+    /// Appends the summary `metric` with its `help` and `labels`
+    /// (`name="value",...`).
+    pub fn write(&self, out: &mut String, metric: &str, help: &str, labels: &str) {
         let _ = writeln!(
             out,
-            "# HELP {metric} {help}\n# TYPE {metric} summary\n{metric}_sum{{gnb=\"{gnb}\"}} {}\n{metric}_count{{gnb=\"{gnb}\"}} {}",
+            "# HELP {metric} {help}\n# TYPE {metric} summary\n{metric}_sum{{{labels}}} {}\n{metric}_count{{{labels}}} {}",
             self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9,
             self.count.load(Ordering::Relaxed)
         );
@@ -232,17 +235,18 @@ async fn metrics(State(gnb): State<Arc<Gnb>>) -> Response {
         );
     }
     let tunnels = gnb.table.list();
+    let labels = format!("gnb=\"{name}\"");
     gnb.timing.n1_establish.write(
         &mut out,
         "gnb_n1_establish_seconds",
         "N1 session requests relayed to the SMF and answered 2xx",
-        &name,
+        &labels,
     );
     gnb.timing.n2_setup.write(
         &mut out,
         "gnb_n2_setup_seconds",
         "N2-lite tunnel setups (tunnel table and host route)",
-        &name,
+        &labels,
     );
     let _ = writeln!(out, "# HELP gnb_tunnels tunnels set up\n# TYPE gnb_tunnels gauge\ngnb_tunnels{{gnb=\"{name}\"}} {}", tunnels.len());
     type Get = fn(&crate::tunnels::TunnelCounters) -> u64;

@@ -804,6 +804,30 @@ pub struct DownSummary {
     pub namespaces: usize,
 }
 
+/// Brings the testbed up, runs `f` on it, and takes it down again unless
+/// `keep` and `f` succeeded: everything made is removed also when `f`
+/// fails. `f`'s result, and whether the testbed was kept.
+pub fn up_run_down<T>(
+    opts: &UpOpts,
+    keep: bool,
+    on_progress: &mut dyn FnMut(&str),
+    f: impl FnOnce(&BedState, &mut dyn FnMut(&str)) -> Result<T, BedError>,
+) -> Result<(T, bool), BedError> {
+    let st = up(opts)?;
+    on_progress(&format!(
+        "testbed `{}` is up (run folder {})",
+        st.topology,
+        st.run_dir.display()
+    ));
+    let r = f(&st, on_progress);
+    let kept = keep && r.is_ok();
+    if !kept {
+        down(opts.state_dir.as_deref())?;
+        on_progress("testbed down: every daemon stopped, every namespace removed");
+    }
+    Ok((r?, kept))
+}
+
 /// Stops every testbed of the state dir. Harmless when nothing is up.
 pub fn down(state_dir_opt: Option<&Path>) -> Result<DownSummary, BedError> {
     let mut sum = DownSummary::default();

@@ -542,20 +542,14 @@ pub fn sessions(
     upf: Option<&str>,
     on_progress: &mut dyn FnMut(&str),
 ) -> Result<SessionsReport, BedError> {
-    let st = crate::bed::up(opts)?;
-    on_progress(&format!(
-        "testbed `{}` is up (run folder {})",
-        st.topology,
-        st.run_dir.display()
-    ));
-    let mut run = || -> Result<SessionsReport, BedError> {
+    let (r, _) = crate::bed::up_run_down(opts, false, on_progress, |st, on_progress| {
         let setup_time = if setups > 0 {
-            Some(setup_time(&st, setups, upf, on_progress)?)
+            Some(setup_time(st, setups, upf, on_progress)?)
         } else {
             None
         };
         let setup_rate = if ues > 0 {
-            Some(setup_rate(&st, ues, concurrency, upf, on_progress)?)
+            Some(setup_rate(st, ues, concurrency, upf, on_progress)?)
         } else {
             None
         };
@@ -564,8 +558,6 @@ pub fn sessions(
             setup_time,
             setup_rate,
         })
-    };
-    let r = run();
-    crate::bed::down(opts.state_dir.as_deref())?;
-    r
+    })?;
+    Ok(r)
 }

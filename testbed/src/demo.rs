@@ -71,32 +71,21 @@ pub fn run(
     keep: bool,
     on_progress: &mut dyn FnMut(&str),
 ) -> Result<DemoReport, BedError> {
-    let state_dir = opts.state_dir.clone();
-    let st = bed::up(opts)?;
-    on_progress(&format!(
-        "testbed `{}` is up (run folder {})",
-        st.topology,
-        st.run_dir.display()
-    ));
-    // From here on, a failure takes everything down again.
-    let result = sessions_and_probes(&st, opts.bin_dir.as_deref(), probes, on_progress);
-    let kept = keep && result.is_ok();
-    if !kept {
-        bed::down(state_dir.as_deref())?;
-        on_progress("testbed down: every daemon stopped, every namespace removed");
-    }
-    let sessions = result?;
-    Ok(DemoReport {
-        run_dir: st.run_dir.display().to_string(),
-        ue: st
-            .plan
-            .ues
-            .first()
-            .map(|u| u.name.clone())
-            .unwrap_or_default(),
-        sessions,
-        kept,
-    })
+    let (mut report, kept) = bed::up_run_down(opts, keep, on_progress, |st, on_progress| {
+        Ok(DemoReport {
+            run_dir: st.run_dir.display().to_string(),
+            ue: st
+                .plan
+                .ues
+                .first()
+                .map(|u| u.name.clone())
+                .unwrap_or_default(),
+            sessions: sessions_and_probes(st, opts.bin_dir.as_deref(), probes, on_progress)?,
+            kept: false,
+        })
+    })?;
+    report.kept = kept;
+    Ok(report)
 }
 
 fn sessions_and_probes(

@@ -222,6 +222,15 @@ extern "C" fn on_signal(_: libc::c_int) {
     }
 }
 
+/// Prints `r` as JSON, or for people.
+fn print_report<T: serde::Serialize>(json: bool, r: &T, human: fn(&T)) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(r).unwrap_or_default());
+    } else {
+        human(r);
+    }
+}
+
 fn print_up(st: &bed::BedState) {
     println!("testbed `{}` ready", st.topology);
     println!("run folder: {}", st.run_dir.display());
@@ -508,6 +517,12 @@ fn print_play(r: &testbed::play::PlayReport) {
 
 fn run(cli: Cli) -> Result<(), BedError> {
     let sd = cli.state_dir.as_deref();
+    // What every command that brings its own testbed up shares.
+    let dirs = UpOpts {
+        state_dir: cli.state_dir.clone(),
+        bin_dir: cli.bin_dir.clone(),
+        ..UpOpts::default()
+    };
     match cli.cmd {
         Cmd::Up {
             topology,
@@ -524,13 +539,12 @@ fn run(cli: Cli) -> Result<(), BedError> {
                 libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
             }
             let st = bed::up(&UpOpts {
+                ready_timeout: Some(Duration::from_secs(ready_timeout)),
+                cancel: Some(cancel),
                 topology,
                 run_dir,
                 prefix,
-                state_dir: cli.state_dir.clone(),
-                bin_dir: cli.bin_dir.clone(),
-                ready_timeout: Some(Duration::from_secs(ready_timeout)),
-                cancel: Some(cancel),
+                ..dirs
             })?;
             print_up(&st);
             Ok(())
@@ -547,20 +561,10 @@ fn run(cli: Cli) -> Result<(), BedError> {
                 topology,
                 run_dir,
                 prefix,
-                state_dir: cli.state_dir.clone(),
-                bin_dir: cli.bin_dir.clone(),
-                ready_timeout: None,
-                cancel: None,
+                ..dirs
             };
             let report = testbed::demo::run(&opts, probes, keep, &mut |line| eprintln!("{line}"))?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).unwrap_or_default()
-                );
-            } else {
-                print_demo(&report);
-            }
+            print_report(json, &report, print_demo);
             if report.all_answered() {
                 Ok(())
             } else {
@@ -592,10 +596,7 @@ fn run(cli: Cli) -> Result<(), BedError> {
                 topology,
                 run_dir,
                 prefix,
-                state_dir: cli.state_dir.clone(),
-                bin_dir: cli.bin_dir.clone(),
-                ready_timeout: None,
-                cancel: None,
+                ..dirs
             };
             let opts = testbed::play::PlayOpts {
                 edge,
@@ -607,11 +608,7 @@ fn run(cli: Cli) -> Result<(), BedError> {
                 video: video.map(|v| std::path::absolute(&v).unwrap_or(v)),
             };
             let r = testbed::play::run(&up, &opts, keep, &mut |l| eprintln!("{l}"))?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
-            } else {
-                print_play(&r);
-            }
+            print_report(json, &r, print_play);
             if r.lost_inputs > 0 {
                 return Err(BedError::Request(format!(
                     "{} inputs of the UE were never applied by the logic server",
@@ -636,11 +633,7 @@ fn run(cli: Cli) -> Result<(), BedError> {
         }
         Cmd::Status { json } => {
             let s = bed::status(sd)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
-            } else {
-                print_status(&s);
-            }
+            print_report(json, &s, print_status);
             Ok(())
         }
         Cmd::Restart {
@@ -675,10 +668,7 @@ fn run(cli: Cli) -> Result<(), BedError> {
                 topology,
                 run_dir,
                 prefix,
-                state_dir: cli.state_dir.clone(),
-                bin_dir: cli.bin_dir.clone(),
-                ready_timeout: None,
-                cancel: None,
+                ..dirs
             };
             let r = testbed::bench::sessions(
                 &opts,
@@ -688,11 +678,7 @@ fn run(cli: Cli) -> Result<(), BedError> {
                 upf.as_deref(),
                 &mut |l| eprintln!("{l}"),
             )?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
-            } else {
-                print_bench_sessions(&r);
-            }
+            print_report(json, &r, print_bench_sessions);
             Ok(())
         }
         Cmd::Session { cmd } => {

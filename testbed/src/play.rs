@@ -102,19 +102,9 @@ pub fn run(
     keep: bool,
     on_progress: &mut dyn FnMut(&str),
 ) -> Result<PlayReport, BedError> {
-    let st = bed::up(up)?;
-    on_progress(&format!(
-        "testbed `{}` is up (run folder {})",
-        st.topology,
-        st.run_dir.display()
-    ));
-    let r = play(&st, up.bin_dir.as_deref(), opts, on_progress);
-    let kept = keep && r.is_ok();
-    if !kept {
-        bed::down(up.state_dir.as_deref())?;
-        on_progress("testbed down: every daemon stopped, every namespace removed");
-    }
-    let mut r = r?;
+    let (mut r, kept) = bed::up_run_down(up, keep, on_progress, |st, on_progress| {
+        play(st, up.bin_dir.as_deref(), opts, on_progress)
+    })?;
     r.kept = kept;
     Ok(r)
 }

@@ -81,8 +81,7 @@ struct Metrics {
     setup_buckets: [AtomicU64; SETUP_BUCKETS.len() + 1],
     setup_sum_ns: AtomicU64,
     /// Installing address, route and rule (successful setups).
-    install_sum_ns: AtomicU64,
-    install_count: AtomicU64,
+    install: gnb::api::Timed,
 }
 
 impl Metrics {
@@ -214,12 +213,7 @@ impl SessionManager {
             let _ = self.n1("DELETE", self.release_path(psi), None).await;
             return Err(e.into());
         }
-        let m = &self.metrics;
-        m.install_sum_ns.fetch_add(
-            u64::try_from(t_install.elapsed().as_nanos()).unwrap_or(u64::MAX),
-            Relaxed,
-        );
-        m.install_count.fetch_add(1, Relaxed);
+        self.metrics.install.observe(t_install);
         info!(ue = %self.cfg.ue_id, psi, ue_addr = %info.ue_addr, upf = %info.upf, table, "session up");
         sessions.insert(
             psi,
@@ -310,42 +304,45 @@ impl SessionManager {
         let ue = &self.cfg.ue_id;
         let n = self.sessions.lock().await.len();
         let mut o = String::new();
-        let mut counter = |name: &str, help: &str, v: u64| {
+        let counters = [
+            (
+                "ue_sessions_established_total",
+                "PDU sessions established (address, table and rule installed).",
+                &m.established,
+            ),
+            (
+                "ue_sessions_rejected_total",
+                "Session requests the network refused.",
+                &m.rejected,
+            ),
+            (
+                "ue_relay_errors_total",
+                "Session requests that got no valid answer from the gNB's N1 relay.",
+                &m.relay_errors,
+            ),
+            (
+                "ue_install_errors_total",
+                "Sessions whose address, route or rule could not be installed (released again).",
+                &m.install_errors,
+            ),
+            (
+                "ue_sessions_released_total",
+                "PDU sessions released.",
+                &m.released,
+            ),
+            (
+                "ue_release_errors_total",
+                "Releases that failed locally or at the network.",
+                &m.release_errors,
+            ),
+        ];
+        for (name, help, v) in counters {
             let _ = writeln!(
                 o,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{ue=\"{ue}\"}} {v}"
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{ue=\"{ue}\"}} {}",
+                v.load(Relaxed)
             );
-        };
-        counter(
-            "ue_sessions_established_total",
-            "PDU sessions established (address, table and rule installed).",
-            m.established.load(Relaxed),
-        );
-        counter(
-            "ue_sessions_rejected_total",
-            "Session requests the network refused.",
-            m.rejected.load(Relaxed),
-        );
-        counter(
-            "ue_relay_errors_total",
-            "Session requests that got no valid answer from the gNB's N1 relay.",
-            m.relay_errors.load(Relaxed),
-        );
-        counter(
-            "ue_install_errors_total",
-            "Sessions whose address, route or rule could not be installed (released again).",
-            m.install_errors.load(Relaxed),
-        );
-        counter(
-            "ue_sessions_released_total",
-            "PDU sessions released.",
-            m.released.load(Relaxed),
-        );
-        counter(
-            "ue_release_errors_total",
-            "Releases that failed locally or at the network.",
-            m.release_errors.load(Relaxed),
-        );
+        }
         let _ = writeln!(o, "# HELP ue_sessions Sessions held now.\n# TYPE ue_sessions gauge\nue_sessions{{ue=\"{ue}\"}} {n}");
         let _ = writeln!(o, "# HELP ue_session_setup_seconds From the request to the N1 relay to the address, table and rule installed.\n# TYPE ue_session_setup_seconds histogram");
         let mut cum = 0;
@@ -359,11 +356,11 @@ impl SessionManager {
         cum += m.setup_buckets[SETUP_BUCKETS.len()].load(Relaxed);
         let sum = m.setup_sum_ns.load(Relaxed) as f64 / 1e9;
         let _ = writeln!(o, "ue_session_setup_seconds_bucket{{ue=\"{ue}\",le=\"+Inf\"}} {cum}\nue_session_setup_seconds_sum{{ue=\"{ue}\"}} {sum}\nue_session_setup_seconds_count{{ue=\"{ue}\"}} {cum}");
-        let _ = writeln!(
-            o,
-            "# HELP ue_session_install_seconds Installing a new session's address, table and rule.\n# TYPE ue_session_install_seconds summary\nue_session_install_seconds_sum{{ue=\"{ue}\"}} {}\nue_session_install_seconds_count{{ue=\"{ue}\"}} {}",
-            m.install_sum_ns.load(Relaxed) as f64 / 1e9,
-            m.install_count.load(Relaxed)
+        m.install.write(
+            &mut o,
+            "ue_session_install_seconds",
+            "Installing a new session's address, table and rule.",
+            &format!("ue=\"{ue}\""),
         );
         o
     }
