@@ -1,0 +1,253 @@
+//! The API's request and answer types (JSON).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::error::bad;
+use super::AgentError;
+use crate::repo;
+
+/// A start request, validated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartRequest {
+    /// Application name.
+    pub app: String,
+    /// The user's account.
+    pub account: String,
+    /// The account's token (passed to the instance).
+    pub token: String,
+    /// Where the instance streams RTP to.
+    pub ue: SocketAddr,
+    /// Frame width (even).
+    pub width: Option<u32>,
+    /// Frame height (even).
+    pub height: Option<u32>,
+    /// Frames per second.
+    pub fps: Option<u32>,
+    /// Encoder bitrate (bit/s).
+    pub bitrate: Option<u32>,
+}
+
+impl StartRequest {
+    /// Parses and checks a request body; errors name the field.
+    pub fn parse(body: &[u8]) -> Result<Self, AgentError> {
+        let v: Value = serde_json::from_slice(body).map_err(|e| AgentError::BadRequest {
+            field: None,
+            msg: format!("malformed JSON: {e}"),
+        })?;
+        let Value::Object(obj) = v else {
+            return Err(AgentError::BadRequest {
+                field: None,
+                msg: "the request must be a JSON object".into(),
+            });
+        };
+        const KNOWN: [&str; 8] = [
+            "app", "account", "token", "ue", "width", "height", "fps", "bitrate",
+        ];
+        if let Some(k) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+            return Err(bad(
+                k,
+                format!("unknown field `{k}` (known: {})", KNOWN.join(", ")),
+            ));
+        }
+        let app = req_str(&obj, "app")?;
+        repo::check_name(&app).map_err(|e| bad("app", e.to_string()))?;
+        let account = req_str(&obj, "account")?;
+        let token = req_str(&obj, "token")?;
+        let ue_s = req_str(&obj, "ue")?;
+        let ue: SocketAddr = ue_s.parse().map_err(|_| {
+            bad(
+                "ue",
+                format!("bad `ue` address {ue_s:?}: want IP:PORT, e.g. 10.60.0.1:5004"),
+            )
+        })?;
+        if ue.port() == 0 || ue.ip().is_unspecified() {
+            return Err(bad(
+                "ue",
+                format!("bad `ue` address {ue_s:?}: the IP must be specific and the port non-zero"),
+            ));
+        }
+        let width = opt_u32(&obj, "width", 16, 7680)?;
+        let height = opt_u32(&obj, "height", 16, 4320)?;
+        for (f, v) in [("width", width), ("height", height)] {
+            if v.is_some_and(|v| v % 2 != 0) {
+                return Err(bad(f, format!("`{f}` must be even (I420)")));
+            }
+        }
+        let fps = opt_u32(&obj, "fps", 1, 240)?;
+        let bitrate = opt_u32(&obj, "bitrate", 10_000, 1_000_000_000)?;
+        Ok(StartRequest {
+            app,
+            account,
+            token,
+            ue,
+            width,
+            height,
+            fps,
+            bitrate,
+        })
+    }
+}
+
+fn req_str(obj: &Map<String, Value>, f: &str) -> Result<String, AgentError> {
+    match obj.get(f) {
+        None | Some(Value::Null) => Err(bad(f, format!("missing field `{f}`"))),
+        Some(Value::String(s)) if s.is_empty() => Err(bad(f, format!("`{f}` is empty"))),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(bad(f, format!("`{f}` must be a string"))),
+    }
+}
+
+fn opt_u32(obj: &Map<String, Value>, f: &str, lo: u32, hi: u32) -> Result<Option<u32>, AgentError> {
+    match obj.get(f) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_u64() {
+            Some(n) if (u64::from(lo)..=u64::from(hi)).contains(&n) => Ok(Some(n as u32)),
+            _ => Err(bad(
+                f,
+                format!("`{f}` must be an integer in {lo}..={hi}, got {v}"),
+            )),
+        },
+    }
+}
+
+/// What identifies a running instance (part of [`Started`] and
+/// [`InstanceStatus`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceInfo {
+    /// Instance id (within this agent).
+    pub id: String,
+    /// Application name.
+    pub app: String,
+    /// Application version.
+    pub version: String,
+    /// Account.
+    pub account: String,
+    /// The instance's name at the cloud.
+    pub name: String,
+    /// Process id.
+    pub pid: u32,
+    /// RTP destination.
+    pub ue: SocketAddr,
+    /// UDP port the instance takes input on.
+    pub input_port: u16,
+    /// The instance's metrics/control address.
+    pub metrics: SocketAddr,
+    /// The instance's log file.
+    pub log: PathBuf,
+}
+
+/// The answer to a successful start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Started {
+    /// The instance.
+    #[serde(flatten)]
+    pub instance: InstanceInfo,
+    /// The SDP text for the UE.
+    pub sdp: String,
+    /// Whether the application was pulled from the cloud for this start.
+    pub pulled: bool,
+    /// Time of the pull (0 when not pulled).
+    pub pull_ms: f64,
+    /// Package bytes pulled (0 when not pulled).
+    pub pull_bytes: u64,
+    /// Time from spawning the process to its being ready.
+    pub start_ms: f64,
+}
+
+/// An instance's status.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    /// The instance.
+    #[serde(flatten)]
+    pub instance: InstanceInfo,
+    /// "running" or "exited".
+    pub state: String,
+    /// Exit code, if it exited normally.
+    pub exit_code: Option<i32>,
+    /// Signal that ended it, if any.
+    pub exit_signal: Option<i32>,
+    /// Time since start.
+    pub uptime_ms: u64,
+}
+
+/// The answer to a DELETE.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Stopped {
+    /// Instance id.
+    pub id: String,
+    /// Exit code, if it exited normally.
+    pub exit_code: Option<i32>,
+    /// Signal that ended it, if any.
+    pub exit_signal: Option<i32>,
+    /// Whether SIGKILL was needed.
+    pub killed: bool,
+    /// Whether it had already exited before the request.
+    pub already_exited: bool,
+    /// Time the stop took.
+    pub stop_ms: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(body: &str) -> Option<String> {
+        match StartRequest::parse(body.as_bytes()) {
+            Err(AgentError::BadRequest { field, .. }) => field,
+            other => panic!("expected a bad request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn start_request_fields() {
+        let ok = r#"{"app":"snake","account":"a","token":"t","ue":"10.60.0.1:5004","fps":30}"#;
+        let r = StartRequest::parse(ok.as_bytes()).expect("ok");
+        assert_eq!(r.fps, Some(30));
+        assert_eq!(r.ue, "10.60.0.1:5004".parse().expect("addr"));
+        assert_eq!(field("{"), None);
+        assert_eq!(field("[1]"), None);
+        assert_eq!(
+            field(r#"{"app":"snake","account":"a","token":"t"}"#).as_deref(),
+            Some("ue")
+        );
+        assert_eq!(
+            field(r#"{"app":"snake","account":"a","token":"t","ue":"x"}"#).as_deref(),
+            Some("ue")
+        );
+        assert_eq!(
+            field(r#"{"app":"snake","account":"a","token":"t","ue":"0.0.0.0:5"}"#).as_deref(),
+            Some("ue")
+        );
+        assert_eq!(
+            field(r#"{"app":"../x","account":"a","token":"t","ue":"1.2.3.4:5"}"#).as_deref(),
+            Some("app")
+        );
+        assert_eq!(
+            field(r#"{"app":"s","account":7,"token":"t","ue":"1.2.3.4:5"}"#).as_deref(),
+            Some("account")
+        );
+        assert_eq!(
+            field(r#"{"app":"s","account":"a","ue":"1.2.3.4:5"}"#).as_deref(),
+            Some("token")
+        );
+        assert_eq!(
+            field(r#"{"app":"s","account":"a","token":"t","ue":"1.2.3.4:5","width":641}"#)
+                .as_deref(),
+            Some("width")
+        );
+        assert_eq!(
+            field(r#"{"app":"s","account":"a","token":"t","ue":"1.2.3.4:5","fps":"60"}"#)
+                .as_deref(),
+            Some("fps")
+        );
+        assert_eq!(
+            field(r#"{"app":"s","account":"a","token":"t","ue":"1.2.3.4:5","colour":1}"#)
+                .as_deref(),
+            Some("colour")
+        );
+    }
+}

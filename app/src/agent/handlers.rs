@@ -1,0 +1,151 @@
+//! The HTTP handlers and the router.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::Value;
+use tracing::info;
+
+use super::instances::Instance;
+use super::{Agent, AgentError, ApiError, InstanceStatus, StartRequest, Started, Stopped};
+use crate::repo;
+
+type St = State<Arc<Agent>>;
+
+fn count_err(a: &Agent, e: &AgentError) {
+    match e {
+        AgentError::BadRequest { .. } => a.m.bad_requests.fetch_add(1, Ordering::Relaxed),
+        AgentError::AppNotFound { .. } => a.m.not_found.fetch_add(1, Ordering::Relaxed),
+        _ => 0,
+    };
+}
+
+async fn create(
+    State(a): St,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Started>), AgentError> {
+    let r = async {
+        let req = StartRequest::parse(&body)?;
+        a.start_instance(req).await
+    }
+    .await;
+    match r {
+        Ok(s) => Ok((StatusCode::CREATED, Json(s))),
+        Err(e) => {
+            count_err(&a, &e);
+            Err(e)
+        }
+    }
+}
+
+async fn list(State(a): St) -> Result<Json<Vec<InstanceStatus>>, AgentError> {
+    let l: Vec<Arc<Instance>> = a
+        .instances
+        .lock()
+        .map_err(|_| AgentError::Internal("instance lock poisoned".into()))?
+        .values()
+        .cloned()
+        .collect();
+    Ok(Json(l.iter().map(|i| i.status()).collect()))
+}
+
+async fn get_one(
+    State(a): St,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<InstanceStatus>, AgentError> {
+    Ok(Json(a.get(&id)?.status()))
+}
+
+async fn delete(State(a): St, UrlPath(id): UrlPath<String>) -> Result<Json<Stopped>, AgentError> {
+    a.stop_instance(&id).await.map(Json)
+}
+
+async fn switch(
+    State(a): St,
+    UrlPath(id): UrlPath<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, AgentError> {
+    let inst = a.get(&id)?;
+    if let Some(st) = inst.proc.poll() {
+        return Err(AgentError::NotRunning {
+            id,
+            state: format!("exited: {st}"),
+        });
+    }
+    let addr = inst.started.instance.metrics;
+    let http = a.http.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        let url = format!("http://{addr}/switch");
+        let req = http
+            .post(&url)
+            .config()
+            .timeout_global(Some(Duration::from_secs(5)))
+            .build()
+            .header("content-type", "application/json");
+        let mut resp = if body.is_empty() {
+            req.send_empty()
+        } else {
+            req.send(&body[..])
+        }
+        .map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_string()
+            .unwrap_or_default();
+        Ok::<_, String>((status, text))
+    })
+    .await
+    .map_err(|e| AgentError::Internal(e.to_string()))?;
+    let (status, text) = r.map_err(|reason| AgentError::InstanceUnreachable {
+        id: id.clone(),
+        addr,
+        reason,
+    })?;
+    a.m.switches.fetch_add(1, Ordering::Relaxed);
+    info!(id, status, "switch forwarded");
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let ctype = if serde_json::from_str::<Value>(&text).is_ok() {
+        "application/json"
+    } else {
+        "text/plain; charset=utf-8"
+    };
+    Ok((status, [(axum::http::header::CONTENT_TYPE, ctype)], text).into_response())
+}
+
+async fn apps(State(a): St) -> Result<Json<Vec<repo::AppInfo>>, AgentError> {
+    Ok(Json(a.repo.list()?))
+}
+
+async fn metrics(State(a): St) -> String {
+    a.metrics_text()
+}
+
+pub(super) fn router(a: Arc<Agent>) -> Router {
+    Router::new()
+        .route("/instances", get(list).post(create))
+        .route("/instances/{id}", get(get_one).delete(delete))
+        .route("/instances/{id}/switch", post(switch))
+        .route("/apps", get(apps))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                Json(ApiError {
+                    error: "no such endpoint (see /instances, /apps, /metrics)".into(),
+                    field: None,
+                    log: None,
+                }),
+            )
+        })
+        .with_state(a)
+}

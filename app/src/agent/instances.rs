@@ -1,0 +1,348 @@
+//! Instance supervision: starting an `app instance` child for a request,
+//! waiting for it to be ready, stopping it.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{self, File};
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use super::ports::PortLease;
+use super::process::{exit_parts, http_answers, tail, Proc};
+use super::{Agent, AgentError, InstanceInfo, InstanceStatus, StartRequest, Started, Stopped};
+use crate::repo::{Installed, SNAKE_ENTRY};
+
+pub(super) struct Instance {
+    pub(super) started: Started,
+    sdp_path: PathBuf,
+    since: Instant,
+    pub(super) proc: Proc,
+    pub(super) exit_logged: AtomicBool,
+}
+
+impl Instance {
+    pub(super) fn status(&self) -> InstanceStatus {
+        let st = self.proc.poll();
+        let (exit_code, exit_signal) = exit_parts(st);
+        InstanceStatus {
+            instance: self.started.instance.clone(),
+            state: if st.is_some() { "exited" } else { "running" }.into(),
+            exit_code,
+            exit_signal,
+            uptime_ms: self.since.elapsed().as_millis() as u64,
+        }
+    }
+}
+
+impl Agent {
+    fn build_command(
+        &self,
+        req: &StartRequest,
+        installed: &Installed,
+        name: &str,
+        input_port: u16,
+        metrics: SocketAddr,
+        sdp: &Path,
+    ) -> Command {
+        // Defaults from the manifest, overridden by the request; the agent
+        // owns the connection flags.
+        let mut flags: BTreeMap<String, String> = installed.manifest.args.clone();
+        const OWNED: [&str; 8] = [
+            "cloud",
+            "account",
+            "token",
+            "name",
+            "ue",
+            "bind",
+            "input-listen",
+            "sdp",
+        ];
+        flags.retain(|k, _| !OWNED.contains(&k.as_str()) && k != "metrics");
+        for (k, v) in [
+            ("width", req.width),
+            ("height", req.height),
+            ("fps", req.fps),
+            ("bitrate", req.bitrate),
+        ] {
+            if let Some(v) = v {
+                flags.insert(k.into(), v.to_string());
+            }
+        }
+        let mut cmd = Command::new(&self.app_bin);
+        cmd.arg("instance")
+            .arg("--cloud")
+            .arg(&self.args.cloud_sync)
+            .arg("--account")
+            .arg(&req.account)
+            .arg("--token")
+            .arg(&req.token)
+            .arg("--name")
+            .arg(name)
+            .arg("--ue")
+            .arg(req.ue.to_string())
+            .arg("--bind")
+            .arg(self.args.instance_bind.to_string())
+            .arg("--input-listen")
+            .arg(SocketAddr::new(self.args.input_host, input_port).to_string());
+        for (k, v) in &flags {
+            cmd.arg(format!("--{k}")).arg(v);
+        }
+        cmd.arg("--sdp")
+            .arg(sdp)
+            .arg("--metrics")
+            .arg(metrics.to_string())
+            .current_dir(&installed.dir)
+            .stdin(Stdio::null())
+            .process_group(0);
+        // An agent killed outright (SIGKILL, a crash) takes its instances
+        // along: the kernel sends them SIGTERM when the thread that started
+        // them dies (a runtime worker, alive as long as the agent).
+        let agent_pid = std::process::id();
+        // SAFETY: the closure runs in the child between fork and exec and
+        // only calls async-signal-safe functions (prctl, getppid).
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The agent died before the prctl: nobody would stop us.
+                if libc::getppid() as u32 != agent_pid {
+                    return Err(std::io::Error::other("the agent is gone"));
+                }
+                Ok(())
+            });
+        }
+        cmd
+    }
+
+    pub(super) async fn start_instance(
+        self: &Arc<Self>,
+        req: StartRequest,
+    ) -> Result<Started, AgentError> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(AgentError::Stopping);
+        }
+        let (installed, pulled, pull_time, pull_bytes) = self.ensure_app(&req.app).await?;
+        if installed.manifest.entry != SNAKE_ENTRY {
+            return Err(AgentError::UnsupportedEntry {
+                app: req.app.clone(),
+                entry: installed.manifest.entry.clone(),
+            });
+        }
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = format!("i{n}");
+        let name = format!("{}-{id}", self.args.name);
+        let (taken_in, taken_m): (HashSet<u16>, HashSet<u16>) = {
+            let l = self
+                .instances
+                .lock()
+                .map_err(|_| AgentError::Internal("instance lock poisoned".into()))?;
+            (
+                l.values().map(|i| i.started.instance.input_port).collect(),
+                l.values()
+                    .map(|i| i.started.instance.metrics.port())
+                    .collect(),
+            )
+        };
+        let input_port =
+            self.alloc_port(self.args.input_ports, true, self.args.input_host, &taken_in)?;
+        let mut lease = PortLease {
+            agent: self,
+            ports: vec![(true, input_port)],
+        };
+        let mport = self.alloc_port(
+            self.args.metrics_ports,
+            false,
+            self.args.metrics_host,
+            &taken_m,
+        )?;
+        lease.ports.push((false, mport));
+        let metrics = SocketAddr::new(self.args.metrics_host, mport);
+        let log_path = self.run_dir.join(format!("{id}.log"));
+        let sdp_path = self.run_dir.join(format!("{id}.sdp"));
+        let _ = fs::remove_file(&sdp_path);
+        let log = File::create(&log_path).map_err(|source| AgentError::Setup {
+            what: log_path.display().to_string(),
+            source,
+        })?;
+        let log2 = log.try_clone().map_err(|source| AgentError::Setup {
+            what: log_path.display().to_string(),
+            source,
+        })?;
+        let mut cmd = self.build_command(&req, &installed, &name, input_port, metrics, &sdp_path);
+        cmd.stdout(log).stderr(log2);
+        let cleanup = |what: &str| {
+            let _ = fs::remove_file(&sdp_path);
+            let _ = fs::remove_file(&log_path);
+            self.m.start_failures.fetch_add(1, Ordering::Relaxed);
+            warn!(%id, app = %req.app, "start failed: {what}");
+        };
+        let t0 = Instant::now();
+        let child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                let reason = format!("cannot run {}: {e}", self.app_bin.display());
+                cleanup(&reason);
+                return Err(AgentError::StartFailed {
+                    id,
+                    app: req.app.clone(),
+                    reason,
+                    log: Vec::new(),
+                });
+            }
+        };
+        let proc = Proc::new(child);
+        let deadline = t0 + Self::secs(self.args.start_timeout);
+        let failure: Option<String> = loop {
+            if let Some(st) = proc.poll() {
+                break Some(format!("it exited ({st}) before it was ready"));
+            }
+            if self.cancel.load(Ordering::Relaxed) {
+                break Some("the agent is stopping".into());
+            }
+            let sdp_ready = fs::metadata(&sdp_path).is_ok_and(|m| m.len() > 0);
+            if sdp_ready && http_answers(metrics).await {
+                // Still alive after answering?
+                if let Some(st) = proc.poll() {
+                    break Some(format!("it exited ({st}) right after starting"));
+                }
+                break None;
+            }
+            if Instant::now() >= deadline {
+                break Some(format!(
+                    "not ready within {:.1} s (SDP file {}, metrics {metrics} {})",
+                    self.args.start_timeout,
+                    if sdp_ready { "written" } else { "missing" },
+                    if sdp_ready {
+                        "not answering"
+                    } else {
+                        "not checked"
+                    }
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        if let Some(reason) = failure {
+            proc.stop(Duration::from_secs(1)).await;
+            let log = tail(&log_path, 20);
+            cleanup(&reason);
+            return Err(AgentError::StartFailed {
+                id,
+                app: req.app.clone(),
+                reason,
+                log,
+            });
+        }
+        let start_time = t0.elapsed();
+        let sdp = match fs::read_to_string(&sdp_path) {
+            Ok(s) => s,
+            Err(e) => {
+                proc.stop(Duration::from_secs(1)).await;
+                let log = tail(&log_path, 20);
+                let reason = format!("cannot read its SDP file {}: {e}", sdp_path.display());
+                cleanup(&reason);
+                return Err(AgentError::StartFailed {
+                    id,
+                    app: req.app.clone(),
+                    reason,
+                    log,
+                });
+            }
+        };
+        let started = Started {
+            instance: InstanceInfo {
+                id: id.clone(),
+                app: req.app.clone(),
+                version: installed.manifest.version.clone(),
+                account: req.account.clone(),
+                name,
+                pid: proc.pid,
+                ue: req.ue,
+                input_port,
+                metrics,
+                log: log_path,
+            },
+            sdp,
+            pulled,
+            pull_ms: pull_time.as_secs_f64() * 1e3,
+            pull_bytes,
+            start_ms: start_time.as_secs_f64() * 1e3,
+        };
+        let inst = Arc::new(Instance {
+            started: started.clone(),
+            sdp_path,
+            since: t0,
+            proc,
+            exit_logged: AtomicBool::new(false),
+        });
+        {
+            let mut l = self
+                .instances
+                .lock()
+                .map_err(|_| AgentError::Internal("instance lock poisoned".into()))?;
+            l.insert(id.clone(), inst.clone());
+        }
+        drop(lease);
+        // The agent may have begun stopping while this start finished.
+        if self.cancel.load(Ordering::Relaxed) {
+            self.stop_instance(&id).await.ok();
+            return Err(AgentError::Stopping);
+        }
+        self.m.starts.fetch_add(1, Ordering::Relaxed);
+        info!(
+            %id, app = %started.instance.app, account = %started.instance.account, pid = started.instance.pid,
+            input_port, %metrics, pulled, pull_ms = started.pull_ms,
+            start_ms = started.start_ms, "instance started"
+        );
+        Ok(started)
+    }
+
+    pub(super) fn get(&self, id: &str) -> Result<Arc<Instance>, AgentError> {
+        self.instances
+            .lock()
+            .map_err(|_| AgentError::Internal("instance lock poisoned".into()))?
+            .get(id)
+            .cloned()
+            .ok_or_else(|| AgentError::NoInstance(id.into()))
+    }
+
+    pub(super) async fn stop_instance(&self, id: &str) -> Result<Stopped, AgentError> {
+        let inst = self
+            .instances
+            .lock()
+            .map_err(|_| AgentError::Internal("instance lock poisoned".into()))?
+            .remove(id)
+            .ok_or_else(|| AgentError::NoInstance(id.into()))?;
+        let t0 = Instant::now();
+        let already_exited = inst.proc.poll().is_some();
+        let (st, killed) = inst.proc.stop(Self::secs(self.args.stop_timeout)).await;
+        let _ = fs::remove_file(&inst.sdp_path);
+        let (exit_code, exit_signal) = exit_parts(st);
+        self.m.stops.fetch_add(1, Ordering::Relaxed);
+        info!(id, ?exit_code, ?exit_signal, killed, "instance stopped");
+        Ok(Stopped {
+            id: id.into(),
+            exit_code,
+            exit_signal,
+            killed,
+            already_exited,
+            stop_ms: t0.elapsed().as_secs_f64() * 1e3,
+        })
+    }
+
+    pub(super) async fn stop_all(&self) {
+        let ids: Vec<String> = self
+            .instances
+            .lock()
+            .map(|l| l.keys().cloned().collect())
+            .unwrap_or_default();
+        let futs = ids.iter().map(|id| self.stop_instance(id));
+        futures::future::join_all(futs).await;
+    }
+}
