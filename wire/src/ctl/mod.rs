@@ -11,10 +11,16 @@
 //! | N2 SMF -> gNB | `POST http://GNB_CP:7002/n2/tunnels` | [`TunnelSetup`] | 201 [`TunnelSetupResponse`] |
 //! | N2 SMF -> gNB | `DELETE http://GNB_CP:7002/n2/tunnels/{dl_teid}` | - | 204 |
 //!
+//! CSM's migration messages (N1-lite, relayed by the gNB like the session
+//! calls; the SMF's migration manager answers) are in [`migration`], with
+//! their own table.
+//!
 //! Errors on every API are a 4xx/5xx status with an [`ApiError`] body.
 
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr};
+
+pub mod migration;
 
 /// Default TCP port of the SMF's HTTP API (N1-lite relay target, CLI).
 pub const SMF_PORT: u16 = 7000;
