@@ -19,7 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gnb::testkit::{addr, FakeSession, InProcessGnb, Netns, RoutedUpf, Topo};
+use testkit::gnb::{addr, FakeSession, InProcessGnb, RoutedUpf, Topo};
+use testkit::Netns;
 use wire::ctl::{TunnelSetup, TunnelSetupResponse};
 
 const TUNNEL_SRC: Ipv4Addr = Ipv4Addr::new(10, 45, 0, 2);

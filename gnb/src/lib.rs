@@ -16,15 +16,12 @@
 //! - [`daemon`]: bring-up and tear-down;
 //! - [`netcfg`], [`tun`]: rtnetlink helpers and the TUN device (also used by
 //!   the `ue` crate);
-//! - [`testkit`]: namespaces with cleanup guards, a fake UPF and a fake SMF,
-//!   for this crate's tests, the `ue` tests and the throughput example.
 
 pub mod api;
 pub mod config;
 pub mod daemon;
 pub mod datapath;
 pub mod netcfg;
-pub mod testkit;
 pub mod tun;
 pub mod tunnels;
 

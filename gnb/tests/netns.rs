@@ -7,8 +7,9 @@
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use gnb::testkit::{addr, wait_until, FakeSession, FakeSmf, FakeUpf, Netns, Topo};
 use gnb::tunnels::TunnelView;
+use testkit::gnb::{addr, FakeSession, FakeSmf, FakeUpf, Topo};
+use testkit::{wait_until, Netns};
 use wire::ctl::{ApiError, SessionInfo, TunnelSetup, TunnelSetupResponse};
 use wire::gtpu::{encap_in_place, GpduHeader, Repr};
 
@@ -511,8 +512,8 @@ fn n1_relay_reaches_the_smf_which_sets_up_the_tunnel() {
 /// (segments larger than the TUN MTU exercise path MTU discovery).
 #[test]
 fn tcp_echo_through_the_tunnel() {
-    use gnb::testkit::RoutedUpf;
     use std::io::{Read, Write};
+    use testkit::gnb::RoutedUpf;
     let topo = Topo::new("h7t").unwrap();
     let upf = RoutedUpf::start(&topo.upf, addr::UPF_N3).unwrap();
     let (_gnb, _f) = topo.start_gnb(BIN, &topo.gnb_config(7000)).unwrap();

@@ -8,7 +8,8 @@ use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::process::Command;
 use std::time::Duration;
 
-use gnb::testkit::{addr, wait_until, FakeSmf, FakeUpf, InProcessGnb, Netns, TempFile, Topo};
+use testkit::gnb::{addr, FakeSmf, FakeUpf, InProcessGnb, Topo};
+use testkit::{wait_until, Netns, TempFile};
 use ue::UeConfig;
 use wire::ctl::SessionInfo;
 
@@ -71,7 +72,7 @@ fn bed(tag: &str) -> Bed {
     }
 }
 
-fn start_ue(b: &Bed, cfg: &UeConfig) -> (gnb::testkit::Process, TempFile) {
+fn start_ue(b: &Bed, cfg: &UeConfig) -> (testkit::Process, TempFile) {
     let f = TempFile::new(
         &format!("{}-{}.toml", b.topo.ue.name, cfg.api.port()),
         &cfg.to_toml(),
@@ -260,7 +261,7 @@ fn two_ues_in_one_namespace_and_sessions_from_config() {
 /// bridge in its own namespace) on the gNB's single radio interface.
 #[test]
 fn ues_behind_a_cell_switch() {
-    use gnb::testkit::{unique, Netns};
+    use testkit::{unique, Netns};
     let base = unique("h7c");
     let gnb_ns = Netns::new(&format!("{base}g")).unwrap();
     let upf_ns = Netns::new(&format!("{base}p")).unwrap();

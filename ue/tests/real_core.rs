@@ -9,7 +9,8 @@ use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::process::Command;
 use std::time::Duration;
 
-use gnb::testkit::{wait_until, InProcessGnb, Netns, TempFile, Topo};
+use testkit::gnb::{InProcessGnb, Topo};
+use testkit::{wait_until, Netns, TempFile};
 use ue::UeConfig;
 use wire::ctl::SessionInfo;
 

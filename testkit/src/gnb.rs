@@ -1,186 +1,19 @@
-//! Test harness (root only): network namespaces and processes with cleanup
-//! guards, a small UE -- gNB -- UPF topology, a fake UPF that answers
-//! G-PDUs, and a fake SMF that drives the gNB's N2-lite API the way the real
-//! SMF does. Used by this crate's tests, the `ue` tests and the throughput
-//! example; not part of the daemon.
-//!
-//! Every guard removes what it made on drop, also when a test panics.
+//! A UE -- gNB -- UPF topology in three namespaces, the gNB in-process or
+//! as a process, a fake UPF that answers G-PDUs, a routed stand-in UPF, and
+//! a fake SMF that drives the gNB's N2-lite API the way the real SMF does.
+//! Used by the gnb and ue tests and the gNB throughput example.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use wire::ctl::{ApiError, SessionInfo, SessionRequest, TunnelSetup, TunnelSetupResponse};
 use wire::gtpu::{decap, encap_in_place, GpduHeader, MessageType, PduSessionInfo};
 
-/// A harness step failed (the message says which command and why).
-pub type KitResult<T> = Result<T, String>;
-
-/// Runs a command, failing with its stderr.
-pub fn run_cmd(prog: &str, args: &[&str]) -> KitResult<String> {
-    let out = Command::new(prog)
-        .args(args)
-        .output()
-        .map_err(|e| format!("{prog} {}: {e}", args.join(" ")))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{prog} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// `ip -n NS ARGS...`.
-pub fn ip_in(ns: &str, args: &[&str]) -> KitResult<String> {
-    let mut v = vec!["-n", ns];
-    v.extend_from_slice(args);
-    run_cmd("ip", &v)
-}
-
-static UNIQUE: AtomicU32 = AtomicU32::new(0);
-
-/// A short name unique to this process and call (`PREFIX` + pid + counter),
-/// for namespaces that tests running in parallel must not share.
-pub fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}{}x{}",
-        std::process::id() % 100_000,
-        UNIQUE.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A network namespace (`ip netns add`), deleted on drop.
-#[derive(Debug)]
-pub struct Netns {
-    /// Its name under /run/netns.
-    pub name: String,
-}
-
-impl Netns {
-    /// Creates the namespace and brings its loopback up.
-    pub fn new(name: &str) -> KitResult<Netns> {
-        run_cmd("ip", &["netns", "add", name])?;
-        let ns = Netns { name: name.into() };
-        ip_in(name, &["link", "set", "lo", "up"])?;
-        Ok(ns)
-    }
-
-    /// `ip -n NAME ARGS...`.
-    pub fn ip(&self, args: &[&str]) -> KitResult<String> {
-        ip_in(&self.name, args)
-    }
-
-    /// Runs `f` on a thread inside the namespace (sockets it opens stay
-    /// there) and returns its result.
-    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> KitResult<T> {
-        self.spawn(f)?
-            .join()
-            .map_err(|_| format!("thread in {} panicked", self.name))
-    }
-
-    /// Starts `f` on a thread inside the namespace. Threads it starts
-    /// (a tokio runtime's workers) are in the namespace too.
-    pub fn spawn<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> KitResult<JoinHandle<T>> {
-        let path = format!("/run/netns/{}", self.name);
-        let file = File::open(&path).map_err(|e| format!("{path}: {e}"))?;
-        std::thread::Builder::new()
-            .name(format!("ns-{}", self.name))
-            .spawn(move || {
-                // The thread was just made for this: if it cannot enter the
-                // namespace, nothing it would do is meaningful.
-                #[allow(clippy::expect_used)]
-                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
-                    .expect("setns into a namespace this process made");
-                f()
-            })
-            .map_err(|e| format!("spawn thread: {e}"))
-    }
-
-    /// Starts a program inside the namespace (`ip netns exec`); it is
-    /// stopped (SIGTERM, then SIGKILL) when the guard drops.
-    pub fn spawn_process(&self, prog: &str, args: &[&str]) -> KitResult<Process> {
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.name, prog])
-            .args(args)
-            .stdin(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("spawn {prog}: {e}"))?;
-        Ok(Process { child: Some(child) })
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = run_cmd("ip", &["netns", "del", &self.name]);
-    }
-}
-
-/// A child process, stopped on drop.
-#[derive(Debug)]
-pub struct Process {
-    child: Option<Child>,
-}
-
-impl Process {
-    /// Sends SIGTERM and waits up to `grace` before SIGKILL; returns whether
-    /// it exited on its own with success.
-    pub fn stop(&mut self, grace: Duration) -> bool {
-        let Some(mut child) = self.child.take() else {
-            return false;
-        };
-        if let Ok(pid) = i32::try_from(child.id()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-        let end = Instant::now() + grace;
-        while Instant::now() < end {
-            if let Ok(Some(st)) = child.try_wait() {
-                return st.success();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        false
-    }
-
-    /// Whether it is still running.
-    pub fn running(&mut self) -> bool {
-        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.stop(Duration::from_secs(3));
-    }
-}
-
-/// Waits until `f` is true, polling every 20 ms, at most `timeout`.
-pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use crate::{unique, wait_until, KitResult, Netns, Process, TempFile};
 
 /// Addresses of [`Topo`].
 pub mod addr {
@@ -262,8 +95,8 @@ impl Topo {
 
     /// A gNB configuration for this topology (N2 on the N3 address, SMF
     /// API at the UPF's address).
-    pub fn gnb_config(&self, smf_port: u16) -> crate::GnbConfig {
-        let mut c = crate::GnbConfig::with_name("gnb-test");
+    pub fn gnb_config(&self, smf_port: u16) -> gnb::GnbConfig {
+        let mut c = gnb::GnbConfig::with_name("gnb-test");
         c.radio_addr = addr::GNB_RADIO;
         c.n3_addr = addr::GNB_N3;
         c.cp_addr = addr::GNB_N3;
@@ -273,7 +106,7 @@ impl Topo {
 
     /// Starts the `gnb` binary in the gNB namespace with `cfg` (written to
     /// a temporary file) and waits until its N2 API answers.
-    pub fn start_gnb(&self, bin: &str, cfg: &crate::GnbConfig) -> KitResult<(Process, TempFile)> {
+    pub fn start_gnb(&self, bin: &str, cfg: &gnb::GnbConfig) -> KitResult<(Process, TempFile)> {
         let file = TempFile::new(&format!("{}.toml", self.gnb.name), &cfg.to_toml())?;
         let mut p = self
             .gnb
@@ -305,9 +138,9 @@ pub struct InProcessGnb {
 }
 
 impl InProcessGnb {
-    /// Starts [`crate::run`] with `cfg` in `ns` and waits until its N2 API
+    /// Starts [`gnb::run`] with `cfg` in `ns` and waits until its N2 API
     /// accepts connections.
-    pub fn start(ns: &Netns, cfg: crate::GnbConfig) -> KitResult<InProcessGnb> {
+    pub fn start(ns: &Netns, cfg: gnb::GnbConfig) -> KitResult<InProcessGnb> {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let api = cfg.n2_api();
         let thread = ns.spawn(move || {
@@ -316,7 +149,7 @@ impl InProcessGnb {
                 .enable_all()
                 .build()
                 .map_err(|e| e.to_string())?;
-            rt.block_on(crate::run(cfg, async {
+            rt.block_on(gnb::run(cfg, async {
                 let _ = rx.await;
             }))
             .map_err(|e| e.to_string())
@@ -355,31 +188,6 @@ impl Drop for InProcessGnb {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-    }
-}
-
-/// A file removed on drop.
-#[derive(Debug)]
-pub struct TempFile {
-    path: String,
-}
-
-impl TempFile {
-    /// Writes `text` to a new file in the temporary directory.
-    pub fn new(name: &str, text: &str) -> KitResult<TempFile> {
-        let path = std::env::temp_dir().join(name).display().to_string();
-        std::fs::write(&path, text).map_err(|e| format!("{path}: {e}"))?;
-        Ok(TempFile { path })
-    }
-    /// Its path.
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -583,7 +391,7 @@ impl RoutedUpf {
     pub fn start(ns: &Netns, addr: Ipv4Addr) -> KitResult<RoutedUpf> {
         let (sock, tun) = ns.run(move || {
             let sock = UdpSocket::bind((addr, wire::gtpu::PORT)).map_err(|e| e.to_string())?;
-            let tun = crate::tun::Tun::open("n6").map_err(|e| e.to_string())?;
+            let tun = gnb::tun::Tun::open("n6").map_err(|e| e.to_string())?;
             Ok::<_, String>((sock, tun))
         })??;
         ns.ip(&["link", "set", "n6", "up"])?;
@@ -811,7 +619,7 @@ async fn smf_create(
     body: axum::body::Bytes,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let req: SessionRequest = match crate::api::parse_json(&body) {
+    let req: SessionRequest = match gnb::api::parse_json(&body) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };

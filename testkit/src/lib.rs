@@ -1,0 +1,237 @@
+//! The test kit every crate's tests share (a dev-only crate): network
+//! namespaces and processes with cleanup guards, temporary files, waiting
+//! for a condition with a deadline, and the gates for tests that need root
+//! or an external tool. [`gnb`] adds a small UE -- gNB -- UPF topology, a
+//! fake UPF that answers G-PDUs, and a fake SMF that drives the gNB's
+//! N2-lite API the way the real SMF does.
+//!
+//! Every guard removes what it made on drop, also when a test panics.
+//!
+//! Tests that need root carry `#[ignore = "needs root: ..."]`, so that a
+//! plain `cargo test` reports them as not run; `./minedge test` runs them
+//! as root (`--include-ignored`), and they call [`require_root`] first, so
+//! that a run of them without root fails instead of passing silently.
+
+pub mod gnb;
+
+use std::fs::File;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// A harness step failed (the message says which command and why).
+pub type KitResult<T> = Result<T, String>;
+
+/// Runs a command, failing with its stderr.
+pub fn run_cmd(prog: &str, args: &[&str]) -> KitResult<String> {
+    let out = Command::new(prog)
+        .args(args)
+        .output()
+        .map_err(|e| format!("{prog} {}: {e}", args.join(" ")))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{prog} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `ip -n NS ARGS...`.
+pub fn ip_in(ns: &str, args: &[&str]) -> KitResult<String> {
+    let mut v = vec!["-n", ns];
+    v.extend_from_slice(args);
+    run_cmd("ip", &v)
+}
+
+static UNIQUE: AtomicU32 = AtomicU32::new(0);
+
+/// A short name unique to this process and call (`PREFIX` + pid + counter),
+/// for namespaces that tests running in parallel must not share.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}x{}",
+        std::process::id() % 100_000,
+        UNIQUE.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A network namespace (`ip netns add`), deleted on drop.
+#[derive(Debug)]
+pub struct Netns {
+    /// Its name under /run/netns.
+    pub name: String,
+}
+
+impl Netns {
+    /// Creates the namespace and brings its loopback up.
+    pub fn new(name: &str) -> KitResult<Netns> {
+        run_cmd("ip", &["netns", "add", name])?;
+        let ns = Netns { name: name.into() };
+        ip_in(name, &["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// `ip -n NAME ARGS...`.
+    pub fn ip(&self, args: &[&str]) -> KitResult<String> {
+        ip_in(&self.name, args)
+    }
+
+    /// Runs `f` on a thread inside the namespace (sockets it opens stay
+    /// there) and returns its result.
+    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> KitResult<T> {
+        self.spawn(f)?
+            .join()
+            .map_err(|_| format!("thread in {} panicked", self.name))
+    }
+
+    /// Starts `f` on a thread inside the namespace. Threads it starts
+    /// (a tokio runtime's workers) are in the namespace too.
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> KitResult<JoinHandle<T>> {
+        let path = format!("/run/netns/{}", self.name);
+        let file = File::open(&path).map_err(|e| format!("{path}: {e}"))?;
+        std::thread::Builder::new()
+            .name(format!("ns-{}", self.name))
+            .spawn(move || {
+                // The thread was just made for this: if it cannot enter the
+                // namespace, nothing it would do is meaningful.
+                #[allow(clippy::expect_used)]
+                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .expect("setns into a namespace this process made");
+                f()
+            })
+            .map_err(|e| format!("spawn thread: {e}"))
+    }
+
+    /// Starts a program inside the namespace (`ip netns exec`); it is
+    /// stopped (SIGTERM, then SIGKILL) when the guard drops.
+    pub fn spawn_process(&self, prog: &str, args: &[&str]) -> KitResult<Process> {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.name, prog])
+            .args(args)
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("spawn {prog}: {e}"))?;
+        Ok(Process { child: Some(child) })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = run_cmd("ip", &["netns", "del", &self.name]);
+    }
+}
+
+/// A child process, stopped on drop.
+#[derive(Debug)]
+pub struct Process {
+    child: Option<Child>,
+}
+
+impl Process {
+    /// Sends SIGTERM and waits up to `grace` before SIGKILL; returns whether
+    /// it exited on its own with success.
+    pub fn stop(&mut self, grace: Duration) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        if let Ok(pid) = i32::try_from(child.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let end = Instant::now() + grace;
+        while Instant::now() < end {
+            if let Ok(Some(st)) = child.try_wait() {
+                return st.success();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(3));
+    }
+}
+
+/// Waits until `f` is true, polling every 20 ms, at most `timeout`.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Fails the test unless it runs as root. For tests marked
+/// `#[ignore = "needs root: ..."]`, which only run when asked for.
+pub fn require_root() {
+    assert!(
+        is_root(),
+        "this test needs root (network namespaces, TUN, tc): run it as root, e.g. `./minedge test`"
+    );
+}
+
+/// Fails the test unless `tool` is on the PATH (the test command installs
+/// every tool the tests use; a test never skips for want of one).
+pub fn require_tool(tool: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "this test needs `{tool}` on the PATH: `./minedge test` installs it (Debian package names in the README)"
+    );
+}
+
+/// A file removed on drop.
+#[derive(Debug)]
+pub struct TempFile {
+    path: String,
+}
+
+impl TempFile {
+    /// Writes `text` to a new file in the temporary directory.
+    pub fn new(name: &str, text: &str) -> KitResult<TempFile> {
+        let path = std::env::temp_dir().join(name).display().to_string();
+        std::fs::write(&path, text).map_err(|e| format!("{path}: {e}"))?;
+        Ok(TempFile { path })
+    }
+    /// Its path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
