@@ -21,23 +21,68 @@
 //!   after `--stop-timeout`; -> [`Stopped`].
 //! - `POST /instances/{id}/switch`: forwarded to the instance's
 //!   `POST /switch` on its metrics address; its answer is passed back.
+//! - `POST /apps/{app}/pull` -> 200 [`Pulled`] `{app, version, pulled,
+//!   pull_ms, bytes}`: makes the edge repository warm without starting
+//!   anything (pulls the application when missing; `pulled` false, `pull_ms`
+//!   and `bytes` 0 when it was there). Errors as for a start: 404, 502, and
+//!   nothing half-installed. Concurrent pulls and starts of one application
+//!   pull it once.
+//! - `DELETE /apps/{app}` -> 200 [`Removed`] `{app, version}`: makes the edge
+//!   repository cold again; 409 while an instance of the application runs
+//!   or starts (an instance that exited does not count), 404 when it is not
+//!   in the edge repository. With the pull-only request, a migration run sets
+//!   the destination's warmth explicitly.
 //! - `GET /apps` (edge repository), `GET /metrics`, `GET /healthz`.
+//!
+//! # Timing of a start
+//!
+//! All times are from the moment the `POST /instances` request arrived (the
+//! host's real-time clock, which the agent and its instances share):
+//!
+//! - `pull_ms`: the pull, when there was one;
+//! - `start_ms`: until the process was ready (logged in, endpoints up), as
+//!   the instance itself reports it (`app_instance_ready_unix_ns` on its
+//!   metrics endpoint; when it does not, the moment the agent saw it ready);
+//!   `spawn_ms` is the part after the process was spawned;
+//! - `first_frame_ms`: until the instance's first RTP frame had been sent
+//!   (`app_instance_first_frame_unix_ns`, written by the instance once all
+//!   the frame's datagrams have left). The `POST` answers at readiness and
+//!   does not wait for the first frame: its `first_frame_ms` is null unless
+//!   the frame had already gone. `GET /instances/{id}` (and `GET
+//!   /instances`) asks a running instance that has not reported it yet, and
+//!   carries it from then on; so a client that needs it polls the `GET`.
+//!   `first_frame_ms >= start_ms` always: an instance is ready before it
+//!   renders.
+//!
+//! # Ports
+//!
+//! Each instance gets an input (UDP) and a metrics (TCP) port from
+//! `--input-ports` and `--metrics-ports`. An instance holds them while its
+//! process runs: once it exits, on its own or stopped, they serve the next
+//! start (its record, still listed until `DELETE`, keeps showing them). The
+//! agent answers 503 only when the running instances and the starts in
+//! progress hold the whole range.
+//!
+//! # Errors
 //!
 //! Errors are `{"error": ..., "field"?: ..., "log"?: [...]}`: 400 for a bad
 //! request (naming the field), 404 for an application in neither repository
-//! or an unknown instance, 502 when the cloud repository is unreachable or
-//! sends a bad package (nothing is installed then), 500 when an instance
-//! fails to start.
+//! or an unknown instance, 409 for removing an application in use, 502 when
+//! the cloud repository is unreachable or sends a bad package (nothing is
+//! installed then), 500 when an instance fails to start, 503 when no port is
+//! free or the agent is stopping.
 //!
 //! On SIGTERM/SIGINT the agent stops every instance, aborts pulls in
+//! progress (removing their staging directories) and exits.
 //!
 //! # Modules
 //!
 //! [`config`] (command line, port ranges), [`error`] (errors and their
 //! statuses), [`api`] (request and answer types), and, private: `handlers`
 //! (HTTP), `instances` (starting, watching and stopping instances),
-//! `process` (the child process), `ports` (port allocation), `pull` (the
-//! edge repository filled from the cloud), `metrics`.
+//! `process` (the child process, its readiness probe), `ports` (port
+//! allocation), `pull` (the edge repository filled from the cloud, made
+//! warm or cold on request), `metrics`.
 
 pub mod api;
 pub mod config;
@@ -60,7 +105,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-pub use api::{InstanceInfo, InstanceStatus, StartRequest, Started, Stopped};
+pub use api::{InstanceInfo, InstanceStatus, Pulled, Removed, StartRequest, Started, Stopped};
 pub use config::{AgentArgs, PortRange};
 pub use error::{AgentError, ApiError};
 
@@ -79,7 +124,10 @@ struct Agent {
     http: ureq::Agent,
     instances: Mutex<BTreeMap<String, Arc<Instance>>>,
     reserved: Mutex<HashSet<(bool, u16)>>,
+    /// Per application: serializes its pulls and its removal.
     pull_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Per application: starts in progress that use it (see `pull::AppUse`).
+    app_users: Mutex<HashMap<String, usize>>,
     next_id: AtomicU64,
     cancel: Arc<AtomicBool>,
     pulls_in_flight: AtomicU64,
@@ -177,6 +225,7 @@ pub async fn start(args: AgentArgs) -> Result<RunningAgent, AgentError> {
         instances: Mutex::default(),
         reserved: Mutex::default(),
         pull_locks: Mutex::default(),
+        app_users: Mutex::default(),
         next_id: AtomicU64::new(1),
         cancel: Arc::new(AtomicBool::new(false)),
         pulls_in_flight: AtomicU64::new(0),

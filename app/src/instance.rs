@@ -459,6 +459,10 @@ pub struct Metrics {
     pub switches: AtomicU64,
     /// 1 primary, 0 secondary.
     pub primary: AtomicU8,
+    /// When the instance became ready (logged in, endpoints up), Unix ns.
+    pub ready_unix_ns: AtomicU64,
+    /// When the first frame's datagrams had all been sent, Unix ns (0: not yet).
+    pub first_frame_unix_ns: AtomicU64,
 }
 
 impl Metrics {
@@ -630,6 +634,20 @@ impl Metrics {
         );
         c(
             &mut s,
+            "app_instance_ready_unix_ns",
+            "When the instance became ready, Unix ns.",
+            "gauge",
+            g(&self.ready_unix_ns),
+        );
+        c(
+            &mut s,
+            "app_instance_first_frame_unix_ns",
+            "When its first frame had been sent, Unix ns (0: not yet).",
+            "gauge",
+            g(&self.first_frame_unix_ns),
+        );
+        c(
+            &mut s,
             "app_instance_switches_total",
             "Switching signals sent.",
             "counter",
@@ -796,6 +814,11 @@ pub fn run(args: InstanceArgs) -> Result<(), InstanceError> {
         .world_tick
         .store(copy.world().tick, Ordering::Relaxed);
 
+    // Ready from here on: the agent reads this from the metrics endpoint.
+    shared
+        .metrics
+        .ready_unix_ns
+        .store(realtime_ns(), Ordering::Relaxed);
     let mut threads = Vec::new();
     let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
         std::thread::Builder::new()
@@ -905,8 +928,10 @@ fn frame_loop(cfg: StreamerConfig, rtp: &UdpSocket, sh: &Shared) -> Result<(), I
                 }
             }
         }
-        if all {
-            m.frames_sent.fetch_add(1, Ordering::Relaxed);
+        // The first frame whose datagrams all left: the agent's first_frame_ms.
+        if all && m.frames_sent.fetch_add(1, Ordering::Relaxed) == 0 {
+            m.first_frame_unix_ns
+                .store(realtime_ns(), Ordering::Relaxed);
         }
     }
     Ok(())

@@ -531,11 +531,15 @@ impl Repository {
         }
     }
 
-    fn new_staging(&self, name: &str) -> Result<StagingGuard<'_>, RepoError> {
+    /// A fresh staging path for `name`: `.staging-<name>-<pid>-<n>`.
+    fn staging_path(&self, name: &str) -> PathBuf {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let path = self
-            .dir
-            .join(format!("{STAGING_PREFIX}{name}-{}-{n}", std::process::id()));
+        self.dir
+            .join(format!("{STAGING_PREFIX}{name}-{}-{n}", std::process::id()))
+    }
+
+    fn new_staging(&self, name: &str) -> Result<StagingGuard<'_>, RepoError> {
+        let path = self.staging_path(name);
         if let Ok(mut s) = self.staging.lock() {
             s.insert(path.clone());
         }
@@ -670,6 +674,23 @@ impl Repository {
             bytes,
             raced,
         })
+    }
+
+    /// Removes the installed application `name`: renames its directory to a
+    /// staging name (so that it is gone for [`Repository::get`] at once, and
+    /// a removal cut short is cleaned up by the next [`Repository::open`]),
+    /// then deletes it. Returns its manifest, or None if it was not there.
+    pub fn remove(&self, name: &str) -> Result<Option<Manifest>, RepoError> {
+        let Some(installed) = self.get(name)? else {
+            return Ok(None);
+        };
+        let trash = self.staging_path(name);
+        fs::rename(&installed.dir, &trash).map_err(io_err(&installed.dir))?;
+        if let Ok(d) = File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        fs::remove_dir_all(&trash).map_err(io_err(&trash))?;
+        Ok(Some(installed.manifest))
     }
 
     /// Publishes a package built from a payload: `payload` is called twice
@@ -1232,6 +1253,20 @@ mod tests {
         fs::write(d.join(".staging-snake-999999999-0").join("x"), b"x").expect("w");
         let _r = Repository::open(&d).expect("open");
         assert_eq!(fs::read_dir(&d).expect("ls").count(), 0);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn remove_leaves_nothing() {
+        let d = tmp("remove");
+        let r = Repository::open(&d).expect("open");
+        r.publish_snake(4096).expect("publish");
+        let m = r.remove("snake").expect("remove").expect("was installed");
+        assert_eq!(m.name, "snake");
+        assert!(r.get("snake").expect("get").is_none());
+        assert_eq!(fs::read_dir(&d).expect("ls").count(), 0, "no staging left");
+        assert!(r.remove("snake").expect("again").is_none());
+        assert!(matches!(r.remove("../x"), Err(RepoError::BadName(_))));
         let _ = fs::remove_dir_all(&d);
     }
 }

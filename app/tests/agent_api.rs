@@ -273,15 +273,15 @@ fn start_agent(dir: &TestDir, slot: u16, cloud_url: &str, mode: &str, extra: &[&
         "127.0.0.1:7300",
         "--app-bin",
         bin.to_str().expect("utf8"),
-        "--input-ports",
-        &inp,
-        "--metrics-ports",
-        &met,
         "--input-host",
         "127.0.0.1",
         "--run-dir",
         run.to_str().expect("utf8"),
     ];
+    // The slot's port ranges unless `extra` sets its own.
+    if !extra.contains(&"--input-ports") {
+        args.extend_from_slice(&["--input-ports", &inp, "--metrics-ports", &met]);
+    }
     args.extend_from_slice(extra);
     Daemon::spawn(&args)
 }
@@ -326,6 +326,9 @@ fn check_package(path: &Path) -> Value {
 
 // ----- the fake instance -----
 
+/// How long after being ready the fake instance "sends" its first frame.
+const FAKE_FIRST_FRAME_MS: u64 = 150;
+
 #[test]
 #[ignore = "helper: the agent tests run it as a fake `app instance`"]
 fn fake_instance() {
@@ -359,6 +362,10 @@ fn fake_instance() {
     }
     let name = flag("--name");
     let listener = std::net::TcpListener::bind(flag("--metrics")).expect("bind metrics");
+    // Ready now; the "first frame" goes FAKE_FIRST_FRAME_MS later (as the
+    // real instance reports them: Unix ns, 0 before).
+    let ready_ns = app::instance::realtime_ns();
+    let first_frame_ns = ready_ns + FAKE_FIRST_FRAME_MS * 1_000_000;
     let sdp = format!(
         "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=fake {name}\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=video {} RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n",
         flag("--ue").rsplit(':').next().expect("port")
@@ -373,7 +380,12 @@ fn fake_instance() {
         let body = if req.starts_with("POST /switch") {
             format!("{{\"switched\":true,\"name\":\"{name}\"}}")
         } else {
-            "fake_frames_total 0\n".to_owned()
+            let sent = app::instance::realtime_ns() >= first_frame_ns;
+            format!(
+                "fake_frames_total 0\napp_instance_ready_unix_ns{{instance=\"{name}\"}} {ready_ns}\n\
+                 app_instance_first_frame_unix_ns{{instance=\"{name}\"}} {}\n",
+                if sent { first_frame_ns } else { 0 }
+            )
         };
         let _ = std::io::Write::write_all(
             &mut s,
@@ -906,11 +918,39 @@ fn real_instance_streams_rtp() {
         rtp += 1;
     }
     let id = r["id"].as_str().expect("id");
+    // Request -> ready includes the pull; the first frame went after ready.
+    let start_ms = r["start_ms"].as_f64().expect("start_ms");
+    assert!(start_ms >= r["pull_ms"].as_f64().expect("pull_ms"), "{r}");
+    assert!(start_ms >= r["spawn_ms"].as_f64().expect("spawn_ms"), "{r}");
+    let g = first_frame_reported(&agent, id);
+    let ff = g["first_frame_ms"].as_f64().expect("first_frame_ms");
+    assert!(
+        ff >= start_ms,
+        "first frame {ff} ms before ready {start_ms} ms: {g}"
+    );
+    assert_eq!(g["start_ms"], r["start_ms"]);
     let (st, sw) = call("POST", &agent.url(&format!("/instances/{id}/switch")), None);
     assert_eq!(st, 200, "{sw}");
     let (st, d) = call("DELETE", &agent.url(&format!("/instances/{id}")), None);
     assert_eq!(st, 200, "{d}");
     assert!(!pid_alive(r["pid"].as_u64().expect("pid") as u32));
+}
+
+/// Polls `GET /instances/{id}` until it carries `first_frame_ms`.
+fn first_frame_reported(agent: &Daemon, id: &str) -> Value {
+    let t0 = Instant::now();
+    loop {
+        let (st, g) = call("GET", &agent.url(&format!("/instances/{id}")), None);
+        assert_eq!(st, 200, "{g}");
+        if !g["first_frame_ms"].is_null() {
+            return g;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no first frame reported: {g}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A one-shot cloud repository stub on 127.0.0.1 that answers
@@ -949,20 +989,26 @@ fn interrupted_pull_leaves_nothing() {
     let dir = TestDir::new("truncated");
     let cloud = stub_cloud(snake_package(&dir, 1 << 20), false);
     let agent = start_agent(&dir, 10, &format!("http://{cloud}"), "ok", &[]);
-    let (st, e) = agent.start_snake();
-    assert_eq!(st, 502, "{e}");
-    assert!(
-        e["error"]
-            .as_str()
-            .expect("error")
-            .contains("nothing was installed"),
-        "{e}"
-    );
-    assert!(
-        entries(&dir.join("edge")).is_empty(),
-        "{:?}",
-        entries(&dir.join("edge"))
-    );
+    // A start and a pull-only request alike.
+    for r in [
+        agent.start_snake(),
+        call("POST", &agent.url("/apps/snake/pull"), None),
+    ] {
+        let (st, e) = r;
+        assert_eq!(st, 502, "{e}");
+        assert!(
+            e["error"]
+                .as_str()
+                .expect("error")
+                .contains("nothing was installed"),
+            "{e}"
+        );
+        assert!(
+            entries(&dir.join("edge")).is_empty(),
+            "{:?}",
+            entries(&dir.join("edge"))
+        );
+    }
 }
 
 #[test]
@@ -1034,4 +1080,190 @@ fn concurrent_starts_pull_once() {
         "{cm}"
     );
     assert_eq!(entries(&s.dir.join("edge")), vec!["snake"]);
+}
+
+/// Text of the agent's (or the cloud repository's) `GET /metrics`.
+fn metrics_text(d: &Daemon) -> String {
+    let (st, m) = call("GET", &d.url("/metrics"), None);
+    assert_eq!(st, 200);
+    m.as_str().expect("text").to_owned()
+}
+
+#[test]
+fn pull_only_makes_the_edge_warm_and_delete_cold() {
+    let s = setup("pullonly", 15, Some("1MiB"), "ok", &[]);
+    let a = &s.agent;
+    let pull = a.url("/apps/snake/pull");
+    let (st, p1) = call("POST", &pull, None);
+    assert_eq!(st, 200, "{p1}");
+    assert_eq!((&p1["app"], &p1["pulled"]), (&json!("snake"), &json!(true)));
+    assert!(p1["pull_ms"].as_f64().expect("pull_ms") > 0.0, "{p1}");
+    let edge_pkg = s.dir.join("edge/snake/package.mea");
+    assert_eq!(
+        p1["bytes"].as_u64(),
+        fs::metadata(&edge_pkg).map(|m| m.len()).ok()
+    );
+    assert_eq!(check_package(&edge_pkg)["version"], p1["version"]);
+    assert_eq!(entries(&s.dir.join("edge")), vec!["snake"]);
+    assert!(entries(&s.dir.join("run")).is_empty(), "nothing started");
+    assert_eq!(call("GET", &a.url("/instances"), None).1, json!([]));
+
+    // Warm: nothing is pulled again, by a pull or by a start.
+    let (st, p2) = call("POST", &pull, None);
+    assert_eq!(st, 200, "{p2}");
+    assert_eq!(
+        (&p2["pulled"], &p2["pull_ms"], &p2["bytes"]),
+        (&json!(false), &json!(0.0), &json!(0))
+    );
+    let (st, r) = a.start_snake();
+    assert_eq!((st, &r["pulled"]), (201, &json!(false)), "{r}");
+    let id = r["id"].as_str().expect("id");
+
+    // Cold is refused while an instance runs.
+    let (st, e) = call("DELETE", &a.url("/apps/snake"), None);
+    assert_eq!(st, 409, "{e}");
+    assert!(e["error"].as_str().expect("error").contains(id), "{e}");
+    assert_eq!(entries(&s.dir.join("edge")), vec!["snake"]);
+    let (st, _) = call("DELETE", &a.url(&format!("/instances/{id}")), None);
+    assert_eq!(st, 200);
+    let (st, d) = call("DELETE", &a.url("/apps/snake"), None);
+    assert_eq!(st, 200, "{d}");
+    assert_eq!(d, json!({"app": "snake", "version": p1["version"]}));
+    assert!(
+        entries(&s.dir.join("edge")).is_empty(),
+        "nothing left: {:?}",
+        entries(&s.dir.join("edge"))
+    );
+    assert_eq!(call("GET", &a.url("/apps"), None).1, json!([]));
+    let (st, e) = call("DELETE", &a.url("/apps/snake"), None);
+    assert_eq!(st, 404, "{e}");
+
+    // Cold: the next pull fetches it again.
+    let (st, p3) = call("POST", &pull, None);
+    assert_eq!((st, &p3["pulled"]), (200, &json!(true)), "{p3}");
+    assert_eq!(p3["bytes"], p1["bytes"]);
+    let m = metrics_text(a);
+    assert!(m.contains("agent_pulls_total 2\n"), "{m}");
+    assert!(m.contains("agent_apps_removed_total 1\n"), "{m}");
+    let cm = metrics_text(s.cloud.as_ref().expect("cloud"));
+    assert!(cm.contains("repo_downloads_total 2\n"), "{cm}");
+}
+
+#[test]
+fn pull_only_unknown_app_bad_name_and_cloud_down() {
+    let s = setup("pullerr", 16, Some("64KiB"), "ok", &[]);
+    let a = &s.agent;
+    let (st, e) = call("POST", &a.url("/apps/minetest/pull"), None);
+    assert_eq!(st, 404, "{e}");
+    let msg = e["error"].as_str().expect("error");
+    assert!(
+        msg.contains("\"minetest\"") && msg.contains("neither in the edge repository"),
+        "{msg}"
+    );
+    let (st, e) = call("POST", &a.url("/apps/.hidden/pull"), None);
+    assert_eq!((st, e["field"].as_str()), (400, Some("app")), "{e}");
+    let (st, e) = call("DELETE", &a.url("/apps/minetest"), None);
+    assert_eq!(st, 404, "{e}");
+    assert!(entries(&s.dir.join("edge")).is_empty());
+    let m = metrics_text(a);
+    assert!(m.contains("agent_app_not_found_total 1\n"), "{m}");
+    assert!(m.contains("agent_bad_requests_total 1\n"), "{m}");
+    assert!(m.contains("agent_pulls_total 0\n"), "{m}");
+
+    let s2 = setup("pulldown", 17, None, "ok", &[]);
+    let (st, e) = call("POST", &s2.agent.url("/apps/snake/pull"), None);
+    assert_eq!(st, 502, "{e}");
+    assert!(
+        e["error"].as_str().expect("error").contains("unreachable"),
+        "{e}"
+    );
+    assert!(entries(&s2.dir.join("edge")).is_empty());
+    assert_eq!(call("GET", &s2.agent.url("/apps"), None).1, json!([]));
+}
+
+#[test]
+fn first_frame_ms_follows_start_ms() {
+    let s = setup("firstframe", 18, Some("64KiB"), "ok", &[]);
+    let t0 = Instant::now();
+    let (st, r) = s.agent.start_snake();
+    let post_ms = t0.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(st, 201, "{r}");
+    let start_ms = r["start_ms"].as_f64().expect("start_ms");
+    let spawn_ms = r["spawn_ms"].as_f64().expect("spawn_ms");
+    assert!(
+        0.0 < spawn_ms && spawn_ms <= start_ms && start_ms <= post_ms,
+        "spawn {spawn_ms} start {start_ms} POST {post_ms}: {r}"
+    );
+    // The fake reports its first frame FAKE_FIRST_FRAME_MS after ready,
+    // both as Unix ns: the agent's figures differ by exactly that.
+    let id = r["id"].as_str().expect("id");
+    let g = first_frame_reported(&s.agent, id);
+    let ff = g["first_frame_ms"].as_f64().expect("first_frame_ms");
+    assert!(ff >= start_ms, "{g}");
+    assert!(
+        (ff - start_ms - FAKE_FIRST_FRAME_MS as f64).abs() < 1e-3,
+        "first frame {ff} ms, start {start_ms} ms: {g}"
+    );
+    assert_eq!(g["start_ms"], r["start_ms"]);
+    if !r["first_frame_ms"].is_null() {
+        assert_eq!(r["first_frame_ms"], g["first_frame_ms"], "{r}");
+    }
+    let (_, list) = call("GET", &s.agent.url("/instances"), None);
+    assert_eq!(list[0]["first_frame_ms"], g["first_frame_ms"], "{list}");
+}
+
+#[test]
+fn exited_and_stopped_instances_give_their_ports_back() {
+    // Two ports of each kind; eight starts in all.
+    let base = 21000 + 19 * 20;
+    let inp = format!("{}-{}", base, base + 1);
+    let met = format!("{}-{}", base + 10, base + 11);
+    let s = setup(
+        "ports",
+        19,
+        Some("64KiB"),
+        "ok",
+        &["--input-ports", &inp, "--metrics-ports", &met],
+    );
+    let a = &s.agent;
+    let start = || {
+        let (st, r) = a.start_snake();
+        assert_eq!(st, 201, "{r}");
+        r
+    };
+    let mut running = std::collections::VecDeque::from([start(), start()]);
+    let (st, e) = a.start_snake();
+    assert_eq!(st, 503, "the range is full: {e}");
+    for round in 0..6 {
+        let old = running.pop_front().expect("an instance");
+        let id = old["id"].as_str().expect("id");
+        if round % 2 == 0 {
+            let (st, d) = call("DELETE", &a.url(&format!("/instances/{id}")), None);
+            assert_eq!(st, 200, "{d}");
+        } else {
+            // It dies on its own (as far as the agent knows).
+            let pid = old["pid"].as_u64().expect("pid") as u32;
+            // SAFETY: kill(2) on the pid of an instance this test started.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            assert!(wait_dead(pid, Duration::from_secs(5)), "{pid} lives");
+        }
+        let new = start();
+        assert_eq!(
+            (&new["input_port"], &new["metrics"]),
+            (&old["input_port"], &old["metrics"]),
+            "round {round}: the freed ports are reused"
+        );
+        running.push_back(new);
+    }
+    let (_, list) = call("GET", &a.url("/instances"), None);
+    let state = |st: &str| {
+        list.as_array()
+            .expect("list")
+            .iter()
+            .filter(|i| i["state"] == st)
+            .count()
+    };
+    assert_eq!((state("running"), state("exited")), (2, 3), "{list}");
+    let m = metrics_text(a);
+    assert!(m.contains("agent_instances_started_total 8\n"), "{m}");
 }

@@ -154,8 +154,15 @@ pub struct Started {
     pub pull_ms: f64,
     /// Package bytes pulled (0 when not pulled).
     pub pull_bytes: u64,
-    /// Time from spawning the process to its being ready.
+    /// Time from the request's arrival to the process's being ready (the
+    /// pull, if any, included).
     pub start_ms: f64,
+    /// Time from spawning the process to its being ready.
+    pub spawn_ms: f64,
+    /// Time from the request's arrival to the first frame's having been
+    /// sent; null when the instance had not sent it by the answer (see
+    /// `GET /instances/{id}`).
+    pub first_frame_ms: Option<f64>,
 }
 
 /// An instance's status.
@@ -172,6 +179,36 @@ pub struct InstanceStatus {
     pub exit_signal: Option<i32>,
     /// Time since start.
     pub uptime_ms: u64,
+    /// As in [`Started`]: request to ready.
+    pub start_ms: f64,
+    /// As in [`Started`]: request to first frame sent, once the instance
+    /// has reported it (null before, and for an instance that exited
+    /// without reporting it).
+    pub first_frame_ms: Option<f64>,
+}
+
+/// The answer to a pull-only request (`POST /apps/{app}/pull`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pulled {
+    /// Application name.
+    pub app: String,
+    /// Its version in the edge repository.
+    pub version: String,
+    /// Whether it was pulled now (false: it was there already).
+    pub pulled: bool,
+    /// Time of the pull (0 when not pulled).
+    pub pull_ms: f64,
+    /// Package bytes pulled (0 when not pulled).
+    pub bytes: u64,
+}
+
+/// The answer to `DELETE /apps/{app}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Removed {
+    /// Application name.
+    pub app: String,
+    /// The version that was removed.
+    pub version: String,
 }
 
 /// The answer to a DELETE.

@@ -27,6 +27,16 @@ pub enum AgentError {
     /// No such instance.
     #[error("no instance {0:?}")]
     NoInstance(String),
+    /// The application is not in the edge repository.
+    #[error("application {0:?} is not in the edge repository")]
+    AppNotInstalled(String),
+    /// The application cannot be removed while instances of it run or start.
+    #[error("application {app:?} is in use by {}", in_use_by(instances, *starting))]
+    AppInUse {
+        app: String,
+        instances: Vec<String>,
+        starting: usize,
+    },
     /// The cloud repository cannot be reached.
     #[error("cloud repository {url} is unreachable: {reason}")]
     CloudUnreachable { url: String, reason: String },
@@ -99,7 +109,7 @@ impl AgentError {
         use AgentError::*;
         match self {
             BadRequest { .. } => StatusCode::BAD_REQUEST,
-            AppNotFound { .. } | NoInstance(_) => StatusCode::NOT_FOUND,
+            AppNotFound { .. } | NoInstance(_) | AppNotInstalled(_) => StatusCode::NOT_FOUND,
             CloudUnreachable { .. } | CloudStatus { .. } | InstanceUnreachable { .. } => {
                 StatusCode::BAD_GATEWAY
             }
@@ -109,7 +119,7 @@ impl AgentError {
                 _ => StatusCode::BAD_GATEWAY,
             },
             UnsupportedEntry { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            NotRunning { .. } => StatusCode::CONFLICT,
+            NotRunning { .. } | AppInUse { .. } => StatusCode::CONFLICT,
             NoPort { .. } | Stopping => StatusCode::SERVICE_UNAVAILABLE,
             Repo(_) | StartFailed { .. } | Setup { .. } | Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -153,4 +163,15 @@ pub(super) fn bad(field: &str, msg: impl Into<String>) -> AgentError {
         field: Some(field.to_owned()),
         msg: msg.into(),
     }
+}
+
+fn in_use_by(instances: &[String], starting: usize) -> String {
+    let mut parts = Vec::new();
+    if !instances.is_empty() {
+        parts.push(format!("running instance(s) {}", instances.join(", ")));
+    }
+    if starting > 0 {
+        parts.push(format!("{starting} start(s) in progress"));
+    }
+    parts.join(" and ")
 }

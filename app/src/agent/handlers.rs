@@ -13,35 +13,35 @@ use serde_json::Value;
 use tracing::info;
 
 use super::instances::Instance;
-use super::{Agent, AgentError, ApiError, InstanceStatus, StartRequest, Started, Stopped};
+use super::{
+    Agent, AgentError, ApiError, InstanceStatus, Pulled, Removed, StartRequest, Started, Stopped,
+};
+use crate::instance::realtime_ns;
 use crate::repo;
 
 type St = State<Arc<Agent>>;
 
-fn count_err(a: &Agent, e: &AgentError) {
-    match e {
-        AgentError::BadRequest { .. } => a.m.bad_requests.fetch_add(1, Ordering::Relaxed),
-        AgentError::AppNotFound { .. } => a.m.not_found.fetch_add(1, Ordering::Relaxed),
+/// Counts the errors that have counters, and passes the result on.
+fn counted<T>(a: &Agent, r: Result<T, AgentError>) -> Result<T, AgentError> {
+    match &r {
+        Err(AgentError::BadRequest { .. }) => a.m.bad_requests.fetch_add(1, Ordering::Relaxed),
+        Err(AgentError::AppNotFound { .. }) => a.m.not_found.fetch_add(1, Ordering::Relaxed),
         _ => 0,
     };
+    r
 }
 
 async fn create(
     State(a): St,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Started>), AgentError> {
+    let received_ns = realtime_ns();
     let r = async {
         let req = StartRequest::parse(&body)?;
-        a.start_instance(req).await
+        a.start_instance(req, received_ns).await
     }
     .await;
-    match r {
-        Ok(s) => Ok((StatusCode::CREATED, Json(s))),
-        Err(e) => {
-            count_err(&a, &e);
-            Err(e)
-        }
-    }
+    counted(&a, r).map(|s| (StatusCode::CREATED, Json(s)))
 }
 
 async fn list(State(a): St) -> Result<Json<Vec<InstanceStatus>>, AgentError> {
@@ -52,14 +52,15 @@ async fn list(State(a): St) -> Result<Json<Vec<InstanceStatus>>, AgentError> {
         .values()
         .cloned()
         .collect();
-    Ok(Json(l.iter().map(|i| i.status()).collect()))
+    let all = futures::future::join_all(l.iter().map(|i| i.status_now())).await;
+    Ok(Json(all))
 }
 
 async fn get_one(
     State(a): St,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<InstanceStatus>, AgentError> {
-    Ok(Json(a.get(&id)?.status()))
+    Ok(Json(a.get(&id)?.status_now().await))
 }
 
 async fn delete(State(a): St, UrlPath(id): UrlPath<String>) -> Result<Json<Stopped>, AgentError> {
@@ -121,6 +122,17 @@ async fn switch(
     Ok((status, [(axum::http::header::CONTENT_TYPE, ctype)], text).into_response())
 }
 
+async fn pull_app(State(a): St, UrlPath(app): UrlPath<String>) -> Result<Json<Pulled>, AgentError> {
+    counted(&a, a.pull_only(&app).await).map(Json)
+}
+
+async fn remove_app(
+    State(a): St,
+    UrlPath(app): UrlPath<String>,
+) -> Result<Json<Removed>, AgentError> {
+    counted(&a, a.remove_app(&app).await).map(Json)
+}
+
 async fn apps(State(a): St) -> Result<Json<Vec<repo::AppInfo>>, AgentError> {
     Ok(Json(a.repo.list()?))
 }
@@ -135,6 +147,8 @@ pub(super) fn router(a: Arc<Agent>) -> Router {
         .route("/instances/{id}", get(get_one).delete(delete))
         .route("/instances/{id}/switch", post(switch))
         .route("/apps", get(apps))
+        .route("/apps/{app}", axum::routing::delete(remove_app))
+        .route("/apps/{app}/pull", post(pull_app))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .fallback(|| async {

@@ -1,25 +1,47 @@
 //! Instance supervision: starting an `app instance` child for a request,
-//! waiting for it to be ready, stopping it.
+//! waiting for it to be ready, learning when it sent its first frame,
+//! stopping it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use super::ports::PortLease;
-use super::process::{exit_parts, http_answers, tail, Proc};
+use super::process::{
+    exit_parts, gauge, probe_metrics, tail, Proc, FIRST_FRAME_GAUGE, READY_GAUGE,
+};
 use super::{Agent, AgentError, InstanceInfo, InstanceStatus, StartRequest, Started, Stopped};
+use crate::instance::realtime_ns;
 use crate::repo::{Installed, SNAKE_ENTRY};
 
+/// What the readiness check found.
+struct Ready {
+    sdp: String,
+    /// When the instance became ready, Unix ns.
+    ready_ns: u64,
+    /// When its first frame had been sent, if it had.
+    first_frame_ns: Option<u64>,
+}
+
+/// Milliseconds from `from` to `to` (Unix ns; 0 if `to` is earlier).
+fn ms_between(from: u64, to: u64) -> f64 {
+    to.saturating_sub(from) as f64 / 1e6
+}
+
+/// An instance the agent started (listed until `DELETE`).
 pub(super) struct Instance {
     pub(super) started: Started,
+    /// When its start request arrived, Unix ns.
+    received_ns: u64,
+    /// Request to first frame sent, once known.
+    first_frame_ms: OnceLock<f64>,
     sdp_path: PathBuf,
     since: Instant,
     pub(super) proc: Proc,
@@ -27,6 +49,31 @@ pub(super) struct Instance {
 }
 
 impl Instance {
+    /// Its `first_frame_ms`: known, or asked of the instance (its metrics
+    /// endpoint) while it runs.
+    async fn first_frame_ms(&self) -> Option<f64> {
+        if let Some(ms) = self.first_frame_ms.get() {
+            return Some(*ms);
+        }
+        if self.proc.poll().is_some() {
+            return None;
+        }
+        let text = probe_metrics(self.started.instance.metrics).await?;
+        let t = gauge(&text, FIRST_FRAME_GAUGE).filter(|&t| t > 0)?;
+        Some(
+            *self
+                .first_frame_ms
+                .get_or_init(|| ms_between(self.received_ns, t)),
+        )
+    }
+
+    /// Its status, the first frame asked for if not known yet.
+    pub(super) async fn status_now(&self) -> InstanceStatus {
+        self.first_frame_ms().await;
+        self.status()
+    }
+
+    /// Its status from what is known.
     pub(super) fn status(&self) -> InstanceStatus {
         let st = self.proc.poll();
         let (exit_code, exit_signal) = exit_parts(st);
@@ -36,6 +83,8 @@ impl Instance {
             exit_code,
             exit_signal,
             uptime_ms: self.since.elapsed().as_millis() as u64,
+            start_ms: self.started.start_ms,
+            first_frame_ms: self.first_frame_ms.get().copied(),
         }
     }
 }
@@ -121,14 +170,20 @@ impl Agent {
         cmd
     }
 
+    /// Starts an instance for `req`, received at `received_ns` (Unix ns):
+    /// the application is found or pulled, the process spawned and waited
+    /// for until ready.
     pub(super) async fn start_instance(
         self: &Arc<Self>,
         req: StartRequest,
+        received_ns: u64,
     ) -> Result<Started, AgentError> {
         if self.cancel.load(Ordering::Relaxed) {
             return Err(AgentError::Stopping);
         }
-        let (installed, pulled, pull_time, pull_bytes) = self.ensure_app(&req.app).await?;
+        // Held until the instance is listed: no removal of the app meanwhile.
+        let app = self.ensure_app(&req.app).await?;
+        let installed = &app.installed;
         if installed.manifest.entry != SNAKE_ENTRY {
             return Err(AgentError::UnsupportedEntry {
                 app: req.app.clone(),
@@ -138,32 +193,9 @@ impl Agent {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         let id = format!("i{n}");
         let name = format!("{}-{id}", self.args.name);
-        let (taken_in, taken_m): (HashSet<u16>, HashSet<u16>) = {
-            let l = self
-                .instances
-                .lock()
-                .map_err(|_| AgentError::Internal("instance lock poisoned".into()))?;
-            (
-                l.values().map(|i| i.started.instance.input_port).collect(),
-                l.values()
-                    .map(|i| i.started.instance.metrics.port())
-                    .collect(),
-            )
-        };
-        let input_port =
-            self.alloc_port(self.args.input_ports, true, self.args.input_host, &taken_in)?;
-        let mut lease = PortLease {
-            agent: self,
-            ports: vec![(true, input_port)],
-        };
-        let mport = self.alloc_port(
-            self.args.metrics_ports,
-            false,
-            self.args.metrics_host,
-            &taken_m,
-        )?;
-        lease.ports.push((false, mport));
-        let metrics = SocketAddr::new(self.args.metrics_host, mport);
+        let lease = self.lease_ports()?;
+        let input_port = lease.input;
+        let metrics = SocketAddr::new(self.args.metrics_host, lease.metrics);
         let log_path = self.run_dir.join(format!("{id}.log"));
         let sdp_path = self.run_dir.join(format!("{id}.sdp"));
         let _ = fs::remove_file(&sdp_path);
@@ -175,7 +207,7 @@ impl Agent {
             what: log_path.display().to_string(),
             source,
         })?;
-        let mut cmd = self.build_command(&req, &installed, &name, input_port, metrics, &sdp_path);
+        let mut cmd = self.build_command(&req, installed, &name, input_port, metrics, &sdp_path);
         cmd.stdout(log).stderr(log2);
         let cleanup = |what: &str| {
             let _ = fs::remove_file(&sdp_path);
@@ -184,6 +216,7 @@ impl Agent {
             warn!(%id, app = %req.app, "start failed: {what}");
         };
         let t0 = Instant::now();
+        let spawned_ns = realtime_ns();
         let child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
@@ -199,53 +232,11 @@ impl Agent {
         };
         let proc = Proc::new(child);
         let deadline = t0 + Self::secs(self.args.start_timeout);
-        let failure: Option<String> = loop {
-            if let Some(st) = proc.poll() {
-                break Some(format!("it exited ({st}) before it was ready"));
-            }
-            if self.cancel.load(Ordering::Relaxed) {
-                break Some("the agent is stopping".into());
-            }
-            let sdp_ready = fs::metadata(&sdp_path).is_ok_and(|m| m.len() > 0);
-            if sdp_ready && http_answers(metrics).await {
-                // Still alive after answering?
-                if let Some(st) = proc.poll() {
-                    break Some(format!("it exited ({st}) right after starting"));
-                }
-                break None;
-            }
-            if Instant::now() >= deadline {
-                break Some(format!(
-                    "not ready within {:.1} s (SDP file {}, metrics {metrics} {})",
-                    self.args.start_timeout,
-                    if sdp_ready { "written" } else { "missing" },
-                    if sdp_ready {
-                        "not answering"
-                    } else {
-                        "not checked"
-                    }
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        if let Some(reason) = failure {
-            proc.stop(Duration::from_secs(1)).await;
-            let log = tail(&log_path, 20);
-            cleanup(&reason);
-            return Err(AgentError::StartFailed {
-                id,
-                app: req.app.clone(),
-                reason,
-                log,
-            });
-        }
-        let start_time = t0.elapsed();
-        let sdp = match fs::read_to_string(&sdp_path) {
-            Ok(s) => s,
-            Err(e) => {
+        let ready = match self.wait_ready(&proc, &sdp_path, metrics, deadline).await {
+            Ok(r) => r,
+            Err(reason) => {
                 proc.stop(Duration::from_secs(1)).await;
                 let log = tail(&log_path, 20);
-                let reason = format!("cannot read its SDP file {}: {e}", sdp_path.display());
                 cleanup(&reason);
                 return Err(AgentError::StartFailed {
                     id,
@@ -268,19 +259,26 @@ impl Agent {
                 metrics,
                 log: log_path,
             },
-            sdp,
-            pulled,
-            pull_ms: pull_time.as_secs_f64() * 1e3,
-            pull_bytes,
-            start_ms: start_time.as_secs_f64() * 1e3,
+            sdp: ready.sdp,
+            pulled: app.pulled,
+            pull_ms: app.pull_time.as_secs_f64() * 1e3,
+            pull_bytes: app.bytes,
+            start_ms: ms_between(received_ns, ready.ready_ns),
+            spawn_ms: ms_between(spawned_ns, ready.ready_ns),
+            first_frame_ms: ready.first_frame_ns.map(|t| ms_between(received_ns, t)),
         };
         let inst = Arc::new(Instance {
             started: started.clone(),
+            received_ns,
+            first_frame_ms: OnceLock::new(),
             sdp_path,
             since: t0,
             proc,
             exit_logged: AtomicBool::new(false),
         });
+        if let Some(ms) = started.first_frame_ms {
+            let _ = inst.first_frame_ms.set(ms);
+        }
         {
             let mut l = self
                 .instances
@@ -289,6 +287,7 @@ impl Agent {
             l.insert(id.clone(), inst.clone());
         }
         drop(lease);
+        drop(app);
         // The agent may have begun stopping while this start finished.
         if self.cancel.load(Ordering::Relaxed) {
             self.stop_instance(&id).await.ok();
@@ -297,10 +296,62 @@ impl Agent {
         self.m.starts.fetch_add(1, Ordering::Relaxed);
         info!(
             %id, app = %started.instance.app, account = %started.instance.account, pid = started.instance.pid,
-            input_port, %metrics, pulled, pull_ms = started.pull_ms,
+            input_port, %metrics, pulled = started.pulled, pull_ms = started.pull_ms,
             start_ms = started.start_ms, "instance started"
         );
         Ok(started)
+    }
+
+    /// Waits until the instance has written its SDP file and its metrics
+    /// endpoint answers; the error is why it is not ready.
+    async fn wait_ready(
+        &self,
+        proc: &Proc,
+        sdp_path: &Path,
+        metrics: SocketAddr,
+        deadline: Instant,
+    ) -> Result<Ready, String> {
+        loop {
+            if let Some(st) = proc.poll() {
+                return Err(format!("it exited ({st}) before it was ready"));
+            }
+            if self.cancel.load(Ordering::Relaxed) {
+                return Err("the agent is stopping".into());
+            }
+            let sdp_ready = fs::metadata(sdp_path).is_ok_and(|m| m.len() > 0);
+            if sdp_ready {
+                if let Some(text) = probe_metrics(metrics).await {
+                    let seen_ns = realtime_ns();
+                    // Still alive after answering?
+                    if let Some(st) = proc.poll() {
+                        return Err(format!("it exited ({st}) right after starting"));
+                    }
+                    let sdp = fs::read_to_string(sdp_path).map_err(|e| {
+                        format!("cannot read its SDP file {}: {e}", sdp_path.display())
+                    })?;
+                    let reported = |g| gauge(&text, g).filter(|&t| t > 0);
+                    return Ok(Ready {
+                        sdp,
+                        // The instance's own word, else when the agent saw it.
+                        ready_ns: reported(READY_GAUGE).unwrap_or(seen_ns),
+                        first_frame_ns: reported(FIRST_FRAME_GAUGE),
+                    });
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "not ready within {:.1} s (SDP file {}, metrics {metrics} {})",
+                    self.args.start_timeout,
+                    if sdp_ready { "written" } else { "missing" },
+                    if sdp_ready {
+                        "not answering"
+                    } else {
+                        "not checked"
+                    }
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub(super) fn get(&self, id: &str) -> Result<Arc<Instance>, AgentError> {

@@ -17,6 +17,7 @@ pub(super) struct Metrics {
     pub(super) bad_requests: AtomicU64,
     pub(super) not_found: AtomicU64,
     pub(super) switches: AtomicU64,
+    pub(super) removals: AtomicU64,
 }
 
 impl Agent {
@@ -109,6 +110,12 @@ impl Agent {
                 "counter",
                 "switch requests forwarded",
                 ld(&m.switches).to_string(),
+            ),
+            (
+                "agent_apps_removed_total",
+                "counter",
+                "applications removed from the edge repository (DELETE /apps/{app})",
+                ld(&m.removals).to_string(),
             ),
         ];
         let mut o = String::new();

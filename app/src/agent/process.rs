@@ -118,20 +118,74 @@ pub(super) fn tail(path: &Path, n: usize) -> Vec<String> {
         .collect()
 }
 
-/// True when an HTTP server answers `GET /metrics` at `addr`.
-pub(super) async fn http_answers(addr: SocketAddr) -> bool {
-    let fut = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: agent\r\nConnection: close\r\n\r\n")
-            .await
-            .ok()?;
-        let mut buf = [0u8; 5];
-        s.read_exact(&mut buf).await.ok()?;
-        (&buf == b"HTTP/").then_some(())
-    };
-    tokio::time::timeout(Duration::from_millis(500), fut)
+/// The instance's gauge of the time it became ready (Unix ns).
+pub(super) const READY_GAUGE: &str = "app_instance_ready_unix_ns";
+/// The instance's gauge of the time its first frame had been sent (Unix
+/// ns, 0 before).
+pub(super) const FIRST_FRAME_GAUGE: &str = "app_instance_first_frame_unix_ns";
+
+/// `GET /metrics` at `addr`: the response body when an HTTP server answers
+/// within 500 ms (what arrived by then, if it keeps the connection open),
+/// None otherwise.
+pub(super) async fn probe_metrics(addr: SocketAddr) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+    let mut s = tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(addr))
         .await
-        .ok()
-        .flatten()
-        .is_some()
+        .ok()?
+        .ok()?;
+    tokio::time::timeout_at(
+        deadline,
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: agent\r\nConnection: close\r\n\r\n"),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while buf.len() < 1 << 20 {
+        match tokio::time::timeout_at(deadline, s.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    if !buf.starts_with(b"HTTP/") {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Some(body.to_owned())
+}
+
+/// The value of the unlabelled or labelled sample `name` in Prometheus
+/// text (the first one, if several).
+pub(super) fn gauge(text: &str, name: &str) -> Option<u64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let rest = l.strip_prefix(name)?;
+        let rest = match rest.strip_prefix('{') {
+            Some(labels) => labels.split_once('}')?.1,
+            None => rest,
+        };
+        if !rest.starts_with([' ', '\t']) {
+            return None;
+        }
+        rest.trim().parse().ok()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gauges_from_prometheus_text() {
+        let t = "# HELP app_instance_ready_unix_ns x\n# TYPE app_instance_ready_unix_ns gauge\n\
+                 app_instance_ready_unix_ns_other 5\n\
+                 app_instance_ready_unix_ns{instance=\"e-i1\"} 1700000000123456789\n\
+                 app_instance_first_frame_unix_ns 0\nfake_frames_total 3\n";
+        assert_eq!(gauge(t, READY_GAUGE), Some(1_700_000_000_123_456_789));
+        assert_eq!(gauge(t, FIRST_FRAME_GAUGE), Some(0));
+        assert_eq!(gauge(t, "fake_frames_total"), Some(3));
+        assert_eq!(gauge(t, "app_instance_missing"), None);
+        assert_eq!(gauge("x{a=\"1\"} nope\n", "x"), None);
+    }
 }
