@@ -38,7 +38,7 @@ impl Smf {
 
     pub(super) fn start_association(&mut self, now: Instant, upf: usize) {
         // Drop the heartbeat/association transactions still running.
-        self.txns.retain(|_, t| !(t.upf == upf && t.kind.is_node()));
+        self.txns.remove_node(upf);
         let p = &mut self.peers[upf];
         p.state = AssocState::Connecting;
         p.hb_outstanding = false;
@@ -56,7 +56,7 @@ impl Smf {
         p.state = AssocState::Down;
         p.hb_outstanding = false;
         p.next_timer = now + self.hb;
-        self.txns.retain(|_, t| !(t.upf == upf && t.kind.is_node()));
+        self.txns.remove_node(upf);
         self.lose_sessions(upf);
     }
 
@@ -115,23 +115,21 @@ impl Smf {
 
     /// Runs what is due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<u32> = self
-            .txns
-            .iter()
-            .filter(|(_, t)| t.deadline <= now)
-            .map(|(s, _)| *s)
-            .collect();
-        for seq in due {
-            let Some(t) = self.txns.get_mut(&seq) else {
+        for key in self.txns.due(now) {
+            // Giving up on an earlier one may have removed it.
+            let Some(t) = self.txns.get(key) else {
                 continue;
             };
             if t.retries_left > 0 {
+                let deadline = now + self.t1;
+                let Some(t) = self.txns.rearm(key, deadline) else {
+                    continue;
+                };
                 t.retries_left -= 1;
-                t.deadline = now + self.t1;
                 let (to, data) = (self.peers[t.upf].addr, t.data.clone());
                 self.metrics.pfcp_retransmissions += 1;
                 self.push_send(to, data);
-            } else if let Some(t) = self.txns.remove(&seq) {
+            } else if let Some(t) = self.txns.remove(key) {
                 self.metrics.pfcp_timeouts += 1;
                 self.give_up(now, t);
             }

@@ -33,7 +33,8 @@
 //! - `peer`: the UPFs, their DNNs and address pools, UPF selection;
 //! - `assoc`: PFCP associations, heartbeats, restart recovery, timers;
 //! - `n4`: PFCP input (requests from the UPF, responses to ours);
-//! - `txn`: our PFCP requests in flight (T1/N1);
+//! - `txn`: our PFCP requests in flight (T1/N1), found by (UPF, sequence
+//!   number) and by deadline without a scan;
 //! - `rules`: the PDRs/FARs/QERs/URRs of a session's PFCP messages;
 //! - [`metrics`]: counters and their Prometheus text;
 //! - [`view`]: what the API shows of UPFs and sessions;
@@ -62,7 +63,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 use tracing::warn;
-use txn::{Txn, TxnKind};
+use txn::{Txn, TxnKind, Txns};
 use wire::ctl::{GnbRef, SessionInfo, TunnelSetup};
 use wire::pfcp::{self, Message};
 
@@ -116,7 +117,7 @@ pub struct Smf {
     peers: Vec<Peer>,
     sessions: HashMap<SessionKey, Session>,
     by_seid: HashMap<u64, SessionKey>,
-    txns: HashMap<u32, Txn>,
+    txns: Txns,
     next_seq: u32,
     next_seid: u64,
     next_gen: u64,
@@ -146,7 +147,7 @@ impl Smf {
             peers: cfg.upf.iter().map(|u| Peer::new(u, now)).collect(),
             sessions: HashMap::new(),
             by_seid: HashMap::new(),
-            txns: HashMap::new(),
+            txns: Txns::default(),
             next_seq: 1,
             next_seid: 1,
             next_gen: 1,
@@ -164,22 +165,23 @@ impl Smf {
 
     /// When [`Smf::handle_timeout`] must run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let t = self.txns.values().map(|t| t.deadline);
         let p = self.peers.iter().filter_map(|p| match p.state {
             AssocState::Connecting => None,
             AssocState::Associated if p.hb_outstanding => None,
             _ => Some(p.next_timer),
         });
-        t.chain(p).min()
+        p.chain(self.txns.next_deadline()).min()
     }
 
     // ----- plumbing -----
 
-    fn alloc_seq(&mut self) -> u32 {
+    /// A sequence number for a request to `upf`, not used by another of
+    /// its requests in flight.
+    fn alloc_seq(&mut self, upf: usize) -> u32 {
         loop {
             let s = self.next_seq;
             self.next_seq = if s >= 0x00ff_ffff { 1 } else { s + 1 };
-            if !self.txns.contains_key(&s) {
+            if !self.txns.contains((upf, s)) {
                 return s;
             }
         }
@@ -188,22 +190,14 @@ impl Smf {
     /// Sends `msg` to `upf` as a request of ours, retransmitted every T1 up
     /// to N1 times until answered.
     fn send_request(&mut self, now: Instant, upf: usize, mut msg: Message, kind: TxnKind) {
-        let seq = self.alloc_seq();
+        let seq = self.alloc_seq(upf);
         msg.header.seq = seq;
         let to = self.peers[upf].addr;
         let Some(data) = self.emit(to, &msg) else {
             return;
         };
-        self.txns.insert(
-            seq,
-            Txn {
-                upf,
-                data,
-                deadline: now + self.t1,
-                retries_left: self.n1,
-                kind,
-            },
-        );
+        let t = Txn::new(upf, data, now + self.t1, self.n1, kind);
+        self.txns.insert(seq, t);
     }
 
     /// Asks `upf` to delete its session `up_seid`; nobody waits for the answer.

@@ -62,14 +62,14 @@ impl Smf {
         let seq = msg.header.seq;
         let matches = self
             .txns
-            .get(&seq)
-            .is_some_and(|t| t.upf == upf && t.data.get(1).map(|b| b + 1) == Some(ty));
+            .get((upf, seq))
+            .is_some_and(|t| t.response_type() == Some(ty));
         if !matches {
             self.metrics.pfcp_rx_errors += 1;
             debug!(upf = %self.peers[upf].name, seq, ty, "PFCP response to no outstanding request");
             return;
         }
-        let Some(txn) = self.txns.remove(&seq) else {
+        let Some(txn) = self.txns.remove((upf, seq)) else {
             return;
         };
         self.handle_response(now, upf, txn.kind, msg.body);
