@@ -5,7 +5,9 @@
 //! - [`Frame`]: an I420 picture, the unit the renderer writes, the encoder
 //!   reads and the decoder returns.
 //! - [`ssim()`]: the structural similarity of two frames' luma (Wang et al.
-//!   2004), what the tests use to say "the same picture".
+//!   2004), what the tests use to say "the same picture"; [`FastSsim`]:
+//!   the CSM stream selector's per-frame-pair measure on downscaled luma.
+//! - [`blend()`]: frame sliding's weighted mean of two frames.
 //! - [`h264`]: a real-time H.264 encoder and a decoder (openh264), Annex B
 //!   access units in and out.
 //! - [`rtp`]: the RTP packet view and `Repr`, the RFC 8285 header extension
@@ -13,14 +15,16 @@
 //!   and FU-A) and the depacketizer.
 //! - [`sdp`]: the session description of such a stream.
 
+mod blend;
 mod frame;
 pub mod h264;
 pub mod rtp;
 pub mod sdp;
 mod ssim;
 
+pub use blend::{blend, BlendError};
 pub use frame::{rgb_to_yuv, Frame};
-pub use ssim::ssim;
+pub use ssim::{ssim, FastSsim, SsimError};
 
 /// What can go wrong with frames and the codec.
 #[derive(Debug, thiserror::Error)]
