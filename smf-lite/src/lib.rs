@@ -11,6 +11,7 @@ pub mod client;
 pub mod config;
 pub mod core;
 pub mod daemon;
+pub mod migration;
 pub mod pool;
 
 pub use crate::config::Config;
