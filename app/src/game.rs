@@ -25,41 +25,8 @@ pub struct Cell {
     pub y: u16,
 }
 
-/// A heading.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Dir {
-    /// Towards row 0.
-    Up,
-    /// Towards the last row.
-    Down,
-    /// Towards column 0.
-    Left,
-    /// Towards the last column.
-    Right,
-}
-
-impl Dir {
-    /// Wire code (the input datagram): 0 up, 1 down, 2 left, 3 right.
-    pub fn code(self) -> u8 {
-        match self {
-            Dir::Up => 0,
-            Dir::Down => 1,
-            Dir::Left => 2,
-            Dir::Right => 3,
-        }
-    }
-
-    /// The heading of a wire code, `None` for an unknown code.
-    pub fn from_code(c: u8) -> Option<Dir> {
-        match c {
-            0 => Some(Dir::Up),
-            1 => Some(Dir::Down),
-            2 => Some(Dir::Left),
-            3 => Some(Dir::Right),
-            _ => None,
-        }
-    }
-}
+/// A heading (its wire code is part of the input datagram).
+pub use wire::input::Dir;
 
 /// One player's snake.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,21 +115,6 @@ pub enum GameError {
 pub const SPAWN_LEN: usize = 3;
 /// Food cells the world keeps on the grid at least.
 pub const MIN_FOOD: usize = 3;
-
-impl Dir {
-    /// The opposite heading.
-    pub fn opposite(self) -> Dir {
-        match self {
-            Dir::Up => Dir::Down,
-            Dir::Down => Dir::Up,
-            Dir::Left => Dir::Right,
-            Dir::Right => Dir::Left,
-        }
-    }
-
-    /// All headings, in wire-code order.
-    pub const ALL: [Dir; 4] = [Dir::Up, Dir::Down, Dir::Left, Dir::Right];
-}
 
 impl Snake {
     /// The head cell. A snake's body is never empty (spawned with

@@ -1126,12 +1126,7 @@ mod tests {
     }
 
     fn input(seq: u64) -> [u8; crate::input::LEN] {
-        Input {
-            dir: Dir::Left,
-            seq,
-            sent_ns: 5,
-        }
-        .emit()
+        Input::new(Dir::Left, seq, 5).emit()
     }
 
     #[test]

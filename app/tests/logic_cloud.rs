@@ -115,11 +115,7 @@ impl Session {
     fn write(&self, seq: u64, dir: Dir) {
         self.c
             .writer()
-            .write(&Input {
-                dir,
-                seq,
-                sent_ns: seq * 1000,
-            })
+            .write(&Input::new(dir, seq, seq * 1000))
             .expect("write");
     }
 }

@@ -148,11 +148,7 @@ fn instance_streams_forwards_inputs_and_stops_on_sigterm() {
             input_sock
                 .send_to(b"not an input", input_addr)
                 .expect("send");
-            let i = Input {
-                dir: Dir::Down,
-                seq: 1,
-                sent_ns: 1,
-            };
+            let i = Input::new(Dir::Down, 1, 1);
             input_sock.send_to(&i.emit(), input_addr).expect("send");
             sent_input = true;
         }

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use app::game::Dir;
-use app::input::Input;
+use wire::input::Dir;
+use wire::input::Input;
 use ue::stream::bot::reverse;
 use ue::stream::report::{frame_intervals, input_latencies, percentile, PlayReport, Summary};
 use ue::stream::y4m::{read_y4m, Y4mWriter};

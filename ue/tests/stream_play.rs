@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use app::input::Input;
+use wire::input::Input;
 use media::h264::{Encoder, EncoderConfig};
 use media::rtp::{FrameMeta, Packetizer};
 

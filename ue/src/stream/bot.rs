@@ -1,5 +1,5 @@
 //! The input bot: plays the game by sending numbered inputs
-//! ([`app::input::Input`], seq from 1, `sent_ns` = CLOCK_REALTIME) at a
+//! ([`wire::input::Input`], seq from 1, `sent_ns` = CLOCK_REALTIME) at a
 //! steady rate to the current chief pilot's input address.
 //!
 //! The target is a shared setting ([`InputTarget`]) so that a migration
@@ -15,9 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use app::game::Dir;
-use app::input::Input;
 use serde::Serialize;
+use wire::input::{Dir, Input};
 
 use super::{realtime_ns, StreamError};
 
@@ -26,12 +25,7 @@ pub const DEFAULT_RATE: f64 = 10.0;
 
 /// The reverse of a heading.
 pub fn reverse(d: Dir) -> Dir {
-    match d {
-        Dir::Up => Dir::Down,
-        Dir::Down => Dir::Up,
-        Dir::Left => Dir::Right,
-        Dir::Right => Dir::Left,
-    }
+    d.opposite()
 }
 
 /// The seeded heading policy: each step goes straight, turns left or turns
@@ -68,11 +62,10 @@ impl Policy {
 
     /// The next heading.
     pub fn next_dir(&mut self) -> Dir {
-        const ALL: [Dir; 4] = [Dir::Up, Dir::Down, Dir::Left, Dir::Right];
         let d = match self.heading {
-            None => ALL[(self.rand() % 4) as usize],
+            None => Dir::ALL[(self.rand() % 4) as usize],
             Some(h) => {
-                let options: Vec<Dir> = ALL.into_iter().filter(|&d| d != reverse(h)).collect();
+                let options: Vec<Dir> = Dir::ALL.into_iter().filter(|&d| d != reverse(h)).collect();
                 options[(self.rand() % options.len() as u64) as usize]
             }
         };
@@ -235,11 +228,7 @@ fn play(
     let mut k = 0u32;
     while !stop.load(Ordering::Relaxed) {
         let to = target.get();
-        let input = Input {
-            dir,
-            seq,
-            sent_ns: realtime_ns(),
-        };
+        let input = Input::new(dir, seq, realtime_ns());
         match sock.send_to(&input.emit(), to) {
             Ok(_) => {
                 sent.push(SentInput {
