@@ -105,6 +105,15 @@ impl Client {
         Client { http, timeout }
     }
 
+    /// The same client (sharing its connection pool) with another
+    /// timeout, e.g. for a long poll.
+    pub fn with_timeout(&self, timeout: Duration) -> Client {
+        Client {
+            http: self.http.clone(),
+            timeout,
+        }
+    }
+
     /// `GET url`.
     pub async fn get(&self, url: &str) -> Result<Response, Error> {
         self.request(Method::GET, url, None).await

@@ -8,13 +8,17 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
+use wire::ctl::migration::{
+    AbandonReport, MigrationRequest, ServiceRegistration, SwitchReport, EVENTS_MAX_WAIT_MS,
+};
 use wire::ctl::{ApiError, GnbRef, SessionRequest, TunnelSetup, TunnelSetupResponse};
 
 use crate::daemon::Gnb;
@@ -116,6 +120,10 @@ pub fn n1_router(gnb: Arc<Gnb>) -> Router {
     Router::new()
         .route("/n1/sessions", post(n1_establish))
         .route("/n1/sessions/{ue_id}/{psi}", delete(n1_release))
+        .route("/n1/services", post(n1_service))
+        .route("/n1/migrations", post(n1_migrate))
+        .route("/n1/migrations/{id}/{report}", post(n1_migration_report))
+        .route("/n1/events/{ue_id}", get(n1_events))
         .route("/tunnels", get(tunnels))
         .route("/metrics", get(metrics))
         .fallback(not_found)
@@ -323,10 +331,21 @@ async fn metrics(State(gnb): State<Arc<Gnb>>) -> Response {
 /// Relays one HTTP call to the SMF, answering with the SMF's status and
 /// body (502 with an [`ApiError`] when the SMF cannot be reached).
 async fn relay(gnb: &Gnb, method: &'static str, path: String, body: Option<String>) -> Response {
+    relay_with(gnb, &gnb.http, method, path, body).await
+}
+
+async fn relay_with(
+    gnb: &Gnb,
+    http: &ctlhttp::Client,
+    method: &'static str,
+    path: String,
+    body: Option<String>,
+) -> Response {
     let url = format!("http://{}{}", gnb.cfg.smf_api, path);
     let r = match (method, body) {
-        ("POST", Some(b)) => gnb.http.post_json(&url, b).await,
-        _ => gnb.http.delete(&url).await,
+        ("POST", Some(b)) => http.post_json(&url, b).await,
+        ("GET", _) => http.get(&url).await,
+        _ => http.delete(&url).await,
     };
     match r {
         Ok(r) => {
@@ -394,4 +413,102 @@ async fn n1_release(
     }
     info!(ue = %ue_id, psi, "N1 session release relayed");
     Ok(relay(&gnb, "DELETE", format!("/sessions/{ue_id}/{psi}"), None).await)
+}
+
+/// A UE id as it may appear in a path: non-empty, no `/`, `?` or `%`.
+fn check_ue_id(ue_id: &str) -> Result<(), ApiErr> {
+    if ue_id.is_empty() || ue_id.len() > 64 || ue_id.contains(['/', '?', '%', '#']) {
+        return Err(ApiErr::new(
+            StatusCode::BAD_REQUEST,
+            "bad UE id",
+            Some("ue_id"),
+        ));
+    }
+    Ok(())
+}
+
+/// Parses a migration N1 body far enough to log who it is for, and relays
+/// it unchanged (the SMF checks the rest).
+async fn relay_n1_json<T: DeserializeOwned + Serialize>(
+    gnb: &Gnb,
+    path: String,
+    body: &[u8],
+    ue_of: impl Fn(&T) -> &str,
+) -> Result<Response, ApiErr> {
+    let req: T = parse_json(body)?;
+    let ue = ue_of(&req).to_string();
+    check_ue_id(&ue)?;
+    let body = serde_json::to_string(&req)
+        .map_err(|e| ApiErr::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))?;
+    let r = relay(gnb, "POST", path.clone(), Some(body)).await;
+    info!(%ue, %path, status = r.status().as_u16(), "N1 migration call relayed");
+    Ok(r)
+}
+
+async fn n1_service(State(gnb): State<Arc<Gnb>>, body: Bytes) -> Result<Response, ApiErr> {
+    relay_n1_json(
+        &gnb,
+        "/n1/services".into(),
+        &body,
+        |r: &ServiceRegistration| &r.ue_id,
+    )
+    .await
+}
+
+async fn n1_migrate(State(gnb): State<Arc<Gnb>>, body: Bytes) -> Result<Response, ApiErr> {
+    relay_n1_json(
+        &gnb,
+        "/n1/migrations".into(),
+        &body,
+        |r: &MigrationRequest| &r.ue_id,
+    )
+    .await
+}
+
+async fn n1_migration_report(
+    State(gnb): State<Arc<Gnb>>,
+    Path((id, report)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiErr> {
+    let id: u64 = id.parse().map_err(|_| {
+        ApiErr::new(
+            StatusCode::BAD_REQUEST,
+            "migration id must be a number",
+            Some("id"),
+        )
+    })?;
+    let path = format!("/n1/migrations/{id}/{report}");
+    match report.as_str() {
+        "switched" => relay_n1_json(&gnb, path, &body, |r: &SwitchReport| &r.ue_id).await,
+        "abandon" => relay_n1_json(&gnb, path, &body, |r: &AbandonReport| &r.ue_id).await,
+        _ => Err(ApiErr::new(
+            StatusCode::NOT_FOUND,
+            "no such endpoint (switched or abandon)",
+            None,
+        )),
+    }
+}
+
+/// Query of the event long poll.
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    #[serde(default)]
+    after: u64,
+    #[serde(default)]
+    wait_ms: u64,
+}
+
+async fn n1_events(
+    State(gnb): State<Arc<Gnb>>,
+    Path(ue_id): Path<String>,
+    Query(q): Query<EventsQuery>,
+) -> Result<Response, ApiErr> {
+    check_ue_id(&ue_id)?;
+    let wait_ms = q.wait_ms.min(EVENTS_MAX_WAIT_MS);
+    // The SMF holds the call up to wait_ms: wait a little longer for it.
+    let http = gnb
+        .http
+        .with_timeout(std::time::Duration::from_millis(wait_ms + 5_000));
+    let path = format!("/n1/events/{ue_id}?after={}&wait_ms={wait_ms}", q.after);
+    Ok(relay_with(&gnb, &http, "GET", path, None).await)
 }
