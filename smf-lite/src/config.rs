@@ -21,8 +21,22 @@
 //! name = "edge1"
 //! pool = "10.60.0.0/16"
 //! network_instance = "internet"
+//! [migration]                     # CSM's migration manager (all optional)
+//! countdown_ms = 10000            # delayed release of the old source
+//! setup_timeout_ms = 10000        # session + pull + instance start
+//! switch_timeout_ms = 15000       # stream_ready -> the UE's switch report
+//! history = 1000                  # finished migrations kept for GET /migrations
+//! latency_probe_ms = 1000         # how often the edges' latency is measured
+//! [[edge]]                        # one table per edge (none: no migrations)
+//! name = "edge1"
+//! upf = "upf1"                    # must be a [[upf]] serving the edge's DNN
+//! dnn = "edge1"                   # default: the edge's name
+//! agent = "10.100.0.21:7100"      # the edge agent's HTTP API
+//! app_server = "10.60.0.2"        # where UEs reach the edge's instances
 //! ```
 
+pub use crate::migration::EdgeConfig;
+use crate::migration::MigrationConfig;
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -78,6 +92,56 @@ pub struct Config {
     pub default_gnb: Option<wire::ctl::GnbRef>,
     /// The UPFs this SMF controls.
     pub upf: Vec<UpfConfig>,
+    /// The migration manager's timers.
+    pub migration: MigrationTimers,
+    /// The edges CSM migrates between (`[[edge]]`); none: migration
+    /// requests are refused.
+    pub edge: Vec<EdgeConfig>,
+}
+
+/// `[migration]`: the migration manager's timers and limits, in ms.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MigrationTimers {
+    /// How long the old source stays copilot after a switch.
+    pub countdown_ms: u64,
+    /// How long the destination's session, pull and instance start may
+    /// take together.
+    pub setup_timeout_ms: u64,
+    /// How long after `stream_ready` the UE may take to report its switch.
+    pub switch_timeout_ms: u64,
+    /// Finished migrations kept for `GET /migrations`.
+    pub history: usize,
+    /// Interval of the latency measure from the core to each edge's agent.
+    pub latency_probe_ms: u64,
+}
+
+impl Default for MigrationTimers {
+    fn default() -> Self {
+        let m = MigrationConfig::default();
+        MigrationTimers {
+            countdown_ms: m.countdown_ms,
+            setup_timeout_ms: m.setup_timeout_ms,
+            switch_timeout_ms: m.switch_timeout_ms,
+            history: m.history,
+            latency_probe_ms: 1000,
+        }
+    }
+}
+
+impl MigrationTimers {
+    /// The manager's configuration.
+    pub fn manager(&self) -> MigrationConfig {
+        MigrationConfig {
+            countdown_ms: self.countdown_ms,
+            setup_timeout_ms: self.setup_timeout_ms,
+            switch_timeout_ms: self.switch_timeout_ms,
+            history: self.history,
+        }
+    }
+    pub fn latency_probe(&self) -> Duration {
+        Duration::from_millis(self.latency_probe_ms)
+    }
 }
 
 /// Maximum bit rate of a session, kbit/s.
@@ -139,6 +203,8 @@ impl Default for Config {
             timers: Timers::default(),
             default_gnb: None,
             upf: Vec::new(),
+            migration: MigrationTimers::default(),
+            edge: Vec::new(),
         }
     }
 }
@@ -317,6 +383,66 @@ impl Config {
                 pools.push((format!("{}/{}", u.name, d.name), net));
             }
         }
+        self.validate_migration()
+    }
+
+    /// `[migration]` and `[[edge]]`: timers that can fire, edges with
+    /// unique names, anchored at a configured UPF that serves their DNN.
+    fn validate_migration(&self) -> Result<(), ConfigError> {
+        let m = &self.migration;
+        for (f, v) in [
+            ("setup_timeout_ms", m.setup_timeout_ms),
+            ("switch_timeout_ms", m.switch_timeout_ms),
+            ("latency_probe_ms", m.latency_probe_ms),
+        ] {
+            if v == 0 {
+                return Err(invalid(format!("migration.{f}"), "must be > 0"));
+            }
+        }
+        for (i, e) in self.edge.iter().enumerate() {
+            let f = format!("edge[{i}]");
+            if e.name.is_empty() {
+                return Err(invalid(format!("{f}.name"), "must not be empty"));
+            }
+            if self.edge[..i].iter().any(|o| o.name == e.name) {
+                return Err(invalid(
+                    format!("{f}.name"),
+                    format!("`{}` appears twice", e.name),
+                ));
+            }
+            let Some(upf) = self.upf.iter().find(|u| u.name == e.upf) else {
+                return Err(invalid(
+                    format!("{f}.upf"),
+                    format!("no [[upf]] named `{}`", e.upf),
+                ));
+            };
+            if !upf.dnn.iter().any(|d| d.name == e.dnn()) {
+                return Err(invalid(
+                    if e.dnn.is_some() {
+                        format!("{f}.dnn")
+                    } else {
+                        format!("{f}.name")
+                    },
+                    format!(
+                        "UPF `{}` does not serve DNN `{}` (an edge's DNN defaults to its name)",
+                        e.upf,
+                        e.dnn()
+                    ),
+                ));
+            }
+            if e.agent.ip().is_unspecified() || e.agent.port() == 0 {
+                return Err(invalid(
+                    format!("{f}.agent"),
+                    format!("{} is not an address to call", e.agent),
+                ));
+            }
+            if e.app_server.is_unspecified() {
+                return Err(invalid(
+                    format!("{f}.app_server"),
+                    "must be a specific address",
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -337,6 +463,8 @@ mod tests {
         let c = Config::parse(text).expect("example config is valid");
         assert_eq!(c.upf.len(), 2);
         assert_eq!(c.upf[0].dnn[0].name, "edge1");
+        assert_eq!(c.edge.len(), 2);
+        assert_eq!(c.edge[1].dnn(), "edge2");
     }
 
     #[test]
@@ -367,5 +495,69 @@ mod tests {
         );
         let e = Config::parse("[timers]\nt1 = 5").unwrap_err().to_string();
         assert!(e.contains("t1"), "{e}");
+    }
+
+    const UPFS: &str =
+        "[[upf]]\nname='upf1'\nn4='127.0.0.1:1'\n[[upf.dnn]]\nname='edge1'\npool='10.60.0.0/24'\n\
+         [[upf]]\nname='upf2'\nn4='127.0.0.1:2'\n[[upf.dnn]]\nname='edge2'\npool='10.61.0.0/24'\n";
+
+    fn edge(name: &str, upf: &str, extra: &str) -> String {
+        format!(
+            "[[edge]]\nname='{name}'\nupf='{upf}'\nagent='127.0.0.1:7100'\napp_server='10.60.0.2'\n{extra}"
+        )
+    }
+
+    #[test]
+    fn edges_and_migration_timers() {
+        let c = Config::parse(UPFS).expect("no edges is valid");
+        assert!(c.edge.is_empty());
+        assert_eq!(c.migration.countdown_ms, 10_000);
+        assert_eq!(c.migration.latency_probe_ms, 1000);
+        let text = format!(
+            "{UPFS}[migration]\ncountdown_ms = 300\nsetup_timeout_ms = 2000\n\
+             switch_timeout_ms = 3000\n{}{}",
+            edge("edge1", "upf1", ""),
+            edge("e2", "upf2", "dnn='edge2'\n")
+        );
+        let c = Config::parse(&text).expect("valid");
+        assert_eq!(c.edge.len(), 2);
+        assert_eq!(c.edge[1].dnn(), "edge2");
+        let m = c.migration.manager();
+        assert_eq!(
+            (m.countdown_ms, m.setup_timeout_ms, m.switch_timeout_ms),
+            (300, 2000, 3000)
+        );
+        // Round trip through check-config's output.
+        let again = toml::to_string_pretty(&c).expect("serializes");
+        assert_eq!(Config::parse(&again).expect("reparses"), c);
+    }
+
+    #[test]
+    fn edge_and_migration_errors_name_the_field() {
+        let cases: [(String, &str); 9] = [
+            (edge("edge1", "upf9", ""), "edge[0].upf"),
+            (format!("{}{}", edge("edge1", "upf1", ""), edge("edge1", "upf1", "")), "edge[1].name"),
+            (edge("", "upf1", ""), "edge[0].name"),
+            (edge("edgeX", "upf1", ""), "edge[0].name"),
+            (edge("e", "upf1", "dnn='edge2'\n"), "edge[0].dnn"),
+            (edge("edge1", "upf1", "colour='red'\n"), "colour"),
+            (
+                "[[edge]]\nname='edge1'\nupf='upf1'\nagent='0.0.0.0:7100'\napp_server='10.60.0.2'\n"
+                    .into(),
+                "edge[0].agent",
+            ),
+            ("[migration]\nsetup_timeout_ms = 0\n".into(), "migration.setup_timeout_ms"),
+            ("[migration]\ncountdown = '10s'\n".into(), "countdown"),
+        ];
+        for (extra, field) in cases {
+            let e = Config::parse(&format!("{UPFS}{extra}"))
+                .expect_err(field)
+                .to_string();
+            assert!(e.contains(field), "{field}: {e}");
+        }
+        let e = Config::parse(&format!("{UPFS}[[edge]]\nname='edge1'\nupf='upf1'\n"))
+            .expect_err("agent missing")
+            .to_string();
+        assert!(e.contains("agent"), "{e}");
     }
 }

@@ -38,6 +38,7 @@ fn registration(ue_id: &str) -> ServiceRegistration {
         edge: "edge1".into(),
         pdu_session_id: 1,
         instance: "edge1-i1".into(),
+        input_port: 5000,
         stream_port: 6000,
         params: StreamParams {
             fps: Some(30),

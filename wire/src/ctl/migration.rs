@@ -69,6 +69,10 @@ pub struct ServiceRegistration {
     pub pdu_session_id: u8,
     /// The serving instance's id at that edge's agent.
     pub instance: String,
+    /// The UDP port the serving instance takes input on, at the edge's
+    /// application server (the agent's `input_port` of that instance): a
+    /// switch back to this edge while it is copilot steers input there.
+    pub input_port: u16,
     /// The UDP port the UE receives the video stream on, on every session's
     /// address (a destination instance streams to `new_address:stream_port`).
     pub stream_port: u16,
