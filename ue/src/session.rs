@@ -122,22 +122,42 @@ impl SessionManager {
         &self.cfg
     }
 
-    async fn n1(
+    /// One N1-lite call through the gNB's relay: its status and body.
+    pub async fn n1(
         &self,
         method: &'static str,
         path: String,
         body: Option<String>,
     ) -> Result<(u16, String), SessionError> {
+        self.n1_with(&self.http, method, path, body).await
+    }
+
+    /// [`SessionManager::n1`] with another client (e.g. a longer timeout
+    /// for the event long poll).
+    pub async fn n1_with(
+        &self,
+        http: &ctlhttp::Client,
+        method: &'static str,
+        path: String,
+        body: Option<String>,
+    ) -> Result<(u16, String), SessionError> {
         let url = format!("http://{}{}", self.cfg.gnb_n1, path);
-        let r = match body {
-            Some(b) if method == "POST" => self.http.post_json(&url, b).await,
-            _ => self.http.delete(&url).await,
+        let r = match (method, body) {
+            ("POST", Some(b)) => http.post_json(&url, b).await,
+            ("GET", _) => http.get(&url).await,
+            _ => http.delete(&url).await,
         };
         let r = r.map_err(|e| SessionError::Relay(e.to_string()))?;
         Ok((r.status, r.text()))
     }
 
-    fn rejected(status: u16, body: &str) -> SessionError {
+    /// The N1 client (cheap to clone; `with_timeout` for a long poll).
+    pub fn http(&self) -> &ctlhttp::Client {
+        &self.http
+    }
+
+    /// An error answer as a [`SessionError::Rejected`].
+    pub fn rejected(status: u16, body: &str) -> SessionError {
         let error = serde_json::from_str::<ApiError>(body).unwrap_or(ApiError {
             error: if body.is_empty() {
                 format!("HTTP {status}")
@@ -223,6 +243,45 @@ impl SessionManager {
             },
         );
         Ok(info)
+    }
+
+    /// Installs a session the network set up on its own (CSM's parallel
+    /// session, told over N1 by the SMF's migration manager): address,
+    /// table and rule, as for one the UE asked for.
+    pub async fn adopt(&self, info: SessionInfo) -> Result<(), SessionError> {
+        let psi = info.pdu_session_id;
+        if !(1..=15).contains(&psi) {
+            return Err(SessionError::BadPsi(psi));
+        }
+        let mut sessions = self.sessions.lock().await;
+        if sessions.contains_key(&psi) {
+            return Err(SessionError::Exists(psi));
+        }
+        let table = self.cfg.table(psi);
+        if let Err(e) = self.install(info.ue_addr, table, true).await {
+            let _ = self.install(info.ue_addr, table, false).await;
+            return Err(e.into());
+        }
+        self.metrics.established.fetch_add(1, Relaxed);
+        info!(ue = %self.cfg.ue_id, psi, ue_addr = %info.ue_addr, upf = %info.upf, table, "session up (set up by the network)");
+        sessions.insert(psi, UeSession { info, table });
+        Ok(())
+    }
+
+    /// Removes a session the network released (its address, table and
+    /// rule); nothing is sent.
+    pub async fn forget(&self, psi: u8) -> Result<(), SessionError> {
+        let mut sessions = self.sessions.lock().await;
+        let s = sessions.remove(&psi).ok_or(SessionError::NotFound(psi))?;
+        self.install(s.info.ue_addr, s.table, false).await?;
+        self.metrics.released.fetch_add(1, Relaxed);
+        info!(ue = %self.cfg.ue_id, psi, "session released by the network");
+        Ok(())
+    }
+
+    /// The session `psi`, if the UE has it.
+    pub async fn get(&self, psi: u8) -> Option<SessionInfo> {
+        self.sessions.lock().await.get(&psi).map(|s| s.info.clone())
     }
 
     fn release_path(&self, psi: u8) -> String {

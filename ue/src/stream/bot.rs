@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use wire::input::{Dir, Input};
+use wire::input::{Dir, Flags, Input};
 
 use super::{realtime_ns, StreamError};
 
@@ -103,25 +103,68 @@ pub struct SentInput {
     pub to: SocketAddr,
 }
 
-/// Where the input goes: the chief pilot's input address. Clones share it.
+/// Where the input goes: the chief pilot's input address, and the socket
+/// it goes from (the session's address). Clones share it.
+///
+/// [`InputTarget::switch_to`] is CSM's input steering at a stream switch:
+/// the next datagram goes to the destination, from the destination
+/// session's socket, carrying the SWITCH flag, and the last `resend` inputs
+/// go again first (the cloud dedupes them), so that no input is lost
+/// whichever instance was primary when it arrived.
 #[derive(Debug, Clone)]
-pub struct InputTarget(Arc<Mutex<SocketAddr>>);
+pub struct InputTarget(Arc<Mutex<Route>>);
+
+/// The current route of the inputs.
+#[derive(Debug, Clone)]
+struct Route {
+    to: SocketAddr,
+    /// `None`: the bot's own socket.
+    from: Option<Arc<UdpSocket>>,
+    /// Bumped by every switch.
+    generation: u64,
+    /// Inputs to send again at the switch.
+    resend: usize,
+}
 
 impl InputTarget {
     /// A target.
     pub fn new(addr: SocketAddr) -> InputTarget {
-        InputTarget(Arc::new(Mutex::new(addr)))
+        InputTarget(Arc::new(Mutex::new(Route {
+            to: addr,
+            from: None,
+            generation: 0,
+            resend: 0,
+        })))
     }
 
-    /// Steers the next inputs to `addr`.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Route> {
+        // A poisoned lock still holds a valid route.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Steers the next inputs to `addr` (same socket, no signal).
     pub fn set(&self, addr: SocketAddr) {
-        // A poisoned lock still holds a valid address.
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = addr;
+        self.lock().to = addr;
+    }
+
+    /// Switches the input to a new chief pilot: `to`, sent from `from`;
+    /// the first datagram carries SWITCH and the last `resend` inputs are
+    /// sent again.
+    pub fn switch_to(&self, to: SocketAddr, from: Arc<UdpSocket>, resend: usize) {
+        let mut r = self.lock();
+        r.to = to;
+        r.from = Some(from);
+        r.generation += 1;
+        r.resend = resend;
     }
 
     /// The current target.
     pub fn get(&self) -> SocketAddr {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.lock().to
+    }
+
+    fn route(&self) -> Route {
+        self.lock().clone()
     }
 }
 
@@ -131,8 +174,17 @@ pub struct InputBot {
     local: SocketAddr,
     target: InputTarget,
     stop: Arc<AtomicBool>,
-    send_errors: Arc<AtomicU64>,
+    counters: Arc<Counters>,
     thread: Option<JoinHandle<Vec<SentInput>>>,
+}
+
+/// The bot's counters, read while it runs.
+#[derive(Debug, Default)]
+struct Counters {
+    /// Sends that failed.
+    errors: AtomicU64,
+    /// Inputs sent again at switches.
+    resent: AtomicU64,
 }
 
 /// What a bot run leaves.
@@ -142,6 +194,8 @@ pub struct BotOutcome {
     pub sent: Vec<SentInput>,
     /// Sends that failed (and were retried with the same seq).
     pub send_errors: u64,
+    /// Inputs sent again at switches.
+    pub resent: u64,
 }
 
 impl InputBot {
@@ -160,9 +214,9 @@ impl InputBot {
         let local = sock.local_addr().map_err(StreamError::Io)?;
         let target = InputTarget::new(cfg.to);
         let stop = Arc::new(AtomicBool::new(false));
-        let send_errors = Arc::new(AtomicU64::new(0));
+        let counters = Arc::new(Counters::default());
         let thread = {
-            let (target, stop, errs) = (target.clone(), stop.clone(), send_errors.clone());
+            let (target, stop, errs) = (target.clone(), stop.clone(), counters.clone());
             std::thread::Builder::new()
                 .name("input-bot".into())
                 .spawn(move || play(sock, cfg, &target, &stop, &errs))
@@ -172,7 +226,7 @@ impl InputBot {
             local,
             target,
             stop,
-            send_errors,
+            counters,
             thread: Some(thread),
         })
     }
@@ -180,6 +234,11 @@ impl InputBot {
     /// The address it sends from.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// Inputs sent again at switches so far.
+    pub fn resent(&self) -> u64 {
+        self.counters.resent.load(Ordering::Relaxed)
     }
 
     /// The shared target (change it to steer the input).
@@ -198,7 +257,8 @@ impl InputBot {
         };
         Ok(BotOutcome {
             sent,
-            send_errors: self.send_errors.load(Ordering::Relaxed),
+            send_errors: self.counters.errors.load(Ordering::Relaxed),
+            resent: self.counters.resent.load(Ordering::Relaxed),
         })
     }
 }
@@ -217,20 +277,44 @@ fn play(
     cfg: BotConfig,
     target: &InputTarget,
     stop: &AtomicBool,
-    errors: &AtomicU64,
+    counters: &Counters,
 ) -> Vec<SentInput> {
     let period = Duration::from_secs_f64(1.0 / cfg.rate);
     let mut policy = Policy::new(cfg.seed, cfg.initial);
-    let mut sent = Vec::new();
+    let mut sent: Vec<SentInput> = Vec::new();
     let mut seq = 1u64;
     let mut dir = policy.next_dir();
     let start = Instant::now();
     let mut k = 0u32;
+    let mut generation = 0u64;
+    // The switching signal goes with the first datagram that leaves after
+    // a switch.
+    let mut signal = false;
+    let flags = |signal: bool| if signal { Flags::SWITCH } else { Flags::NONE };
     while !stop.load(Ordering::Relaxed) {
-        let to = target.get();
-        let input = Input::new(dir, seq, realtime_ns());
-        match sock.send_to(&input.emit(), to) {
+        let route = target.route();
+        let out = route.from.as_deref().unwrap_or(&sock);
+        let to = route.to;
+        if route.generation != generation {
+            generation = route.generation;
+            signal = true;
+            // The last inputs again (the cloud dedupes them).
+            let first = sent.len().saturating_sub(route.resend);
+            for s in &sent[first..] {
+                let mut again =
+                    Input::new(Dir::from_code(s.dir).unwrap_or(Dir::Up), s.seq, s.sent_ns);
+                again.flags = flags(signal);
+                if out.send_to(&again.emit(), to).is_ok() {
+                    signal = false;
+                    counters.resent.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        let mut input = Input::new(dir, seq, realtime_ns());
+        input.flags = flags(signal);
+        match out.send_to(&input.emit(), to) {
             Ok(_) => {
+                signal = false;
                 sent.push(SentInput {
                     seq,
                     sent_ns: input.sent_ns,
@@ -241,7 +325,7 @@ fn play(
                 dir = policy.next_dir();
             }
             Err(e) => {
-                let n = errors.fetch_add(1, Ordering::Relaxed);
+                let n = counters.errors.fetch_add(1, Ordering::Relaxed);
                 if n.is_power_of_two() || n == 0 {
                     tracing::warn!(%to, "input {seq}: {e} ({} failures so far)", n + 1);
                 }
