@@ -2,6 +2,8 @@
 //! and by the daemon tests (over a real UDP socket).
 #![allow(dead_code)]
 
+pub mod peers;
+
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use wire::pfcp::*;

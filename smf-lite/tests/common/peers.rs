@@ -1,0 +1,162 @@
+//! The daemon's peers on loopback for the daemon tests: a fake UPF
+//! (wire::pfcp over UDP, from a thread) and a fake gNB (N2-lite over HTTP),
+//! with helpers to configure the daemon and call its API.
+
+use super::FakeUpf;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, post};
+use axum::{Json, Router};
+use smf_lite::client::SmfClient;
+use smf_lite::Config;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wire::ctl::{TunnelSetup, TunnelSetupResponse};
+
+/// A fake UPF answering on a UDP socket from a thread; stopped on drop.
+pub struct UdpUpf {
+    pub addr: SocketAddr,
+    pub upf: Arc<Mutex<FakeUpf>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl UdpUpf {
+    pub fn start(name: &str) -> UdpUpf {
+        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        sock.set_read_timeout(Some(Duration::from_millis(20)))
+            .expect("timeout");
+        let addr = sock.local_addr().expect("addr");
+        let upf = Arc::new(Mutex::new(FakeUpf::new(name, 4242, 0x100)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (u, st) = (upf.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 65536];
+            while !st.load(Ordering::Relaxed) {
+                if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                    let rsp = u.lock().expect("lock").handle(&buf[..n]);
+                    if let Some(r) = rsp {
+                        let _ = sock.send_to(&r, from);
+                    }
+                }
+            }
+        });
+        UdpUpf {
+            addr,
+            upf,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for UdpUpf {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+pub type Tunnels = Arc<Mutex<HashMap<u32, TunnelSetup>>>;
+
+pub async fn fake_gnb() -> (SocketAddr, Tunnels) {
+    let tunnels: Tunnels = Arc::default();
+    async fn setup(
+        State(t): State<Tunnels>,
+        Json(req): Json<TunnelSetup>,
+    ) -> (StatusCode, Json<TunnelSetupResponse>) {
+        let mut t = t.lock().expect("lock");
+        let teid = 0x9000 + t.len() as u32;
+        t.insert(teid, req);
+        (
+            StatusCode::CREATED,
+            Json(TunnelSetupResponse {
+                dl_teid: teid,
+                dl_addr: IpAddr::V4(Ipv4Addr::new(10, 3, 0, 1)),
+            }),
+        )
+    }
+    async fn del(State(t): State<Tunnels>, Path(teid): Path<u32>) -> StatusCode {
+        match t.lock().expect("lock").remove(&teid) {
+            Some(_) => StatusCode::NO_CONTENT,
+            None => StatusCode::NOT_FOUND,
+        }
+    }
+    let app = Router::new()
+        .route("/n2/tunnels", post(setup))
+        .route("/n2/tunnels/{teid}", delete(del))
+        .with_state(tunnels.clone());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    (addr, tunnels)
+}
+
+/// A configuration on loopback with these UPFs (name, N4, DNN, pool) and
+/// short PFCP timers, then `extra` TOML.
+pub fn config_text(upfs: &[(&str, SocketAddr, &str, &str)], extra: &str) -> String {
+    let mut t = String::from(
+        "node_id = \"127.0.0.1\"\nn4_bind = \"127.0.0.1:0\"\napi_bind = \"127.0.0.1:0\"\n\
+         [timers]\nt1_ms = 200\nn1 = 2\nheartbeat_ms = 500\n",
+    );
+    for (name, n4, dnn, pool) in upfs {
+        t.push_str(&format!(
+            "[[upf]]\nname = \"{name}\"\nn4 = \"{n4}\"\n[[upf.dnn]]\nname = \"{dnn}\"\npool = \"{pool}\"\n"
+        ));
+    }
+    t + extra
+}
+
+pub fn config(upfs: &[(&str, SocketAddr, &str, &str)]) -> Config {
+    Config::parse(&config_text(upfs, "")).expect("valid")
+}
+
+/// Blocking calls on the blocking pool.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("join")
+}
+
+pub async fn wait_associated(c: &SmfClient, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let c2 = c.clone();
+        let upfs = blocking(move || c2.upfs()).await.expect("GET /upfs");
+        if upfs.iter().filter(|u| u["state"] == "associated").count() == n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not associated: {upfs:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub fn raw(method: &str, url: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let r = match (method, body) {
+        ("POST", Some(b)) => agent
+            .post(url)
+            .header("content-type", "application/json")
+            .send(b),
+        ("GET", _) => agent.get(url).call(),
+        ("DELETE", _) => agent.delete(url).call(),
+        _ => panic!("unsupported"),
+    };
+    let mut r = r.expect("transport");
+    let status = r.status().as_u16();
+    let text = r.body_mut().read_to_string().unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
