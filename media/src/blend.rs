@@ -108,7 +108,7 @@ mod tests {
             ((&fs.v, &fd.v, &out.v), "v"),
         ] {
             for ((&s, &d), &o) in planes.0.iter().zip(planes.1).zip(planes.2) {
-                let want = (u16::from(s) + u16::from(d) + 1) / 2;
+                let want = (u16::from(s) + u16::from(d)).div_ceil(2);
                 assert_eq!(u16::from(o), want, "plane {name}");
             }
         }

@@ -632,9 +632,31 @@ mod tests {
         let src = [0u8, 1, 2, 3, 10, 20, 30, 40, 5, 5, 5, 5];
         let mut out = [0u8; 2];
         downscale(&src, 4, 2, 2, 1, &mut out);
-        assert_eq!(out, [(0 + 1 + 10 + 20 + 2) / 4, (2 + 3 + 30 + 40 + 2) / 4]);
+        // (0 + 1 + 10 + 20 + 2) / 4 and (2 + 3 + 30 + 40 + 2) / 4.
+        assert_eq!(out, [8, 19]);
         let mut out3 = [0u8; 1];
         downscale(&src, 4, 3, 1, 1, &mut out3);
-        assert_eq!(out3[0], ((0 + 1 + 2 + 10 + 20 + 30 + 5 + 5 + 5) + 4) / 9);
+        // (0 + 1 + 2 + 10 + 20 + 30 + 5 + 5 + 5 + 4) / 9.
+        assert_eq!(out3[0], 9);
+    }
+
+    #[test]
+    fn fast_steady_state_keeps_its_scratch() {
+        let (a, b) = (textured(160, 96, 51), textured(160, 96, 52));
+        let mut s = FastSsim::new(160, 96);
+        let where_ = |s: &FastSsim| {
+            (
+                s.a.as_ptr(),
+                s.b.as_ptr(),
+                s.blocks.as_ptr(),
+                s.a.capacity() + s.b.capacity() + s.blocks.capacity(),
+            )
+        };
+        let before = where_(&s);
+        let first = s.score(&a, &b).expect("same size");
+        for _ in 0..5 {
+            assert_eq!(s.score(&a, &b).expect("same size"), first);
+        }
+        assert_eq!(where_(&s), before, "the scratch was reallocated");
     }
 }
