@@ -9,6 +9,8 @@
 //!   every displayed frame, writes the displayed video as Y4M ([`y4m`]).
 //! - [`bot`]: [`InputBot`], plays the game: numbered inputs to the chief
 //!   pilot's input address ([`InputTarget`], changeable at run time).
+//! - [`selector`]: the CSM stream selector's decisions ([`Selector`]), a
+//!   state machine: SSIM threshold, frame sliding, give-up, ablations.
 //! - [`report`]: frames displayed, frame interval, input -> display
 //!   latency, bitrate on the wire ([`PlayReport`]).
 //! - [`play`]: all of it for a while, the `ue play` command.
@@ -22,16 +24,22 @@ pub mod client;
 pub mod display;
 pub mod play;
 pub mod report;
+pub mod screen;
+pub mod selector;
 pub mod y4m;
 
 use std::net::SocketAddr;
 
 pub use bot::{BotConfig, BotOutcome, InputBot, InputTarget, Policy, SentInput};
-pub use buffer::{one_frame_buffer, BufferReader, BufferWriter, BufferedFrame, FrameInfo, Wake};
+pub use buffer::{
+    frame_buffer, one_frame_buffer, BufferMode, BufferReader, BufferWriter, BufferedFrame,
+    FrameInfo, Wake,
+};
 pub use client::{StreamClient, StreamStats};
 pub use display::{Chief, DisplayHandle, DisplayOutcome, DisplayRecord, DisplaySink};
 pub use play::{PlayConfig, StreamSpec};
 pub use report::PlayReport;
+pub use selector::{Ablation, Event, FrameRef, Output, Phase, Selector, SelectorConfig};
 
 /// Errors of the streaming client.
 #[derive(Debug, thiserror::Error)]
