@@ -8,19 +8,18 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use topo::emu::{run, run_cli, EmuConfig, EmuControl, EmuError, Impairment};
+use topo::emu::{run, EmuConfig, EmuControl, EmuError, Impairment};
 
 const A_IP: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
 const B_IP: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
 const A_MAC: &str = "02:00:00:09:00:01";
 const B_MAC: &str = "02:00:00:09:00:02";
-const CHILD_ENV: &str = "TOPO_EMU_TEST_CHILD_CONFIG";
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -256,6 +255,21 @@ fn median_rtt(sock: &UdpSocket, n: u32) -> Duration {
     rtts[rtts.len() / 2]
 }
 
+/// The RTT of one echo, `None` if it is lost.
+fn one_rtt(sock: &UdpSocket) -> Option<Duration> {
+    let probe = u32::MAX.to_be_bytes();
+    let t0 = Instant::now();
+    sock.send_to(&probe, (B_IP, 7000)).ok()?;
+    let mut buf = [0u8; 64];
+    loop {
+        match sock.recv_from(&mut buf) {
+            Ok((4, _)) if buf[..4] == probe => return Some(t0.elapsed()),
+            Ok(_) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
 fn assert_rtt(rtt: Duration, expect_ms: u64) {
     let lo = Duration::from_millis(expect_ms);
     let hi = lo + Duration::from_micros(1500);
@@ -266,7 +280,9 @@ fn assert_rtt(rtt: Duration, expect_ms: u64) {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links"]
 fn udp_rtt_is_twice_the_delay() {
+    testkit::require_root();
     let link = Link::new("rtt");
     let emu = InProc::start(link.config(delay(10), delay(10)));
     let _echo = Echo::start(&link);
@@ -280,7 +296,9 @@ fn udp_rtt_is_twice_the_delay() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links"]
 fn asymmetric_delay_applies_per_direction() {
+    testkit::require_root();
     let link = Link::new("asym");
     let _emu = InProc::start(link.config(delay(2), delay(8)));
     let _echo = Echo::start(&link);
@@ -289,7 +307,9 @@ fn asymmetric_delay_applies_per_direction() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links"]
 fn ten_percent_loss_drops_about_ten_percent() {
+    testkit::require_root();
     let link = Link::new("loss");
     let lossy = Impairment {
         loss_ppm: 100_000,
@@ -312,6 +332,7 @@ fn ten_percent_loss_drops_about_ten_percent() {
     for i in 0..n {
         tx.send_to(&i.to_be_bytes(), (B_IP, 7001)).unwrap();
         if i % 50 == 49 {
+            // pacing, not synchronisation: bursts the emulator's queue holds
             thread::sleep(Duration::from_millis(1));
         }
     }
@@ -328,7 +349,9 @@ fn ten_percent_loss_drops_about_ten_percent() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links"]
 fn control_update_changes_delay_while_running() {
+    testkit::require_root();
     let link = Link::new("upd");
     let emu = InProc::start(link.config(delay(3), delay(3)));
     let _echo = Echo::start(&link);
@@ -343,7 +366,9 @@ fn control_update_changes_delay_while_running() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links"]
 fn tcp_bulk_through_10ms_link() {
+    testkit::require_root();
     let link = Link::new("tcp");
     let emu = InProc::start(link.config(delay(10), delay(10)));
     let listener = in_ns(&link.b, || TcpListener::bind((B_IP, 7002)).unwrap());
@@ -401,7 +426,9 @@ fn tcp_bulk_through_10ms_link() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links"]
 fn missing_port_is_an_error() {
+    testkit::require_root();
     let link = Link::new("noport");
     let mut cfg = link.config(Impairment::default(), Impairment::default());
     cfg.port_b = "nosuch0".into();
@@ -418,23 +445,15 @@ fn missing_port_is_an_error() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links"]
 fn stop_before_traffic_returns_promptly() {
+    testkit::require_root();
     let link = Link::new("stop");
     let emu = InProc::start(link.config(delay(50), delay(50)));
     let t0 = Instant::now();
     let stats = emu.stop();
     assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
     assert_eq!(stats.a_to_b.forwarded, 0);
-}
-
-/// Not a test of its own: the body of the emulator child process that the signal
-/// test spawns (this test binary re-run with an environment variable).
-#[test]
-fn emu_child_process() -> ExitCode {
-    match std::env::var_os(CHILD_ENV) {
-        Some(path) => run_cli(std::path::Path::new(&path)),
-        None => ExitCode::SUCCESS,
-    }
 }
 
 struct ChildGuard(Child);
@@ -452,20 +471,19 @@ fn signal(child: &Child, sig: libc::c_int) {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links"]
 fn cli_sighup_reloads_and_sigterm_stops() {
+    testkit::require_root();
     let link = Link::new("cli");
     let dir = std::env::temp_dir().join(format!("{}-cfg", link.e));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("emu.json");
     link.config(delay(4), delay(4)).write_file(&path).unwrap();
-    let child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "emu_child_process",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, &path)
+    // The emulator process `topo up` starts: `topo emu-run --config FILE`.
+    let child = Command::new(env!("CARGO_BIN_EXE_topo"))
+        .arg("emu-run")
+        .arg("--config")
+        .arg(&path)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -475,8 +493,7 @@ fn cli_sighup_reloads_and_sigterm_stops() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let line = lines.next().expect("child exited before ready").unwrap();
-        // libtest prints "test emu_child_process ... " before the child's output.
-        if line.trim_end().ends_with("ready") {
+        if line.trim_end() == "ready" {
             break;
         }
         assert!(Instant::now() < deadline, "no ready line");
@@ -487,21 +504,25 @@ fn cli_sighup_reloads_and_sigterm_stops() {
 
     link.config(delay(9), delay(6)).write_file(&path).unwrap();
     signal(&child.0, libc::SIGHUP);
-    thread::sleep(Duration::from_millis(50));
+    // Reloaded once a probe takes the new delay (15 ms instead of 8 ms).
+    assert!(
+        testkit::wait_until(Duration::from_secs(5), || one_rtt(&sock)
+            .is_some_and(|rtt| rtt >= Duration::from_millis(12))),
+        "SIGHUP did not reload the impairments within 5 s"
+    );
     assert_rtt(median_rtt(&sock, 15), 15);
 
     let t0 = Instant::now();
     signal(&child.0, libc::SIGTERM);
-    let status = loop {
-        if let Some(st) = child.0.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "still running after SIGTERM"
-        );
-        thread::sleep(Duration::from_millis(1));
-    };
+    let mut status = None;
+    assert!(
+        testkit::wait_until(Duration::from_secs(5), || {
+            status = child.0.try_wait().unwrap();
+            status.is_some()
+        }),
+        "still running 5 s after SIGTERM"
+    );
+    let status = status.unwrap();
     eprintln!("emulator exited {:?} after SIGTERM", t0.elapsed());
     assert!(status.success(), "{status:?}");
     // Nothing forwards any more.

@@ -64,7 +64,9 @@ fn config_errors_exit_2_with_file_line_and_field() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links"]
 fn up_show_exec_list_down() {
+    testkit::require_root();
     let env = Env::new("cli");
     let f = write(
         &env.state,
@@ -145,7 +147,9 @@ fn up_show_exec_list_down() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links"]
 fn sigkill_during_up_then_down_all_leaves_nothing() {
+    testkit::require_root();
     // Kill at three moments: early in the namespace step, late in it, and
     // while emulator processes are being started.
     for (i, stage) in ["5 namespaces", "120 namespaces", "an emulator"]
@@ -175,6 +179,9 @@ fn sigkill_during_up_then_down_all_leaves_nothing() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        // Polled every 0.5 ms, not with testkit::wait_until (every 20 ms):
+        // the emulator stage lasts only a few ms, and a kill after `up`
+        // finished would test nothing.
         let t0 = Instant::now();
         loop {
             let reached = match i {
@@ -236,7 +243,9 @@ fn sigkill_during_up_then_down_all_leaves_nothing() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links"]
 fn capture_writes_a_pcap_that_tshark_reads() {
+    testkit::require_root();
     let env = Env::new("cap");
     // no IPv6 (router solicitations, MLD) so that the capture holds only our traffic
     let text = two_hosts(&env, "").replace(
@@ -284,7 +293,7 @@ fn capture_writes_a_pcap_that_tshark_reads() {
     for i in 0..6 {
         sock.send_to(format!("datagram {i}").as_bytes(), "10.5.0.2:9999")
             .unwrap();
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(5)); // pacing, not synchronisation
     }
     let out = cap.wait_with_output().unwrap();
     assert!(out.status.success());
@@ -352,7 +361,9 @@ fn capture_writes_a_pcap_that_tshark_reads() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links"]
 fn ctrl_c_during_up_rolls_back() {
+    testkit::require_root();
     let env = Env::new("sigint");
     let mut s = format!(
         "name = \"intr\"\nprefix = \"{}\"\n[[node]]\nname = \"s\"\nkind = \"switch\"\n",
@@ -370,14 +381,11 @@ fn ctrl_c_during_up_rolls_back() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let t0 = Instant::now();
-    while env.namespaces().len() < 5 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30) && child.try_wait().unwrap().is_none(),
-            "up never got going"
-        );
-        std::thread::sleep(Duration::from_micros(500));
-    }
+    let going = testkit::wait_until(Duration::from_secs(30), || {
+        assert!(child.try_wait().unwrap().is_none(), "up ended early");
+        env.namespaces().len() >= 5
+    });
+    assert!(going, "up never got going: not 5 namespaces in 30 s");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,

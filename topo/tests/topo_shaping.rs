@@ -36,7 +36,9 @@ fn within(measured_l2: f64, rate: f64, tol: f64) -> bool {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, tc shaping"]
 fn tcp_throughput_follows_the_rate_and_runtime_changes() {
+    testkit::require_root();
     let _serial = serial();
     let env = Env::new("rate");
     let t = pair(&env, ShapeSpec::rate("200mbit"));
@@ -91,7 +93,9 @@ fn tcp_throughput_follows_the_rate_and_runtime_changes() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, tc shaping"]
 fn changing_the_rate_while_traffic_flows() {
+    testkit::require_root();
     let _serial = serial();
     let env = Env::new("live");
     let t = pair(&env, ShapeSpec::rate("400mbit"));
@@ -100,6 +104,7 @@ fn changing_the_rate_while_traffic_flows() {
     let state = env.state_dir();
     // halfway through a 2 s transfer, another handle (as `topo shape` would) lowers the rate
     let changer = std::thread::spawn(move || {
+        // pacing, not synchronisation: the change comes halfway through
         std::thread::sleep(Duration::from_millis(1000));
         let mut other = topo::Running::attach(&name, &state).unwrap();
         other
@@ -122,7 +127,9 @@ fn changing_the_rate_while_traffic_flows() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, tc shaping"]
 fn userspace_emulator_adds_delay_and_reloads_on_shape() {
+    testkit::require_root();
     let _serial = serial();
     let env = Env::new("delay");
     let t = pair(&env, ShapeSpec::rate("100mbit").delay("10ms"));
@@ -158,7 +165,15 @@ fn userspace_emulator_adds_delay_and_reloads_on_shape() {
         },
     )
     .unwrap();
-    std::thread::sleep(Duration::from_millis(100));
+    // The emulator reloads on SIGHUP: wait until one echo takes the new delay.
+    let reloaded = testkit::wait_until(Duration::from_secs(5), || {
+        udp_echo(&r, "a", None, "b", "10.6.0.2:7302", 1)
+            .is_ok_and(|v| v[0] >= Duration::from_millis(35))
+    });
+    assert!(
+        reloaded,
+        "the emulator did not take the 30 ms delay within 5 s"
+    );
     let rtt = median(udp_echo(&r, "a", None, "b", "10.6.0.2:7302", 21).unwrap());
     eprintln!("30ms + 10ms: rtt p50 {rtt:.2} ms");
     assert!(

@@ -34,7 +34,9 @@ fn small(env: &Env) -> Topology {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, bridges"]
 fn small_topology_up_connect_down() {
+    testkit::require_root();
     let env = Env::new("small");
     let t = small(&env);
     let r = topo::up(&t, &env.opts()).unwrap();
@@ -96,7 +98,9 @@ fn small_topology_up_connect_down() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, bridges"]
 fn double_up_is_an_error_and_down_of_nothing_is_harmless() {
+    testkit::require_root();
     let env = Env::new("dbl");
     let t = small(&env);
     let r = topo::up(&t, &env.opts()).unwrap().guard();
@@ -120,7 +124,9 @@ fn double_up_is_an_error_and_down_of_nothing_is_harmless() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, bridges"]
 fn paper_topology_routes_and_forwarding() {
+    testkit::require_root();
     let env = Env::new("paper");
     let t = Topology::paper_default().with_prefix(&env.prefix).unwrap();
     let r = topo::up(&t, &env.opts()).unwrap().guard();
@@ -176,7 +182,9 @@ fn paper_topology_routes_and_forwarding() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, bridges"]
 fn multi_ue_topology() {
+    testkit::require_root();
     let env = Env::new("multi");
     let t = topo::Topology::multi_ue().with_prefix(&env.prefix).unwrap();
     let r = topo::up(&t, &env.opts()).unwrap().guard();
@@ -189,7 +197,9 @@ fn multi_ue_topology() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, bridges"]
 fn rollback_after_injected_faults() {
+    testkit::require_root();
     for step in [
         "namespaces:3",
         "namespaces",
@@ -232,7 +242,9 @@ fn rollback_after_injected_faults() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, bridges"]
 fn rollback_when_the_kernel_refuses_a_sysctl() {
+    testkit::require_root();
     let env = Env::new("sysctl");
     let t = Topology::builder("sysctl")
         .prefix(&env.prefix)
@@ -264,7 +276,9 @@ fn rollback_when_the_kernel_refuses_a_sysctl() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, bridges"]
 fn interrupt_during_up_rolls_back() {
+    testkit::require_root();
     let env = Env::new("intr");
     let mut b = Topology::builder("intr").prefix(&env.prefix).switch("s");
     for i in 0..150 {
@@ -286,9 +300,9 @@ fn interrupt_during_up_rolls_back() {
     o.cancel = Some(flag.clone());
     let prefix = env.prefix.clone();
     let watcher = std::thread::spawn(move || {
-        // "Ctrl-C" once a few namespaces exist.
-        let t0 = std::time::Instant::now();
-        while t0.elapsed() < Duration::from_secs(10) {
+        // "Ctrl-C" once a few namespaces exist (or after 10 s: then the
+        // assertions below fail on what `up` did).
+        testkit::wait_until(Duration::from_secs(10), || {
             let n = std::fs::read_dir("/run/netns")
                 .map(|rd| {
                     rd.flatten()
@@ -296,11 +310,8 @@ fn interrupt_during_up_rolls_back() {
                         .count()
                 })
                 .unwrap_or(0);
-            if n >= 5 {
-                break;
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        }
+            n >= 5
+        });
         flag.store(true, std::sync::atomic::Ordering::Relaxed);
     });
     let e = topo::up(&t, &o).unwrap_err();
@@ -313,7 +324,9 @@ fn interrupt_during_up_rolls_back() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, bridges"]
 fn a_foreign_namespace_with_our_name_is_left_alone() {
+    testkit::require_root();
     let env = Env::new("foreign");
     let t = small(&env);
     let r = topo::up(&t, &env.opts()).unwrap();
