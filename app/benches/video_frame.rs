@@ -11,6 +11,7 @@ use std::time::Instant;
 use app::game::{Delta, Dir, Event, World};
 use app::instance::{Streamer, StreamerConfig};
 use app::render::render;
+use app::scene::Scene;
 use criterion::{criterion_group, Criterion};
 use media::h264::{Encoder, EncoderConfig};
 use media::Frame;
@@ -59,6 +60,13 @@ fn benches(c: &mut Criterion) {
             render(black_box(&worlds[i]), &mut frame)
         })
     });
+    let mut j = 0;
+    c.bench_function("render_textured_640x360", |b| {
+        b.iter(|| {
+            j = (j + 1) % worlds.len();
+            Scene::Textured.draw(black_box(&worlds[j]), &mut frame)
+        })
+    });
     let mut enc = Encoder::new(EncoderConfig::default()).expect("encoder");
     let frames: Vec<Frame> = worlds
         .iter()
@@ -101,8 +109,18 @@ fn summary() {
         black_box(&dst);
     }
     let copy = t.elapsed().as_secs_f64() / n as f64;
+    println!("\n=== video_frame summary (640x360, 60 fps, 2 Mbit/s, {n} frames) ===");
+    println!("baseline copy of one I420 frame : {:8.4} ms", copy * 1e3);
+    for scene in [Scene::Snake, Scene::Textured] {
+        scene_summary(scene, &worlds, n, copy);
+    }
+}
 
-    let mut st = Streamer::new(StreamerConfig::new("a", 1)).expect("streamer");
+/// The streamer's figures for one scene over `n` frames of `worlds`.
+fn scene_summary(scene: Scene, worlds: &[World], n: usize, copy: f64) {
+    let mut cfg = StreamerConfig::new("a", 1);
+    cfg.scene = scene;
+    let mut st = Streamer::new(cfg).expect("streamer");
     let mut out = Vec::new();
     let (mut render_s, mut encode_s, mut bytes_sent, mut idr_bytes, mut idrs) =
         (0.0, 0.0, 0usize, 0usize, 0);
@@ -123,8 +141,7 @@ fn summary() {
     let total = t.elapsed().as_secs_f64() / n as f64;
     let (render_f, encode_f) = (render_s / n as f64, encode_s / n as f64);
     let budget = 1.0 / 60.0;
-    println!("\n=== video_frame summary (640x360, 60 fps, 2 Mbit/s, {n} frames) ===");
-    println!("baseline copy of one I420 frame : {:8.4} ms", copy * 1e3);
+    println!("--- scene {scene}");
     println!(
         "render                          : {:8.4} ms  ({:7.1} x copy)",
         render_f * 1e3,

@@ -29,7 +29,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::game::World;
 use crate::input::Input;
-use crate::render::render;
+use crate::scene::Scene;
 use crate::sync::{Role, ServerMsg, SyncClient, SyncError, SyncWriter};
 
 /// Default UDP address the instance takes input on.
@@ -83,6 +83,10 @@ pub struct InstanceArgs {
     /// Serve `GET /metrics` and `POST /switch` on this TCP address.
     #[arg(long)]
     pub metrics: Option<SocketAddr>,
+    /// What to draw: snake, textured (motion and texture over the whole
+    /// frame) or static.
+    #[arg(long, default_value_t = Scene::Snake)]
+    pub scene: Scene,
 }
 
 /// Errors of the instance.
@@ -135,6 +139,8 @@ pub struct StreamerConfig {
     pub account: String,
     /// Frames between IDRs (`None`: the encoder's default, one second).
     pub idr_interval: Option<u32>,
+    /// What is drawn.
+    pub scene: Scene,
 }
 
 impl StreamerConfig {
@@ -147,6 +153,7 @@ impl StreamerConfig {
             mtu: DEFAULT_MTU,
             account: account.to_string(),
             idr_interval: None,
+            scene: Scene::Snake,
         }
     }
 }
@@ -246,7 +253,7 @@ impl Streamer {
         out: &mut Vec<Vec<u8>>,
     ) -> Result<FrameReport, MediaError> {
         let t0 = Instant::now();
-        render(world, &mut self.frame);
+        self.cfg.scene.draw(world, &mut self.frame);
         let t1 = Instant::now();
         self.au.clear();
         self.encoder.encode_into(&self.frame, &mut self.au)?;
@@ -845,6 +852,7 @@ pub fn run(args: InstanceArgs) -> Result<(), InstanceError> {
         mtu: args.mtu,
         account: args.account.clone(),
         idr_interval: args.idr_interval,
+        scene: args.scene,
     };
     let result = frame_loop(cfg, &rtp, &shared);
 

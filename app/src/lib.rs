@@ -9,6 +9,8 @@
 //! - [`cloud`]: the cloud logic server.
 //! - [`input`]: the UE's numbered input datagrams (UDP, UE -> chief pilot).
 //! - [`render`]: deterministic frames from the world.
+//! - [`scene`]: what an instance draws (snake, textured, static), from the
+//!   world and its tick only.
 //! - [`instance`]: an application instance on an edge: login, world copy,
 //!   render, encode, RTP to the UE, input to writes.
 //! - [`repo`], [`agent`]: the application repositories (cloud and edge) and
@@ -21,5 +23,6 @@ pub mod input;
 pub mod instance;
 pub mod render;
 pub mod repo;
+pub mod scene;
 pub mod session;
 pub mod sync;

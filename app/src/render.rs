@@ -130,6 +130,19 @@ pub fn render_new(world: &World, width: u16, height: u16) -> Frame {
 /// Draws `world` over the whole of `frame`.
 pub fn render(world: &World, frame: &mut Frame) {
     frame.fill(yuv(BACKGROUND));
+    draw_game(world, frame, true);
+}
+
+/// Draws the score bar, the food and the snakes of `world` over what
+/// `frame` holds, leaving the rest (background and field) as it is, so a
+/// scene can put its own picture behind the game.
+pub fn draw_pieces(world: &World, frame: &mut Frame) {
+    draw_game(world, frame, false);
+}
+
+/// The score bar, the field (if `field`), the food and the snakes, in
+/// that order (the field covers what of the bar overflows in tiny frames).
+fn draw_game(world: &World, frame: &mut Frame, field: bool) {
     let l = Layout::new(frame.width, frame.height, world.width, world.height);
     let cell_min = (l.gw / l.cols).min(l.gh / l.rows);
 
@@ -151,7 +164,9 @@ pub fn render(world: &World, frame: &mut Frame) {
     // The playing field. No grid lines: 1-pixel lines in every macroblock
     // cost the encoder most of its bits and still blur (SSIM 0.98 against
     // the source at 2 Mbit/s, against 0.9998 without them).
-    frame.fill_rect(l.x0, l.y0, l.gw, l.gh, yuv(FIELD));
+    if field {
+        frame.fill_rect(l.x0, l.y0, l.gw, l.gh, yuv(FIELD));
+    }
     let inset = if cell_min >= 4 { 1 } else { 0 };
 
     // Food.
@@ -199,9 +214,14 @@ pub fn render(world: &World, frame: &mut Frame) {
 /// returns the x after the last digit.
 fn draw_number(frame: &mut Frame, mut x: u32, y: u32, scale: u32, n: u32) -> u32 {
     let t = yuv(TEXT);
-    let s = n.to_string();
-    for ch in s.bytes() {
-        let d = usize::from(ch - b'0');
+    // Digits most significant first, without a string (no allocation per
+    // frame).
+    let mut div = 1;
+    while n / div >= 10 {
+        div *= 10;
+    }
+    loop {
+        let d = (n / div % 10) as usize;
         for (row, bits) in DIGITS[d].iter().enumerate() {
             for col in 0..3u32 {
                 if bits & (0b100 >> col) != 0 {
@@ -210,8 +230,11 @@ fn draw_number(frame: &mut Frame, mut x: u32, y: u32, scale: u32, n: u32) -> u32
             }
         }
         x += 4 * scale;
+        if div == 1 {
+            return x;
+        }
+        div /= 10;
     }
-    x
 }
 
 #[cfg(test)]
