@@ -3,15 +3,15 @@
 //! the edge agents (async, one task per call), the latency probe of the
 //! edges.
 //!
-//! One task, the control thread, owns both state machines ([`control`]);
+//! One task, the control thread, owns both state machines (`control`);
 //! API handlers talk to it over a channel, and every call's answer comes
 //! back to it as a command. The N1 event long polls wait outside it, on
-//! the per-UE event lists ([`events`]).
+//! the per-UE event lists (`events`).
 //!
-//! Modules: [`control`] (the loop and the mapping of both machines'
-//! actions), [`api`] (session API, errors, router), [`n1`] (CSM's N1-lite
-//! and the operator views), [`events`] (per-UE event lists, long poll),
-//! [`agent`] (edge agent calls, latency probe), [`n2`] (N2-lite calls).
+//! Modules: `control` (the loop and the mapping of both machines'
+//! actions), `api` (session API, errors, router), `n1` (CSM's N1-lite
+//! and the operator views), `events` (per-UE event lists, long poll),
+//! `agent` (edge agent calls, latency probe), `n2` (N2-lite calls).
 //!
 //! # HTTP API
 //!
@@ -28,7 +28,7 @@
 //! | `GET /n1/events/{ue_id}?after=SEQ&wait_ms=MS` | - | 200 `UeEvents` (long poll) |
 //! | `GET /services`, `GET /services/{ue_id}` | - | `ServiceInfo`s |
 //! | `GET /migrations`, `GET /migrations/{id}` | - | `MigrationRecord`s |
-//! | `GET /edges` | - | [`n1::EdgeView`]s (with the measured latency) |
+//! | `GET /edges` | - | [`EdgeView`]s (with the measured latency) |
 //!
 //! Errors are a 4xx/5xx status with an `ApiError` `{error, field?}` body.
 
