@@ -96,9 +96,8 @@ fn rules(ul_teid: u32) -> SessionRules {
 }
 
 fn main() {
-    let Some(bed) = Bed::new_if_root() else {
-        return;
-    };
+    testkit::require_tool("iperf3");
+    let bed = Bed::new();
     let tag = bed.tag.clone();
     bed.edge
         .ip(&["route", "add", "10.0.1.0/24", "via", "10.0.2.1"]);
@@ -180,7 +179,13 @@ fn main() {
         .stderr(Stdio::null())
         .spawn()
         .expect("iperf3 -s");
-    std::thread::sleep(Duration::from_millis(500));
+    let listening = testkit::wait_until(Duration::from_secs(5), || {
+        Command::new("ip")
+            .args(["netns", "exec", &bed.edge.0, "ss", "-Hltn", "sport = :5201"])
+            .output()
+            .is_ok_and(|o| !o.stdout.is_empty())
+    });
+    assert!(listening, "iperf3 -s did not listen within 5 s");
     let secs = "3";
     let tcp = |src: &str| {
         let v = iperf(&bed.gnb, &["-c", "10.0.2.2", "-B", src, "-t", secs]);

@@ -3,7 +3,7 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -63,10 +63,9 @@ impl Drop for Child {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, TUN"]
 fn run_stats_and_sigterm() {
-    if !is_root() {
-        return;
-    }
+    testkit::require_root();
     let t = tag();
     let ns = Netns::new(format!("{t}c"));
     let cfg = tmpfile(
@@ -85,8 +84,8 @@ fn run_stats_and_sigterm() {
             .spawn()
             .expect("spawn"),
     );
-    let t0 = Instant::now();
-    let stats = loop {
+    let mut stats = String::new();
+    let up = testkit::wait_until(Duration::from_secs(5), || {
         let out = Command::new("ip")
             .args([
                 "netns",
@@ -99,15 +98,10 @@ fn run_stats_and_sigterm() {
             ])
             .output()
             .expect("stats");
-        if out.status.success() {
-            break String::from_utf8_lossy(&out.stdout).into_owned();
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "daemon did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        stats = String::from_utf8_lossy(&out.stdout).into_owned();
+        out.status.success()
+    });
+    assert!(up, "daemon did not answer `upf stats` within 5 s");
     assert!(stats.contains("sessions: 0"), "{stats}");
     assert!(stats.contains("n3 rx"), "{stats}");
     let prom = Command::new("ip")
@@ -135,17 +129,12 @@ fn run_stats_and_sigterm() {
     // `ip netns exec` execs the binary, so the pid is the daemon's.
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(pid, libc::SIGTERM) };
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = child.0.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "no exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "{status:?}");
+    let mut status = None;
+    let exited = testkit::wait_until(Duration::from_secs(5), || {
+        status = child.0.try_wait().expect("wait");
+        status.is_some()
+    });
+    assert!(exited, "no exit within 5 s of SIGTERM");
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
     let _ = std::fs::remove_file(cfg);
 }

@@ -110,10 +110,10 @@ fn inner_of(p: &[u8]) -> (u32, Option<u8>, Vec<u8>) {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, TUN"]
 fn uplink_and_downlink_through_a_session() {
-    let Some(bed) = Bed::new_if_root() else {
-        return;
-    };
+    testkit::require_root();
+    let bed = Bed::new();
     let e = bed
         .upf()
         .establish(1, with_qfi_qer(rules(to_gnb(GNB_TEID))))
@@ -145,24 +145,24 @@ fn uplink_and_downlink_through_a_session() {
     assert_eq!(&back[28..], b"seq");
     // The data-path threads count a packet right after writing it, so on a
     // busy machine the echo can arrive here before the counts: wait briefly.
-    let deadline = Instant::now() + Duration::from_secs(2);
-    let (c, n6_tx) = loop {
+    let counts = || {
         let c = bed.upf().session_counters(e.local_seid).expect("session");
-        let n6_tx = bed.upf().metrics().n6_tx.get().0;
-        if ((c[0], c[2]) == (6, 6) && n6_tx == 6) || Instant::now() > deadline {
-            break (c, n6_tx);
-        }
-        std::thread::sleep(Duration::from_millis(5));
+        (c, bed.upf().metrics().n6_tx.get().0)
     };
+    testkit::wait_until(Duration::from_secs(2), || {
+        let (c, n6_tx) = counts();
+        (c[0], c[2], n6_tx) == (6, 6, 6)
+    });
+    let (c, n6_tx) = counts();
     assert_eq!((c[0], c[2]), (6, 6), "6 packets each way: {c:?}");
     assert_eq!(n6_tx, 6);
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, TUN"]
 fn sdf_precedence_picks_the_rule() {
-    let Some(bed) = Bed::new_if_root() else {
-        return;
-    };
+    testkit::require_root();
+    let bed = Bed::new();
     let mut r = with_qfi_qer(rules(to_gnb(GNB_TEID)));
     // Higher precedence: UDP to the edge port 7001 is dropped; also a rule
     // for 7000 with a worse precedence than the catch-all is never used.
@@ -198,10 +198,10 @@ fn sdf_precedence_picks_the_rule() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, TUN"]
 fn buffering_then_flush_in_order() {
-    let Some(bed) = Bed::new_if_root() else {
-        return;
-    };
+    testkit::require_root();
+    let bed = Bed::new();
     let e = bed
         .upf()
         .establish(1, rules(FarAction::Buffer))
@@ -212,14 +212,14 @@ fn buffering_then_flush_in_order() {
             .send_to(&[i; 10], SocketAddrV4::new(UE, 6000))
             .expect("send");
     }
-    let t0 = Instant::now();
-    while bed.upf().session_counters(e.local_seid).expect("s")[6] < 5 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(3),
-            "packets not buffered"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert!(
+        testkit::wait_until(Duration::from_secs(3), || bed
+            .upf()
+            .session_counters(e.local_seid)
+            .expect("s")[6]
+            >= 5),
+        "packets not buffered within 3 s"
+    );
     assert!(
         bed.recv_gtp_quick().is_none(),
         "nothing forwarded while buffering"
@@ -261,10 +261,10 @@ impl Quick for Bed {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, TUN"]
 fn end_marker_on_path_switch() {
-    let Some(bed) = Bed::new_if_root() else {
-        return;
-    };
+    testkit::require_root();
+    let bed = Bed::new();
     let e = bed
         .upf()
         .establish(1, rules(to_gnb(GNB_TEID)))
@@ -298,10 +298,10 @@ fn end_marker_on_path_switch() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, TUN"]
 fn error_indication_echo_and_malformed_input() {
-    let Some(bed) = Bed::new_if_root() else {
-        return;
-    };
+    testkit::require_root();
+    let bed = Bed::new();
     bed.send_gpdu(0xdead, None, &up(1, 2, b"?"));
     let p = bed.recv_gtp().expect("error indication");
     let d = gtp::decap(&p).expect("valid");
@@ -336,10 +336,10 @@ fn error_indication_echo_and_malformed_input() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, TUN"]
 fn anti_spoofing_is_counted() {
-    let Some(bed) = Bed::new_if_root() else {
-        return;
-    };
+    testkit::require_root();
+    let bed = Bed::new();
     let e = bed
         .upf()
         .establish(1, rules(to_gnb(GNB_TEID)))
@@ -365,10 +365,10 @@ fn anti_spoofing_is_counted() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, TUN"]
 fn urr_threshold_report_has_exact_volume() {
-    let Some(bed) = Bed::new_if_root() else {
-        return;
-    };
+    testkit::require_root();
+    let bed = Bed::new();
     let mut r = rules(to_gnb(GNB_TEID));
     r.urrs.push(Urr {
         id: 7,
@@ -385,15 +385,14 @@ fn urr_threshold_report_has_exact_volume() {
         bed.send_gpdu(e.created[0].teid, None, &pkt);
         bed.recv_gpdu().expect("echo");
     }
-    let t0 = Instant::now();
-    let reports = loop {
-        let r = bed.upf().take_reports();
-        if !r.is_empty() {
-            break r;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(2), "no usage report");
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let mut reports = Vec::new();
+    assert!(
+        testkit::wait_until(Duration::from_secs(2), || {
+            reports = bed.upf().take_reports();
+            !reports.is_empty()
+        }),
+        "no usage report within 2 s"
+    );
     assert_eq!(reports.len(), 1);
     let u = &reports[0];
     assert_eq!(
@@ -415,10 +414,10 @@ fn urr_threshold_report_has_exact_volume() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, TUN"]
 fn qer_mbr_limits_downlink_rate() {
-    let Some(bed) = Bed::new_if_root() else {
-        return;
-    };
+    testkit::require_root();
+    let bed = Bed::new();
     let mut r = rules(to_gnb(GNB_TEID));
     r.qers[0].mbr_dl = Some(8_000_000); // 8 Mbit/s
     r.pdrs[1].qer_ids = vec![1];
@@ -445,6 +444,7 @@ fn qer_mbr_limits_downlink_rate() {
             .expect("send");
         sent += 1000;
         if sent % 5000 == 0 {
+            // pacing, not synchronisation
             std::thread::sleep(Duration::from_micros(900));
         }
     }
@@ -469,10 +469,10 @@ fn qer_mbr_limits_downlink_rate() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, TUN"]
 fn metrics_endpoint_serves_counters() {
-    let Some(bed) = Bed::new_if_root() else {
-        return;
-    };
+    testkit::require_root();
+    let bed = Bed::new();
     let e = bed
         .upf()
         .establish(1, rules(to_gnb(GNB_TEID)))
@@ -500,10 +500,10 @@ fn metrics_endpoint_serves_counters() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, TUN"]
 fn rules_change_while_traffic_flows() {
-    let Some(bed) = Bed::new_if_root() else {
-        return;
-    };
+    testkit::require_root();
+    let bed = Bed::new();
     let e = bed
         .upf()
         .establish(1, with_qfi_qer(rules(to_gnb(GNB_TEID))))

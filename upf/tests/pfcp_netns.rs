@@ -263,10 +263,10 @@ fn up(dport: u16, payload: &[u8]) -> Vec<u8> {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, TUN"]
 fn heartbeat_association_and_cause_72() {
-    let Some(bed) = Bed::new_if_root() else {
-        return;
-    };
+    testkit::require_root();
+    let bed = Bed::new();
     let mut smf = Smf::new(&bed);
     // Heartbeat before any association.
     let r = smf.node(pfcp::HeartbeatRequest {
@@ -331,10 +331,10 @@ fn heartbeat_association_and_cause_72() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, TUN"]
 fn session_lifecycle_over_pfcp() {
-    let Some(bed) = Bed::new_if_root() else {
-        return;
-    };
+    testkit::require_root();
+    let bed = Bed::new();
     let mut smf = Smf::new(&bed);
     smf.associate();
     let r = smf.session(0, est_request(&smf, 0x51));
@@ -363,11 +363,14 @@ fn session_lifecycle_over_pfcp() {
     for i in 0..3u8 {
         bed.send_gpdu(teid, Some(9), &up(ECHO_PORT, &[i; 1000]));
     }
-    let t0 = Instant::now();
-    while bed.upf().session_counters(up_seid).expect("session")[6] < 3 {
-        assert!(t0.elapsed() < Duration::from_secs(3), "echoes not buffered");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert!(
+        testkit::wait_until(Duration::from_secs(3), || bed
+            .upf()
+            .session_counters(up_seid)
+            .expect("session")[6]
+            >= 3),
+        "echoes not buffered within 3 s"
+    );
     // BUFF|NOCP: the first buffered packet made a Downlink Data Report.
     let (seid, rep) = smf.wait_report(pfcp::ReportType::DLDR);
     assert_eq!(seid, 0x51);
@@ -462,10 +465,10 @@ fn session_lifecycle_over_pfcp() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, TUN"]
 fn retransmission_answered_from_cache() {
-    let Some(bed) = Bed::new_if_root() else {
-        return;
-    };
+    testkit::require_root();
+    let bed = Bed::new();
     let mut smf = Smf::new(&bed);
     smf.associate();
     smf.seq += 1;
@@ -487,10 +490,10 @@ fn retransmission_answered_from_cache() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, TUN"]
 fn malformed_pfcp_is_answered_or_dropped_never_fatal() {
-    let Some(bed) = Bed::new_if_root() else {
-        return;
-    };
+    testkit::require_root();
+    let bed = Bed::new();
     let mut smf = Smf::new(&bed);
     smf.associate();
     // Garbage of many lengths and a truncated header.
@@ -557,10 +560,9 @@ fn malformed_pfcp_is_answered_or_dropped_never_fatal() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, TUN"]
 fn limits_refused_over_pfcp() {
-    if !is_root() {
-        return;
-    }
+    testkit::require_root();
     let bed = Bed::with_config(|c| {
         c.limits.max_sessions = 1;
         c.limits.max_buffer_packets = 5;
@@ -597,15 +599,19 @@ fn limits_refused_over_pfcp() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, TUN"]
 fn restart_gives_a_new_recovery_time_stamp() {
-    let Some(mut bed) = Bed::new_if_root() else {
-        return;
-    };
+    testkit::require_root();
+    let mut bed = Bed::new();
     let mut smf = Smf::new(&bed);
     let first = smf.associate().recovery_time_stamp;
     assert_eq!(first, bed.upf().recovery_time_stamp());
     bed.upf.take().expect("running").stop();
-    std::thread::sleep(Duration::from_millis(1100));
+    // The stamp has a resolution of one second: restart in a later second.
+    assert!(
+        testkit::wait_until(Duration::from_secs(3), || ntp_now() > u64::from(first)),
+        "the clock did not pass {first} (NTP seconds)"
+    );
     let cfg = config(&bed.tag);
     bed.upf = Some(
         bed.upf_ns
@@ -640,6 +646,15 @@ fn restart_gives_a_new_recovery_time_stamp() {
     let _ = SocketAddrV4::new(UPF_N3, 2152);
 }
 
+/// The wall clock in NTP seconds (the unit of Recovery Time Stamps).
+fn ntp_now() -> u64 {
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+    unix + upf::pfcp_map::NTP_UNIX_OFFSET
+}
+
 /// Deterministic xorshift, so a failing case can be replayed.
 struct Rng(u64);
 impl Rng {
@@ -655,10 +670,10 @@ impl Rng {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, TUN"]
 fn mutated_pfcp_and_gtpu_never_crash_nor_touch_another_session() {
-    let Some(bed) = Bed::new_if_root() else {
-        return;
-    };
+    testkit::require_root();
+    let bed = Bed::new();
     let mut smf = Smf::new(&bed);
     smf.associate();
     let mut r = est_request(&smf, 0x42);
@@ -739,7 +754,25 @@ fn mutated_pfcp_and_gtpu_never_crash_nor_touch_another_session() {
         }
         let _ = gtp_fz.send_to(&g, SocketAddrV4::new(UPF_N3, 2152));
     }
-    std::thread::sleep(Duration::from_millis(300));
+    // Let the UPF work through the fuzz: until its counters stop moving.
+    let counters = || {
+        let m = bed.upf().metrics();
+        let st = &bed.upf().inner().pfcp_stats;
+        (
+            m.n3_rx.get().0,
+            m.n6_rx.get().0,
+            m.n3_tx.get().0,
+            st.rx.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    };
+    let mut last = None;
+    assert!(
+        testkit::wait_until(Duration::from_secs(10), || {
+            let now = Some(counters());
+            std::mem::replace(&mut last, now) == now
+        }),
+        "the UPF was still busy with the fuzz after 10 s"
+    );
     // Drain what the fuzz made the UPF send to the gNB.
     bed.gnb_sock
         .set_read_timeout(Some(Duration::from_millis(100)))
@@ -767,10 +800,9 @@ fn mutated_pfcp_and_gtpu_never_crash_nor_touch_another_session() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, TUN"]
 fn unanswered_session_report_is_resent_after_t1() {
-    if !is_root() {
-        return;
-    }
+    testkit::require_root();
     let bed = Bed::with_config(|c| {
         c.n4.t1_ms = 200;
         c.n4.n1 = 2;

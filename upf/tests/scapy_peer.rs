@@ -1,7 +1,7 @@
 //! Independent peer: scapy's PFCP and GTP layers (not our codec) drive the
 //! UPF, and tshark (Wireshark's dissectors) decodes the capture: no
-//! malformed packet, the causes and F-TEID as intended. Skipped, with a
-//! message, when /usr/bin/python3 has no scapy or tshark is missing.
+//! malformed packet, the causes and F-TEID as intended. Fails, naming the
+//! package, when /usr/bin/python3 has no scapy or tshark is missing.
 
 mod common;
 
@@ -10,13 +10,19 @@ use std::time::Duration;
 
 use common::*;
 
-fn have(cmd: &[&str]) -> bool {
-    Command::new(cmd[0])
-        .args(&cmd[1..])
+/// Fails the test unless /usr/bin/python3 (the interpreter Debian's
+/// python3-scapy installs into) imports scapy's PFCP layer.
+fn require_scapy() {
+    let ok = Command::new("/usr/bin/python3")
+        .args(["-c", "import scapy.contrib.pfcp"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .is_ok_and(|s| s.success())
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "this test needs /usr/bin/python3 with scapy (Debian package python3-scapy): `./minedge test` installs it"
+    );
 }
 
 struct Kill(std::process::Child);
@@ -29,14 +35,12 @@ impl Drop for Kill {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, TUN"]
 fn scapy_smf_and_gnb_drive_the_upf() {
-    if !have(&["/usr/bin/python3", "-c", "import scapy.contrib.pfcp"]) || !have(&["tshark", "-v"]) {
-        eprintln!("SKIPPED: needs /usr/bin/python3 with scapy and tshark");
-        return;
-    }
-    let Some(bed) = Bed::new_if_root() else {
-        return;
-    };
+    testkit::require_root();
+    testkit::require_tool("tshark");
+    require_scapy();
+    let bed = Bed::new();
     let pcap = std::env::temp_dir().join(format!("{}-scapy.pcap", bed.tag));
     let veth = format!("{}gu", bed.tag);
     // The bed's own gNB socket holds 10.0.1.1:2152: the peer uses 10.0.1.3.
@@ -53,15 +57,11 @@ fn scapy_smf_and_gnb_drive_the_upf() {
             .expect("tshark"),
     );
     // tshark writes the file header once it captures: wait for it.
-    let t0 = std::time::Instant::now();
-    while std::fs::metadata(&pcap).map_or(true, |m| m.len() == 0) {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "tshark did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        testkit::wait_until(Duration::from_secs(20), || std::fs::metadata(&pcap)
+            .is_ok_and(|m| m.len() > 0)),
+        "tshark did not start capturing within 20 s"
+    );
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peer/scapy_smf_gnb.py");
     let out = Command::new("ip")
         .args(["netns", "exec", &bed.gnb.0, "/usr/bin/python3", script])
@@ -93,8 +93,6 @@ fn scapy_smf_and_gnb_drive_the_upf() {
         )),
         "{stdout}"
     );
-    std::thread::sleep(Duration::from_millis(500));
-    drop(cap);
     // Wireshark's view of the capture.
     let fields = |filter: &str, field: &str| -> Vec<String> {
         let o = Command::new("tshark")
@@ -108,6 +106,17 @@ fn scapy_smf_and_gnb_drive_the_upf() {
             .map(str::to_string)
             .collect()
     };
+    // The capture is complete once it holds the last message of the
+    // exchange, the Session Deletion Response.
+    assert!(
+        testkit::wait_until(Duration::from_secs(10), || !fields(
+            "pfcp.msg_type == 55",
+            "frame.number"
+        )
+        .is_empty()),
+        "the capture has no Session Deletion Response after 10 s"
+    );
+    drop(cap);
     let malformed = fields(
         "_ws.malformed || _ws.expert.severity == \"error\"",
         "frame.number",

@@ -35,7 +35,9 @@ pub fn sh(args: &[&str]) {
 pub struct Netns(pub String);
 
 impl Netns {
+    /// Fails the test unless it runs as root.
     pub fn new(name: String) -> Netns {
+        testkit::require_root();
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
         sh(&["ip", "netns", "add", &name]);
         let ns = Netns(name);
@@ -72,17 +74,6 @@ impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
     }
-}
-
-/// Namespaces need root: tests that need them skip (with a message)
-/// otherwise.
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        eprintln!("SKIPPED: needs root (network namespaces, TUN)");
-    }
-    root
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -124,12 +115,9 @@ impl Bed {
         Self::with_config(|_| {})
     }
 
-    /// `None` (test skipped) when not root.
-    pub fn new_if_root() -> Option<Bed> {
-        is_root().then(Bed::new)
-    }
-
+    /// Fails the test unless it runs as root (namespaces, TUN).
     pub fn with_config(edit: impl FnOnce(&mut Config)) -> Bed {
+        testkit::require_root();
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
