@@ -1,5 +1,6 @@
 //! The gNB in namespaces: UE ns -- radio -- gNB ns -- n3 -- fake-UPF ns.
-//! Needs root (network namespaces, TUN). Every namespace and process is
+//! Needs root (network namespaces, TUN): those tests are #[ignore]d unless
+//! asked for (`--include-ignored`). Every namespace and process is
 //! removed by guards, also when an assertion fails.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -128,7 +129,9 @@ fn metric(topo: &Topo, name: &str) -> u64 {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, TUN"]
 fn two_sessions_two_tunnels_and_release() {
+    testkit::require_root();
     let topo = Topo::new("h7a").unwrap();
     let upf = FakeUpf::start(&topo.upf, addr::UPF_N3).unwrap();
     let cfg = topo.gnb_config(7000);
@@ -239,7 +242,9 @@ fn two_sessions_two_tunnels_and_release() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, TUN"]
 fn unknown_teid_echo_end_marker_and_path_switch() {
+    testkit::require_root();
     let topo = Topo::new("h7b").unwrap();
     let upf = FakeUpf::start(&topo.upf, addr::UPF_N3).unwrap();
     let cfg = topo.gnb_config(7000);
@@ -375,7 +380,9 @@ fn unknown_teid_echo_end_marker_and_path_switch() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, TUN"]
 fn api_errors_are_4xx_with_api_error() {
+    testkit::require_root();
     let topo = Topo::new("h7c").unwrap();
     let cfg = topo.gnb_config(7000); // no SMF listening
     let (_gnb, _f) = topo.start_gnb(BIN, &cfg).unwrap();
@@ -464,7 +471,9 @@ fn api_errors_are_4xx_with_api_error() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, TUN"]
 fn n1_relay_reaches_the_smf_which_sets_up_the_tunnel() {
+    testkit::require_root();
     let topo = Topo::new("h7d").unwrap();
     let upf = FakeUpf::start(&topo.upf, addr::UPF_N3).unwrap();
     let smf = FakeSmf::start(
@@ -511,7 +520,9 @@ fn n1_relay_reaches_the_smf_which_sets_up_the_tunnel() {
 /// fake UPF, to an echo server behind it: 1 MiB there and back intact
 /// (segments larger than the TUN MTU exercise path MTU discovery).
 #[test]
+#[ignore = "needs root: network namespaces, TUN"]
 fn tcp_echo_through_the_tunnel() {
+    testkit::require_root();
     use std::io::{Read, Write};
     use testkit::gnb::RoutedUpf;
     let topo = Topo::new("h7t").unwrap();
