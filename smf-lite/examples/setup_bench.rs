@@ -138,12 +138,12 @@ async fn bench(setups: usize, concurrent: usize) {
     };
     let c = SmfClient::new(&api);
     let report = tokio::task::spawn_blocking(move || {
-        for _ in 0..200 {
-            if c.upfs().is_ok_and(|u| u[0]["state"] == "associated") {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        assert!(
+            testkit::wait_until(Duration::from_secs(2), || c
+                .upfs()
+                .is_ok_and(|u| u[0]["state"] == "associated")),
+            "the UPF did not associate within 2 s"
+        );
         let req = |i: usize, psi: u8| SessionRequest {
             ue_id: format!("imsi-0010100{i:08}"),
             pdu_session_id: psi,
@@ -294,12 +294,12 @@ async fn bench(setups: usize, concurrent: usize) {
     };
     let (rate, cpu, fails, mut lat) = tokio::task::spawn_blocking(move || {
         let c = SmfClient::new(&api);
-        for _ in 0..200 {
-            if c.upfs().is_ok_and(|u| u[0]["state"] == "associated") {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        assert!(
+            testkit::wait_until(Duration::from_secs(2), || c
+                .upfs()
+                .is_ok_and(|u| u[0]["state"] == "associated")),
+            "the UPF did not associate within 2 s"
+        );
         let mut lat = Vec::with_capacity(setups);
         for i in 0..setups {
             let r = SessionRequest {

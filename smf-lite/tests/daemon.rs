@@ -3,10 +3,10 @@
 
 mod common;
 
-use common::peers::{blocking, config, fake_gnb, raw, wait_associated, UdpUpf};
+use common::peers::{blocking, config, fake_gnb, raw, wait_associated, wait_in_place, UdpUpf};
 use smf_lite::client::{HttpError, SmfClient};
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use wire::ctl::{GnbRef, SessionRequest};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,12 +98,14 @@ async fn daemon_full_flow_and_api_errors_on_loopback() {
         .expect("release");
     assert!(u1.upf.lock().expect("lock").sessions.is_empty());
     assert_eq!(u2.upf.lock().expect("lock").sessions.len(), 1);
-    // The N2 delete is fire-and-forget; give it a moment.
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while tunnels.lock().expect("lock").contains_key(&a.dl_teid) {
-        assert!(Instant::now() < deadline, "gNB tunnel not deleted");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    // The N2 delete is fire-and-forget: wait for it.
+    assert!(
+        wait_in_place(Duration::from_secs(2), || !tunnels
+            .lock()
+            .expect("lock")
+            .contains_key(&a.dl_teid)),
+        "gNB tunnel not deleted within 2 s"
+    );
     assert!(tunnels.lock().expect("lock").contains_key(&b.dl_teid));
     let c2 = c.clone();
     let e = blocking(move || c2.release("imsi-001010000000001", 1)).await;
@@ -155,13 +157,14 @@ async fn daemon_full_flow_and_api_errors_on_loopback() {
     assert!(m.contains("smf_sessions_created_total 3"), "{m}");
     assert!(m.contains("smf_sessions_released_total 2"), "{m}");
     // Heartbeats flow (interval 500 ms).
-    tokio::time::sleep(Duration::from_millis(700)).await;
     assert!(
-        u1.upf
+        wait_in_place(Duration::from_secs(2), || u1
+            .upf
             .lock()
             .expect("lock")
             .count(wire::pfcp::msg_type::HeartbeatRequest)
-            >= 1
+            >= 1),
+        "no heartbeat request within 2 s"
     );
     smf.stop().await;
 }

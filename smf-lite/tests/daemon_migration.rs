@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use common::peers::{blocking, config_text, fake_gnb, raw, wait_associated, UdpUpf};
+use common::peers::{blocking, config_text, fake_gnb, raw, wait_associated, wait_in_place, UdpUpf};
 use serde_json::{json, Value};
 use smf_lite::client::SmfClient;
 use smf_lite::Config;
@@ -240,12 +240,11 @@ impl Bed {
 }
 
 /// Waits (deadline 5 s) until `cond` holds.
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !cond() {
-        assert!(Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+fn eventually(what: &str, cond: impl FnMut() -> bool) {
+    assert!(
+        wait_in_place(Duration::from_secs(5), cond),
+        "not within 5 s: {what}"
+    );
 }
 
 fn names(events: &[Value]) -> Vec<&str> {
@@ -335,12 +334,10 @@ async fn full_migration_over_http_ends_with_the_source_released() {
     // The source's instance is stopped and its session gone at its UPF.
     eventually("source instance stopped", || {
         b.a1.saw("DELETE", "/instances/edge1-i0")
-    })
-    .await;
+    });
     eventually("source session deleted at upf1", || {
         b.upf_sessions() == (0, 1)
-    })
-    .await;
+    });
     let psis = b.session_psis().await;
     assert_eq!(psis.len(), 1, "{psis:?}");
     assert!(!b.a2.saw("DELETE", "/instances/edge2-i1"));
@@ -415,8 +412,7 @@ async fn refused_start_abandons_and_leaves_nothing() {
     // The parallel session is released; the source is untouched.
     eventually("parallel session deleted at upf2", || {
         b.upf_sessions() == (1, 0)
-    })
-    .await;
+    });
     assert!(
         !b.a1.saw("DELETE", "/instances/edge1-i0"),
         "{:?}",
@@ -427,11 +423,12 @@ async fn refused_start_abandons_and_leaves_nothing() {
         "{:?}",
         b.a2.calls()
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while b.session_psis().await != [1] {
-        assert!(Instant::now() < deadline, "parallel session still listed");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let rt = tokio::runtime::Handle::current();
+    assert!(
+        wait_in_place(Duration::from_secs(5), || rt.block_on(b.session_psis())
+            == [1]),
+        "parallel session still listed after 5 s"
+    );
     let (_, services) = b.call("GET", "/services", None).await;
     assert_eq!(services[0]["serving"]["edge"], "edge1");
     assert!(services[0].get("migrating").is_none(), "{services}");
@@ -458,8 +455,7 @@ async fn refused_start_abandons_and_leaves_nothing() {
     );
     eventually("edge3's session deleted at upf2", || {
         b.upf_sessions() == (1, 0)
-    })
-    .await;
+    });
 
     // The serving session released through the session API: the UE is gone.
     let (st, _) = b.call("DELETE", &format!("/sessions/{UE}/1"), None).await;
@@ -554,21 +550,19 @@ async fn refusals_name_the_field_and_the_long_poll_is_bounded() {
     assert_eq!((st, &e["field"]), (400, &json!("after")), "{e}");
 
     // The latency probe: the live agents are measured, the dead one is not.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let (_, edges) = b.call("GET", "/edges", None).await;
-        let lat = |i: usize| edges[i].get("latency_ms").and_then(Value::as_f64);
-        if lat(0).is_some() && lat(1).is_some() {
-            assert_eq!(lat(2), None, "{edges}");
-            assert_eq!(
-                (&edges[2]["name"], &edges[2]["dnn"]),
-                (&json!("edge3"), &json!("edge2"))
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "no latency measured: {edges}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let rt = tokio::runtime::Handle::current();
+    let mut edges = Value::Null;
+    let lat = |e: &Value, i: usize| e[i].get("latency_ms").and_then(Value::as_f64);
+    let measured = wait_in_place(Duration::from_secs(5), || {
+        edges = rt.block_on(b.call("GET", "/edges", None)).1;
+        lat(&edges, 0).is_some() && lat(&edges, 1).is_some()
+    });
+    assert!(measured, "no latency measured within 5 s: {edges}");
+    assert_eq!(lat(&edges, 2), None, "{edges}");
+    assert_eq!(
+        (&edges[2]["name"], &edges[2]["dnn"]),
+        (&json!("edge3"), &json!("edge2"))
+    );
     b.smf.stop().await;
 }
 

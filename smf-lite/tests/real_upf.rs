@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use wire::ctl::{GnbRef, SessionRequest, TunnelSetup, TunnelSetupResponse};
 
 struct Netns(String);
@@ -56,15 +56,6 @@ impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
     }
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        eprintln!("SKIPPED: needs root (namespace, TUN)");
-    }
-    root
 }
 
 type Tunnels = Arc<Mutex<HashMap<u32, TunnelSetup>>>;
@@ -134,19 +125,25 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.expect("join")
 }
 
-async fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// testkit::wait_until from the test's multi-thread runtime: the runtime
+/// hands this worker's other tasks to another thread meanwhile.
+fn wait_in_place(timeout: Duration, f: impl FnMut() -> bool) -> bool {
+    tokio::task::block_in_place(|| testkit::wait_until(timeout, f))
+}
+
+/// The wall clock in NTP seconds (the unit of Recovery Time Stamps).
+fn ntp_now() -> u64 {
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+    unix + upf::pfcp_map::NTP_UNIX_OFFSET
 }
 
 #[test]
+#[ignore = "needs root: a network namespace and the UPF's TUN"]
 fn smf_drives_the_real_upf() {
-    if !is_root() {
-        return;
-    }
+    testkit::require_root();
     let tag = format!("s6r{}", std::process::id() % 100_000);
     let ns = Netns::new(tag.clone());
     ns.run(move || {
@@ -172,14 +169,10 @@ async fn scenario(tag: String) {
 
     // Association.
     let mut upfs = Vec::new();
-    for _ in 0..100 {
-        let c2 = c.clone();
-        upfs = blocking(move || c2.upfs()).await.expect("GET /upfs");
-        if upfs[0]["state"] == "associated" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_in_place(Duration::from_secs(2), || {
+        upfs = c.upfs().expect("GET /upfs");
+        upfs[0]["state"] == "associated"
+    });
     assert_eq!(upfs[0]["state"], "associated", "{upfs:?}");
     assert_eq!(upfs[0]["recovery_time_stamp"], rts1);
     assert_eq!(upfs[0]["node_id"], "upf1.test");
@@ -219,20 +212,11 @@ async fn scenario(tag: String) {
     assert!(m.contains(sessions_metric), "{m}");
 
     // Periodic usage reports (URR PERIO, 1 s) from the UPF are answered.
-    let mut reports = 0;
-    for _ in 0..150 {
-        let c2 = c.clone();
-        let v = blocking(move || c2.get("imsi-001010000000001", 1))
-            .await
-            .expect("GET");
-        reports = v["usage"]["reports"].as_u64().unwrap_or(0);
-        if reports > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     assert!(
-        reports > 0,
+        wait_in_place(Duration::from_secs(3), || {
+            let v = c.get("imsi-001010000000001", 1).expect("GET");
+            v["usage"]["reports"].as_u64().unwrap_or(0) > 0
+        }),
         "no Session Report Request from the UPF within 3 s"
     );
     let c2 = c.clone();
@@ -243,28 +227,25 @@ async fn scenario(tag: String) {
     // notices at its next heartbeat and re-establishes the session.
     let old_seid = info.up_seid;
     upf.stop();
-    // The stamp has a one-second resolution.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The stamp has a one-second resolution: restart in a later second.
+    assert!(
+        wait_in_place(Duration::from_secs(3), || ntp_now() > u64::from(rts1)),
+        "the clock did not pass {rts1} (NTP seconds)"
+    );
     let upf = upf::daemon::Upf::start(upf_config(&tag, n4)).expect("UPF restarts");
     let rts2 = upf.recovery_time_stamp();
     assert_ne!(rts1, rts2);
-    let mut restored = None;
-    for _ in 0..200 {
-        let c2 = c.clone();
-        let v = blocking(move || c2.get("imsi-001010000000001", 1))
-            .await
-            .expect("GET");
-        if v["state"] == "active"
-            && v["up_seid"]
-                .as_u64()
-                .is_some_and(|s| upf.session_counters(s).is_some())
-        {
-            restored = Some(v);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let v = restored.expect("session restored on the restarted UPF");
+    let mut v = serde_json::Value::Null;
+    assert!(
+        wait_in_place(Duration::from_secs(4), || {
+            v = c.get("imsi-001010000000001", 1).expect("GET");
+            v["state"] == "active"
+                && v["up_seid"]
+                    .as_u64()
+                    .is_some_and(|s| upf.session_counters(s).is_some())
+        }),
+        "session not restored on the restarted UPF within 4 s: {v}"
+    );
     assert_eq!(v["ue_addr"], info.ue_addr.to_string(), "same UE address");
     assert_eq!(v["cp_seid"], info.cp_seid);
     let _ = old_seid;
@@ -293,10 +274,13 @@ async fn scenario(tag: String) {
         upf.session_counters(up_seid).is_none(),
         "UPF deleted the session"
     );
-    wait_for("the gNB tunnel to go", 2, || {
-        tunnels.lock().expect("lock").is_empty()
-    })
-    .await;
+    assert!(
+        wait_in_place(Duration::from_secs(2), || tunnels
+            .lock()
+            .expect("lock")
+            .is_empty()),
+        "the gNB tunnel is still there after 2 s"
+    );
     smf.stop().await;
     upf.stop();
 }

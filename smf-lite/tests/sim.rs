@@ -929,14 +929,7 @@ fn tshark(pcap: &std::path::Path, filter: &str, fields: &[&str]) -> Vec<String> 
 /// intended values.
 #[test]
 fn pfcp_decodes_in_tshark() {
-    if std::process::Command::new("tshark")
-        .arg("-v")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIPPED: tshark not installed");
-        return;
-    }
+    testkit::require_tool("tshark");
     let mut s = Sim::associated();
     let info = s.create_ok("imsi-1", 1, "edge1", None);
     s.advance(Duration::from_millis(1000)); // a heartbeat

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use wire::ctl::{TunnelSetup, TunnelSetupResponse};
 
 /// A fake UPF answering on a UDP socket from a thread; stopped on drop.
@@ -125,17 +125,20 @@ pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
     tokio::task::spawn_blocking(f).await.expect("join")
 }
 
+/// testkit::wait_until from a test on tokio's multi-thread runtime: the
+/// runtime hands this worker's other tasks to another thread meanwhile.
+/// `f` may call the blocking client, or `Handle::current().block_on`.
+pub fn wait_in_place(timeout: Duration, f: impl FnMut() -> bool) -> bool {
+    tokio::task::block_in_place(|| testkit::wait_until(timeout, f))
+}
+
 pub async fn wait_associated(c: &SmfClient, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let c2 = c.clone();
-        let upfs = blocking(move || c2.upfs()).await.expect("GET /upfs");
-        if upfs.iter().filter(|u| u["state"] == "associated").count() == n {
-            return;
-        }
-        assert!(Instant::now() < deadline, "not associated: {upfs:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut upfs = Vec::new();
+    let associated = wait_in_place(Duration::from_secs(5), || {
+        upfs = c.upfs().expect("GET /upfs");
+        upfs.iter().filter(|u| u["state"] == "associated").count() == n
+    });
+    assert!(associated, "not associated within 5 s: {upfs:?}");
 }
 
 pub fn raw(method: &str, url: &str, body: Option<&str>) -> (u16, serde_json::Value) {
