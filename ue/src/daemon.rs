@@ -6,6 +6,12 @@
 //! | `POST /sessions` | [`AddSession`] | 201 [`SessionInfo`] |
 //! | `GET /sessions` | - | 200 `[SessionInfo]` |
 //! | `DELETE /sessions/{psi}` | - | 204 |
+//! | `POST /play` | [`PlayStart`] | 201 [`crate::service::UeStatus`] |
+//! | `GET /status` | - | 200 [`crate::service::UeStatus`] |
+//! | `POST /migrate` | [`MigrateRequest`] | 202 [`wire::ctl::migration::MigrationAccepted`] |
+//! | `DELETE /play` | - | 200 [`crate::service::PlayOutcome`] |
+//!
+//! The play and migration calls are CSM's (see [`crate::service`]).
 //!
 //! Errors are 4xx/5xx with an [`ApiError`] body.
 
@@ -24,6 +30,7 @@ use tracing::{info, warn};
 use wire::ctl::{ApiError, SessionInfo};
 
 use crate::config::UeConfig;
+use crate::service::{MigrateRequest, PlayStart, Service, ServiceError};
 use crate::session::{SessionError, SessionManager};
 
 /// The daemon could not start.
@@ -83,11 +90,88 @@ fn err(e: SessionError) -> ApiErr {
     )
 }
 
+/// The daemon's shared state: the sessions and the service played.
+#[derive(Debug)]
+pub struct Ue {
+    /// The sessions.
+    pub sm: Arc<SessionManager>,
+    /// The service, while one plays.
+    pub service: tokio::sync::Mutex<Option<Arc<Service>>>,
+}
+
+fn service_err(e: ServiceError) -> ApiErr {
+    let (status, field) = match &e {
+        ServiceError::Bad { field, .. } => (StatusCode::BAD_REQUEST, Some(field.to_string())),
+        ServiceError::NotPlaying => (StatusCode::NOT_FOUND, None),
+        ServiceError::Playing => (StatusCode::CONFLICT, None),
+        ServiceError::Refused { status, field, .. } => (
+            StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),
+            field.clone(),
+        ),
+        ServiceError::Session(_) => (StatusCode::BAD_GATEWAY, None),
+        ServiceError::Stream(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
+    };
+    ApiErr(
+        status,
+        ApiError {
+            error: e.to_string(),
+            field,
+        },
+    )
+}
+
+async fn current(u: &Ue) -> Result<Arc<Service>, ApiErr> {
+    u.service
+        .lock()
+        .await
+        .clone()
+        .ok_or_else(|| service_err(ServiceError::NotPlaying))
+}
+
+async fn play(State(u): State<Arc<Ue>>, body: Bytes) -> Result<Response, ApiErr> {
+    let req: PlayStart = parse_json(&body)?;
+    let mut slot = u.service.lock().await;
+    if slot.is_some() {
+        return Err(service_err(ServiceError::Playing));
+    }
+    let svc = Service::start(u.sm.clone(), req)
+        .await
+        .map_err(service_err)?;
+    let status = svc.status();
+    *slot = Some(svc);
+    Ok((StatusCode::CREATED, Json(status)).into_response())
+}
+
+async fn status(State(u): State<Arc<Ue>>) -> Result<Response, ApiErr> {
+    Ok(Json(current(&u).await?.status()).into_response())
+}
+
+async fn migrate(State(u): State<Arc<Ue>>, body: Bytes) -> Result<Response, ApiErr> {
+    let req: MigrateRequest = parse_json(&body)?;
+    let svc = current(&u).await?;
+    let acc = svc.migrate(req, false).await.map_err(service_err)?;
+    Ok((StatusCode::ACCEPTED, Json(acc)).into_response())
+}
+
+async fn stop_play(State(u): State<Arc<Ue>>) -> Result<Response, ApiErr> {
+    let svc = u
+        .service
+        .lock()
+        .await
+        .take()
+        .ok_or_else(|| service_err(ServiceError::NotPlaying))?;
+    let out = svc.stop().await.map_err(service_err)?;
+    Ok(Json(out).into_response())
+}
+
 /// The API router.
-pub fn router(m: Arc<SessionManager>) -> Router {
+pub fn router(u: Arc<Ue>) -> Router {
     Router::new()
         .route("/sessions", post(add).get(list))
         .route("/sessions/{psi}", delete(del))
+        .route("/play", post(play).delete(stop_play))
+        .route("/status", get(status))
+        .route("/migrate", post(migrate))
         .route("/metrics", get(metrics))
         .fallback(|| async {
             ApiErr(
@@ -98,10 +182,11 @@ pub fn router(m: Arc<SessionManager>) -> Router {
                 },
             )
         })
-        .with_state(m)
+        .with_state(u)
 }
 
-async fn add(State(m): State<Arc<SessionManager>>, body: Bytes) -> Result<Response, ApiErr> {
+async fn add(State(u): State<Arc<Ue>>, body: Bytes) -> Result<Response, ApiErr> {
+    let m = &u.sm;
     let req: AddSession = parse_json(&body)?;
     let info = m
         .establish(req.psi, &req.dnn, req.upf.as_deref())
@@ -110,7 +195,8 @@ async fn add(State(m): State<Arc<SessionManager>>, body: Bytes) -> Result<Respon
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 
-async fn metrics(State(m): State<Arc<SessionManager>>) -> Response {
+async fn metrics(State(u): State<Arc<Ue>>) -> Response {
+    let m = &u.sm;
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -121,14 +207,13 @@ async fn metrics(State(m): State<Arc<SessionManager>>) -> Response {
         .into_response()
 }
 
-async fn list(State(m): State<Arc<SessionManager>>) -> Json<Vec<SessionInfo>> {
+async fn list(State(u): State<Arc<Ue>>) -> Json<Vec<SessionInfo>> {
+    let m = &u.sm;
     Json(m.list().await)
 }
 
-async fn del(
-    State(m): State<Arc<SessionManager>>,
-    Path(psi): Path<String>,
-) -> Result<StatusCode, ApiErr> {
+async fn del(State(u): State<Arc<Ue>>, Path(psi): Path<String>) -> Result<StatusCode, ApiErr> {
+    let m = &u.sm;
     let psi: u8 = psi.parse().map_err(|_| {
         ApiErr(
             StatusCode::BAD_REQUEST,
@@ -148,6 +233,10 @@ pub async fn run(cfg: UeConfig, shutdown: impl Future<Output = ()>) -> Result<()
     let api = cfg.api;
     let specs = cfg.sessions.clone();
     let m = Arc::new(SessionManager::new(cfg).await?);
+    let ue = Arc::new(Ue {
+        sm: m.clone(),
+        service: tokio::sync::Mutex::new(None),
+    });
     let l = tokio::net::TcpListener::bind(api)
         .await
         .map_err(|source| UeError::Listen { addr: api, source })?;
@@ -159,7 +248,7 @@ pub async fn run(cfg: UeConfig, shutdown: impl Future<Output = ()>) -> Result<()
     info!(ue = %m.config().ue_id, %api, "UE ready");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
-        axum::serve(l, router(m.clone()))
+        axum::serve(l, router(ue.clone()))
             .with_graceful_shutdown(async {
                 let _ = rx.await;
             })
@@ -169,6 +258,11 @@ pub async fn run(cfg: UeConfig, shutdown: impl Future<Output = ()>) -> Result<()
     info!("UE stopping: releasing sessions");
     let _ = tx.send(());
     let _ = server.await;
+    if let Some(svc) = ue.service.lock().await.take() {
+        if let Err(e) = svc.stop().await {
+            warn!(error = %e, "play did not stop cleanly");
+        }
+    }
     m.release_all().await;
     Ok(())
 }

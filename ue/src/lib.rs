@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod daemon;
+pub mod service;
 pub mod session;
 pub mod stream;
 

@@ -36,6 +36,25 @@ enum Cmd {
         #[arg(long, short, global = true)]
         config: Option<PathBuf>,
     },
+    /// Ask the running UE daemon's migration agent for a CSM migration of
+    /// the service it plays (prints the migration the SMF accepted, or its
+    /// reason to refuse).
+    Migrate {
+        /// Destination edge (default: the SMF picks by latency).
+        #[arg(long)]
+        to: Option<String>,
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    },
+    /// The played service: serving and copilot edges, migrations and their
+    /// figures.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    },
     /// Parse and validate a configuration file.
     CheckConfig {
         /// The file.
@@ -44,6 +63,42 @@ enum Cmd {
     /// Play: receive and decode the video streams, display the chief
     /// pilot's, send numbered inputs; then print the report.
     Play(PlayArgs),
+}
+
+/// How to find a running UE daemon's API.
+#[derive(clap::Args)]
+struct DaemonArgs {
+    /// `IP:PORT` of the daemon's API (default: from --config, else
+    /// $UE_API, else 127.0.0.1:7100).
+    #[arg(long)]
+    api: Option<String>,
+    /// The daemon's configuration file, to find its API.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+}
+
+/// The daemon's API address.
+fn daemon_api(api: Option<String>, config: Option<PathBuf>) -> Result<String, String> {
+    Ok(match (api, config) {
+        (Some(a), _) => a,
+        (None, Some(c)) => UeConfig::load(&c)
+            .map_err(|e| e.to_string())?
+            .api
+            .to_string(),
+        (None, None) => std::env::var("UE_API").unwrap_or_else(|_| ue::config::DEFAULT_API.into()),
+    })
+}
+
+/// Status and body of an answer of the daemon at `api`.
+fn answer(
+    api: &str,
+    r: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<(u16, String), String> {
+    r.and_then(|mut r| {
+        let s = r.status().as_u16();
+        Ok((s, r.body_mut().read_to_string()?))
+    })
+    .map_err(|e| format!("UE daemon at {api}: {e} (is `ue run` going?)"))
 }
 
 #[derive(clap::Args)]
@@ -208,20 +263,49 @@ fn cmd(cmd: Cmd) -> Result<(), String> {
             gnb::block_on_control_plane(ue::run(cfg, gnb::shutdown_signal()))?
                 .map_err(|e| e.to_string())
         }
+        Cmd::Migrate { to, daemon } => {
+            let api = daemon_api(daemon.api, daemon.config)?;
+            let req = ue::service::MigrateRequest { to };
+            let (status, body) = answer(
+                &api,
+                agent()
+                    .post(&format!("http://{api}/migrate"))
+                    .send_json(&req),
+            )?;
+            if !(200..300).contains(&status) {
+                return Err(failed(status, &body));
+            }
+            let m: wire::ctl::migration::MigrationAccepted =
+                serde_json::from_str(&body).map_err(|e| e.to_string())?;
+            println!(
+                "migration {} accepted: {} -> {} ({:?})",
+                m.id, m.from, m.to, m.kind
+            );
+            Ok(())
+        }
+        Cmd::Status { json, daemon } => {
+            let api = daemon_api(daemon.api, daemon.config)?;
+            let (status, body) = answer(&api, agent().get(&format!("http://{api}/status")).call())?;
+            if !(200..300).contains(&status) {
+                return Err(failed(status, &body));
+            }
+            let st: ue::service::UeStatus =
+                serde_json::from_str(&body).map_err(|e| e.to_string())?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&st).map_err(|e| e.to_string())?
+                );
+            } else {
+                print_status(&st);
+            }
+            Ok(())
+        }
         Cmd::Session { cmd, api, config } => {
-            let api = match (api, config) {
-                (Some(a), _) => a,
-                (None, Some(c)) => UeConfig::load(&c)
-                    .map_err(|e| e.to_string())?
-                    .api
-                    .to_string(),
-                (None, None) => {
-                    std::env::var("UE_API").unwrap_or_else(|_| ue::config::DEFAULT_API.into())
-                }
-            };
+            let api = daemon_api(api, config)?;
             let base = format!("http://{api}/sessions");
             let a = agent();
-            let (status, body) = match &cmd {
+            let r = match &cmd {
                 SessionCmd::Add { psi, dnn, upf } => {
                     let req = AddSession {
                         psi: *psi,
@@ -232,12 +316,8 @@ fn cmd(cmd: Cmd) -> Result<(), String> {
                 }
                 SessionCmd::List { .. } => a.get(&base).call(),
                 SessionCmd::Del { psi } => a.delete(&format!("{base}/{psi}")).call(),
-            }
-            .and_then(|mut r| {
-                let s = r.status().as_u16();
-                Ok((s, r.body_mut().read_to_string()?))
-            })
-            .map_err(|e| format!("UE daemon at {api}: {e} (is `ue run` going?)"))?;
+            };
+            let (status, body) = answer(&api, r)?;
             if !(200..300).contains(&status) {
                 return Err(failed(status, &body));
             }
@@ -272,5 +352,32 @@ fn cmd(cmd: Cmd) -> Result<(), String> {
             }
             Ok(())
         }
+    }
+}
+
+fn print_status(st: &ue::service::UeStatus) {
+    let copilot = st.copilot.as_deref().unwrap_or("-");
+    println!(
+        "{}: serving {}, copilot {copilot}, {} frames displayed",
+        st.ue_id, st.serving, st.frames_displayed
+    );
+    if let Some(e) = &st.registration_error {
+        println!("not registered with the SMF: {e}");
+    }
+    let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+    for m in &st.migrations {
+        println!(
+            "migration {}: {} -> {} {:?} {:?}: downtime {} ms, migration {} ms, SSIM {}, {} frames blended{}",
+            m.id,
+            m.from,
+            m.to,
+            m.kind,
+            m.state,
+            f(m.downtime_ms),
+            f(m.migration_ms),
+            f(m.ssim_at_switch),
+            m.frames_blended,
+            m.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+        );
     }
 }

@@ -54,7 +54,7 @@ impl Chief {
 }
 
 /// One displayed frame.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DisplayRecord {
     /// When it was displayed (CLOCK_REALTIME ns).
     pub display_ns: u64,
@@ -76,10 +76,20 @@ pub struct DisplayRecord {
     pub recv_ns: u64,
     /// When it was decoded (CLOCK_REALTIME ns).
     pub decoded_ns: u64,
+    /// The destination's weight in what was shown during a CSM switch (0:
+    /// the source alone, 1: the destination alone, between: a blend, whose
+    /// other fields are the destination frame's).
+    #[serde(default)]
+    pub dest_weight: f32,
+    /// SSIM (downscaled luma) against the frame displayed before it, where
+    /// the CSM screen measures it (smoothness).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssim_prev: Option<f32>,
 }
 
 impl DisplayRecord {
-    fn of(f: &BufferedFrame, display_ns: u64) -> DisplayRecord {
+    /// The record of `f` displayed alone at `display_ns`.
+    pub fn of(f: &BufferedFrame, display_ns: u64) -> DisplayRecord {
         DisplayRecord {
             display_ns,
             source: f.info.source.to_string(),
@@ -91,6 +101,8 @@ impl DisplayRecord {
             rendered_ns: f.info.rendered_ns,
             recv_ns: f.info.recv_ns,
             decoded_ns: f.info.decoded_ns,
+            dest_weight: 0.0,
+            ssim_prev: None,
         }
     }
 }
@@ -108,7 +120,45 @@ pub struct DisplayOutcome {
     pub polls: u64,
 }
 
-type VideoOut = Y4mWriter<BufWriter<File>>;
+/// The displayed video as a Y4M file.
+pub type VideoOut = Y4mWriter<BufWriter<File>>;
+
+impl VideoOut {
+    /// Creates (or truncates) `path`, announced at `fps`.
+    pub fn create(path: &Path, fps: u32) -> Result<VideoOut, StreamError> {
+        let f = File::create(path).map_err(StreamError::Video)?;
+        Ok(Y4mWriter::new(BufWriter::new(f), fps))
+    }
+
+    /// Flushes the file; its counts go into `out`.
+    pub fn finish_into(self, out: &mut DisplayOutcome) -> Result<(), StreamError> {
+        out.video_frames = self.written();
+        out.video_skipped = self.skipped();
+        self.finish()?;
+        Ok(())
+    }
+}
+
+/// A display thread's loop: `poll` at every wake-up of `wake` (or every
+/// [`MAX_SLEEP`]) until `stop`.
+pub fn wait_loop(
+    wake: Option<&Wake>,
+    stop: &AtomicBool,
+    mut poll: impl FnMut() -> Result<(), StreamError>,
+) -> Result<(), StreamError> {
+    let mut seen = wake.map(|w| w.count()).unwrap_or(0);
+    while !stop.load(Ordering::Relaxed) {
+        if let Err(e) = poll() {
+            tracing::error!("display stopped: {e}");
+            return Err(e);
+        }
+        match wake {
+            Some(w) => seen = w.wait(seen, MAX_SLEEP),
+            None => std::thread::sleep(MAX_SLEEP),
+        }
+    }
+    Ok(())
+}
 
 /// The display sink.
 #[derive(Debug)]
@@ -141,8 +191,7 @@ impl DisplaySink {
     /// Also writes every displayed frame to the Y4M file `path` (created
     /// or truncated), announced at `fps`.
     pub fn with_video(mut self, path: &Path, fps: u32) -> Result<DisplaySink, StreamError> {
-        let f = File::create(path).map_err(StreamError::Video)?;
-        self.video = Some(Y4mWriter::new(BufWriter::new(f), fps));
+        self.video = Some(VideoOut::create(path, fps)?);
         Ok(self)
     }
 
@@ -180,39 +229,20 @@ impl DisplaySink {
     /// Ends the sink: flushes the video file.
     pub fn finish(mut self) -> Result<DisplayOutcome, StreamError> {
         if let Some(v) = self.video.take() {
-            self.out.video_frames = v.written();
-            self.out.video_skipped = v.skipped();
-            v.finish()?;
+            v.finish_into(&mut self.out)?;
         }
         Ok(self.out)
     }
 
     /// Runs the sink in its own thread until [`DisplayHandle::stop`].
     pub fn spawn(mut self) -> Result<DisplayHandle, StreamError> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
         let displayed = self.displayed.clone();
-        let thread = std::thread::Builder::new()
-            .name("display".into())
-            .spawn(move || {
-                let mut seen = self.wake.as_ref().map(|w| w.count()).unwrap_or(0);
-                while !s.load(Ordering::Relaxed) {
-                    if let Err(e) = self.poll(realtime_ns()) {
-                        tracing::error!("display stopped: {e}");
-                        return Err(e);
-                    }
-                    match &self.wake {
-                        Some(w) => seen = w.wait(seen, MAX_SLEEP),
-                        None => std::thread::sleep(MAX_SLEEP),
-                    }
-                }
-                self.finish()
-            })
-            .map_err(StreamError::Io)?;
-        Ok(DisplayHandle {
-            stop,
-            displayed,
-            thread: Some(thread),
+        DisplayHandle::spawn("display", displayed, move |stop| {
+            let wake = self.wake.clone();
+            wait_loop(wake.as_deref(), stop, || {
+                self.poll(realtime_ns()).map(|_| ())
+            })?;
+            self.finish()
         })
     }
 }
@@ -226,6 +256,26 @@ pub struct DisplayHandle {
 }
 
 impl DisplayHandle {
+    /// Runs `run` (a display loop that returns when the flag it is given
+    /// is set) in a thread named `name`; `displayed` is its frame count.
+    pub fn spawn(
+        name: &str,
+        displayed: Arc<AtomicU64>,
+        run: impl FnOnce(&AtomicBool) -> Result<DisplayOutcome, StreamError> + Send + 'static,
+    ) -> Result<DisplayHandle, StreamError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || run(&s))
+            .map_err(StreamError::Io)?;
+        Ok(DisplayHandle {
+            stop,
+            displayed,
+            thread: Some(thread),
+        })
+    }
+
     /// Frames displayed so far.
     pub fn displayed(&self) -> u64 {
         self.displayed.load(Ordering::Relaxed)

@@ -1,0 +1,129 @@
+//! The figures of DESIGN.md section 6 that come from what was displayed:
+//! display stall and smoothness around each switch, against the same
+//! measures away from switches in the same run.
+
+use crate::stream::report::percentile;
+use crate::stream::DisplayRecord;
+
+/// How far from a switch a displayed frame counts as "around" it.
+pub const WINDOW_NS: u64 = 1_000_000_000;
+
+/// Stall and smoothness of one switch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AroundSwitch {
+    /// Longest gap between displayed frames within the window, minus the
+    /// baseline, ms.
+    pub stall_ms: Option<f64>,
+    /// Lowest SSIM between consecutive displayed frames in the window.
+    pub min_ssim: Option<f64>,
+}
+
+/// The baselines away from every switch: the p99 gap between displayed
+/// frames (ms) and the 1st percentile of consecutive-frame SSIM.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Baselines {
+    pub gap_p99_ms: Option<f64>,
+    pub ssim_p1: Option<f64>,
+}
+
+fn near(t: u64, switches: &[u64]) -> bool {
+    switches.iter().any(|&s| t.abs_diff(s) <= WINDOW_NS)
+}
+
+/// Gaps (ms) ending at each record after the first, with the record.
+fn gaps(records: &[DisplayRecord]) -> impl Iterator<Item = (&DisplayRecord, f64)> {
+    records.windows(2).map(|w| {
+        (
+            &w[1],
+            w[1].display_ns.saturating_sub(w[0].display_ns) as f64 / 1e6,
+        )
+    })
+}
+
+/// The baselines, from the records away from the switch times `switches`.
+pub fn baselines(records: &[DisplayRecord], switches: &[u64]) -> Baselines {
+    let mut g: Vec<f64> = gaps(records)
+        .filter(|(r, _)| !near(r.display_ns, switches))
+        .map(|(_, ms)| ms)
+        .collect();
+    g.sort_by(f64::total_cmp);
+    let mut s: Vec<f64> = records
+        .iter()
+        .filter(|r| !near(r.display_ns, switches))
+        .filter_map(|r| r.ssim_prev.map(f64::from))
+        .collect();
+    s.sort_by(f64::total_cmp);
+    Baselines {
+        gap_p99_ms: percentile(&g, 99.0),
+        ssim_p1: percentile(&s, 1.0),
+    }
+}
+
+/// Stall and smoothness around the switch decided at `at`.
+pub fn around(records: &[DisplayRecord], at: u64, base: &Baselines) -> AroundSwitch {
+    let max_gap = gaps(records)
+        .filter(|(r, _)| r.display_ns.abs_diff(at) <= WINDOW_NS)
+        .map(|(_, ms)| ms)
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+    let min_ssim = records
+        .iter()
+        .filter(|r| r.display_ns.abs_diff(at) <= WINDOW_NS)
+        .filter_map(|r| r.ssim_prev.map(f64::from))
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.min(v))));
+    AroundSwitch {
+        stall_ms: max_gap.map(|g| g - base.gap_p99_ms.unwrap_or(0.0)),
+        min_ssim,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(ms: u64, ssim: f32) -> DisplayRecord {
+        DisplayRecord {
+            display_ns: ms * 1_000_000,
+            source: "a".into(),
+            seq: 0,
+            generation: 0,
+            rtp_ts: 0,
+            tick: None,
+            input_seq: None,
+            rendered_ns: None,
+            recv_ns: 0,
+            decoded_ns: 0,
+            dest_weight: 0.0,
+            ssim_prev: Some(ssim),
+        }
+    }
+
+    #[test]
+    fn stall_is_the_longest_gap_near_the_switch_minus_the_usual_p99() {
+        // A frame every 16 ms for 10 s, one 50 ms gap at 5 s.
+        let mut r = Vec::new();
+        let mut t = 0;
+        while t < 10_000 {
+            r.push(rec(t, 0.95));
+            t += if t == 4_992 { 50 } else { 16 };
+        }
+        let switch = 5_000 * 1_000_000;
+        let b = baselines(&r, &[switch]);
+        assert_eq!(b.gap_p99_ms, Some(16.0));
+        let a = around(&r, switch, &b);
+        assert_eq!(a.stall_ms, Some(34.0));
+        // Far from the gap: no stall.
+        let a = around(&r, 8_000 * 1_000_000, &b);
+        assert_eq!(a.stall_ms, Some(0.0));
+    }
+
+    #[test]
+    fn smoothness_is_the_lowest_ssim_near_the_switch() {
+        let mut r: Vec<_> = (0..600).map(|i| rec(i * 16, 0.9)).collect();
+        r[300].ssim_prev = Some(0.5);
+        let switch = 300 * 16 * 1_000_000;
+        let b = baselines(&r, &[switch]);
+        assert!((b.ssim_p1.expect("p1") - 0.9).abs() < 1e-6);
+        let a = around(&r, switch, &b);
+        assert!((a.min_ssim.expect("min") - 0.5).abs() < 1e-6);
+    }
+}

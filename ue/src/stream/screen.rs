@@ -1,0 +1,273 @@
+//! The CSM display: the stream selector's driver (DESIGN.md section 5,
+//! step 5). What it outputs is what is displayed.
+//!
+//! [`Screen`] runs in the display thread. It holds a reader of each
+//! stream's buffer (streams come and go with the migrations: [`ScreenCmd`]),
+//! keeps the latest frame of each, and at every wake-up asks the
+//! [`Selector`] what to show: the chief's frame, the destination's, or a
+//! blend of both ([`media::blend`]). SSIM of a new pair is the fast
+//! downscaled-luma one ([`media::FastSsim`]). Each displayed frame is
+//! recorded ([`DisplayRecord`], with the destination's weight and the SSIM
+//! against the frame displayed before it, the smoothness measure) and, if
+//! asked, written to a Y4M file. The selector's decisions go out as
+//! [`ScreenNote`]s to the UE's migration agent, which steers the input and
+//! tells the network.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
+
+use std::sync::Arc;
+use tokio::sync::mpsc::UnboundedSender;
+
+use media::{FastSsim, Frame};
+
+use super::buffer::{BufferReader, BufferedFrame, Wake};
+use super::display::{wait_loop, DisplayHandle, DisplayOutcome, DisplayRecord, VideoOut};
+use super::selector::{Event, FrameRef, Output, Selector};
+use super::{realtime_ns, StreamError};
+
+/// What the migration agent tells the screen.
+#[derive(Debug)]
+pub enum ScreenCmd {
+    /// A new stream's buffer (the destination's, before [`ScreenCmd::Begin`]).
+    Add(BufferReader),
+    /// Switch to this stream when the selector says so.
+    Begin(Arc<str>),
+    /// The stream is gone (released).
+    Remove(Arc<str>),
+}
+
+/// What the screen tells the migration agent (times: CLOCK_REALTIME ns).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScreenNote {
+    /// The switch to `dest` was decided on a pair of this SSIM.
+    Decision { dest: Arc<str>, at: u64, ssim: f64 },
+    /// The first displayed frame with a destination contribution.
+    FirstDestFrame { at: u64 },
+    /// The slide is over after `frames` blended frames: `chief` is shown.
+    Switched {
+        chief: Arc<str>,
+        at: u64,
+        frames: u32,
+    },
+    /// No pair was similar enough in time: `dest` given up, source kept.
+    GaveUp { dest: Arc<str>, at: u64 },
+    /// The migration could not begin (e.g. no such stream, or busy).
+    Refused { dest: Arc<str>, reason: String },
+}
+
+/// The display thread's state.
+#[derive(Debug)]
+pub struct Screen {
+    selector: Selector,
+    readers: HashMap<Arc<str>, BufferReader>,
+    latest: HashMap<Arc<str>, Arc<BufferedFrame>>,
+    ssim: Option<FastSsim>,
+    blended: Frame,
+    /// The frame displayed last (for the smoothness measure).
+    prev: Option<Frame>,
+    video: Option<VideoOut>,
+    out: DisplayOutcome,
+    displayed: Arc<AtomicU64>,
+    cmds: Receiver<ScreenCmd>,
+    notes: UnboundedSender<ScreenNote>,
+}
+
+impl Screen {
+    /// A screen showing `first` (the selector's chief); commands arrive on
+    /// `cmds`, notes go to `notes`.
+    pub fn new(
+        selector: Selector,
+        first: BufferReader,
+        cmds: Receiver<ScreenCmd>,
+        notes: UnboundedSender<ScreenNote>,
+    ) -> Screen {
+        let mut readers = HashMap::new();
+        readers.insert(first.name().clone(), first);
+        Screen {
+            selector,
+            readers,
+            latest: HashMap::new(),
+            ssim: None,
+            blended: Frame::new(2, 2),
+            prev: None,
+            video: None,
+            out: DisplayOutcome::default(),
+            displayed: Arc::new(AtomicU64::new(0)),
+            cmds,
+            notes,
+        }
+    }
+
+    /// Also writes every displayed frame to the Y4M file `path`.
+    pub fn with_video(mut self, path: &Path, fps: u32) -> Result<Screen, StreamError> {
+        self.video = Some(VideoOut::create(path, fps)?);
+        Ok(self)
+    }
+
+    fn command(&mut self, now: u64, c: ScreenCmd) {
+        match c {
+            ScreenCmd::Add(r) => {
+                self.readers.insert(r.name().clone(), r);
+            }
+            ScreenCmd::Remove(name) => {
+                self.readers.remove(&name);
+                self.latest.remove(&name);
+            }
+            ScreenCmd::Begin(dest) => {
+                let r = if self.readers.contains_key(&dest) {
+                    self.selector
+                        .begin(now, dest.clone())
+                        .map_err(|e| e.to_string())
+                } else {
+                    Err(format!("no stream named `{dest}`"))
+                };
+                if let Err(reason) = r {
+                    self.note(ScreenNote::Refused { dest, reason });
+                }
+            }
+        }
+    }
+
+    /// Refreshes the latest frame of `name` from its buffer.
+    fn refresh(&mut self, name: &Arc<str>) {
+        let Some(r) = self.readers.get(name) else {
+            return;
+        };
+        let seen = self.latest.get(name).map_or(0, |f| f.generation);
+        if let Some(f) = r.newer_than(seen) {
+            self.latest.insert(name.clone(), f);
+        }
+    }
+
+    /// One look at `now`: commands, then what the selector says to show.
+    pub fn poll(&mut self, now: u64) -> Result<(), StreamError> {
+        self.out.polls += 1;
+        while let Ok(c) = self.cmds.try_recv() {
+            self.command(now, c);
+        }
+        let chief = self.selector.chief().clone();
+        let target = self.selector.target().cloned();
+        self.refresh(&chief);
+        if let Some(t) = &target {
+            self.refresh(t);
+        }
+        let source = self.latest.get(&chief).cloned();
+        let dest = target.as_ref().and_then(|t| self.latest.get(t)).cloned();
+        let ssim = &mut self.ssim;
+        let output = self.selector.step(
+            now,
+            source.as_deref().map(FrameRef::from),
+            dest.as_deref().map(FrameRef::from),
+            |a, b| fast_ssim(ssim, a, b),
+        );
+        self.show(now, output, source.as_deref(), dest.as_deref())?;
+        self.forward_events();
+        Ok(())
+    }
+
+    fn show(
+        &mut self,
+        now: u64,
+        output: Output,
+        source: Option<&BufferedFrame>,
+        dest: Option<&BufferedFrame>,
+    ) -> Result<(), StreamError> {
+        let (frame, info, weight) = match (output, source, dest) {
+            (Output::Source(_), Some(s), _) => (&s.frame, s, 0.0),
+            (Output::Dest(_), _, Some(d)) => (&d.frame, d, 1.0),
+            (Output::Blend { a, .. }, Some(s), Some(d)) => {
+                media::blend(&s.frame, &d.frame, a, &mut self.blended)
+                    .map_err(|e| StreamError::Config(format!("blend: {e}")))?;
+                (&self.blended, d, a)
+            }
+            _ => return Ok(()),
+        };
+        let ssim_prev = match &self.prev {
+            Some(p) => Some(fast_ssim(&mut self.ssim, p, frame) as f32),
+            None => None,
+        };
+        if let Some(v) = &mut self.video {
+            v.write(frame)?;
+        }
+        let mut rec = DisplayRecord::of(info, now);
+        rec.dest_weight = weight;
+        rec.ssim_prev = ssim_prev;
+        self.out.records.push(rec);
+        self.displayed.fetch_add(1, Ordering::Relaxed);
+        match &mut self.prev {
+            Some(p) if p.width == frame.width && p.height == frame.height => {
+                p.y.copy_from_slice(&frame.y);
+                p.u.copy_from_slice(&frame.u);
+                p.v.copy_from_slice(&frame.v);
+            }
+            p => *p = Some(frame.clone()),
+        }
+        Ok(())
+    }
+
+    fn note(&self, n: ScreenNote) {
+        // The agent is gone only when the UE stops: nothing to tell then.
+        let _ = self.notes.send(n);
+    }
+
+    fn forward_events(&mut self) {
+        while let Some(e) = self.selector.poll_event() {
+            let note = match e {
+                Event::SsimSample { value, .. } => {
+                    tracing::debug!(ssim = value, "frame pair");
+                    continue;
+                }
+                Event::Decision { at, ssim } => {
+                    let dest = self.selector.target().cloned().unwrap_or_else(|| "".into());
+                    tracing::info!(%dest, ssim, "switch decided");
+                    ScreenNote::Decision { dest, at, ssim }
+                }
+                Event::FirstDestContribution { at, .. } => ScreenNote::FirstDestFrame { at },
+                Event::Switched { at, chief } => ScreenNote::Switched {
+                    chief,
+                    at,
+                    frames: self.selector.config().effective_n(),
+                },
+                Event::GaveUp { at, dest } => {
+                    tracing::warn!(%dest, "streams never became similar: switch given up");
+                    ScreenNote::GaveUp { dest, at }
+                }
+            };
+            self.note(note);
+        }
+    }
+
+    /// Ends the screen: flushes the video file.
+    pub fn finish(mut self) -> Result<DisplayOutcome, StreamError> {
+        if let Some(v) = self.video.take() {
+            v.finish_into(&mut self.out)?;
+        }
+        Ok(self.out)
+    }
+
+    /// Runs the screen in its own thread, woken by `wake`.
+    pub fn spawn(mut self, wake: Arc<Wake>) -> Result<DisplayHandle, StreamError> {
+        let displayed = self.displayed.clone();
+        DisplayHandle::spawn("screen", displayed, move |stop| {
+            wait_loop(Some(&wake), stop, || self.poll(realtime_ns()))?;
+            self.finish()
+        })
+    }
+}
+
+/// SSIM of two frames on the downscaled luma plane (0 for frames that
+/// cannot be compared, e.g. of different sizes: not similar).
+fn fast_ssim(s: &mut Option<FastSsim>, a: &Frame, b: &Frame) -> f64 {
+    let fresh = || FastSsim::new(a.width, a.height);
+    let f = s.get_or_insert_with(fresh);
+    match f.score(a, b) {
+        Ok(v) => v,
+        Err(_) => {
+            *f = fresh();
+            f.score(a, b).unwrap_or(0.0)
+        }
+    }
+}
