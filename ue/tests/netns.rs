@@ -115,7 +115,9 @@ fn gnb_tunnels(b: &Bed) -> usize {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, TUN"]
 fn cli_add_list_del_and_release_on_exit() {
+    testkit::require_root();
     let b = bed("h7e");
     let ue = &b.topo.ue;
     // No daemon yet: the CLI says so.
@@ -218,7 +220,9 @@ fn cli_add_list_del_and_release_on_exit() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, TUN"]
 fn two_ues_in_one_namespace_and_sessions_from_config() {
+    testkit::require_root();
     let b = bed("h7f");
     let ue = &b.topo.ue;
     let mut c1 = UeConfig::with_id("imsi-001010000000011");
@@ -260,7 +264,9 @@ fn two_ues_in_one_namespace_and_sessions_from_config() {
 /// Several UEs, each in its own namespace, behind one "cell" switch (a
 /// bridge in its own namespace) on the gNB's single radio interface.
 #[test]
+#[ignore = "needs root: network namespaces, veth links, TUN"]
 fn ues_behind_a_cell_switch() {
+    testkit::require_root();
     use testkit::{unique, Netns};
     let base = unique("h7c");
     let gnb_ns = Netns::new(&format!("{base}g")).unwrap();

@@ -56,7 +56,9 @@ impl Drop for RealSmf {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, TUN"]
 fn sessions_through_the_real_smf_and_upf() {
+    testkit::require_root();
     let topo = Topo::new("h7r").unwrap();
     // The DN host: a local address of the core namespace.
     topo.upf

@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wire::input::Input;
 use media::h264::{Encoder, EncoderConfig};
 use media::rtp::{FrameMeta, Packetizer};
+use wire::input::Input;
 
 /// A free UDP port on 127.0.0.1 (bound then released: `ue play` binds it).
 fn free_port() -> u16 {
@@ -68,7 +68,7 @@ fn ue_play_reports_frames_latency_and_bitrate() {
                 }
                 let due = start + Duration::from_micros(16_667) * tick as u32;
                 if let Some(d) = due.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(d);
+                    std::thread::sleep(d); // pacing, not synchronisation
                 }
             }
             inputs

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use media::h264::{Encoder, EncoderConfig};
 use media::rtp::{FrameMeta, Packetizer};
@@ -98,21 +98,23 @@ fn send_stream(
                 s.garbage += 1;
             }
         }
-        std::thread::sleep(gap);
+        std::thread::sleep(gap); // pacing, not synchronisation
         after_frame(tick);
     }
     (s, originals)
 }
 
-fn wait_for(mut cond: impl FnMut() -> bool, limit: Duration) {
-    let t = Instant::now();
-    while !cond() && t.elapsed() < limit {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+/// Waits until `cond` holds; fails the test with `what` after `limit`.
+fn wait_for(what: &str, cond: impl FnMut() -> bool, limit: Duration) {
+    assert!(
+        testkit::wait_until(limit, cond),
+        "not within {limit:?}: {what}"
+    );
 }
 
 #[test]
 fn stream_decodes_displays_and_carries_metadata() {
+    testkit::require_tool("ffmpeg");
     let dir = std::env::temp_dir().join(format!("ue-stream-rtp-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("tmp dir");
     let video = dir.join("shown.y4m");
@@ -129,7 +131,11 @@ fn stream_decodes_displays_and_carries_metadata() {
     // Paced by the display: the next frame goes when this one was shown,
     // so that the count below does not depend on the machine's load.
     let (sent, originals) = send_stream(to, N, Duration::from_millis(1), None, &[], &|t| {
-        wait_for(|| display.displayed() >= t, Duration::from_secs(3))
+        wait_for(
+            "frame displayed",
+            || display.displayed() >= t,
+            Duration::from_secs(3),
+        )
     });
     let shown = display.stop().expect("display stop");
     let stats = client.stop().expect("client stop");
@@ -179,16 +185,15 @@ fn stream_decodes_displays_and_carries_metadata() {
         let s = media::ssim(&originals[tick - 1], f);
         assert!(s > 0.9, "frame of tick {tick}: SSIM {s}");
     }
-    if let Ok(o) = std::process::Command::new("ffmpeg")
+    let o = std::process::Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(&video)
         .args(["-f", "rawvideo", "-pix_fmt", "yuv420p", "-"])
         .output()
-    {
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let per = media::Frame::i420_len(W, H);
-        assert_eq!(o.stdout.len(), per * frames.len(), "ffmpeg's frame count");
-    }
+        .expect("run ffmpeg");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let per = media::Frame::i420_len(W, H);
+    assert_eq!(o.stdout.len(), per * frames.len(), "ffmpeg's frame count");
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
 
@@ -208,6 +213,7 @@ fn lost_packet_is_counted_and_the_stream_goes_on() {
         &|_| {},
     );
     wait_for(
+        "the last frame in the buffer",
         || r.latest().and_then(|f| f.info.tick) == Some(N),
         Duration::from_secs(20),
     );
@@ -244,10 +250,15 @@ fn two_streams_two_buffers_the_chief_is_shown() {
     ta.join().expect("a sender");
     tb.join().expect("b sender");
     wait_for(
+        "the chief's last frame in its buffer",
         || rb.latest().and_then(|f| f.info.tick) == Some(30),
         Duration::from_secs(20),
     );
-    std::thread::sleep(Duration::from_millis(20));
+    wait_for(
+        "a frame displayed",
+        || display.displayed() > 0,
+        Duration::from_secs(5),
+    );
     let shown = display.stop().expect("stop");
     let (sa, sb) = (ca.stop().expect("a"), cb.stop().expect("b"));
     assert_eq!((sa.frames, sb.frames), (30, 30));
@@ -286,6 +297,7 @@ fn random_datagrams_do_not_stop_the_client() {
     const N: u64 = 30;
     let (sent, _) = send_stream(to, N, Duration::from_millis(2), None, &[1], &|_| {});
     wait_for(
+        "the last frame in the buffer",
         || r.latest().and_then(|f| f.info.tick) == Some(N),
         Duration::from_secs(20),
     );
