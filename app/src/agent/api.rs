@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use super::error::bad;
 use super::AgentError;
 use crate::repo;
+use crate::scene::Scene;
 
 /// A start request, validated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +30,8 @@ pub struct StartRequest {
     pub fps: Option<u32>,
     /// Encoder bitrate (bit/s).
     pub bitrate: Option<u32>,
+    /// What the instance draws (`None`: the instance's default, snake).
+    pub scene: Option<Scene>,
 }
 
 impl StartRequest {
@@ -44,8 +47,8 @@ impl StartRequest {
                 msg: "the request must be a JSON object".into(),
             });
         };
-        const KNOWN: [&str; 8] = [
-            "app", "account", "token", "ue", "width", "height", "fps", "bitrate",
+        const KNOWN: [&str; 9] = [
+            "app", "account", "token", "ue", "width", "height", "fps", "bitrate", "scene",
         ];
         if let Some(k) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(bad(
@@ -79,6 +82,11 @@ impl StartRequest {
         }
         let fps = opt_u32(&obj, "fps", 1, 240)?;
         let bitrate = opt_u32(&obj, "bitrate", 10_000, 1_000_000_000)?;
+        let scene = match obj.get("scene") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.parse().map_err(|e| bad("scene", format!("{e}")))?),
+            Some(v) => return Err(bad("scene", format!("`scene` must be a string, got {v}"))),
+        };
         Ok(StartRequest {
             app,
             account,
@@ -88,6 +96,7 @@ impl StartRequest {
             height,
             fps,
             bitrate,
+            scene,
         })
     }
 }
@@ -244,6 +253,14 @@ mod tests {
         let ok = r#"{"app":"snake","account":"a","token":"t","ue":"10.60.0.1:5004","fps":30}"#;
         let r = StartRequest::parse(ok.as_bytes()).expect("ok");
         assert_eq!(r.fps, Some(30));
+        assert_eq!(r.scene, None);
+        let textured = ok.replace("\"fps\":30", "\"scene\":\"textured\"");
+        let r = StartRequest::parse(textured.as_bytes()).expect("ok");
+        assert_eq!(r.scene, Some(Scene::Textured));
+        for bad_scene in ["\"moving\"", "1"] {
+            let body = ok.replace("30", &format!("30,\"scene\":{bad_scene}"));
+            assert_eq!(field(&body).as_deref(), Some("scene"), "{body}");
+        }
         assert_eq!(r.ue, "10.60.0.1:5004".parse().expect("addr"));
         assert_eq!(field("{"), None);
         assert_eq!(field("[1]"), None);

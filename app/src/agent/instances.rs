@@ -123,6 +123,9 @@ impl Agent {
                 flags.insert(k.into(), v.to_string());
             }
         }
+        if let Some(scene) = req.scene {
+            flags.insert("scene".into(), scene.to_string());
+        }
         let mut cmd = Command::new(&self.app_bin);
         cmd.arg("instance")
             .arg("--cloud")
