@@ -6,8 +6,9 @@
 //!
 //! The parts that do not touch the network are usable on their own:
 //! [`Streamer`] turns worlds into RTP datagrams, [`WorldCopy`] follows the
-//! sync messages, [`handle_input`] decides what an input datagram becomes,
-//! [`Metrics`] counts and renders Prometheus text.
+//! sync messages, [`InputPort`] decides what an input datagram becomes
+//! (a write, the switching signal, a key frame), [`Metrics`] counts and
+//! renders Prometheus text.
 //!
 //! Threads of the running instance: the frame loop (main thread), the sync
 //! receiver (world copy, role), the input receiver (UDP), and the
@@ -18,7 +19,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -31,6 +32,14 @@ use crate::game::World;
 use crate::input::Input;
 use crate::scene::Scene;
 use crate::sync::{Role, ServerMsg, SyncClient, SyncError, SyncWriter};
+
+mod input_port;
+mod metrics;
+
+pub use input_port::{
+    InputOutcome, InputPort, InputReport, InputSink, KeyFrame, RateLimit, KEY_FRAME_MIN_GAP,
+};
+pub use metrics::Metrics;
 
 /// Default UDP address the instance takes input on.
 pub const DEFAULT_INPUT_LISTEN: &str = "0.0.0.0:7500";
@@ -357,326 +366,6 @@ impl WorldCopy {
     }
 }
 
-/// Where forwarded inputs go (the sync writer; a recorder in tests).
-pub trait InputSink {
-    /// Forwards one input as a write.
-    fn write(&self, input: &Input) -> Result<(), SyncError>;
-}
-
-impl InputSink for SyncWriter {
-    fn write(&self, input: &Input) -> Result<(), SyncError> {
-        SyncWriter::write(self, input)
-    }
-}
-
-/// What became of an input datagram.
-#[derive(Debug, PartialEq, Eq)]
-pub enum InputOutcome {
-    /// Forwarded as a write.
-    Forwarded(Input),
-    /// Valid, but this session is secondary: dropped.
-    DroppedSecondary(Input),
-    /// Not an input datagram.
-    Malformed(crate::input::InputError),
-    /// Valid, primary, but the write failed.
-    ForwardFailed(Input),
-}
-
-/// Decides and does what an input datagram becomes, and counts it.
-pub fn handle_input(
-    datagram: &[u8],
-    role: Role,
-    sink: &dyn InputSink,
-    m: &Metrics,
-) -> InputOutcome {
-    let input = match Input::parse(datagram) {
-        Ok(i) => i,
-        Err(e) => {
-            m.inputs_malformed.fetch_add(1, Ordering::Relaxed);
-            return InputOutcome::Malformed(e);
-        }
-    };
-    m.inputs_received.fetch_add(1, Ordering::Relaxed);
-    if role != Role::Primary {
-        m.inputs_dropped_secondary.fetch_add(1, Ordering::Relaxed);
-        return InputOutcome::DroppedSecondary(input);
-    }
-    match sink.write(&input) {
-        Ok(()) => {
-            m.inputs_forwarded.fetch_add(1, Ordering::Relaxed);
-            m.last_input_forwarded.store(input.seq, Ordering::Relaxed);
-            InputOutcome::Forwarded(input)
-        }
-        Err(e) => {
-            m.forward_errors.fetch_add(1, Ordering::Relaxed);
-            warn!(seq = input.seq, error = %e, "forwarding an input failed");
-            InputOutcome::ForwardFailed(input)
-        }
-    }
-}
-
-/// Counters of an instance (lock-free; rendered by [`Metrics::prometheus`]).
-#[derive(Debug, Default)]
-pub struct Metrics {
-    /// Frames rendered.
-    pub frames_rendered: AtomicU64,
-    /// Frames encoded.
-    pub frames_encoded: AtomicU64,
-    /// Frames whose datagrams were all sent.
-    pub frames_sent: AtomicU64,
-    /// IDR frames.
-    pub idr_frames: AtomicU64,
-    /// Frame slots skipped because the loop fell behind.
-    pub frames_late: AtomicU64,
-    /// RTP datagrams sent.
-    pub packets_sent: AtomicU64,
-    /// Octets of RTP sent (UDP payload).
-    pub bytes_sent: AtomicU64,
-    /// Datagrams the socket refused.
-    pub send_errors: AtomicU64,
-    /// Encoder errors.
-    pub encode_errors: AtomicU64,
-    /// Sum of render times, ns.
-    pub render_ns_total: AtomicU64,
-    /// Sum of encode times, ns.
-    pub encode_ns_total: AtomicU64,
-    /// Last encode time, ns.
-    pub encode_ns_last: AtomicU64,
-    /// Valid input datagrams.
-    pub inputs_received: AtomicU64,
-    /// Inputs forwarded as writes.
-    pub inputs_forwarded: AtomicU64,
-    /// Inputs dropped because the session is secondary.
-    pub inputs_dropped_secondary: AtomicU64,
-    /// Datagrams on the input port that are not inputs.
-    pub inputs_malformed: AtomicU64,
-    /// Writes that failed to send.
-    pub forward_errors: AtomicU64,
-    /// Sequence number of the last forwarded input.
-    pub last_input_forwarded: AtomicU64,
-    /// Writes the server reported dropped.
-    pub writes_dropped_by_server: AtomicU64,
-    /// Deltas applied.
-    pub deltas: AtomicU64,
-    /// Deltas that did not apply.
-    pub delta_errors: AtomicU64,
-    /// The world copy's tick.
-    pub world_tick: AtomicU64,
-    /// Switching signals sent.
-    pub switches: AtomicU64,
-    /// 1 primary, 0 secondary.
-    pub primary: AtomicU8,
-    /// When the instance became ready (logged in, endpoints up), Unix ns.
-    pub ready_unix_ns: AtomicU64,
-    /// When the first frame's datagrams had all been sent, Unix ns (0: not yet).
-    pub first_frame_unix_ns: AtomicU64,
-}
-
-impl Metrics {
-    /// Prometheus text exposition.
-    pub fn prometheus(&self, instance: &str) -> String {
-        use std::fmt::Write as _;
-        let mut s = String::new();
-        let l = format!("instance=\"{}\"", instance.replace(['"', '\\', '\n'], "_"));
-        let c = |s: &mut String, name: &str, help: &str, kind: &str, v: u64| {
-            let _ = writeln!(
-                s,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{{l}}} {v}"
-            );
-        };
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        c(
-            &mut s,
-            "app_instance_frames_rendered_total",
-            "Frames rendered.",
-            "counter",
-            g(&self.frames_rendered),
-        );
-        c(
-            &mut s,
-            "app_instance_frames_encoded_total",
-            "Frames encoded.",
-            "counter",
-            g(&self.frames_encoded),
-        );
-        c(
-            &mut s,
-            "app_instance_frames_sent_total",
-            "Frames sent.",
-            "counter",
-            g(&self.frames_sent),
-        );
-        c(
-            &mut s,
-            "app_instance_idr_frames_total",
-            "IDR frames.",
-            "counter",
-            g(&self.idr_frames),
-        );
-        c(
-            &mut s,
-            "app_instance_frames_late_total",
-            "Frame slots skipped, loop behind.",
-            "counter",
-            g(&self.frames_late),
-        );
-        c(
-            &mut s,
-            "app_instance_rtp_packets_sent_total",
-            "RTP datagrams sent.",
-            "counter",
-            g(&self.packets_sent),
-        );
-        c(
-            &mut s,
-            "app_instance_rtp_bytes_sent_total",
-            "RTP octets sent (UDP payload).",
-            "counter",
-            g(&self.bytes_sent),
-        );
-        c(
-            &mut s,
-            "app_instance_send_errors_total",
-            "Datagrams the socket refused.",
-            "counter",
-            g(&self.send_errors),
-        );
-        c(
-            &mut s,
-            "app_instance_encode_errors_total",
-            "Encoder errors.",
-            "counter",
-            g(&self.encode_errors),
-        );
-        c(
-            &mut s,
-            "app_instance_render_ns_total",
-            "Time spent rendering, ns.",
-            "counter",
-            g(&self.render_ns_total),
-        );
-        c(
-            &mut s,
-            "app_instance_encode_ns_total",
-            "Time spent encoding, ns.",
-            "counter",
-            g(&self.encode_ns_total),
-        );
-        c(
-            &mut s,
-            "app_instance_encode_ns_last",
-            "Last frame's encode time, ns.",
-            "gauge",
-            g(&self.encode_ns_last),
-        );
-        c(
-            &mut s,
-            "app_instance_inputs_received_total",
-            "Valid input datagrams.",
-            "counter",
-            g(&self.inputs_received),
-        );
-        c(
-            &mut s,
-            "app_instance_inputs_forwarded_total",
-            "Inputs forwarded as writes.",
-            "counter",
-            g(&self.inputs_forwarded),
-        );
-        c(
-            &mut s,
-            "app_instance_inputs_dropped_secondary_total",
-            "Inputs dropped, session secondary.",
-            "counter",
-            g(&self.inputs_dropped_secondary),
-        );
-        c(
-            &mut s,
-            "app_instance_inputs_malformed_total",
-            "Malformed input datagrams.",
-            "counter",
-            g(&self.inputs_malformed),
-        );
-        c(
-            &mut s,
-            "app_instance_forward_errors_total",
-            "Writes that failed to send.",
-            "counter",
-            g(&self.forward_errors),
-        );
-        c(
-            &mut s,
-            "app_instance_last_input_forwarded",
-            "Seq of the last forwarded input.",
-            "gauge",
-            g(&self.last_input_forwarded),
-        );
-        c(
-            &mut s,
-            "app_instance_writes_dropped_by_server_total",
-            "Writes the server dropped.",
-            "counter",
-            g(&self.writes_dropped_by_server),
-        );
-        c(
-            &mut s,
-            "app_instance_deltas_total",
-            "Deltas applied.",
-            "counter",
-            g(&self.deltas),
-        );
-        c(
-            &mut s,
-            "app_instance_delta_errors_total",
-            "Deltas that did not apply.",
-            "counter",
-            g(&self.delta_errors),
-        );
-        c(
-            &mut s,
-            "app_instance_world_tick",
-            "The world copy's tick.",
-            "gauge",
-            g(&self.world_tick),
-        );
-        c(
-            &mut s,
-            "app_instance_ready_unix_ns",
-            "When the instance became ready, Unix ns.",
-            "gauge",
-            g(&self.ready_unix_ns),
-        );
-        c(
-            &mut s,
-            "app_instance_first_frame_unix_ns",
-            "When its first frame had been sent, Unix ns (0: not yet).",
-            "gauge",
-            g(&self.first_frame_unix_ns),
-        );
-        c(
-            &mut s,
-            "app_instance_switches_total",
-            "Switching signals sent.",
-            "counter",
-            g(&self.switches),
-        );
-        let p = self.primary.load(Ordering::Relaxed);
-        let _ = writeln!(
-            s,
-            "# HELP app_instance_role The session's role (1 for the current one).\n# TYPE app_instance_role gauge\n\
-             app_instance_role{{{l},role=\"primary\"}} {}\napp_instance_role{{{l},role=\"secondary\"}} {}",
-            u8::from(p == 1),
-            u8::from(p != 1)
-        );
-        s
-    }
-
-    fn set_role(&self, r: Role) {
-        self.primary
-            .store(u8::from(r == Role::Primary), Ordering::Relaxed);
-    }
-}
-
 /// Set by SIGTERM/SIGINT.
 static SIGNALLED: AtomicBool = AtomicBool::new(false);
 
@@ -736,6 +425,30 @@ impl Shared {
             Ok(mut g) => *g = w,
             Err(p) => *p.into_inner() = w,
         }
+    }
+}
+
+/// The effects of the input port and of the control endpoint (`POST
+/// /switch`, `POST /idr` take the same paths as SWITCH and KEY_FRAME).
+impl InputSink for Shared {
+    fn write(&self, input: &Input) -> Result<(), SyncError> {
+        self.writer.write(input)
+    }
+
+    fn switch(&self) -> Result<(), SyncError> {
+        self.writer.switch()?;
+        self.metrics.switches.fetch_add(1, Ordering::Relaxed);
+        // The server handles this connection's messages in order, so the
+        // writes that follow are the primary's: act as primary now rather
+        // than drop inputs until its `Role` confirmation arrives. A later
+        // `Role` (another session switching) still overrides this.
+        self.set_role(Role::Primary);
+        info!("switching signal sent");
+        Ok(())
+    }
+
+    fn key_frame(&self) {
+        self.idr_request.store(true, Ordering::Relaxed);
     }
 }
 
@@ -997,11 +710,12 @@ fn sync_loop(
 
 fn input_loop(sock: &UdpSocket, sh: &Shared) {
     let mut buf = [0u8; 2048];
+    let mut port = InputPort::default();
     while !sh.stopping() {
         match sock.recv_from(&mut buf) {
             Ok((n, from)) => {
-                let out = handle_input(&buf[..n], sh.role(), &sh.writer, &sh.metrics);
-                if let InputOutcome::Malformed(e) = &out {
+                let rep = port.handle(&buf[..n], Instant::now(), sh.role(), sh, &sh.metrics);
+                if let InputOutcome::Malformed(e) = &rep.outcome {
                     let k = sh.metrics.inputs_malformed.load(Ordering::Relaxed);
                     if k % 100 == 1 {
                         warn!(%from, error = %e, malformed = k, "malformed input datagram");
@@ -1075,12 +789,10 @@ fn serve_http(s: TcpStream, sh: &Shared) -> std::io::Result<()> {
             sh.metrics.prometheus(&sh.name),
         ),
         ("GET", "/healthz") => ("200 OK", "text/plain", "ok\n".to_string()),
-        ("POST", "/switch") => match sh.writer.switch() {
+        ("POST", "/switch") => match sh.switch() {
             Ok(()) => {
-                sh.metrics.switches.fetch_add(1, Ordering::Relaxed);
                 // The UE starts showing this stream now: give it a keyframe.
-                sh.idr_request.store(true, Ordering::Relaxed);
-                info!("switching signal sent");
+                sh.key_frame();
                 (
                     "200 OK",
                     "application/json",
@@ -1097,7 +809,7 @@ fn serve_http(s: TcpStream, sh: &Shared) -> std::io::Result<()> {
             ),
         },
         ("POST", "/idr") => {
-            sh.idr_request.store(true, Ordering::Relaxed);
+            sh.key_frame();
             ("200 OK", "application/json", "{\"idr\":true}\n".to_string())
         }
         (_, "/metrics" | "/switch" | "/idr" | "/healthz") => (
@@ -1120,62 +832,6 @@ fn serve_http(s: TcpStream, sh: &Shared) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::game::{Cell, Delta, Dir, Event};
-    use std::cell::RefCell;
-
-    struct Recorder(RefCell<Vec<u64>>, bool);
-    impl InputSink for Recorder {
-        fn write(&self, input: &Input) -> Result<(), SyncError> {
-            if self.1 {
-                return Err(SyncError::Closed);
-            }
-            self.0.borrow_mut().push(input.seq);
-            Ok(())
-        }
-    }
-
-    fn input(seq: u64) -> [u8; crate::input::LEN] {
-        Input::new(Dir::Left, seq, 5).emit()
-    }
-
-    #[test]
-    fn inputs_forwarded_only_when_primary() {
-        let m = Metrics::default();
-        let r = Recorder(RefCell::new(vec![]), false);
-        assert!(matches!(
-            handle_input(&input(1), Role::Primary, &r, &m),
-            InputOutcome::Forwarded(_)
-        ));
-        assert!(matches!(
-            handle_input(&input(2), Role::Secondary, &r, &m),
-            InputOutcome::DroppedSecondary(_)
-        ));
-        assert!(matches!(
-            handle_input(b"garbage", Role::Primary, &r, &m),
-            InputOutcome::Malformed(_)
-        ));
-        assert!(matches!(
-            handle_input(&input(3), Role::Primary, &r, &m),
-            InputOutcome::Forwarded(_)
-        ));
-        assert_eq!(*r.0.borrow(), vec![1, 3]);
-        assert_eq!(m.inputs_received.load(Ordering::Relaxed), 3);
-        assert_eq!(m.inputs_forwarded.load(Ordering::Relaxed), 2);
-        assert_eq!(m.inputs_dropped_secondary.load(Ordering::Relaxed), 1);
-        assert_eq!(m.inputs_malformed.load(Ordering::Relaxed), 1);
-        let broken = Recorder(RefCell::new(vec![]), true);
-        assert!(matches!(
-            handle_input(&input(4), Role::Primary, &broken, &m),
-            InputOutcome::ForwardFailed(_)
-        ));
-        assert_eq!(m.forward_errors.load(Ordering::Relaxed), 1);
-        let text = m.prometheus("i1");
-        assert!(
-            text.contains("app_instance_inputs_forwarded_total{instance=\"i1\"} 2\n"),
-            "{text}"
-        );
-        assert!(text.contains("app_instance_inputs_malformed_total{instance=\"i1\"} 1\n"));
-        assert!(text.contains("app_instance_role{instance=\"i1\",role=\"secondary\"} 1\n"));
-    }
 
     #[test]
     fn world_copy_follows_deltas_and_roles() {
