@@ -11,7 +11,9 @@ mod common;
 use common::{namespaces_with, Bed};
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, TUN (the testbed's daemons)"]
 fn bench_sessions_measures_setups_through_the_tunnel_and_cleans_up() {
+    testkit::require_root();
     common::require_daemon_bins();
     let bed = Bed::new("b");
     let run = bed.run.display().to_string();

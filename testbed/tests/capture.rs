@@ -86,6 +86,28 @@ fn tshark(pcap: &Path, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Whether every packet socket in namespace `ns` (the captures') has read
+/// all it was given: Rmem 0 in its /proc/net/packet.
+fn packet_queues_empty(ns: &str) -> bool {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "cat", "/proc/net/packet"])
+        .output()
+        .expect("ip netns exec");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+    let rmem = header
+        .iter()
+        .position(|c| *c == "Rmem")
+        .expect("Rmem column");
+    lines.all(|l| l.split_whitespace().nth(rmem) == Some("0"))
+}
+
 /// A tshark number, printed in decimal or hex.
 fn num(s: &str) -> u64 {
     match s.strip_prefix("0x") {
@@ -95,7 +117,10 @@ fn num(s: &str) -> u64 {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, TUN (the testbed's daemons)"]
 fn n3_and_n4_captures_decode_with_the_session_teids_qfi_and_seids() {
+    testkit::require_root();
+    testkit::require_tool("tshark");
     common::require_daemon_bins();
     let bed = Bed::new("c");
     let args = bed.up_args();
@@ -123,12 +148,13 @@ fn n3_and_n4_captures_decode_with_the_session_teids_qfi_and_seids() {
     );
 
     // Traffic through the session: an echo on edge1, probes from ue1.
-    let edge_ns = bed.ns("edge1");
+    // Bound before the probes start: nothing to wait for.
+    let s = topo::netns::run_in_netns(&bed.ns("edge1"), || UdpSocket::bind("10.61.0.2:9100"))
+        .expect("edge1")
+        .expect("bind");
+    s.set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
     let echo = std::thread::spawn(move || {
-        topo::netns::enter(&edge_ns).expect("enter edge1");
-        let s = UdpSocket::bind("10.61.0.2:9100").expect("bind");
-        s.set_read_timeout(Some(Duration::from_secs(3)))
-            .expect("timeout");
         let mut buf = [0u8; 1500];
         for _ in 0..5 {
             let Ok((n, from)) = s.recv_from(&mut buf) else {
@@ -137,7 +163,6 @@ fn n3_and_n4_captures_decode_with_the_session_teids_qfi_and_seids() {
             s.send_to(&buf[..n], from).expect("echo");
         }
     });
-    std::thread::sleep(Duration::from_millis(100));
     let answered = topo::netns::run_in_netns(&bed.ns("ue1"), move || {
         let s = UdpSocket::bind(format!("{ue_addr}:0")).expect("bind session address");
         s.set_read_timeout(Some(Duration::from_secs(1)))
@@ -155,7 +180,16 @@ fn n3_and_n4_captures_decode_with_the_session_teids_qfi_and_seids() {
     .expect("ue1");
     echo.join().expect("echo");
     assert_eq!(answered, 5, "probes through session 1");
-    std::thread::sleep(Duration::from_millis(200));
+    // Every packet is in the captures' socket queues by now; stop them
+    // once they have read their queues empty.
+    assert!(
+        testkit::wait_until(Duration::from_secs(5), || packet_queues_empty(
+            &bed.ns("gnb1")
+        ) && packet_queues_empty(
+            &bed.ns("upf1")
+        )),
+        "the captures did not catch up within 5 s"
+    );
     let said = cap_n3.stop();
     assert!(said.contains("packets written"), "{said}");
     cap_n4.stop();

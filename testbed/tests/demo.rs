@@ -10,7 +10,9 @@ mod common;
 use common::{namespaces_with, Bed};
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, TUN (the testbed's daemons)"]
 fn demo_runs_traffic_through_a_session_per_upf_and_cleans_up() {
+    testkit::require_root();
     common::require_daemon_bins();
     let bed = Bed::new("d");
     let run = bed.run.display().to_string();

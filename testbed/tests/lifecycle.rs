@@ -9,12 +9,14 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{namespaces_with, proc_alive, read, Bed};
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, TUN (the testbed's daemons)"]
 fn up_status_down() {
+    testkit::require_root();
     common::require_daemon_bins();
     let bed = Bed::new("u");
     let args = bed.up_args();
@@ -175,8 +177,21 @@ fn recorded_pids(bed: &Bed) -> Vec<(i64, u64)> {
         .unwrap_or_default()
 }
 
+/// The pids `up` recorded, once all five daemons are started (20 s at most).
+fn five_recorded_pids(bed: &Bed) -> Vec<(i64, u64)> {
+    let mut pids = Vec::new();
+    testkit::wait_until(Duration::from_secs(20), || {
+        pids = recorded_pids(bed);
+        pids.len() == 5
+    });
+    assert_eq!(pids.len(), 5, "all five daemons were started: {pids:?}");
+    pids
+}
+
 #[test]
+#[ignore = "needs root: network namespaces, veth links, TUN (the testbed's daemons)"]
 fn unhealthy_daemon_fails_up_and_removes_everything() {
+    testkit::require_root();
     let bed = Bed::new("h");
     let bins = bin_dir_with_stuck_ue(&bed);
     let mut args = bed.up_args();
@@ -189,16 +204,7 @@ fn unhealthy_daemon_fails_up_and_removes_everything() {
         .spawn()
         .expect("spawn");
     // Catch the pids while the stuck UE is awaited.
-    let mut pids = Vec::new();
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(20) {
-        pids = recorded_pids(&bed);
-        if pids.len() == 5 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(pids.len(), 5, "all five daemons were started");
+    let pids = five_recorded_pids(&bed);
     let o = child.wait_with_output().expect("wait");
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
@@ -207,7 +213,9 @@ fn unhealthy_daemon_fails_up_and_removes_everything() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, TUN (the testbed's daemons)"]
 fn ctrl_c_during_up_removes_everything() {
+    testkit::require_root();
     let bed = Bed::new("c");
     let bins = bin_dir_with_stuck_ue(&bed);
     let mut c = bed.cmd(&[]);
@@ -217,16 +225,7 @@ fn ctrl_c_during_up_removes_everything() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    let mut pids = Vec::new();
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(20) {
-        pids = recorded_pids(&bed);
-        if pids.len() == 5 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(pids.len(), 5, "all five daemons were started");
+    let pids = five_recorded_pids(&bed);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -290,7 +289,9 @@ fn down_with_nothing_up_is_harmless() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, TUN (the testbed's daemons)"]
 fn multi_ue_topology_two_cells() {
+    testkit::require_root();
     common::require_daemon_bins();
     let bed = Bed::new("x");
     let f = bed.root.join("multi-ue.toml");

@@ -11,7 +11,10 @@ mod common;
 use common::{namespaces_with, Bed};
 
 #[test]
+#[ignore = "needs root: network namespaces, veth links, TUN (the testbed's daemons)"]
 fn play_streams_the_game_to_the_ue_and_applies_every_input_once() {
+    testkit::require_root();
+    testkit::require_tool("ffprobe");
     common::require_daemon_bins();
     let bed = Bed::new("p");
     let run = bed.run.display().to_string();
