@@ -51,6 +51,9 @@ struct State {
     copilot: Option<String>,
     /// The migration in progress (its destination is the selector's).
     current: Option<u64>,
+    /// The migration whose switch the screen is carrying out (from the
+    /// decision to the end of the slide, which may outlast `current`).
+    switching: Option<u64>,
     migrations: Vec<UeMigration>,
     /// Monotonic time of each migration's request.
     requested_at: HashMap<u64, Instant>,
@@ -152,6 +155,7 @@ impl Service {
                 serving: req.edge.clone(),
                 copilot: None,
                 current: None,
+                switching: None,
                 migrations: Vec::new(),
                 requested_at: HashMap::new(),
                 registered: false,
@@ -464,7 +468,17 @@ impl Service {
     }
 
     async fn on_note(&self, n: ScreenNote) {
-        let id = self.state().current;
+        let id = {
+            let mut st = self.state();
+            if matches!(n, ScreenNote::Decision { .. }) {
+                st.switching = st.current;
+            }
+            match n {
+                ScreenNote::FirstDestFrame { .. } => st.switching,
+                ScreenNote::Switched { .. } => st.switching.take(),
+                _ => st.current,
+            }
+        };
         let Some(id) = id else {
             warn!(note = ?n, "selector note without a migration");
             return;

@@ -192,7 +192,8 @@ impl Screen {
         if let Some(v) = &mut self.video {
             v.write(frame)?;
         }
-        let mut rec = DisplayRecord::of(info, now);
+        // Displayed once composed: the time is taken after the blend.
+        let mut rec = DisplayRecord::of(info, realtime_ns().max(now));
         rec.dest_weight = weight;
         rec.ssim_prev = ssim_prev;
         self.out.records.push(rec);
@@ -225,7 +226,10 @@ impl Screen {
                     tracing::info!(%dest, ssim, "switch decided");
                     ScreenNote::Decision { dest, at, ssim }
                 }
-                Event::FirstDestContribution { at, .. } => ScreenNote::FirstDestFrame { at },
+                Event::FirstDestContribution { at, .. } => ScreenNote::FirstDestFrame {
+                    // The frame just shown (composed after the decision).
+                    at: self.out.records.last().map_or(at, |r| r.display_ns),
+                },
                 Event::Switched { at, chief } => ScreenNote::Switched {
                     chief,
                     at,
