@@ -40,18 +40,13 @@ fn metrics(h: &CloudHandle) -> String {
 }
 
 fn wait_stats(h: &CloudHandle, what: &str, f: impl Fn(&Stats) -> bool) -> Stats {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let s = stats(h);
-        if f(&s) {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {s:#?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut s = stats(h);
+    let reached = testkit::wait_until(Duration::from_secs(10), || {
+        s = stats(h);
+        f(&s)
+    });
+    assert!(reached, "timed out waiting for {what}: {s:#?}");
+    s
 }
 
 /// A session and its copy of the world, kept from the snapshot and deltas.
@@ -578,16 +573,14 @@ fn the_binary_serves_and_logs() {
             .spawn()
             .expect("spawn app cloud"),
     ));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let (c, ok) = loop {
-        match SyncClient::connect(sync, "alice", "pw", "bin-test") {
-            Ok(x) => break x,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "server not up: {e}");
-                std::thread::sleep(Duration::from_millis(50));
-            }
+    let mut conn = SyncClient::connect(sync, "alice", "pw", "bin-test");
+    testkit::wait_until(Duration::from_secs(10), || {
+        if conn.is_err() {
+            conn = SyncClient::connect(sync, "alice", "pw", "bin-test");
         }
-    };
+        conn.is_ok()
+    });
+    let (c, ok) = conn.unwrap_or_else(|e| panic!("server not up within 10 s: {e}"));
     assert_eq!((ok.snapshot.width, ok.snapshot.height), (32, 18));
     assert_eq!(ok.role, Role::Primary);
     assert!(matches!(
@@ -595,15 +588,12 @@ fn the_binary_serves_and_logs() {
         Err(SyncError::Refused(_))
     ));
     c.writer().logout().expect("logout");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let s = app::cloud::fetch_stats(metrics).expect("stats");
-        if s.sessions == 0 && s.logins_refused == 1 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{s:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut s = app::cloud::fetch_stats(metrics).expect("stats");
+    let settled = testkit::wait_until(Duration::from_secs(10), || {
+        s = app::cloud::fetch_stats(metrics).expect("stats");
+        s.sessions == 0 && s.logins_refused == 1
+    });
+    assert!(settled, "not logged out within 10 s: {s:?}");
     let mut p = child.0.take().expect("running");
     let _ = p.kill();
     let out = p.wait_with_output().expect("output");

@@ -5,7 +5,7 @@
 //! `ffmpeg -protocol_whitelist file,udp,rtp -i stream.sdp -frames:v 30 -f
 //! rawvideo -pix_fmt yuv420p out.yuv` listens (started first); the test
 //! checks that ffmpeg wrote 30 frames of 640x360 and that a decoded frame
-//! matches what was rendered (SSIM). Skipped, loudly, without ffmpeg.
+//! matches what was rendered (SSIM). Fails without ffmpeg.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
@@ -33,16 +33,6 @@ impl Drop for TempDir {
     }
 }
 
-fn ffmpeg_present() -> bool {
-    Command::new("ffmpeg")
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
 /// An even port `p` with `p` and `p + 1` (RTCP) free on 127.0.0.1.
 fn free_port_pair() -> u16 {
     for _ in 0..200 {
@@ -67,10 +57,7 @@ fn port_taken(p: u16) -> bool {
 
 #[test]
 fn ffmpeg_decodes_the_stream_from_the_sdp_file() {
-    if !ffmpeg_present() {
-        eprintln!("\n!!!!!!!! SKIPPED: ffmpeg is not installed; the ffmpeg receiver test did not run !!!!!!!!\n");
-        return;
-    }
+    testkit::require_tool("ffmpeg");
     let dir = TempDir(std::env::temp_dir().join(format!("video-ffmpeg-{}", std::process::id())));
     std::fs::create_dir_all(&dir.0).expect("temp dir");
     let port = free_port_pair();
@@ -106,20 +93,16 @@ fn ffmpeg_decodes_the_stream_from_the_sdp_file() {
     let mut ff = KillOnDrop(child);
 
     // Wait for ffmpeg to listen.
-    let t0 = Instant::now();
-    while !port_taken(port) {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "ffmpeg did not bind port {port}"
-        );
+    let listening = testkit::wait_until(Duration::from_secs(10), || {
         if let Ok(Some(st)) = ff.0.try_wait() {
             panic!(
                 "ffmpeg exited early ({st}): {}",
                 std::fs::read_to_string(dir.0.join("ffmpeg.log")).unwrap_or_default()
             );
         }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        port_taken(port)
+    });
+    assert!(listening, "ffmpeg did not bind port {port} within 10 s");
 
     // A game advancing one tick every 3 frames.
     let mut w = World::new(64, 36, 99);
@@ -176,7 +159,7 @@ fn ffmpeg_decodes_the_stream_from_the_sdp_file() {
             sent_bytes += sock.send_to(d, dest).expect("send");
         }
         n += 1;
-        std::thread::sleep(Duration::from_millis(16));
+        std::thread::sleep(Duration::from_millis(16)); // pacing, not synchronisation
     };
     let logtext = std::fs::read_to_string(dir.0.join("ffmpeg.log")).unwrap_or_default();
     assert!(status.success(), "ffmpeg failed ({status}): {logtext}");

@@ -171,17 +171,12 @@ fn instance_streams_forwards_inputs_and_stops_on_sigterm() {
     // SAFETY: kill(2) on our own child's pid.
     let pid = i32::try_from(inst.0.id()).expect("pid");
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let t = Instant::now();
-    let st = loop {
-        if let Some(st) = inst.0.try_wait().expect("wait") {
-            break st;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "no exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(st.success(), "exit status {st}");
+    let mut st = None;
+    let exited = testkit::wait_until(Duration::from_secs(10), || {
+        st = inst.0.try_wait().expect("wait");
+        st.is_some()
+    });
+    assert!(exited, "no exit within 10 s of SIGTERM");
+    assert!(st.is_some_and(|s| s.success()), "exit status {st:?}");
     cloud.stop().expect("cloud stops");
 }
