@@ -146,6 +146,8 @@ pub struct UpOpts {
     pub ready_timeout: Option<Duration>,
     /// Set by a signal handler to abort `up` (everything made is removed).
     pub cancel: Option<Arc<AtomicBool>>,
+    /// What the plan takes besides the topology (the SMF's migration timers).
+    pub plan: crate::plan::PlanOpts,
 }
 
 /// A started daemon.

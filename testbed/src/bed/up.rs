@@ -19,7 +19,7 @@ use crate::plan::Plan;
 /// On any failure or interrupt, everything made so far is removed again.
 pub fn up(opts: &UpOpts) -> Result<BedState, BedError> {
     let topo = load_topology(opts)?;
-    let mut plan = Plan::derive(&topo)?;
+    let mut plan = Plan::derive_with(&topo, &opts.plan)?;
     plan.issue_tokens();
     let bin_dir = opts.bin_dir.clone().unwrap_or_else(default_bin_dir);
     let bins = find_bins(&bin_dir, &plan)?;

@@ -1,0 +1,254 @@
+//! The daemons' configuration files: mirrors of their TOML formats, filled
+//! from the derived UPFs, gNBs and UEs.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{
+    DaemonPlan, EdgePlan, GnbPlan, MigrationTimers, Role, UePlan, UpfPlan, PFCP_PORT,
+    SMF_HEARTBEAT_MS,
+};
+
+#[derive(Serialize)]
+struct UpfToml {
+    node_id: String,
+    log_level: String,
+    network_instances: Vec<String>,
+    n4: UpfN4,
+    n3: UpfN3,
+    n6: UpfN6,
+    metrics: UpfMetrics,
+}
+#[derive(Serialize)]
+struct UpfN4 {
+    addr: SocketAddr,
+    /// The UPF sets up the association itself at start, so that the SMF
+    /// sees a restart at once (even within the Recovery Time Stamp's second).
+    smf: Vec<SocketAddr>,
+}
+#[derive(Serialize)]
+struct UpfN3 {
+    addrs: Vec<Ipv4Addr>,
+}
+#[derive(Serialize)]
+struct UpfN6 {
+    tun: String,
+    ue_pools: Vec<String>,
+}
+#[derive(Serialize)]
+struct UpfMetrics {
+    addr: SocketAddr,
+}
+
+#[derive(Serialize)]
+struct SmfToml {
+    node_id: String,
+    n4_bind: SocketAddr,
+    cp_addr: Ipv4Addr,
+    api_bind: SocketAddr,
+    timers: SmfTimers,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    default_gnb: Option<SmfGnbRef>,
+    upf: Vec<SmfUpf>,
+    /// The CSM migration manager's edges (`[[edge]]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    edge: Vec<SmfEdge>,
+    /// Its timers (`[migration]`).
+    migration: SmfMigration,
+}
+#[derive(Serialize)]
+struct SmfTimers {
+    heartbeat_ms: u64,
+}
+#[derive(Serialize)]
+struct SmfGnbRef {
+    name: String,
+    n2_api: String,
+}
+#[derive(Serialize)]
+struct SmfUpf {
+    name: String,
+    n4: SocketAddr,
+    dnn: Vec<SmfDnn>,
+}
+#[derive(Serialize)]
+struct SmfDnn {
+    name: String,
+    pool: String,
+    network_instance: String,
+}
+#[derive(Serialize)]
+struct SmfEdge {
+    name: String,
+    upf: String,
+    dnn: String,
+    agent: SocketAddr,
+    app_server: Ipv4Addr,
+}
+#[derive(Serialize)]
+struct SmfMigration {
+    countdown_ms: u64,
+    setup_timeout_ms: u64,
+    switch_timeout_ms: u64,
+}
+
+#[derive(Serialize)]
+struct GnbToml {
+    name: String,
+    radio_iface: String,
+    radio_addr: Ipv4Addr,
+    n3_addr: Ipv4Addr,
+    cp_addr: Ipv4Addr,
+    smf_api: SocketAddr,
+}
+
+#[derive(Serialize)]
+struct UeToml {
+    ue_id: String,
+    radio_iface: String,
+    gnb_n1: SocketAddr,
+    api: SocketAddr,
+}
+
+fn to_toml<T: Serialize>(v: &T) -> String {
+    // Structs of strings, addresses and vectors always serialize.
+    toml::to_string(v).unwrap_or_default()
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn daemon(name: &str, role: Role, node: &str, config: String, api: SocketAddr) -> DaemonPlan {
+    DaemonPlan {
+        name: name.into(),
+        role,
+        node: node.into(),
+        config_file: format!("{name}.toml"),
+        config,
+        api,
+        args: Vec::new(),
+    }
+}
+
+/// Each UPF's daemon.
+pub(super) fn upf_daemons(upfs: &[UpfPlan], smf_cp: Ipv4Addr) -> Vec<DaemonPlan> {
+    upfs.iter()
+        .map(|u| {
+            let cfg = UpfToml {
+                node_id: u.n4.ip().to_string(),
+                log_level: "info".into(),
+                network_instances: vec![u.dnn.clone()],
+                n4: UpfN4 {
+                    addr: u.n4,
+                    smf: vec![SocketAddr::from((smf_cp, PFCP_PORT))],
+                },
+                n3: UpfN3 { addrs: vec![u.n3] },
+                n6: UpfN6 {
+                    tun: "n6tun".into(),
+                    ue_pools: vec![u.pool.clone()],
+                },
+                metrics: UpfMetrics { addr: u.metrics },
+            };
+            daemon(&u.name, Role::Upf, &u.name, to_toml(&cfg), u.metrics)
+        })
+        .collect()
+}
+
+/// The SMF's daemon: its UPFs and their pools, the first gNB as default,
+/// and the migration manager's edges (those with an agent the SMF reaches
+/// and a UPF serving them) and timers.
+pub(super) fn smf_daemon(
+    node: &str,
+    smf_cp: Ipv4Addr,
+    api: SocketAddr,
+    upfs: &[UpfPlan],
+    gnbs: &[GnbPlan],
+    edges: &[EdgePlan],
+    timers: &MigrationTimers,
+) -> DaemonPlan {
+    let smf = SmfToml {
+        node_id: smf_cp.to_string(),
+        n4_bind: SocketAddr::from((smf_cp, PFCP_PORT)),
+        cp_addr: smf_cp,
+        api_bind: SocketAddr::from((Ipv4Addr::UNSPECIFIED, wire::ctl::SMF_PORT)),
+        timers: SmfTimers {
+            heartbeat_ms: SMF_HEARTBEAT_MS,
+        },
+        default_gnb: gnbs.first().map(|g| SmfGnbRef {
+            name: g.name.clone(),
+            n2_api: g.n2_api.to_string(),
+        }),
+        upf: upfs
+            .iter()
+            .map(|u| SmfUpf {
+                name: u.name.clone(),
+                n4: u.n4,
+                dnn: vec![SmfDnn {
+                    name: u.dnn.clone(),
+                    pool: u.pool.clone(),
+                    network_instance: u.dnn.clone(),
+                }],
+            })
+            .collect(),
+        edge: edges
+            .iter()
+            .filter_map(|e| {
+                let upf = upfs.iter().find(|u| u.edge == e.name)?;
+                Some(SmfEdge {
+                    name: e.name.clone(),
+                    upf: upf.name.clone(),
+                    dnn: upf.dnn.clone(),
+                    agent: e.smf_agent?,
+                    app_server: e.n6?,
+                })
+            })
+            .collect(),
+        migration: SmfMigration {
+            countdown_ms: ms(timers.countdown),
+            setup_timeout_ms: ms(timers.setup_timeout),
+            switch_timeout_ms: ms(timers.switch_timeout),
+        },
+    };
+    daemon("smf", Role::Smf, node, to_toml(&smf), api)
+}
+
+/// Each gNB's daemon.
+pub(super) fn gnb_daemons(gnbs: &[GnbPlan], smf_api: SocketAddr) -> Vec<DaemonPlan> {
+    gnbs.iter()
+        .map(|g| {
+            let cfg = GnbToml {
+                name: g.name.clone(),
+                radio_iface: "radio".into(),
+                radio_addr: g.radio,
+                n3_addr: g.n3,
+                cp_addr: g.cp,
+                smf_api,
+            };
+            daemon(&g.name, Role::Gnb, &g.name, to_toml(&cfg), g.n2_api)
+        })
+        .collect()
+}
+
+/// Each UE's daemon (`ue run`: it runs until stopped, its sessions and its
+/// CSM play included).
+pub(super) fn ue_daemons(ues: &[UePlan], gnbs: &[GnbPlan]) -> Vec<DaemonPlan> {
+    ues.iter()
+        .map(|u| {
+            let g = gnbs
+                .iter()
+                .find(|g| g.name == u.gnb)
+                .map(|g| g.n1_api)
+                .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
+            let cfg = UeToml {
+                ue_id: u.ue_id.clone(),
+                radio_iface: "radio".into(),
+                gnb_n1: g,
+                api: u.api,
+            };
+            daemon(&u.name, Role::Ue, &u.name, to_toml(&cfg), u.api)
+        })
+        .collect()
+}

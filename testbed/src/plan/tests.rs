@@ -1,0 +1,369 @@
+//! Unit tests of the plan: addresses, tokens, purity, and every generated
+//! configuration parsed by its daemon's own parser.
+
+use super::*;
+
+fn paper() -> Plan {
+    Plan::derive(&Topology::paper_default()).expect("paper topology derives")
+}
+
+#[test]
+fn paper_addresses_and_pools() {
+    let p = paper();
+    let names: Vec<_> = p.daemons.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "upf1",
+            "upf2",
+            "smf",
+            "gnb1",
+            "ue1",
+            "cloud",
+            "repo",
+            "agent-edge1",
+            "agent-edge2"
+        ]
+    );
+    let app = p.app.as_ref().expect("the paper topology has a cloud");
+    let edges: Vec<_> = app
+        .edges
+        .iter()
+        .map(|e| (e.name.as_str(), e.n6, e.cloud_addr))
+        .collect();
+    assert_eq!(
+        edges,
+        [
+            (
+                "edge1",
+                Some(Ipv4Addr::new(10, 61, 0, 2)),
+                Ipv4Addr::new(10, 71, 0, 2)
+            ),
+            (
+                "edge2",
+                Some(Ipv4Addr::new(10, 62, 0, 2)),
+                Ipv4Addr::new(10, 72, 0, 2)
+            )
+        ]
+    );
+    assert_eq!(p.smf_node, "core");
+    assert_eq!(p.smf_api.to_string(), "10.0.0.1:7000");
+    let u1 = p.upf("upf1").expect("upf1");
+    assert_eq!(u1.n4.to_string(), "10.0.0.11:8805");
+    assert_eq!(u1.n3, Ipv4Addr::new(10, 3, 0, 11));
+    assert_eq!(u1.n6, Ipv4Addr::new(10, 61, 0, 1));
+    assert_eq!((u1.edge.as_str(), u1.dnn.as_str()), ("edge1", "edge1"));
+    assert_eq!(u1.edge_n6, Ipv4Addr::new(10, 61, 0, 2));
+    assert_eq!(u1.pool, "10.45.0.0/16");
+    let u2 = p.upf("upf2").expect("upf2");
+    assert_eq!(u2.n4.to_string(), "10.0.0.12:8805");
+    assert_eq!(u2.n3, Ipv4Addr::new(10, 3, 0, 12));
+    assert_eq!(
+        (u2.edge.as_str(), u2.pool.as_str()),
+        ("edge2", "10.46.0.0/16")
+    );
+    let g = &p.gnbs[0];
+    assert_eq!(g.n1_api.to_string(), "10.10.1.1:7001");
+    assert_eq!(g.n2_api.to_string(), "10.0.0.2:7002");
+    assert_eq!(g.n3, Ipv4Addr::new(10, 3, 0, 1));
+    let ue = p.ue("ue1").expect("ue1");
+    assert_eq!(ue.ue_id, "imsi-001010000000001");
+    assert_eq!(ue.gnb, "gnb1");
+    assert_eq!(p.dnns().get("edge2").map(String::as_str), Some("upf2"));
+}
+
+#[test]
+fn tokens_are_fresh_and_reach_the_logic_server() {
+    let (mut a, mut b) = (paper(), paper());
+    a.issue_tokens();
+    b.issue_tokens();
+    let token = |p: &Plan| p.app.as_ref().expect("app").accounts[0].2.clone();
+    assert_ne!(token(&a), token(&b), "a fresh token per testbed");
+    assert!(!token(&a).contains('@'));
+    let cloud = a.daemon("cloud").expect("cloud");
+    assert!(
+        cloud.args.contains(&format!("ue1:{}", token(&a))),
+        "{:?}",
+        cloud.args
+    );
+    assert!(!cloud.config.contains("@TOKEN"), "{}", cloud.config);
+}
+
+#[test]
+fn derive_is_pure_and_prefix_independent() {
+    let a = paper();
+    assert_eq!(a, paper(), "same input, same output");
+    let t = Topology::paper_default()
+        .with_prefix("zz-")
+        .expect("prefix");
+    assert_eq!(
+        Plan::derive(&t).expect("derives"),
+        a,
+        "addresses do not depend on the namespace prefix"
+    );
+}
+
+/// The application's command line, parsed by its own argument types.
+#[derive(clap::Parser)]
+struct AppCli {
+    #[command(subcommand)]
+    cmd: AppCmd,
+}
+#[derive(clap::Subcommand)]
+enum AppCmd {
+    Cloud(::app::cloud::CloudArgs),
+    RepoServer(::app::repo::RepoServerArgs),
+    Agent(::app::agent::AgentArgs),
+}
+
+fn app_args(d: &DaemonPlan) -> AppCmd {
+    use clap::Parser;
+    let argv = std::iter::once("app".to_string()).chain(d.args.iter().cloned());
+    AppCli::try_parse_from(argv)
+        .unwrap_or_else(|e| panic!("{}: {e}\n{:?}", d.name, d.args))
+        .cmd
+}
+
+#[test]
+fn generated_configs_parse_with_each_daemons_own_parser() {
+    let mut p = paper();
+    p.issue_tokens();
+    for d in &p.daemons {
+        match d.role {
+            Role::Cloud => {
+                let AppCmd::Cloud(c) = app_args(d) else {
+                    panic!("{d:?}")
+                };
+                assert_eq!(c.listen.port(), CLOUD_SYNC_PORT);
+                assert_eq!(c.metrics.port(), CLOUD_STATS_PORT);
+                assert_eq!(c.account.len(), 1, "{:?}", c.account);
+                let (name, token) = c.account[0].split_once(':').expect("NAME:TOKEN");
+                assert_eq!(name, "ue1");
+                assert_eq!(token.len(), 32, "128-bit token in hex");
+                let app = p.app.as_ref().expect("app plan");
+                assert_eq!(app.accounts[0].2, token);
+            }
+            Role::Repo => {
+                let AppCmd::RepoServer(c) = app_args(d) else {
+                    panic!("{d:?}")
+                };
+                assert_eq!(c.listen.port(), REPO_PORT);
+                assert_eq!(c.publish_snake, 32 << 20);
+                assert!(c.dir.starts_with("@RUN@"), "{:?}", c.dir);
+            }
+            Role::Agent => {
+                let AppCmd::Agent(c) = app_args(d) else {
+                    panic!("{d:?}")
+                };
+                let (edge, cloud) = match d.node.as_str() {
+                    "edge1" => ("edge1", "10.71.0.2"),
+                    "edge2" => ("edge2", "10.72.0.2"),
+                    other => panic!("agent on {other}"),
+                };
+                assert_eq!(d.name, format!("agent-{edge}"));
+                assert_eq!(c.listen.port(), AGENT_PORT);
+                assert_eq!(c.cloud_sync, format!("{cloud}:{CLOUD_SYNC_PORT}"));
+                assert_eq!(c.cloud_repo, format!("http://{cloud}:{REPO_PORT}"));
+                // Its instances are told apart at the cloud by the edge.
+                assert_eq!(c.name, edge);
+            }
+            Role::Upf => {
+                let c = upf::config::Config::from_toml(&d.config)
+                    .unwrap_or_else(|e| panic!("{}: {e}\n{}", d.name, d.config));
+                let u = p.upf(&d.name).expect("upf");
+                assert_eq!(c.n3.addrs, vec![u.n3]);
+                assert_eq!(c.n4.addr, u.n4);
+                assert_eq!(
+                    c.n4.smf,
+                    vec!["10.0.0.1:8805".parse::<SocketAddr>().unwrap()]
+                );
+                assert_eq!(c.n6.ue_pools, vec![u.pool.clone()]);
+                assert_eq!(c.metrics.addr, u.metrics);
+            }
+            Role::Smf => {
+                let c = smf_lite::Config::parse(&d.config)
+                    .unwrap_or_else(|e| panic!("smf: {e}\n{}", d.config));
+                assert_eq!(c.cp_ipv4(), Some(Ipv4Addr::new(10, 0, 0, 1)));
+                assert_eq!(c.api_bind.port(), 7000);
+                assert_eq!(c.timers.heartbeat_ms, SMF_HEARTBEAT_MS);
+                let got: Vec<_> = c
+                    .upf
+                    .iter()
+                    .map(|u| (u.name.as_str(), u.n4.to_string(), u.dnn[0].pool.as_str()))
+                    .collect();
+                assert_eq!(
+                    got,
+                    [
+                        ("upf1", "10.0.0.11:8805".to_string(), "10.45.0.0/16"),
+                        ("upf2", "10.0.0.12:8805".to_string(), "10.46.0.0/16")
+                    ]
+                );
+                let edges: Vec<_> = c
+                    .edge
+                    .iter()
+                    .map(|e| {
+                        (
+                            e.name.as_str(),
+                            e.upf.as_str(),
+                            e.dnn(),
+                            e.agent.to_string(),
+                        )
+                    })
+                    .collect();
+                assert_eq!(
+                    edges,
+                    [
+                        ("edge1", "upf1", "edge1", "10.0.0.21:7400".to_string()),
+                        ("edge2", "upf2", "edge2", "10.0.0.22:7400".to_string())
+                    ]
+                );
+                assert_eq!(c.edge[1].app_server.to_string(), "10.62.0.2");
+                assert_eq!(c.migration.countdown_ms, 10_000);
+                let g = c.default_gnb.expect("default gNB");
+                assert_eq!(
+                    (g.name.as_str(), g.n2_api.as_str()),
+                    ("gnb1", "10.0.0.2:7002")
+                );
+            }
+            Role::Gnb => {
+                let c = gnb::GnbConfig::from_toml(&d.config, &d.config_file)
+                    .unwrap_or_else(|e| panic!("{}: {e}\n{}", d.name, d.config));
+                assert_eq!(c.n1_api().to_string(), "10.10.1.1:7001");
+                assert_eq!(c.n2_api().to_string(), "10.0.0.2:7002");
+                assert_eq!(c.n3_addr, Ipv4Addr::new(10, 3, 0, 1));
+                assert_eq!(c.smf_api.to_string(), "10.0.0.1:7000");
+            }
+            Role::Ue => {
+                let c = ue::UeConfig::from_toml(&d.config, &d.config_file)
+                    .unwrap_or_else(|e| panic!("{}: {e}\n{}", d.name, d.config));
+                assert_eq!(c.ue_id, "imsi-001010000000001");
+                assert_eq!(c.gnb_n1.to_string(), "10.10.1.1:7001");
+                assert_eq!(c.api, d.api);
+            }
+        }
+    }
+}
+
+#[test]
+fn multi_ue_topology_maps_ues_to_their_cells() {
+    let p = Plan::derive(&Topology::multi_ue()).expect("multi-ue derives");
+    assert_eq!(p.gnbs.len(), 2);
+    assert_eq!(p.ues.len(), 6);
+    let ue4 = p.ue("ue4").expect("ue4");
+    assert_eq!(ue4.gnb, "gnb2");
+    assert_eq!(p.ue("ue1").expect("ue1").gnb, "gnb1");
+    // The SMF's UPF list and pools are the same as in the paper topology.
+    assert_eq!(p.upfs, paper().upfs);
+}
+
+#[test]
+fn errors_say_what_is_missing() {
+    let t = Topology::builder("x")
+        .host("core")
+        .host("upf1")
+        .host("edge1")
+        .switch("cp")
+        .link(
+            "cp-core",
+            topo::end("core").ifname("cp").addr("10.0.0.1/24"),
+            topo::end("cp"),
+        )
+        .link(
+            "cp-upf1",
+            topo::end("upf1").ifname("cp").addr("10.0.0.11/24"),
+            topo::end("cp"),
+        )
+        .link(
+            "n6a",
+            topo::end("upf1").ifname("n6").addr("10.61.0.1/30"),
+            topo::end("edge1").ifname("n6").addr("10.61.0.2/30"),
+        )
+        .build()
+        .expect("valid topology");
+    let e = Plan::derive(&t).expect_err("no n3 on upf1");
+    assert_eq!(
+        e,
+        PlanError::MissingIface {
+            node: "upf1".into(),
+            ifname: "n3",
+            role: "UPF (N3)"
+        }
+    );
+    assert!(e.to_string().contains("`n3`"), "{e}");
+    let t2 = Topology::builder("y").host("upf1").build().expect("valid");
+    let e = Plan::derive(&t2).expect_err("no core");
+    assert!(e.to_string().contains("core"), "{e}");
+}
+
+#[test]
+fn supi() {
+    assert_eq!(supi_for("ue1"), "imsi-001010000000001");
+    assert_eq!(supi_for("ue42"), "imsi-001010000000042");
+}
+
+#[test]
+fn smf_knows_every_edge_with_an_agent_and_a_upf_and_the_migration_timers() {
+    let opts = PlanOpts {
+        migration: MigrationTimers {
+            countdown: Duration::from_millis(1500),
+            setup_timeout: Duration::from_secs(8),
+            switch_timeout: Duration::from_secs(20),
+        },
+    };
+    let p = Plan::derive_with(&Topology::paper_default(), &opts).expect("derives");
+    let smf: toml::Value = toml::from_str(&p.daemon("smf").expect("smf").config).expect("TOML");
+    let edges: Vec<_> = smf["edge"]
+        .as_array()
+        .expect("[[edge]]")
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap_or("?"),
+                e["upf"].as_str().unwrap_or("?"),
+                e["dnn"].as_str().unwrap_or("?"),
+                e["agent"].as_str().unwrap_or("?"),
+                e["app_server"].as_str().unwrap_or("?"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        edges,
+        [
+            ("edge1", "upf1", "edge1", "10.0.0.21:7400", "10.61.0.2"),
+            ("edge2", "upf2", "edge2", "10.0.0.22:7400", "10.62.0.2")
+        ]
+    );
+    let m = &smf["migration"];
+    assert_eq!(m["countdown_ms"].as_integer(), Some(1500));
+    assert_eq!(m["setup_timeout_ms"].as_integer(), Some(8000));
+    assert_eq!(m["switch_timeout_ms"].as_integer(), Some(20_000));
+    let app = p.app.as_ref().expect("app");
+    assert!(app.edges.iter().all(EdgePlan::migratable));
+    // The defaults are the manager's (DESIGN.md section 5).
+    let d = paper();
+    let smf: toml::Value = toml::from_str(&d.daemon("smf").expect("smf").config).expect("TOML");
+    assert_eq!(smf["migration"]["countdown_ms"].as_integer(), Some(10_000));
+    assert_eq!(
+        smf["migration"]["switch_timeout_ms"].as_integer(),
+        Some(15_000)
+    );
+}
+
+#[test]
+fn an_edge_off_the_control_plane_or_without_a_upf_is_no_migration_edge() {
+    let mut t = Topology::paper_default();
+    // edge2 leaves the cp switch: the SMF cannot reach its agent.
+    t.links.retain(|l| l.name != "cp-edge2");
+    let p = Plan::derive(&t).expect("derives");
+    let e2 = p.edge("edge2").expect("edge2 still has an agent");
+    assert_eq!(e2.smf_agent, None);
+    assert!(!e2.migratable());
+    let smf: toml::Value = toml::from_str(&p.daemon("smf").expect("smf").config).expect("TOML");
+    let names: Vec<_> = smf["edge"]
+        .as_array()
+        .expect("[[edge]]")
+        .iter()
+        .map(|e| e["name"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(names, ["edge1"]);
+}
