@@ -198,13 +198,25 @@ fn wait_dead(pid: u32, within: Duration) -> bool {
     !pid_alive(pid)
 }
 
-/// Writes the fake-instance script for `mode` into `dir`.
+/// Writes the fake-instance script for `mode` into `dir`: it runs the
+/// `fake_instance` example (built by `cargo test` beside this test binary).
 fn fake_bin(dir: &TestDir, mode: &str) -> PathBuf {
     let me = std::env::current_exe().expect("current exe");
+    // target/PROFILE/deps/agent_api-HASH -> target/PROFILE/examples/
+    let fake = me
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("examples/fake_instance");
+    assert!(
+        fake.is_file(),
+        "{} missing: `cargo test -p app` builds it (or `cargo build -p app --example fake_instance`)",
+        fake.display()
+    );
     let path = dir.join(&format!("fake-{mode}.sh"));
     let script = format!(
-        "#!/bin/sh\nFAKE_INSTANCE_ARGS=\"$*\" FAKE_MODE={mode} exec '{}' fake_instance --exact --ignored --nocapture --test-threads=1\n",
-        me.display()
+        "#!/bin/sh\nFAKE_MODE={mode} exec '{}' \"$@\"\n",
+        fake.display()
     );
     fs::write(&path, script).expect("write script");
     fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod");
@@ -324,79 +336,9 @@ fn check_package(path: &Path) -> Value {
     manifest
 }
 
-// ----- the fake instance -----
-
-/// How long after being ready the fake instance "sends" its first frame.
+/// How long after being ready the fake instance (`app/examples/fake_instance.rs`)
+/// "sends" its first frame.
 const FAKE_FIRST_FRAME_MS: u64 = 150;
-
-#[test]
-#[ignore = "helper: the agent tests run it as a fake `app instance`"]
-fn fake_instance() {
-    let Ok(args) = std::env::var("FAKE_INSTANCE_ARGS") else {
-        return;
-    };
-    let mode = std::env::var("FAKE_MODE").unwrap_or_default();
-    let args: Vec<&str> = args.split_whitespace().collect();
-    println!("fake instance args: {}", args.join(" "));
-    let flag = |f: &str| {
-        args.iter()
-            .position(|a| *a == f)
-            .and_then(|i| args.get(i + 1))
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| panic!("no {f} in {args:?}"))
-    };
-    assert_eq!(args.first(), Some(&"instance"));
-    match mode.as_str() {
-        "crash" => {
-            eprintln!("fake: cannot log in to the cloud at {}", flag("--cloud"));
-            std::process::exit(3);
-        }
-        "hang" => loop {
-            std::thread::sleep(Duration::from_secs(1));
-        },
-        "noterm" => {
-            // SAFETY: setting a signal disposition to SIG_IGN.
-            unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
-        }
-        _ => {}
-    }
-    let name = flag("--name");
-    let listener = std::net::TcpListener::bind(flag("--metrics")).expect("bind metrics");
-    // Ready now; the "first frame" goes FAKE_FIRST_FRAME_MS later (as the
-    // real instance reports them: Unix ns, 0 before).
-    let ready_ns = app::instance::realtime_ns();
-    let first_frame_ns = ready_ns + FAKE_FIRST_FRAME_MS * 1_000_000;
-    let sdp = format!(
-        "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=fake {name}\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=video {} RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n",
-        flag("--ue").rsplit(':').next().expect("port")
-    );
-    fs::write(flag("--sdp"), sdp).expect("write sdp");
-    eprintln!("fake: ready");
-    for s in listener.incoming() {
-        let Ok(mut s) = s else { continue };
-        let mut buf = [0u8; 4096];
-        let n = s.read(&mut buf).unwrap_or(0);
-        let req = String::from_utf8_lossy(&buf[..n]);
-        let body = if req.starts_with("POST /switch") {
-            format!("{{\"switched\":true,\"name\":\"{name}\"}}")
-        } else {
-            let sent = app::instance::realtime_ns() >= first_frame_ns;
-            format!(
-                "fake_frames_total 0\napp_instance_ready_unix_ns{{instance=\"{name}\"}} {ready_ns}\n\
-                 app_instance_first_frame_unix_ns{{instance=\"{name}\"}} {}\n",
-                if sent { first_frame_ns } else { 0 }
-            )
-        };
-        let _ = std::io::Write::write_all(
-            &mut s,
-            format!(
-                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            )
-            .as_bytes(),
-        );
-    }
-}
 
 // ----- tests -----
 

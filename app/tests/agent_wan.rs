@@ -106,12 +106,9 @@ fn metric(text: &str, name: &str) -> f64 {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces and tc"]
 fn pull_time_grows_when_the_wan_link_is_slowed() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root for network namespaces");
-        return;
-    }
+    testkit::require_root();
     let id = std::process::id() % 100_000;
     let dir = TestDir(std::env::temp_dir().join(format!("agent-wan-{id}")));
     let _ = fs::remove_dir_all(&dir.0);
