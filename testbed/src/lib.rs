@@ -6,10 +6,13 @@
 //! - [`plan`]: the pure derivation of every daemon's configuration from a topology.
 //! - [`bed`]: `up`, `down`, `status`, sessions; the run folder and state file.
 //! - [`demo`]: the main job: up, a session per UPF, traffic through each, down.
+//! - [`play`]: the snake game through one edge.
+//! - [`migrate`]: CSM migrations back and forth between two edges, with their figures.
 
 pub mod bed;
 pub mod bench;
 pub mod demo;
+pub mod migrate;
 pub mod plan;
 pub mod play;
 mod responder;

@@ -19,6 +19,8 @@ Examples:
   testbed session list --ue ue1
   testbed session del --ue ue1 --psi 1
   testbed restart upf1 --kill                  # a UPF crash; the SMF restores its sessions
+  testbed migrate --count 10 --countdown 10s   # CSM migrations edge1 <-> edge2, their figures
+  testbed migrate --warm false --json          # each full migration pulls the app from the cloud
   testbed down";
 
 #[derive(Parser)]
@@ -118,6 +120,14 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// CSM migrations: bring everything up, let the first UE play through
+    /// edge1, migrate it edge1 -> edge2 -> edge1 ... (full migrations, and
+    /// switch-only ones back to a copilot inside its countdown), wait for
+    /// the last release, report downtime, stall, migration and setup times,
+    /// SSIM, cross-edge bytes, lost inputs and leaks (also to
+    /// migrations.json and migrations.csv in the run folder), and take it
+    /// all down. Ctrl-C stops cleanly.
+    Migrate(testbed::migrate::MigrateArgs),
     /// Daemons, PDU sessions and counters.
     Status {
         /// JSON instead of tables.
@@ -515,6 +525,21 @@ fn print_play(r: &testbed::play::PlayReport) {
     }
 }
 
+/// Ctrl-C and SIGTERM set the returned flag (instead of killing testbed
+/// while it holds namespaces and daemons).
+fn install_cancel() -> Arc<AtomicBool> {
+    let cancel = CANCEL
+        .get_or_init(|| Arc::new(AtomicBool::new(false)))
+        .clone();
+    // SAFETY: the handler only loads a OnceLock and stores to an atomic,
+    // both async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    cancel
+}
+
 fn run(cli: Cli) -> Result<(), BedError> {
     let sd = cli.state_dir.as_deref();
     // What every command that brings its own testbed up shares.
@@ -530,14 +555,7 @@ fn run(cli: Cli) -> Result<(), BedError> {
             prefix,
             ready_timeout,
         } => {
-            let cancel = Arc::new(AtomicBool::new(false));
-            let _ = CANCEL.set(cancel.clone());
-            // SAFETY: the handler only loads a OnceLock and stores to an
-            // atomic, both async-signal-safe.
-            unsafe {
-                libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-                libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-            }
+            let cancel = install_cancel();
             let st = bed::up(&UpOpts {
                 ready_timeout: Some(Duration::from_secs(ready_timeout)),
                 cancel: Some(cancel),
@@ -616,6 +634,23 @@ fn run(cli: Cli) -> Result<(), BedError> {
                 )));
             }
             Ok(())
+        }
+        Cmd::Migrate(a) => {
+            let mut opts = a.opts()?;
+            opts.cancel = Some(install_cancel());
+            let up = UpOpts {
+                topology: a.topology.clone(),
+                run_dir: a.run_dir.clone(),
+                prefix: a.prefix.clone(),
+                ..dirs
+            };
+            let mut bar = testbed::migrate::progress::Bar::new();
+            let r = testbed::migrate::run(&up, &opts, a.keep, &mut bar)?;
+            print_report(a.json, &r, testbed::migrate::report::print_human);
+            match r.problems() {
+                p if p.is_empty() => Ok(()),
+                p => Err(BedError::Request(p.join("; "))),
+            }
         }
         Cmd::Down => {
             let s = bed::down(sd)?;

@@ -1,0 +1,442 @@
+//! `testbed migrate`'s figures: one row per migration, their distributions
+//! (p50/p99/max), `migrations.json`, `migrations.csv`, and the table for
+//! people.
+
+use serde::Serialize;
+
+use super::api::UeMigration;
+use super::probe::{Census, IfBytes};
+
+/// The inter-edge link's counters around one migration.
+#[derive(Debug, Clone, Serialize)]
+pub struct CrossEdge {
+    /// Link name.
+    pub link: String,
+    /// The interface read (in the first edge's namespace).
+    pub iface: String,
+    pub before: IfBytes,
+    pub after: IfBytes,
+}
+
+/// One migration: the UE's figures, the SMF's phase times, and what the
+/// testbed counted around it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationRow {
+    /// 1, 2, ... in the run.
+    pub n: u32,
+    /// The migration's id (UE and SMF).
+    pub id: u64,
+    pub from: String,
+    pub to: String,
+    /// `full` or `switch_only`.
+    pub kind: String,
+    /// `switched`, `completed` or `abandoned`.
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Whether the selector decided a switch.
+    pub switched: bool,
+    /// Switch decision to the first displayed frame with a destination
+    /// contribution.
+    pub downtime_ms: Option<f64>,
+    /// Longest interval between new frames within 1 s of the switch, minus
+    /// the p99 away from switches.
+    pub stall_ms: Option<f64>,
+    /// Request to switch decision.
+    pub migration_ms: Option<f64>,
+    /// The parallel session's setup (SMF).
+    pub setup_ms: Option<f64>,
+    /// The destination instance's start (SMF).
+    pub instance_start_ms: Option<f64>,
+    pub ssim_at_switch: Option<f64>,
+    pub min_displayed_ssim: Option<f64>,
+    pub frames_blended: u32,
+    pub inputs_resent: u64,
+    /// Whether the UE's agent asked for it (latency trigger).
+    pub triggered: bool,
+    /// Bytes on the inter-edge link during the migration, both ways.
+    pub cross_edge_bytes: Option<u64>,
+    pub cross_edge: Option<CrossEdge>,
+    /// Inputs the UE sent during the migration (by the UE's count, or when
+    /// it reports none, by the logic server's highest sequence number).
+    pub inputs_sent: u64,
+    /// New holes in the logic server's applied sequence numbers.
+    pub inputs_lost: u64,
+    /// Writes from a secondary that the logic server applied (null: it
+    /// does not count them; it drops them, see `secondary_writes_dropped`).
+    pub secondary_writes_applied: Option<u64>,
+    /// Writes from a secondary that the logic server dropped.
+    pub secondary_writes_dropped: u64,
+    /// For a full migration: whether the destination's repository had the
+    /// application (the `--warm` setting).
+    pub repo_warm: Option<bool>,
+    /// The gap waited before this migration's request.
+    pub gap_before_ms: f64,
+    /// Wall time from the request to the end seen by the testbed.
+    pub wall_ms: f64,
+}
+
+impl MigrationRow {
+    /// Fills in the UE's figures from a record (status or `DELETE /play`).
+    pub fn take_ue(&mut self, m: &UeMigration) {
+        self.kind = m.kind.clone();
+        self.state = m.state.clone();
+        self.reason = m.reason.clone();
+        self.switched =
+            m.decided_ns.is_some() || matches!(m.state.as_str(), "switched" | "completed");
+        self.downtime_ms = m.downtime_ms;
+        self.migration_ms = m.migration_ms;
+        self.ssim_at_switch = m.ssim_at_switch;
+        self.frames_blended = m.frames_blended;
+        self.inputs_resent = m.inputs_resent;
+        self.triggered = m.triggered;
+        self.stall_ms = m.stall_ms.or(self.stall_ms);
+        self.min_displayed_ssim = m.min_displayed_ssim.or(self.min_displayed_ssim);
+    }
+}
+
+/// A distribution: count, p50, p99, max (nearest rank).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Dist {
+    pub n: usize,
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub min: f64,
+}
+
+impl Dist {
+    /// Of the values present; `None` when there are none.
+    pub fn of(values: impl IntoIterator<Item = Option<f64>>) -> Option<Dist> {
+        let mut v: Vec<f64> = values
+            .into_iter()
+            .flatten()
+            .filter(|x| x.is_finite())
+            .collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let rank = |p: f64| {
+            let i = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len());
+            v[i - 1]
+        };
+        Some(Dist {
+            n: v.len(),
+            p50: rank(0.50),
+            p99: rank(0.99),
+            max: v[v.len() - 1],
+            min: v[0],
+        })
+    }
+}
+
+/// Every figure's distribution over the run, and its totals.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub migrations: usize,
+    pub full: usize,
+    pub switch_only: usize,
+    pub switched: usize,
+    pub abandoned: usize,
+    pub downtime_ms: Option<Dist>,
+    pub stall_ms: Option<Dist>,
+    pub migration_ms: Option<Dist>,
+    pub setup_ms: Option<Dist>,
+    pub instance_start_ms: Option<Dist>,
+    pub ssim_at_switch: Option<Dist>,
+    pub min_displayed_ssim: Option<Dist>,
+    pub frames_blended: Option<Dist>,
+    pub cross_edge_bytes: Option<Dist>,
+    pub inputs_lost_per_migration: Option<Dist>,
+    /// Inputs the UE sent in the whole play.
+    pub inputs_sent: u64,
+    /// Inputs the logic server applied for the account in the play.
+    pub inputs_applied: u64,
+    /// Sent and never applied (must be 0).
+    pub inputs_lost: u64,
+    /// Writes applied from a secondary (null: not counted by the logic server).
+    pub secondary_writes_applied: Option<u64>,
+    /// Writes from a secondary that the logic server dropped.
+    pub secondary_writes_dropped: u64,
+    /// The UE's stall baseline: p99 frame interval away from switches.
+    pub stall_p99_away_ms: Option<f64>,
+    /// The UE's smoothness baseline: 1st percentile of the SSIM between
+    /// consecutive displayed frames away from switches.
+    pub smoothness_baseline: Option<f64>,
+    /// Whether the last source was released within the deadline.
+    pub last_released: bool,
+    /// Notes on figures that could not be had.
+    pub notes: Vec<String>,
+    /// The run's settings and where its files are.
+    pub settings: serde_json::Value,
+}
+
+impl Summary {
+    /// The distributions and counts of `rows`.
+    pub fn of(rows: &[MigrationRow]) -> Summary {
+        let f = |g: fn(&MigrationRow) -> Option<f64>| Dist::of(rows.iter().map(g));
+        Summary {
+            migrations: rows.len(),
+            full: rows.iter().filter(|r| r.kind == "full").count(),
+            switch_only: rows.iter().filter(|r| r.kind == "switch_only").count(),
+            switched: rows.iter().filter(|r| r.switched).count(),
+            abandoned: rows.iter().filter(|r| r.state == "abandoned").count(),
+            downtime_ms: f(|r| r.downtime_ms),
+            stall_ms: f(|r| r.stall_ms),
+            migration_ms: f(|r| r.migration_ms),
+            setup_ms: f(|r| r.setup_ms),
+            instance_start_ms: f(|r| r.instance_start_ms),
+            ssim_at_switch: f(|r| r.ssim_at_switch),
+            min_displayed_ssim: f(|r| r.min_displayed_ssim),
+            frames_blended: f(|r| Some(f64::from(r.frames_blended))),
+            cross_edge_bytes: f(|r| r.cross_edge_bytes.map(|b| b as f64)),
+            inputs_lost_per_migration: f(|r| Some(r.inputs_lost as f64)),
+            ..Summary::default()
+        }
+    }
+}
+
+/// `testbed migrate`'s report (`--json` prints it).
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrateReport {
+    pub migrations: Vec<MigrationRow>,
+    pub summary: Summary,
+    /// What the run held after the last release beyond what it held before
+    /// the first migration; `namespaces`: the run's namespaces left after
+    /// the testbed went down (when it was not kept).
+    pub leaks: Census,
+}
+
+impl MigrateReport {
+    /// Whether the run met CSM's invariants: every migration switched, no
+    /// input lost, nothing leaked.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        let s = &self.summary;
+        if s.switched < s.migrations {
+            p.push(format!(
+                "{} of {} migrations did not switch",
+                s.migrations - s.switched,
+                s.migrations
+            ));
+        }
+        if s.inputs_lost > 0 {
+            p.push(format!("{} inputs were never applied", s.inputs_lost));
+        }
+        if !self.leaks.is_zero() {
+            p.push(format!("leaks: {:?}", self.leaks));
+        }
+        p
+    }
+}
+
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref().map(ToString::to_string).unwrap_or_default()
+}
+
+/// `migrations.csv`: one line per migration, the raw inter-edge counters
+/// included.
+pub fn csv(rows: &[MigrationRow]) -> String {
+    let mut s = String::from(
+        "n,id,from,to,kind,state,downtime_ms,stall_ms,migration_ms,setup_ms,instance_start_ms,\
+ssim_at_switch,min_displayed_ssim,frames_blended,inputs_resent,cross_edge_bytes,\
+ie_rx_before,ie_tx_before,ie_rx_after,ie_tx_after,inputs_sent,inputs_lost,\
+secondary_writes_applied,secondary_writes_dropped,repo_warm,gap_before_ms,wall_ms\n",
+    );
+    for r in rows {
+        let ie = r.cross_edge.as_ref();
+        let cells = [
+            r.n.to_string(),
+            r.id.to_string(),
+            r.from.clone(),
+            r.to.clone(),
+            r.kind.clone(),
+            r.state.clone(),
+            opt(&r.downtime_ms),
+            opt(&r.stall_ms),
+            opt(&r.migration_ms),
+            opt(&r.setup_ms),
+            opt(&r.instance_start_ms),
+            opt(&r.ssim_at_switch),
+            opt(&r.min_displayed_ssim),
+            r.frames_blended.to_string(),
+            r.inputs_resent.to_string(),
+            opt(&r.cross_edge_bytes),
+            opt(&ie.map(|c| c.before.rx_bytes)),
+            opt(&ie.map(|c| c.before.tx_bytes)),
+            opt(&ie.map(|c| c.after.rx_bytes)),
+            opt(&ie.map(|c| c.after.tx_bytes)),
+            r.inputs_sent.to_string(),
+            r.inputs_lost.to_string(),
+            opt(&r.secondary_writes_applied),
+            r.secondary_writes_dropped.to_string(),
+            opt(&r.repo_warm),
+            format!("{:.0}", r.gap_before_ms),
+            format!("{:.1}", r.wall_ms),
+        ];
+        s.push_str(&cells.join(","));
+        s.push('\n');
+    }
+    s
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or("-".into(), |x| format!("{x:.1}"))
+}
+
+/// The report for people.
+pub fn print_human(r: &MigrateReport) {
+    println!(
+        "\n{:>3} {:<6} {:<6} {:<11} {:<9} {:>9} {:>8} {:>10} {:>8} {:>8} {:>6} {:>5} {:>7} {:>5} {:>4}",
+        "#", "FROM", "TO", "KIND", "STATE", "DOWNTIME", "STALL", "MIGRATION", "SETUP", "INSTANCE",
+        "SSIM", "BLEND", "X-EDGE", "SENT", "LOST"
+    );
+    for m in &r.migrations {
+        println!(
+            "{:>3} {:<6} {:<6} {:<11} {:<9} {:>9} {:>8} {:>10} {:>8} {:>8} {:>6} {:>5} {:>7} {:>5} {:>4}",
+            m.n,
+            m.from,
+            m.to,
+            m.kind,
+            m.state,
+            ms(m.downtime_ms),
+            ms(m.stall_ms),
+            ms(m.migration_ms),
+            ms(m.setup_ms),
+            ms(m.instance_start_ms),
+            m.ssim_at_switch.map_or("-".into(), |x| format!("{x:.3}")),
+            m.frames_blended,
+            m.cross_edge_bytes.map_or("-".into(), |b| b.to_string()),
+            m.inputs_sent,
+            m.inputs_lost
+        );
+    }
+    let s = &r.summary;
+    println!(
+        "\n{} migrations: {} full, {} switch-only; {} switched, {} abandoned",
+        s.migrations, s.full, s.switch_only, s.switched, s.abandoned
+    );
+    println!("{:<34} {:>10} {:>10} {:>10}", "", "p50", "p99", "max");
+    let rows: [(&str, &Option<Dist>); 9] = [
+        ("switch downtime (ms)", &s.downtime_ms),
+        ("display stall (ms)", &s.stall_ms),
+        ("migration time (ms)", &s.migration_ms),
+        ("parallel session setup (ms)", &s.setup_ms),
+        ("destination instance start (ms)", &s.instance_start_ms),
+        ("SSIM at the switch", &s.ssim_at_switch),
+        ("frames blended", &s.frames_blended),
+        ("cross-edge bytes", &s.cross_edge_bytes),
+        ("inputs lost", &s.inputs_lost_per_migration),
+    ];
+    for (name, d) in rows {
+        match d {
+            Some(d) => println!("{name:<34} {:>10.3} {:>10.3} {:>10.3}", d.p50, d.p99, d.max),
+            None => println!("{name:<34} {:>10} {:>10} {:>10}", "-", "-", "-"),
+        }
+    }
+    println!(
+        "inputs: {} sent, {} applied by the logic server, {} lost; secondary writes applied: {}",
+        s.inputs_sent,
+        s.inputs_applied,
+        s.inputs_lost,
+        s.secondary_writes_applied
+            .map_or("not counted by the logic server".into(), |n| n.to_string())
+    );
+    let l = &r.leaks;
+    println!(
+        "leaks: {} UPF sessions, {} gNB tunnels, {} UE addresses, {} instances, {} processes, {} namespaces",
+        l.upf_sessions, l.gnb_tunnels, l.ue_addresses, l.instances, l.processes, l.namespaces
+    );
+    for n in &s.notes {
+        println!("note: {n}");
+    }
+    if let Some(dir) = s.settings["run_dir"].as_str() {
+        println!("migrations.json, migrations.csv, configs and logs: {dir}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(n: u32, kind: &str, downtime: Option<f64>) -> MigrationRow {
+        MigrationRow {
+            n,
+            id: u64::from(n),
+            from: "edge1".into(),
+            to: "edge2".into(),
+            kind: kind.into(),
+            state: "completed".into(),
+            reason: None,
+            switched: downtime.is_some(),
+            downtime_ms: downtime,
+            stall_ms: None,
+            migration_ms: Some(100.0 * f64::from(n)),
+            setup_ms: None,
+            instance_start_ms: None,
+            ssim_at_switch: Some(0.9),
+            min_displayed_ssim: None,
+            frames_blended: 12,
+            inputs_resent: 0,
+            triggered: false,
+            cross_edge_bytes: Some(0),
+            cross_edge: None,
+            inputs_sent: 10,
+            inputs_lost: 0,
+            secondary_writes_applied: None,
+            secondary_writes_dropped: 0,
+            repo_warm: None,
+            gap_before_ms: 0.0,
+            wall_ms: 1.0,
+        }
+    }
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let d = Dist::of((1..=100).map(|x| Some(f64::from(x)))).expect("values");
+        assert_eq!(
+            (d.n, d.p50, d.p99, d.max, d.min),
+            (100, 50.0, 99.0, 100.0, 1.0)
+        );
+        let d = Dist::of([Some(3.0), None, Some(1.0)]).expect("values");
+        assert_eq!((d.n, d.p50, d.p99, d.max), (2, 1.0, 3.0, 3.0));
+        assert_eq!(Dist::of([None, Some(f64::NAN)]), None);
+    }
+
+    #[test]
+    fn summary_counts_and_problems() {
+        let rows = vec![
+            row(1, "full", Some(8.0)),
+            row(2, "switch_only", Some(6.0)),
+            row(3, "full", None),
+        ];
+        let s = Summary::of(&rows);
+        assert_eq!(
+            (s.migrations, s.full, s.switch_only, s.switched),
+            (3, 2, 1, 2)
+        );
+        assert_eq!(s.downtime_ms.map(|d| d.max), Some(8.0));
+        assert_eq!(s.migration_ms.map(|d| d.p50), Some(200.0));
+        let r = MigrateReport {
+            migrations: rows,
+            summary: s,
+            leaks: Census::default(),
+        };
+        assert_eq!(r.problems(), ["1 of 3 migrations did not switch"]);
+    }
+
+    #[test]
+    fn csv_has_a_line_per_migration_and_every_column() {
+        let text = csv(&[row(1, "full", Some(8.0)), row(2, "switch_only", None)]);
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        let cols = lines[0].split(',').count();
+        assert!(lines.iter().all(|l| l.split(',').count() == cols), "{text}");
+        assert!(
+            lines[1].starts_with("1,1,edge1,edge2,full,completed,8,"),
+            "{text}"
+        );
+        assert!(lines[2].contains(",switch_only,completed,,"), "{text}");
+    }
+}

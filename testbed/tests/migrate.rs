@@ -1,0 +1,117 @@
+//! `testbed migrate` as a user runs it, shortened: four CSM migrations
+//! between edge1 and edge2 with a 1 s countdown, the gaps chosen so that
+//! the second migration is full (after the release of its destination) and
+//! the third switch-only (back to a copilot inside its countdown). Every
+//! migration switches and has its figures, no input is lost, no byte
+//! crosses the inter-edge link, nothing is leaked, and the run folder has
+//! migrations.json and migrations.csv. Timings are not asserted.
+//! Needs root and the daemon binaries.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{namespaces_with, Bed};
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn migrations_switch_lose_no_input_cross_no_edge_and_leak_nothing() {
+    testkit::require_root();
+    common::require_daemon_bins();
+    let bed = Bed::new("m");
+    let run = bed.run.display().to_string();
+    let out = bed.ok(&[
+        "migrate",
+        "--prefix",
+        &bed.prefix,
+        "--run-dir",
+        &run,
+        "--count",
+        "4",
+        "--countdown",
+        "1s",
+        // Before migration 2: 3 s (released: full); before 3: 0.4 s
+        // (its destination is still copilot: switch-only); before 4: 3 s.
+        "--gap",
+        "3s,400ms",
+        "--width",
+        "320",
+        "--height",
+        "180",
+        "--fps",
+        "30",
+        "--json",
+    ]);
+    let r: serde_json::Value = serde_json::from_str(&out).expect("one JSON document on stdout");
+    let ms = r["migrations"].as_array().expect("migrations");
+    assert_eq!(ms.len(), 4, "{r:#}");
+    let edges: Vec<_> = ms
+        .iter()
+        .map(|m| (m["from"].as_str().unwrap(), m["to"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        edges,
+        [
+            ("edge1", "edge2"),
+            ("edge2", "edge1"),
+            ("edge1", "edge2"),
+            ("edge2", "edge1")
+        ]
+    );
+    for m in ms {
+        assert_eq!(m["switched"], true, "{m:#}");
+        assert!(
+            matches!(m["state"].as_str(), Some("switched" | "completed")),
+            "{m:#}"
+        );
+        for f in ["downtime_ms", "migration_ms"] {
+            assert!(m[f].as_f64().is_some(), "{f} missing: {m:#}");
+        }
+        assert_eq!(m["inputs_lost"], 0, "{m:#}");
+        assert_eq!(m["cross_edge_bytes"], 0, "{m:#}");
+        let ie = &m["cross_edge"];
+        assert_eq!(ie["iface"], "ie", "{m:#}");
+        assert!(ie["after"]["rx_bytes"].as_u64().is_some(), "{m:#}");
+    }
+    let kinds: Vec<_> = ms.iter().map(|m| m["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds[0], "full", "{kinds:?}");
+    assert_eq!(kinds[1], "full", "after the release: {kinds:?}");
+    assert_eq!(
+        kinds[2], "switch_only",
+        "back inside the countdown: {kinds:?}"
+    );
+    // Full migrations had the parallel session set up by the SMF.
+    assert!(ms[0]["setup_ms"].as_f64().is_some(), "{:#}", ms[0]);
+    let s = &r["summary"];
+    assert_eq!(s["migrations"], 4, "{s:#}");
+    assert_eq!(s["switched"], 4, "{s:#}");
+    assert_eq!(s["inputs_lost"], 0, "{s:#}");
+    assert!(
+        s["inputs_sent"].as_u64().unwrap() > 0,
+        "the bot played: {s:#}"
+    );
+    assert_eq!(s["inputs_applied"], s["inputs_sent"], "{s:#}");
+    assert_eq!(s["last_released"], true, "{s:#}");
+    assert!(s["downtime_ms"]["p50"].as_f64().is_some(), "{s:#}");
+    let leaks = r["leaks"].as_object().expect("leaks");
+    for f in [
+        "upf_sessions",
+        "gnb_tunnels",
+        "ue_addresses",
+        "instances",
+        "processes",
+        "namespaces",
+    ] {
+        assert_eq!(leaks[f], 0, "leaked {f}: {leaks:?}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&common::read(&bed.run.join("migrations.json"))).expect("JSON");
+    assert_eq!(json.as_array().map(Vec::len), Some(4));
+    let csv = common::read(&bed.run.join("migrations.csv"));
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+    assert!(
+        namespaces_with(&bed.prefix).is_empty(),
+        "migrate took everything down: {:?}",
+        namespaces_with(&bed.prefix)
+    );
+}
