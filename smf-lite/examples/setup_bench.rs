@@ -13,27 +13,16 @@
 //! an API call that touches neither UPF nor gNB (GET of a missing session),
 //! with the ratio of the two.
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::routing::{delete, post};
-use axum::{Json, Router};
 use smf_lite::client::SmfClient;
 use smf_lite::Config;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::fd::AsRawFd;
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wire::ctl::{GnbRef, SessionRequest, TunnelSetup, TunnelSetupResponse};
+use wire::ctl::{GnbRef, SessionRequest, TunnelSetup};
 
-struct Netns(String);
+#[path = "../tests/common/loopback.rs"]
+mod loopback;
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
-}
+use loopback::{fake_gnb_with, GnbOpts, Netns};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -44,63 +33,57 @@ fn main() {
         eprintln!("setup_bench: needs root (a namespace and a TUN for the UPF)");
         std::process::exit(2);
     }
-    let name = format!("smfb{}", std::process::id() % 100_000);
-    let _ = Command::new("ip").args(["netns", "del", &name]).output();
-    let ok = Command::new("ip").args(["netns", "add", &name]).status();
-    assert!(ok.is_ok_and(|s| s.success()), "ip netns add");
-    let ns = Netns(name.clone());
-    let _ = Command::new("ip")
-        .args(["-n", &name, "link", "set", "lo", "up"])
-        .status();
-    let path = format!("/var/run/netns/{name}");
-    let r = std::thread::spawn(move || {
-        let fd = std::fs::File::open(&path).expect("netns file");
-        // SAFETY: setns with a valid namespace fd changes only this thread.
-        let r = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(r, 0, "setns");
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(bench(setups, concurrent));
-    })
-    .join();
+    let ns = Netns::new(format!("smfb{}", std::process::id() % 100_000));
+    let r = std::panic::catch_unwind(|| {
+        ns.run(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(bench(setups, concurrent));
+        })
+    });
     drop(ns);
     if r.is_err() {
         std::process::exit(1);
     }
 }
 
+/// The stub gNB: downlink on 127.0.0.1, TEIDs counted from 1, deletes
+/// always answered 204.
 async fn gnb() -> SocketAddr {
-    let next = Arc::new(AtomicU32::new(1));
-    async fn setup(
-        State(n): State<Arc<AtomicU32>>,
-        Json(_): Json<TunnelSetup>,
-    ) -> (StatusCode, Json<TunnelSetupResponse>) {
-        (
-            StatusCode::CREATED,
-            Json(TunnelSetupResponse {
-                dl_teid: n.fetch_add(1, Ordering::Relaxed),
-                dl_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            }),
-        )
-    }
-    async fn del(Path(_): Path<u32>) -> StatusCode {
-        StatusCode::NO_CONTENT
-    }
-    let app = Router::new()
-        .route("/n2/tunnels", post(setup))
-        .route("/n2/tunnels/{teid}", delete(del))
-        .with_state(next);
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = l.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
-    addr
+    let opts = GnbOpts {
+        dl_addr: Ipv4Addr::LOCALHOST,
+        teid: |_, seq, _| seq,
+        strict_delete: false,
+    };
+    fake_gnb_with(opts).await.0
+}
+
+/// The SMF on loopback with one UPF `name` at `n4` serving DNN edge1 from
+/// `pool`, then `dnn_extra` TOML for that DNN; and the gNB to name in
+/// its requests.
+async fn start_smf(
+    name: &str,
+    n4: SocketAddr,
+    pool: &str,
+    dnn_extra: &str,
+    gnb_addr: SocketAddr,
+) -> (smf_lite::daemon::Running, String, GnbRef) {
+    let cfg = Config::parse(&format!(
+        "node_id = \"127.0.0.1\"\nn4_bind = \"127.0.0.1:0\"\napi_bind = \"127.0.0.1:0\"\n\
+         [[upf]]\nname = \"{name}\"\nn4 = \"{n4}\"\n\
+         [[upf.dnn]]\nname = \"edge1\"\npool = \"{pool}\"\n{dnn_extra}"
+    ))
+    .expect("valid");
+    let smf = smf_lite::daemon::start(cfg).await.expect("SMF starts");
+    let api = smf.api_addr.to_string();
+    let gnb_ref = GnbRef {
+        name: "gnb1".into(),
+        n2_api: gnb_addr.to_string(),
+    };
+    (smf, api, gnb_ref)
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
@@ -111,31 +94,12 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 
 async fn bench(setups: usize, concurrent: usize) {
     let n4 = SocketAddr::from(([127, 0, 0, 1], 8805));
-    let mut uc = upf::config::Config {
-        node_id: "upf1.bench".into(),
-        ..Default::default()
-    };
-    uc.n3.addrs = vec![Ipv4Addr::LOCALHOST];
-    uc.n3.port = 0;
-    uc.n4.addr = n4;
-    uc.n6.tun = "benchtun".into();
-    uc.n6.ue_pools = vec!["10.60.0.0/16".into()];
+    let mut uc = loopback::upf_config("upf1.bench", n4, "benchtun".into(), "10.60.0.0/16");
     uc.limits.max_sessions = 100_000;
-    uc.metrics.addr = SocketAddr::from(([127, 0, 0, 1], 0));
     let upf = upf::daemon::Upf::start(uc).expect("UPF starts");
     let gnb_addr = gnb().await;
-    let cfg = Config::parse(&format!(
-        "node_id = \"127.0.0.1\"\nn4_bind = \"127.0.0.1:0\"\napi_bind = \"127.0.0.1:0\"\n\
-         [[upf]]\nname = \"upf1\"\nn4 = \"{n4}\"\n\
-         [[upf.dnn]]\nname = \"edge1\"\npool = \"10.60.0.0/16\"\nnetwork_instance = \"internet\"\n"
-    ))
-    .expect("valid");
-    let smf = smf_lite::daemon::start(cfg).await.expect("SMF starts");
-    let api = smf.api_addr.to_string();
-    let gnb_ref = GnbRef {
-        name: "gnb1".into(),
-        n2_api: gnb_addr.to_string(),
-    };
+    let ni = "network_instance = \"internet\"\n";
+    let (smf, api, gnb_ref) = start_smf("upf1", n4, "10.60.0.0/16", ni, gnb_addr).await;
     let c = SmfClient::new(&api);
     let report = tokio::task::spawn_blocking(move || {
         assert!(
@@ -280,18 +244,7 @@ async fn bench(setups: usize, concurrent: usize) {
     // The same concurrent phase against a minimal PFCP responder (O(1) per
     // message) instead of the real UPF: what the SMF itself sustains.
     let stub = stub_upf();
-    let cfg = Config::parse(&format!(
-        "node_id = \"127.0.0.1\"\nn4_bind = \"127.0.0.1:0\"\napi_bind = \"127.0.0.1:0\"\n\
-         [[upf]]\nname = \"stub\"\nn4 = \"{stub}\"\n\
-         [[upf.dnn]]\nname = \"edge1\"\npool = \"10.62.0.0/16\"\n"
-    ))
-    .expect("valid");
-    let smf = smf_lite::daemon::start(cfg).await.expect("SMF starts");
-    let api = smf.api_addr.to_string();
-    let gnb_ref = GnbRef {
-        name: "gnb1".into(),
-        n2_api: gnb_addr.to_string(),
-    };
+    let (smf, api, gnb_ref) = start_smf("stub", stub, "10.62.0.0/16", "", gnb_addr).await;
     let (rate, cpu, fails, mut lat) = tokio::task::spawn_blocking(move || {
         let c = SmfClient::new(&api);
         assert!(

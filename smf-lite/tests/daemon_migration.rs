@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use common::loopback::serve;
 use common::peers::{blocking, config_text, fake_gnb, raw, wait_associated, wait_in_place, UdpUpf};
 use serde_json::{json, Value};
 use smf_lite::client::SmfClient;
@@ -83,15 +84,8 @@ impl FakeAgent {
             .route("/instances/{id}", delete(stop))
             .route("/healthz", get(|| async { "ok" }))
             .with_state(st.clone());
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = l.local_addr().expect("addr");
-        tokio::spawn(async move {
-            let _ = axum::serve(l, app).await;
-        });
         FakeAgent {
-            addr,
+            addr: serve(app).await,
             calls: st.calls,
             fail_start: st.fail_start,
         }
@@ -189,6 +183,12 @@ impl Bed {
         blocking(move || raw(method, &url, body.as_deref())).await
     }
 
+    /// Asks, as the UE, to move its service to edge `to`.
+    async fn migrate(&self, to: &str) -> (u16, Value) {
+        let body = json!({"ue_id": UE, "to": to});
+        self.call("POST", "/n1/migrations", Some(body)).await
+    }
+
     async fn register(&self) {
         let reg = json!({"ue_id": UE, "app": "snake", "account": "alice", "token": "t0k",
             "edge": "edge1", "pdu_session_id": 1, "instance": "edge1-i0", "input_port": 5100,
@@ -267,13 +267,7 @@ async fn full_migration_over_http_ends_with_the_source_released() {
             (t0.elapsed(), r)
         })
     };
-    let (st, acc) = b
-        .call(
-            "POST",
-            "/n1/migrations",
-            Some(json!({"ue_id": UE, "to": "edge2"})),
-        )
-        .await;
+    let (st, acc) = b.migrate("edge2").await;
     assert_eq!(st, 202, "{acc}");
     assert_eq!(
         (&acc["from"], &acc["to"], &acc["kind"]),
@@ -393,13 +387,7 @@ async fn refused_start_abandons_and_leaves_nothing() {
     let b = Bed::new().await;
     b.register().await;
     b.a2.fail_start.store(true, Ordering::Relaxed);
-    let (st, acc) = b
-        .call(
-            "POST",
-            "/n1/migrations",
-            Some(json!({"ue_id": UE, "to": "edge2"})),
-        )
-        .await;
+    let (st, acc) = b.migrate("edge2").await;
     assert_eq!(st, 202, "{acc}");
     let mut after = 0;
     let seen = b.until(&mut after, "abandoned").await;
@@ -436,13 +424,7 @@ async fn refused_start_abandons_and_leaves_nothing() {
     assert_eq!(recs[0]["state"], "abandoned");
 
     // An agent that refuses connections: abandoned, the reason names it.
-    let (st, acc) = b
-        .call(
-            "POST",
-            "/n1/migrations",
-            Some(json!({"ue_id": UE, "to": "edge3"})),
-        )
-        .await;
+    let (st, acc) = b.migrate("edge3").await;
     assert_eq!(st, 202, "{acc}");
     let seen = b.until(&mut after, "abandoned").await;
     let reason = seen
@@ -482,24 +464,12 @@ async fn refusals_name_the_field_and_the_long_poll_is_bounded() {
         let (st, e) = b.call("POST", "/n1/services", Some(body.clone())).await;
         assert_eq!((st, &e["field"]), (status, &json!(field)), "{body}: {e}");
     }
-    let (st, e) = b
-        .call(
-            "POST",
-            "/n1/migrations",
-            Some(json!({"ue_id": UE, "to": "edge2"})),
-        )
-        .await;
+    let (st, e) = b.migrate("edge2").await;
     assert_eq!((st, &e["field"]), (404, &json!("ue_id")), "{e}");
     b.register().await;
     // An unknown edge: refused naming the field (a 400, as any unknown name
     // in a request body), and nothing starts.
-    let (st, e) = b
-        .call(
-            "POST",
-            "/n1/migrations",
-            Some(json!({"ue_id": UE, "to": "edge9"})),
-        )
-        .await;
+    let (st, e) = b.migrate("edge9").await;
     assert_eq!((st, &e["field"]), (400, &json!("to")), "{e}");
     assert!(
         e["error"].as_str().is_some_and(|s| s.contains("edge9")),
@@ -530,13 +500,7 @@ async fn refusals_name_the_field_and_the_long_poll_is_bounded() {
     );
     assert_eq!(ev, json!({"first_seq": 0, "events": []}));
     // A migration makes events; a poll with events pending answers at once.
-    let (st, _) = b
-        .call(
-            "POST",
-            "/n1/migrations",
-            Some(json!({"ue_id": UE, "to": "edge2"})),
-        )
-        .await;
+    let (st, _) = b.migrate("edge2").await;
     assert_eq!(st, 202);
     let mut after = 0;
     b.until(&mut after, "stream_ready").await;

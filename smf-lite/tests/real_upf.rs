@@ -3,110 +3,30 @@
 //! association, establishment (F-TEID CHOOSE), modification, deletion, and
 //! a UPF restart that the SMF repairs by itself.
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::routing::{delete, post};
-use axum::{Json, Router};
+mod common;
+
+use common::loopback::{self, fake_gnb_with, GnbOpts, Netns, Tunnels};
+use common::peers::{blocking, wait_in_place};
 use smf_lite::client::SmfClient;
 use smf_lite::Config;
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::fd::AsRawFd;
-use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use wire::ctl::{GnbRef, SessionRequest, TunnelSetup, TunnelSetupResponse};
+use wire::ctl::{GnbRef, SessionRequest};
 
-struct Netns(String);
-
-impl Netns {
-    fn new(name: String) -> Netns {
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .expect("ip");
-        assert!(ok.success(), "ip netns add {name}");
-        let ns = Netns(name);
-        let ok = Command::new("ip")
-            .args(["-n", &ns.0, "link", "set", "lo", "up"])
-            .status()
-            .expect("ip");
-        assert!(ok.success());
-        ns
-    }
-
-    /// Runs `f` on a thread inside the namespace; threads it spawns (tokio
-    /// workers, the UPF's threads) inherit it.
-    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/var/run/netns/{}", self.0);
-        std::thread::spawn(move || {
-            let fd = std::fs::File::open(&path).expect("netns file");
-            // SAFETY: setns with a valid namespace fd changes only this thread.
-            let r = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .unwrap_or_else(|e| std::panic::resume_unwind(e))
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
-}
-
-type Tunnels = Arc<Mutex<HashMap<u32, TunnelSetup>>>;
-
+/// The gNB for the real UPF: downlink on 127.0.0.1, TEIDs apart by PDU
+/// session, deletes always answered 204.
 async fn fake_gnb() -> (SocketAddr, Tunnels) {
-    let tunnels: Tunnels = Arc::default();
-    async fn setup(
-        State(t): State<Tunnels>,
-        Json(req): Json<TunnelSetup>,
-    ) -> (StatusCode, Json<TunnelSetupResponse>) {
-        let mut t = t.lock().expect("lock");
-        let teid = 0x9000 + t.len() as u32 + 16 * (req.pdu_session_id as u32);
-        t.insert(teid, req);
-        (
-            StatusCode::CREATED,
-            Json(TunnelSetupResponse {
-                dl_teid: teid,
-                dl_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            }),
-        )
-    }
-    async fn del(State(t): State<Tunnels>, Path(teid): Path<u32>) -> StatusCode {
-        t.lock().expect("lock").remove(&teid);
-        StatusCode::NO_CONTENT
-    }
-    let app = Router::new()
-        .route("/n2/tunnels", post(setup))
-        .route("/n2/tunnels/{teid}", delete(del))
-        .with_state(tunnels.clone());
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = l.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
-    (addr, tunnels)
+    fake_gnb_with(GnbOpts {
+        dl_addr: Ipv4Addr::LOCALHOST,
+        teid: |held, _, req| 0x9000 + held as u32 + 16 * (req.pdu_session_id as u32),
+        strict_delete: false,
+    })
+    .await
 }
 
 fn upf_config(tag: &str, n4: SocketAddr) -> upf::config::Config {
-    let mut c = upf::config::Config {
-        node_id: "upf1.test".into(),
-        ..Default::default()
-    };
-    c.n3.addrs = vec![Ipv4Addr::LOCALHOST];
-    c.n3.port = 0;
-    c.n4.addr = n4;
+    let mut c = loopback::upf_config("upf1.test", n4, format!("{tag}t"), "10.60.0.0/24");
     c.n4.heartbeat_interval_ms = 0;
-    c.n6.tun = format!("{tag}t");
-    c.n6.ue_pools = vec!["10.60.0.0/24".into()];
-    c.metrics.addr = SocketAddr::from(([127, 0, 0, 1], 0));
     c
 }
 
@@ -119,16 +39,6 @@ fn smf_config(upf_n4: SocketAddr) -> Config {
          [[upf.dnn]]\nname = \"edge1\"\npool = \"10.60.0.0/24\"\nnetwork_instance = \"internet\"\n"
     ))
     .expect("valid")
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.expect("join")
-}
-
-/// testkit::wait_until from the test's multi-thread runtime: the runtime
-/// hands this worker's other tasks to another thread meanwhile.
-fn wait_in_place(timeout: Duration, f: impl FnMut() -> bool) -> bool {
-    tokio::task::block_in_place(|| testkit::wait_until(timeout, f))
 }
 
 /// The wall clock in NTP seconds (the unit of Recovery Time Stamps).

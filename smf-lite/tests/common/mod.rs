@@ -2,6 +2,7 @@
 //! and by the daemon tests (over a real UDP socket).
 #![allow(dead_code)]
 
+pub mod loopback;
 pub mod peers;
 
 use std::collections::HashMap;

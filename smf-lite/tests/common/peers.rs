@@ -2,19 +2,15 @@
 //! (wire::pfcp over UDP, from a thread) and a fake gNB (N2-lite over HTTP),
 //! with helpers to configure the daemon and call its API.
 
+pub use super::loopback::Tunnels;
+use super::loopback::{fake_gnb_with, GnbOpts};
 use super::FakeUpf;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::routing::{delete, post};
-use axum::{Json, Router};
 use smf_lite::client::SmfClient;
 use smf_lite::Config;
-use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use wire::ctl::{TunnelSetup, TunnelSetupResponse};
 
 /// A fake UPF answering on a UDP socket from a thread; stopped on drop.
 pub struct UdpUpf {
@@ -62,43 +58,15 @@ impl Drop for UdpUpf {
     }
 }
 
-pub type Tunnels = Arc<Mutex<HashMap<u32, TunnelSetup>>>;
-
+/// The fake gNB of the daemon tests: downlink on 10.3.0.1, TEIDs from
+/// 0x9000 by the tunnels held, a delete of an unknown tunnel is a 404.
 pub async fn fake_gnb() -> (SocketAddr, Tunnels) {
-    let tunnels: Tunnels = Arc::default();
-    async fn setup(
-        State(t): State<Tunnels>,
-        Json(req): Json<TunnelSetup>,
-    ) -> (StatusCode, Json<TunnelSetupResponse>) {
-        let mut t = t.lock().expect("lock");
-        let teid = 0x9000 + t.len() as u32;
-        t.insert(teid, req);
-        (
-            StatusCode::CREATED,
-            Json(TunnelSetupResponse {
-                dl_teid: teid,
-                dl_addr: IpAddr::V4(Ipv4Addr::new(10, 3, 0, 1)),
-            }),
-        )
-    }
-    async fn del(State(t): State<Tunnels>, Path(teid): Path<u32>) -> StatusCode {
-        match t.lock().expect("lock").remove(&teid) {
-            Some(_) => StatusCode::NO_CONTENT,
-            None => StatusCode::NOT_FOUND,
-        }
-    }
-    let app = Router::new()
-        .route("/n2/tunnels", post(setup))
-        .route("/n2/tunnels/{teid}", delete(del))
-        .with_state(tunnels.clone());
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = l.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
-    (addr, tunnels)
+    fake_gnb_with(GnbOpts {
+        dl_addr: Ipv4Addr::new(10, 3, 0, 1),
+        teid: |held, _, _| 0x9000 + held as u32,
+        strict_delete: true,
+    })
+    .await
 }
 
 /// A configuration on loopback with these UPFs (name, N4, DNN, pool) and

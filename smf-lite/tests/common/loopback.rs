@@ -1,0 +1,147 @@
+//! Loopback plumbing shared by the tests and `examples/setup_bench.rs` (which
+//! includes this file by path, so it uses nothing else of `common`): a
+//! network namespace that goes on drop, an axum app served on loopback, a
+//! fake gNB (N2-lite) and the UPF's configuration on loopback.
+#![allow(dead_code)]
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, post};
+use axum::{Json, Router};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use wire::ctl::{TunnelSetup, TunnelSetupResponse};
+
+/// A network namespace, deleted on drop (also on panic).
+pub struct Netns(pub String);
+
+impl Netns {
+    /// Makes namespace `name` (removing a stale one first) with `lo` up.
+    pub fn new(name: String) -> Netns {
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .expect("ip");
+        assert!(ok.success(), "ip netns add {name}");
+        let ns = Netns(name);
+        let ok = Command::new("ip")
+            .args(["-n", &ns.0, "link", "set", "lo", "up"])
+            .status()
+            .expect("ip");
+        assert!(ok.success());
+        ns
+    }
+
+    /// Runs `f` on a thread inside the namespace; threads it spawns (tokio
+    /// workers, the UPF's threads) inherit it.
+    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/var/run/netns/{}", self.0);
+        std::thread::spawn(move || {
+            let fd = std::fs::File::open(&path).expect("netns file");
+            // SAFETY: setns with a valid namespace fd changes only this thread.
+            let r = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+/// Serves `app` on a fresh loopback port until the runtime ends.
+pub async fn serve(app: Router) -> SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    addr
+}
+
+/// The tunnels a fake gNB holds, by downlink TEID.
+pub type Tunnels = Arc<Mutex<HashMap<u32, TunnelSetup>>>;
+
+/// How a fake gNB answers.
+#[derive(Clone, Copy)]
+pub struct GnbOpts {
+    /// The downlink address it gives.
+    pub dl_addr: Ipv4Addr,
+    /// The downlink TEID of a setup: from the tunnels held, the setups made
+    /// before (from 1) and the request.
+    pub teid: fn(held: usize, seq: u32, req: &TunnelSetup) -> u32,
+    /// A delete of a tunnel it does not hold answers 404 (else 204).
+    pub strict_delete: bool,
+}
+
+#[derive(Clone)]
+struct GnbState {
+    tunnels: Tunnels,
+    seq: Arc<AtomicU32>,
+    opts: GnbOpts,
+}
+
+/// A fake gNB's N2-lite API on loopback: its address and its tunnels.
+pub async fn fake_gnb_with(opts: GnbOpts) -> (SocketAddr, Tunnels) {
+    let st = GnbState {
+        tunnels: Arc::default(),
+        seq: Arc::new(AtomicU32::new(1)),
+        opts,
+    };
+    async fn setup(
+        State(st): State<GnbState>,
+        Json(req): Json<TunnelSetup>,
+    ) -> (StatusCode, Json<TunnelSetupResponse>) {
+        let seq = st.seq.fetch_add(1, Ordering::Relaxed);
+        let mut t = st.tunnels.lock().expect("lock");
+        let teid = (st.opts.teid)(t.len(), seq, &req);
+        t.insert(teid, req);
+        (
+            StatusCode::CREATED,
+            Json(TunnelSetupResponse {
+                dl_teid: teid,
+                dl_addr: IpAddr::V4(st.opts.dl_addr),
+            }),
+        )
+    }
+    async fn del(State(st): State<GnbState>, Path(teid): Path<u32>) -> StatusCode {
+        match st.tunnels.lock().expect("lock").remove(&teid) {
+            None if st.opts.strict_delete => StatusCode::NOT_FOUND,
+            _ => StatusCode::NO_CONTENT,
+        }
+    }
+    let tunnels = st.tunnels.clone();
+    let app = Router::new()
+        .route("/n2/tunnels", post(setup))
+        .route("/n2/tunnels/{teid}", delete(del))
+        .with_state(st);
+    (serve(app).await, tunnels)
+}
+
+/// The real UPF's configuration on loopback: N3 on 127.0.0.1 (any port),
+/// N4 at `n4`, TUN `tun` for UE pool `pool`, metrics on any port.
+pub fn upf_config(node_id: &str, n4: SocketAddr, tun: String, pool: &str) -> upf::config::Config {
+    let mut c = upf::config::Config {
+        node_id: node_id.into(),
+        ..Default::default()
+    };
+    c.n3.addrs = vec![Ipv4Addr::LOCALHOST];
+    c.n3.port = 0;
+    c.n4.addr = n4;
+    c.n6.tun = tun;
+    c.n6.ue_pools = vec![pool.into()];
+    c.metrics.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    c
+}
