@@ -28,11 +28,13 @@ pub struct MigrateArgs {
     /// stream switch.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub countdown: Duration,
-    /// Time from the end of one migration to the next request: a duration,
-    /// or a comma-separated list used in turn (`15s,5s`). `auto`:
-    /// alternately longer than the countdown (1.5 x countdown + 1 s, and
-    /// the source released: the next migration is full) and shorter
-    /// (countdown / 2: switch-only), longer first; with the first
+    /// Time from the end of one migration to the next request (with the
+    /// latency trigger: to raising the delay): a duration, or a
+    /// comma-separated list used in turn (`15s,5s`). A gap at least the
+    /// countdown also waits for the source's release. `auto`: alternately
+    /// longer than the countdown (1.5 x countdown + 1 s: the next migration
+    /// is full) and shorter (countdown / 2, less --latency-for with the
+    /// latency trigger: switch-only), longer first; with the first
     /// migration full, more than half are full.
     #[arg(long, default_value = "auto", value_parser = parse_gaps)]
     pub gap: Gaps,

@@ -262,9 +262,7 @@ pub(super) fn session(
 
 fn settings(ctx: &Ctx) -> serde_json::Value {
     let o = ctx.opts;
-    let gaps: Vec<u128> = (1..o.count)
-        .map(|i| o.gaps.before(i, o.countdown).as_millis())
-        .collect();
+    let gaps: Vec<u128> = (1..o.count).map(|i| o.gap(i).as_millis()).collect();
     serde_json::json!({
         "run_dir": ctx.st.run_dir.display().to_string(),
         "ue": ctx.ue.name,
@@ -401,7 +399,7 @@ fn migrations(
     }
     obs.begin(u64::from(o.count));
     for i in 0..o.count {
-        let gap = o.gaps.before(i, o.countdown);
+        let gap = o.gap(i);
         if !gap.is_zero() {
             obs.status(&format!("gap of {gap:?}"));
             pause(o, gap)?;

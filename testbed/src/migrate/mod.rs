@@ -60,22 +60,25 @@ pub enum Trigger {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Gaps {
     /// Alternately longer than the countdown (1.5 x countdown + 1 s) and
-    /// shorter (countdown / 2), longer first: migrations 1, 2, 4, 6 ... are
-    /// full and 3, 5, 7 ... switch-only (6 of 10 full; 3 of 4).
+    /// shorter (countdown / 2, less the time the trigger takes to make the
+    /// UE ask), longer first: migrations 1, 2, 4, 6 ... are full and 3, 5,
+    /// 7 ... switch-only (6 of 10 full; 3 of 4).
     Auto,
     /// These gaps in turn.
     List(Vec<Duration>),
 }
 
 impl Gaps {
-    /// The wait before migration `i` (0-based; nothing before the first).
-    pub fn before(&self, i: u32, countdown: Duration) -> Duration {
+    /// The wait before migration `i` (0-based; nothing before the first);
+    /// `lead`: how long after the trigger the UE asks (the latency
+    /// trigger's hold time; 0 for a command).
+    pub fn before(&self, i: u32, countdown: Duration, lead: Duration) -> Duration {
         if i == 0 {
             return Duration::ZERO;
         }
         match self {
             Gaps::Auto if i % 2 == 1 => countdown * 3 / 2 + Duration::from_secs(1),
-            Gaps::Auto => countdown / 2,
+            Gaps::Auto => (countdown / 2).saturating_sub(lead),
             Gaps::List(v) if v.is_empty() => Duration::ZERO,
             Gaps::List(v) => v[(i as usize - 1) % v.len()],
         }
@@ -117,6 +120,15 @@ pub struct MigrateOpts {
 }
 
 impl MigrateOpts {
+    /// The wait before migration `i` (see [`Gaps`]).
+    pub fn gap(&self, i: u32) -> Duration {
+        let lead = match self.trigger {
+            Trigger::Command => Duration::ZERO,
+            Trigger::Latency => self.latency.hold,
+        };
+        self.gaps.before(i, self.countdown, lead)
+    }
+
     /// Whether Ctrl-C was pressed.
     pub fn cancelled(&self) -> bool {
         self.cancel
@@ -249,16 +261,21 @@ mod tests {
     /// is shorter than the countdown (and it is not the first).
     fn kinds(g: &Gaps, count: u32, countdown: Duration) -> Vec<bool> {
         (0..count)
-            .map(|i| i == 0 || g.before(i, countdown) >= countdown)
+            .map(|i| i == 0 || g.before(i, countdown, Duration::ZERO) >= countdown)
             .collect()
     }
 
     #[test]
     fn auto_gaps_make_at_least_half_full() {
         let c = Duration::from_secs(10);
-        assert_eq!(Gaps::Auto.before(0, c), Duration::ZERO);
-        assert_eq!(Gaps::Auto.before(1, c), Duration::from_secs(16));
-        assert_eq!(Gaps::Auto.before(2, c), Duration::from_secs(5));
+        let z = Duration::ZERO;
+        assert_eq!(Gaps::Auto.before(0, c, z), z);
+        assert_eq!(Gaps::Auto.before(1, c, z), Duration::from_secs(16));
+        assert_eq!(Gaps::Auto.before(2, c, z), Duration::from_secs(5));
+        // The latency trigger's hold comes off the short gap only.
+        let hold = Duration::from_millis(500);
+        assert_eq!(Gaps::Auto.before(1, c, hold), Duration::from_secs(16));
+        assert_eq!(Gaps::Auto.before(2, c, hold), Duration::from_millis(4500));
         for n in 1..=20 {
             let k = kinds(&Gaps::Auto, n, c);
             let full = k.iter().filter(|f| **f).count();
@@ -272,9 +289,9 @@ mod tests {
             [true, true, false, true]
         );
         let l = Gaps::List(vec![Duration::from_secs(1), Duration::from_secs(2)]);
-        assert_eq!(l.before(1, c), Duration::from_secs(1));
-        assert_eq!(l.before(2, c), Duration::from_secs(2));
-        assert_eq!(l.before(3, c), Duration::from_secs(1));
+        assert_eq!(l.before(1, c, hold), Duration::from_secs(1));
+        assert_eq!(l.before(2, c, z), Duration::from_secs(2));
+        assert_eq!(l.before(3, c, z), Duration::from_secs(1));
     }
 
     #[test]

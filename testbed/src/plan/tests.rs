@@ -175,7 +175,7 @@ fn generated_configs_parse_with_each_daemons_own_parser() {
                 assert_eq!(c.n4.addr, u.n4);
                 assert_eq!(
                     c.n4.smf,
-                    vec!["10.0.0.1:8805".parse::<SocketAddr>().unwrap()]
+                    vec!["10.0.0.1:8805".parse::<SocketAddr>().expect("address")]
                 );
                 assert_eq!(c.n6.ue_pools, vec![u.pool.clone()]);
                 assert_eq!(c.metrics.addr, u.metrics);
