@@ -22,7 +22,7 @@ use wire::ctl::{GnbRef, SessionRequest, TunnelSetup};
 #[path = "../tests/common/loopback.rs"]
 mod loopback;
 
-use loopback::{fake_gnb_with, GnbOpts, Netns};
+use loopback::{edge1_session, fake_gnb_with, gnb_ref, GnbOpts, Netns};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -34,16 +34,7 @@ fn main() {
         std::process::exit(2);
     }
     let ns = Netns::new(format!("smfb{}", std::process::id() % 100_000));
-    let r = std::panic::catch_unwind(|| {
-        ns.run(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(bench(setups, concurrent));
-        })
-    });
+    let r = std::panic::catch_unwind(|| ns.block_on(move || bench(setups, concurrent)));
     drop(ns);
     if r.is_err() {
         std::process::exit(1);
@@ -79,11 +70,62 @@ async fn start_smf(
     .expect("valid");
     let smf = smf_lite::daemon::start(cfg).await.expect("SMF starts");
     let api = smf.api_addr.to_string();
-    let gnb_ref = GnbRef {
-        name: "gnb1".into(),
-        n2_api: gnb_addr.to_string(),
-    };
-    (smf, api, gnb_ref)
+    (smf, api, gnb_ref(gnb_addr))
+}
+
+/// Waits (deadline 2 s) until the SMF's one UPF is associated.
+fn wait_associated(c: &SmfClient) {
+    assert!(
+        testkit::wait_until(Duration::from_secs(2), || c
+            .upfs()
+            .is_ok_and(|u| u[0]["state"] == "associated")),
+        "the UPF did not associate within 2 s"
+    );
+}
+
+/// Sets up sessions `req(0..n)` one after the other: each one's setup time (ms).
+fn timed_setups(c: &SmfClient, n: usize, req: impl Fn(usize) -> SessionRequest) -> Vec<f64> {
+    let mut lat = Vec::with_capacity(n);
+    for i in 0..n {
+        let r = req(i);
+        let t = Instant::now();
+        c.create(&r).expect("create");
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    lat
+}
+
+/// Sets up PDU session `psi` of `concurrent` UEs (IMSIs `prefix` and an
+/// 8-digit number) from 64 client threads at most: the failures, the wall
+/// time and the process's CPU time (s).
+fn concurrent_setups(
+    api: &str,
+    gnb: &GnbRef,
+    concurrent: usize,
+    prefix: &'static str,
+    psi: u8,
+) -> (usize, f64, f64) {
+    let threads = 64.min(concurrent.max(1));
+    let cpu0 = cpu_seconds();
+    let t0 = Instant::now();
+    let hs: Vec<_> = (0..threads)
+        .map(|k| {
+            let c = SmfClient::new(api);
+            let gnb = gnb.clone();
+            std::thread::spawn(move || {
+                (k..concurrent)
+                    .step_by(threads)
+                    .filter(|i| {
+                        let r = edge1_session(format!("{prefix}{i:08}"), psi, &gnb);
+                        c.create(&r).is_err()
+                    })
+                    .count()
+            })
+        })
+        .collect();
+    let fails: usize = hs.into_iter().map(|h| h.join().unwrap_or(usize::MAX)).sum();
+    let elapsed = t0.elapsed().as_secs_f64();
+    (fails, elapsed, cpu_seconds() - cpu0)
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
@@ -102,19 +144,8 @@ async fn bench(setups: usize, concurrent: usize) {
     let (smf, api, gnb_ref) = start_smf("upf1", n4, "10.60.0.0/16", ni, gnb_addr).await;
     let c = SmfClient::new(&api);
     let report = tokio::task::spawn_blocking(move || {
-        assert!(
-            testkit::wait_until(Duration::from_secs(2), || c
-                .upfs()
-                .is_ok_and(|u| u[0]["state"] == "associated")),
-            "the UPF did not associate within 2 s"
-        );
-        let req = |i: usize, psi: u8| SessionRequest {
-            ue_id: format!("imsi-0010100{i:08}"),
-            pdu_session_id: psi,
-            dnn: "edge1".into(),
-            upf: None,
-            gnb: Some(gnb_ref.clone()),
-        };
+        wait_associated(&c);
+        let req = |i: usize, psi: u8| edge1_session(format!("imsi-0010100{i:08}"), psi, &gnb_ref);
         // Warm-up (connections, allocations).
         for i in 0..50 {
             c.create(&req(i, 15)).expect("warm-up create");
@@ -149,45 +180,14 @@ async fn bench(setups: usize, concurrent: usize) {
         }
         let pfcp = pfcp_rtts(n4, setups);
         // Sequential setups.
-        let mut lat = Vec::with_capacity(setups);
-        for i in 0..setups {
-            let t = Instant::now();
-            c.create(&req(i, 1)).expect("create");
-            lat.push(t.elapsed().as_secs_f64() * 1e3);
-        }
+        let lat = timed_setups(&c, setups, |i| req(i, 1));
         for i in 0..setups {
             c.release(&format!("imsi-0010100{i:08}"), 1)
                 .expect("release");
         }
         // Concurrent setups: `concurrent` UEs from 64 client threads.
-        let threads = 64.min(concurrent.max(1));
-        let cpu0 = cpu_seconds();
-        let t0 = Instant::now();
-        let hs: Vec<_> = (0..threads)
-            .map(|k| {
-                let c = SmfClient::new(&api);
-                let gnb_ref = gnb_ref.clone();
-                std::thread::spawn(move || {
-                    let mut fails = 0;
-                    for i in (k..concurrent).step_by(threads) {
-                        let r = SessionRequest {
-                            ue_id: format!("imsi-0010200{i:08}"),
-                            pdu_session_id: 2,
-                            dnn: "edge1".into(),
-                            upf: None,
-                            gnb: Some(gnb_ref.clone()),
-                        };
-                        if c.create(&r).is_err() {
-                            fails += 1;
-                        }
-                    }
-                    fails
-                })
-            })
-            .collect();
-        let fails: usize = hs.into_iter().map(|h| h.join().unwrap_or(usize::MAX)).sum();
-        let elapsed = t0.elapsed().as_secs_f64();
-        let cpu = cpu_seconds() - cpu0;
+        let (fails, elapsed, cpu) =
+            concurrent_setups(&api, &gnb_ref, concurrent, "imsi-0010200", 2);
         let listed = c.list().map(|l| l.len()).unwrap_or(0);
         (base, lat, fails, elapsed, listed, n2, pfcp, cpu)
     })
@@ -247,53 +247,13 @@ async fn bench(setups: usize, concurrent: usize) {
     let (smf, api, gnb_ref) = start_smf("stub", stub, "10.62.0.0/16", "", gnb_addr).await;
     let (rate, cpu, fails, mut lat) = tokio::task::spawn_blocking(move || {
         let c = SmfClient::new(&api);
-        assert!(
-            testkit::wait_until(Duration::from_secs(2), || c
-                .upfs()
-                .is_ok_and(|u| u[0]["state"] == "associated")),
-            "the UPF did not associate within 2 s"
-        );
-        let mut lat = Vec::with_capacity(setups);
-        for i in 0..setups {
-            let r = SessionRequest {
-                ue_id: format!("imsi-0010400{i:08}"),
-                pdu_session_id: 1,
-                dnn: "edge1".into(),
-                upf: None,
-                gnb: Some(gnb_ref.clone()),
-            };
-            let t = Instant::now();
-            c.create(&r).expect("create");
-            lat.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-        let threads = 64.min(concurrent.max(1));
-        let cpu0 = cpu_seconds();
-        let t0 = Instant::now();
-        let hs: Vec<_> = (0..threads)
-            .map(|k| {
-                let c = SmfClient::new(&api);
-                let gnb_ref = gnb_ref.clone();
-                std::thread::spawn(move || {
-                    (k..concurrent)
-                        .step_by(threads)
-                        .filter(|i| {
-                            c.create(&SessionRequest {
-                                ue_id: format!("imsi-0010300{i:08}"),
-                                pdu_session_id: 1,
-                                dnn: "edge1".into(),
-                                upf: None,
-                                gnb: Some(gnb_ref.clone()),
-                            })
-                            .is_err()
-                        })
-                        .count()
-                })
-            })
-            .collect();
-        let fails: usize = hs.into_iter().map(|h| h.join().unwrap_or(usize::MAX)).sum();
-        let el = t0.elapsed().as_secs_f64();
+        wait_associated(&c);
+        let lat = timed_setups(&c, setups, |i| {
+            edge1_session(format!("imsi-0010400{i:08}"), 1, &gnb_ref)
+        });
+        let (fails, el, cpu) = concurrent_setups(&api, &gnb_ref, concurrent, "imsi-0010300", 1);
         let ok = (concurrent - fails.min(concurrent)) as f64;
-        (ok / el, ok / (cpu_seconds() - cpu0).max(1e-9), fails, lat)
+        (ok / el, ok / cpu.max(1e-9), fails, lat)
     })
     .await
     .expect("stub phase");

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use common::loopback::serve;
+use common::loopback::{edge1_session, gnb_ref, serve};
 use common::peers::{blocking, config_text, fake_gnb, raw, wait_associated, wait_in_place, UdpUpf};
 use serde_json::{json, Value};
 use smf_lite::client::SmfClient;
@@ -18,7 +18,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use wire::ctl::{GnbRef, SessionRequest};
 
 const UE: &str = "imsi-001010000000001";
 
@@ -153,16 +152,7 @@ impl Bed {
         let smf = smf_lite::daemon::start(cfg).await.expect("starts");
         let api = format!("http://{}", smf.api_addr);
         wait_associated(&SmfClient::new(&api), 2).await;
-        let req = SessionRequest {
-            ue_id: UE.into(),
-            pdu_session_id: 1,
-            dnn: "edge1".into(),
-            upf: None,
-            gnb: Some(GnbRef {
-                name: "gnb1".into(),
-                n2_api: gnb_addr.to_string(),
-            }),
-        };
+        let req = edge1_session(UE.into(), 1, &gnb_ref(gnb_addr));
         let c = SmfClient::new(&api);
         let s = blocking(move || c.create(&req)).await.expect("session 1");
         assert_eq!(s.upf, "upf1");

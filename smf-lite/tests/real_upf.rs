@@ -5,13 +5,12 @@
 
 mod common;
 
-use common::loopback::{self, fake_gnb_with, GnbOpts, Netns, Tunnels};
+use common::loopback::{self, edge1_session, fake_gnb_with, gnb_ref, GnbOpts, Netns, Tunnels};
 use common::peers::{blocking, wait_in_place};
 use smf_lite::client::SmfClient;
 use smf_lite::Config;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
-use wire::ctl::{GnbRef, SessionRequest};
 
 /// The gNB for the real UPF: downlink on 127.0.0.1, TEIDs apart by PDU
 /// session, deletes always answered 204.
@@ -56,14 +55,7 @@ fn smf_drives_the_real_upf() {
     testkit::require_root();
     let tag = format!("s6r{}", std::process::id() % 100_000);
     let ns = Netns::new(tag.clone());
-    ns.run(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(scenario(tag));
-    });
+    ns.block_on(move || scenario(tag));
     drop(ns);
 }
 
@@ -88,16 +80,7 @@ async fn scenario(tag: String) {
     assert_eq!(upfs[0]["node_id"], "upf1.test");
 
     // Establishment + N2 + Modification.
-    let req = SessionRequest {
-        ue_id: "imsi-001010000000001".into(),
-        pdu_session_id: 1,
-        dnn: "edge1".into(),
-        upf: None,
-        gnb: Some(GnbRef {
-            name: "gnb1".into(),
-            n2_api: gnb_addr.to_string(),
-        }),
-    };
+    let req = edge1_session("imsi-001010000000001".into(), 1, &gnb_ref(gnb_addr));
     let (c2, r2) = (c.clone(), req.clone());
     let info = blocking(move || c2.create(&r2))
         .await

@@ -9,12 +9,13 @@ use axum::http::StatusCode;
 use axum::routing::{delete, post};
 use axum::{Json, Router};
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use wire::ctl::{TunnelSetup, TunnelSetupResponse};
+use wire::ctl::{GnbRef, SessionRequest, TunnelSetup, TunnelSetupResponse};
 
 /// A network namespace, deleted on drop (also on panic).
 pub struct Netns(pub String);
@@ -50,6 +51,22 @@ impl Netns {
         })
         .join()
         .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    }
+
+    /// Runs the future `f` makes on a two-worker tokio runtime inside the
+    /// namespace.
+    pub fn block_on<F: Future + 'static>(&self, f: impl FnOnce() -> F + Send + 'static) -> F::Output
+    where
+        F::Output: Send,
+    {
+        self.run(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(f())
+        })
     }
 }
 
@@ -128,6 +145,26 @@ pub async fn fake_gnb_with(opts: GnbOpts) -> (SocketAddr, Tunnels) {
         .route("/n2/tunnels/{teid}", delete(del))
         .with_state(st);
     (serve(app).await, tunnels)
+}
+
+/// The gNB "gnb1" whose N2-lite API is at `addr`.
+pub fn gnb_ref(addr: SocketAddr) -> GnbRef {
+    GnbRef {
+        name: "gnb1".into(),
+        n2_api: addr.to_string(),
+    }
+}
+
+/// A request for PDU session `psi` of `ue_id` on DNN edge1, through `gnb`,
+/// at whichever UPF serves edge1.
+pub fn edge1_session(ue_id: String, psi: u8, gnb: &GnbRef) -> SessionRequest {
+    SessionRequest {
+        ue_id,
+        pdu_session_id: psi,
+        dnn: "edge1".into(),
+        upf: None,
+        gnb: Some(gnb.clone()),
+    }
 }
 
 /// The real UPF's configuration on loopback: N3 on 127.0.0.1 (any port),
