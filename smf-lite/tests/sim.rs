@@ -171,14 +171,8 @@ impl Sim {
                             }
                         }
                     }
-                    Action::N2Setup {
-                        key,
-                        gen,
-                        gnb,
-                        setup,
-                        replace_dl_teid,
-                    } => {
-                        if let Some(old) = replace_dl_teid {
+                    Action::N2Setup(n2) => {
+                        if let Some(old) = n2.replace_dl_teid {
                             self.gnb.tunnels.remove(&old);
                             self.gnb.deleted.push(old);
                         }
@@ -187,14 +181,14 @@ impl Sim {
                             None => {
                                 let t = self.gnb.next_teid;
                                 self.gnb.next_teid += 1;
-                                self.gnb.tunnels.insert(t, setup);
+                                self.gnb.tunnels.insert(t, n2.setup);
                                 Ok(TunnelSetupResponse {
                                     dl_teid: t,
                                     dl_addr: IpAddr::V4(Ipv4Addr::new(10, 3, 0, 1)),
                                 })
                             }
                         };
-                        self.q.push_back(Delivery::N2(key, gen, gnb, r));
+                        self.q.push_back(Delivery::N2(n2.key, n2.gen, n2.gnb, r));
                     }
                     Action::N2Delete { dl_teid, .. } => {
                         self.gnb.tunnels.remove(&dl_teid);

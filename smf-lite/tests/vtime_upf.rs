@@ -200,27 +200,21 @@ impl Pair {
                     assert_eq!(to, UPF_N4, "the SMF talks to its one UPF");
                     self.send(Side::Upf, data);
                 }
-                Action::N2Setup {
-                    key,
-                    gen,
-                    gnb,
-                    setup,
-                    replace_dl_teid,
-                } => {
-                    if let Some(old) = replace_dl_teid {
+                Action::N2Setup(n2) => {
+                    if let Some(old) = n2.replace_dl_teid {
                         self.gnb_delete(old);
                     }
                     let dl_teid = self.gnb.next_teid;
                     self.gnb.next_teid += 1;
-                    self.gnb.tunnels.push((dl_teid, setup));
+                    self.gnb.tunnels.push((dl_teid, n2.setup));
                     let result = Ok(TunnelSetupResponse {
                         dl_teid,
                         dl_addr: IpAddr::V4(GNB_N3),
                     });
                     let ev = Ev::N2 {
-                        key,
-                        gen,
-                        gnb,
+                        key: n2.key,
+                        gen: n2.gen,
+                        gnb: n2.gnb,
                         result,
                     };
                     // An HTTP call: there and back.

@@ -73,6 +73,17 @@ pub type ReqId = u64;
 /// A session's key: (UE id, PDU session id).
 pub type SessionKey = (String, u8);
 
+/// A tunnel setup for the gNB of session `key` (generation `gen`), after
+/// the tunnel `replace_dl_teid` is deleted, if set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct N2Request {
+    pub key: SessionKey,
+    pub gen: u64,
+    pub gnb: GnbRef,
+    pub setup: TunnelSetup,
+    pub replace_dl_teid: Option<u32>,
+}
+
 /// What the driver must do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -81,13 +92,7 @@ pub enum Action {
     /// Call `POST /n2/tunnels` on the gNB (after `DELETE`ing
     /// `replace_dl_teid` first, if set) and feed the answer to
     /// [`Smf::n2_setup_done`] with `key` and `gen`.
-    N2Setup {
-        key: SessionKey,
-        gen: u64,
-        gnb: GnbRef,
-        setup: TunnelSetup,
-        replace_dl_teid: Option<u32>,
-    },
+    N2Setup(N2Request),
     /// Call `DELETE /n2/tunnels/{dl_teid}` on the gNB (no answer expected).
     N2Delete { gnb: GnbRef, dl_teid: u32 },
     /// Answer a create request.

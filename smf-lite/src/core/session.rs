@@ -6,7 +6,7 @@
 use super::peer::select_upf;
 use super::rules::PDR_UL;
 use super::txn::TxnKind;
-use super::{Action, AssocState, ReqId, SessionKey, Smf, SmfError};
+use super::{Action, AssocState, N2Request, ReqId, SessionKey, Smf, SmfError};
 use serde::Serialize;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
@@ -400,7 +400,7 @@ impl Smf {
         }
         s.state = SessionState::WaitN2;
         let replace = s.restoring.then_some(s.info.dl_teid);
-        self.actions.push_back(Action::N2Setup {
+        self.actions.push_back(Action::N2Setup(N2Request {
             key: key.clone(),
             gen,
             gnb: s.gnb.clone(),
@@ -413,7 +413,7 @@ impl Smf {
                 qfi: s.info.qfi,
             },
             replace_dl_teid: replace,
-        });
+        }));
     }
 
     pub(super) fn activated(&mut self, now: Instant, key: &SessionKey) {

@@ -197,19 +197,7 @@ impl Control {
                     debug!(%to, "N4 send: {e}");
                 }
             }
-            Action::N2Setup {
-                key,
-                gen,
-                gnb,
-                setup,
-                replace_dl_teid,
-            } => self.n2.submit(N2Job::Setup {
-                key,
-                gen,
-                gnb,
-                setup,
-                replace_dl_teid,
-            }),
+            Action::N2Setup(r) => self.n2.submit(N2Job::Setup(r)),
             Action::N2Delete { gnb, dl_teid } => self.n2.submit(N2Job::Delete { gnb, dl_teid }),
             Action::CreateDone { req, result } => self.create_done(req, result),
             Action::ReleaseDone { req, result } => self.release_done(req, result),

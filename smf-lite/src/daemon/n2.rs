@@ -3,24 +3,15 @@
 
 use super::Cmd;
 use crate::client::N2Client;
-use crate::core::SessionKey;
+use crate::core::N2Request;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
-use wire::ctl::{GnbRef, TunnelSetup};
+use wire::ctl::GnbRef;
 
 pub(super) enum N2Job {
-    Setup {
-        key: SessionKey,
-        gen: u64,
-        gnb: GnbRef,
-        setup: TunnelSetup,
-        replace_dl_teid: Option<u32>,
-    },
-    Delete {
-        gnb: GnbRef,
-        dl_teid: u32,
-    },
+    Setup(N2Request),
+    Delete { gnb: GnbRef, dl_teid: u32 },
 }
 
 pub(super) struct N2 {
@@ -44,27 +35,21 @@ impl N2 {
 
 async fn run_n2(http: &N2Client, done: &mpsc::Sender<Cmd>, job: N2Job) {
     match job {
-        N2Job::Setup {
-            key,
-            gen,
-            gnb,
-            setup,
-            replace_dl_teid,
-        } => {
-            if let Some(old) = replace_dl_teid {
-                if let Err(e) = http.delete(&gnb.n2_api, old).await {
+        N2Job::Setup(r) => {
+            if let Some(old) = r.replace_dl_teid {
+                if let Err(e) = http.delete(&r.gnb.n2_api, old).await {
                     debug!("N2 delete of the old tunnel: {e}");
                 }
             }
             let result = http
-                .setup(&gnb.n2_api, &setup)
+                .setup(&r.gnb.n2_api, &r.setup)
                 .await
                 .map_err(|e| e.to_string());
             let _ = done
                 .send(Cmd::N2Done {
-                    key,
-                    gen,
-                    gnb,
+                    key: r.key,
+                    gen: r.gen,
+                    gnb: r.gnb,
                     result,
                 })
                 .await;
