@@ -479,7 +479,7 @@ fn print_play(r: &testbed::play::PlayReport) {
     let num = |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.0}"));
     if r.instance["pulled"] == true {
         println!(
-            "  instance: pulled from the cloud in {} ms ({} bytes), started in {} ms",
+            "  instance: pulled from the cloud in {} ms ({} bytes), running {} ms after the request",
             num(&r.instance["pull_ms"]),
             r.instance["pull_bytes"],
             num(&r.instance["start_ms"])
@@ -753,10 +753,13 @@ fn run(cli: Cli) -> Result<(), BedError> {
 }
 
 fn main() -> ExitCode {
+    // The terminal gets the progress lines and the report; each step's log
+    // (bring-up timings, daemon starts) only with RUST_LOG=info. The
+    // daemons' own logs are in the run folder's logs/.
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
         .init();
