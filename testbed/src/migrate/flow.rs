@@ -563,14 +563,12 @@ fn measure_after(
     gap: Duration,
     wall_ms: f64,
 ) -> Result<MigrationRow, BedError> {
-    let t = Instant::now();
-    let cloud = loop {
-        let c = cloud_count(&ctx.cloud, &ctx.account)?;
-        if c.holes() <= before.cloud.holes() || t.elapsed() > Duration::from_secs(1) {
-            break c;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let cloud = settle(
+        Duration::from_secs(1),
+        ctx.opts,
+        || cloud_count(&ctx.cloud, &ctx.account),
+        |c| c.holes() <= before.cloud.holes(),
+    )?;
     let ie = ctx.ie_bytes()?;
     let status: UeStatus = ctx.ue_api.status()?;
     let cross_edge = match (&ctx.ie, before.ie, ie) {
@@ -640,24 +638,37 @@ fn wait_release(ctx: &Ctx, obs: &mut dyn Observer) -> Result<(), BedError> {
 /// What the run holds beyond `start`, once it stopped changing towards it
 /// (an instance being stopped may take a moment to exit): at most 5 s.
 fn settle_leaks(ctx: &Ctx, start: &Census) -> Result<Census, BedError> {
-    let t = Instant::now();
-    loop {
-        let d = probe::census(ctx.st, &ctx.ue.name)?.minus(start);
-        if d.is_zero() || t.elapsed() > Duration::from_secs(5) || ctx.opts.cancelled() {
-            return Ok(d);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    settle(
+        Duration::from_secs(5),
+        ctx.opts,
+        || Ok(probe::census(ctx.st, &ctx.ue.name)?.minus(start)),
+        Census::is_zero,
+    )
 }
 
 /// The logic server's count once it applied the `sent` inputs (or 3 s).
 fn settle_cloud(ctx: &Ctx, start: &CloudCount, sent: u64) -> Result<CloudCount, BedError> {
+    settle(
+        Duration::from_secs(3),
+        ctx.opts,
+        || cloud_count(&ctx.cloud, &ctx.account),
+        |c| c.inputs_applied.saturating_sub(start.inputs_applied) >= sent,
+    )
+}
+
+/// Reads `read` until `done` says its value settled, at most `timeout`
+/// (or Ctrl-C); the last value.
+fn settle<T>(
+    timeout: Duration,
+    opts: &MigrateOpts,
+    mut read: impl FnMut() -> Result<T, BedError>,
+    done: impl Fn(&T) -> bool,
+) -> Result<T, BedError> {
     let t = Instant::now();
     loop {
-        let c = cloud_count(&ctx.cloud, &ctx.account)?;
-        let applied = c.inputs_applied.saturating_sub(start.inputs_applied);
-        if applied >= sent || t.elapsed() > Duration::from_secs(3) {
-            return Ok(c);
+        let v = read()?;
+        if done(&v) || t.elapsed() > timeout || opts.cancelled() {
+            return Ok(v);
         }
         std::thread::sleep(Duration::from_millis(20));
     }
