@@ -14,6 +14,14 @@
 //! assert_eq!(r.status, 201);
 //! # Ok(()) }
 //! ```
+//!
+//! Also the small server-side support the daemons share: [`server`] (the
+//! error answer and the JSON body parser), [`metrics`] (a timing summary)
+//! and [`daemon`] (runtime, shutdown signal, configuration error).
+
+pub mod daemon;
+pub mod metrics;
+pub mod server;
 
 use std::time::Duration;
 

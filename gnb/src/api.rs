@@ -19,38 +19,13 @@ use tracing::{info, warn};
 use wire::ctl::migration::{
     AbandonReport, MigrationRequest, ServiceRegistration, SwitchReport, EVENTS_MAX_WAIT_MS,
 };
-use wire::ctl::{ApiError, GnbRef, SessionRequest, TunnelSetup, TunnelSetupResponse};
+use wire::ctl::{GnbRef, SessionRequest, TunnelSetup, TunnelSetupResponse};
+
+use ctlhttp::metrics::Timed;
+use ctlhttp::server::{parse_json, ApiErr};
 
 use crate::daemon::Gnb;
 use crate::tunnels::TunnelError;
-
-/// Sum and count of one kind of timed operation, served as a Prometheus
-/// summary (also the UE daemon's).
-#[derive(Debug, Default)]
-pub struct Timed {
-    sum_ns: std::sync::atomic::AtomicU64,
-    count: std::sync::atomic::AtomicU64,
-}
-
-impl Timed {
-    /// One more operation, begun at `since`.
-    pub fn observe(&self, since: std::time::Instant) {
-        let ns = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Appends the summary `metric` with its `help` and `labels`
-    /// (`name="value",...`).
-    pub fn write(&self, out: &mut String, metric: &str, help: &str, labels: &str) {
-        let _ = writeln!(
-            out,
-            "# HELP {metric} {help}\n# TYPE {metric} summary\n{metric}_sum{{{labels}}} {}\n{metric}_count{{{labels}}} {}",
-            self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9,
-            self.count.load(Ordering::Relaxed)
-        );
-    }
-}
 
 /// Where the gNB's control-plane time goes.
 #[derive(Debug, Default)]
@@ -59,49 +34,6 @@ pub struct ApiTiming {
     pub n1_establish: Timed,
     /// N2-lite tunnel setups done (table and host route).
     pub n2_setup: Timed,
-}
-
-/// An error answer: status and [`ApiError`] body.
-#[derive(Debug)]
-pub struct ApiErr(pub StatusCode, pub ApiError);
-
-impl ApiErr {
-    /// An error with a message and, if known, the offending field.
-    pub fn new(status: StatusCode, error: impl Into<String>, field: Option<&str>) -> ApiErr {
-        ApiErr(
-            status,
-            ApiError {
-                error: error.into(),
-                field: field.map(str::to_string),
-            },
-        )
-    }
-}
-
-impl IntoResponse for ApiErr {
-    fn into_response(self) -> Response {
-        (self.0, Json(self.1)).into_response()
-    }
-}
-
-/// Parses a JSON body; a syntax error, a missing or unknown field or a
-/// wrong type is a 400 naming the field where serde says which.
-pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiErr> {
-    serde_json::from_slice(body).map_err(|e| {
-        let msg = e.to_string();
-        let field = if msg.starts_with("missing field") || msg.starts_with("unknown field") {
-            msg.split('`').nth(1).map(str::to_string)
-        } else {
-            None
-        };
-        ApiErr(
-            StatusCode::BAD_REQUEST,
-            ApiError {
-                error: format!("bad JSON body: {msg}"),
-                field,
-            },
-        )
-    })
 }
 
 /// The N2-lite router (plus `/tunnels` and `/metrics`).
@@ -299,7 +231,7 @@ async fn metrics(State(gnb): State<Arc<Gnb>>) -> Response {
     }
     match gnb.net.link_stats().await {
         Ok(links) => {
-            type F = fn(&crate::netcfg::LinkStats) -> u64;
+            type F = fn(&topo::netcfg::LinkStats) -> u64;
             let iface: [(&str, F); 6] = [
                 ("gnb_iface_rx_packets_total", |s| s.rx_packets),
                 ("gnb_iface_rx_bytes_total", |s| s.rx_bytes),
@@ -329,7 +261,7 @@ async fn metrics(State(gnb): State<Arc<Gnb>>) -> Response {
 }
 
 /// Relays one HTTP call to the SMF, answering with the SMF's status and
-/// body (502 with an [`ApiError`] when the SMF cannot be reached).
+/// body (502 with a [`wire::ctl::ApiError`] when the SMF cannot be reached).
 async fn relay(gnb: &Gnb, method: &'static str, path: String, body: Option<String>) -> Response {
     relay_with(gnb, &gnb.http, method, path, body).await
 }

@@ -4,37 +4,8 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 
+use ctlhttp::daemon::ConfigError;
 use serde::{Deserialize, Serialize};
-
-/// The configuration could not be read or is invalid.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// File path.
-        path: String,
-        /// Cause.
-        source: std::io::Error,
-    },
-    /// The TOML does not parse or a field has the wrong type (the message
-    /// names the field and the line).
-    #[error("{path}: {message}")]
-    Parse {
-        /// File path (or `<string>`).
-        path: String,
-        /// toml's message, which names the field.
-        message: String,
-    },
-    /// A field has a value that parses but cannot be used.
-    #[error("field `{field}`: {reason}")]
-    Invalid {
-        /// The field.
-        field: &'static str,
-        /// Why.
-        reason: String,
-    },
-}
 
 /// `gnb run --config FILE`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,9 +10,9 @@ use tracing::{info, warn};
 
 use crate::config::GnbConfig;
 use crate::datapath::{Datapath, DatapathEvent, GnbCounters};
-use crate::netcfg::{net_sysctl, Net, NetError};
 use crate::tun::{Tun, TunError};
 use crate::tunnels::TunnelTable;
+use topo::netcfg::{net_sysctl, Net, NetError};
 
 /// The main routing table (host routes towards the UEs go here).
 pub const MAIN_TABLE: u32 = 254;
@@ -191,34 +191,4 @@ async fn serve(
         let _ = gnb.route_ue(false, t.ue_addr).await;
     }
     Ok(())
-}
-
-/// Runs a daemon (`gnb run`, `ue run`) to its end on a one-thread tokio
-/// runtime: each request is handled where its socket is polled, without
-/// waking a second worker (a session setup crosses these daemons several
-/// times; measured with `testbed bench sessions`). The gNB's data path has
-/// threads of its own; the kernel carries the UE's traffic.
-pub fn block_on_control_plane<F: Future>(daemon: F) -> Result<F::Output, String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("tokio runtime: {e}"))?;
-    Ok(rt.block_on(daemon))
-}
-
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM: the shutdown future the `gnb` and
-/// `ue` daemons run until.
-pub async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term => {},
-    }
 }

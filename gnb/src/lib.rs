@@ -14,16 +14,17 @@
 //! - [`datapath`]: the uplink and downlink threads and their counters;
 //! - [`api`]: N2-lite, N1 relay, `/tunnels`, `/metrics`;
 //! - [`daemon`]: bring-up and tear-down;
-//! - [`netcfg`], [`tun`]: rtnetlink helpers and the TUN device (also used by
-//!   the `ue` crate);
+//! - [`tun`]: the TUN device.
+//!
+//! Its rtnetlink helpers are `topo::netcfg`; its HTTP error answers, timing
+//! summary, runtime and shutdown signal are `ctlhttp`'s (shared with `ue`).
 
 pub mod api;
 pub mod config;
 pub mod daemon;
 pub mod datapath;
-pub mod netcfg;
 pub mod tun;
 pub mod tunnels;
 
-pub use config::{ConfigError, GnbConfig};
-pub use daemon::{block_on_control_plane, run, shutdown_signal, Gnb, GnbError};
+pub use config::GnbConfig;
+pub use daemon::{run, Gnb, GnbError};

@@ -79,8 +79,11 @@ fn cmd(cmd: Cmd) -> Result<(), String> {
         }
         Cmd::Run { config } => {
             let cfg = GnbConfig::load(&config).map_err(|e| e.to_string())?;
-            gnb::block_on_control_plane(gnb::run(cfg, gnb::shutdown_signal()))?
-                .map_err(|e| e.to_string())
+            ctlhttp::daemon::block_on_control_plane(gnb::run(
+                cfg,
+                ctlhttp::daemon::shutdown_signal(),
+            ))?
+            .map_err(|e| e.to_string())
         }
         Cmd::Tunnels { api, config, json } => {
             let api = match (api, config) {

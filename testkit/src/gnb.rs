@@ -619,7 +619,7 @@ async fn smf_create(
     body: axum::body::Bytes,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let req: SessionRequest = match gnb::api::parse_json(&body) {
+    let req: SessionRequest = match ctlhttp::server::parse_json(&body) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };

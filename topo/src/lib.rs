@@ -10,7 +10,8 @@
 //! ```
 //!
 //! Layers: [`config`] (model, TOML format, validation, builder), [`netns`]
-//! (namespaces like `ip netns`), [`nl`] (batched rtnetlink), [`tc`] (htb,
+//! (namespaces like `ip netns`), [`nl`] (batched rtnetlink), [`netcfg`]
+//! (async rtnetlink addresses, rules and routes for the daemons), [`tc`] (htb,
 //! netem), [`emu`] (userspace delay/loss emulator), [`engine`] (up, down,
 //! shape), [`show`] (status), [`capture`] (pcap).
 
@@ -18,6 +19,7 @@ pub mod capture;
 pub mod config;
 pub mod emu;
 pub mod engine;
+pub mod netcfg;
 pub mod netns;
 pub mod nl;
 pub mod show;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// The configuration could not be read or is invalid (the gNB's error
 /// type: same file format rules, same messages).
-pub use gnb::config::ConfigError;
+pub use ctlhttp::daemon::ConfigError;
 
 /// A session to establish when the daemon starts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,7 +13,7 @@
 //!
 //! The play and migration calls are CSM's (see [`crate::service`]).
 //!
-//! Errors are 4xx/5xx with an [`ApiError`] body.
+//! Errors are 4xx/5xx with an [`ApiError`](wire::ctl::ApiError) body.
 
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
@@ -24,10 +24,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use gnb::api::{parse_json, ApiErr};
+use ctlhttp::server::{parse_json, ApiErr};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
-use wire::ctl::{ApiError, SessionInfo};
+use wire::ctl::SessionInfo;
 
 use crate::config::UeConfig;
 use crate::service::{MigrateRequest, PlayStart, Service, ServiceError};
@@ -73,21 +73,16 @@ fn err(e: SessionError) -> ApiErr {
         SessionError::Exists(_) => (StatusCode::CONFLICT, Some("psi")),
         SessionError::NotFound(_) => (StatusCode::NOT_FOUND, Some("psi")),
         SessionError::Rejected { status, error } => {
-            return ApiErr(
+            return ApiErr::new(
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),
-                error.clone(),
+                error.error.clone(),
+                error.field.as_deref(),
             )
         }
         SessionError::Relay(_) => (StatusCode::BAD_GATEWAY, None),
         SessionError::Net(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
     };
-    ApiErr(
-        status,
-        ApiError {
-            error: e.to_string(),
-            field: field.map(str::to_string),
-        },
-    )
+    ApiErr::new(status, e.to_string(), field)
 }
 
 /// The daemon's shared state: the sessions and the service played.
@@ -111,13 +106,7 @@ fn service_err(e: ServiceError) -> ApiErr {
         ServiceError::Session(_) => (StatusCode::BAD_GATEWAY, None),
         ServiceError::Stream(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
     };
-    ApiErr(
-        status,
-        ApiError {
-            error: e.to_string(),
-            field,
-        },
-    )
+    ApiErr::new(status, e.to_string(), field.as_deref())
 }
 
 async fn current(u: &Ue) -> Result<Arc<Service>, ApiErr> {
@@ -173,15 +162,7 @@ pub fn router(u: Arc<Ue>) -> Router {
         .route("/status", get(status))
         .route("/migrate", post(migrate))
         .route("/metrics", get(metrics))
-        .fallback(|| async {
-            ApiErr(
-                StatusCode::NOT_FOUND,
-                ApiError {
-                    error: "no such endpoint".into(),
-                    field: None,
-                },
-            )
-        })
+        .fallback(|| async { ApiErr::new(StatusCode::NOT_FOUND, "no such endpoint", None) })
         .with_state(u)
 }
 
@@ -215,12 +196,10 @@ async fn list(State(u): State<Arc<Ue>>) -> Json<Vec<SessionInfo>> {
 async fn del(State(u): State<Arc<Ue>>, Path(psi): Path<String>) -> Result<StatusCode, ApiErr> {
     let m = &u.sm;
     let psi: u8 = psi.parse().map_err(|_| {
-        ApiErr(
+        ApiErr::new(
             StatusCode::BAD_REQUEST,
-            ApiError {
-                error: format!("`{psi}` is not a PDU session id"),
-                field: Some("psi".into()),
-            },
+            format!("`{psi}` is not a PDU session id"),
+            Some("psi"),
         )
     })?;
     m.release(psi).await.map_err(err)?;

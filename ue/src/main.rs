@@ -260,8 +260,11 @@ fn cmd(cmd: Cmd) -> Result<(), String> {
         }
         Cmd::Run { config } => {
             let cfg = UeConfig::load(&config).map_err(|e| e.to_string())?;
-            gnb::block_on_control_plane(ue::run(cfg, gnb::shutdown_signal()))?
-                .map_err(|e| e.to_string())
+            ctlhttp::daemon::block_on_control_plane(ue::run(
+                cfg,
+                ctlhttp::daemon::shutdown_signal(),
+            ))?
+            .map_err(|e| e.to_string())
         }
         Cmd::Migrate { to, daemon } => {
             let api = daemon_api(daemon.api, daemon.config)?;

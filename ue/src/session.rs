@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use gnb::netcfg::{Net, NetError};
+use topo::netcfg::{Net, NetError};
 use tracing::{info, warn};
 use wire::ctl::{ApiError, SessionInfo, SessionRequest};
 
@@ -81,7 +81,7 @@ struct Metrics {
     setup_buckets: [AtomicU64; SETUP_BUCKETS.len() + 1],
     setup_sum_ns: AtomicU64,
     /// Installing address, route and rule (successful setups).
-    install: gnb::api::Timed,
+    install: ctlhttp::metrics::Timed,
 }
 
 impl Metrics {

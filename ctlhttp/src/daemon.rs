@@ -1,0 +1,64 @@
+//! Daemon plumbing shared by the `gnb` and `ue` binaries: the runtime they
+//! run on, the signal they stop on, and their configuration error.
+
+use std::future::Future;
+
+/// The configuration could not be read or is invalid.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// File path.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The TOML does not parse or a field has the wrong type (the message
+    /// names the field and the line).
+    #[error("{path}: {message}")]
+    Parse {
+        /// File path (or `<string>`).
+        path: String,
+        /// toml's message, which names the field.
+        message: String,
+    },
+    /// A field has a value that parses but cannot be used.
+    #[error("field `{field}`: {reason}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Runs a daemon (`gnb run`, `ue run`) to its end on a one-thread tokio
+/// runtime: each request is handled where its socket is polled, without
+/// waking a second worker (a session setup crosses these daemons several
+/// times; measured with `testbed bench sessions`). The gNB's data path has
+/// threads of its own; the kernel carries the UE's traffic.
+pub fn block_on_control_plane<F: Future>(daemon: F) -> Result<F::Output, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    Ok(rt.block_on(daemon))
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM: the shutdown future the `gnb` and
+/// `ue` daemons run until.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term => {},
+    }
+}
