@@ -10,6 +10,6 @@
 //! never a panic and never a read past the buffer.
 
 pub mod ctl;
-pub mod input;
 pub mod gtpu;
+pub mod input;
 pub mod pfcp;
