@@ -42,6 +42,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use crate::names::{self, NameError};
 use crate::units::{self, IfAddr};
 
 /// The paper's topology (DESIGN.md section 1), embedded in the binary.
@@ -49,8 +50,7 @@ pub const PAPER_TOML: &str = include_str!("../topologies/paper.toml");
 /// A larger example: two gNBs with cell switches and six UEs on the same core.
 pub const MULTI_UE_TOML: &str = include_str!("../topologies/multi-ue.toml");
 
-/// Longest interface name Linux accepts (IFNAMSIZ - 1).
-pub const MAX_IFNAME: usize = 15;
+pub use crate::names::MAX_IFNAME;
 
 /// An error in a topology description.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -264,16 +264,35 @@ impl Topology {
 
     /// Returns a copy with another namespace prefix (validated).
     pub fn with_prefix(&self, prefix: &str) -> Result<Topology, ConfigError> {
-        check_prefix(prefix).map_err(|reason| ConfigError {
+        names::prefix(prefix).map_err(|e| ConfigError {
             file: "<option>".into(),
             line: 0,
             col: 0,
             field: "prefix".into(),
-            reason,
+            reason: e.to_string(),
         })?;
         let mut t = self.clone();
         t.prefix = prefix.to_string();
         Ok(t)
+    }
+
+    /// Checks every name that becomes a path, a namespace or an interface
+    /// (validation does this for files and builders; a `Topology` made or
+    /// deserialized otherwise is checked again by `up`).
+    pub fn check_names(&self) -> Result<(), NameError> {
+        names::topology(&self.name)?;
+        names::prefix(&self.prefix)?;
+        for n in &self.nodes {
+            names::node(&n.name)?;
+        }
+        for l in &self.links {
+            names::link(&l.name)?;
+            for e in [&l.a, &l.b] {
+                names::node(&e.node)?;
+                names::ifname(&e.ifname)?;
+            }
+        }
+        Ok(())
     }
 
     /// Looks a node up by name.
@@ -295,19 +314,6 @@ impl Topology {
     pub fn emu_ns_name(&self) -> String {
         format!("{}{}-emu", self.prefix, self.name)
     }
-}
-
-fn check_prefix(p: &str) -> Result<(), String> {
-    if p.len() > 64
-        || !p
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-    {
-        return Err(format!(
-            "prefix `{p}` may only hold letters, digits, `-`, `_`, `.` (at most 64)"
-        ));
-    }
-    Ok(())
 }
 
 fn line_col(text: &str, off: usize) -> (usize, usize) {
@@ -432,28 +438,30 @@ impl Validator<'_> {
         })
     }
 
+    /// An error from a name check, at `span`.
+    fn name<T>(
+        &self,
+        span: std::ops::Range<usize>,
+        field: impl Into<String>,
+        check: Result<(), NameError>,
+        ok: T,
+    ) -> Result<T, ConfigError> {
+        match check {
+            Ok(()) => Ok(ok),
+            Err(e) => self.err(span, field, e.to_string()),
+        }
+    }
+
     fn validate(&self, raw: RawTopology) -> Result<Topology, ConfigError> {
         let name = raw.name.get_ref().clone();
-        if name.is_empty()
-            || name.len() > 48
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-            || name.starts_with('.')
-        {
-            return self.err(
-                raw.name.span(),
-                "name",
-                format!("topology name `{name}` must be 1-48 letters, digits, `-`, `_`, `.`"),
-            );
-        }
+        self.name(raw.name.span(), "name", names::topology(&name), ())?;
         let prefix = match &raw.prefix {
-            Some(p) => {
-                if let Err(r) = check_prefix(p.get_ref()) {
-                    return self.err(p.span(), "prefix", r);
-                }
-                p.get_ref().clone()
-            }
+            Some(p) => self.name(
+                p.span(),
+                "prefix",
+                names::prefix(p.get_ref()),
+                p.get_ref().clone(),
+            )?,
             None => String::new(),
         };
         if raw.nodes.is_empty() {
@@ -464,19 +472,7 @@ impl Validator<'_> {
         for (i, rn) in raw.nodes.iter().enumerate() {
             let f = |s: &str| format!("node[{i}].{s}");
             let n = rn.name.get_ref();
-            if n.is_empty()
-                || n.len() > 32
-                || !n
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-                || n.starts_with('.')
-            {
-                return self.err(
-                    rn.name.span(),
-                    f("name"),
-                    format!("node name `{n}` must be 1-32 letters, digits, `-`, `_`, `.`"),
-                );
-            }
+            self.name(rn.name.span(), f("name"), names::node(n), ())?;
             let kind = match rn.kind.as_ref().map(|k| (k.get_ref().as_str(), k.span())) {
                 None | Some(("host", _)) => NodeKind::Host,
                 Some(("switch", _)) => NodeKind::Switch,
@@ -494,9 +490,6 @@ impl Validator<'_> {
                     f("name"),
                     format!("duplicate node name `{n}`"),
                 );
-            }
-            if (prefix.len() + n.len()) > 200 {
-                return self.err(rn.name.span(), f("name"), "namespace name too long");
             }
             let mut sysctls = Vec::new();
             if let Some(t) = &rn.sysctl {
@@ -589,30 +582,12 @@ impl Validator<'_> {
                     Some(s) => (s.get_ref().clone(), s.span()),
                     None => (peer.chars().take(MAX_IFNAME).collect::<String>(), re.span()),
                 };
-                if ifname.is_empty() || ifname.len() > MAX_IFNAME {
-                    return self.err(
-                        ifspan,
-                        f("ifname"),
-                        format!("interface name `{ifname}` must be 1 to {MAX_IFNAME} characters"),
-                    );
-                }
+                self.name(ifspan.clone(), f("ifname"), names::ifname(&ifname), ())?;
                 if _kind == &NodeKind::Switch && ifname == "br0" {
                     return self.err(
                         ifspan,
                         f("ifname"),
                         "`br0` is the bridge of a switch; pick another port name",
-                    );
-                }
-                if ifname == "lo"
-                    || ifname == "."
-                    || ifname == ".."
-                    || ifname.contains(['/', ':'])
-                    || ifname.chars().any(|c| c.is_whitespace())
-                {
-                    return self.err(
-                        ifspan,
-                        f("ifname"),
-                        format!("`{ifname}` is not a usable interface name"),
                     );
                 }
                 if !ifnames.insert((r.node.get_ref().clone(), ifname.clone())) {
@@ -674,17 +649,12 @@ impl Validator<'_> {
                 Some(n) => (n.get_ref().clone(), n.span()),
                 None => (format!("{}-{}", a.node, b.node), rl.a.span()),
             };
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-            {
-                return self.err(
-                    nspan,
-                    format!("link[{i}].name"),
-                    format!("link name `{name}` must be letters, digits, `-`, `_`, `.`"),
-                );
-            }
+            self.name(
+                nspan.clone(),
+                format!("link[{i}].name"),
+                names::link(&name),
+                (),
+            )?;
             if !link_names.insert(name.clone()) {
                 return self.err(
                     nspan,
@@ -1233,7 +1203,32 @@ mod tests {
     #[test]
     fn long_ifname() {
         let e = err(&format!("{BASE}[[link]]\na = {{ node = \"a\", ifname = \"averyveryverylongname\" }}\nb = {{ node = \"b\" }}\n"));
-        check(&e, 10, "link[0].a.ifname", "1 to 15 characters");
+        check(&e, 10, "link[0].a.ifname", "is 21 bytes long; at most 15");
+    }
+
+    #[test]
+    fn names_that_would_be_paths_are_refused() {
+        let e = err("name = \"../..\"\n[[node]]\nname = \"a\"\n");
+        check(&e, 1, "name", "topology name `../..` contains \"/\"");
+        let e = err("name = \"t\"\nprefix = \"-x\"\n[[node]]\nname = \"a\"\n");
+        check(&e, 2, "prefix", "prefix `-x` starts with `-`");
+        let e = err("name = \"t\"\n[[node]]\nname = \"a..b\"\n");
+        check(&e, 3, "node[0].name", "node name `a..b` contains `..`");
+        let e = err(&format!(
+            "{BASE}[[link]]\nname = \"..\"\na = {{ node = \"a\" }}\nb = {{ node = \"b\" }}\n"
+        ));
+        check(&e, 10, "link[0].name", "link name `..` contains `..`");
+        let e = err(&format!(
+            "{BASE}[[link]]\na = {{ node = \"a\", ifname = \"x/y\" }}\nb = {{ node = \"b\" }}\n"
+        ));
+        check(
+            &e,
+            10,
+            "link[0].a.ifname",
+            "interface name `x/y` contains \"/\"",
+        );
+        let e = Topology::paper_default().with_prefix("../").unwrap_err();
+        assert!(e.to_string().contains("prefix `../` contains \"/\""), "{e}");
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod config;
 pub mod emu;
 pub mod engine;
 pub mod netcfg;
+pub mod names;
 pub mod netns;
 pub mod nl;
 pub mod show;

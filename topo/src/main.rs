@@ -37,6 +37,39 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// Command-line names are checked like the names in a topology file
+/// (topo::names): a bad one is a usage error (exit 2) naming the argument,
+/// the value and why, before anything is read or removed.
+fn topology_arg(s: &str) -> Result<String, String> {
+    topo::names::topology(s).map_err(|e| e.to_string())?;
+    Ok(s.to_string())
+}
+
+fn node_arg(s: &str) -> Result<String, String> {
+    topo::names::node(s).map_err(|e| e.to_string())?;
+    Ok(s.to_string())
+}
+
+fn link_arg(s: &str) -> Result<String, String> {
+    topo::names::link(s).map_err(|e| e.to_string())?;
+    Ok(s.to_string())
+}
+
+/// `LINK`, `LINK:a` or `LINK:b`.
+fn link_end_arg(s: &str) -> Result<String, String> {
+    let link = match s.rsplit_once(':') {
+        Some((l, "a" | "b")) => l,
+        _ => s,
+    };
+    link_arg(link)?;
+    Ok(s.to_string())
+}
+
+fn prefix_arg(s: &str) -> Result<String, String> {
+    topo::names::prefix(s).map_err(|e| e.to_string())?;
+    Ok(s.to_string())
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum DirArg {
     Ab,
@@ -61,7 +94,7 @@ enum Cmd {
         /// Topology file (TOML).
         file: Option<PathBuf>,
         /// Prefix for every namespace name (overrides the file's `prefix`).
-        #[arg(long)]
+        #[arg(long, value_parser = prefix_arg)]
         prefix: Option<String>,
         /// Delay/loss mechanism.
         #[arg(long, value_enum, default_value = "auto")]
@@ -72,7 +105,8 @@ enum Cmd {
     },
     /// Remove a topology (NAME, or the only one up), or all with --all.
     Down {
-        /// Topology name.
+        /// Topology name (as `topo list` shows it).
+        #[arg(value_parser = topology_arg)]
         name: Option<String>,
         /// Remove every topology recorded in the state directory.
         #[arg(long, conflicts_with = "name")]
@@ -81,6 +115,7 @@ enum Cmd {
     /// Show nodes, interfaces, addresses, shaping and counters.
     Show {
         /// Topology name (default: the only one up).
+        #[arg(value_parser = topology_arg)]
         name: Option<String>,
         /// JSON output.
         #[arg(long)]
@@ -90,9 +125,10 @@ enum Cmd {
     #[command(after_help = "Example:\n  topo exec edge1 -- ip route")]
     Exec {
         /// Topology name (default: the only one up).
-        #[arg(short, long)]
+        #[arg(short, long, value_parser = topology_arg)]
         topo: Option<String>,
         /// Node.
+        #[arg(value_parser = node_arg)]
         node: String,
         /// Command and arguments.
         #[arg(last = true, required = true)]
@@ -104,9 +140,10 @@ enum Cmd {
     )]
     Shape {
         /// Topology name (default: the only one up).
-        #[arg(short, long)]
+        #[arg(short, long, value_parser = topology_arg)]
         topo: Option<String>,
         /// Link name.
+        #[arg(value_parser = link_arg)]
         link: String,
         /// Rate (e.g. 200mbit, 10gbit) or `none`.
         #[arg(long)]
@@ -133,9 +170,10 @@ enum Cmd {
     )]
     Capture {
         /// Topology name (default: the only one up).
-        #[arg(short, long)]
+        #[arg(short, long, value_parser = topology_arg)]
         topo: Option<String>,
         /// LINK or LINK:a / LINK:b.
+        #[arg(value_parser = link_end_arg)]
         link: String,
         /// Output pcap file.
         #[arg(short = 'w', long)]

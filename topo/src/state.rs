@@ -4,6 +4,11 @@
 //! Every namespace and process is journaled *before* it is created, so a
 //! crash (even SIGKILL) in the middle of `up` leaves nothing that
 //! `down --all` cannot find.
+//!
+//! Every method that takes a topology name checks it first
+//! ([`crate::names::topology`]): a name is one path component below
+//! `topologies/` (and `locks/`), never `..` or a path, so nothing outside the
+//! state directory is ever read, written or removed.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -11,6 +16,8 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::names::{self, NameError};
 
 /// Default state directory.
 pub const DEFAULT_STATE_DIR: &str = "/run/minedge";
@@ -30,6 +37,9 @@ pub enum StateError {
         /// The error.
         source: std::io::Error,
     },
+    /// A topology name that is not a plain name (e.g. `../..`).
+    #[error("{0}")]
+    BadName(#[from] NameError),
     /// A state file could not be parsed.
     #[error("corrupt state file {}: {reason}", path.display())]
     Corrupt {
@@ -108,9 +118,21 @@ impl StateDir {
         &self.root
     }
 
-    /// Directory of one topology.
-    pub fn topo_dir(&self, name: &str) -> PathBuf {
-        self.root.join("topologies").join(name)
+    /// Directory of one topology (the name checked: one plain path component).
+    pub fn topo_dir(&self, name: &str) -> Result<PathBuf, StateError> {
+        names::topology(name)?;
+        Ok(self.root.join("topologies").join(name))
+    }
+
+    /// Whether `name` is a topology recorded here: a valid name with a real
+    /// directory (not a symbolic link) under `topologies/`.
+    pub fn recorded(&self, name: &str) -> Result<bool, StateError> {
+        let d = self.topo_dir(name)?;
+        match std::fs::symlink_metadata(&d) {
+            Ok(m) => Ok(m.file_type().is_dir()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io("inspect", &d)(e)),
+        }
     }
 
     /// Names of all topologies that have state (up, or interrupted).
@@ -121,10 +143,13 @@ impl StateDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(io("read", &dir)(e)),
         };
+        // Real directories with valid names only: a symbolic link or a
+        // stray file someone put there is not a topology of ours.
         let mut v: Vec<String> = rd
             .filter_map(|e| e.ok())
-            .filter(|e| e.path().is_dir())
+            .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
             .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| names::topology(n).is_ok())
             .collect();
         v.sort();
         Ok(v)
@@ -132,6 +157,7 @@ impl StateDir {
 
     /// Takes the exclusive lock of a topology (released on drop, or when the process dies).
     pub fn lock(&self, name: &str, wait: bool) -> Result<Option<TopoLock>, StateError> {
+        names::topology(name)?;
         let dir = self.root.join("locks");
         std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
         let p = dir.join(format!("{name}.lock"));
@@ -160,7 +186,7 @@ impl StateDir {
 
     /// Reads the journal of a topology (empty if none).
     pub fn read_journal(&self, name: &str) -> Result<Vec<Entry>, StateError> {
-        let p = self.topo_dir(name).join("journal.jsonl");
+        let p = self.topo_dir(name)?.join("journal.jsonl");
         let text = match std::fs::read_to_string(&p) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -187,7 +213,7 @@ impl StateDir {
         file: &str,
         v: &T,
     ) -> Result<(), StateError> {
-        let dir = self.topo_dir(name);
+        let dir = self.topo_dir(name)?;
         let p = dir.join(file);
         let tmp = dir.join(format!(".{file}.tmp"));
         let data = serde_json::to_vec_pretty(v).map_err(|e| StateError::Corrupt {
@@ -204,7 +230,7 @@ impl StateDir {
         name: &str,
         file: &str,
     ) -> Result<Option<T>, StateError> {
-        let p = self.topo_dir(name).join(file);
+        let p = self.topo_dir(name)?.join(file);
         match std::fs::read(&p) {
             Ok(d) => serde_json::from_slice(&d)
                 .map(Some)
@@ -219,7 +245,7 @@ impl StateDir {
 
     /// Removes a topology's directory.
     pub fn remove(&self, name: &str) -> Result<(), StateError> {
-        let d = self.topo_dir(name);
+        let d = self.topo_dir(name)?;
         match std::fs::remove_dir_all(&d) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -245,7 +271,7 @@ pub struct Journal {
 impl Journal {
     /// Creates the topology directory and opens its journal for appending.
     pub fn open(state: &StateDir, name: &str) -> Result<Journal, StateError> {
-        let dir = state.topo_dir(name);
+        let dir = state.topo_dir(name)?;
         std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
         let path = dir.join("journal.jsonl");
         let f = OpenOptions::new()

@@ -407,3 +407,123 @@ fn ctrl_c_during_up_rolls_back() {
         String::from_utf8_lossy(&list.stdout)
     );
 }
+
+/// A scratch state directory `<tmp>/st/state` with a recorded-looking
+/// topology directory, a sibling `keep` beside the state directory and files
+/// in its parent: what `topo down ../..` and `../../keep` used to delete.
+struct Scratch {
+    root: std::path::PathBuf,
+    state: std::path::PathBuf,
+}
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let root = std::env::temp_dir().join(format!("topo-names-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let state = root.join("st").join("state");
+        for d in [
+            state.join("topologies").join("real"),
+            root.join("st").join("keep"),
+            root.join("keep"),
+        ] {
+            std::fs::create_dir_all(&d).unwrap();
+            write(&d, "precious", "do not delete\n");
+        }
+        write(&root.join("st"), "precious", "do not delete\n");
+        Scratch { root, state }
+    }
+
+    /// Every file under the scratch root, sorted.
+    fn files(&self) -> Vec<String> {
+        fn walk(d: &Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(d).unwrap().flatten() {
+                let p = e.path();
+                out.push(p.display().to_string());
+                if e.file_type().unwrap().is_dir() {
+                    walk(&p, out);
+                }
+            }
+        }
+        let mut v = Vec::new();
+        walk(&self.root, &mut v);
+        v.sort();
+        v
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+#[test]
+fn down_of_a_path_is_refused_and_deletes_nothing() {
+    let s = Scratch::new("cli");
+    let before = s.files();
+    for name in ["../..", "../../keep", "../keep", "..", "real/..", "/tmp"] {
+        for args in [
+            vec!["down", name],
+            vec!["show", name],
+            vec!["exec", "-t", name, "a", "--", "true"],
+        ] {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_topo"))
+                .arg("--state-dir")
+                .arg(&s.state)
+                .args(&args)
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {err}{stdout}");
+            assert!(
+                err.contains(&format!("topology name `{name}`"))
+                    && !stdout.contains("nothing to do"),
+                "{args:?}: {err}{stdout}"
+            );
+        }
+        assert_eq!(s.files(), before, "`topo down {name}` changed files");
+    }
+    // A node, link or prefix argument is checked the same way.
+    for args in [
+        vec!["exec", "-t", "real", "../x", "--", "true"],
+        vec!["shape", "-t", "real", "a/b", "--rate", "1mbit"],
+        vec!["capture", "-t", "real", "../l:a", "-w", "x.pcap"],
+        vec!["up", "--prefix", "../"],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_topo"))
+            .arg("--state-dir")
+            .arg(&s.state)
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("contains \"/\""), "{args:?}: {err}");
+    }
+    assert_eq!(s.files(), before);
+}
+
+#[test]
+fn library_down_refuses_paths_and_down_all_skips_links() {
+    let s = Scratch::new("lib");
+    // A symbolic link in topologies/ pointing out of the state directory is
+    // not a recorded topology.
+    std::os::unix::fs::symlink(s.root.join("keep"), s.state.join("topologies").join("evil"))
+        .unwrap();
+    let before = s.files();
+    let st = topo::StateDir::new(&s.state);
+    for name in ["../..", "../../keep", ".."] {
+        match topo::down(name, &st) {
+            Err(e @ topo::TopoError::BadName(_)) => assert!(e.is_usage(), "{e}"),
+            other => panic!("down({name}) = {other:?}"),
+        }
+        assert!(topo::Running::attach(name, &st).is_err());
+    }
+    assert_eq!(
+        topo::down("evil", &st).unwrap(),
+        topo::DownReport::default()
+    );
+    assert_eq!(s.files(), before);
+    assert_eq!(st.list().unwrap(), vec!["real".to_string()]);
+}

@@ -20,6 +20,8 @@ use crate::tc;
 pub fn up(topo: &Topology, opts: &UpOptions) -> Result<Running, TopoError> {
     let state = opts.state();
     let name = topo.name.clone();
+    // A Topology's fields are public: check again what becomes paths and names.
+    topo.check_names()?;
     netns::ensure_run_dir()?;
     let lock = lock_for_up(&state, &name)?;
     check_nothing_left(&state, &name)?;
@@ -78,7 +80,7 @@ fn check_nothing_left(state: &StateDir, name: &str) -> Result<(), TopoError> {
     if j.contains(&Entry::Complete) {
         return Err(TopoError::AlreadyUp(name.into()));
     }
-    if !j.is_empty() || state.topo_dir(name).join("running.json").exists() {
+    if !j.is_empty() || state.topo_dir(name)?.join("running.json").exists() {
         return Err(TopoError::Leftover(name.into()));
     }
     Ok(())
@@ -154,7 +156,7 @@ fn build(
         timings: Vec::new(),
     };
     state.write_json(&topo.name, "topology.json", topo)?;
-    let mut plan = plan::plan(topo, opts, state);
+    let mut plan = plan::plan(topo, opts, &state.topo_dir(&topo.name)?);
     let mut made = steps.run("namespaces", || make_namespaces(&plan, opts, journal))?;
     steps.run("links", || make_links(&plan.veths, &mut made, opts))?;
     steps.run("addresses", || configure(topo, &plan, made, opts))?;

@@ -53,7 +53,7 @@ fn start_emulator(
     journal.append(&[Entry::EmuIntent {
         config: ep.config.clone(),
     }])?;
-    let log = state.topo_dir(&topo.name).join(format!("emu-{link}.log"));
+    let log = state.topo_dir(&topo.name)?.join(format!("emu-{link}.log"));
     let (pid, start) = spawn_emu(bin, &ep.config, &log, &link, journal)?;
     ep.pid = pid;
     ep.start = start;

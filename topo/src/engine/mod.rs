@@ -19,6 +19,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, Shape, Topology};
+use crate::names::NameError;
 use crate::netns::NetnsError;
 use crate::nl::NetlinkError;
 use crate::state::{StateDir, StateError};
@@ -43,6 +44,9 @@ pub enum TopoError {
     /// The topology description is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A name (topology, node, link, prefix, interface) that is not allowed.
+    #[error("{0}")]
+    BadName(#[from] NameError),
     /// `up` of a topology that is up.
     #[error("topology `{0}` is already up (run `topo down {0}` first)")]
     AlreadyUp(String),
@@ -145,6 +149,8 @@ impl TopoError {
         matches!(
             self,
             TopoError::Config(_)
+                | TopoError::BadName(_)
+                | TopoError::State(StateError::BadName(_))
                 | TopoError::UnknownNode { .. }
                 | TopoError::UnknownLink { .. }
                 | TopoError::Unsupported(_)

@@ -3,7 +3,7 @@
 
 use super::{EmuProc, ImpairMech, ImpairMode, LinkRun, UpOptions};
 use crate::config::{Link, NodeKind, Topology};
-use crate::state::{self, StateDir};
+use crate::state;
 use crate::tc::{self, EgressState};
 
 /// ifindex of the bridge in a switch's namespace.
@@ -61,8 +61,8 @@ pub(super) struct Plan {
     pub(super) emus: Vec<(usize, EmuProc)>,
 }
 
-/// Plans `topo`; emulator configurations go to `state`'s directory of it.
-pub(super) fn plan(topo: &Topology, opts: &UpOptions, state: &StateDir) -> Plan {
+/// Plans `topo`; emulator configurations go to `dir`, its state directory.
+pub(super) fn plan(topo: &Topology, opts: &UpOptions, dir: &std::path::Path) -> Plan {
     let any_impaired = topo.links.iter().any(Link::impaired);
     let netem = match opts.impair {
         ImpairMode::Netem => true,
@@ -83,7 +83,7 @@ pub(super) fn plan(topo: &Topology, opts: &UpOptions, state: &StateDir) -> Plan 
         emus: Vec::new(),
     };
     for (li, l) in topo.links.iter().enumerate() {
-        p.add_link(topo, state, li, l);
+        p.add_link(topo, dir, li, l);
     }
     p
 }
@@ -135,7 +135,7 @@ fn emulator_namespace(topo: &Topology) -> NsPlan {
 impl Plan {
     /// Plans the veth pair(s) of link `li`: one pair, or two through the
     /// emulator namespace when the userspace emulator realises its delay/loss.
-    fn add_link(&mut self, topo: &Topology, state: &StateDir, li: usize, l: &Link) {
+    fn add_link(&mut self, topo: &Topology, dir: &std::path::Path, li: usize, l: &Link) {
         let (na, nb) = (node_index(topo, &l.a.node), node_index(topo, &l.b.node));
         let impair = if !l.impaired() {
             ImpairMech::None
@@ -160,9 +160,7 @@ impl Plan {
                 l.b.node, l.b.ifname, l.name
             );
             self.add_veth(eb, b, l.mtu, what);
-            let config = state
-                .topo_dir(&topo.name)
-                .join(format!("emu-{}.json", l.name));
+            let config = dir.join(format!("emu-{}.json", l.name));
             let netns = self.namespaces[e].name.clone();
             self.emus.push((
                 li,

@@ -55,6 +55,7 @@ impl Drop for TopoGuard {
 impl Running {
     /// Attaches to a topology that is up (from its state).
     pub fn attach(name: &str, state: &StateDir) -> Result<Running, TopoError> {
+        crate::names::topology(name)?;
         let j = state.read_journal(name)?;
         if !j.contains(&Entry::Complete) {
             return Err(if j.is_empty() {

@@ -13,7 +13,17 @@ use crate::state::{self, Entry, StateDir};
 
 /// Removes a topology: stops its processes and deletes its namespaces, but
 /// only those that still carry the mark it set. A topology that is not up is fine.
+///
+/// Only a topology recorded in `state` is touched: a name that is not a
+/// plain topology name (`../..`, `a/b`, ...) is refused with
+/// [`TopoError::BadName`] before anything is read, locked or removed, and a
+/// valid name that `state` does not record is "not up" (an empty report).
 pub fn down(name: &str, state: &StateDir) -> Result<DownReport, TopoError> {
+    crate::names::topology(name)?;
+    if !state.recorded(name)? {
+        tracing::info!("topology `{name}` is not up: nothing to do");
+        return Ok(DownReport::default());
+    }
     let _lock = state.lock(name, true)?;
     down_locked(name, state)
 }
@@ -42,7 +52,7 @@ pub fn list(state: &StateDir) -> Result<Vec<(String, bool)>, TopoError> {
 pub(super) fn down_locked(name: &str, state: &StateDir) -> Result<DownReport, TopoError> {
     let journal = state.read_journal(name)?;
     let mut rep = DownReport::default();
-    if journal.is_empty() && !state.topo_dir(name).exists() {
+    if !state.recorded(name)? {
         tracing::info!("topology `{name}` is not up: nothing to do");
         return Ok(rep);
     }
