@@ -33,6 +33,9 @@
 //!   in the edge repository. With the pull-only request, a migration run sets
 //!   the destination's warmth explicitly.
 //! - `GET /apps` (edge repository), `GET /metrics`, `GET /healthz`.
+//! - `POST /instances/{id}/statecopy`, `GET /statecopy`: state-copy
+//!   migration, the VM/container baselines (see [`statecopy`]); the copy
+//!   listener runs with `--copy-listen ADDR`.
 //!
 //! # Timing of a start
 //!
@@ -93,6 +96,7 @@ mod metrics;
 mod ports;
 mod process;
 mod pull;
+pub mod statecopy;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
@@ -132,6 +136,8 @@ struct Agent {
     cancel: Arc<AtomicBool>,
     pulls_in_flight: AtomicU64,
     m: Metrics,
+    /// State copies (see [`statecopy`]).
+    copy: Arc<statecopy::CopyState>,
 }
 
 impl Agent {
@@ -215,6 +221,15 @@ pub async fn start(args: AgentArgs) -> Result<RunningAgent, AgentError> {
         what: "local address".into(),
         source,
     })?;
+    let copy_listener = match args.copy_listen {
+        Some(a) => Some(tokio::net::TcpListener::bind(a).await.map_err(|source| {
+            AgentError::Setup {
+                what: format!("cannot listen for state copies on {a}"),
+                source,
+            }
+        })?),
+        None => None,
+    };
     let agent = Arc::new(Agent {
         args,
         app_bin,
@@ -230,6 +245,7 @@ pub async fn start(args: AgentArgs) -> Result<RunningAgent, AgentError> {
         cancel: Arc::new(AtomicBool::new(false)),
         pulls_in_flight: AtomicU64::new(0),
         m: Metrics::default(),
+        copy: Arc::default(),
     });
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let app = handlers::router(agent.clone());
@@ -262,11 +278,15 @@ pub async fn start(args: AgentArgs) -> Result<RunningAgent, AgentError> {
             }
         }
     });
+    let mut tasks = vec![api, monitor];
+    if let Some(l) = copy_listener {
+        tasks.push(statecopy::serve(l, agent.copy.clone()));
+    }
     Ok(RunningAgent {
         addr,
         agent,
         stop: Some(tx),
-        tasks: vec![api, monitor],
+        tasks,
     })
 }
 

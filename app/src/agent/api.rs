@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::error::bad;
+use super::statecopy::link::RoundSent;
+use super::statecopy::plan::{preset, Method, Params, PlanError, SNAKE};
 use super::AgentError;
 use crate::repo;
 use crate::scene::Scene;
@@ -37,16 +39,7 @@ pub struct StartRequest {
 impl StartRequest {
     /// Parses and checks a request body; errors name the field.
     pub fn parse(body: &[u8]) -> Result<Self, AgentError> {
-        let v: Value = serde_json::from_slice(body).map_err(|e| AgentError::BadRequest {
-            field: None,
-            msg: format!("malformed JSON: {e}"),
-        })?;
-        let Value::Object(obj) = v else {
-            return Err(AgentError::BadRequest {
-                field: None,
-                msg: "the request must be a JSON object".into(),
-            });
-        };
+        let obj = json_object(body)?;
         const KNOWN: [&str; 9] = [
             "app", "account", "token", "ue", "width", "height", "fps", "bitrate", "scene",
         ];
@@ -99,6 +92,21 @@ impl StartRequest {
             scene,
         })
     }
+}
+
+/// The body as a JSON object.
+fn json_object(body: &[u8]) -> Result<Map<String, Value>, AgentError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| AgentError::BadRequest {
+        field: None,
+        msg: format!("malformed JSON: {e}"),
+    })?;
+    let Value::Object(obj) = v else {
+        return Err(AgentError::BadRequest {
+            field: None,
+            msg: "the request must be a JSON object".into(),
+        });
+    };
+    Ok(obj)
 }
 
 fn req_str(obj: &Map<String, Value>, f: &str) -> Result<String, AgentError> {
@@ -237,6 +245,183 @@ pub struct Stopped {
     pub stop_ms: f64,
 }
 
+/// A state-copy request (`POST /instances/{id}/statecopy`), validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateCopyRequest {
+    /// What the migration runs with (preset, overrides, then scale).
+    pub params: Params,
+    /// The preset the parameters started from.
+    pub preset: String,
+    /// The scale applied.
+    pub scale: f64,
+    /// The destination agent's copy listener.
+    pub to_copy: SocketAddr,
+    /// The destination agent's API base URL (no trailing slash).
+    pub to_agent: String,
+    /// The destination instance's start request.
+    pub start: StartRequest,
+}
+
+impl StateCopyRequest {
+    /// Parses and checks a request body; errors name the field.
+    pub fn parse(body: &[u8]) -> Result<Self, AgentError> {
+        let obj = json_object(body)?;
+        const KNOWN: [&str; 11] = [
+            "method",
+            "preset",
+            "image_bytes",
+            "dirty_bytes_per_s",
+            "setup_ms",
+            "max_rounds",
+            "stop_threshold_bytes",
+            "scale",
+            "to_copy",
+            "to_agent",
+            "start",
+        ];
+        if let Some(k) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+            return Err(bad(
+                k,
+                format!("unknown field `{k}` (known: {})", KNOWN.join(", ")),
+            ));
+        }
+        let plan_err = |e: PlanError| bad(e.field, e.reason);
+        let method: Method = req_str(&obj, "method")?.parse().map_err(plan_err)?;
+        let preset_name = match obj.get("preset") {
+            None | Some(Value::Null) => SNAKE.name.to_owned(),
+            Some(_) => req_str(&obj, "preset")?,
+        };
+        let mut params = Params::from_preset(method, &preset(&preset_name).map_err(plan_err)?);
+        let u64_of = |f: &str| -> Result<Option<u64>, AgentError> {
+            match obj.get(f) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+                    bad(f, format!("`{f}` must be a non-negative integer, got {v}"))
+                }),
+            }
+        };
+        if let Some(v) = u64_of("image_bytes")? {
+            params.image_bytes = v;
+        }
+        if let Some(v) = u64_of("dirty_bytes_per_s")? {
+            params.dirty_bytes_per_s = v;
+        }
+        if let Some(v) = u64_of("setup_ms")? {
+            params.setup_ms = v;
+        }
+        if let Some(v) = u64_of("max_rounds")? {
+            params.max_rounds = u32::try_from(v).unwrap_or(u32::MAX);
+        }
+        if let Some(v) = u64_of("stop_threshold_bytes")? {
+            params.stop_threshold_bytes = v;
+        }
+        params.check().map_err(plan_err)?;
+        let scale = match obj.get("scale") {
+            None | Some(Value::Null) => 1.0,
+            Some(v) => v
+                .as_f64()
+                .ok_or_else(|| bad("scale", format!("`scale` must be a number, got {v}")))?,
+        };
+        let params = params.scaled(scale).map_err(plan_err)?;
+        let to_copy_s = req_str(&obj, "to_copy")?;
+        let to_copy: SocketAddr = to_copy_s.parse().map_err(|_| {
+            bad(
+                "to_copy",
+                format!("bad `to_copy` {to_copy_s:?}: want the destination's copy listener IP:PORT, e.g. 10.80.0.2:7500"),
+            )
+        })?;
+        if to_copy.port() == 0 || to_copy.ip().is_unspecified() {
+            return Err(bad(
+                "to_copy",
+                "`to_copy` needs a specific IP and a non-zero port",
+            ));
+        }
+        let to_agent = req_str(&obj, "to_agent")?.trim_end_matches('/').to_owned();
+        let host = to_agent.strip_prefix("http://").unwrap_or("");
+        if host.is_empty() || host.contains('/') {
+            return Err(bad(
+                "to_agent",
+                format!(
+                    "bad `to_agent` {to_agent:?}: want the destination agent's http://HOST:PORT"
+                ),
+            ));
+        }
+        let start = match obj.get("start") {
+            Some(v @ Value::Object(_)) => {
+                StartRequest::parse(v.to_string().as_bytes()).map_err(|e| match e {
+                    AgentError::BadRequest { field, msg } => AgentError::BadRequest {
+                        field: Some(field.map_or("start".into(), |f| format!("start.{f}"))),
+                        msg: format!("start: {msg}"),
+                    },
+                    e => e,
+                })?
+            }
+            None | Some(Value::Null) => {
+                return Err(bad(
+                    "start",
+                    "missing field `start` (the destination's start request)",
+                ))
+            }
+            Some(_) => return Err(bad("start", "`start` must be an object (a start request)")),
+        };
+        Ok(StateCopyRequest {
+            params,
+            preset: preset_name,
+            scale,
+            to_copy,
+            to_agent,
+            start,
+        })
+    }
+}
+
+/// The answer to a state copy: the sender's ledger and the times.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StateCopyReport {
+    /// The migration's id (in every frame's header).
+    pub migration_id: u64,
+    /// The source instance (ended now).
+    pub instance: String,
+    /// The method.
+    pub method: Method,
+    /// The preset the parameters started from.
+    pub preset: String,
+    /// The scale applied.
+    pub scale: f64,
+    /// The parameters used.
+    pub params: Params,
+    /// The destination's copy listener.
+    pub to_copy: SocketAddr,
+    /// The destination agent.
+    pub to_agent: String,
+    /// Every round: payload bytes, duration on the link (to the
+    /// receiver's acknowledgement), whether the source ran.
+    pub rounds: Vec<RoundSent>,
+    /// Image bytes written.
+    pub payload_bytes: u64,
+    /// Header bytes written.
+    pub framing_bytes: u64,
+    /// Everything the sender wrote on the copy connection (payload and
+    /// headers; not TCP/IP headers).
+    pub bytes_ledger: u64,
+    /// Payload bytes the receiver counted.
+    pub received_bytes: u64,
+    /// The set-up phase.
+    pub setup_ms: f64,
+    /// When the request's run began (Unix ns).
+    pub start_unix_ns: u64,
+    /// When the source was stopped (SIGSTOP; Unix ns).
+    pub stop_unix_ns: u64,
+    /// From the stop to the destination's start answer.
+    pub stop_to_started_ms: f64,
+    /// The destination instance.
+    pub destination: Started,
+    /// The source instance's end.
+    pub source: Stopped,
+    /// From the beginning to the destination's start answer.
+    pub total_ms: f64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,5 +488,73 @@ mod tests {
                 .as_deref(),
             Some("colour")
         );
+    }
+
+    fn copy_field(body: &serde_json::Value) -> Option<String> {
+        match StateCopyRequest::parse(body.to_string().as_bytes()) {
+            Err(AgentError::BadRequest { field, .. }) => field,
+            other => panic!("expected a bad request for {body}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn state_copy_request_fields() {
+        let ok = serde_json::json!({
+            "method": "pre-copy", "to_copy": "10.80.0.2:7500", "to_agent": "http://10.0.0.5:7400/",
+            "start": {"app": "snake", "account": "a", "token": "t", "ue": "10.60.0.1:5004"}
+        });
+        let r = StateCopyRequest::parse(ok.to_string().as_bytes()).expect("ok");
+        assert_eq!(r.preset, "snake");
+        assert_eq!(r.params, Params::from_preset(Method::PreCopy, &SNAKE));
+        assert_eq!(r.to_agent, "http://10.0.0.5:7400");
+        assert_eq!(r.start.ue, "10.60.0.1:5004".parse().expect("addr"));
+        let with = |k: &str, v: serde_json::Value| {
+            let mut b = ok.clone();
+            b[k] = v;
+            b
+        };
+        let r = StateCopyRequest::parse(with("scale", 0.5.into()).to_string().as_bytes())
+            .expect("scaled");
+        assert_eq!(r.params.image_bytes, SNAKE.image_bytes / 2);
+        let r = StateCopyRequest::parse(with("preset", "minetest".into()).to_string().as_bytes())
+            .expect("minetest");
+        assert_eq!(
+            r.params.image_bytes,
+            crate::agent::statecopy::plan::MINETEST.image_bytes
+        );
+        let r = StateCopyRequest::parse(with("image_bytes", 1000.into()).to_string().as_bytes())
+            .expect("override");
+        assert_eq!(
+            (r.params.image_bytes, r.params.setup_ms),
+            (1000, SNAKE.setup_ms)
+        );
+        for (k, v, field) in [
+            ("method", "post-copy".into(), "method"),
+            ("preset", "doom".into(), "preset"),
+            ("scale", 0.into(), "scale"),
+            ("scale", 2.into(), "scale"),
+            ("scale", "x".into(), "scale"),
+            ("image_bytes", 0.into(), "image_bytes"),
+            ("image_bytes", (-5).into(), "image_bytes"),
+            ("max_rounds", 0.into(), "max_rounds"),
+            ("to_copy", "10.80.0.2".into(), "to_copy"),
+            ("to_copy", "0.0.0.0:7500".into(), "to_copy"),
+            ("to_agent", "10.0.0.5:7400".into(), "to_agent"),
+            ("to_agent", "http://".into(), "to_agent"),
+            ("start", "x".into(), "start"),
+            (
+                "start",
+                serde_json::json!({"app": "snake"}),
+                "start.account",
+            ),
+            ("colour", 1.into(), "colour"),
+        ] {
+            assert_eq!(copy_field(&with(k, v)).as_deref(), Some(field), "{k}");
+        }
+        for k in ["method", "to_copy", "to_agent", "start"] {
+            let mut b = ok.clone();
+            b.as_object_mut().expect("object").remove(k);
+            assert_eq!(copy_field(&b).as_deref(), Some(k));
+        }
     }
 }

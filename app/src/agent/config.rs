@@ -78,6 +78,10 @@ pub struct AgentArgs {
     /// Seconds between SIGTERM and SIGKILL when stopping an instance.
     #[arg(long, default_value_t = 5.0)]
     pub stop_timeout: f64,
+    /// Where this agent receives state copies (e.g. its inter-edge
+    /// address, 10.80.0.2:7500); off when not given.
+    #[arg(long)]
+    pub copy_listen: Option<SocketAddr>,
     /// Seconds a pull may take in all.
     #[arg(long, default_value_t = 600.0)]
     pub pull_timeout: f64,

@@ -88,6 +88,13 @@ pub enum AgentError {
         addr: SocketAddr,
         reason: String,
     },
+    /// A state copy failed; the source instance runs again.
+    #[error("state copy of instance {id}: {reason}")]
+    StateCopy {
+        id: String,
+        status: u16,
+        reason: String,
+    },
     /// The agent is stopping.
     #[error("the agent is stopping")]
     Stopping,
@@ -121,6 +128,9 @@ impl AgentError {
             UnsupportedEntry { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             NotRunning { .. } | AppInUse { .. } => StatusCode::CONFLICT,
             NoPort { .. } | Stopping => StatusCode::SERVICE_UNAVAILABLE,
+            StateCopy { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
             Repo(_) | StartFailed { .. } | Setup { .. } | Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }

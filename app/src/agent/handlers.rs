@@ -12,7 +12,9 @@ use axum::{Json, Router};
 use serde_json::Value;
 use tracing::info;
 
+use super::api::{StateCopyReport, StateCopyRequest};
 use super::instances::Instance;
+use super::statecopy::CopyStatus;
 use super::{
     Agent, AgentError, ApiError, InstanceStatus, Pulled, Removed, StartRequest, Started, Stopped,
 };
@@ -137,6 +139,23 @@ async fn apps(State(a): St) -> Result<Json<Vec<repo::AppInfo>>, AgentError> {
     Ok(Json(a.repo.list()?))
 }
 
+async fn statecopy(
+    State(a): St,
+    UrlPath(id): UrlPath<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<StateCopyReport>, AgentError> {
+    let r = async {
+        let req = StateCopyRequest::parse(&body)?;
+        a.state_copy(&id, req).await
+    }
+    .await;
+    counted(&a, r).map(Json)
+}
+
+async fn statecopy_status(State(a): St) -> Json<CopyStatus> {
+    Json(a.copy.status())
+}
+
 async fn metrics(State(a): St) -> String {
     a.metrics_text()
 }
@@ -146,6 +165,8 @@ pub(super) fn router(a: Arc<Agent>) -> Router {
         .route("/instances", get(list).post(create))
         .route("/instances/{id}", get(get_one).delete(delete))
         .route("/instances/{id}/switch", post(switch))
+        .route("/instances/{id}/statecopy", post(statecopy))
+        .route("/statecopy", get(statecopy_status))
         .route("/apps", get(apps))
         .route("/apps/{app}", axum::routing::delete(remove_app))
         .route("/apps/{app}/pull", post(pull_app))

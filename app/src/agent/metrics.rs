@@ -32,7 +32,7 @@ impl Agent {
             .unwrap_or((0, 0));
         let m = &self.m;
         let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let rows: Vec<(&str, &str, &str, String)> = vec![
+        let mut rows: Vec<(&str, &str, &str, String)> = vec![
             (
                 "agent_instances_started_total",
                 "counter",
@@ -118,6 +118,7 @@ impl Agent {
                 ld(&m.removals).to_string(),
             ),
         ];
+        rows.extend(self.copy.metrics_rows());
         let mut o = String::new();
         for (name, kind, help, v) in rows {
             o.push_str(&format!(
