@@ -621,6 +621,34 @@ mod tests {
         }
     }
 
+    /// The presets across the paper's sweep (`cargo test --release -p app
+    /// --lib preset_sweep -- --nocapture` prints the table).
+    #[test]
+    fn preset_sweep() {
+        for p in PRESETS {
+            for method in [Method::PreCopy, Method::StopAndCopy] {
+                let mut last: Option<Outcome> = None;
+                for m in [200.0, 400.0, 600.0, 800.0, 1000.0] {
+                    let o = run(method, &p, m);
+                    println!(
+                        "{:8} {:13} {m:4} Mbit/s: {:.3} GiB ({} B), {} rounds, {:.1} s, downtime {:.1} ms",
+                        p.name,
+                        method.name(),
+                        o.bytes as f64 / GIB,
+                        o.bytes,
+                        o.rounds.len(),
+                        o.total().as_secs_f64(),
+                        o.downtime().as_secs_f64() * 1e3
+                    );
+                    if let Some(l) = &last {
+                        assert!(o.total() < l.total() && o.bytes <= l.bytes);
+                    }
+                    last = Some(o);
+                }
+            }
+        }
+    }
+
     #[test]
     fn round_limit_and_runaway_dirt() {
         // Dirtying faster than the link: only the round limit ends it.
