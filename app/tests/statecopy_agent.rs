@@ -37,12 +37,9 @@ struct Agent {
 }
 
 fn fake_instance() -> PathBuf {
-    let me = std::env::current_exe().expect("current exe");
-    let fake = me
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join("examples/fake_instance");
+    // target/PROFILE/deps/statecopy_agent-HASH -> target/PROFILE/examples/
+    let exe = std::env::current_exe().expect("current exe");
+    let fake = exe.with_file_name("../examples/fake_instance");
     assert!(
         fake.is_file(),
         "{} missing: `cargo test -p app` builds it",

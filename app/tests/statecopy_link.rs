@@ -36,7 +36,10 @@ struct Tx {
 }
 
 impl Pair {
+    /// The pair (the test needs root and tc).
     fn new(tag: &str) -> Pair {
+        testkit::require_root();
+        testkit::require_tool("tc");
         let a = Netns::new(&unique(&format!("sc{tag}a"))).expect("netns a");
         let b = Netns::new(&unique(&format!("sc{tag}b"))).expect("netns b");
         a.ip(&[
@@ -223,8 +226,6 @@ fn snake(method: Method, scale: f64) -> Params {
 #[test]
 #[ignore = "needs root: network namespaces, veth, tc"]
 fn ledger_matches_the_link_and_time_grows_as_bandwidth_falls() {
-    testkit::require_root();
-    testkit::require_tool("tc");
     let pair = Pair::new("bw");
     // 12.7 MB of image: about 2 s of copy at 50 Mbit/s.
     let scale = 0.008;
@@ -291,8 +292,6 @@ fn ledger_matches_the_link_and_time_grows_as_bandwidth_falls() {
 #[test]
 #[ignore = "needs root: network namespaces, veth, tc"]
 fn more_dirt_more_bytes_rounds_and_time() {
-    testkit::require_root();
-    testkit::require_tool("tc");
     let pair = Pair::new("dr");
     pair.shape(100);
     let mut last: Option<Copied> = None;

@@ -351,13 +351,7 @@ fn receive_into(
             )));
         }
         if h.kind == Kind::End {
-            let ack = Ack {
-                round: h.round,
-                migration_id: h.migration_id,
-                bytes: r.payload_bytes,
-            };
-            s.write_all(&ack.emit())
-                .map_err(io_err("write the last acknowledgement"))?;
+            acknowledge(&mut s, &h, r.payload_bytes)?;
             r.complete = true;
             return Ok(());
         }
@@ -380,12 +374,19 @@ fn receive_into(
             bytes: h.length,
             source_running: h.kind == Kind::Live,
         });
-        let ack = Ack {
-            round: h.round,
-            migration_id: h.migration_id,
-            bytes: h.length,
-        };
-        s.write_all(&ack.emit())
-            .map_err(io_err("write an acknowledgement"))?;
+        acknowledge(&mut s, &h, h.length)?;
     }
+}
+
+/// Acknowledges the frame `h`, `bytes` counted.
+fn acknowledge(s: &mut TcpStream, h: &Header, bytes: u64) -> Result<(), LinkError> {
+    let ack = Ack {
+        round: h.round,
+        migration_id: h.migration_id,
+        bytes,
+    };
+    s.write_all(&ack.emit()).map_err(io_err(format!(
+        "write the acknowledgement of round {}",
+        h.round
+    )))
 }
