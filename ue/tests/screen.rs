@@ -120,3 +120,45 @@ fn a_begin_for_an_unknown_stream_is_refused() {
     );
     assert_eq!(screen.finish().expect("finish").records.len(), 1);
 }
+
+#[test]
+fn a_source_released_during_the_slide_still_blends_until_its_end() {
+    let (mut wa, ra) = one_frame_buffer("edge1", None);
+    let (mut wb, rb) = one_frame_buffer("edge2", None);
+    let cfg = SelectorConfig {
+        blend_frames: 4,
+        ..SelectorConfig::at_fps(60)
+    };
+    let sel = Selector::new(cfg, "edge1").expect("selector");
+    let (cmd_tx, cmd_rx) = mpsc::channel();
+    let (note_tx, mut note_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut screen = Screen::new(sel, ra, cmd_rx, note_tx);
+    let mut now = 1_000_000_000u64;
+    cmd_tx.send(ScreenCmd::Add(rb)).expect("cmd");
+    cmd_tx.send(ScreenCmd::Begin("edge2".into())).expect("cmd");
+    publish(&mut wa, "edge1", 1, frame(10));
+    publish(&mut wb, "edge2", 1, frame(10));
+    screen.poll(now).expect("poll");
+    assert!(matches!(
+        notes(&mut note_rx).first(),
+        Some(ScreenNote::Decision { .. })
+    ));
+    // No delayed release: the source goes right after the decision.
+    cmd_tx.send(ScreenCmd::Remove("edge1".into())).expect("cmd");
+    for k in 2..6u64 {
+        now += 16_666_667;
+        publish(&mut wb, "edge2", k, frame(k as u8 * 10));
+        screen.poll(now).expect("poll");
+    }
+    let n = notes(&mut note_rx);
+    assert!(
+        n.iter()
+            .any(|x| matches!(x, ScreenNote::Switched { chief, .. } if &**chief == "edge2")),
+        "{n:?}"
+    );
+    let out = screen.finish().expect("finish");
+    let weights: Vec<f32> = out.records.iter().map(|r| r.dest_weight).collect();
+    // Every frame of the slide was shown, none skipped for want of a
+    // source; then edge2 is the chief (shown as the source).
+    assert_eq!(weights, [0.25, 0.5, 0.75, 1.0, 0.0], "{weights:?}");
+}

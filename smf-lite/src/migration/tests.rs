@@ -932,6 +932,35 @@ fn countdown_releases_exactly_at_its_deadline() {
 }
 
 #[test]
+fn countdown_zero_releases_the_source_right_after_the_switch() {
+    let mut b = Bed::with(MigrationConfig {
+        countdown_ms: 0,
+        ..MigrationConfig::default()
+    });
+    let id = b.up_to_stream_ready("edge2");
+    b.advance(100);
+    b.m.switched(b.now, id, switch()).expect("switched");
+    assert_eq!(b.drain(), lines(&["notify #1 completed edge2 0"]));
+    // Due at once, on the same instant: no time passes on the clock.
+    assert_eq!(b.m.poll_timeout(), Some(b.now));
+    assert_eq!(
+        b.advance(0),
+        lines(&[
+            &format!("release {UE}/1"),
+            "stop edge1/edge1-i1",
+            "notify #1 released edge1/1"
+        ])
+    );
+    assert_eq!(b.m.poll_timeout(), None);
+    assert_eq!(b.service().copilot, None);
+    b.check();
+    // The way back is a full migration again.
+    let (acc, _) = b.request(Some("edge1"));
+    assert_eq!(acc.kind, MigrationKind::Full);
+    b.check_after_abandon(acc.id);
+}
+
+#[test]
 fn reports_are_checked_against_the_migration() {
     let mut b = Bed::new();
     let (acc, _) = b.request(Some("edge2"));

@@ -3,139 +3,23 @@
 //! agents (instances and the repository's warmth), the SMF's views
 //! (`/services`, `/migrations`) and the logic server's `/stats`.
 //!
-//! The UE's types mirror its contract (the UE crate is not a dependency of
-//! the testbed); unknown fields are ignored and missing ones take defaults,
-//! so that a newer UE still reads.
+//! The UE daemon's bodies are the UE's own types ([`ue::service::api`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use wire::ctl::migration::{MigrationAccepted, MigrationRecord, ServiceInfo, StreamParams};
+use serde::Serialize;
+pub use ue::service::api::{
+    LatencyTrigger, PlayOutcome, PlayStart, SelectorSettings, UeMigration, UeMigrationState,
+    UeStatus,
+};
+use wire::ctl::migration::{MigrationAccepted, MigrationRecord, ServiceInfo};
 
 use crate::bed::{http_in, BedError};
 
 /// The application every migration moves.
 pub const APP: &str = "snake";
-
-/// `POST /play`: what the UE plays, and where.
-#[derive(Debug, Clone, Serialize)]
-pub struct PlayStart {
-    pub app: String,
-    pub account: String,
-    pub token: String,
-    /// The serving edge.
-    pub edge: String,
-    /// The PDU session the stream runs over.
-    pub psi: u8,
-    /// The serving instance at that edge's agent.
-    pub instance: String,
-    /// The instance's input address.
-    pub input: SocketAddr,
-    /// The UDP port the UE receives video on (every session's address).
-    pub stream_port: u16,
-    /// How instances render and stream (for the destination instances).
-    pub params: StreamParams,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub input_rate: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub video: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub trigger: Option<LatencyTrigger>,
-}
-
-/// The UE's agent asks for a migration itself when the latency to its
-/// serving edge stays above `threshold_ms` for `for_ms`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct LatencyTrigger {
-    pub threshold_ms: f64,
-    pub for_ms: u64,
-}
-
-/// `GET /status`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct UeStatus {
-    pub serving: Option<String>,
-    pub copilot: Option<String>,
-    pub migrating: Option<u64>,
-    /// Whether the SMF knows the service (when the UE reports it).
-    pub registered: Option<bool>,
-    pub registration_error: Option<String>,
-    pub frames_displayed: u64,
-    /// Inputs the bot sent (when the UE reports it).
-    pub inputs_sent: Option<u64>,
-    pub migrations: Vec<UeMigration>,
-}
-
-impl UeStatus {
-    /// The migration of this id.
-    pub fn migration(&self, id: u64) -> Option<&UeMigration> {
-        self.migrations.iter().find(|m| m.id == id)
-    }
-}
-
-/// One migration as the UE saw it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct UeMigration {
-    pub id: u64,
-    pub from: String,
-    pub to: String,
-    /// `full` or `switch_only`.
-    pub kind: String,
-    /// `running`, `switched`, `completed`, `abandoned`.
-    pub state: String,
-    pub reason: Option<String>,
-    /// Whether the UE's agent asked on its own (latency trigger).
-    pub triggered: bool,
-    pub requested_ns: u64,
-    pub decided_ns: Option<u64>,
-    pub first_dest_frame_ns: Option<u64>,
-    pub downtime_ms: Option<f64>,
-    pub migration_ms: Option<f64>,
-    pub ssim_at_switch: Option<f64>,
-    pub frames_blended: u32,
-    pub inputs_resent: u64,
-    /// Filled in by `DELETE /play`.
-    pub stall_ms: Option<f64>,
-    /// Filled in by `DELETE /play`.
-    pub min_displayed_ssim: Option<f64>,
-}
-
-impl UeMigration {
-    /// Whether it is still going on.
-    pub fn running(&self) -> bool {
-        self.state == "running"
-    }
-}
-
-/// `DELETE /play`: the figures of the whole play.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct PlayOutcome {
-    /// The streaming client's report (as `ue play` prints it).
-    pub report: serde_json::Value,
-    pub migrations: Vec<UeMigration>,
-    /// The p99 frame interval away from switches (the stall baseline).
-    #[serde(alias = "stall_baseline_ms")]
-    pub stall_p99_away_ms: Option<f64>,
-    /// The 1st percentile of the SSIM between consecutive displayed
-    /// frames away from switches (the smoothness baseline).
-    pub smoothness_baseline: Option<f64>,
-    /// Inputs the bot sent (else in the client's report).
-    pub inputs_sent: Option<u64>,
-}
-
-impl PlayOutcome {
-    /// Inputs the bot sent in the whole play.
-    pub fn inputs_sent(&self) -> u64 {
-        self.inputs_sent
-            .or_else(|| self.report["inputs_sent"].as_u64())
-            .unwrap_or(0)
-    }
-}
 
 /// One account's figures at the logic server (`GET /stats`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -146,7 +30,8 @@ pub struct CloudCount {
     pub last_seq: u64,
     /// Writes dropped because they came from a secondary.
     pub writes_dropped: u64,
-    /// Writes applied from a secondary, if the logic server counts them.
+    /// Writes applied while their session was a secondary (the logic
+    /// server counts them; `None` from one that does not).
     pub secondary_writes_applied: Option<u64>,
 }
 

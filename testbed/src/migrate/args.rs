@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::api::SelectorSettings;
 use super::{Gaps, LatencyOpts, MigrateOpts, Trigger};
 use crate::bed::BedError;
 
@@ -25,7 +26,8 @@ pub struct MigrateArgs {
     pub count: u32,
     /// The delayed release: how long the source stays copilot after a
     /// switch (the SMF's countdown). A migration back within it is only a
-    /// stream switch.
+    /// stream switch. `0`: no delayed release, the source is released
+    /// right after the switch (every migration is full).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub countdown: Duration,
     /// Time from the end of one migration to the next request (with the
@@ -85,6 +87,32 @@ pub struct MigrateArgs {
     /// switch timeouts plus 10 s).
     #[arg(long, value_parser = parse_duration)]
     pub deadline: Option<Duration>,
+    /// The stream selector's SSIM threshold of the switch (0 to 1).
+    #[arg(long, default_value_t = 0.85)]
+    pub ssim_threshold: f64,
+    /// The selector's frame slide after the switch decision (N frames of
+    /// this length at --fps; at least one frame).
+    #[arg(long, default_value = "200ms", value_parser = parse_duration)]
+    pub blend: Duration,
+    /// The selector gives a migration up (the source untouched) when no
+    /// frame pair was similar enough this long after the destination's
+    /// stream was ready.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub give_up: Duration,
+    /// Ablation: switch on the first frame pair, whatever its SSIM.
+    #[arg(long)]
+    pub no_threshold: bool,
+    /// Ablation: no frame sliding, a straight cut to the destination.
+    #[arg(long)]
+    pub no_sliding: bool,
+    /// Ablation: the streams' buffers queue frames instead of keeping the
+    /// latest only.
+    #[arg(long)]
+    pub no_one_frame_buffer: bool,
+    /// Inputs the UE sends again to the destination at the switch (the
+    /// cloud applies each once).
+    #[arg(long, default_value_t = 8)]
+    pub resend: usize,
     /// Leave the testbed up afterwards (`testbed status`, `testbed down`).
     #[arg(long)]
     pub keep: bool,
@@ -140,12 +168,6 @@ impl MigrateArgs {
         if !(1..=10_000).contains(&self.count) {
             return Err(usage(format!("--count {}: must be 1 to 10000", self.count)));
         }
-        if self.countdown.is_zero() {
-            return Err(usage(
-                "--countdown 0: must be more than 0 (the source is kept as copilot that long)"
-                    .into(),
-            ));
-        }
         if !(1..=240).contains(&self.fps) {
             return Err(usage(format!("--fps {}: must be 1 to 240", self.fps)));
         }
@@ -192,6 +214,7 @@ impl MigrateArgs {
         if self.deadline.is_some_and(|d| d < Duration::from_secs(1)) {
             return Err(usage("--deadline: must be at least 1s".into()));
         }
+        let selector = self.selector()?;
         let video = match &self.video {
             Some(v) => Some(
                 std::path::absolute(v)
@@ -210,6 +233,7 @@ impl MigrateArgs {
                 delay: self.latency_delay.unwrap_or(self.latency_threshold * 2),
             },
             warm: self.warm,
+            selector,
             scene: self.scene.clone(),
             width: self.width,
             height: self.height,
@@ -219,6 +243,45 @@ impl MigrateArgs {
             video,
             deadline: self.deadline,
             cancel: None,
+        })
+    }
+}
+
+impl MigrateArgs {
+    /// The stream selector's settings, checked.
+    fn selector(&self) -> Result<SelectorSettings, BedError> {
+        let t = self.ssim_threshold;
+        if !(0.0..=1.0).contains(&t) {
+            return Err(usage(format!("--ssim-threshold {t}: must be 0 to 1")));
+        }
+        let frame = Duration::from_secs(1) / self.fps.max(1);
+        if self.blend < frame && !self.no_sliding {
+            return Err(usage(format!(
+                "--blend {:?}: must be at least one frame ({frame:?} at --fps {}); --no-sliding for a cut",
+                self.blend, self.fps
+            )));
+        }
+        if !(Duration::from_millis(100)..=Duration::from_secs(600)).contains(&self.give_up) {
+            return Err(usage(format!(
+                "--give-up {:?}: must be 100ms to 10m",
+                self.give_up
+            )));
+        }
+        if self.resend > 1000 {
+            return Err(usage(format!(
+                "--resend {}: must be 0 to 1000",
+                self.resend
+            )));
+        }
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Ok(SelectorSettings {
+            threshold: t,
+            blend_ms: ms(self.blend),
+            give_up_ms: ms(self.give_up),
+            use_threshold: !self.no_threshold,
+            use_sliding: !self.no_sliding,
+            use_one_frame_buffer: !self.no_one_frame_buffer,
+            resend: self.resend,
         })
     }
 }
@@ -289,6 +352,44 @@ mod tests {
         assert!(o.warm);
         assert_eq!(o.scene, "textured");
         assert_eq!(o.latency.delay, Duration::from_millis(60));
+        // The selector's defaults are the UE's.
+        assert_eq!(o.selector, SelectorSettings::default());
+    }
+
+    #[test]
+    fn selector_settings_and_ablations() {
+        let a = parse(&[
+            "--ssim-threshold",
+            "0.9",
+            "--blend",
+            "100ms",
+            "--give-up",
+            "3s",
+            "--no-threshold",
+            "--no-one-frame-buffer",
+            "--resend",
+            "0",
+        ])
+        .expect("parse");
+        let s = a.opts().expect("valid").selector;
+        assert_eq!(
+            s,
+            SelectorSettings {
+                threshold: 0.9,
+                blend_ms: 100,
+                give_up_ms: 3000,
+                use_threshold: false,
+                use_sliding: true,
+                use_one_frame_buffer: false,
+                resend: 0,
+            }
+        );
+        // Without sliding the blend's length does not matter.
+        let a = parse(&["--no-sliding", "--blend", "0"]).expect("parse");
+        assert!(!a.opts().expect("valid").selector.use_sliding);
+        // Countdown 0: the source is released right after the switch.
+        let a = parse(&["--countdown", "0"]).expect("parse");
+        assert_eq!(a.opts().expect("valid").countdown, Duration::ZERO);
     }
 
     #[test]
@@ -299,6 +400,10 @@ mod tests {
             (&["--warm", "maybe"][..], "--warm"),
             (&["--trigger", "psychic"][..], "--trigger"),
             (&["--count", "many"][..], "--count"),
+            (&["--ssim-threshold", "high"][..], "--ssim-threshold"),
+            (&["--blend", "long"][..], "--blend"),
+            (&["--give-up", "1"][..], "--give-up"),
+            (&["--resend", "x"][..], "--resend"),
         ] {
             let e = parse(args)
                 .err()
@@ -307,7 +412,11 @@ mod tests {
         }
         for (args, option) in [
             (&["--count", "0"][..], "--count"),
-            (&["--countdown", "0"][..], "--countdown"),
+            (&["--ssim-threshold", "1.5"][..], "--ssim-threshold"),
+            (&["--ssim-threshold=-0.1"][..], "--ssim-threshold"),
+            (&["--blend", "1ms"][..], "--blend"),
+            (&["--give-up", "10ms"][..], "--give-up"),
+            (&["--resend", "5000"][..], "--resend"),
             (&["--width", "641"][..], "--width"),
             (&["--fps", "0"][..], "--fps"),
             (&["--scene", "a b"][..], "--scene"),

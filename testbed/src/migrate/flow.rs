@@ -21,6 +21,10 @@ use crate::bed::{self, BedError, BedState};
 use crate::plan::{UePlan, UpfPlan};
 use crate::play::VIDEO_PORT;
 
+/// How often the UE's agent measures the latency to its serving edge
+/// (latency trigger).
+const LATENCY_PROBE_MS: u64 = 100;
+
 fn req(e: impl std::fmt::Display) -> BedError {
     BedError::Request(e.to_string())
 }
@@ -149,8 +153,8 @@ impl<'a> Ctx<'a> {
 /// The counters read around a migration.
 struct Counters {
     ie: Option<IfBytes>,
-    /// The UE's count of inputs sent, if it reports one.
-    sent: Option<u64>,
+    /// The UE's count of inputs sent.
+    sent: u64,
     cloud: CloudCount,
 }
 
@@ -187,10 +191,9 @@ pub(super) fn session(
             }
         }
     }
-    let ue_counts_inputs = ctx.ue_api.status().is_ok_and(|s| s.inputs_sent.is_some());
     obs.status("stopping the play");
     let outcome = ctx.ue_api.stop();
-    let sent_total = outcome.as_ref().map(|o| o.inputs_sent()).unwrap_or(0);
+    let sent_total = outcome.as_ref().map_or(0, |o| o.report.inputs_sent);
     let cloud_end = settle_cloud(&ctx, &cloud0, sent_total);
     cleanup(&ctx, obs);
     let (mut rows, released, leaks) = body?;
@@ -227,18 +230,13 @@ pub(super) fn session(
             "secondary writes applied: the logic server does not count them (it drops every write from a secondary: secondary_writes_dropped)".into(),
         );
     }
-    if !ue_counts_inputs {
-        notes.push(
-            "inputs sent per migration: by the logic server's highest sequence number (the UE's status has no count)".into(),
-        );
-    }
     if ctx.ie.is_none() {
         notes.push("cross-edge bytes: the topology has no link between the two edges".into());
     }
     if !released {
         notes.push("the last source was not released within the countdown and 15 s".into());
     }
-    summary.stall_p99_away_ms = outcome.stall_p99_away_ms;
+    summary.stall_p99_away_ms = outcome.stall_baseline_ms;
     summary.smoothness_baseline = outcome.smoothness_baseline;
     summary.last_released = released;
     summary.notes = notes;
@@ -354,9 +352,11 @@ fn start_play(ctx: &Ctx, obs: &mut dyn Observer) -> Result<(), BedError> {
         },
         input_rate: Some(o.input_rate),
         video: o.video.as_ref().map(|v| v.display().to_string()),
+        selector: o.selector.clone(),
         trigger: (o.trigger == Trigger::Latency).then(|| LatencyTrigger {
             threshold_ms: o.latency.threshold.as_secs_f64() * 1e3,
             for_ms: u64::try_from(o.latency.hold.as_millis()).unwrap_or(u64::MAX),
+            probe_ms: LATENCY_PROBE_MS,
         }),
     };
     ctx.ue_api.play(&play)?;
@@ -367,7 +367,7 @@ fn start_play(ctx: &Ctx, obs: &mut dyn Observer) -> Result<(), BedError> {
         if let Some(e) = s.registration_error {
             return Err(req(format!("the SMF refused the UE's service: {e}")));
         }
-        Ok((s.frames_displayed > 0 && s.registered != Some(false)).then_some(()))
+        Ok((s.frames_displayed > 0 && s.registered).then_some(()))
     })?;
     obs.line(&format!("{} plays through {}", ctx.ue.name, a.name));
     Ok(())
@@ -403,10 +403,11 @@ fn migrations(
         if !gap.is_zero() {
             obs.status(&format!("gap of {gap:?}"));
             pause(o, gap)?;
-            if gap >= o.countdown {
-                // The next one is meant to be full: wait until the source is gone.
-                let _ = wait_release(ctx, obs);
-            }
+        }
+        if i > 0 && gap >= o.countdown {
+            // The next one is meant to be full: wait until the source is
+            // gone (with --countdown 0, released right after the switch).
+            let _ = wait_release(ctx, obs);
         }
         // The UE's view: no migration in progress (a switched one is
         // finished once the SMF confirmed it).
@@ -424,18 +425,18 @@ fn migrations(
             .edge_index(&svc.serving.edge)
             .ok_or_else(|| req(format!("the SMF serves the UE from `{}`", svc.serving.edge)))?;
         let (from, to) = (&ctx.edges[serving], &ctx.edges[1 - serving]);
-        if status.serving.as_ref().is_some_and(|s| *s != from.name) {
+        if status.serving != from.name {
             let what = format!("the UE to display {}'s stream", from.name);
             let shown = wait_for(o, Duration::from_secs(5), &what, || {
                 let s = ctx.ue_api.status()?;
-                Ok((s.serving.as_deref() == Some(from.name.as_str())).then_some(()))
+                Ok((s.serving == from.name).then_some(()))
             });
             if let Err(e) = shown {
                 if o.cancelled() {
                     return Err(e);
                 }
                 notes.push(format!(
-                    "before migration {}: the UE's status showed {:?} serving, the SMF {} ({e})",
+                    "before migration {}: the UE's status showed {} serving, the SMF {} ({e})",
                     i + 1,
                     status.serving,
                     from.name
@@ -601,10 +602,7 @@ fn measure_after(
         triggered: false,
         cross_edge_bytes: cross_edge.as_ref().map(|c| c.after.since(&c.before)),
         cross_edge,
-        inputs_sent: match (status.inputs_sent, before.sent) {
-            (Some(a), Some(b)) => a.saturating_sub(b),
-            _ => cloud.last_seq.saturating_sub(before.cloud.last_seq),
-        },
+        inputs_sent: status.inputs_sent.saturating_sub(before.sent),
         inputs_lost: cloud.holes().saturating_sub(before.cloud.holes()),
         secondary_writes_applied: cloud
             .secondary_writes_applied

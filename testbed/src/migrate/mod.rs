@@ -105,6 +105,9 @@ pub struct MigrateOpts {
     pub trigger: Trigger,
     pub latency: LatencyOpts,
     pub warm: bool,
+    /// The UE's stream selector (threshold, slide, give-up, ablations,
+    /// inputs resent), passed in `POST /play`.
+    pub selector: ue::service::api::SelectorSettings,
     pub scene: String,
     pub width: u32,
     pub height: u32,

@@ -4,8 +4,9 @@
 
 use serde::Serialize;
 
-use super::api::UeMigration;
+use super::api::{UeMigration, UeMigrationState};
 use super::probe::{Census, IfBytes};
+use wire::ctl::migration::MigrationKind;
 
 /// The inter-edge link's counters around one migration.
 #[derive(Debug, Clone, Serialize)]
@@ -79,11 +80,18 @@ pub struct MigrationRow {
 impl MigrationRow {
     /// Fills in the UE's figures from a record (status or `DELETE /play`).
     pub fn take_ue(&mut self, m: &UeMigration) {
-        self.kind = m.kind.clone();
-        self.state = m.state.clone();
+        self.kind = match m.kind {
+            MigrationKind::Full => "full",
+            MigrationKind::SwitchOnly => "switch_only",
+        }
+        .into();
+        self.state = m.state.as_str().into();
         self.reason = m.reason.clone();
-        self.switched =
-            m.decided_ns.is_some() || matches!(m.state.as_str(), "switched" | "completed");
+        self.switched = m.decided_ns.is_some()
+            || matches!(
+                m.state,
+                UeMigrationState::Switched | UeMigrationState::Completed
+            );
         self.downtime_ms = m.downtime_ms;
         self.migration_ms = m.migration_ms;
         self.ssim_at_switch = m.ssim_at_switch;

@@ -142,7 +142,9 @@ pub struct UeMigration {
     pub ssim_at_switch: Option<f64>,
     #[serde(default)]
     pub frames_blended: u32,
-    /// Inputs sent again at the switch.
+    /// Inputs sent again at this migration's switch: datagrams that left
+    /// (at most the configured `resend`; fewer if fewer were sent before,
+    /// or the bot had not yet taken the switch up).
     #[serde(default)]
     pub inputs_resent: u64,
     /// Longest gap between displayed frames within 1 s of the switch,
@@ -172,11 +174,41 @@ pub struct UeStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registration_error: Option<String>,
     pub frames_displayed: u64,
+    /// Inputs the bot sent so far (each sequence number once; resends at
+    /// switches are not counted).
+    #[serde(default)]
+    pub inputs_sent: u64,
     pub migrations: Vec<UeMigration>,
 }
 
+impl UeStatus {
+    /// The migration of this id.
+    pub fn migration(&self, id: u64) -> Option<&UeMigration> {
+        self.migrations.iter().find(|m| m.id == id)
+    }
+}
+
+impl UeMigration {
+    /// Whether it is still going on (no switch nor end yet).
+    pub fn running(&self) -> bool {
+        self.state == UeMigrationState::Running
+    }
+}
+
+impl UeMigrationState {
+    /// The name in the API (`running`, `switched`, `completed`, `abandoned`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UeMigrationState::Running => "running",
+            UeMigrationState::Switched => "switched",
+            UeMigrationState::Completed => "completed",
+            UeMigrationState::Abandoned => "abandoned",
+        }
+    }
+}
+
 /// `DELETE /play`: what the run displayed and the migrations' figures.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PlayOutcome {
     pub report: PlayReport,
     pub migrations: Vec<UeMigration>,

@@ -57,6 +57,9 @@ struct State {
     migrations: Vec<UeMigration>,
     /// Monotonic time of each migration's request.
     requested_at: HashMap<u64, Instant>,
+    /// The bot's number of each migration's input switch (for the count
+    /// of inputs resent there).
+    input_switch: HashMap<u64, u64>,
     registered: bool,
     registration_error: Option<String>,
     screen: Option<DisplayHandle>,
@@ -158,6 +161,7 @@ impl Service {
                 switching: None,
                 migrations: Vec::new(),
                 requested_at: HashMap::new(),
+                input_switch: HashMap::new(),
                 registered: false,
                 registration_error: None,
                 screen: Some(screen),
@@ -274,7 +278,11 @@ impl Service {
 
     /// Where the service is.
     pub fn status(&self) -> UeStatus {
-        let st = self.state();
+        let mut guard = self.state();
+        let st = &mut *guard;
+        if let Some(bot) = &st.bot {
+            take_resent(&mut st.migrations, &st.input_switch, |g| bot.resent_at(g));
+        }
         UeStatus {
             ue_id: self.ue_id().to_string(),
             serving: st.serving.clone(),
@@ -283,6 +291,7 @@ impl Service {
             registered: st.registered,
             registration_error: st.registration_error.clone(),
             frames_displayed: st.screen.as_ref().map_or(0, |s| s.displayed()),
+            inputs_sent: st.bot.as_ref().map_or(0, |b| b.sent()),
             migrations: st.migrations.clone(),
         }
     }
@@ -493,7 +502,8 @@ impl Service {
                         .get(&*dest)
                         .and_then(|s| Some((s.input?, s.sock.clone())));
                     if let (Some((to, sock)), Some(bot)) = (route, &st.bot) {
-                        bot.target().switch_to(to, sock, resend);
+                        let g = bot.target().switch_to(to, sock, resend);
+                        st.input_switch.insert(id, g);
                     }
                     let t0 = st.requested_at.get(&id).copied();
                     let m = migration(&mut st, id, || blank(id));
@@ -509,7 +519,6 @@ impl Service {
                             .as_secs_f64()
                             * 1e3
                     });
-                    m.inputs_resent = resend as u64;
                     m.ssim_at_switch
                 };
                 let body = SwitchReport {
@@ -618,7 +627,16 @@ impl Service {
         for (_, s) in streams {
             stats.push(s.client.stop()?);
         }
-        let (sent, errs) = bot.map(|b| (b.sent, b.send_errors)).unwrap_or_default();
+        let (sent, errs, resent_at) = bot
+            .map(|b| (b.sent, b.send_errors, b.resent_at))
+            .unwrap_or_default();
+        {
+            let mut guard = self.state();
+            let st = &mut *guard;
+            take_resent(&mut st.migrations, &st.input_switch, |g| {
+                resent_at.iter().find(|r| r.0 == g).map(|r| r.1)
+            });
+        }
         let report = PlayReport::compute(
             self.started.elapsed().as_secs_f64(),
             &shown.records,
@@ -655,6 +673,21 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A poisoned lock means a panic elsewhere mid-update of plain data;
     // the service goes on with what is there.
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Sets each migration's count of inputs resent at its input switch
+/// (`switches`: migration -> the bot's switch number), once the bot took
+/// the switch up (`count` of a switch number).
+fn take_resent(
+    migrations: &mut [UeMigration],
+    switches: &HashMap<u64, u64>,
+    count: impl Fn(u64) -> Option<u64>,
+) {
+    for m in migrations.iter_mut() {
+        if let Some(n) = switches.get(&m.id).and_then(|&g| count(g)) {
+            m.inputs_resent = n;
+        }
+    }
 }
 
 fn blank(id: u64) -> UeMigration {

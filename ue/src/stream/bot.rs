@@ -149,13 +149,15 @@ impl InputTarget {
 
     /// Switches the input to a new chief pilot: `to`, sent from `from`;
     /// the first datagram carries SWITCH and the last `resend` inputs are
-    /// sent again.
-    pub fn switch_to(&self, to: SocketAddr, from: Arc<UdpSocket>, resend: usize) {
+    /// sent again. Returns the switch's number, by which
+    /// [`InputBot::resent_at`] tells how many were resent.
+    pub fn switch_to(&self, to: SocketAddr, from: Arc<UdpSocket>, resend: usize) -> u64 {
         let mut r = self.lock();
         r.to = to;
         r.from = Some(from);
         r.generation += 1;
         r.resend = resend;
+        r.generation
     }
 
     /// The current target.
@@ -181,10 +183,21 @@ pub struct InputBot {
 /// The bot's counters, read while it runs.
 #[derive(Debug, Default)]
 struct Counters {
+    /// Inputs sent (each seq once).
+    sent: AtomicU64,
     /// Sends that failed.
     errors: AtomicU64,
     /// Inputs sent again at switches.
     resent: AtomicU64,
+    /// Per switch taken up: (its number, datagrams resent).
+    resent_at: Mutex<Vec<(u64, u64)>>,
+}
+
+impl Counters {
+    fn resent_at(&self) -> std::sync::MutexGuard<'_, Vec<(u64, u64)>> {
+        // A poisoned lock still holds valid pairs.
+        self.resent_at.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// What a bot run leaves.
@@ -196,6 +209,9 @@ pub struct BotOutcome {
     pub send_errors: u64,
     /// Inputs sent again at switches.
     pub resent: u64,
+    /// Per switch taken up: (its number from [`InputTarget::switch_to`],
+    /// datagrams resent).
+    pub resent_at: Vec<(u64, u64)>,
 }
 
 impl InputBot {
@@ -241,6 +257,19 @@ impl InputBot {
         self.counters.resent.load(Ordering::Relaxed)
     }
 
+    /// Inputs sent so far (each seq once, resends not counted).
+    pub fn sent(&self) -> u64 {
+        self.counters.sent.load(Ordering::Relaxed)
+    }
+
+    /// Datagrams resent at the switch numbered `switch` (as
+    /// [`InputTarget::switch_to`] returned it); `None` until the bot took
+    /// that switch up (its next send), or if a later switch came first.
+    pub fn resent_at(&self, switch: u64) -> Option<u64> {
+        let v = self.counters.resent_at();
+        v.iter().find(|(g, _)| *g == switch).map(|(_, n)| *n)
+    }
+
     /// The shared target (change it to steer the input).
     pub fn target(&self) -> &InputTarget {
         &self.target
@@ -259,6 +288,7 @@ impl InputBot {
             sent,
             send_errors: self.counters.errors.load(Ordering::Relaxed),
             resent: self.counters.resent.load(Ordering::Relaxed),
+            resent_at: std::mem::take(&mut *self.counters.resent_at()),
         })
     }
 }
@@ -300,21 +330,25 @@ fn play(
             signal = true;
             // The last inputs again (the cloud dedupes them).
             let first = sent.len().saturating_sub(route.resend);
+            let mut n = 0u64;
             for s in &sent[first..] {
                 let mut again =
                     Input::new(Dir::from_code(s.dir).unwrap_or(Dir::Up), s.seq, s.sent_ns);
                 again.flags = flags(signal);
                 if out.send_to(&again.emit(), to).is_ok() {
                     signal = false;
-                    counters.resent.fetch_add(1, Ordering::Relaxed);
+                    n += 1;
                 }
             }
+            counters.resent.fetch_add(n, Ordering::Relaxed);
+            counters.resent_at().push((generation, n));
         }
         let mut input = Input::new(dir, seq, realtime_ns());
         input.flags = flags(signal);
         match out.send_to(&input.emit(), to) {
             Ok(_) => {
                 signal = false;
+                counters.sent.fetch_add(1, Ordering::Relaxed);
                 sent.push(SentInput {
                     seq,
                     sent_ns: input.sent_ns,

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::buffer::{BufferWriter, FrameInfo};
 use super::{realtime_ns, StreamError};
@@ -54,7 +54,7 @@ struct Counters {
 }
 
 /// A snapshot of a stream's counters.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamStats {
     /// The stream's name.
     pub name: String,

@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::bot::SentInput;
 use super::client::StreamStats;
@@ -33,7 +33,7 @@ pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
 }
 
 /// A distribution summary, in milliseconds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     /// Samples.
     pub count: usize,
@@ -92,7 +92,7 @@ pub fn input_latencies(records: &[DisplayRecord], sent: &[SentInput]) -> Vec<(u6
 }
 
 /// Per-stream part of the report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StreamReport {
     /// Counters.
     #[serde(flatten)]
@@ -104,7 +104,7 @@ pub struct StreamReport {
 }
 
 /// The report of a play run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlayReport {
     /// Length of the run, s.
     pub duration_s: f64,

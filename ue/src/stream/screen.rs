@@ -25,7 +25,7 @@ use media::{FastSsim, Frame};
 
 use super::buffer::{BufferReader, BufferedFrame, Wake};
 use super::display::{wait_loop, DisplayHandle, DisplayOutcome, DisplayRecord, VideoOut};
-use super::selector::{Event, FrameRef, Output, Selector};
+use super::selector::{Event, FrameRef, Output, Phase, Selector};
 use super::{realtime_ns, StreamError};
 
 /// What the migration agent tells the screen.
@@ -114,7 +114,12 @@ impl Screen {
             }
             ScreenCmd::Remove(name) => {
                 self.readers.remove(&name);
-                self.latest.remove(&name);
+                // A source released during the slide (no delayed release)
+                // keeps its last frame in the blend until the slide ends.
+                let sliding = matches!(self.selector.phase(), Phase::Sliding { .. });
+                if !(sliding && name == *self.selector.chief()) {
+                    self.latest.remove(&name);
+                }
             }
             ScreenCmd::Begin(dest) => {
                 let r = if self.readers.contains_key(&dest) {
@@ -230,11 +235,16 @@ impl Screen {
                     // The frame just shown (composed after the decision).
                     at: self.out.records.last().map_or(at, |r| r.display_ns),
                 },
-                Event::Switched { at, chief } => ScreenNote::Switched {
-                    chief,
-                    at,
-                    frames: self.selector.config().effective_n(),
-                },
+                Event::Switched { at, chief } => {
+                    // Frames of streams removed during the slide go now.
+                    let readers = &self.readers;
+                    self.latest.retain(|name, _| readers.contains_key(name));
+                    ScreenNote::Switched {
+                        chief,
+                        at,
+                        frames: self.selector.config().effective_n(),
+                    }
+                }
                 Event::GaveUp { at, dest } => {
                     tracing::warn!(%dest, "streams never became similar: switch given up");
                     ScreenNote::GaveUp { dest, at }
