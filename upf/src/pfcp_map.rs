@@ -456,6 +456,43 @@ pub fn modification(
     Ok(m)
 }
 
+/// The session's BAR ID after a Session Modification's Remove, Create and
+/// Update BAR (in that order), given its BAR now; refused (73, naming the
+/// IE) when a Remove or Update names another BAR or a Create finds one.
+pub fn bar_after(
+    req: &pfcp::SessionModificationRequest,
+    current: Option<u8>,
+) -> Result<Option<u8>, SessionError> {
+    let mut bar = current;
+    if let Some(r) = &req.remove_bar {
+        if bar != Some(r.bar_id) {
+            return Err(missing(
+                t::REMOVE_BAR,
+                format!("Remove BAR: no BAR {}", r.bar_id),
+            ));
+        }
+        bar = None;
+    }
+    if let Some(c) = &req.create_bar {
+        if let Some(old) = bar {
+            return Err(missing(
+                t::CREATE_BAR,
+                format!("Create BAR {}: the session has BAR {old}", c.bar_id),
+            ));
+        }
+        bar = Some(c.bar_id);
+    }
+    if let Some(u) = &req.update_bar {
+        if bar != Some(u.bar_id) {
+            return Err(missing(
+                t::UPDATE_BAR,
+                format!("Update BAR: no BAR {}", u.bar_id),
+            ));
+        }
+    }
+    Ok(bar)
+}
+
 /// Seconds between 1900 and 1970.
 pub const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 

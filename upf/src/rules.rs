@@ -88,6 +88,12 @@ pub mod ie_type {
     pub const PDR_ID: u16 = 56;
     /// Create BAR.
     pub const CREATE_BAR: u16 = 85;
+    /// Update BAR (in a Session Modification Request).
+    pub const UPDATE_BAR: u16 = 86;
+    /// Remove BAR.
+    pub const REMOVE_BAR: u16 = 87;
+    /// Query URR.
+    pub const QUERY_URR: u16 = 77;
     /// Node ID.
     pub const NODE_ID: u16 = 60;
 }

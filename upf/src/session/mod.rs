@@ -245,34 +245,67 @@ impl Session {
 
     fn report(&mut self, urr_id: u32, trigger: ReportTrigger, now: Instant) -> Option<UsageReport> {
         let e = self.urrs.get_mut(&urr_id)?;
-        let (ul_packets, ul_bytes, dl_packets, dl_bytes) = e.state.take();
-        e.state.threshold_hit.store(false, Ordering::Release);
-        let start = e.start;
-        e.start = now;
-        if let (Some(p), Some(next)) = (e.urr.measurement_period, e.next_period) {
-            if trigger == ReportTrigger::Period {
-                let mut n = next;
-                while n <= now {
-                    n += p;
-                }
-                e.next_period = Some(n);
-            }
-        }
-        self.seqn = self.seqn.wrapping_add(1);
-        Some(UsageReport {
-            seid: self.local_seid,
-            remote_seid: self.remote_seid,
-            urr_id,
-            seqn: self.seqn,
+        Some(take_report(
+            (self.local_seid, self.remote_seid),
+            &mut self.seqn,
+            e,
             trigger,
-            start,
-            end: now,
-            ul_packets,
-            ul_bytes,
-            dl_packets,
-            dl_bytes,
-        })
+            now,
+        ))
     }
+}
+
+/// The report of URR entry `e` of session `ids` (local, remote SEID): its
+/// volumes since the last report, taken (reset) from the shared counters.
+fn take_report(
+    ids: (u64, u64),
+    seqn: &mut u32,
+    e: &mut UrrEntry,
+    trigger: ReportTrigger,
+    now: Instant,
+) -> UsageReport {
+    let (ul_packets, ul_bytes, dl_packets, dl_bytes) = e.state.take();
+    e.state.threshold_hit.store(false, Ordering::Release);
+    let start = e.start;
+    e.start = now;
+    if let (Some(p), Some(next)) = (e.urr.measurement_period, e.next_period) {
+        if trigger == ReportTrigger::Period {
+            let mut n = next;
+            while n <= now {
+                n += p;
+            }
+            e.next_period = Some(n);
+        }
+    }
+    *seqn = seqn.wrapping_add(1);
+    UsageReport {
+        seid: ids.0,
+        remote_seid: ids.1,
+        urr_id: e.urr.id,
+        seqn: *seqn,
+        trigger,
+        start,
+        end: now,
+        ul_packets,
+        ul_bytes,
+        dl_packets,
+        dl_bytes,
+    }
+}
+
+/// What a validated change does to state shared with the data path (token
+/// bucket rates, URR thresholds and counters): held back by
+/// [`SessionTable::apply`] and done by [`SessionTable::commit`] only once
+/// every IE of the request passed, so that a refused request changes
+/// nothing the packet threads see.
+#[derive(Default)]
+struct SharedEffects {
+    /// Update QER: new uplink and downlink rates.
+    rates: Vec<(Arc<QerState>, Option<u64>, Option<u64>)>,
+    /// Update URR: new thresholds.
+    thresholds: Vec<(Arc<UrrState>, Option<crate::rules::VolumeThreshold>)>,
+    /// Remove URR: the removed entries, for their final reports.
+    removed_urrs: Vec<UrrEntry>,
 }
 
 /// Result of an establishment.
@@ -432,7 +465,8 @@ impl SessionTable {
             create: rules,
             ..Default::default()
         };
-        let (created, _) = self.apply(&mut s, m, now)?;
+        let (created, fx) = self.apply(&mut s, m, now)?;
+        Self::commit(&mut s, fx, now);
         for t in s.teids() {
             self.teid_owner.insert(t, seid);
         }
@@ -448,8 +482,9 @@ impl SessionTable {
         })
     }
 
-    /// Session Modification. All or nothing: on error the session is
-    /// unchanged.
+    /// Session Modification. All or nothing: every IE is checked before
+    /// anything changes, and on error the session is exactly as it was
+    /// (rules, counters, rates, thresholds, TEID allocation).
     pub fn modify(
         &mut self,
         seid: u64,
@@ -469,7 +504,8 @@ impl SessionTable {
         let old_ue = old.ue_ip();
         let old_periods: Vec<PeriodKey> = old.period_keys().collect();
         let query = m.query_urrs.clone();
-        let (created, mut reports) = self.apply(&mut s, m, now)?;
+        let (created, fx) = self.apply(&mut s, m, now)?;
+        let mut reports = Self::commit(&mut s, fx, now);
         for id in query {
             if let Some(r) = s.report(id, ReportTrigger::Query, now) {
                 reports.push(r);
@@ -654,8 +690,20 @@ impl SessionTable {
         s: &mut Session,
         m: Modification,
         now: Instant,
-    ) -> Result<(Vec<CreatedPdr>, Vec<UsageReport>), SessionError> {
-        let mut reports = Vec::new();
+    ) -> Result<(Vec<CreatedPdr>, SharedEffects), SessionError> {
+        // `s` is the caller's copy; whatever the data path shares (rates,
+        // thresholds, counters) is only changed by `commit`, after every
+        // check passed.
+        let mut fx = SharedEffects::default();
+        for id in &m.query_urrs {
+            if !s.urrs.contains_key(id) && !m.create.urrs.iter().any(|u| u.id == *id) {
+                return Err(err(
+                    Cause::RuleCreationModificationFailure,
+                    ie_type::QUERY_URR,
+                    format!("Query URR: no URR {id}"),
+                ));
+            }
+        }
         // Removals first.
         for id in &m.remove_pdrs {
             if s.pdrs.remove(id).is_none() {
@@ -685,19 +733,14 @@ impl SessionTable {
             }
         }
         for id in &m.remove_urrs {
-            match s.report(*id, ReportTrigger::Termination, now) {
-                Some(r) => {
-                    reports.push(r);
-                    s.urrs.remove(id);
-                }
-                None => {
-                    return Err(err(
-                        Cause::RuleCreationModificationFailure,
-                        ie_type::REMOVE_URR,
-                        format!("Remove URR: no URR {id}"),
-                    ))
-                }
-            }
+            let Some(e) = s.urrs.remove(id) else {
+                return Err(err(
+                    Cause::RuleCreationModificationFailure,
+                    ie_type::REMOVE_URR,
+                    format!("Remove URR: no URR {id}"),
+                ));
+            };
+            fx.removed_urrs.push(e);
         }
         // Creations.
         let c = m.create;
@@ -789,8 +832,7 @@ impl SessionTable {
                     format!("Update QER: no QER {}", qer.id),
                 ));
             };
-            st.ul.set_rate(qer.mbr_ul);
-            st.dl.set_rate(qer.mbr_dl);
+            fx.rates.push((st.clone(), qer.mbr_ul, qer.mbr_dl));
             *q = qer;
         }
         for urr in m.update_urrs {
@@ -801,7 +843,7 @@ impl SessionTable {
                     format!("Update URR: no URR {}", urr.id),
                 ));
             };
-            e.state.set_threshold(urr.volume_threshold);
+            fx.thresholds.push((e.state.clone(), urr.volume_threshold));
             e.next_period = urr.measurement_period.map(|p| now + p);
             e.urr = urr;
         }
@@ -858,24 +900,27 @@ impl SessionTable {
                 ));
             }
         }
-        // TEIDs: given ones must not belong to another session; CHOOSE
-        // allocates, one TEID per CHOOSE ID.
+        // TEIDs: given ones must not belong to another session (checked
+        // before CHOOSE allocates anything); CHOOSE allocates, one TEID per
+        // CHOOSE ID.
+        for id in &new_pdrs {
+            if let Some(FTeidSpec::Given(t)) = s.pdrs.get(id).and_then(|e| e.pdr.pdi.local_fteid) {
+                if self.teid_owner.get(&t).is_some_and(|o| *o != s.local_seid) {
+                    return Err(err(
+                        Cause::RuleCreationModificationFailure,
+                        ie_type::F_TEID,
+                        format!("PDR {id}: TEID {t:#x} belongs to another session"),
+                    ));
+                }
+            }
+        }
         let mut created = Vec::new();
         let mut taken: HashSet<u32> = s.pdrs.values().filter_map(|e| e.teid).collect();
         for id in new_pdrs {
             let spec = s.pdrs.get(&id).and_then(|e| e.pdr.pdi.local_fteid);
             let teid = match spec {
                 None => None,
-                Some(FTeidSpec::Given(t)) => {
-                    if self.teid_owner.get(&t).is_some_and(|o| *o != s.local_seid) {
-                        return Err(err(
-                            Cause::RuleCreationModificationFailure,
-                            ie_type::F_TEID,
-                            format!("PDR {id}: TEID {t:#x} belongs to another session"),
-                        ));
-                    }
-                    Some(t)
-                }
+                Some(FTeidSpec::Given(t)) => Some(t),
                 Some(FTeidSpec::Choose(cid)) => {
                     let t = match cid.and_then(|c| s.choose.get(&c).copied()) {
                         Some(t) => t,
@@ -902,7 +947,24 @@ impl SessionTable {
                 e.teid = teid;
             }
         }
-        Ok((created, reports))
+        Ok((created, fx))
+    }
+
+    /// Carry out what [`apply`](Self::apply) held back, on the session it
+    /// validated: new rates and thresholds, final reports of removed URRs.
+    fn commit(s: &mut Session, fx: SharedEffects, now: Instant) -> Vec<UsageReport> {
+        for (st, ul, dl) in fx.rates {
+            st.ul.set_rate(ul);
+            st.dl.set_rate(dl);
+        }
+        for (st, th) in fx.thresholds {
+            st.set_threshold(th);
+        }
+        let ids = (s.local_seid, s.remote_seid);
+        fx.removed_urrs
+            .into_iter()
+            .map(|mut e| take_report(ids, &mut s.seqn, &mut e, ReportTrigger::Termination, now))
+            .collect()
     }
 
     /// The data path's lookup tables of every session. Cheap: the maps are
