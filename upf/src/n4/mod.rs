@@ -26,14 +26,26 @@
 //! - Association Setup/Update/Release from any Node ID form (IPv4, IPv6,
 //!   FQDN); a Setup from a node whose Recovery Time Stamp changed (the SMF
 //!   restarted) removes the sessions of its previous life.
-//! - Session requests from a node without an association: cause 72. A
-//!   session answers only to the address that established it (another peer
-//!   gets 65, Session context not found).
-//! - Retransmitted requests (same peer, same sequence number) get the cached
-//!   response, not a second execution (cache kept `cache_ttl`, 60 s).
+//! - A peer is its Node ID and its address together ([`assoc`]): a Setup
+//!   for a Node ID associated from another address is refused (64 Request
+//!   rejected); an Update or Release, a Session Establishment from another
+//!   address than the association's, and any session request from an
+//!   address without an association get 72 (No established PFCP
+//!   Association); a session answers only to the association that
+//!   established it (another peer gets 65, Session context not found).
+//!   Each is counted (`wrong_peer`).
+//! - A Heartbeat Request or Response from an associated peer's address
+//!   with a newer Recovery Time Stamp means the peer restarted (TS 29.244
+//!   §19A, TS 23.527 §4.4): without a restoration feature advertised, its
+//!   sessions are deleted and its association is gone (`peer_restart`).
+//! - Retransmitted requests (same peer address, same sequence number, same
+//!   bytes) get the stored response, not a second execution ([`replay`]:
+//!   kept `cache_ttl`, 60 s, bounded in count and per peer, forgotten for
+//!   a peer that restarted). Only answers to associated peers are stored.
 //! - Malformed requests whose header parsed get the matching response with
 //!   the codec's cause (66/68/69) and Offending IE; others are counted and
-//!   dropped. Nothing a peer sends can make the node panic.
+//!   dropped. Nothing a peer sends can make the node panic, and the log
+//!   lines bad input causes are rate-limited per cause ([`logs`]).
 //! - Usage reports (threshold, period) go out as Session Report Requests to
 //!   the session's SMF and are also handed to the driver
 //!   ([`N4Event::UsageReports`]) for the in-process API; the first packet
@@ -49,24 +61,30 @@
 //! poll with 10 000 idle sessions costs what it costs with 10
 //! (`cargo bench -p upf --bench n4_poll`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 use wire::pfcp::{self, Message, MessageBody};
 
 use crate::config::{Config, NodeId as CfgNodeId};
-use crate::pfcp_map::{self, cause_to_wire};
 use crate::rules::Cause;
 use crate::session::{SessionError, SessionTable, UsageReport};
 
+mod assoc;
 #[doc(hidden)]
 pub mod fixtures;
+pub mod logs;
+pub mod replay;
+mod sessions;
 #[cfg(test)]
 mod tests;
+
+use logs::{LogCause, LogLimiter, Suppressed};
+use replay::ReplayStore;
 
 /// PFCP message counters.
 #[derive(Debug, Default)]
@@ -85,6 +103,15 @@ pub struct PfcpStats {
     pub reports_sent: AtomicU64,
     /// Session Report Requests given up after N1 resends.
     pub reports_unanswered: AtomicU64,
+    /// Requests refused because of who sent them (an address without the
+    /// association, another peer's Node ID or session).
+    pub wrong_peer: AtomicU64,
+    /// Associated peers found restarted (new Recovery Time Stamp).
+    pub peer_restarts: AtomicU64,
+    /// Log lines written about bad input (rate-limited).
+    pub logged: AtomicU64,
+    /// Log lines about bad input suppressed by the rate limit.
+    pub log_suppressed: AtomicU64,
 }
 
 impl PfcpStats {
@@ -103,6 +130,13 @@ impl PfcpStats {
             (
                 "session_report_unanswered",
                 self.reports_unanswered.load(Ordering::Relaxed),
+            ),
+            ("wrong_peer", self.wrong_peer.load(Ordering::Relaxed)),
+            ("peer_restart", self.peer_restarts.load(Ordering::Relaxed)),
+            ("log_line", self.logged.load(Ordering::Relaxed)),
+            (
+                "log_suppressed",
+                self.log_suppressed.load(Ordering::Relaxed),
             ),
         ]
     }
@@ -220,6 +254,7 @@ struct Assoc {
     peer: SocketAddr,
     recovery_ts: u32,
     /// Sequence numbers of our Heartbeat Requests since the last answer.
+    /// (Its address is `peer`'s IP; the port is where we send.)
     hb_outstanding: Vec<u32>,
     next_hb: Instant,
 }
@@ -231,6 +266,8 @@ struct SessPeer {
     remote_seid: u64,
     /// FARs whose Apply Action has NOCP (notify the CP of buffered data).
     nocp: HashSet<u32>,
+    /// The session's BAR ID, if it has one.
+    bar: Option<u8>,
 }
 
 /// A UPF-initiated Association Setup towards one SMF, until it is answered.
@@ -267,8 +304,8 @@ pub struct N4Node {
     /// In setup order (deterministic heartbeat order).
     assocs: Vec<Assoc>,
     sessions: BTreeMap<u64, SessPeer>,
-    cache: HashMap<(SocketAddr, u32), Vec<u8>>,
-    cache_order: VecDeque<(Instant, (SocketAddr, u32))>,
+    replay: ReplayStore,
+    logs: LogLimiter,
     next_seq: u32,
     pending: BTreeMap<u32, Pending>,
     /// (sent, seq) of every entry of `pending`: the next resend first.
@@ -323,13 +360,12 @@ impl N4Node {
             })
             .collect();
         let mut node = N4Node {
-            p: params,
             epoch: now,
             wall_epoch: wall,
             assocs: Vec::new(),
             sessions: BTreeMap::new(),
-            cache: HashMap::new(),
-            cache_order: VecDeque::new(),
+            replay: ReplayStore::new(params.cache_ttl, replay::MAX_ENTRIES, replay::MAX_PER_PEER),
+            logs: LogLimiter::default(),
             next_seq: 1,
             pending: BTreeMap::new(),
             pending_by_time: BTreeSet::new(),
@@ -340,6 +376,7 @@ impl N4Node {
             rules_changed: false,
             stats: Arc::new(PfcpStats::default()),
             setups,
+            p: params,
         };
         node.association_setups(now);
         node
@@ -382,6 +419,18 @@ impl N4Node {
         self.pending.len()
     }
 
+    /// The retransmission store (responses kept for retransmissions).
+    pub fn replay_store(&self) -> &ReplayStore {
+        &self.replay
+    }
+
+    /// Bound the retransmission store to `max` responses, `max_per_peer`
+    /// per peer address (defaults [`replay::MAX_ENTRIES`],
+    /// [`replay::MAX_PER_PEER`]); it starts empty.
+    pub fn set_replay_bounds(&mut self, max: usize, max_per_peer: usize) {
+        self.replay = ReplayStore::new(self.p.cache_ttl, max, max_per_peer);
+    }
+
     /// A PFCP datagram from `from`. Then drain [`poll_event`](Self::poll_event)
     /// and only after it [`poll_transmit`](Self::poll_transmit).
     pub fn handle_datagram(
@@ -407,7 +456,11 @@ impl N4Node {
         self.heartbeats(now, table);
         self.association_setups(now);
         self.resend(now);
-        self.expire_cache(now);
+        self.replay.expire(now);
+        for (cause, n) in self.logs.take_summaries(now) {
+            bump(&self.stats.logged);
+            warn!("{}: {n} suppressed in the last second", cause.label());
+        }
     }
 
     /// The next datagram to send.
@@ -425,7 +478,8 @@ impl N4Node {
             .heartbeat_interval
             .and_then(|_| self.assocs.iter().map(|a| a.next_hb).min());
         let resend = self.pending_by_time.first().map(|(t, _)| *t + self.p.t1);
-        let cache = self.cache_order.front().map(|(t, _)| *t + self.p.cache_ttl);
+        let cache = self.replay.next_expiry();
+        let logs = self.logs.next_summary();
         let setup = self
             .setups
             .iter()
@@ -437,7 +491,7 @@ impl N4Node {
                 }
             })
             .min();
-        [Some(self.next_data_poll), hb, resend, cache, setup]
+        [Some(self.next_data_poll), hb, resend, cache, setup, logs]
             .into_iter()
             .flatten()
             .min()
@@ -466,10 +520,16 @@ impl N4Node {
         self.assocs.iter().find(|a| &a.node == node)
     }
 
-    fn remove_assoc(&mut self, node: &pfcp::NodeId) -> bool {
-        let before = self.assocs.len();
-        self.assocs.retain(|a| &a.node != node);
-        self.assocs.len() != before
+    /// A line about bad input may be written now (the rate limit of its
+    /// cause allows it); counted either way.
+    fn may_log(&mut self, now: Instant, cause: LogCause) -> Option<Suppressed> {
+        let s = self.logs.allow(now, cause);
+        bump(if s.is_some() {
+            &self.stats.logged
+        } else {
+            &self.stats.log_suppressed
+        });
+        s
     }
 
     fn queue(&mut self, msg: &Message, to: SocketAddr) -> Option<Vec<u8>> {
@@ -497,21 +557,15 @@ impl N4Node {
         s
     }
 
-    fn respond(&mut self, req_seq: u32, msg: Message, to: SocketAddr, now: Instant) {
+    /// Send the response to request `req` (sequence number, digest of its
+    /// bytes) and keep it for retransmissions if `to` is an associated
+    /// peer's address (answers to others are not worth a slot: their
+    /// requests change nothing, and answering again gives the same).
+    fn respond(&mut self, req: (u32, u64), msg: Message, to: SocketAddr, now: Instant) {
         if let Some(bytes) = self.queue(&msg, to) {
-            let key = (to, req_seq);
-            self.cache.insert(key, bytes);
-            self.cache_order.push_back((now, key));
-        }
-    }
-
-    fn expire_cache(&mut self, now: Instant) {
-        while let Some((t, key)) = self.cache_order.front().copied() {
-            if now.saturating_duration_since(t) < self.p.cache_ttl {
-                break;
+            if self.assocs.iter().any(|a| a.peer.ip() == to.ip()) {
+                self.replay.insert(now, to, req.0, req.1, bytes);
             }
-            self.cache_order.pop_front();
-            self.cache.remove(&key);
         }
     }
 
@@ -550,16 +604,18 @@ impl N4Node {
     }
 
     fn handle(&mut self, now: Instant, from: SocketAddr, bytes: &[u8], table: &mut SessionTable) {
-        // Retransmission: answer from the cache before parsing.
+        // Retransmission: answer from the store before parsing.
+        let mut digest = 0;
         if let Ok(raw) = pfcp::RawHeader::parse(bytes) {
             if is_request(raw.msg_type) {
-                if let Some(resp) = self.cache.get(&(from, raw.header.seq)) {
+                digest = self.replay.digest(bytes);
+                if let Some(resp) = self.replay.lookup(from, raw.header.seq, digest) {
                     bump(&self.stats.retransmissions);
                     self.transmits.push_back(Transmit {
                         destination: from,
-                        contents: resp.clone(),
+                        contents: resp.to_vec(),
                     });
-                    debug!(%from, seq = raw.header.seq, "retransmitted request answered from cache");
+                    debug!(%from, seq = raw.header.seq, "retransmitted request answered from the store");
                     return;
                 }
             }
@@ -568,28 +624,31 @@ impl N4Node {
             Ok(m) => m,
             Err(e) => {
                 bump(&self.stats.malformed);
-                warn!(%from, error = %e, "malformed PFCP message");
+                if let Some(s) = self.may_log(now, LogCause::Malformed) {
+                    warn!(%from, error = %e, "malformed PFCP message{s}");
+                }
                 if let Some(ctx) = e.context() {
-                    self.reject_malformed(ctx, &e, from, now);
+                    self.reject_malformed(ctx, &e, (from, digest), now);
                 }
                 return;
             }
         };
         let seq = msg.header.seq;
         let resp = match msg.body {
-            MessageBody::HeartbeatRequest(_) => Some(Message::node(
-                seq,
-                pfcp::HeartbeatResponse {
-                    recovery_time_stamp: self.p.recovery_ts,
-                    ..Default::default()
-                },
-            )),
-            MessageBody::HeartbeatResponse(_) => {
-                for a in self.assocs.iter_mut() {
-                    if a.peer == from && a.hb_outstanding.contains(&seq) {
-                        a.hb_outstanding.clear();
-                    }
-                }
+            MessageBody::HeartbeatRequest(r) => {
+                // Answered whoever asks (§6.2.2.1); acted on only from an
+                // associated peer's address.
+                self.peer_recovery(from, None, r.recovery_time_stamp, now, table);
+                Some(Message::node(
+                    seq,
+                    pfcp::HeartbeatResponse {
+                        recovery_time_stamp: self.p.recovery_ts,
+                        ..Default::default()
+                    },
+                ))
+            }
+            MessageBody::HeartbeatResponse(r) => {
+                self.heartbeat_answered(from, seq, r.recovery_time_stamp, now, table);
                 None
             }
             MessageBody::AssociationSetupRequest(r) => {
@@ -600,11 +659,7 @@ impl N4Node {
                 None
             }
             MessageBody::AssociationUpdateRequest(r) => {
-                let cause = if self.is_associated(&r.node_id) {
-                    pfcp::Cause::RequestAccepted
-                } else {
-                    pfcp::Cause::NoEstablishedPfcpAssociation
-                };
+                let cause = self.node_request_cause(&r.node_id, from, now, "Association Update");
                 Some(Message::node(
                     seq,
                     pfcp::AssociationUpdateResponse {
@@ -615,13 +670,13 @@ impl N4Node {
                 ))
             }
             MessageBody::AssociationReleaseRequest(r) => {
-                let cause = if self.remove_assoc(&r.node_id) {
-                    self.drop_sessions_of(&r.node_id, now, table);
-                    info!(node = %r.node_id, "association released");
-                    pfcp::Cause::RequestAccepted
-                } else {
-                    pfcp::Cause::NoEstablishedPfcpAssociation
-                };
+                let mut cause =
+                    self.node_request_cause(&r.node_id, from, now, "Association Release");
+                if cause.is_accepted() {
+                    self.release(&r.node_id, now, table);
+                } else if !self.is_associated(&r.node_id) {
+                    cause = pfcp::Cause::NoEstablishedPfcpAssociation;
+                }
                 Some(Message::node(
                     seq,
                     pfcp::AssociationReleaseResponse {
@@ -641,23 +696,7 @@ impl N4Node {
                 Some(self.delete(msg.header.seid.unwrap_or(0), seq, from, now, table))
             }
             MessageBody::SessionReportResponse(r) => {
-                if self.pending.get(&seq).is_some_and(|p| p.peer == from) {
-                    self.pending_remove(seq);
-                }
-                if r.cause == pfcp::Cause::SessionContextNotFound {
-                    if let Some(seid) = msg.header.seid {
-                        // The SMF no longer knows the session: remove ours.
-                        let local = self
-                            .sessions
-                            .iter()
-                            .find(|(_, p)| p.remote_seid == seid && p.peer == from)
-                            .map(|(l, _)| *l);
-                        if let Some(local) = local {
-                            info!(seid = local, "SMF lost the session: removed");
-                            self.table_delete(table, local, now);
-                        }
-                    }
-                }
+                self.report_answered(msg.header.seid, &r, seq, from, now, table);
                 None
             }
             other => {
@@ -669,7 +708,7 @@ impl N4Node {
             if let MessageBody::SessionEstablishmentResponse(x) = &r.body {
                 self.count_reject(x.cause);
             }
-            self.respond(seq, r, from, now);
+            self.respond((seq, digest), r, from, now);
         }
     }
 
@@ -683,7 +722,7 @@ impl N4Node {
         &mut self,
         ctx: pfcp::MsgContext,
         e: &pfcp::PfcpError,
-        from: SocketAddr,
+        (from, digest): (SocketAddr, u64),
         now: Instant,
     ) {
         let cause = e.cause();
@@ -759,567 +798,6 @@ impl N4Node {
             _ => return,
         };
         self.count_reject(cause);
-        self.respond(seq, msg, from, now);
-    }
-
-    fn association_setup(
-        &mut self,
-        r: pfcp::AssociationSetupRequest,
-        seq: u32,
-        from: SocketAddr,
-        now: Instant,
-        table: &mut SessionTable,
-    ) -> Message {
-        let restarted = self
-            .assoc(&r.node_id)
-            .is_some_and(|old| old.recovery_ts != r.recovery_time_stamp);
-        if restarted {
-            info!(node = %r.node_id, "SMF restarted: its old sessions are removed");
-            self.drop_sessions_of(&r.node_id, now, table);
-        }
-        // The SMF was first: our own attempt towards it is moot.
-        self.setups.retain(|s| s.peer != from);
-        info!(node = %r.node_id, %from, "association set up");
-        let a = Assoc {
-            node: r.node_id.clone(),
-            peer: from,
-            recovery_ts: r.recovery_time_stamp,
-            hb_outstanding: Vec::new(),
-            next_hb: now + self.p.heartbeat_interval.unwrap_or(Duration::ZERO),
-        };
-        match self.assocs.iter_mut().find(|x| x.node == r.node_id) {
-            Some(old) => *old = a,
-            None => self.assocs.push(a),
-        }
-        Message::node(
-            seq,
-            pfcp::AssociationSetupResponse {
-                node_id: self.p.node_id.clone(),
-                cause: pfcp::Cause::RequestAccepted,
-                recovery_time_stamp: self.p.recovery_ts,
-                up_function_features: Some(pfcp::FunctionFeatures::with(&[
-                    pfcp::up_features::FTUP,
-                ])),
-                ..Default::default()
-            },
-        )
-    }
-
-    fn drop_sessions_of(&mut self, node: &pfcp::NodeId, now: Instant, table: &mut SessionTable) {
-        let gone: Vec<u64> = self
-            .sessions
-            .iter()
-            .filter(|(_, p)| &p.node == node)
-            .map(|(l, _)| *l)
-            .collect();
-        for l in gone {
-            self.table_delete(table, l, now);
-        }
-    }
-
-    fn est_reject(&self, seid: u64, seq: u32, e: &SessionError) -> Message {
-        warn!(cause = ?e.cause, offending_ie = ?e.offending_ie, reason = %e.message, "session establishment refused");
-        Message::session(
-            seid,
-            seq,
-            pfcp::SessionEstablishmentResponse {
-                node_id: self.p.node_id.clone(),
-                cause: cause_to_wire(e.cause),
-                offending_ie: e.offending_ie,
-                ..Default::default()
-            },
-        )
-    }
-
-    fn establish(
-        &mut self,
-        r: pfcp::SessionEstablishmentRequest,
-        seq: u32,
-        from: SocketAddr,
-        now: Instant,
-        table: &mut SessionTable,
-    ) -> Message {
-        let cp_seid = r.cp_f_seid.seid;
-        if !self.is_associated(&r.node_id) {
-            return self.est_reject(
-                cp_seid,
-                seq,
-                &SessionError {
-                    cause: Cause::NoEstablishedPfcpAssociation,
-                    offending_ie: None,
-                    message: format!("no association with {}", r.node_id),
-                },
-            );
-        }
-        let rules = match pfcp_map::establishment(&r) {
-            Ok(x) => x,
-            Err(e) => return self.est_reject(cp_seid, seq, &e),
-        };
-        let est = match table.establish(cp_seid, rules, now) {
-            Ok(est) => est,
-            Err(e) => return self.est_reject(cp_seid, seq, &e),
-        };
-        self.rules_changed = true;
-        info!(seid = est.local_seid, remote_seid = cp_seid, node = %r.node_id, "session established");
-        self.sessions.insert(
-            est.local_seid,
-            SessPeer {
-                node: r.node_id.clone(),
-                peer: from,
-                remote_seid: cp_seid,
-                nocp: r
-                    .create_fars
-                    .iter()
-                    .filter(|f| f.apply_action.intersects(pfcp::ApplyAction::NOCP))
-                    .map(|f| f.far_id)
-                    .collect(),
-            },
-        );
-        Message::session(
-            cp_seid,
-            seq,
-            pfcp::SessionEstablishmentResponse {
-                node_id: self.p.node_id.clone(),
-                cause: pfcp::Cause::RequestAccepted,
-                up_f_seid: Some(pfcp::FSeid {
-                    seid: est.local_seid,
-                    ipv4: Some(self.p.f_seid_addr),
-                    ipv6: None,
-                }),
-                created_pdrs: est
-                    .created
-                    .iter()
-                    .map(|c| pfcp::CreatedPdr {
-                        pdr_id: c.pdr_id,
-                        local_f_teid: Some(pfcp::FTeid::ipv4(c.teid, c.addr)),
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            },
-        )
-    }
-
-    fn mod_reject(&self, seid: u64, remote: u64, seq: u32, e: SessionError) -> Message {
-        warn!(seid, cause = ?e.cause, offending_ie = ?e.offending_ie, reason = %e.message, "session modification refused");
-        bump(&self.stats.rejected);
-        Message::session(
-            remote,
-            seq,
-            pfcp::SessionModificationResponse {
-                cause: cause_to_wire(e.cause),
-                offending_ie: e.offending_ie,
-                ..Default::default()
-            },
-        )
-    }
-
-    fn modify(
-        &mut self,
-        seid: u64,
-        r: pfcp::SessionModificationRequest,
-        seq: u32,
-        from: SocketAddr,
-        now: Instant,
-        table: &mut SessionTable,
-    ) -> Message {
-        // A session is only visible to the node that made it: another peer
-        // gets "not found" and cannot touch it.
-        let Some(peer) = self.owned(seid, from) else {
-            let e = session_error(
-                Cause::SessionContextNotFound,
-                None,
-                format!("no session {seid:#x}"),
-            );
-            return self.mod_reject(seid, 0, seq, e);
-        };
-        if !self.is_associated(&peer.node) {
-            let e = session_error(
-                Cause::NoEstablishedPfcpAssociation,
-                None,
-                format!("association with {} gone", peer.node),
-            );
-            return self.mod_reject(seid, peer.remote_seid, seq, e);
-        }
-        let m = match table.session(seid) {
-            Some(s) => pfcp_map::modification(&r, s),
-            None => Err(session_error(
-                Cause::SessionContextNotFound,
-                None,
-                format!("no session {seid:#x}"),
-            )),
-        };
-        let m = match m {
-            Ok(m) => m,
-            Err(e) => return self.mod_reject(seid, peer.remote_seid, seq, e),
-        };
-        let done = match table.modify(seid, m, now) {
-            Ok(done) => done,
-            Err(e) => return self.mod_reject(seid, peer.remote_seid, seq, e),
-        };
-        self.rules_changed = true;
-        debug!(seid, "session modified");
-        let mut remote = peer.remote_seid;
-        if let Some(p) = self.sessions.get_mut(&seid) {
-            if let Some(f) = r.cp_f_seid {
-                remote = f.seid;
-                p.remote_seid = f.seid;
-            }
-            let aas = r
-                .create_fars
-                .iter()
-                .map(|f| (f.far_id, Some(f.apply_action)))
-                .chain(r.update_fars.iter().map(|f| (f.far_id, f.apply_action)));
-            for (id, aa) in aas {
-                match aa {
-                    Some(a) if a.intersects(pfcp::ApplyAction::NOCP) => {
-                        p.nocp.insert(id);
-                    }
-                    Some(_) => {
-                        p.nocp.remove(&id);
-                    }
-                    None => {}
-                }
-            }
-            for f in &r.remove_fars {
-                p.nocp.remove(&f.far_id);
-            }
-        }
-        let wall = self.wall(now);
-        Message::session(
-            remote,
-            seq,
-            pfcp::SessionModificationResponse {
-                cause: pfcp::Cause::RequestAccepted,
-                created_pdrs: done
-                    .created
-                    .iter()
-                    .map(|c| pfcp::CreatedPdr {
-                        pdr_id: c.pdr_id,
-                        local_f_teid: Some(pfcp::FTeid::ipv4(c.teid, c.addr)),
-                        ..Default::default()
-                    })
-                    .collect(),
-                usage_reports: done
-                    .reports
-                    .iter()
-                    .map(|u| pfcp_map::usage_report(u, now, wall))
-                    .collect(),
-                ..Default::default()
-            },
-        )
-    }
-
-    fn owned(&self, seid: u64, from: SocketAddr) -> Option<SessPeer> {
-        self.sessions
-            .get(&seid)
-            .filter(|p| p.peer.ip() == from.ip())
-            .cloned()
-    }
-
-    fn delete(
-        &mut self,
-        seid: u64,
-        seq: u32,
-        from: SocketAddr,
-        now: Instant,
-        table: &mut SessionTable,
-    ) -> Message {
-        let Some(peer) = self.owned(seid, from) else {
-            bump(&self.stats.rejected);
-            return Message::session(
-                0,
-                seq,
-                pfcp::SessionDeletionResponse {
-                    cause: pfcp::Cause::SessionContextNotFound,
-                    ..Default::default()
-                },
-            );
-        };
-        let (cause, reports) = match table.delete(seid, now) {
-            Ok(r) => (pfcp::Cause::RequestAccepted, r),
-            Err(e) => (cause_to_wire(e.cause), Vec::new()),
-        };
-        self.forget(seid);
-        info!(seid, "session deleted");
-        let wall = self.wall(now);
-        Message::session(
-            peer.remote_seid,
-            seq,
-            pfcp::SessionDeletionResponse {
-                cause,
-                usage_reports: reports
-                    .iter()
-                    .map(|u| pfcp_map::usage_report(u, now, wall))
-                    .collect(),
-                ..Default::default()
-            },
-        )
-    }
-
-    /// Send a request of ours and keep it for T1/N1.
-    fn request(&mut self, seid: u64, p: &SessPeer, body: pfcp::SessionReportRequest, now: Instant) {
-        let seq = self.seq();
-        let msg = Message::session(p.remote_seid, seq, body);
-        if let Some(bytes) = self.queue(&msg, p.peer) {
-            self.pending_insert(
-                seq,
-                Pending {
-                    bytes,
-                    peer: p.peer,
-                    seid,
-                    sent: now,
-                    resends: 0,
-                },
-            );
-            bump(&self.stats.reports_sent);
-        }
-    }
-
-    /// Downlink Data Reports: a packet reached an empty buffer of a FAR that
-    /// has NOCP. Only the sessions the data path queued are looked at.
-    fn poll_dl_data(&mut self, now: Instant, table: &SessionTable) {
-        let mut queued = table.take_dl_data();
-        if queued.is_empty() {
-            return;
-        }
-        queued.sort_unstable();
-        queued.dedup();
-        let mut due = Vec::new();
-        for seid in &queued {
-            let Some(p) = self.sessions.get(seid) else {
-                continue; // a session of the in-process API, or gone
-            };
-            let Some(s) = table.session(*seid) else {
-                continue;
-            };
-            if !s.shared.dl_data_pending.swap(false, Ordering::AcqRel) {
-                continue;
-            }
-            let pdr_id = s.shared.buffering_pdr.load(Ordering::Relaxed) as u16;
-            let far = s.pdr(pdr_id).map(|p| p.far_id);
-            if far.is_some_and(|f| p.nocp.contains(&f)) {
-                due.push((*seid, pdr_id, p.clone()));
-            }
-        }
-        for (seid, pdr_id, p) in due {
-            let body = pfcp::SessionReportRequest {
-                report_type: pfcp::ReportType::DLDR,
-                downlink_data_report: Some(pfcp::DownlinkDataReport {
-                    pdr_ids: vec![pdr_id],
-                    ..Default::default()
-                }),
-                ..Default::default()
-            };
-            self.request(seid, &p, body, now);
-            debug!(seid, pdr_id, "downlink data report sent");
-        }
-    }
-
-    fn poll_reports(&mut self, now: Instant, table: &mut SessionTable) {
-        let reports = table.poll_reports(now);
-        if reports.is_empty() {
-            return;
-        }
-        let wall = self.wall(now);
-        let mut by_session: BTreeMap<u64, Vec<&UsageReport>> = BTreeMap::new();
-        for r in &reports {
-            by_session.entry(r.seid).or_default().push(r);
-        }
-        for (seid, rs) in by_session {
-            let Some(p) = self.sessions.get(&seid).cloned() else {
-                continue; // a session made through the in-process API
-            };
-            let body = pfcp::SessionReportRequest {
-                report_type: pfcp::ReportType::USAR,
-                usage_reports: rs
-                    .iter()
-                    .map(|u| pfcp_map::usage_report(u, now, wall))
-                    .collect(),
-                ..Default::default()
-            };
-            self.request(seid, &p, body, now);
-        }
-        self.events.push_back(N4Event::UsageReports(reports));
-    }
-
-    /// Resend unanswered requests after T1, give up after N1 resends. Only
-    /// the requests whose T1 ran out are looked at.
-    fn resend(&mut self, now: Instant) {
-        let (t1, n1) = (self.p.t1, self.p.n1);
-        let mut gave_up = Vec::new();
-        let mut resent = Vec::new();
-        while let Some(&(sent, seq)) = self.pending_by_time.first() {
-            if now.saturating_duration_since(sent) < t1 {
-                break;
-            }
-            self.pending_by_time.pop_first();
-            let Some(p) = self.pending.get_mut(&seq) else {
-                debug_assert!(false, "resend index names no request");
-                continue;
-            };
-            if p.resends >= n1 {
-                gave_up.push(seq);
-                continue;
-            }
-            p.resends += 1;
-            p.sent = now;
-            resent.push((now, seq));
-            self.transmits.push_back(Transmit {
-                destination: p.peer,
-                contents: p.bytes.clone(),
-            });
-        }
-        // Back in the index with their new send time (after the loop, so
-        // that one call resends a request at most once).
-        self.pending_by_time.extend(resent);
-        gave_up.sort_unstable();
-        for seq in gave_up {
-            // Its time entry is already out of the index.
-            if let Some(p) = self.pending.remove(&seq) {
-                self.pending_by_seid.remove(&(p.seid, seq));
-                warn!(peer = %p.peer, seq, seid = p.seid, "Session Report Request unanswered after N1 resends");
-                bump(&self.stats.reports_unanswered);
-                self.events.push_back(N4Event::ReportUnanswered {
-                    peer: p.peer,
-                    seid: p.seid,
-                    seq,
-                });
-            }
-        }
-    }
-
-    /// Sends, resends and restarts our own Association Setup Requests.
-    fn association_setups(&mut self, now: Instant) {
-        for i in 0..self.setups.len() {
-            let s = &self.setups[i];
-            match s.seq {
-                None if now >= s.at => {}
-                Some(_) if now.saturating_duration_since(s.at) >= self.p.t1 => {
-                    if s.resends < self.p.n1 {
-                        let s = &mut self.setups[i];
-                        s.resends += 1;
-                        s.at = now;
-                        self.transmits.push_back(Transmit {
-                            destination: s.peer,
-                            contents: s.bytes.clone(),
-                        });
-                        continue;
-                    }
-                    warn!(smf = %s.peer, "Association Setup Request unanswered; trying again later");
-                    let s = &mut self.setups[i];
-                    s.seq = None;
-                    s.at = now + ASSOC_RETRY;
-                    continue;
-                }
-                _ => continue,
-            }
-            let seq = self.seq();
-            let msg = Message::node(
-                seq,
-                pfcp::AssociationSetupRequest {
-                    node_id: self.p.node_id.clone(),
-                    recovery_time_stamp: self.p.recovery_ts,
-                    up_function_features: Some(pfcp::FunctionFeatures::with(&[
-                        pfcp::up_features::FTUP,
-                    ])),
-                    ..Default::default()
-                },
-            );
-            let peer = self.setups[i].peer;
-            if let Some(bytes) = self.queue(&msg, peer) {
-                info!(smf = %peer, "setting up the PFCP association (UPF-initiated)");
-                let s = &mut self.setups[i];
-                s.seq = Some(seq);
-                s.at = now;
-                s.resends = 0;
-                s.bytes = bytes;
-            }
-        }
-    }
-
-    fn association_setup_answered(
-        &mut self,
-        r: pfcp::AssociationSetupResponse,
-        seq: u32,
-        from: SocketAddr,
-        now: Instant,
-        table: &mut SessionTable,
-    ) {
-        let Some(i) = self
-            .setups
-            .iter()
-            .position(|s| s.peer == from && s.seq == Some(seq))
-        else {
-            debug!(%from, seq, "Association Setup Response to no request of ours");
-            return;
-        };
-        if !r.cause.is_accepted() {
-            warn!(smf = %from, cause = ?r.cause, "SMF refused the association; trying again later");
-            let s = &mut self.setups[i];
-            s.seq = None;
-            s.at = now + ASSOC_RETRY;
-            return;
-        }
-        self.setups.remove(i);
-        if self
-            .assoc(&r.node_id)
-            .is_some_and(|old| old.recovery_ts != r.recovery_time_stamp)
-        {
-            info!(node = %r.node_id, "SMF restarted: its old sessions are removed");
-            self.drop_sessions_of(&r.node_id, now, table);
-        }
-        info!(node = %r.node_id, smf = %from, "association set up (UPF-initiated)");
-        let a = Assoc {
-            node: r.node_id.clone(),
-            peer: from,
-            recovery_ts: r.recovery_time_stamp,
-            hb_outstanding: Vec::new(),
-            next_hb: now + self.p.heartbeat_interval.unwrap_or(Duration::ZERO),
-        };
-        match self.assocs.iter_mut().find(|x| x.node == r.node_id) {
-            Some(old) => *old = a,
-            None => self.assocs.push(a),
-        }
-    }
-
-    fn heartbeats(&mut self, now: Instant, table: &mut SessionTable) {
-        let Some(iv) = self.p.heartbeat_interval else {
-            return;
-        };
-        let mut dead = Vec::new();
-        let mut to_send = Vec::new();
-        for (i, a) in self.assocs.iter_mut().enumerate() {
-            if now < a.next_hb {
-                continue;
-            }
-            a.next_hb = now + iv;
-            // The first unanswered heartbeat is tolerated; then `retries`
-            // more intervals.
-            if a.hb_outstanding.len() as u64 > u64::from(self.p.heartbeat_retries) {
-                dead.push(a.node.clone());
-                continue;
-            }
-            to_send.push((i, a.peer));
-        }
-        for (i, peer) in to_send {
-            let seq = self.seq();
-            let msg = Message::node(
-                seq,
-                pfcp::HeartbeatRequest {
-                    recovery_time_stamp: self.p.recovery_ts,
-                    ..Default::default()
-                },
-            );
-            if self.queue(&msg, peer).is_some() {
-                self.assocs[i].hb_outstanding.push(seq);
-            }
-        }
-        for node in dead {
-            warn!(%node, "SMF stopped answering heartbeats: association and sessions dropped");
-            self.remove_assoc(&node);
-            self.drop_sessions_of(&node, now, table);
-            self.events.push_back(N4Event::AssociationLost { node });
-        }
+        self.respond((seq, digest), msg, from, now);
     }
 }

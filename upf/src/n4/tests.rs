@@ -1,6 +1,7 @@
 //! The N4 node against a simulated SMF in the same process, in virtual
 //! time: no socket, no sleep; a timer of minutes runs in microseconds.
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
@@ -10,6 +11,9 @@ use super::*;
 use crate::datapath::Verdict;
 use crate::packet::build_udp;
 use crate::session::Limits;
+
+mod bad_input;
+mod peers;
 
 const UPF_N3: Ipv4Addr = Ipv4Addr::new(10, 0, 3, 2);
 const UPF_N4: Ipv4Addr = Ipv4Addr::new(10, 0, 4, 2);
@@ -56,8 +60,11 @@ struct Sim {
     /// Everything the UPF sent, oldest first, not yet taken by the test.
     out: VecDeque<Sent>,
     events: Vec<N4Event>,
-    /// The SMF answers the UPF's Heartbeat Requests at once.
+    /// The SMF answers the UPF's Heartbeat Requests at once, with the
+    /// Recovery Time Stamp it associated with.
     answer_heartbeats: bool,
+    /// Each SMF's Recovery Time Stamp, by address (set by `associate`).
+    recovery: HashMap<SocketAddr, u32>,
     /// The SMF accepts the UPF's Session Report Requests at once.
     answer_reports: bool,
     seq: u32,
@@ -75,6 +82,7 @@ impl Sim {
             out: VecDeque::new(),
             events: Vec::new(),
             answer_heartbeats: false,
+            recovery: HashMap::new(),
             answer_reports: false,
             seq: 0,
         }
@@ -99,7 +107,11 @@ impl Sim {
                     let r = Message::node(
                         msg.header.seq,
                         pfcp::HeartbeatResponse {
-                            recovery_time_stamp: 1,
+                            recovery_time_stamp: self
+                                .recovery
+                                .get(&t.destination)
+                                .copied()
+                                .unwrap_or(0),
                             ..Default::default()
                         },
                     );
@@ -196,6 +208,7 @@ impl Sim {
     }
 
     fn associate(&mut self, i: u8, recovery: u32) -> pfcp::AssociationSetupResponse {
+        self.recovery.insert(smf_addr(i), recovery);
         let r = self.node_req(
             smf_addr(i),
             pfcp::AssociationSetupRequest {
@@ -842,6 +855,7 @@ fn upf_initiated_association_resent_retried_then_up() {
     );
     assert!(sim.node.is_associated(&smf_node(1)));
     // Up: no more setup requests; heartbeats towards the SMF instead.
+    sim.answer_heartbeats = true;
     sim.advance(Duration::from_secs(30));
     assert!(sim
         .take_requests(pfcp::msg_type::AssociationSetupRequest)
