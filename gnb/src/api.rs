@@ -1,14 +1,24 @@
-//! The gNB's HTTP APIs: N2-lite (from the SMF, on the cp address), the N1
-//! relay (from UEs, on the radio address), `/tunnels` and `/metrics`.
-//! Every error is a 4xx/5xx with a [`wire::ctl::ApiError`] body.
+//! The gNB's HTTP APIs: N2-lite (from the SMF, on the cp address, with
+//! `/tunnels` and `/metrics`) and the N1 relay (from UEs, on the radio
+//! address). Every error is a 4xx/5xx with a [`wire::ctl::ApiError`] body.
+//!
+//! The N1 relay acts for the UE a request comes from and for no other
+//! ([`crate::radio`]): each request names a UE (in its path or body), and
+//! the peer it comes from on the radio link (address and MAC) must be the
+//! one that UE attached from (the first request naming it attaches it);
+//! otherwise 403. `GET /n1/sessions` lists the asking UE's own sessions
+//! (no TEIDs, no core addresses). The radio side has no `/tunnels`, no
+//! `/metrics` and no N2-lite: those listen on the cp address only, and the
+//! packet filter ([`crate::firewall`]) drops everything from the radio side
+//! that is not for the N1 relay.
 
 use std::fmt::Write as _;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -25,6 +35,7 @@ use ctlhttp::metrics::Timed;
 use ctlhttp::server::{parse_json, ApiErr};
 
 use crate::daemon::Gnb;
+use crate::radio::{neighbour_mac, RadioPeer};
 use crate::tunnels::TunnelError;
 
 /// Where the gNB's control-plane time goes.
@@ -47,19 +58,102 @@ pub fn n2_router(gnb: Arc<Gnb>) -> Router {
         .with_state(gnb)
 }
 
-/// The N1 relay router (plus `/tunnels` and `/metrics`, read-only).
+/// The N1 relay router (serve it with `ConnectInfo<SocketAddr>`).
 pub fn n1_router(gnb: Arc<Gnb>) -> Router {
     Router::new()
-        .route("/n1/sessions", post(n1_establish))
+        .route("/n1/sessions", post(n1_establish).get(n1_sessions))
         .route("/n1/sessions/{ue_id}/{psi}", delete(n1_release))
         .route("/n1/services", post(n1_service))
         .route("/n1/migrations", post(n1_migrate))
         .route("/n1/migrations/{id}/{report}", post(n1_migration_report))
         .route("/n1/events/{ue_id}", get(n1_events))
-        .route("/tunnels", get(tunnels))
-        .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(gnb)
+}
+
+/// The peer of a request: its address on the radio link and the MAC behind it.
+fn radio_peer(gnb: &Gnb, from: SocketAddr) -> Result<RadioPeer, ApiErr> {
+    let forbidden = |why: String| ApiErr::new(StatusCode::FORBIDDEN, why, None);
+    let IpAddr::V4(ip) = from.ip() else {
+        return Err(forbidden(format!(
+            "{from}: N1 requests come over IPv4 on the radio link"
+        )));
+    };
+    match neighbour_mac(ip, &gnb.cfg.radio_iface) {
+        Ok(Some(mac)) => Ok(RadioPeer { ip, mac }),
+        Ok(None) => Err(forbidden(format!(
+            "{ip} is not a neighbour on the radio link `{}`: N1 requests come from a UE on it",
+            gnb.cfg.radio_iface
+        ))),
+        Err(e) => Err(ApiErr::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot read the neighbour table: {e}"),
+            None,
+        )),
+    }
+}
+
+/// Checks that the request from `from` may act as UE `ue` (attaching it on
+/// first contact); 403 naming who it is otherwise.
+fn act_as(gnb: &Gnb, from: SocketAddr, ue: &str) -> Result<(), ApiErr> {
+    let peer = radio_peer(gnb, from)?;
+    match gnb.attached.bind(ue, peer) {
+        Ok(true) => {
+            gnb.attached_now(ue, peer);
+            Ok(())
+        }
+        Ok(false) => Ok(()),
+        Err(e) => {
+            gnb.counters.n1_refused.fetch_add(1, Ordering::Relaxed);
+            warn!(%peer, ue, reason = %e, "N1 request for another UE refused");
+            Err(ApiErr::new(
+                StatusCode::FORBIDDEN,
+                e.to_string(),
+                Some("ue_id"),
+            ))
+        }
+    }
+}
+
+/// A session as its UE sees it through the N1 relay.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnSession {
+    /// PDU session id.
+    pub pdu_session_id: u8,
+    /// The UE's address in the session.
+    pub ue_addr: std::net::Ipv4Addr,
+    /// QFI.
+    pub qfi: u8,
+    /// Replaced by a newer tunnel (path switch), until its End Marker.
+    pub draining: bool,
+    /// Uplink packets.
+    pub ul_packets: u64,
+    /// Downlink packets.
+    pub dl_packets: u64,
+}
+
+/// `GET /n1/sessions`: the asking UE's own sessions (none before it attached).
+async fn n1_sessions(
+    State(gnb): State<Arc<Gnb>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+) -> Result<Response, ApiErr> {
+    let peer = radio_peer(&gnb, from)?;
+    let me = gnb.attached.ue_of(peer);
+    let v: Vec<OwnSession> = gnb
+        .table
+        .list()
+        .iter()
+        .filter(|t| Some(&t.ue_id) == me.as_ref())
+        .map(|t| OwnSession {
+            pdu_session_id: t.psi,
+            ue_addr: t.ue_addr,
+            qfi: t.qfi,
+            draining: t.draining.load(Ordering::Relaxed),
+            ul_packets: t.counters.ul_packets.load(Ordering::Relaxed),
+            dl_packets: t.counters.dl_packets.load(Ordering::Relaxed),
+        })
+        .collect();
+    Ok(Json(v).into_response())
 }
 
 async fn not_found() -> ApiErr {
@@ -109,15 +203,25 @@ async fn n2_setup(State(gnb): State<Arc<Gnb>>, body: Bytes) -> Result<Response, 
             _ => ApiErr::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string(), None),
         })?;
     let t = &change.tunnel;
-    if let Err(e) = gnb.route_ue(true, req.ue_addr).await {
-        // Nothing half made: take the tunnel back out.
-        let _ = gnb.table.remove(t.dl_teid);
-        warn!(error = %e, ue_addr = %req.ue_addr, "host route failed; tunnel not set up");
-        return Err(ApiErr::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot route {} to the radio link: {e}", req.ue_addr),
-            None,
-        ));
+    let made = match gnb.route_ue(true, req.ue_addr).await {
+        Ok(()) => gnb
+            .allow_uplink(&req.ue_id, req.ue_addr)
+            .map_err(|e| format!("cannot open the uplink filter for {}: {e}", req.ue_addr)),
+        Err(e) => Err(format!(
+            "cannot route {} to the radio link: {e}",
+            req.ue_addr
+        )),
+    };
+    if let Err(why) = made {
+        // Nothing half made: take the tunnel (and its route) back out.
+        if let Ok(c) = gnb.table.remove(t.dl_teid) {
+            if c.addr_freed {
+                let _ = gnb.route_ue(false, req.ue_addr).await;
+                gnb.forget_uplink(req.ue_addr);
+            }
+        }
+        warn!(error = %why, "tunnel not set up");
+        return Err(ApiErr::new(StatusCode::INTERNAL_SERVER_ERROR, why, None));
     }
     info!(
         ue = %req.ue_id, psi = req.pdu_session_id, ue_addr = %req.ue_addr,
@@ -151,6 +255,7 @@ async fn n2_release(
         if let Err(e) = gnb.route_ue(false, change.tunnel.ue_addr).await {
             warn!(error = %e, "host route removal failed");
         }
+        gnb.forget_uplink(change.tunnel.ue_addr);
     }
     info!(dl_teid = teid, ue = %change.tunnel.ue_id, psi = change.tunnel.psi, "tunnel released");
     Ok(StatusCode::NO_CONTENT)
@@ -229,6 +334,20 @@ async fn metrics(State(gnb): State<Arc<Gnb>>) -> Response {
             );
         }
     }
+    if let Some(fw) = &gnb.firewall {
+        match fw.counters() {
+            Ok(v) => {
+                for ((c, n), (_, help)) in v.into_iter().zip(crate::firewall::COUNTERS) {
+                    let m = format!("gnb_fw_{c}_packets_total");
+                    let _ = writeln!(
+                        out,
+                        "# HELP {m} {help}\n# TYPE {m} counter\n{m}{{gnb=\"{name}\"}} {n}"
+                    );
+                }
+            }
+            Err(e) => warn!(error = %e, "packet filter counters unavailable"),
+        }
+    }
     match gnb.net.link_stats().await {
         Ok(links) => {
             type F = fn(&topo::netcfg::LinkStats) -> u64;
@@ -297,9 +416,15 @@ async fn relay_with(
     }
 }
 
-async fn n1_establish(State(gnb): State<Arc<Gnb>>, body: Bytes) -> Result<Response, ApiErr> {
+async fn n1_establish(
+    State(gnb): State<Arc<Gnb>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    body: Bytes,
+) -> Result<Response, ApiErr> {
     let t0 = std::time::Instant::now();
     let mut req: SessionRequest = parse_json(&body)?;
+    check_ue_id(&req.ue_id)?;
+    act_as(&gnb, from, &req.ue_id)?;
     if !(1..=15).contains(&req.pdu_session_id) {
         return Err(ApiErr::new(
             StatusCode::BAD_REQUEST,
@@ -323,6 +448,7 @@ async fn n1_establish(State(gnb): State<Arc<Gnb>>, body: Bytes) -> Result<Respon
 
 async fn n1_release(
     State(gnb): State<Arc<Gnb>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
     Path((ue_id, psi)): Path<(String, String)>,
 ) -> Result<Response, ApiErr> {
     let psi: u8 = psi
@@ -336,13 +462,8 @@ async fn n1_release(
                 Some("psi"),
             )
         })?;
-    if ue_id.is_empty() || ue_id.contains('/') {
-        return Err(ApiErr::new(
-            StatusCode::BAD_REQUEST,
-            "bad UE id",
-            Some("ue_id"),
-        ));
-    }
+    check_ue_id(&ue_id)?;
+    act_as(&gnb, from, &ue_id)?;
     info!(ue = %ue_id, psi, "N1 session release relayed");
     Ok(relay(&gnb, "DELETE", format!("/sessions/{ue_id}/{psi}"), None).await)
 }
@@ -363,6 +484,7 @@ fn check_ue_id(ue_id: &str) -> Result<(), ApiErr> {
 /// it unchanged (the SMF checks the rest).
 async fn relay_n1_json<T: DeserializeOwned + Serialize>(
     gnb: &Gnb,
+    from: SocketAddr,
     path: String,
     body: &[u8],
     ue_of: impl Fn(&T) -> &str,
@@ -370,6 +492,7 @@ async fn relay_n1_json<T: DeserializeOwned + Serialize>(
     let req: T = parse_json(body)?;
     let ue = ue_of(&req).to_string();
     check_ue_id(&ue)?;
+    act_as(gnb, from, &ue)?;
     let body = serde_json::to_string(&req)
         .map_err(|e| ApiErr::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))?;
     let r = relay(gnb, "POST", path.clone(), Some(body)).await;
@@ -377,9 +500,14 @@ async fn relay_n1_json<T: DeserializeOwned + Serialize>(
     Ok(r)
 }
 
-async fn n1_service(State(gnb): State<Arc<Gnb>>, body: Bytes) -> Result<Response, ApiErr> {
+async fn n1_service(
+    State(gnb): State<Arc<Gnb>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    body: Bytes,
+) -> Result<Response, ApiErr> {
     relay_n1_json(
         &gnb,
+        from,
         "/n1/services".into(),
         &body,
         |r: &ServiceRegistration| &r.ue_id,
@@ -387,9 +515,14 @@ async fn n1_service(State(gnb): State<Arc<Gnb>>, body: Bytes) -> Result<Response
     .await
 }
 
-async fn n1_migrate(State(gnb): State<Arc<Gnb>>, body: Bytes) -> Result<Response, ApiErr> {
+async fn n1_migrate(
+    State(gnb): State<Arc<Gnb>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    body: Bytes,
+) -> Result<Response, ApiErr> {
     relay_n1_json(
         &gnb,
+        from,
         "/n1/migrations".into(),
         &body,
         |r: &MigrationRequest| &r.ue_id,
@@ -399,6 +532,7 @@ async fn n1_migrate(State(gnb): State<Arc<Gnb>>, body: Bytes) -> Result<Response
 
 async fn n1_migration_report(
     State(gnb): State<Arc<Gnb>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
     Path((id, report)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiErr> {
@@ -411,8 +545,8 @@ async fn n1_migration_report(
     })?;
     let path = format!("/n1/migrations/{id}/{report}");
     match report.as_str() {
-        "switched" => relay_n1_json(&gnb, path, &body, |r: &SwitchReport| &r.ue_id).await,
-        "abandon" => relay_n1_json(&gnb, path, &body, |r: &AbandonReport| &r.ue_id).await,
+        "switched" => relay_n1_json(&gnb, from, path, &body, |r: &SwitchReport| &r.ue_id).await,
+        "abandon" => relay_n1_json(&gnb, from, path, &body, |r: &AbandonReport| &r.ue_id).await,
         _ => Err(ApiErr::new(
             StatusCode::NOT_FOUND,
             "no such endpoint (switched or abandon)",
@@ -432,10 +566,12 @@ struct EventsQuery {
 
 async fn n1_events(
     State(gnb): State<Arc<Gnb>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
     Path(ue_id): Path<String>,
     Query(q): Query<EventsQuery>,
 ) -> Result<Response, ApiErr> {
     check_ue_id(&ue_id)?;
+    act_as(&gnb, from, &ue_id)?;
     let wait_ms = q.wait_ms.min(EVENTS_MAX_WAIT_MS);
     // The SMF holds the call up to wait_ms: wait a little longer for it.
     let http = gnb

@@ -7,6 +7,8 @@ use std::path::Path;
 use ctlhttp::daemon::ConfigError;
 use serde::{Deserialize, Serialize};
 
+use crate::radio::RadioLink;
+
 /// `gnb run --config FILE`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,6 +58,16 @@ pub struct GnbConfig {
     /// Set ip_forward=1 and rp_filter=0 in the gNB's namespace at start.
     #[serde(default = "d_true")]
     pub sysctl: bool,
+    /// What the radio interface is: `"shared"` (a cell switch: a UE is the
+    /// address and MAC it attached from) or `"point-to-point"` (a veth to
+    /// one UE: the UE attached on the link). See [`crate::radio`].
+    #[serde(default)]
+    pub radio_link: RadioLink,
+    /// Install the radio-side packet filter ([`crate::firewall`], needs
+    /// `nft`). `false` leaves the cp and N3 addresses reachable from the
+    /// radio side and the uplink unchecked: for tests only.
+    #[serde(default = "d_true")]
+    pub radio_firewall: bool,
 }
 
 fn d_radio_iface() -> String {
@@ -116,6 +128,8 @@ impl GnbConfig {
             table: d_table(),
             rule_priority: d_rule_priority(),
             sysctl: true,
+            radio_link: RadioLink::default(),
+            radio_firewall: true,
         }
     }
 
@@ -160,8 +174,12 @@ impl GnbConfig {
             ("radio_iface", &self.radio_iface),
             ("tun_name", &self.tun_name),
         ] {
-            if v.is_empty() || v.len() >= 16 || v.contains('/') || v.contains(' ') {
-                return bad(field, "must be an interface name of 1 to 15 characters");
+            // Also what makes them safe to quote in the nftables rules.
+            if let Err(e) = topo::names::ifname(v) {
+                return Err(ConfigError::Invalid {
+                    field,
+                    reason: e.to_string(),
+                });
             }
         }
         if self.tun_mtu < 576 || self.tun_mtu > 65535 {
@@ -214,6 +232,18 @@ mod tests {
         assert!(e.to_string().contains("name"), "{e}");
         let e = GnbConfig::from_toml("name = \"g\"\ntable = 254", "f.toml").expect_err("table");
         assert!(e.to_string().contains("`table`"), "{e}");
+        let e = GnbConfig::from_toml("name = \"g\"\ntun_name = \"a\\\"b\"", "f.toml")
+            .expect_err("quote in an interface name");
+        assert!(e.to_string().contains("tun_name"), "{e}");
+        let c = GnbConfig::from_toml("name = \"g\"\nradio_link = \"point-to-point\"", "f.toml")
+            .expect("valid");
+        assert_eq!(c.radio_link, RadioLink::PointToPoint);
+        let e = GnbConfig::from_toml("name = \"g\"\nradio_link = \"p2p\"", "f.toml")
+            .expect_err("unknown kind");
+        assert!(
+            e.to_string().contains("radio_link") || e.to_string().contains("p2p"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -10,6 +10,8 @@ use tracing::{info, warn};
 
 use crate::config::GnbConfig;
 use crate::datapath::{Datapath, DatapathEvent, GnbCounters};
+use crate::firewall::{Firewall, FirewallError, FirewallSpec};
+use crate::radio::{Attachments, RadioLink, RadioPeer};
 use crate::tun::{Tun, TunError};
 use crate::tunnels::TunnelTable;
 use topo::netcfg::{net_sysctl, Net, NetError};
@@ -26,6 +28,9 @@ pub enum GnbError {
     /// The TUN device could not be made.
     #[error(transparent)]
     Tun(#[from] TunError),
+    /// The radio-side packet filter could not be installed.
+    #[error(transparent)]
+    Firewall(#[from] FirewallError),
     /// A socket could not be bound or a thread started.
     #[error("{what}: {source}")]
     Io {
@@ -58,6 +63,10 @@ pub struct Gnb {
     pub http: ctlhttp::Client,
     /// Time spent in N1 relays and N2 setups.
     pub timing: crate::api::ApiTiming,
+    /// Which UE is which radio peer (bound by the N1 relay).
+    pub attached: Attachments,
+    /// The radio-side packet filter (None: `radio_firewall = false`).
+    pub firewall: Option<Firewall>,
 }
 
 impl Gnb {
@@ -66,6 +75,44 @@ impl Gnb {
         self.net
             .route_dev(add, ue_addr, 32, self.radio_index, MAIN_TABLE)
             .await
+    }
+
+    /// Lets the uplink of session address `ue_addr` of UE `ue_id` through
+    /// the filter: from the MAC the UE attached with on a shared cell; by
+    /// address on a point-to-point link, or for a UE that never attached
+    /// through this gNB's N1 relay.
+    pub fn allow_uplink(&self, ue_id: &str, ue_addr: Ipv4Addr) -> Result<(), FirewallError> {
+        let Some(fw) = &self.firewall else {
+            return Ok(());
+        };
+        let mac = match self.attached.link() {
+            RadioLink::PointToPoint => None,
+            RadioLink::Shared => self.attached.peer_of(ue_id).map(|p| p.mac),
+        };
+        if mac.is_none() && self.attached.link() == RadioLink::Shared {
+            warn!(ue = %ue_id, %ue_addr, "tunnel for a UE that did not attach through this gNB's N1 relay: its uplink is checked by address only until it does");
+        }
+        fw.allow_uplink(ue_addr, mac)
+    }
+
+    /// Closes the filter for `ue_addr` (its last tunnel is gone).
+    pub fn forget_uplink(&self, ue_addr: Ipv4Addr) {
+        if let Some(fw) = &self.firewall {
+            if let Err(e) = fw.forget_uplink(ue_addr) {
+                warn!(error = %e, %ue_addr, "could not remove the uplink filter entry");
+            }
+        }
+    }
+
+    /// A UE attached: the tunnels set up for it before (a gNB restart, or
+    /// set up without N1) are now bound to its MAC.
+    pub fn attached_now(&self, ue_id: &str, peer: RadioPeer) {
+        info!(ue = %ue_id, peer = %peer, "UE attached on the radio side");
+        for t in self.table.list().iter().filter(|t| t.ue_id == ue_id) {
+            if let Err(e) = self.allow_uplink(ue_id, t.ue_addr) {
+                warn!(error = %e, ue_addr = %t.ue_addr, "could not bind the uplink to the UE's MAC");
+            }
+        }
     }
 }
 
@@ -85,6 +132,7 @@ pub async fn run(cfg: GnbConfig, shutdown: impl Future<Output = ()>) -> Result<(
     }
     let net = Net::open()?;
     let radio_index = net.link_index(&cfg.radio_iface).await?;
+    let firewall = radio_firewall(&cfg)?;
     let tun = Tun::open(&cfg.tun_name)?;
     let tun_index = net.link_index(&cfg.tun_name).await?;
     // The tunnels carry IPv4 only: without this, the kernel's own IPv6
@@ -108,7 +156,7 @@ pub async fn run(cfg: GnbConfig, shutdown: impl Future<Output = ()>) -> Result<(
             .await;
         return Err(e.into());
     }
-    let result = serve(&cfg, net.clone(), radio_index, tun, shutdown).await;
+    let result = serve(&cfg, net.clone(), radio_index, tun, firewall, shutdown).await;
     // Undo: the rule; host routes of remaining tunnels; the TUN (and its
     // table route) goes when its last handle closed in `serve`.
     let _ = net
@@ -120,11 +168,37 @@ pub async fn run(cfg: GnbConfig, shutdown: impl Future<Output = ()>) -> Result<(
     result
 }
 
+/// Installs the radio-side filter and its ARP sysctls (or warns that it
+/// is off).
+fn radio_firewall(cfg: &GnbConfig) -> Result<Option<Firewall>, GnbError> {
+    if !cfg.radio_firewall {
+        warn!("radio_firewall = false: the radio side can reach the gNB's cp and N3 addresses, and the uplink is not checked per UE");
+        return Ok(None);
+    }
+    // ARP on the radio link only for the radio address.
+    for (k, v) in [("arp_ignore", "1"), ("arp_announce", "2")] {
+        let key = format!("ipv4/conf/{}/{k}", cfg.radio_iface);
+        net_sysctl(&key, v).map_err(io_err(format!("sysctl {key}={v}")))?;
+    }
+    let fw = Firewall::install(&FirewallSpec {
+        radio_iface: cfg.radio_iface.clone(),
+        radio_addr: cfg.radio_addr,
+        n1_port: cfg.n1_port,
+        tun: cfg.tun_name.clone(),
+    })?;
+    info!(
+        table = crate::firewall::TABLE,
+        "radio-side packet filter installed"
+    );
+    Ok(Some(fw))
+}
+
 async fn serve(
     cfg: &GnbConfig,
     net: Net,
     radio_index: u32,
     tun: Tun,
+    firewall: Option<Firewall>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), GnbError> {
     let sock = UdpSocket::bind((cfg.n3_addr, cfg.gtpu_port))
@@ -143,6 +217,8 @@ async fn serve(
         radio_index,
         http,
         timing: Default::default(),
+        attached: Attachments::new(cfg.radio_link),
+        firewall,
     });
     let n2 = tokio::net::TcpListener::bind(cfg.n2_api())
         .await
@@ -159,10 +235,15 @@ async fn serve(
             .with_graceful_shutdown(stopped(stop_rx.clone()))
             .into_future(),
     );
+    // The N1 relay needs each request's peer: who it is on the radio side.
     let n1_task = tokio::spawn(
-        axum::serve(n1, crate::api::n1_router(gnb.clone()))
-            .with_graceful_shutdown(stopped(stop_rx))
-            .into_future(),
+        axum::serve(
+            n1,
+            crate::api::n1_router(gnb.clone())
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(stopped(stop_rx))
+        .into_future(),
     );
     info!(
         name = %cfg.name, n2 = %cfg.n2_api(), n1 = %cfg.n1_api(),
@@ -177,6 +258,7 @@ async fn serve(
                     if let Err(e) = gnb.route_ue(false, a).await {
                         warn!(error = %e, "host route removal failed");
                     }
+                    gnb.forget_uplink(a);
                 }
                 None => break,
             },
@@ -189,6 +271,11 @@ async fn serve(
     datapath.stop();
     for t in table.list() {
         let _ = gnb.route_ue(false, t.ue_addr).await;
+    }
+    if let Some(fw) = &gnb.firewall {
+        if let Err(e) = fw.remove() {
+            warn!(error = %e, "could not remove the radio-side packet filter");
+        }
     }
     Ok(())
 }

@@ -7,7 +7,14 @@
 //!   the inner packet to the TUN (the kernel routes it out of the radio
 //!   link); Echo Request answered, End Marker counted (and a draining tunnel
 //!   removed), unknown TEID dropped, counted and answered with an Error
-//!   Indication.
+//!   Indication. A G-PDU or End Marker is taken only from the UPF address
+//!   of its tunnel (the F-TEID the SMF gave); from anyone else it is
+//!   dropped and counted (`gnb_dl_wrong_peer_total`).
+//!
+//! The uplink maps a packet to its tunnel by its source address, but only
+//! packets the radio-side filter let through reach the TUN: their source
+//! is a session address of the UE that sent them (its MAC on a shared
+//! cell; see [`crate::firewall`]), so a UE cannot enter another UE's tunnel.
 //!
 //! Nothing here allocates or takes a lock per packet; packet-triggered logs
 //! are rate-limited.
@@ -78,6 +85,11 @@ pub struct GnbCounters {
     pub error_indications_rx: AtomicU64,
     /// Other GTP-U messages received and ignored.
     pub n3_other: AtomicU64,
+    /// G-PDUs and End Markers for a known TEID from another address than
+    /// the UPF of that tunnel (dropped).
+    pub dl_wrong_peer: AtomicU64,
+    /// N1 requests refused: from another UE than the one they name.
+    pub n1_refused: AtomicU64,
 }
 
 impl GnbCounters {
@@ -184,6 +196,16 @@ impl GnbCounters {
                 "gnb_n3_other_total",
                 "other GTP-U messages received",
                 r(&self.n3_other),
+            ),
+            (
+                "gnb_dl_wrong_peer_total",
+                "G-PDUs and End Markers not from the UPF of their tunnel (dropped)",
+                r(&self.dl_wrong_peer),
+            ),
+            (
+                "gnb_n1_refused_total",
+                "N1 requests refused: not from the UE they name",
+                r(&self.n1_refused),
             ),
         ]
     }
@@ -444,6 +466,14 @@ fn downlink(
                 continue;
             }
         };
+        // A tunnel's G-PDUs and End Markers come from its UPF only.
+        let wrong_peer = |t: &crate::tunnels::Tunnel| {
+            let wrong = t.ul_peer.ip() != from.ip();
+            if wrong {
+                ctr.dl_wrong_peer.fetch_add(1, Ordering::Relaxed);
+            }
+            wrong
+        };
         match d.message_type {
             MessageType::GPdu => {
                 let snap = table.load();
@@ -465,6 +495,12 @@ fn downlink(
                     }
                     continue;
                 };
+                if wrong_peer(t) {
+                    if let Some(s) = log_unknown.allow() {
+                        info!(teid = d.teid, %from, upf = %t.ul_peer.ip(), suppressed = s, "G-PDU not from the tunnel's UPF dropped");
+                    }
+                    continue;
+                }
                 let len = d.payload.len();
                 match tun.send(d.payload) {
                     Ok(_) => {
@@ -490,6 +526,11 @@ fn downlink(
                 ctr.end_markers.fetch_add(1, Ordering::Relaxed);
                 let t = table.load().by_teid.get(&d.teid).cloned();
                 match t {
+                    Some(t) if wrong_peer(&t) => {
+                        if let Some(s) = log_unknown.allow() {
+                            info!(teid = d.teid, %from, suppressed = s, "End Marker not from the tunnel's UPF ignored");
+                        }
+                    }
                     Some(t) => {
                         t.counters.end_markers.fetch_add(1, Ordering::Relaxed);
                         if t.draining.load(Ordering::Relaxed) {

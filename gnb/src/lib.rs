@@ -12,7 +12,12 @@
 //! - [`config`]: the TOML configuration;
 //! - [`tunnels`]: the lock-free tunnel table (arc-swap snapshots);
 //! - [`datapath`]: the uplink and downlink threads and their counters;
-//! - [`api`]: N2-lite, N1 relay, `/tunnels`, `/metrics`;
+//! - [`api`]: N2-lite, `/tunnels`, `/metrics` (cp address); the N1 relay
+//!   (radio address), which acts only for the UE a request comes from;
+//! - [`radio`]: which UE is which radio peer (address and MAC, or the
+//!   point-to-point link), bound at attach;
+//! - [`firewall`]: nftables rules in the gNB's namespace: the radio side
+//!   reaches only the N1 relay, a UE's uplink enters only its own tunnels;
 //! - [`daemon`]: bring-up and tear-down;
 //! - [`tun`]: the TUN device.
 //!
@@ -23,6 +28,8 @@ pub mod api;
 pub mod config;
 pub mod daemon;
 pub mod datapath;
+pub mod firewall;
+pub mod radio;
 pub mod tun;
 pub mod tunnels;
 

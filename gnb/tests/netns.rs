@@ -8,130 +8,22 @@
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use gnb::tunnels::TunnelView;
 use testkit::gnb::{addr, FakeSession, FakeSmf, FakeUpf, Topo};
-use testkit::{wait_until, Netns};
-use wire::ctl::{ApiError, SessionInfo, TunnelSetup, TunnelSetupResponse};
+use testkit::wait_until;
+use wire::ctl::{ApiError, SessionInfo};
 use wire::gtpu::{encap_in_place, GpduHeader, Repr};
+
+mod common;
+
+use common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_gnb");
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into()
-}
-
-/// One HTTP call from inside `ns`: (status, body).
-fn http(ns: &Netns, method: &'static str, url: String, body: Option<String>) -> (u16, String) {
-    ns.run(move || {
-        let a = agent();
-        let r = match (method, body) {
-            ("POST", Some(b)) => a
-                .post(&url)
-                .header("content-type", "application/json")
-                .send(b.as_bytes()),
-            ("DELETE", _) => a.delete(&url).call(),
-            _ => a.get(&url).call(),
-        };
-        let mut r = r.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-        let status = r.status().as_u16();
-        (status, r.body_mut().read_to_string().unwrap_or_default())
-    })
-    .unwrap()
-}
-
-fn n2(_topo: &Topo) -> String {
-    format!("http://{}:{}", addr::GNB_N3, wire::ctl::GNB_N2_PORT)
-}
-
-/// Sets a tunnel up as the SMF would; returns the gNB's answer.
-fn setup(topo: &Topo, ue: &str, psi: u8, ue_addr: Ipv4Addr, ul_teid: u32) -> TunnelSetupResponse {
-    let req = TunnelSetup {
-        ue_id: ue.into(),
-        pdu_session_id: psi,
-        ue_addr,
-        ul_teid,
-        ul_addr: addr::UPF_N3.into(),
-        qfi: 9,
-    };
-    let (st, body) = http(
-        &topo.upf,
-        "POST",
-        format!("{}/n2/tunnels", n2(topo)),
-        Some(serde_json::to_string(&req).unwrap()),
-    );
-    assert_eq!(st, 201, "{body}");
-    let r: TunnelSetupResponse = serde_json::from_str(&body).unwrap();
-    assert_eq!(r.dl_addr, std::net::IpAddr::V4(addr::GNB_N3));
-    r
-}
-
-/// What the UE does for a session, with `ip`: address, rule, table.
-fn ue_session(topo: &Topo, ue_addr: Ipv4Addr, table: u32) {
-    let a = format!("{ue_addr}/32");
-    let t = table.to_string();
-    topo.ue.ip(&["addr", "add", &a, "dev", "radio"]).unwrap();
-    topo.ue
-        .ip(&["rule", "add", "from", &a, "lookup", &t, "pref", "100"])
-        .unwrap();
-    topo.ue
-        .ip(&[
-            "route",
-            "add",
-            "default",
-            "via",
-            &addr::GNB_RADIO.to_string(),
-            "dev",
-            "radio",
-            "table",
-            &t,
-        ])
-        .unwrap();
-}
-
-/// Sends `msg` from `src` (bound) to the DN host and waits for the echo.
-fn udp_echo(topo: &Topo, src: Ipv4Addr, msg: &'static [u8]) -> Option<(Vec<u8>, SocketAddr)> {
-    topo.ue
-        .run(move || {
-            let s = UdpSocket::bind((src, 0)).unwrap();
-            s.set_read_timeout(Some(Duration::from_millis(300)))
-                .unwrap();
-            let mut buf = [0u8; 2048];
-            // Two tries: the first packet may wait for ARP on either link.
-            for _ in 0..3 {
-                s.send_to(msg, (addr::DN_HOST, 7777)).unwrap();
-                if let Ok((n, from)) = s.recv_from(&mut buf) {
-                    return Some((buf[..n].to_vec(), from));
-                }
-            }
-            None
-        })
-        .unwrap()
-}
-
-fn tunnels(topo: &Topo) -> Vec<TunnelView> {
-    let (st, body) = http(&topo.upf, "GET", format!("{}/tunnels", n2(topo)), None);
-    assert_eq!(st, 200);
-    serde_json::from_str(&body).unwrap()
-}
-
-fn metric(topo: &Topo, name: &str) -> u64 {
-    let (st, body) = http(&topo.upf, "GET", format!("{}/metrics", n2(topo)), None);
-    assert_eq!(st, 200);
-    body.lines()
-        .find(|l| l.starts_with(&format!("{name}{{")))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("metric {name} missing"))
-}
-
 #[test]
-#[ignore = "needs root: network namespaces, TUN"]
+#[ignore = "needs root: network namespaces, TUN, nftables"]
 fn two_sessions_two_tunnels_and_release() {
     testkit::require_root();
+    testkit::require_tool("nft");
     let topo = Topo::new("h7a").unwrap();
     let upf = FakeUpf::start(&topo.upf, addr::UPF_N3).unwrap();
     let cfg = topo.gnb_config(7000);
@@ -139,8 +31,8 @@ fn two_sessions_two_tunnels_and_release() {
 
     let a1 = Ipv4Addr::new(10, 45, 0, 2);
     let a2 = Ipv4Addr::new(10, 45, 0, 3);
-    let r1 = setup(&topo, "imsi-001010000000001", 1, a1, 0x100);
-    let r2 = setup(&topo, "imsi-001010000000001", 2, a2, 0x200);
+    let r1 = setup(&topo.upf, "imsi-001010000000001", 1, a1, 0x100);
+    let r2 = setup(&topo.upf, "imsi-001010000000001", 2, a2, 0x200);
     assert_ne!(r1.dl_teid, r2.dl_teid);
     let gnb_n3 = SocketAddr::from((addr::GNB_N3, 2152));
     for (ul, r) in [(0x100, &r1), (0x200, &r2)] {
@@ -153,11 +45,11 @@ fn two_sessions_two_tunnels_and_release() {
             },
         );
     }
-    ue_session(&topo, a1, 1001);
-    ue_session(&topo, a2, 1002);
+    ue_session(&topo.ue, a1, 1001);
+    ue_session(&topo.ue, a2, 1002);
 
     // Session 1: right tunnel, QFI, UL container; the reply reaches the UE.
-    let (data, from) = udp_echo(&topo, a1, b"via session one").expect("echo through session 1");
+    let (data, from) = udp_echo(&topo.ue, a1, b"via session one").expect("echo through session 1");
     assert_eq!(data, b"via session one");
     assert_eq!(from, SocketAddr::from((addr::DN_HOST, 7777)));
     let seen = upf.seen();
@@ -174,11 +66,11 @@ fn two_sessions_two_tunnels_and_release() {
     );
 
     // Session 2 uses the other tunnel.
-    let (data, _) = udp_echo(&topo, a2, b"via session two").expect("echo through session 2");
+    let (data, _) = udp_echo(&topo.ue, a2, b"via session two").expect("echo through session 2");
     assert_eq!(data, b"via session two");
     assert!(upf.seen().iter().any(|s| s.teid == 0x200 && s.src == a2));
 
-    let t = tunnels(&topo);
+    let t = tunnels(&topo.upf);
     assert_eq!(t.len(), 2);
     let t1 = t.iter().find(|t| t.dl_teid == r1.dl_teid).unwrap();
     assert!(t1.ul_packets >= 1 && t1.dl_packets >= 1, "{t1:?}");
@@ -209,19 +101,21 @@ fn two_sessions_two_tunnels_and_release() {
     let (st, _) = http(
         &topo.upf,
         "DELETE",
-        format!("{}/n2/tunnels/{}", n2(&topo), r1.dl_teid),
+        format!("{}/n2/tunnels/{}", n2(), r1.dl_teid),
         None,
     );
     assert_eq!(st, 204);
-    let before = metric(&topo, "gnb_ul_no_session_total");
+    // Its address is out of the radio-side filter: dropped and counted
+    // there, before the TUN.
+    let before = metric(&topo.upf, "gnb_fw_ul_not_own_session_packets_total");
     let n_ul1 = upf.seen().iter().filter(|s| s.teid == 0x100).count();
     assert!(
-        udp_echo(&topo, a1, b"after release").is_none(),
+        udp_echo(&topo.ue, a1, b"after release").is_none(),
         "released session still answers"
     );
     assert_eq!(upf.seen().iter().filter(|s| s.teid == 0x100).count(), n_ul1);
-    assert!(metric(&topo, "gnb_ul_no_session_total") > before);
-    let (data, _) = udp_echo(&topo, a2, b"still here").expect("session 2 after release of 1");
+    assert!(metric(&topo.upf, "gnb_fw_ul_not_own_session_packets_total") > before);
+    let (data, _) = udp_echo(&topo.ue, a2, b"still here").expect("session 2 after release of 1");
     assert_eq!(data, b"still here");
     // The host route of session 1 is gone, session 2's is there.
     let routes = topo.gnb.ip(&["route", "show"]).unwrap();
@@ -233,7 +127,7 @@ fn two_sessions_two_tunnels_and_release() {
     let (st, body) = http(
         &topo.upf,
         "DELETE",
-        format!("{}/n2/tunnels/{}", n2(&topo), r1.dl_teid),
+        format!("{}/n2/tunnels/{}", n2(), r1.dl_teid),
         None,
     );
     assert_eq!(st, 404);
@@ -242,9 +136,10 @@ fn two_sessions_two_tunnels_and_release() {
 }
 
 #[test]
-#[ignore = "needs root: network namespaces, TUN"]
+#[ignore = "needs root: network namespaces, TUN, nftables"]
 fn unknown_teid_echo_end_marker_and_path_switch() {
     testkit::require_root();
+    testkit::require_tool("nft");
     let topo = Topo::new("h7b").unwrap();
     let upf = FakeUpf::start(&topo.upf, addr::UPF_N3).unwrap();
     let cfg = topo.gnb_config(7000);
@@ -261,7 +156,7 @@ fn unknown_teid_echo_end_marker_and_path_switch() {
         .lock()
         .unwrap()
         .contains(&0xdead)));
-    assert_eq!(metric(&topo, "gnb_dl_unknown_teid_total"), 1);
+    assert_eq!(metric(&topo.upf, "gnb_dl_unknown_teid_total"), 1);
 
     // Echo.
     upf.send_repr(&Repr::echo_request(7), gnb_n3).unwrap();
@@ -273,7 +168,7 @@ fn unknown_teid_echo_end_marker_and_path_switch() {
     // A session; End Marker on its current tunnel is counted, nothing else.
     let a = Ipv4Addr::new(10, 45, 0, 9);
     let ue = "imsi-001010000000002";
-    let old = setup(&topo, ue, 1, a, 0x100);
+    let old = setup(&topo.upf, ue, 1, a, 0x100);
     upf.sessions.lock().unwrap().insert(
         0x100,
         FakeSession {
@@ -282,18 +177,18 @@ fn unknown_teid_echo_end_marker_and_path_switch() {
             qfi: 9,
         },
     );
-    ue_session(&topo, a, 1001);
-    assert!(udp_echo(&topo, a, b"before switch").is_some());
+    ue_session(&topo.ue, a, 1001);
+    assert!(udp_echo(&topo.ue, a, b"before switch").is_some());
     upf.send_repr(&Repr::end_marker(old.dl_teid), gnb_n3)
         .unwrap();
-    assert!(wait_until(Duration::from_secs(3), || tunnels(&topo)[0]
+    assert!(wait_until(Duration::from_secs(3), || tunnels(&topo.upf)[0]
         .end_markers
         == 1));
-    assert_eq!(tunnels(&topo).len(), 1);
+    assert_eq!(tunnels(&topo.upf).len(), 1);
 
     // Path switch: a new tunnel for the same session (new UPF TEID). Uplink
     // moves at once; the old tunnel drains until its End Marker.
-    let new = setup(&topo, ue, 1, a, 0x300);
+    let new = setup(&topo.upf, ue, 1, a, 0x300);
     assert_ne!(new.dl_teid, old.dl_teid);
     upf.sessions.lock().unwrap().insert(
         0x300,
@@ -303,7 +198,7 @@ fn unknown_teid_echo_end_marker_and_path_switch() {
             qfi: 9,
         },
     );
-    let t = tunnels(&topo);
+    let t = tunnels(&topo.upf);
     assert_eq!(t.len(), 2);
     assert!(
         t.iter()
@@ -312,7 +207,7 @@ fn unknown_teid_echo_end_marker_and_path_switch() {
             .draining
     );
     let n_old = upf.seen().iter().filter(|s| s.teid == 0x100).count();
-    assert!(udp_echo(&topo, a, b"after switch").is_some());
+    assert!(udp_echo(&topo.ue, a, b"after switch").is_some());
     assert!(upf.seen().iter().any(|s| s.teid == 0x300));
     assert_eq!(
         upf.seen().iter().filter(|s| s.teid == 0x100).count(),
@@ -329,31 +224,7 @@ fn unknown_teid_echo_end_marker_and_path_switch() {
     ue_sock
         .set_read_timeout(Some(Duration::from_secs(2)))
         .unwrap();
-    let dl = |teid: u32| {
-        let mut p = vec![0u8; 16 + 28 + 4];
-        let inner = &mut p[16..];
-        inner[0] = 0x45;
-        inner[2..4].copy_from_slice(&32u16.to_be_bytes());
-        inner[8] = 64;
-        inner[9] = 17;
-        inner[12..16].copy_from_slice(&addr::DN_HOST.octets());
-        inner[16..20].copy_from_slice(&a.octets());
-        let mut sum = 0u32;
-        for i in (0..20).step_by(2) {
-            sum += u32::from(u16::from_be_bytes([inner[i], inner[i + 1]]));
-        }
-        while sum > 0xffff {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        inner[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-        inner[20..22].copy_from_slice(&7777u16.to_be_bytes());
-        inner[22..24].copy_from_slice(&5555u16.to_be_bytes());
-        inner[24..26].copy_from_slice(&12u16.to_be_bytes());
-        inner[28..32].copy_from_slice(b"old!");
-        encap_in_place(&mut p, 16, 32, &GpduHeader::dl(teid, 9))
-            .unwrap()
-            .to_vec()
-    };
+    let dl = |teid: u32| dl_udp(teid, a, b"old!");
     upf.send(&dl(old.dl_teid), gnb_n3).unwrap();
     let mut b = [0u8; 64];
     let (n, _) = ue_sock
@@ -364,29 +235,32 @@ fn unknown_teid_echo_end_marker_and_path_switch() {
     // End Marker on the old tunnel: it is gone, the new one stays.
     upf.send_repr(&Repr::end_marker(old.dl_teid), gnb_n3)
         .unwrap();
-    assert!(wait_until(Duration::from_secs(3), || tunnels(&topo).len() == 1));
-    let t = tunnels(&topo);
+    assert!(wait_until(Duration::from_secs(3), || tunnels(&topo.upf)
+        .len()
+        == 1));
+    let t = tunnels(&topo.upf);
     assert_eq!(t[0].dl_teid, new.dl_teid);
     assert!(!t[0].draining);
-    assert_eq!(metric(&topo, "gnb_end_markers_total"), 2);
+    assert_eq!(metric(&topo.upf, "gnb_end_markers_total"), 2);
     // The old TEID is now unknown.
     upf.send(&dl(old.dl_teid), gnb_n3).unwrap();
     assert!(wait_until(Duration::from_secs(3), || metric(
-        &topo,
+        &topo.upf,
         "gnb_dl_unknown_teid_total"
     ) == 2));
     // The session still works over the new tunnel (the host route stayed).
-    assert!(udp_echo(&topo, a, b"new path").is_some());
+    assert!(udp_echo(&topo.ue, a, b"new path").is_some());
 }
 
 #[test]
-#[ignore = "needs root: network namespaces, TUN"]
+#[ignore = "needs root: network namespaces, TUN, nftables"]
 fn api_errors_are_4xx_with_api_error() {
     testkit::require_root();
+    testkit::require_tool("nft");
     let topo = Topo::new("h7c").unwrap();
     let cfg = topo.gnb_config(7000); // no SMF listening
     let (_gnb, _f) = topo.start_gnb(BIN, &cfg).unwrap();
-    let url = format!("{}/n2/tunnels", n2(&topo));
+    let url = format!("{}/n2/tunnels", n2());
     let check = |st: u16, body: &str, want: u16, field: Option<&str>| {
         assert_eq!(st, want, "{body}");
         let e: ApiError = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
@@ -434,10 +308,10 @@ fn api_errors_are_4xx_with_api_error() {
     check(st, &b, 400, Some("dl_teid"));
     let (st, b) = http(&topo.upf, "DELETE", format!("{url}/4242"), None);
     check(st, &b, 404, Some("dl_teid"));
-    let (st, b) = http(&topo.upf, "GET", format!("{}/nothing", n2(&topo)), None);
+    let (st, b) = http(&topo.upf, "GET", format!("{}/nothing", n2()), None);
     check(st, &b, 404, None);
     // Nothing half made: only the one good tunnel.
-    assert_eq!(tunnels(&topo).len(), 1);
+    assert_eq!(tunnels(&topo.upf).len(), 1);
 
     // N1 relay: bad JSON is 400; a good request with no SMF is 502.
     let n1 = format!(
@@ -471,9 +345,10 @@ fn api_errors_are_4xx_with_api_error() {
 }
 
 #[test]
-#[ignore = "needs root: network namespaces, TUN"]
+#[ignore = "needs root: network namespaces, TUN, nftables"]
 fn n1_relay_reaches_the_smf_which_sets_up_the_tunnel() {
     testkit::require_root();
+    testkit::require_tool("nft");
     let topo = Topo::new("h7d").unwrap();
     let upf = FakeUpf::start(&topo.upf, addr::UPF_N3).unwrap();
     let smf = FakeSmf::start(
@@ -500,7 +375,7 @@ fn n1_relay_reaches_the_smf_which_sets_up_the_tunnel() {
     let info: SessionInfo = serde_json::from_str(&b).unwrap();
     assert_eq!(info.gnb, "gnb-test");
     assert_eq!(info.upf, "upf2");
-    let t = tunnels(&topo);
+    let t = tunnels(&topo.upf);
     assert_eq!(t.len(), 1);
     assert_eq!(
         (t[0].dl_teid, t[0].ul_teid, t[0].ue_addr),
@@ -509,7 +384,7 @@ fn n1_relay_reaches_the_smf_which_sets_up_the_tunnel() {
     assert_eq!(smf.sessions.lock().unwrap().len(), 1);
     let (st, b) = http(&topo.ue, "DELETE", format!("{n1}/imsi-1/3"), None);
     assert_eq!(st, 204, "{b}");
-    assert!(tunnels(&topo).is_empty());
+    assert!(tunnels(&topo.upf).is_empty());
     // Unknown session: the SMF's 404 comes back through the relay.
     let (st, b) = http(&topo.ue, "DELETE", format!("{n1}/imsi-1/3"), None);
     assert_eq!(st, 404, "{b}");
@@ -520,16 +395,17 @@ fn n1_relay_reaches_the_smf_which_sets_up_the_tunnel() {
 /// fake UPF, to an echo server behind it: 1 MiB there and back intact
 /// (segments larger than the TUN MTU exercise path MTU discovery).
 #[test]
-#[ignore = "needs root: network namespaces, TUN"]
+#[ignore = "needs root: network namespaces, TUN, nftables"]
 fn tcp_echo_through_the_tunnel() {
     testkit::require_root();
+    testkit::require_tool("nft");
     use std::io::{Read, Write};
     use testkit::gnb::RoutedUpf;
     let topo = Topo::new("h7t").unwrap();
     let upf = RoutedUpf::start(&topo.upf, addr::UPF_N3).unwrap();
     let (_gnb, _f) = topo.start_gnb(BIN, &topo.gnb_config(7000)).unwrap();
     let a = Ipv4Addr::new(10, 45, 0, 7);
-    let r = setup(&topo, "imsi-001010000000007", 5, a, 0x700);
+    let r = setup(&topo.upf, "imsi-001010000000007", 5, a, 0x700);
     upf.sessions.lock().unwrap().insert(
         a,
         FakeSession {
@@ -538,7 +414,7 @@ fn tcp_echo_through_the_tunnel() {
             qfi: 9,
         },
     );
-    ue_session(&topo, a, 1005);
+    ue_session(&topo.ue, a, 1005);
     let listener = topo
         .upf
         .run(|| std::net::TcpListener::bind((addr::DN_HOST, 8080)).unwrap())
@@ -588,7 +464,7 @@ fn tcp_echo_through_the_tunnel() {
         std::net::IpAddr::V4(a),
         "the server saw the session address"
     );
-    let t = tunnels(&topo);
+    let t = tunnels(&topo.upf);
     assert!(t[0].ul_packets > 100 && t[0].dl_packets > 100, "{:?}", t[0]);
 }
 

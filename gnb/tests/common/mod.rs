@@ -1,0 +1,155 @@
+//! Helpers of the gNB's namespace tests: HTTP from a namespace, N2 setups
+//! as the SMF makes them, a UE's session routing, a UDP echo through the
+//! fake UPF, the gNB's tunnels and metrics.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use gnb::tunnels::TunnelView;
+use testkit::gnb::addr;
+use testkit::Netns;
+use wire::ctl::{TunnelSetup, TunnelSetupResponse};
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into()
+}
+
+/// One HTTP call from inside `ns`: (status, body).
+pub fn http(ns: &Netns, method: &'static str, url: String, body: Option<String>) -> (u16, String) {
+    ns.run(move || {
+        let a = agent();
+        let r = match (method, body) {
+            ("POST", Some(b)) => a
+                .post(&url)
+                .header("content-type", "application/json")
+                .send(b.as_bytes()),
+            ("DELETE", _) => a.delete(&url).call(),
+            _ => a.get(&url).call(),
+        };
+        let mut r = r.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let status = r.status().as_u16();
+        (status, r.body_mut().read_to_string().unwrap_or_default())
+    })
+    .unwrap()
+}
+
+pub fn n2() -> String {
+    format!("http://{}:{}", addr::GNB_N3, wire::ctl::GNB_N2_PORT)
+}
+
+/// Sets a tunnel up as the SMF would; returns the gNB's answer.
+pub fn setup(
+    upf: &Netns,
+    ue: &str,
+    psi: u8,
+    ue_addr: Ipv4Addr,
+    ul_teid: u32,
+) -> TunnelSetupResponse {
+    let req = TunnelSetup {
+        ue_id: ue.into(),
+        pdu_session_id: psi,
+        ue_addr,
+        ul_teid,
+        ul_addr: addr::UPF_N3.into(),
+        qfi: 9,
+    };
+    let (st, body) = http(
+        upf,
+        "POST",
+        format!("{}/n2/tunnels", n2()),
+        Some(serde_json::to_string(&req).unwrap()),
+    );
+    assert_eq!(st, 201, "{body}");
+    let r: TunnelSetupResponse = serde_json::from_str(&body).unwrap();
+    assert_eq!(r.dl_addr, std::net::IpAddr::V4(addr::GNB_N3));
+    r
+}
+
+/// What the UE does for a session, with `ip`: address, rule, table.
+pub fn ue_session(ue: &Netns, ue_addr: Ipv4Addr, table: u32) {
+    let a = format!("{ue_addr}/32");
+    let t = table.to_string();
+    ue.ip(&["addr", "add", &a, "dev", "radio"]).unwrap();
+    ue.ip(&["rule", "add", "from", &a, "lookup", &t, "pref", "100"])
+        .unwrap();
+    ue.ip(&[
+        "route",
+        "add",
+        "default",
+        "via",
+        &addr::GNB_RADIO.to_string(),
+        "dev",
+        "radio",
+        "table",
+        &t,
+    ])
+    .unwrap();
+}
+
+/// Sends `msg` from `src` (bound) to the DN host and waits for the echo.
+pub fn udp_echo(ue: &Netns, src: Ipv4Addr, msg: &'static [u8]) -> Option<(Vec<u8>, SocketAddr)> {
+    ue.run(move || {
+        let s = UdpSocket::bind((src, 0)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut buf = [0u8; 2048];
+        // Two tries: the first packet may wait for ARP on either link.
+        for _ in 0..3 {
+            s.send_to(msg, (addr::DN_HOST, 7777)).unwrap();
+            if let Ok((n, from)) = s.recv_from(&mut buf) {
+                return Some((buf[..n].to_vec(), from));
+            }
+        }
+        None
+    })
+    .unwrap()
+}
+
+pub fn tunnels(from: &Netns) -> Vec<TunnelView> {
+    let (st, body) = http(from, "GET", format!("{}/tunnels", n2()), None);
+    assert_eq!(st, 200);
+    serde_json::from_str(&body).unwrap()
+}
+
+pub fn metric(from: &Netns, name: &str) -> u64 {
+    let (st, body) = http(from, "GET", format!("{}/metrics", n2()), None);
+    assert_eq!(st, 200);
+    body.lines()
+        .find(|l| l.starts_with(&format!("{name}{{")))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("metric {name} missing"))
+}
+
+/// A DL G-PDU on `teid` carrying UDP from the DN host (port 7777) to
+/// `dst:5555` with a 4-byte payload.
+pub fn dl_udp(teid: u32, dst: Ipv4Addr, payload: &[u8; 4]) -> Vec<u8> {
+    let mut p = vec![0u8; 16 + 28 + 4];
+    let inner = &mut p[16..];
+    inner[0] = 0x45;
+    inner[2..4].copy_from_slice(&32u16.to_be_bytes());
+    inner[8] = 64;
+    inner[9] = 17;
+    inner[12..16].copy_from_slice(&addr::DN_HOST.octets());
+    inner[16..20].copy_from_slice(&dst.octets());
+    let mut sum = 0u32;
+    for i in (0..20).step_by(2) {
+        sum += u32::from(u16::from_be_bytes([inner[i], inner[i + 1]]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    inner[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    inner[20..22].copy_from_slice(&7777u16.to_be_bytes());
+    inner[22..24].copy_from_slice(&5555u16.to_be_bytes());
+    inner[24..26].copy_from_slice(&12u16.to_be_bytes());
+    inner[28..32].copy_from_slice(payload);
+    wire::gtpu::encap_in_place(&mut p, 16, 32, &wire::gtpu::GpduHeader::dl(teid, 9))
+        .unwrap()
+        .to_vec()
+}
