@@ -183,5 +183,15 @@ async fn list_upfs(State(api): State<Api>) -> Result<Json<Vec<UpfStatus>>, ApiFa
 }
 
 async fn metrics(State(api): State<Api>) -> Result<String, ApiFailure> {
-    query(&api.tx, |s| s.metrics_text()).await
+    call(&api.tx, |ctx| {
+        let mut text = ctx.smf.metrics_text();
+        text.push_str(&format!(
+            "# HELP smf_pfcp_foreign_dropped_total PFCP datagrams from no configured UPF's address, dropped\n\
+             # TYPE smf_pfcp_foreign_dropped_total counter\n\
+             smf_pfcp_foreign_dropped_total {}\n",
+            ctx.pfcp_foreign
+        ));
+        text
+    })
+    .await
 }

@@ -9,7 +9,8 @@ use super::{AgentDone, Cmd, ReqIds};
 use crate::config::Config;
 use crate::core::{Action, ReqId, Smf, SmfError};
 use crate::migration::{self, Manager};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
@@ -26,6 +27,8 @@ pub(super) struct Ctx<'a> {
     /// The gNBs seen in session requests, by name (a registration's session
     /// names its gNB; the manager needs its N2 API too).
     pub gnbs: &'a HashMap<String, GnbRef>,
+    /// PFCP datagrams dropped because they came from no UPF's address.
+    pub pfcp_foreign: u64,
 }
 
 type CreateReply = oneshot::Sender<Result<SessionInfo, SmfError>>;
@@ -53,6 +56,11 @@ pub(super) struct Control {
     gnbs: HashMap<String, GnbRef>,
     default_gnb: Option<GnbRef>,
     ids: ReqIds,
+    /// The configured UPFs' N4 addresses: PFCP is taken only from these
+    /// (any port: a UPF may send from another socket than the one it
+    /// listens on); whatever else arrives is dropped and counted.
+    upf_ips: HashSet<IpAddr>,
+    pfcp_foreign: u64,
 }
 
 impl Control {
@@ -78,6 +86,8 @@ impl Control {
             gnbs: HashMap::new(),
             default_gnb: cfg.default_gnb.clone(),
             ids: ReqIds::default(),
+            upf_ips: cfg.upf.iter().map(|u| u.n4.ip()).collect(),
+            pfcp_foreign: 0,
         }
     }
 
@@ -102,7 +112,13 @@ impl Control {
                     None => break,
                 },
                 r = sock.recv_from(&mut buf) => match r {
-                    Ok((n, from)) => self.smf.handle_pfcp(Instant::now(), from, &buf[..n]),
+                    Ok((n, from)) if self.upf_ips.contains(&from.ip()) => {
+                        self.smf.handle_pfcp(Instant::now(), from, &buf[..n])
+                    }
+                    Ok((_, from)) => {
+                        self.pfcp_foreign += 1;
+                        debug!(%from, "PFCP from no UPF's address dropped");
+                    }
                     Err(e) => debug!("N4 recv: {e}"),
                 },
                 _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
@@ -134,6 +150,7 @@ impl Control {
                 smf: &self.smf,
                 mgr: &mut self.mgr,
                 gnbs: &self.gnbs,
+                pfcp_foreign: self.pfcp_foreign,
             }),
             Cmd::N2Done {
                 key,
