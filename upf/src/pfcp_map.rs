@@ -18,7 +18,7 @@ use crate::rules::{
     SessionRules, Urr, VolumeThreshold,
 };
 use crate::sdf::FlowDescription;
-use crate::session::{ReportTrigger, Session, SessionError, UsageReport};
+use crate::session::{CreatedPdr, ReportTrigger, Session, SessionError, UsageReport};
 
 fn refuse(cause: Cause, ie: u16, msg: impl Into<String>) -> SessionError {
     SessionError {
@@ -505,6 +505,18 @@ pub fn ntp_secs(at: Instant, now: Instant, wall: SystemTime) -> u32 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     (unix + NTP_UNIX_OFFSET) as u32
+}
+
+/// Created PDR IEs: the F-TEIDs the UPF chose.
+pub fn created_pdrs(created: &[CreatedPdr]) -> Vec<pfcp::CreatedPdr> {
+    created
+        .iter()
+        .map(|c| pfcp::CreatedPdr {
+            pdr_id: c.pdr_id,
+            local_f_teid: Some(pfcp::FTeid::ipv4(c.teid, c.addr)),
+            ..Default::default()
+        })
+        .collect()
 }
 
 /// A usage report as the wire IE.

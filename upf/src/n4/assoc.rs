@@ -51,17 +51,7 @@ impl N4Node {
         // The SMF was first: our own attempt towards it is moot.
         self.setups.retain(|s| s.peer != from);
         info!(node = %r.node_id, %from, "association set up");
-        let a = Assoc {
-            node: r.node_id.clone(),
-            peer: from,
-            recovery_ts: r.recovery_time_stamp,
-            hb_outstanding: Vec::new(),
-            next_hb: now + self.p.heartbeat_interval.unwrap_or(Duration::ZERO),
-        };
-        match self.assocs.iter_mut().find(|x| x.node == r.node_id) {
-            Some(old) => *old = a,
-            None => self.assocs.push(a),
-        }
+        self.set_assoc(&r.node_id, from, r.recovery_time_stamp, now);
         Message::node(
             seq,
             pfcp::AssociationSetupResponse {
@@ -174,14 +164,20 @@ impl N4Node {
             self.drop_sessions_of(&r.node_id, now, table);
         }
         info!(node = %r.node_id, smf = %from, "association set up (UPF-initiated)");
+        self.set_assoc(&r.node_id, from, r.recovery_time_stamp, now);
+    }
+
+    /// Record the association with `node` at `peer` (new, or replacing
+    /// the one with that Node ID).
+    fn set_assoc(&mut self, node: &pfcp::NodeId, peer: SocketAddr, recovery_ts: u32, now: Instant) {
         let a = Assoc {
-            node: r.node_id.clone(),
-            peer: from,
-            recovery_ts: r.recovery_time_stamp,
+            node: node.clone(),
+            peer,
+            recovery_ts,
             hb_outstanding: Vec::new(),
             next_hb: now + self.p.heartbeat_interval.unwrap_or(Duration::ZERO),
         };
-        match self.assocs.iter_mut().find(|x| x.node == r.node_id) {
+        match self.assocs.iter_mut().find(|x| &x.node == node) {
             Some(old) => *old = a,
             None => self.assocs.push(a),
         }

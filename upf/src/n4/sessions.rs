@@ -92,15 +92,7 @@ impl N4Node {
                     ipv4: Some(self.p.f_seid_addr),
                     ipv6: None,
                 }),
-                created_pdrs: est
-                    .created
-                    .iter()
-                    .map(|c| pfcp::CreatedPdr {
-                        pdr_id: c.pdr_id,
-                        local_f_teid: Some(pfcp::FTeid::ipv4(c.teid, c.addr)),
-                        ..Default::default()
-                    })
-                    .collect(),
+                created_pdrs: pfcp_map::created_pdrs(&est.created),
                 ..Default::default()
             },
         )
@@ -199,15 +191,7 @@ impl N4Node {
             seq,
             pfcp::SessionModificationResponse {
                 cause: pfcp::Cause::RequestAccepted,
-                created_pdrs: done
-                    .created
-                    .iter()
-                    .map(|c| pfcp::CreatedPdr {
-                        pdr_id: c.pdr_id,
-                        local_f_teid: Some(pfcp::FTeid::ipv4(c.teid, c.addr)),
-                        ..Default::default()
-                    })
-                    .collect(),
+                created_pdrs: pfcp_map::created_pdrs(&done.created),
                 usage_reports: done
                     .reports
                     .iter()

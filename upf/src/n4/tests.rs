@@ -253,6 +253,18 @@ impl Sim {
     }
 }
 
+/// SMF 1 (Recovery Time Stamp 100) with sessions 1 and 2, SMF 2 (200)
+/// with session 3: their UP SEIDs.
+fn two_smfs_three_sessions(sim: &mut Sim) -> (u64, u64, u64) {
+    sim.associate(1, 100);
+    sim.associate(2, 200);
+    let (a, _) = sim.establish(1, 1);
+    let (b, _) = sim.establish(1, 2);
+    let (c, _) = sim.establish(2, 3);
+    sim.take_events();
+    (a, b, c)
+}
+
 /// Each session its own UE address (the table refuses duplicates).
 fn ue(cp_seid: u64) -> Ipv4Addr {
     Ipv4Addr::new(10, 60, (cp_seid >> 8) as u8, cp_seid as u8)
@@ -703,12 +715,7 @@ fn period_usage_report_carries_times_of_the_injected_clock() {
 fn smf_restart_clears_its_old_sessions_only() {
     let mut sim = Sim::new(params());
     sim.answer_heartbeats = true;
-    sim.associate(1, 100);
-    sim.associate(2, 200);
-    let (a, _) = sim.establish(1, 1);
-    let (b, _) = sim.establish(1, 2);
-    let (c, _) = sim.establish(2, 3);
-    sim.take_events();
+    let (a, b, c) = two_smfs_three_sessions(&mut sim);
     // Setup again with the same Recovery Time Stamp: nothing lost.
     sim.associate(1, 100);
     assert_eq!(sim.table.len(), 3);

@@ -117,12 +117,7 @@ fn requests_from_another_address_or_for_another_peer_are_refused_and_counted() {
 #[test]
 fn heartbeat_with_a_new_recovery_time_stamp_deletes_that_peers_sessions() {
     let mut sim = Sim::new(params());
-    sim.associate(1, 100);
-    sim.associate(2, 200);
-    let (a, _) = sim.establish(1, 1);
-    let (b, _) = sim.establish(1, 2);
-    let (c, _) = sim.establish(2, 3);
-    sim.take_events();
+    let (a, b, c) = two_smfs_three_sessions(&mut sim);
     // The same stamp, and an older one (a stale message): nothing.
     sim.node_req(smf_addr(1), heartbeat(100));
     sim.node_req(smf_addr(1), heartbeat(99));
