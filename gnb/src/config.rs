@@ -59,8 +59,10 @@ pub struct GnbConfig {
     #[serde(default = "d_true")]
     pub sysctl: bool,
     /// What the radio interface is: `"shared"` (a cell switch: a UE is the
-    /// address and MAC it attached from) or `"point-to-point"` (a veth to
-    /// one UE: the UE attached on the link). See [`crate::radio`].
+    /// address and MAC it attached from), `"point-to-point"` (a veth to
+    /// one UE: the UE attached on the link) or `"emulated-ues"` (one peer
+    /// speaks for many UEs: benchmarks only, no isolation between them).
+    /// See [`crate::radio`].
     #[serde(default)]
     pub radio_link: RadioLink,
     /// Install the radio-side packet filter ([`crate::firewall`], needs

@@ -86,7 +86,7 @@ impl Gnb {
             return Ok(());
         };
         let mac = match self.attached.link() {
-            RadioLink::PointToPoint => None,
+            RadioLink::PointToPoint | RadioLink::EmulatedUes => None,
             RadioLink::Shared => self.attached.peer_of(ue_id).map(|p| p.mac),
         };
         if mac.is_none() && self.attached.link() == RadioLink::Shared {
@@ -132,6 +132,9 @@ pub async fn run(cfg: GnbConfig, shutdown: impl Future<Output = ()>) -> Result<(
     }
     let net = Net::open()?;
     let radio_index = net.link_index(&cfg.radio_iface).await?;
+    if cfg.radio_link == RadioLink::EmulatedUes {
+        warn!("radio_link = \"emulated-ues\": the N1 relay trusts the UE id of every request; a UE can act for any other (benchmarks only)");
+    }
     let firewall = radio_firewall(&cfg)?;
     let tun = Tun::open(&cfg.tun_name)?;
     let tun_index = net.link_index(&cfg.tun_name).await?;

@@ -25,7 +25,8 @@
 //! radio address.
 //!
 //! It needs the `nft` program (Debian package `nftables`) and a kernel with
-//! nf_tables. Without `nft` the daemon refuses to start and says so; the
+//! nf_tables: `nft` installs and removes the table and reads its counters;
+//! the per-tunnel set elements change over netlink ([`crate::nftset`]). Without `nft` the daemon refuses to start and says so; the
 //! configuration's `radio_firewall = false` runs it unprotected (tests of
 //! other parts that cannot install nftables), with a warning.
 
@@ -35,6 +36,7 @@ use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
+use crate::nftset::{key_mac_v4, key_v4, SetSocket};
 use crate::radio::Mac;
 
 /// The table's name (one gNB per namespace).
@@ -133,14 +135,18 @@ impl FirewallSpec {
 /// The installed filter and the uplink elements it holds.
 #[derive(Debug)]
 pub struct Firewall {
-    /// Session address -> the MAC it is allowed from (None: any on the link).
+    /// Session address -> the MAC it is allowed from (None: any on the
+    /// link); the lock also serialises the netlink calls.
     uplink: Mutex<HashMap<Ipv4Addr, Option<Mac>>>,
+    /// Set elements change over netlink, not with a process per tunnel.
+    sets: SetSocket,
 }
 
-fn element(addr: Ipv4Addr, mac: Option<Mac>) -> String {
+/// The set and key of the element that lets `addr` in from `mac`.
+fn element(addr: Ipv4Addr, mac: Option<Mac>) -> (&'static str, Vec<u8>) {
     match mac {
-        Some(m) => format!("element inet {TABLE} ue_mac_addr {{ {m} . {addr} }}"),
-        None => format!("element inet {TABLE} ue_addr {{ {addr} }}"),
+        Some(m) => ("ue_mac_addr", key_mac_v4(m, addr)),
+        None => ("ue_addr", key_v4(addr)),
     }
 }
 
@@ -183,6 +189,7 @@ impl Firewall {
         ))?;
         Ok(Firewall {
             uplink: Mutex::new(HashMap::new()),
+            sets: SetSocket::open()?,
         })
     }
 
@@ -195,12 +202,12 @@ impl Firewall {
         if old == Some(mac) {
             return Ok(());
         }
-        let mut cmds = String::new();
         if let Some(o) = old {
-            cmds += &format!("delete {}\n", element(addr, o));
+            self.delete(addr, o)?;
+            m.remove(&addr);
         }
-        cmds += &format!("add {}\n", element(addr, mac));
-        nft(&cmds)?;
+        let (set, key) = element(addr, mac);
+        self.sets.change(true, TABLE, set, &key)?;
         m.insert(addr, mac);
         Ok(())
     }
@@ -208,10 +215,19 @@ impl Firewall {
     /// Stops `addr`'s uplink (its last tunnel is gone).
     pub fn forget_uplink(&self, addr: Ipv4Addr) -> Result<(), FirewallError> {
         let mut m = self.uplink.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(mac) = m.remove(&addr) {
-            nft(&format!("delete {}\n", element(addr, mac)))?;
+        match m.remove(&addr) {
+            Some(mac) => self.delete(addr, mac),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// Deletes an element; one that is gone already is fine.
+    fn delete(&self, addr: Ipv4Addr, mac: Option<Mac>) -> Result<(), FirewallError> {
+        let (set, key) = element(addr, mac);
+        match self.sets.change(false, TABLE, set, &key) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+            r => r.map_err(FirewallError::from),
+        }
     }
 
     /// Packets counted by each of [`COUNTERS`].
@@ -306,12 +322,9 @@ mod tests {
         let a = Ipv4Addr::new(10, 45, 0, 2);
         assert_eq!(
             element(a, Some(mac)),
-            "element inet minedge_gnb ue_mac_addr { 02:00:00:00:00:05 . 10.45.0.2 }"
+            ("ue_mac_addr", vec![2, 0, 0, 0, 0, 5, 0, 0, 10, 45, 0, 2])
         );
-        assert_eq!(
-            element(a, None),
-            "element inet minedge_gnb ue_addr { 10.45.0.2 }"
-        );
+        assert_eq!(element(a, None), ("ue_addr", vec![10, 45, 0, 2]));
         // As nft 1.0.6 prints it.
         let json = r#"{"nftables": [{"metainfo": {"version": "1.0.6"}},
             {"counter": {"family": "inet", "name": "ul_not_own_session", "table": "minedge_gnb", "handle": 2, "packets": 7, "bytes": 588}},

@@ -29,6 +29,7 @@ pub mod config;
 pub mod daemon;
 pub mod datapath;
 pub mod firewall;
+pub mod nftset;
 pub mod radio;
 pub mod tun;
 pub mod tunnels;

@@ -47,6 +47,12 @@ pub enum RadioLink {
     Shared,
     /// A veth to one UE: the UE is the one attached on the link.
     PointToPoint,
+    /// One radio peer speaks for many emulated UEs (benchmarks and tests
+    /// that run several UE daemons in one namespace): nothing is bound, the
+    /// N1 relay trusts the UE id each request names, `GET /n1/sessions`
+    /// lists nothing, and the uplink filter checks session addresses only.
+    /// Not isolation: a UE can act for any other. Logged as such at start.
+    EmulatedUes,
 }
 
 /// A MAC address.
@@ -148,10 +154,13 @@ impl Attachments {
     /// contact. `Ok(true)`: a new attachment.
     pub fn bind(&self, ue: &str, peer: RadioPeer) -> Result<bool, BindError> {
         // A poisoned lock only means a panic elsewhere; the map stays consistent.
+        if self.link == RadioLink::EmulatedUes {
+            return Ok(false);
+        }
         let mut m = self.by_ue.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(bound) = m.get(ue) {
             return match self.link {
-                RadioLink::PointToPoint => Ok(false),
+                RadioLink::PointToPoint | RadioLink::EmulatedUes => Ok(false),
                 RadioLink::Shared if *bound == peer => Ok(false),
                 RadioLink::Shared => Err(BindError::UeElsewhere {
                     ue: ue.into(),
@@ -277,6 +286,15 @@ mod tests {
             Err(BindError::LinkTaken("imsi-1".into()))
         );
         assert_eq!(a.ue_of(peer(9, 9)).as_deref(), Some("imsi-1"));
+    }
+
+    #[test]
+    fn emulated_ues_bind_nothing() {
+        let a = Attachments::new(RadioLink::EmulatedUes);
+        assert_eq!(a.bind("imsi-1", peer(2, 2)), Ok(false));
+        assert_eq!(a.bind("imsi-2", peer(2, 2)), Ok(false));
+        assert_eq!(a.ue_of(peer(2, 2)), None);
+        assert_eq!(a.peer_of("imsi-1"), None);
     }
 
     #[test]

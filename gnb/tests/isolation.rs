@@ -380,3 +380,25 @@ fn downlink_only_from_the_tunnels_upf() {
         .len()
         == 1));
 }
+
+#[test]
+#[ignore = "needs root: network namespaces, TUN, nftables"]
+fn emulated_ues_mode_lets_one_peer_speak_for_many() {
+    testkit::require_root();
+    testkit::require_tool("nft");
+    let topo = Topo::new("i13e").unwrap();
+    let (_upf, smf) = start_fakes(&topo.upf);
+    let mut cfg = topo.gnb_config(7000);
+    cfg.radio_link = gnb::radio::RadioLink::EmulatedUes;
+    let _gnb = InProcessGnb::start(&topo.gnb, cfg).unwrap();
+    let a = establish(&topo.ue, "imsi-a");
+    let b = establish(&topo.ue, "imsi-b");
+    ue_session(&topo.ue, a.ue_addr, 100);
+    ue_session(&topo.ue, b.ue_addr, 101);
+    assert!(udp_echo(&topo.ue, a.ue_addr, b"a").is_some());
+    assert!(udp_echo(&topo.ue, b.ue_addr, b"b").is_some());
+    assert_eq!(smf.sessions.lock().unwrap().len(), 2);
+    // Nothing is bound, so nothing is listed as the peer's own.
+    let (st, body) = http(&topo.ue, "GET", format!("{}/n1/sessions", n1()), None);
+    assert_eq!((st, body.as_str()), (200, "[]"));
+}
