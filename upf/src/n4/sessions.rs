@@ -15,6 +15,91 @@ use crate::rules::Cause;
 use crate::session::{SessionError, SessionTable, UsageReport};
 
 impl N4Node {
+    /// A request whose header parsed but whose body did not: the matching
+    /// response with the codec's cause and Offending IE.
+    pub(super) fn reject_malformed(
+        &mut self,
+        ctx: pfcp::MsgContext,
+        e: &pfcp::PfcpError,
+        (from, digest): (SocketAddr, u64),
+        now: Instant,
+    ) {
+        let cause = e.cause();
+        let offending_ie = e.offending_ie();
+        let seq = ctx.seq;
+        let remote = ctx
+            .seid
+            .and_then(|l| self.sessions.get(&l))
+            .filter(|p| p.peer.ip() == from.ip())
+            .map_or(0, |p| p.remote_seid);
+        let node_id = self.p.node_id.clone();
+        let msg = match ctx.msg_type {
+            1 => Message::node(
+                seq,
+                pfcp::HeartbeatResponse {
+                    recovery_time_stamp: self.p.recovery_ts,
+                    ..Default::default()
+                },
+            ),
+            5 => Message::node(
+                seq,
+                pfcp::AssociationSetupResponse {
+                    node_id,
+                    cause,
+                    recovery_time_stamp: self.p.recovery_ts,
+                    ..Default::default()
+                },
+            ),
+            7 => Message::node(
+                seq,
+                pfcp::AssociationUpdateResponse {
+                    node_id,
+                    cause,
+                    ..Default::default()
+                },
+            ),
+            9 => Message::node(
+                seq,
+                pfcp::AssociationReleaseResponse {
+                    node_id,
+                    cause,
+                    ..Default::default()
+                },
+            ),
+            50 => Message::session(
+                0,
+                seq,
+                pfcp::SessionEstablishmentResponse {
+                    node_id,
+                    cause,
+                    offending_ie,
+                    ..Default::default()
+                },
+            ),
+            52 => Message::session(
+                remote,
+                seq,
+                pfcp::SessionModificationResponse {
+                    cause,
+                    offending_ie,
+                    ..Default::default()
+                },
+            ),
+            54 => Message::session(
+                remote,
+                seq,
+                pfcp::SessionDeletionResponse {
+                    cause,
+                    offending_ie,
+                    ..Default::default()
+                },
+            ),
+            _ => return,
+        };
+        self.count_reject(cause);
+        self.respond((seq, digest), msg, from, now);
+    }
+
     fn est_reject(&mut self, now: Instant, seid: u64, seq: u32, e: &SessionError) -> Message {
         if let Some(s) = self.may_log(now, LogCause::EstablishmentRefused) {
             warn!(cause = ?e.cause, offending_ie = ?e.offending_ie, reason = %e.message, "session establishment refused{s}");
