@@ -8,10 +8,12 @@
 //! - [`demo`]: the main job: up, a session per UPF, traffic through each, down.
 //! - [`play`]: the snake game through one edge.
 //! - [`migrate`]: CSM migrations back and forth between two edges, with their figures.
+//! - [`experiment`]: the paper's section V as `testbed migrate` runs, with plots and a report.
 
 pub mod bed;
 pub mod bench;
 pub mod demo;
+pub mod experiment;
 pub mod migrate;
 pub mod plan;
 pub mod play;

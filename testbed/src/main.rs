@@ -21,6 +21,7 @@ Examples:
   testbed restart upf1 --kill                  # a UPF crash; the SMF restores its sessions
   testbed migrate --count 10 --countdown 10s   # CSM migrations edge1 <-> edge2, their figures
   testbed migrate --warm false --json          # each full migration pulls the app from the cloud
+  testbed experiment ssim-threshold --quick    # paper Fig. 10: plots and report.md in the run folder
   testbed down";
 
 #[derive(Parser)]
@@ -128,6 +129,11 @@ enum Cmd {
     /// migrations.json and migrations.csv in the run folder), and take it
     /// all down. Ctrl-C stops cleanly.
     Migrate(testbed::migrate::MigrateArgs),
+    /// The paper's section V, one experiment per result: runs `testbed
+    /// migrate` per configuration and repetition, writes the raw CSV,
+    /// plots (SVG, PNG) and report.md into a new or empty run folder.
+    /// Ctrl-C stops cleanly and keeps the CSV of the runs that ended.
+    Experiment(testbed::experiment::ExperimentArgs),
     /// Daemons, PDU sessions and counters.
     Status {
         /// JSON instead of tables.
@@ -650,6 +656,25 @@ fn run(cli: Cli) -> Result<(), BedError> {
             match r.problems() {
                 p if p.is_empty() => Ok(()),
                 p => Err(BedError::Request(p.join("; "))),
+            }
+        }
+        Cmd::Experiment(a) => {
+            let o = testbed::experiment::run(&a, &dirs, install_cancel())?;
+            println!(
+                "report: {} ({:.0} s)",
+                o.report.display(),
+                o.took.as_secs_f64()
+            );
+            println!(
+                "raw CSV, figures and each run's testbed folder: {}",
+                o.run_dir.display()
+            );
+            match o.failed {
+                0 => Ok(()),
+                n => Err(BedError::Request(format!(
+                    "{n} of {} runs failed (runs.csv)",
+                    o.runs
+                ))),
             }
         }
         Cmd::Down => {

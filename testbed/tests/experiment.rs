@@ -1,0 +1,185 @@
+//! `testbed experiment` as a user runs it: each experiment with `--quick`
+//! (root, the daemon binaries), its report checked for its section, every
+//! row, every column and every image file, one summary recomputed from the
+//! raw CSV; and the usage errors (no root needed).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use common::{read, Bed};
+use testbed::experiment::table::{spread, Table};
+
+/// One experiment's testbed at a time: three at once on two cores would
+/// time each other's migrations out.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Runs `testbed experiment NAME --quick`; the report's text.
+fn quick(name: &str) -> (Bed, String) {
+    testkit::require_root();
+    common::require_daemon_bins();
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let bed = Bed::new("x");
+    let run = bed.run.display().to_string();
+    let out = bed.ok(&[
+        "experiment",
+        name,
+        "--quick",
+        "--prefix",
+        &bed.prefix,
+        "--run-dir",
+        &run,
+    ]);
+    assert!(out.contains("report.md"), "{out}");
+    let report = read(&bed.run.join("report.md"));
+    assert!(bed.namespaces().is_empty(), "namespaces left");
+    (bed, report)
+}
+
+/// The report has `heading`, a table row starting with each of `rows`,
+/// each of `columns`, and every image it links exists and is not empty.
+fn check(dir: &Path, report: &str, heading: &str, rows: &[&str], columns: &[&str]) {
+    for h in ["## Parameters", heading, "## Runs", "Machine: "] {
+        assert!(
+            report.lines().any(|l| l.starts_with(h)),
+            "no {h}:\n{report}"
+        );
+    }
+    for r in rows {
+        assert!(
+            report.lines().any(|l| l.starts_with(&format!("| {r} |"))),
+            "no row {r}:\n{report}"
+        );
+    }
+    for c in columns {
+        assert!(
+            report.contains(&format!(" {c} |")),
+            "no column {c}:\n{report}"
+        );
+    }
+    let mut images = 0;
+    for part in report.split("](").skip(1) {
+        let file = part.split(')').next().unwrap();
+        let p = dir.join(file);
+        let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 100, "{} missing or empty", p.display());
+        images += 1;
+    }
+    assert!(images >= 2, "no images:\n{report}");
+    assert!(!report.contains("failed:"), "a run failed:\n{report}");
+}
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn ssim_threshold_quick_has_fig10() {
+    let (bed, report) = quick("ssim-threshold");
+    check(
+        &bed.run,
+        &report,
+        "## Fig. 10",
+        &["0.80", "0.85", "0.90", "0.95"],
+        &["threshold", "downtime ms", "migration time ms", "> 10 s"],
+    );
+    for f in ["fig10a-downtime-cdf", "fig10b-migration-cdf"] {
+        for ext in ["svg", "png"] {
+            assert!(bed.run.join(format!("{f}.{ext}")).is_file(), "{f}.{ext}");
+        }
+    }
+    // One summary recomputed from the raw CSV.
+    let t = Table::read(&bed.run.join("ssim-threshold.csv")).unwrap();
+    assert_eq!(t.rows.len(), 4 * 3, "4 thresholds x 3 migrations");
+    let d = t
+        .select("threshold", "0.85")
+        .and_then(|g| g.numbers("downtime_ms"))
+        .unwrap();
+    assert_eq!(d.len(), 3);
+    let want = spread(&d, 2);
+    assert!(
+        report
+            .lines()
+            .any(|l| l.starts_with("| 0.85 |") && l.contains(&want)),
+        "{want} not in:\n{report}"
+    );
+}
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn smoothness_quick_has_table5_and_filmstrips() {
+    let (bed, report) = quick("smoothness");
+    check(
+        &bed.run,
+        &report,
+        "## Table V",
+        &["csm", "no-sliding", "no-opt", "static"],
+        &[
+            "lowest SSIM around the switch",
+            "pairs < 0.8 around the switch",
+            "excess pairs < 0.8",
+        ],
+    );
+    for m in ["csm", "no-sliding", "no-opt", "static"] {
+        assert!(bed.run.join(format!("filmstrip-{m}.png")).is_file(), "{m}");
+    }
+    let t = Table::read(&bed.run.join("smoothness.csv")).unwrap();
+    assert_eq!(t.rows.len(), 4 * 2);
+    // Every switch was placed in the video, and the videos are gone.
+    assert_eq!(t.numbers("switch_frame").unwrap().len(), 8, "{t:?}");
+    let st = t.select("method", "static").unwrap();
+    assert!(st
+        .numbers("min_ssim_video")
+        .unwrap()
+        .iter()
+        .all(|&s| s > 0.9));
+}
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn pingpong_quick_counts_sessions_and_instances() {
+    let (bed, report) = quick("pingpong");
+    check(
+        &bed.run,
+        &report,
+        "## Ping-pong",
+        &["delayed release (6 s)", "no delayed release"],
+        &["sessions created", "instances created", "downtime ms"],
+    );
+    let runs = Table::read(&bed.run.join("pingpong-runs.csv")).unwrap();
+    let made = |rel: &str, col: &str| runs.select("release", rel).unwrap().numbers(col).unwrap()[0];
+    // Delayed release: the first migration is full, the others switches.
+    assert_eq!(made("delayed", "full"), 1.0);
+    assert_eq!(made("delayed", "sessions_created"), 2.0);
+    assert_eq!(made("delayed", "instances_created"), 2.0);
+    // None: every one of the 4 makes a session and an instance.
+    assert_eq!(made("none", "full"), 4.0);
+    assert_eq!(made("none", "sessions_created"), 5.0);
+    assert_eq!(made("none", "instances_created"), 5.0);
+}
+
+#[test]
+fn unknown_experiment_is_a_usage_error_listing_the_names() {
+    let bed = Bed::new("u");
+    let o = bed.run(&["experiment", "fig99"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    for n in ["ssim-threshold", "smoothness", "pingpong"] {
+        assert!(err.contains(n), "{n} not listed: {err}");
+    }
+}
+
+#[test]
+fn a_run_folder_that_is_not_empty_is_refused() {
+    let bed = Bed::new("n");
+    std::fs::create_dir_all(&bed.run).unwrap();
+    std::fs::write(bed.run.join("old.csv"), "x\n").unwrap();
+    let run = bed.run.display().to_string();
+    let o = bed.run(&["experiment", "pingpong", "--quick", "--run-dir", &run]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("not empty"), "{err}");
+    // Nothing was written to it.
+    let names: Vec<_> = std::fs::read_dir(&bed.run).unwrap().collect();
+    assert_eq!(names.len(), 1);
+}
