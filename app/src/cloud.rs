@@ -205,6 +205,10 @@ pub struct AccountStats {
     pub duplicates: u64,
     /// Writes dropped because they came from a secondary.
     pub writes_dropped: u64,
+    /// Writes applied while the session that sent them was not its
+    /// account's primary (checked when each is applied; must stay 0).
+    #[serde(default)]
+    pub secondary_writes_applied: u64,
     /// Highest input seq applied.
     pub last_seq: u64,
     /// Score of the player's snake, if it is in the world.
@@ -228,6 +232,10 @@ pub struct Stats {
     pub duplicates: u64,
     /// Writes dropped, by reason ("secondary", "not_logged_in", "invalid_seq").
     pub writes_dropped: BTreeMap<String, u64>,
+    /// Writes applied from a session that was not its account's primary
+    /// (must stay 0).
+    #[serde(default)]
+    pub secondary_writes_applied: u64,
     /// Malformed or oversized frames (each closed its connection).
     pub bad_frames: u64,
     /// Logins accepted.
@@ -291,6 +299,7 @@ struct Counters {
     inputs_applied: u64,
     duplicates: u64,
     dropped_secondary: u64,
+    secondary_applied: u64,
     dropped_not_logged_in: u64,
     dropped_invalid_seq: u64,
     bad_frames: u64,
@@ -510,6 +519,13 @@ impl Core {
                     }
                     WriteVerdict::Forward => {
                         if acc.seen.insert(seq) {
+                            // Checked at the application itself, not
+                            // taken from the verdict.
+                            if self.mgr.role(id) != Some(Role::Primary) {
+                                acc.stats.secondary_writes_applied += 1;
+                                self.counters.secondary_applied += 1;
+                                warn!(session = id, account = %account, seq, "input applied from a secondary");
+                            }
                             acc.stats.inputs_applied += 1;
                             acc.stats.last_seq = acc.stats.last_seq.max(seq);
                             self.counters.inputs_applied += 1;
@@ -642,6 +658,7 @@ impl Core {
                 ("not_logged_in".to_string(), c.dropped_not_logged_in),
                 ("invalid_seq".to_string(), c.dropped_invalid_seq),
             ]),
+            secondary_writes_applied: c.secondary_applied,
             bad_frames: c.bad_frames,
             logins_ok: c.logins_ok,
             logins_refused: c.logins_refused,
@@ -705,6 +722,12 @@ fn metrics_text(s: &Stats) -> String {
             .iter()
             .map(|(r, v)| (format!("{{reason=\"{r}\"}}"), *v))
             .collect(),
+    );
+    g(
+        "app_cloud_secondary_writes_applied_total",
+        "Writes applied from a session that was not its account's primary.",
+        "counter",
+        one(s.secondary_writes_applied),
     );
     g(
         "app_cloud_bad_frames_total",

@@ -68,6 +68,10 @@ fn migrations_switch_lose_no_input_cross_no_edge_and_leak_nothing() {
             assert!(m[f].as_f64().is_some(), "{f} missing: {m:#}");
         }
         assert_eq!(m["inputs_lost"], 0, "{m:#}");
+        // Measured by the logic server, not assumed.
+        assert_eq!(m["secondary_writes_applied"], 0, "{m:#}");
+        // The bot had sent more than the 8 to resend: all 8 went again.
+        assert_eq!(m["inputs_resent"], 8, "{m:#}");
         assert_eq!(m["cross_edge_bytes"], 0, "{m:#}");
         let ie = &m["cross_edge"];
         assert_eq!(ie["iface"], "ie", "{m:#}");
@@ -91,6 +95,7 @@ fn migrations_switch_lose_no_input_cross_no_edge_and_leak_nothing() {
         "the bot played: {s:#}"
     );
     assert_eq!(s["inputs_applied"], s["inputs_sent"], "{s:#}");
+    assert_eq!(s["secondary_writes_applied"], 0, "{s:#}");
     assert_eq!(s["last_released"], true, "{s:#}");
     assert!(s["downtime_ms"]["p50"].as_f64().is_some(), "{s:#}");
     let leaks = r["leaks"].as_object().expect("leaks");

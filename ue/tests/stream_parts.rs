@@ -423,6 +423,76 @@ fn bot_sends_numbered_inputs_and_follows_the_target() {
     assert!(now - all[0].sent_ns < 10_000_000_000);
 }
 
+/// Waits until `f` gives a value (at most 5 s).
+fn wait<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let t = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn bot_counts_inputs_sent_and_resent_per_switch() {
+    let a = UdpSocket::bind("127.0.0.1:0").expect("bind a");
+    let b = UdpSocket::bind("127.0.0.1:0").expect("bind b");
+    let b_addr: SocketAddr = b.local_addr().expect("addr");
+    let from = Arc::new(UdpSocket::bind("127.0.0.1:0").expect("bind from"));
+    let bot = InputBot::spawn(BotConfig {
+        bind: "127.0.0.1:0".parse().expect("addr"),
+        to: a.local_addr().expect("addr"),
+        rate: 50.0,
+        seed: 3,
+        initial: None,
+    })
+    .expect("bot");
+    wait("5 inputs", || (bot.sent() >= 5).then_some(()));
+    let g1 = bot.target().switch_to(b_addr, from.clone(), 3);
+    let n1 = wait("the first switch taken up", || bot.resent_at(g1));
+    assert_eq!(n1, 3, "3 of the inputs already sent go again");
+    // At most as many as were sent: a resend of 1000 resends them all.
+    let g2 = bot.target().switch_to(b_addr, from, 1000);
+    assert_ne!(g1, g2);
+    let n2 = wait("the second switch taken up", || bot.resent_at(g2));
+    let got = recv_inputs(&b, Instant::now() + Duration::from_millis(100));
+    let sent_now = bot.sent();
+    let out = bot.stop().expect("stop");
+    // The datagrams at b: 3 resent, new ones, then n2 resent, new ones;
+    // SWITCH on the first of each switch only.
+    assert_eq!(
+        got.iter()
+            .filter(|i| i.flags.contains(wire::input::Flags::SWITCH))
+            .count(),
+        2
+    );
+    assert!(got[0].flags.contains(wire::input::Flags::SWITCH));
+    let first_new = got[3].seq;
+    assert_eq!(
+        got[..4].iter().map(|i| i.seq).collect::<Vec<_>>(),
+        [first_new - 3, first_new - 2, first_new - 1, first_new]
+    );
+    // The second switch resent every input sent before it: seqs 1..=n2.
+    let j = got
+        .iter()
+        .rposition(|i| i.flags.contains(wire::input::Flags::SWITCH))
+        .expect("the second SWITCH");
+    let again: Vec<u64> = got[j..].iter().take(n2 as usize).map(|i| i.seq).collect();
+    assert_eq!(again, (1..=n2).collect::<Vec<_>>());
+    assert!(n2 >= first_new, "every input sent before the second switch");
+    assert_eq!(out.resent, n1 + n2);
+    assert_eq!(out.resent_at, [(g1, n1), (g2, n2)]);
+    // The count of inputs sent is that of distinct seqs (resends apart).
+    let max_seq = out.sent.last().map_or(0, |s| s.seq);
+    assert_eq!(out.sent.len() as u64, max_seq);
+    assert!(
+        sent_now <= max_seq && max_seq - sent_now <= 1,
+        "{sent_now} vs {max_seq}"
+    );
+}
+
 #[test]
 fn bot_refuses_a_bad_rate() {
     let r = InputBot::spawn(BotConfig {

@@ -63,8 +63,9 @@ pub struct MigrationRow {
     pub inputs_sent: u64,
     /// New holes in the logic server's applied sequence numbers.
     pub inputs_lost: u64,
-    /// Writes from a secondary that the logic server applied (null: it
-    /// does not count them; it drops them, see `secondary_writes_dropped`).
+    /// Writes the logic server applied while their session was a
+    /// secondary (it checks each write it applies; null from a logic
+    /// server that does not count them).
     pub secondary_writes_applied: Option<u64>,
     /// Writes from a secondary that the logic server dropped.
     pub secondary_writes_dropped: u64,
