@@ -5,6 +5,7 @@
 use std::sync::mpsc;
 
 use ue::stream::buffer::{one_frame_buffer, BufferWriter, FrameInfo};
+use ue::stream::scorer::PairScorer;
 use ue::stream::screen::{Screen, ScreenCmd, ScreenNote};
 use ue::stream::{Selector, SelectorConfig};
 
@@ -161,4 +162,103 @@ fn a_source_released_during_the_slide_still_blends_until_its_end() {
     // Every frame of the slide was shown, none skipped for want of a
     // source; then edge2 is the chief (shown as the source).
     assert_eq!(weights, [0.25, 0.5, 0.75, 1.0, 0.0], "{weights:?}");
+}
+
+#[test]
+fn with_the_scorer_thread_the_decision_comes_with_the_score_and_blends_at_once() {
+    let (mut wa, ra) = one_frame_buffer("edge1", None);
+    let (mut wb, rb) = one_frame_buffer("edge2", None);
+    let cfg = SelectorConfig {
+        blend_frames: 4,
+        ..SelectorConfig::at_fps(60)
+    };
+    let sel = Selector::new(cfg, "edge1").expect("selector");
+    let (cmd_tx, cmd_rx) = mpsc::channel();
+    let (note_tx, mut note_rx) = tokio::sync::mpsc::unbounded_channel();
+    let scorer = PairScorer::spawn(None).expect("scorer");
+    let mut screen = Screen::new(sel, ra, cmd_rx, note_tx).with_scorer(scorer);
+    let mut now = 1_000_000_000u64;
+    publish(&mut wa, "edge1", 1, frame(10));
+    screen.poll(now).expect("poll");
+    cmd_tx.send(ScreenCmd::Add(rb)).expect("cmd");
+    cmd_tx.send(ScreenCmd::Begin("edge2".into())).expect("cmd");
+    // A dissimilar pair: scored (in the worker), no decision.
+    let mut far = frame(20);
+    far.y.iter_mut().for_each(|p| *p = 255 - *p);
+    publish(&mut wa, "edge1", 2, frame(20));
+    publish(&mut wb, "edge2", 1, far);
+    let mut polls = 0;
+    let mut poll_until = |screen: &mut Screen, what: &str, done: &dyn Fn(&[ScreenNote]) -> bool| {
+        let mut seen = Vec::new();
+        let ok = testkit::wait_until(std::time::Duration::from_secs(5), || {
+            now += 100_000;
+            polls += 1;
+            screen.poll(now).expect("poll");
+            seen.extend(notes(&mut note_rx));
+            done(&seen)
+        });
+        assert!(ok, "{what}: {seen:?}");
+        seen
+    };
+    // The first poll queues the pair; no decision while it is not scored.
+    let n = poll_until(&mut screen, "dissimilar pair", &|_| true);
+    assert!(n.is_empty(), "{n:?}");
+    // The same picture on both: decided once the worker scored the pair.
+    publish(&mut wa, "edge1", 3, frame(30));
+    publish(&mut wb, "edge2", 2, frame(30));
+    let n = poll_until(&mut screen, "the decision", &|n| {
+        n.iter().any(|x| matches!(x, ScreenNote::Decision { .. }))
+    });
+    assert!(
+        matches!(&n[..], [ScreenNote::Decision { ssim, at, .. }, ScreenNote::FirstDestFrame { at: shown }] if *ssim > 0.99 && shown >= at),
+        "the first blended frame at the poll of the decision: {n:?}"
+    );
+    for k in 4..8u64 {
+        publish(&mut wa, "edge1", k, frame(k as u8 * 10));
+        publish(&mut wb, "edge2", k - 1, frame(k as u8 * 10));
+        screen.poll(now + k * 16_666_667).expect("poll");
+    }
+    let out = screen.finish().expect("finish");
+    let weights: Vec<f32> = out.records.iter().map(|r| r.dest_weight).collect();
+    // Source frames 1, 2, 3 (3 shown while its pair was being scored),
+    // then the slide, then edge2 as the chief.
+    assert_eq!(
+        weights,
+        [0.0, 0.0, 0.0, 0.25, 0.5, 0.75, 1.0, 0.0],
+        "{weights:?}"
+    );
+}
+
+#[test]
+fn the_scorer_scores_the_latest_pair_asked_and_tells_pairs_by_their_frames() {
+    let (mut wa, ra) = one_frame_buffer("a", None);
+    let (mut wb, rb) = one_frame_buffer("b", None);
+    let wake = ue::stream::Wake::new();
+    let scorer = PairScorer::spawn(Some(wake.clone())).expect("scorer");
+    publish(&mut wa, "a", 1, frame(10));
+    publish(&mut wb, "b", 1, frame(10));
+    let (a1, b1) = (ra.latest().expect("a"), rb.latest().expect("b"));
+    let seen = wake.count();
+    assert_eq!(scorer.score(&a1, &b1), None, "queued");
+    // The worker wakes the display when done.
+    let woke = wake.wait(seen, std::time::Duration::from_secs(5));
+    assert_ne!(woke, seen, "notified");
+    let v = scorer.score(&a1, &b1).expect("scored");
+    assert!(v > 0.99, "{v}");
+    assert_eq!(scorer.scored(), 1);
+    // Other frames with the same generations are another pair.
+    let (mut wc, rc) = one_frame_buffer("c", None);
+    let mut far = frame(10);
+    far.y.iter_mut().for_each(|p| *p = 255 - *p);
+    publish(&mut wc, "c", 1, far);
+    let c1 = rc.latest().expect("c");
+    assert_eq!(c1.generation, b1.generation);
+    assert_eq!(scorer.score(&a1, &c1), None);
+    let ok = testkit::wait_until(std::time::Duration::from_secs(5), || {
+        scorer.score(&a1, &c1).is_some()
+    });
+    assert!(ok);
+    assert!(scorer.score(&a1, &c1).expect("scored") < 0.5);
+    // A pair asked again while queued or done is not scored twice.
+    assert_eq!(scorer.scored(), 2);
 }

@@ -425,6 +425,69 @@ fn ssim_only_on_a_new_pair() {
     assert_eq!(bed.ssim_calls, 4, "no SSIM while sliding");
 }
 
+#[test]
+fn a_pair_scored_elsewhere_is_compared_once_its_score_is_known() {
+    let mut sel = Selector::new(config(4), "a").expect("valid config");
+    let f = Frame::new(16, 16);
+    let fr = |generation| {
+        Some(FrameRef {
+            generation,
+            frame: &f,
+        })
+    };
+    let mut now = T0;
+    assert_eq!(
+        sel.step_scored(now, fr(1), None, |_, _| None),
+        Output::Source(1)
+    );
+    sel.begin(now, "b").expect("idle");
+    // The pair (2, 1) is not scored yet: the source goes on, nothing logged.
+    now += TICK;
+    let mut asked = Vec::new();
+    let out = sel.step_scored(now, fr(2), fr(1), |s, d| {
+        asked.push((s, d));
+        None
+    });
+    assert_eq!(out, Output::Source(2));
+    assert_eq!(sel.poll_event(), None);
+    // Asked again at the next step (same pair), now known and dissimilar.
+    let out = sel.step_scored(now + 1000, fr(2), fr(1), |s, d| {
+        asked.push((s, d));
+        Some(0.2)
+    });
+    assert_eq!(out, Output::Nothing);
+    assert_eq!(asked, [(2, 1), (2, 1)]);
+    assert!(matches!(
+        sel.poll_event(),
+        Some(Event::SsimSample { value, .. }) if value == 0.2
+    ));
+    // Compared: not asked again for the same pair.
+    sel.step_scored(now + 2000, fr(2), fr(1), |_, _| panic!("asked twice"));
+    // A new pair, unknown, then known and similar: the decision and the
+    // first blended frame at the step that learns the score.
+    now += TICK;
+    assert_eq!(
+        sel.step_scored(now, fr(3), fr(2), |_, _| None),
+        Output::Source(3)
+    );
+    let at = now + 400_000;
+    let out = sel.step_scored(at, fr(3), fr(2), |_, _| Some(0.9));
+    assert_eq!(
+        out,
+        Output::Blend {
+            a: 0.25,
+            source_gen: 3,
+            dest_gen: 2
+        }
+    );
+    let evs: Vec<Event> = std::iter::from_fn(|| sel.poll_event()).collect();
+    assert!(evs.contains(&Event::Decision { at, ssim: 0.9 }), "{evs:?}");
+    assert!(
+        evs.contains(&Event::FirstDestContribution { at, n: 1 }),
+        "{evs:?}"
+    );
+}
+
 /// A frame of a scene whose bright bar sits at column `x`, with texture,
 /// its luma raised by `shade` (two streams never quite alike).
 fn scene(x: usize, shade: u8) -> Frame {

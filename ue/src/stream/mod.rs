@@ -11,6 +11,8 @@
 //!   pilot's input address ([`InputTarget`], changeable at run time).
 //! - [`selector`]: the CSM stream selector's decisions ([`Selector`]), a
 //!   state machine: SSIM threshold, frame sliding, give-up, ablations.
+//! - [`scorer`]: [`scorer::PairScorer`], the selector's pair SSIM in its
+//!   own thread.
 //! - [`report`]: frames displayed, frame interval, input -> display
 //!   latency, bitrate on the wire ([`PlayReport`]).
 //! - [`play`]: all of it for a while, the `ue play` command.
@@ -24,6 +26,7 @@ pub mod client;
 pub mod display;
 pub mod play;
 pub mod report;
+pub mod scorer;
 pub mod screen;
 pub mod selector;
 pub mod y4m;

@@ -6,7 +6,12 @@
 //! keeps the latest frame of each, and at every wake-up asks the
 //! [`Selector`] what to show: the chief's frame, the destination's, or a
 //! blend of both ([`media::blend`]). SSIM of a new pair is the fast
-//! downscaled-luma one ([`media::FastSsim`]). Each displayed frame is
+//! downscaled-luma one ([`media::FastSsim`]), computed by a worker thread
+//! ([`PairScorer`]) in the running screen, so that at the switch decision
+//! the display thread only blends and shows (in a screen driven by hand
+//! without a worker, inline). The display time of a frame is taken once it
+//! is composed, before the measures that follow it (the SSIM against the
+//! frame displayed before, the video file). Each displayed frame is
 //! recorded ([`DisplayRecord`], with the destination's weight and the SSIM
 //! against the frame displayed before it, the smoothness measure) and, if
 //! asked, written to a Y4M file. The selector's decisions go out as
@@ -25,6 +30,7 @@ use media::{FastSsim, Frame};
 
 use super::buffer::{BufferReader, BufferedFrame, Wake};
 use super::display::{wait_loop, DisplayHandle, DisplayOutcome, DisplayRecord, VideoOut};
+use super::scorer::{fast_ssim, PairScorer};
 use super::selector::{Event, FrameRef, Output, Phase, Selector};
 use super::{realtime_ns, StreamError};
 
@@ -65,6 +71,8 @@ pub struct Screen {
     readers: HashMap<Arc<str>, BufferReader>,
     latest: HashMap<Arc<str>, Arc<BufferedFrame>>,
     ssim: Option<FastSsim>,
+    /// The pairs' SSIM off this thread (none: inline).
+    scorer: Option<PairScorer>,
     blended: Frame,
     /// The frame displayed last (for the smoothness measure).
     prev: Option<Frame>,
@@ -91,6 +99,7 @@ impl Screen {
             readers,
             latest: HashMap::new(),
             ssim: None,
+            scorer: None,
             blended: Frame::new(2, 2),
             prev: None,
             video: None,
@@ -99,6 +108,13 @@ impl Screen {
             cmds,
             notes,
         }
+    }
+
+    /// Scores the selector's frame pairs with `scorer` (its own thread)
+    /// instead of inline.
+    pub fn with_scorer(mut self, scorer: PairScorer) -> Screen {
+        self.scorer = Some(scorer);
+        self
     }
 
     /// Also writes every displayed frame to the Y4M file `path`.
@@ -129,8 +145,19 @@ impl Screen {
                 } else {
                     Err(format!("no stream named `{dest}`"))
                 };
-                if let Err(reason) = r {
-                    self.note(ScreenNote::Refused { dest, reason });
+                match r {
+                    Err(reason) => self.note(ScreenNote::Refused { dest, reason }),
+                    // The blend's frame, at the source's size now, not at
+                    // the first blended frame.
+                    Ok(()) => {
+                        if let Some(f) = self.latest.get(self.selector.chief()) {
+                            if (self.blended.width, self.blended.height)
+                                != (f.frame.width, f.frame.height)
+                            {
+                                self.blended = f.frame.clone();
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -161,13 +188,19 @@ impl Screen {
         }
         let source = self.latest.get(&chief).cloned();
         let dest = target.as_ref().and_then(|t| self.latest.get(t)).cloned();
-        let ssim = &mut self.ssim;
-        let output = self.selector.step(
-            now,
+        let (s, d) = (
             source.as_deref().map(FrameRef::from),
             dest.as_deref().map(FrameRef::from),
-            |a, b| fast_ssim(ssim, a, b),
         );
+        let output = match (&self.scorer, &source, &dest) {
+            (Some(sc), Some(sf), Some(df)) => self
+                .selector
+                .step_scored(now, s, d, |_, _| sc.score(sf, df)),
+            _ => {
+                let ssim = &mut self.ssim;
+                self.selector.step(now, s, d, |a, b| fast_ssim(ssim, a, b))
+            }
+        };
         self.show(now, output, source.as_deref(), dest.as_deref())?;
         self.forward_events();
         Ok(())
@@ -190,17 +223,17 @@ impl Screen {
             }
             _ => return Ok(()),
         };
-        let ssim_prev = match &self.prev {
+        // Displayed once composed: the time is taken after the blend, and
+        // before what only measures or records what was displayed.
+        let mut rec = DisplayRecord::of(info, realtime_ns().max(now));
+        rec.dest_weight = weight;
+        rec.ssim_prev = match &self.prev {
             Some(p) => Some(fast_ssim(&mut self.ssim, p, frame) as f32),
             None => None,
         };
         if let Some(v) = &mut self.video {
             v.write(frame)?;
         }
-        // Displayed once composed: the time is taken after the blend.
-        let mut rec = DisplayRecord::of(info, realtime_ns().max(now));
-        rec.dest_weight = weight;
-        rec.ssim_prev = ssim_prev;
         self.out.records.push(rec);
         self.displayed.fetch_add(1, Ordering::Relaxed);
         match &mut self.prev {
@@ -265,23 +298,12 @@ impl Screen {
     /// Runs the screen in its own thread, woken by `wake`.
     pub fn spawn(mut self, wake: Arc<Wake>) -> Result<DisplayHandle, StreamError> {
         let displayed = self.displayed.clone();
+        if self.scorer.is_none() {
+            self.scorer = Some(PairScorer::spawn(Some(wake.clone()))?);
+        }
         DisplayHandle::spawn("screen", displayed, move |stop| {
             wait_loop(Some(&wake), stop, || self.poll(realtime_ns()))?;
             self.finish()
         })
-    }
-}
-
-/// SSIM of two frames on the downscaled luma plane (0 for frames that
-/// cannot be compared, e.g. of different sizes: not similar).
-fn fast_ssim(s: &mut Option<FastSsim>, a: &Frame, b: &Frame) -> f64 {
-    let fresh = || FastSsim::new(a.width, a.height);
-    let f = s.get_or_insert_with(fresh);
-    match f.score(a, b) {
-        Ok(v) => v,
-        Err(_) => {
-            *f = fresh();
-            f.score(a, b).unwrap_or(0.0)
-        }
     }
 }

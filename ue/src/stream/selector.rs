@@ -375,6 +375,22 @@ impl Selector {
         dest: Option<FrameRef<'_>>,
         mut ssim: impl FnMut(&Frame, &Frame) -> f64,
     ) -> Output {
+        let frames = source.zip(dest).map(|(s, d)| (s.frame, d.frame));
+        self.step_scored(now, source, dest, |_, _| frames.map(|(s, d)| ssim(s, d)))
+    }
+
+    /// [`Selector::step`] with the SSIM computed elsewhere (off the display
+    /// thread): `score(source_gen, dest_gen)` is the SSIM of that pair if
+    /// it is known yet. It is called only on a new pair while watching; a
+    /// pair without a score is not compared yet (the source stays shown)
+    /// and is asked for again at the next step.
+    pub fn step_scored(
+        &mut self,
+        now: u64,
+        source: Option<FrameRef<'_>>,
+        dest: Option<FrameRef<'_>>,
+        score: impl FnOnce(u64, u64) -> Option<f64>,
+    ) -> Output {
         match self.phase {
             Phase::Idle => self.show_source(source),
             Phase::Watching { since } => {
@@ -389,8 +405,10 @@ impl Selector {
                 if self.last_pair == Some(pair) {
                     return self.show_source(source);
                 }
+                let Some(value) = score(pair.0, pair.1) else {
+                    return self.show_source(source);
+                };
                 self.last_pair = Some(pair);
-                let value = ssim(s.frame, d.frame);
                 self.events.push_back(Event::SsimSample {
                     source_gen: pair.0,
                     dest_gen: pair.1,
