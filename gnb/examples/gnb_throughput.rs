@@ -2,8 +2,13 @@
 //! routing over the same namespaces and links, in one run.
 //!
 //! ```text
-//! sudo cargo run --release -p gnb --example gnb_throughput [-- SECONDS]
+//! sudo cargo run --release -p gnb --example gnb_throughput [-- SECONDS [filter]]
 //! ```
+//!
+//! The gNB runs without its radio-side packet filter (`radio_firewall =
+//! false`): the filter drops exactly the kernel-routed baseline (radio
+//! traffic that does not go into the TUN). With `filter` it runs with it,
+//! for the tunnel column's A/B (the kernel column is then 0).
 //!
 //! UE ns -- radio -- gNB ns -- n3 -- UPF ns (DN host 10.60.0.1 on its TUN).
 //! "tunnel": the UE's session address 10.45.0.2, through the gNB's TUN and
@@ -137,7 +142,10 @@ fn main() {
         .unwrap_or(2.0);
     let topo = Topo::new("h7thr").expect("topology (needs root)");
     let upf = RoutedUpf::start(&topo.upf, addr::UPF_N3).unwrap();
-    let gnb = InProcessGnb::start(&topo.gnb, topo.gnb_config(7000)).unwrap();
+    let mut cfg = topo.gnb_config(7000);
+    let filter = std::env::args().nth(2).as_deref() == Some("filter");
+    cfg.radio_firewall = filter;
+    let gnb = InProcessGnb::start(&topo.gnb, cfg).unwrap();
 
     // The session (as the SMF would set it up) and the UE's side of it.
     let setup = TunnelSetup {
@@ -251,7 +259,12 @@ fn main() {
     let (km, _) = udp_down(&topo, KERNEL_SRC, 1400, secs, next());
     let (tm, _) = udp_down(&topo, TUNNEL_SRC, 1400, secs, next());
     row("UDP down 1400 B (Mbit/s)", km, tm, "Mb/s");
-    let k = tcp_up(&topo, KERNEL_SRC, secs, next());
+    // (the filter drops the kernel path: its connection would not open)
+    let k = if filter {
+        0.0
+    } else {
+        tcp_up(&topo, KERNEL_SRC, secs, next())
+    };
     let t = tcp_up(&topo, TUNNEL_SRC, secs, next());
     row("TCP up, 1 stream (Mbit/s)", k, t, "Mb/s");
     drop(gnb);
