@@ -242,29 +242,27 @@ mod tests {
         assert_eq!(a.bind("imsi-1", peer(2, 2)), Ok(true));
         assert_eq!(a.bind("imsi-1", peer(2, 2)), Ok(false));
         assert_eq!(a.bind("imsi-2", peer(3, 3)), Ok(true));
-        // Another UE's id, from my address and MAC.
-        assert!(matches!(
-            a.bind("imsi-2", peer(2, 2)),
-            Err(BindError::UeElsewhere { .. })
-        ));
-        // My id from another MAC (address spoofed) or another address.
-        assert!(matches!(
-            a.bind("imsi-1", peer(2, 9)),
-            Err(BindError::UeElsewhere { .. })
-        ));
-        assert!(matches!(
-            a.bind("imsi-1", peer(9, 2)),
-            Err(BindError::UeElsewhere { .. })
-        ));
-        // A new id from a peer attached as someone else.
-        assert!(matches!(
-            a.bind("imsi-3", peer(2, 7)),
-            Err(BindError::PeerIsOther { .. })
-        ));
-        assert!(matches!(
-            a.bind("imsi-3", peer(7, 3)),
-            Err(BindError::PeerIsOther { .. })
-        ));
+        // Another UE's id from my address and MAC; my id from another MAC
+        // (address spoofed) or another address.
+        for (ue, p) in [
+            ("imsi-2", peer(2, 2)),
+            ("imsi-1", peer(2, 9)),
+            ("imsi-1", peer(9, 2)),
+        ] {
+            let r = a.bind(ue, p);
+            assert!(
+                matches!(r, Err(BindError::UeElsewhere { .. })),
+                "{ue} {p}: {r:?}"
+            );
+        }
+        // A new id from a peer whose address or MAC is attached as another UE.
+        for p in [peer(2, 7), peer(7, 3)] {
+            let r = a.bind("imsi-3", p);
+            assert!(
+                matches!(r, Err(BindError::PeerIsOther { .. })),
+                "{p}: {r:?}"
+            );
+        }
         assert_eq!(a.ue_of(peer(3, 3)).as_deref(), Some("imsi-2"));
         assert_eq!(a.ue_of(peer(3, 2)), None);
         assert_eq!(a.peer_of("imsi-1"), Some(peer(2, 2)));

@@ -72,9 +72,7 @@ fn start_fakes(upf_ns: &Netns) -> (FakeUpf, FakeSmf) {
 #[test]
 #[ignore = "needs root: network namespaces, TUN, nftables"]
 fn radio_side_reaches_only_the_n1_relay() {
-    testkit::require_root();
-    testkit::require_tool("nft");
-    let topo = Topo::new("i13a").unwrap();
+    let topo = root_topo("i13a");
     let (_upf, _smf) = start_fakes(&topo.upf);
     let cfg = topo.gnb_config(7000);
     let (mut gnb, _f) = topo.start_gnb(BIN, &cfg).unwrap();
@@ -316,9 +314,7 @@ fn on_a_shared_cell_a_ue_acts_and_sends_only_for_itself() {
 #[test]
 #[ignore = "needs root: network namespaces, TUN, nftables"]
 fn downlink_only_from_the_tunnels_upf() {
-    testkit::require_root();
-    testkit::require_tool("nft");
-    let topo = Topo::new("i13d").unwrap();
+    let topo = root_topo("i13d");
     let upf = FakeUpf::start(&topo.upf, addr::UPF_N3).unwrap();
     let _gnb = InProcessGnb::start(&topo.gnb, topo.gnb_config(7000)).unwrap();
     let gnb_n3 = SocketAddr::from((addr::GNB_N3, wire::gtpu::PORT));
@@ -384,9 +380,7 @@ fn downlink_only_from_the_tunnels_upf() {
 #[test]
 #[ignore = "needs root: network namespaces, TUN, nftables"]
 fn emulated_ues_mode_lets_one_peer_speak_for_many() {
-    testkit::require_root();
-    testkit::require_tool("nft");
-    let topo = Topo::new("i13e").unwrap();
+    let topo = root_topo("i13e");
     let (_upf, smf) = start_fakes(&topo.upf);
     let mut cfg = topo.gnb_config(7000);
     cfg.radio_link = gnb::radio::RadioLink::EmulatedUes;

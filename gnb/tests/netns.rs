@@ -22,9 +22,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_gnb");
 #[test]
 #[ignore = "needs root: network namespaces, TUN, nftables"]
 fn two_sessions_two_tunnels_and_release() {
-    testkit::require_root();
-    testkit::require_tool("nft");
-    let topo = Topo::new("h7a").unwrap();
+    let topo = root_topo("h7a");
     let upf = FakeUpf::start(&topo.upf, addr::UPF_N3).unwrap();
     let cfg = topo.gnb_config(7000);
     let (_gnb, _f) = topo.start_gnb(BIN, &cfg).unwrap();
@@ -138,9 +136,7 @@ fn two_sessions_two_tunnels_and_release() {
 #[test]
 #[ignore = "needs root: network namespaces, TUN, nftables"]
 fn unknown_teid_echo_end_marker_and_path_switch() {
-    testkit::require_root();
-    testkit::require_tool("nft");
-    let topo = Topo::new("h7b").unwrap();
+    let topo = root_topo("h7b");
     let upf = FakeUpf::start(&topo.upf, addr::UPF_N3).unwrap();
     let cfg = topo.gnb_config(7000);
     let (_gnb, _f) = topo.start_gnb(BIN, &cfg).unwrap();
@@ -255,9 +251,7 @@ fn unknown_teid_echo_end_marker_and_path_switch() {
 #[test]
 #[ignore = "needs root: network namespaces, TUN, nftables"]
 fn api_errors_are_4xx_with_api_error() {
-    testkit::require_root();
-    testkit::require_tool("nft");
-    let topo = Topo::new("h7c").unwrap();
+    let topo = root_topo("h7c");
     let cfg = topo.gnb_config(7000); // no SMF listening
     let (_gnb, _f) = topo.start_gnb(BIN, &cfg).unwrap();
     let url = format!("{}/n2/tunnels", n2());
@@ -347,9 +341,7 @@ fn api_errors_are_4xx_with_api_error() {
 #[test]
 #[ignore = "needs root: network namespaces, TUN, nftables"]
 fn n1_relay_reaches_the_smf_which_sets_up_the_tunnel() {
-    testkit::require_root();
-    testkit::require_tool("nft");
-    let topo = Topo::new("h7d").unwrap();
+    let topo = root_topo("h7d");
     let upf = FakeUpf::start(&topo.upf, addr::UPF_N3).unwrap();
     let smf = FakeSmf::start(
         &topo.upf,

@@ -433,6 +433,16 @@ impl Scratch {
         Scratch { root, state }
     }
 
+    /// Runs the topo binary with this state directory.
+    fn topo(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_topo"))
+            .arg("--state-dir")
+            .arg(&self.state)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
     /// Every file under the scratch root, sorted.
     fn files(&self) -> Vec<String> {
         fn walk(d: &Path, out: &mut Vec<String>) {
@@ -467,12 +477,7 @@ fn down_of_a_path_is_refused_and_deletes_nothing() {
             vec!["show", name],
             vec!["exec", "-t", name, "a", "--", "true"],
         ] {
-            let out = std::process::Command::new(env!("CARGO_BIN_EXE_topo"))
-                .arg("--state-dir")
-                .arg(&s.state)
-                .args(&args)
-                .output()
-                .unwrap();
+            let out = s.topo(&args);
             let err = String::from_utf8_lossy(&out.stderr);
             let stdout = String::from_utf8_lossy(&out.stdout);
             assert_eq!(out.status.code(), Some(2), "{args:?}: {err}{stdout}");
@@ -491,12 +496,7 @@ fn down_of_a_path_is_refused_and_deletes_nothing() {
         vec!["capture", "-t", "real", "../l:a", "-w", "x.pcap"],
         vec!["up", "--prefix", "../"],
     ] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_topo"))
-            .arg("--state-dir")
-            .arg(&s.state)
-            .args(&args)
-            .output()
-            .unwrap();
+        let out = s.topo(&args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains("contains \"/\""), "{args:?}: {err}");

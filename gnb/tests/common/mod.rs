@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use gnb::tunnels::TunnelView;
-use testkit::gnb::addr;
+use testkit::gnb::{addr, Topo};
 use testkit::Netns;
 use wire::ctl::{TunnelSetup, TunnelSetupResponse};
 
@@ -152,4 +152,12 @@ pub fn dl_udp(teid: u32, dst: Ipv4Addr, payload: &[u8; 4]) -> Vec<u8> {
     wire::gtpu::encap_in_place(&mut p, 16, 32, &wire::gtpu::GpduHeader::dl(teid, 9))
         .unwrap()
         .to_vec()
+}
+
+/// The three namespaces of [`Topo`] for a root-only test that runs the gNB
+/// (needs root and `nft`; fails, not skips, without them).
+pub fn root_topo(tag: &str) -> Topo {
+    testkit::require_root();
+    testkit::require_tool("nft");
+    Topo::new(tag).unwrap()
 }
