@@ -4,7 +4,7 @@
 
 use std::sync::mpsc;
 
-use ue::stream::buffer::{one_frame_buffer, BufferWriter, FrameInfo};
+use ue::stream::buffer::{one_frame_buffer, BufferReader, BufferWriter, FrameInfo};
 use ue::stream::scorer::PairScorer;
 use ue::stream::screen::{Screen, ScreenCmd, ScreenNote};
 use ue::stream::{Selector, SelectorConfig};
@@ -40,18 +40,47 @@ fn notes(rx: &mut tokio::sync::mpsc::UnboundedReceiver<ScreenNote>) -> Vec<Scree
     v
 }
 
-#[test]
-fn shows_the_source_until_similar_then_slides_into_the_destination() {
-    let (mut wa, ra) = one_frame_buffer("edge1", None);
-    let (mut wb, rb) = one_frame_buffer("edge2", None);
+/// Two streams edge1 (the chief) and edge2, a screen over edge1 with a
+/// slide of 4 frames, its command and note channels.
+struct Two {
+    wa: BufferWriter,
+    wb: BufferWriter,
+    rb: BufferReader,
+    cmd_tx: mpsc::Sender<ScreenCmd>,
+    note_rx: tokio::sync::mpsc::UnboundedReceiver<ScreenNote>,
+    screen: Screen,
+}
+
+fn two_streams() -> Two {
+    let (wa, ra) = one_frame_buffer("edge1", None);
+    let (wb, rb) = one_frame_buffer("edge2", None);
     let cfg = SelectorConfig {
         blend_frames: 4,
         ..SelectorConfig::at_fps(60)
     };
     let sel = Selector::new(cfg, "edge1").expect("selector");
     let (cmd_tx, cmd_rx) = mpsc::channel();
-    let (note_tx, mut note_rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut screen = Screen::new(sel, ra, cmd_rx, note_tx);
+    let (note_tx, note_rx) = tokio::sync::mpsc::unbounded_channel();
+    Two {
+        wa,
+        wb,
+        rb,
+        cmd_tx,
+        note_rx,
+        screen: Screen::new(sel, ra, cmd_rx, note_tx),
+    }
+}
+
+#[test]
+fn shows_the_source_until_similar_then_slides_into_the_destination() {
+    let Two {
+        mut wa,
+        mut wb,
+        rb,
+        cmd_tx,
+        mut note_rx,
+        mut screen,
+    } = two_streams();
     let mut now = 1_000_000_000u64;
     let mut tick = |screen: &mut Screen| {
         now += 16_666_667;
@@ -124,16 +153,14 @@ fn a_begin_for_an_unknown_stream_is_refused() {
 
 #[test]
 fn a_source_released_during_the_slide_still_blends_until_its_end() {
-    let (mut wa, ra) = one_frame_buffer("edge1", None);
-    let (mut wb, rb) = one_frame_buffer("edge2", None);
-    let cfg = SelectorConfig {
-        blend_frames: 4,
-        ..SelectorConfig::at_fps(60)
-    };
-    let sel = Selector::new(cfg, "edge1").expect("selector");
-    let (cmd_tx, cmd_rx) = mpsc::channel();
-    let (note_tx, mut note_rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut screen = Screen::new(sel, ra, cmd_rx, note_tx);
+    let Two {
+        mut wa,
+        mut wb,
+        rb,
+        cmd_tx,
+        mut note_rx,
+        mut screen,
+    } = two_streams();
     let mut now = 1_000_000_000u64;
     cmd_tx.send(ScreenCmd::Add(rb)).expect("cmd");
     cmd_tx.send(ScreenCmd::Begin("edge2".into())).expect("cmd");
@@ -166,17 +193,16 @@ fn a_source_released_during_the_slide_still_blends_until_its_end() {
 
 #[test]
 fn with_the_scorer_thread_the_decision_comes_with_the_score_and_blends_at_once() {
-    let (mut wa, ra) = one_frame_buffer("edge1", None);
-    let (mut wb, rb) = one_frame_buffer("edge2", None);
-    let cfg = SelectorConfig {
-        blend_frames: 4,
-        ..SelectorConfig::at_fps(60)
-    };
-    let sel = Selector::new(cfg, "edge1").expect("selector");
-    let (cmd_tx, cmd_rx) = mpsc::channel();
-    let (note_tx, mut note_rx) = tokio::sync::mpsc::unbounded_channel();
+    let Two {
+        mut wa,
+        mut wb,
+        rb,
+        cmd_tx,
+        mut note_rx,
+        screen,
+    } = two_streams();
     let scorer = PairScorer::spawn(None).expect("scorer");
-    let mut screen = Screen::new(sel, ra, cmd_rx, note_tx).with_scorer(scorer);
+    let mut screen = screen.with_scorer(scorer);
     let mut now = 1_000_000_000u64;
     publish(&mut wa, "edge1", 1, frame(10));
     screen.poll(now).expect("poll");

@@ -177,9 +177,11 @@ impl Screen {
     /// One look at `now`: commands, then what the selector says to show.
     pub fn poll(&mut self, now: u64) -> Result<(), StreamError> {
         self.out.polls += 1;
+        let mut lap = Laps::new(now);
         while let Ok(c) = self.cmds.try_recv() {
             self.command(now, c);
         }
+        lap.mark();
         let chief = self.selector.chief().clone();
         let target = self.selector.target().cloned();
         self.refresh(&chief);
@@ -201,8 +203,12 @@ impl Screen {
                 self.selector.step(now, s, d, |a, b| fast_ssim(ssim, a, b))
             }
         };
+        lap.mark();
         self.show(now, output, source.as_deref(), dest.as_deref())?;
+        lap.mark();
         self.forward_events();
+        lap.mark();
+        lap.warn_if_slow(output);
         Ok(())
     }
 
@@ -305,5 +311,48 @@ impl Screen {
             wait_loop(Some(&wake), stop, || self.poll(realtime_ns()))?;
             self.finish()
         })
+    }
+}
+
+/// A poll of the display taking longer than this is logged, phase by phase.
+const SLOW_POLL_NS: u64 = 20_000_000;
+
+/// The phases of one poll (commands, selector, show, notes), to log a slow one.
+struct Laps {
+    start: u64,
+    marks: [u64; 4],
+    n: usize,
+}
+
+impl Laps {
+    fn new(start: u64) -> Laps {
+        Laps {
+            start,
+            marks: [start; 4],
+            n: 0,
+        }
+    }
+
+    fn mark(&mut self) {
+        if let Some(m) = self.marks.get_mut(self.n) {
+            *m = realtime_ns();
+            self.n += 1;
+        }
+    }
+
+    fn warn_if_slow(&self, output: Output) {
+        let end = self.marks[3];
+        if end.saturating_sub(self.start) < SLOW_POLL_NS {
+            return;
+        }
+        let ms = |a: u64, b: u64| b.saturating_sub(a) as f64 / 1e6;
+        tracing::warn!(
+            commands_ms = ms(self.start, self.marks[0]),
+            selector_ms = ms(self.marks[0], self.marks[1]),
+            show_ms = ms(self.marks[1], self.marks[2]),
+            notes_ms = ms(self.marks[2], self.marks[3]),
+            ?output,
+            "slow display poll"
+        );
     }
 }
