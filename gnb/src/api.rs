@@ -95,11 +95,11 @@ fn radio_peer(gnb: &Gnb, from: SocketAddr) -> Result<RadioPeer, ApiErr> {
 
 /// Checks that the request from `from` may act as UE `ue` (attaching it on
 /// first contact); 403 naming who it is otherwise.
-fn act_as(gnb: &Gnb, from: SocketAddr, ue: &str) -> Result<(), ApiErr> {
+async fn act_as(gnb: &Gnb, from: SocketAddr, ue: &str) -> Result<(), ApiErr> {
     let peer = radio_peer(gnb, from)?;
     match gnb.attached.bind(ue, peer) {
         Ok(true) => {
-            gnb.attached_now(ue, peer);
+            gnb.attached_now(ue, peer).await;
             Ok(())
         }
         Ok(false) => Ok(()),
@@ -203,21 +203,11 @@ async fn n2_setup(State(gnb): State<Arc<Gnb>>, body: Bytes) -> Result<Response, 
             _ => ApiErr::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string(), None),
         })?;
     let t = &change.tunnel;
-    let made = match gnb.route_ue(true, req.ue_addr).await {
-        Ok(()) => gnb
-            .allow_uplink(&req.ue_id, req.ue_addr)
-            .map_err(|e| format!("cannot open the uplink filter for {}: {e}", req.ue_addr)),
-        Err(e) => Err(format!(
-            "cannot route {} to the radio link: {e}",
-            req.ue_addr
-        )),
-    };
-    if let Err(why) = made {
+    if let Err(why) = gnb.open_addr(&req.ue_id, req.ue_addr).await {
         // Nothing half made: take the tunnel (and its route) back out.
         if let Ok(c) = gnb.table.remove(t.dl_teid) {
             if c.addr_freed {
-                let _ = gnb.route_ue(false, req.ue_addr).await;
-                gnb.forget_uplink(req.ue_addr);
+                gnb.close_addr(req.ue_addr).await;
             }
         }
         warn!(error = %why, "tunnel not set up");
@@ -252,10 +242,7 @@ async fn n2_release(
         .remove(teid)
         .map_err(|e| ApiErr::new(StatusCode::NOT_FOUND, e.to_string(), Some("dl_teid")))?;
     if change.addr_freed {
-        if let Err(e) = gnb.route_ue(false, change.tunnel.ue_addr).await {
-            warn!(error = %e, "host route removal failed");
-        }
-        gnb.forget_uplink(change.tunnel.ue_addr);
+        gnb.close_addr(change.tunnel.ue_addr).await;
     }
     info!(dl_teid = teid, ue = %change.tunnel.ue_id, psi = change.tunnel.psi, "tunnel released");
     Ok(StatusCode::NO_CONTENT)
@@ -424,7 +411,7 @@ async fn n1_establish(
     let t0 = std::time::Instant::now();
     let mut req: SessionRequest = parse_json(&body)?;
     check_ue_id(&req.ue_id)?;
-    act_as(&gnb, from, &req.ue_id)?;
+    act_as(&gnb, from, &req.ue_id).await?;
     if !(1..=15).contains(&req.pdu_session_id) {
         return Err(ApiErr::new(
             StatusCode::BAD_REQUEST,
@@ -463,7 +450,7 @@ async fn n1_release(
             )
         })?;
     check_ue_id(&ue_id)?;
-    act_as(&gnb, from, &ue_id)?;
+    act_as(&gnb, from, &ue_id).await?;
     info!(ue = %ue_id, psi, "N1 session release relayed");
     Ok(relay(&gnb, "DELETE", format!("/sessions/{ue_id}/{psi}"), None).await)
 }
@@ -492,7 +479,7 @@ async fn relay_n1_json<T: DeserializeOwned + Serialize>(
     let req: T = parse_json(body)?;
     let ue = ue_of(&req).to_string();
     check_ue_id(&ue)?;
-    act_as(gnb, from, &ue)?;
+    act_as(gnb, from, &ue).await?;
     let body = serde_json::to_string(&req)
         .map_err(|e| ApiErr::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))?;
     let r = relay(gnb, "POST", path.clone(), Some(body)).await;
@@ -571,7 +558,7 @@ async fn n1_events(
     Query(q): Query<EventsQuery>,
 ) -> Result<Response, ApiErr> {
     check_ue_id(&ue_id)?;
-    act_as(&gnb, from, &ue_id)?;
+    act_as(&gnb, from, &ue_id).await?;
     let wait_ms = q.wait_ms.min(EVENTS_MAX_WAIT_MS);
     // The SMF holds the call up to wait_ms: wait a little longer for it.
     let http = gnb

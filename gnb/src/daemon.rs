@@ -77,11 +77,21 @@ impl Gnb {
             .await
     }
 
-    /// Lets the uplink of session address `ue_addr` of UE `ue_id` through
-    /// the filter: from the MAC the UE attached with on a shared cell; by
-    /// address on a point-to-point link, or for a UE that never attached
-    /// through this gNB's N1 relay.
-    pub fn allow_uplink(&self, ue_id: &str, ue_addr: Ipv4Addr) -> Result<(), FirewallError> {
+    /// Opens the radio side for session address `ue_addr` of UE `ue_id`:
+    /// the host route (downlink), then [`Gnb::bind_addr`].
+    pub async fn open_addr(&self, ue_id: &str, ue_addr: Ipv4Addr) -> Result<(), String> {
+        self.route_ue(true, ue_addr)
+            .await
+            .map_err(|e| format!("cannot route {ue_addr} to the radio link: {e}"))?;
+        self.bind_addr(ue_id, ue_addr).await
+    }
+
+    /// Binds `ue_addr` to its UE in the filter: its uplink is let in from
+    /// the MAC the UE attached with on a shared cell (by address on a
+    /// point-to-point link, or for a UE that never attached through this
+    /// gNB's N1 relay), and that MAC is pinned as the address's permanent
+    /// neighbour, so another UE's ARP cannot take its downlink.
+    pub async fn bind_addr(&self, ue_id: &str, ue_addr: Ipv4Addr) -> Result<(), String> {
         let Some(fw) = &self.firewall else {
             return Ok(());
         };
@@ -93,24 +103,47 @@ impl Gnb {
             warn!(ue = %ue_id, %ue_addr, "tunnel for a UE that did not attach through this gNB's N1 relay: its uplink is checked by address only until it does");
         }
         fw.allow_uplink(ue_addr, mac)
+            .map_err(|e| format!("cannot open the uplink filter for {ue_addr}: {e}"))?;
+        if let Some(m) = mac {
+            self.net
+                .neigh_permanent(true, self.radio_index, ue_addr, m.0)
+                .await
+                .map_err(|e| format!("cannot pin {ue_addr}'s neighbour entry: {e}"))?;
+        }
+        Ok(())
     }
 
-    /// Closes the filter for `ue_addr` (its last tunnel is gone).
-    pub fn forget_uplink(&self, ue_addr: Ipv4Addr) {
-        if let Some(fw) = &self.firewall {
-            if let Err(e) = fw.forget_uplink(ue_addr) {
-                warn!(error = %e, %ue_addr, "could not remove the uplink filter entry");
+    /// Closes the radio side for `ue_addr` (its last tunnel is gone): host
+    /// route, filter entry, pinned neighbour. Failures are logged.
+    pub async fn close_addr(&self, ue_addr: Ipv4Addr) {
+        if let Err(e) = self.route_ue(false, ue_addr).await {
+            warn!(error = %e, "host route removal failed");
+        }
+        let Some(fw) = &self.firewall else {
+            return;
+        };
+        match fw.forget_uplink(ue_addr) {
+            Ok(Some(Some(m))) => {
+                if let Err(e) = self
+                    .net
+                    .neigh_permanent(false, self.radio_index, ue_addr, m.0)
+                    .await
+                {
+                    warn!(error = %e, %ue_addr, "could not remove the pinned neighbour entry");
+                }
             }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, %ue_addr, "could not remove the uplink filter entry"),
         }
     }
 
     /// A UE attached: the tunnels set up for it before (a gNB restart, or
     /// set up without N1) are now bound to its MAC.
-    pub fn attached_now(&self, ue_id: &str, peer: RadioPeer) {
+    pub async fn attached_now(&self, ue_id: &str, peer: RadioPeer) {
         info!(ue = %ue_id, peer = %peer, "UE attached on the radio side");
         for t in self.table.list().iter().filter(|t| t.ue_id == ue_id) {
-            if let Err(e) = self.allow_uplink(ue_id, t.ue_addr) {
-                warn!(error = %e, ue_addr = %t.ue_addr, "could not bind the uplink to the UE's MAC");
+            if let Err(e) = self.bind_addr(ue_id, t.ue_addr).await {
+                warn!(error = %e, "could not bind the session address to the UE");
             }
         }
     }
@@ -257,12 +290,7 @@ async fn serve(
         tokio::select! {
             _ = &mut shutdown => break,
             ev = ev_rx.recv() => match ev {
-                Some(DatapathEvent::AddressFreed(a)) => {
-                    if let Err(e) = gnb.route_ue(false, a).await {
-                        warn!(error = %e, "host route removal failed");
-                    }
-                    gnb.forget_uplink(a);
-                }
+                Some(DatapathEvent::AddressFreed(a)) => gnb.close_addr(a).await,
                 None => break,
             },
         }
@@ -273,7 +301,7 @@ async fn serve(
     let _ = n1_task.await;
     datapath.stop();
     for t in table.list() {
-        let _ = gnb.route_ue(false, t.ue_addr).await;
+        gnb.close_addr(t.ue_addr).await;
     }
     if let Some(fw) = &gnb.firewall {
         if let Err(e) = fw.remove() {

@@ -212,12 +212,13 @@ impl Firewall {
         Ok(())
     }
 
-    /// Stops `addr`'s uplink (its last tunnel is gone).
-    pub fn forget_uplink(&self, addr: Ipv4Addr) -> Result<(), FirewallError> {
+    /// Stops `addr`'s uplink (its last tunnel is gone); what it was
+    /// allowed from (`Some(None)`: any MAC; `None`: it was not allowed).
+    pub fn forget_uplink(&self, addr: Ipv4Addr) -> Result<Option<Option<Mac>>, FirewallError> {
         let mut m = self.uplink.lock().unwrap_or_else(|e| e.into_inner());
         match m.remove(&addr) {
-            Some(mac) => self.delete(addr, mac),
-            None => Ok(()),
+            Some(mac) => self.delete(addr, mac).map(|()| Some(mac)),
+            None => Ok(None),
         }
     }
 

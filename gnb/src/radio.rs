@@ -15,18 +15,23 @@
 //! - the uplink filter (see [`crate::firewall`]) lets a session's packets
 //!   into the TUN only with the session's address as source *and* the MAC
 //!   of its UE's attachment (on a point-to-point link, by address: nobody
-//!   else is on the link).
+//!   else is on the link);
+//! - on a shared cell the session address's neighbour entry is pinned to
+//!   that MAC (permanent), so another UE answering or sending ARP for the
+//!   address does not take its downlink.
 //!
 //! What stays spoofable on a shared cell (a switch several UEs share):
 //! the identity is what a UE says about itself on an Ethernet segment. A UE
 //! that sets its interface to another UE's radio address *and* MAC (both
 //! visible to everyone on the segment) is that UE as far as the gNB can
-//! tell: it can then act for it on N1 and send uplink into its sessions
-//! (and the switch will deliver the other UE's downlink to whichever port
-//! last sent from that MAC). The first UE to attach under an id keeps it
-//! (there is no authentication of the UE id, as there is no NAS security
-//! here), so a UE that attaches under an id nobody used yet at this gNB
-//! gets it. Bindings last as long as the gNB runs.
+//! tell: it can then act for it on N1 and send uplink into its sessions,
+//! and the switch, which learns MACs from the frames it sees, delivers the
+//! other UE's downlink to whichever port last sent from that MAC. The
+//! first UE to attach under an id keeps it (there is no authentication of
+//! the UE id, as there is no NAS security here), so a UE that attaches
+//! under an id nobody used yet at this gNB gets it. Bindings last as long
+//! as the gNB runs. A point-to-point link has none of this: its UE is the
+//! only one on it.
 
 use std::collections::HashMap;
 use std::fmt;

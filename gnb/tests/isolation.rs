@@ -300,6 +300,9 @@ fn on_a_shared_cell_a_ue_acts_and_sends_only_for_itself() {
     let before = from_s1(s1.ue_addr);
     let dropped = metric(&cell.upf, "gnb_fw_ul_not_own_session_packets_total");
     ue_session(u0, s1.ue_addr, 101);
+    // u0 must ARP for its gateway again, as UE 1's address: the gNB's
+    // neighbour entry for that address is pinned to UE 1's MAC.
+    u0.ip(&["neigh", "flush", "dev", "radio"]).unwrap();
     assert!(udp_echo(u0, s1.ue_addr, b"spoof").is_none());
     assert_eq!(
         from_s1(s1.ue_addr),
@@ -307,8 +310,25 @@ fn on_a_shared_cell_a_ue_acts_and_sends_only_for_itself() {
         "UE 0's packet went into UE 1's tunnel"
     );
     assert!(metric(&cell.upf, "gnb_fw_ul_not_own_session_packets_total") >= dropped + 3);
-    // Its own session still works.
+    // Its own session still works, and UE 1 still gets its downlink.
     assert!(udp_echo(u0, s0.ue_addr, b"ue0 again").is_some());
+    assert!(udp_echo(u1, s1.ue_addr, b"ue1 again").is_some());
+    let neigh = cell
+        .gnb
+        .ip(&["neigh", "show", &s1.ue_addr.to_string(), "dev", "radio"])
+        .unwrap();
+    let mac1 = u1.ip(&["link", "show", "radio"]).unwrap();
+    let mac1 = mac1
+        .split("link/ether ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    assert!(
+        neigh.contains(mac1) && neigh.contains("PERMANENT"),
+        "{neigh}"
+    );
 }
 
 #[test]

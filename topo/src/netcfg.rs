@@ -276,6 +276,38 @@ impl Net {
         }
     }
 
+    /// `ip neigh replace IP lladdr MAC dev OIF nud permanent` (`add`), or
+    /// `ip neigh del IP dev OIF` (an entry that is gone is fine). A
+    /// permanent entry is not changed by ARP.
+    pub async fn neigh_permanent(
+        &self,
+        add: bool,
+        oif: u32,
+        ip: Ipv4Addr,
+        mac: [u8; 6],
+    ) -> Result<(), NetError> {
+        let mut req = self
+            .handle
+            .neighbours()
+            .add(oif, IpAddr::V4(ip))
+            .link_layer_address(&mac)
+            .state(rtnetlink::packet_route::neighbour::NeighbourState::Permanent)
+            .replace();
+        let m = mac.map(|b| format!("{b:02x}")).join(":");
+        let what = format!("{ip} lladdr {m} dev {oif}");
+        if add {
+            return req
+                .execute()
+                .await
+                .map_err(Net::req(format!("neigh replace {what} nud permanent")));
+        }
+        let msg = req.message_mut().clone();
+        match self.handle.neighbours().del(msg).execute().await {
+            Err(e) if matches!(errno(&e), Some(libc::ENOENT | libc::ESRCH)) => Ok(()),
+            r => r.map_err(Net::req(format!("neigh del {what}"))),
+        }
+    }
+
     /// `ip route replace|del DST/PREFIX dev OIF table TABLE` (scope link).
     pub async fn route_dev(
         &self,
