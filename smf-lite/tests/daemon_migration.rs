@@ -227,6 +227,21 @@ impl Bed {
             .map(|s| s["pdu_session_id"].as_u64().expect("psi"))
             .collect()
     }
+
+    /// The SMF's sessions once it lists `n` of them (deadline 5 s): a
+    /// release is announced when asked for, and the SMF forgets the session
+    /// when the UPF's Deletion Response arrives, a moment after the UPF
+    /// dropped it.
+    async fn session_psis_settled(&self, n: usize) -> Vec<u64> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let psis = self.session_psis().await;
+            if psis.len() == n || Instant::now() >= deadline {
+                return psis;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
 }
 
 /// Waits (deadline 5 s) until `cond` holds.
@@ -322,7 +337,7 @@ async fn full_migration_over_http_ends_with_the_source_released() {
     eventually("source session deleted at upf1", || {
         b.upf_sessions() == (0, 1)
     });
-    let psis = b.session_psis().await;
+    let psis = b.session_psis_settled(1).await;
     assert_eq!(psis.len(), 1, "{psis:?}");
     assert!(!b.a2.saw("DELETE", "/instances/edge2-i1"));
 

@@ -131,7 +131,7 @@ fn stage_sources(st: &BedState, ue: &UePlan) -> Vec<(String, String, String, &'s
         ),
     ];
     if let Some(g) = st.plan.gnbs.iter().find(|g| g.name == ue.gnb) {
-        let (ns, url) = (st.ns(&g.name), format!("http://{}/metrics", g.n1_api));
+        let (ns, url) = (st.ns(&g.name), format!("http://{}/metrics", g.n2_api));
         v.push((
             format!("{}: N1 request relayed to the SMF -> its answer", g.name),
             ns.clone(),
@@ -175,7 +175,7 @@ pub struct SetupRateReport {
     pub rate: f64,
     /// Per-request latency under that load.
     pub latency: Option<Dist>,
-    /// Baseline: GET /tunnels at the gNB per second, same client.
+    /// Baseline: GET /n1/sessions at the gNB's N1 relay per second, same client.
     pub baseline_rate: f64,
     /// Releases that failed afterwards.
     pub release_failed: usize,
@@ -397,7 +397,7 @@ pub fn setup_rate(
             // Baseline: the same client, a request the gNB answers by itself.
             let base_n = ues.max(concurrency);
             let t = Instant::now();
-            let url: Arc<str> = format!("{n1}/tunnels").into();
+            let url: Arc<str> = format!("{n1}/n1/sessions").into();
             in_flight(concurrency, base_n, |_| {
                 let (http, url) = (http.clone(), url.clone());
                 async move { http.get(&url).await.map(|_| ()).map_err(|e| e.to_string()) }
@@ -542,7 +542,14 @@ pub fn sessions(
     upf: Option<&str>,
     on_progress: &mut dyn FnMut(&str),
 ) -> Result<SessionsReport, BedError> {
-    let (r, _) = crate::bed::up_run_down(opts, false, on_progress, |st, on_progress| {
+    let mut opts = opts.clone();
+    if ues > 0 {
+        // The rate bench speaks for `ues` UE ids from the first UE's
+        // namespace: its gNB must not bind one UE to the radio link.
+        opts.plan.radio_link = Some(gnb::radio::RadioLink::EmulatedUes);
+        on_progress("gNBs run with radio_link = \"emulated-ues\" (many UE ids from one namespace; no UE binding)");
+    }
+    let (r, _) = crate::bed::up_run_down(&opts, false, on_progress, |st, on_progress| {
         let setup_time = if setups > 0 {
             Some(setup_time(st, setups, upf, on_progress)?)
         } else {

@@ -450,7 +450,7 @@ fn print_bench_sessions(r: &testbed::bench::SessionsReport) {
             r.ues, r.concurrency, r.established, r.failed, r.seconds
         );
         println!(
-            "  {:.0} sessions/s; baseline {:.0} requests/s (GET /tunnels at the gNB): {:.2}x",
+            "  {:.0} sessions/s; baseline {:.0} requests/s (GET /n1/sessions at the gNB): {:.2}x",
             r.rate,
             r.baseline_rate,
             r.rate / r.baseline_rate.max(1e-9)

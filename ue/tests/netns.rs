@@ -54,6 +54,11 @@ struct Bed {
 }
 
 fn bed(tag: &str) -> Bed {
+    bed_on(tag, gnb::radio::RadioLink::default())
+}
+
+/// A bed whose gNB treats its radio link as `link`.
+fn bed_on(tag: &str, link: gnb::radio::RadioLink) -> Bed {
     let topo = Topo::new(tag).unwrap();
     let upf = FakeUpf::start(&topo.upf, addr::UPF_N3).unwrap();
     let smf = FakeSmf::start(
@@ -63,7 +68,9 @@ fn bed(tag: &str) -> Bed {
         upf.sessions.clone(),
     )
     .unwrap();
-    let gnb = InProcessGnb::start(&topo.gnb, topo.gnb_config(7000)).unwrap();
+    let mut cfg = topo.gnb_config(7000);
+    cfg.radio_link = link;
+    let gnb = InProcessGnb::start(&topo.gnb, cfg).unwrap();
     Bed {
         topo,
         upf,
@@ -223,7 +230,9 @@ fn cli_add_list_del_and_release_on_exit() {
 #[ignore = "needs root: network namespaces, veth links, TUN"]
 fn two_ues_in_one_namespace_and_sessions_from_config() {
     testkit::require_root();
-    let b = bed("h7f");
+    // Two UE processes share one radio interface (address and MAC): the gNB
+    // must not bind a UE id to the link, as for a benchmark's emulated UEs.
+    let b = bed_on("h7f", gnb::radio::RadioLink::EmulatedUes);
     let ue = &b.topo.ue;
     let mut c1 = UeConfig::with_id("imsi-001010000000011");
     c1.sessions = vec![ue::SessionSpec {

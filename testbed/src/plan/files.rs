@@ -102,6 +102,7 @@ struct GnbToml {
     n3_addr: Ipv4Addr,
     cp_addr: Ipv4Addr,
     smf_api: SocketAddr,
+    radio_link: gnb::radio::RadioLink,
 }
 
 #[derive(Serialize)]
@@ -226,6 +227,7 @@ pub(super) fn gnb_daemons(gnbs: &[GnbPlan], smf_api: SocketAddr) -> Vec<DaemonPl
                 n3_addr: g.n3,
                 cp_addr: g.cp,
                 smf_api,
+                radio_link: g.radio_link,
             };
             daemon(&g.name, Role::Gnb, &g.name, to_toml(&cfg), g.n2_api)
         })

@@ -192,6 +192,10 @@ pub struct GnbPlan {
     pub n1_api: SocketAddr,
     /// N2-lite API (cp side).
     pub n2_api: SocketAddr,
+    /// What its radio interface is: a veth to one UE, or a port on a cell
+    /// switch that several UEs share (how its N1 relay tells UEs apart).
+    #[serde(default)]
+    pub radio_link: gnb::radio::RadioLink,
 }
 
 /// A UE, as the plan sees it.
@@ -255,6 +259,10 @@ impl Default for MigrationTimers {
 pub struct PlanOpts {
     /// The SMF's migration timers.
     pub migration: MigrationTimers,
+    /// Every gNB's radio link, instead of what the topology says (a veth is
+    /// point-to-point, a switch shared): `EmulatedUes` for benchmarks that
+    /// speak for many UEs from one namespace.
+    pub radio_link: Option<gnb::radio::RadioLink>,
 }
 
 impl Plan {
@@ -275,7 +283,10 @@ impl Plan {
         let (smf_cp, _) = nodes::need(t, &smf_node, "cp", "SMF (N4 and API)")?;
         let smf_api = SocketAddr::from((smf_cp, wire::ctl::SMF_PORT));
         let upfs = nodes::upfs(t)?;
-        let gnbs = nodes::gnbs(t)?;
+        let mut gnbs = nodes::gnbs(t)?;
+        if let Some(link) = opts.radio_link {
+            gnbs.iter_mut().for_each(|g| g.radio_link = link);
+        }
         let ues = nodes::ues(t, &gnbs)?;
 
         // The application's daemons come last, but the SMF needs its edges.

@@ -143,6 +143,7 @@ pub(super) fn gnbs(t: &Topology) -> Result<Vec<GnbPlan>, PlanError> {
             cp,
             n1_api: SocketAddr::from((radio, wire::ctl::GNB_N1_PORT)),
             n2_api: SocketAddr::from((cp, wire::ctl::GNB_N2_PORT)),
+            radio_link: radio_link(t, name),
         });
     }
     if gnbs.is_empty() {
@@ -151,6 +152,30 @@ pub(super) fn gnbs(t: &Topology) -> Result<Vec<GnbPlan>, PlanError> {
         });
     }
     Ok(gnbs)
+}
+
+/// A gNB's radio interface on a switch is a shared cell; on a veth to a
+/// host it is a point-to-point link to that one UE.
+fn radio_link(t: &Topology, gnb: &str) -> gnb::radio::RadioLink {
+    let peer = t.links.iter().find_map(|l| {
+        if l.a.node == gnb && l.a.ifname == "radio" {
+            Some(&l.b.node)
+        } else if l.b.node == gnb && l.b.ifname == "radio" {
+            Some(&l.a.node)
+        } else {
+            None
+        }
+    });
+    let on_switch = peer.is_some_and(|p| {
+        t.nodes
+            .iter()
+            .any(|n| &n.name == p && n.kind == topo::NodeKind::Switch)
+    });
+    if on_switch {
+        gnb::radio::RadioLink::Shared
+    } else {
+        gnb::radio::RadioLink::PointToPoint
+    }
 }
 
 /// Every `ue*` node, with the gNB whose radio subnet it is in.

@@ -232,6 +232,8 @@ fn generated_configs_parse_with_each_daemons_own_parser() {
                 assert_eq!(c.n2_api().to_string(), "10.0.0.2:7002");
                 assert_eq!(c.n3_addr, Ipv4Addr::new(10, 3, 0, 1));
                 assert_eq!(c.smf_api.to_string(), "10.0.0.1:7000");
+                // The paper's radio link is a veth to its one UE.
+                assert_eq!(c.radio_link, gnb::radio::RadioLink::PointToPoint);
             }
             Role::Ue => {
                 let c = ue::UeConfig::from_toml(&d.config, &d.config_file)
@@ -252,6 +254,11 @@ fn multi_ue_topology_maps_ues_to_their_cells() {
     let ue4 = p.ue("ue4").expect("ue4");
     assert_eq!(ue4.gnb, "gnb2");
     assert_eq!(p.ue("ue1").expect("ue1").gnb, "gnb1");
+    // Cells are switches: each gNB tells its UEs apart by address and MAC.
+    assert!(p
+        .gnbs
+        .iter()
+        .all(|g| g.radio_link == gnb::radio::RadioLink::Shared));
     // The SMF's UPF list and pools are the same as in the paper topology.
     assert_eq!(p.upfs, paper().upfs);
 }
@@ -309,8 +316,11 @@ fn smf_knows_every_edge_with_an_agent_and_a_upf_and_the_migration_timers() {
             setup_timeout: Duration::from_secs(8),
             switch_timeout: Duration::from_secs(20),
         },
+        radio_link: Some(gnb::radio::RadioLink::EmulatedUes),
     };
     let p = Plan::derive_with(&Topology::paper_default(), &opts).expect("derives");
+    // The radio link given overrides the topology's point-to-point veth.
+    assert!(p.daemon("gnb1").expect("gnb1").config.contains("radio_link = \"emulated-ues\""));
     let smf: toml::Value = toml::from_str(&p.daemon("smf").expect("smf").config).expect("TOML");
     let edges: Vec<_> = smf["edge"]
         .as_array()
