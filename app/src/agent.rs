@@ -221,15 +221,16 @@ pub async fn start(args: AgentArgs) -> Result<RunningAgent, AgentError> {
         what: "local address".into(),
         source,
     })?;
-    let copy_listener = match args.copy_listen {
-        Some(a) => Some(tokio::net::TcpListener::bind(a).await.map_err(|source| {
-            AgentError::Setup {
-                what: format!("cannot listen for state copies on {a}"),
-                source,
-            }
-        })?),
-        None => None,
-    };
+    let copy_listener =
+        match args.copy_listen {
+            Some(a) => Some(tokio::net::TcpListener::bind(a).await.map_err(|source| {
+                AgentError::Setup {
+                    what: format!("cannot listen for state copies on {a}"),
+                    source,
+                }
+            })?),
+            None => None,
+        };
     let agent = Arc::new(Agent {
         args,
         app_bin,

@@ -320,7 +320,11 @@ fn smf_knows_every_edge_with_an_agent_and_a_upf_and_the_migration_timers() {
     };
     let p = Plan::derive_with(&Topology::paper_default(), &opts).expect("derives");
     // The radio link given overrides the topology's point-to-point veth.
-    assert!(p.daemon("gnb1").expect("gnb1").config.contains("radio_link = \"emulated-ues\""));
+    assert!(p
+        .daemon("gnb1")
+        .expect("gnb1")
+        .config
+        .contains("radio_link = \"emulated-ues\""));
     let smf: toml::Value = toml::from_str(&p.daemon("smf").expect("smf").config).expect("TOML");
     let edges: Vec<_> = smf["edge"]
         .as_array()
