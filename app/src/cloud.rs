@@ -258,11 +258,34 @@ struct SeqSet {
 /// Gaps older than this many seqs above the floor are given up on.
 const SEQ_WINDOW: usize = 4096;
 
+/// A seq further than this above the floor is refused, not applied: a UE
+/// numbers its inputs 1, 2, 3, ... (resends repeat the last few), so such a
+/// seq is bogus, and taking it would move the floor past every honest input
+/// to come (a seq of 2^63 or more would also overflow the floor's count).
+const SEQ_AHEAD: u64 = 1 << 16;
+
+/// What [`SeqSet::insert`] made of a seq.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SeqVerdict {
+    /// Not seen before: apply it.
+    Fresh,
+    /// Seen (or given up on): drop it.
+    Duplicate,
+    /// Too far ahead of the inputs applied: drop it, change nothing.
+    OutOfWindow,
+}
+
 impl SeqSet {
-    /// Inserts; false if already there.
-    fn insert(&mut self, seq: u64) -> bool {
-        if seq <= self.floor || !self.above.insert(seq) {
-            return false;
+    /// Inserts `seq` unless it was seen or lies outside the window.
+    fn insert(&mut self, seq: u64) -> SeqVerdict {
+        if seq <= self.floor {
+            return SeqVerdict::Duplicate;
+        }
+        if seq - self.floor > SEQ_AHEAD {
+            return SeqVerdict::OutOfWindow;
+        }
+        if !self.above.insert(seq) {
+            return SeqVerdict::Duplicate;
         }
         while self.above.remove(&(self.floor + 1)) {
             self.floor += 1;
@@ -275,7 +298,7 @@ impl SeqSet {
                 self.floor += 1;
             }
         }
-        true
+        SeqVerdict::Fresh
     }
 }
 
@@ -517,8 +540,13 @@ impl Core {
                         self.counters.dropped_invalid_seq += 1;
                         Some("invalid_seq")
                     }
-                    WriteVerdict::Forward => {
-                        if acc.seen.insert(seq) {
+                    WriteVerdict::Forward => match acc.seen.insert(seq) {
+                        SeqVerdict::OutOfWindow => {
+                            self.counters.dropped_invalid_seq += 1;
+                            debug!(session = id, account = %account, seq, "input seq out of window");
+                            Some("invalid_seq")
+                        }
+                        SeqVerdict::Fresh => {
                             // Checked at the application itself, not
                             // taken from the verdict.
                             if self.mgr.role(id) != Some(Role::Primary) {
@@ -536,13 +564,14 @@ impl Core {
                                 seq,
                             });
                             None
-                        } else {
+                        }
+                        SeqVerdict::Duplicate => {
                             acc.stats.duplicates += 1;
                             self.counters.duplicates += 1;
                             debug!(session = id, account = %account, seq, "duplicate input");
                             Some("duplicate")
                         }
-                    }
+                    },
                 };
                 if let Some(reason) = dropped {
                     self.send(
@@ -1120,21 +1149,43 @@ mod tests {
 
     #[test]
     fn seq_set_exactly_once() {
+        let fresh = |s: &mut SeqSet, q| s.insert(q) == SeqVerdict::Fresh;
         let mut s = SeqSet::default();
         let got: Vec<bool> = [3, 1, 2, 2, 5, 1, 4, 9]
             .iter()
-            .map(|&q| s.insert(q))
+            .map(|&q| fresh(&mut s, q))
             .collect();
         assert_eq!(got, [true, true, true, false, true, false, true, true]);
         assert_eq!(s.floor, 5);
-        assert!(!s.insert(9));
-        assert!(s.insert(6));
+        assert_eq!(s.insert(9), SeqVerdict::Duplicate);
+        assert!(fresh(&mut s, 6));
         // A gap older than the window is given up on, not kept forever.
         let mut s = SeqSet::default();
         for q in 2..(SEQ_WINDOW as u64 + 10) {
-            assert!(s.insert(q));
+            assert!(fresh(&mut s, q));
         }
         assert!(s.above.len() <= SEQ_WINDOW);
-        assert!(!s.insert(1), "given up: treated as seen");
+        assert_eq!(s.insert(1), SeqVerdict::Duplicate, "given up: treated as seen");
+    }
+
+    #[test]
+    fn huge_seqs_do_not_poison_the_window() {
+        let mut s = SeqSet::default();
+        assert_eq!(s.insert(1), SeqVerdict::Fresh);
+        // A seq of 2^63 or more, u64::MAX, or just past the window: refused,
+        // and the floor does not move.
+        for q in [1 << 63, u64::MAX, u64::MAX - 1, 2 + SEQ_AHEAD] {
+            assert_eq!(s.insert(q), SeqVerdict::OutOfWindow, "{q}");
+        }
+        // Even a flood of them (more than the window holds) changes nothing.
+        for q in 0..(SEQ_WINDOW as u64 + 10) {
+            assert_eq!(s.insert(u64::MAX - q), SeqVerdict::OutOfWindow);
+        }
+        assert_eq!((s.floor, s.above.len()), (1, 0));
+        // The honest inputs that follow are applied, once.
+        assert_eq!(s.insert(2), SeqVerdict::Fresh);
+        assert_eq!(s.insert(1 + SEQ_AHEAD), SeqVerdict::Fresh);
+        assert_eq!(s.insert(2), SeqVerdict::Duplicate);
+        assert_eq!(s.floor, 2);
     }
 }
