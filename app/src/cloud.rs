@@ -1165,7 +1165,11 @@ mod tests {
             assert!(fresh(&mut s, q));
         }
         assert!(s.above.len() <= SEQ_WINDOW);
-        assert_eq!(s.insert(1), SeqVerdict::Duplicate, "given up: treated as seen");
+        assert_eq!(
+            s.insert(1),
+            SeqVerdict::Duplicate,
+            "given up: treated as seen"
+        );
     }
 
     #[test]
