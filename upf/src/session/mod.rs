@@ -19,16 +19,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::datapath::{
-    pdr_list, Action, CompiledPdr, CompiledSession, Counter, DataSignals, QerState, SessionShared,
-    Snapshot, TokenBucket, UrrState,
+    CompiledSession, Counter, DataSignals, QerState, SessionShared, Snapshot, UrrState,
 };
-use crate::rules::{
-    ie_type, Cause, FTeidSpec, Far, FarAction, Interface, Modification, Pdr, Qer, SessionRules, Urr,
-};
-use crate::sdf::Direction;
+use crate::rules::{ie_type, Cause, Far, FarAction, Modification, Pdr, Qer, SessionRules, Urr};
 
 /// Limits a session request is checked against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -685,288 +681,6 @@ impl SessionTable {
         self.events.pop_front()
     }
 
-    fn apply(
-        &mut self,
-        s: &mut Session,
-        m: Modification,
-        now: Instant,
-    ) -> Result<(Vec<CreatedPdr>, SharedEffects), SessionError> {
-        // `s` is the caller's copy; whatever the data path shares (rates,
-        // thresholds, counters) is only changed by `commit`, after every
-        // check passed.
-        let mut fx = SharedEffects::default();
-        for id in &m.query_urrs {
-            if !s.urrs.contains_key(id) && !m.create.urrs.iter().any(|u| u.id == *id) {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::QUERY_URR,
-                    format!("Query URR: no URR {id}"),
-                ));
-            }
-        }
-        // Removals first.
-        for id in &m.remove_pdrs {
-            if s.pdrs.remove(id).is_none() {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::REMOVE_PDR,
-                    format!("Remove PDR: no PDR {id}"),
-                ));
-            }
-        }
-        for id in &m.remove_fars {
-            if s.fars.remove(id).is_none() {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::REMOVE_FAR,
-                    format!("Remove FAR: no FAR {id}"),
-                ));
-            }
-        }
-        for id in &m.remove_qers {
-            if s.qers.remove(id).is_none() {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::REMOVE_QER,
-                    format!("Remove QER: no QER {id}"),
-                ));
-            }
-        }
-        for id in &m.remove_urrs {
-            let Some(e) = s.urrs.remove(id) else {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::REMOVE_URR,
-                    format!("Remove URR: no URR {id}"),
-                ));
-            };
-            fx.removed_urrs.push(e);
-        }
-        // Creations.
-        let c = m.create;
-        for far in c.fars {
-            if s.fars.contains_key(&far.id) {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::CREATE_FAR,
-                    format!("Create FAR: FAR {} exists", far.id),
-                ));
-            }
-            s.fars.insert(far.id, far);
-        }
-        for qer in c.qers {
-            if s.qers.contains_key(&qer.id) {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::CREATE_QER,
-                    format!("Create QER: QER {} exists", qer.id),
-                ));
-            }
-            let st = Arc::new(QerState {
-                id: qer.id,
-                ul: TokenBucket::new(qer.mbr_ul),
-                dl: TokenBucket::new(qer.mbr_dl),
-            });
-            s.qers.insert(qer.id, (qer, st));
-        }
-        for urr in c.urrs {
-            if s.urrs.contains_key(&urr.id) {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::CREATE_URR,
-                    format!("Create URR: URR {} exists", urr.id),
-                ));
-            }
-            s.urrs
-                .insert(urr.id, new_urr_entry(urr, s.local_seid, &self.signals, now));
-        }
-        let mut new_pdrs = Vec::new();
-        for pdr in c.pdrs {
-            if s.pdrs.contains_key(&pdr.id) {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::CREATE_PDR,
-                    format!("Create PDR: PDR {} exists", pdr.id),
-                ));
-            }
-            new_pdrs.push(pdr.id);
-            s.pdrs.insert(
-                pdr.id,
-                PdrEntry {
-                    pdr,
-                    teid: None,
-                    counter: Arc::new(Counter::default()),
-                },
-            );
-        }
-        // Updates.
-        for pdr in m.update_pdrs {
-            let Some(e) = s.pdrs.get_mut(&pdr.id) else {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::UPDATE_PDR,
-                    format!("Update PDR: no PDR {}", pdr.id),
-                ));
-            };
-            if pdr.pdi.local_fteid != e.pdr.pdi.local_fteid {
-                e.teid = None;
-                new_pdrs.push(pdr.id);
-            }
-            e.pdr = pdr;
-        }
-        for far in m.update_fars {
-            let Some(f) = s.fars.get_mut(&far.id) else {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::UPDATE_FAR,
-                    format!("Update FAR: no FAR {}", far.id),
-                ));
-            };
-            *f = far;
-        }
-        for qer in m.update_qers {
-            let Some((q, st)) = s.qers.get_mut(&qer.id) else {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::UPDATE_QER,
-                    format!("Update QER: no QER {}", qer.id),
-                ));
-            };
-            fx.rates.push((st.clone(), qer.mbr_ul, qer.mbr_dl));
-            *q = qer;
-        }
-        for urr in m.update_urrs {
-            let Some(e) = s.urrs.get_mut(&urr.id) else {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::UPDATE_URR,
-                    format!("Update URR: no URR {}", urr.id),
-                ));
-            };
-            fx.thresholds.push((e.state.clone(), urr.volume_threshold));
-            e.next_period = urr.measurement_period.map(|p| now + p);
-            e.urr = urr;
-        }
-        // Limits and references.
-        if s.pdrs.len() > self.limits.max_pdrs_per_session {
-            return Err(err(
-                Cause::NoResourcesAvailable,
-                ie_type::CREATE_PDR,
-                format!(
-                    "{} PDRs, limit {} per session",
-                    s.pdrs.len(),
-                    self.limits.max_pdrs_per_session
-                ),
-            ));
-        }
-        for e in s.pdrs.values() {
-            let p = &e.pdr;
-            if !s.fars.contains_key(&p.far_id) {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::FAR_ID,
-                    format!("PDR {} refers to missing FAR {}", p.id, p.far_id),
-                ));
-            }
-            if let Some(q) = p.qer_ids.iter().find(|q| !s.qers.contains_key(q)) {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::QER_ID,
-                    format!("PDR {} refers to missing QER {q}", p.id),
-                ));
-            }
-            if let Some(u) = p.urr_ids.iter().find(|u| !s.urrs.contains_key(u)) {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::URR_ID,
-                    format!("PDR {} refers to missing URR {u}", p.id),
-                ));
-            }
-        }
-        let ue_ips: HashSet<Ipv4Addr> = s.pdrs.values().filter_map(|e| e.pdr.pdi.ue_ip).collect();
-        if ue_ips.len() > 1 {
-            return Err(err(
-                Cause::MandatoryIeIncorrect,
-                ie_type::PDI,
-                "PDRs name different UE addresses",
-            ));
-        }
-        if let Some(ue) = ue_ips.iter().next() {
-            if let Some(other) = self.ue_owner.get(ue).filter(|o| **o != s.local_seid) {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::PDI,
-                    format!("UE address {ue} is used by session {other:#x}"),
-                ));
-            }
-        }
-        // TEIDs: given ones must not belong to another session (checked
-        // before CHOOSE allocates anything); CHOOSE allocates, one TEID per
-        // CHOOSE ID.
-        for id in &new_pdrs {
-            if let Some(FTeidSpec::Given(t)) = s.pdrs.get(id).and_then(|e| e.pdr.pdi.local_fteid) {
-                if self.teid_owner.get(&t).is_some_and(|o| *o != s.local_seid) {
-                    return Err(err(
-                        Cause::RuleCreationModificationFailure,
-                        ie_type::F_TEID,
-                        format!("PDR {id}: TEID {t:#x} belongs to another session"),
-                    ));
-                }
-            }
-        }
-        let mut created = Vec::new();
-        let mut taken: HashSet<u32> = s.pdrs.values().filter_map(|e| e.teid).collect();
-        for id in new_pdrs {
-            let spec = s.pdrs.get(&id).and_then(|e| e.pdr.pdi.local_fteid);
-            let teid = match spec {
-                None => None,
-                Some(FTeidSpec::Given(t)) => Some(t),
-                Some(FTeidSpec::Choose(cid)) => {
-                    let t = match cid.and_then(|c| s.choose.get(&c).copied()) {
-                        Some(t) => t,
-                        None => {
-                            let t = self.alloc_teid(&taken);
-                            if let Some(c) = cid {
-                                s.choose.insert(c, t);
-                            }
-                            t
-                        }
-                    };
-                    created.push(CreatedPdr {
-                        pdr_id: id,
-                        teid: t,
-                        addr: self.n3_addr,
-                    });
-                    Some(t)
-                }
-            };
-            if let Some(t) = teid {
-                taken.insert(t);
-            }
-            if let Some(e) = s.pdrs.get_mut(&id) {
-                e.teid = teid;
-            }
-        }
-        Ok((created, fx))
-    }
-
-    /// Carry out what [`apply`](Self::apply) held back, on the session it
-    /// validated: new rates and thresholds, final reports of removed URRs.
-    fn commit(s: &mut Session, fx: SharedEffects, now: Instant) -> Vec<UsageReport> {
-        for (st, ul, dl) in fx.rates {
-            st.ul.set_rate(ul);
-            st.dl.set_rate(dl);
-        }
-        for (st, th) in fx.thresholds {
-            st.set_threshold(th);
-        }
-        let ids = (s.local_seid, s.remote_seid);
-        fx.removed_urrs
-            .into_iter()
-            .map(|mut e| take_report(ids, &mut s.seqn, &mut e, ReportTrigger::Termination, now))
-            .collect()
-    }
-
     /// The data path's lookup tables of every session. Cheap: the maps are
     /// kept up to date by each change and share their nodes with the
     /// snapshots taken before.
@@ -981,7 +695,7 @@ impl SessionTable {
     pub fn rebuild_snapshot(&self) -> Snapshot {
         let mut snap = Snapshot::empty(self.epoch);
         for s in self.sessions.values() {
-            snap.insert_session(&compile(s));
+            snap.insert_session(&compile::compile(s));
         }
         snap
     }
@@ -993,7 +707,7 @@ impl SessionTable {
 
     /// Replace a session's keys in the current tables by its new rules.
     fn recompile(&mut self, s: &Session) {
-        let c = compile(s);
+        let c = compile::compile(s);
         if let Some(old) = self.compiled.remove(&s.local_seid) {
             self.current.remove_session(&old);
         }
@@ -1002,97 +716,8 @@ impl SessionTable {
     }
 }
 
-/// Compile one session's PDRs into lookup lists: PDRs with a local TEID
-/// under that TEID, downlink PDRs without one under the UE address.
-fn compile(s: &Session) -> CompiledSession {
-    let ue_ip = s.ue_ip();
-    let mut ul: BTreeMap<u32, Vec<CompiledPdr>> = BTreeMap::new();
-    let mut dl: Vec<CompiledPdr> = Vec::new();
-    let mut dl_key = None;
-    for e in s.pdrs.values() {
-        let p = &e.pdr;
-        let direction = match p.pdi.source_interface {
-            Interface::Access => Direction::Uplink,
-            _ => Direction::Downlink,
-        };
-        // References were checked when the rules were applied.
-        let Some(far) = s.fars.get(&p.far_id) else {
-            continue;
-        };
-        let qers: Vec<_> = p
-            .qer_ids
-            .iter()
-            .filter_map(|id| s.qers.get(id))
-            .map(|(q, st)| {
-                let gate = match direction {
-                    Direction::Uplink => q.gate_ul,
-                    Direction::Downlink => q.gate_dl,
-                };
-                (gate, st.clone())
-            })
-            .collect();
-        let qfi = p
-            .qer_ids
-            .iter()
-            .filter_map(|id| s.qers.get(id))
-            .find_map(|(q, _)| q.qfi);
-        let action = match &far.action {
-            FarAction::Forward {
-                outer_header: Some(o),
-                ..
-            } => Action::Tunnel { outer: *o, qfi },
-            FarAction::Forward { .. } => Action::ToN6,
-            FarAction::Buffer => Action::Buffer,
-            FarAction::Drop => Action::Drop,
-        };
-        let c = CompiledPdr {
-            pdr_id: p.id,
-            precedence: p.precedence,
-            qfi: p.pdi.qfi,
-            sdf: p.pdi.sdf_filters.clone(),
-            direction,
-            ue_ip,
-            action,
-            qers,
-            urrs: p
-                .urr_ids
-                .iter()
-                .filter_map(|id| s.urrs.get(id))
-                .map(|e| e.state.clone())
-                .collect(),
-            session: s.shared.clone(),
-            counter: e.counter.clone(),
-        };
-        if let Some(t) = e.teid {
-            ul.entry(t).or_default().push(c);
-        } else if direction == Direction::Downlink {
-            // All PDRs of a session name the same UE address (checked).
-            if let Some(ip) = p.pdi.ue_ip {
-                dl_key = Some(ip);
-                dl.push(c);
-            }
-        }
-    }
-    CompiledSession {
-        seid: s.local_seid,
-        uplink: ul.into_iter().map(|(t, v)| (t, pdr_list(v))).collect(),
-        downlink: dl_key.map(|k| (k, pdr_list(dl))),
-    }
-}
-
-fn new_urr_entry(urr: Urr, seid: u64, signals: &Arc<DataSignals>, now: Instant) -> UrrEntry {
-    UrrEntry {
-        state: Arc::new(UrrState::attached(
-            urr.id,
-            urr.volume_threshold,
-            seid,
-            signals.clone(),
-        )),
-        start: now,
-        next_period: urr.measurement_period.map(|p: Duration| now + p),
-        urr,
-    }
-}
+mod apply;
+mod compile;
 
 #[cfg(test)]
 mod tests;

@@ -3,8 +3,9 @@
 use super::*;
 use crate::datapath::{DropReason, Verdict};
 use crate::packet::build_udp;
-use crate::rules::{FarAction, Gate, OuterHeader, Pdi, Qer, VolumeThreshold};
+use crate::rules::{FTeidSpec, FarAction, Gate, Interface, OuterHeader, Pdi, Qer, VolumeThreshold};
 use crate::sdf::FlowDescription;
+use std::time::Duration;
 
 const UE: Ipv4Addr = Ipv4Addr::new(10, 60, 0, 1);
 const SRV: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 5);
