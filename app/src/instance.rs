@@ -552,7 +552,11 @@ pub fn run(args: InstanceArgs) -> Result<(), InstanceError> {
         .spawn(move || sync_loop(&mut client, copy, &sh))
         .map_err(io("spawning sync"))?;
     let sh = Arc::clone(&shared);
-    threads.push(spawn("input", Box::new(move || input_loop(&input, &sh)))?);
+    let ue_ip = args.ue.ip();
+    threads.push(spawn(
+        "input",
+        Box::new(move || input_loop(&input, &sh, ue_ip)),
+    )?);
     if let Some(l) = http {
         let sh = Arc::clone(&shared);
         threads.push(spawn("http", Box::new(move || http_loop(&l, &sh)))?);
@@ -708,11 +712,20 @@ fn sync_loop(
     }
 }
 
-fn input_loop(sock: &UdpSocket, sh: &Shared) {
+/// Takes the UE's input datagrams: only from `ue_ip`, the session address
+/// the instance streams to (DESIGN.md section 3: nobody else plays, or
+/// switches, for the UE's account through this instance).
+fn input_loop(sock: &UdpSocket, sh: &Shared, ue_ip: IpAddr) {
     let mut buf = [0u8; 2048];
     let mut port = InputPort::default();
     while !sh.stopping() {
         match sock.recv_from(&mut buf) {
+            Ok((_, from)) if from.ip() != ue_ip => {
+                let k = sh.metrics.inputs_foreign.fetch_add(1, Ordering::Relaxed) + 1;
+                if k % 100 == 1 {
+                    warn!(%from, ue = %ue_ip, foreign = k, "input datagram not from the UE's address: dropped");
+                }
+            }
             Ok((n, from)) => {
                 let rep = port.handle(&buf[..n], Instant::now(), sh.role(), sh, &sh.metrics);
                 if let InputOutcome::Malformed(e) = &rep.outcome {

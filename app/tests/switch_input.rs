@@ -11,6 +11,7 @@
 //! - KEY_FRAME: the instance's next frame is an IDR (seen in its counter
 //!   and in the RTP stream); a request with seq 0 forwards nothing; a
 //!   burst of requests is rate-limited.
+//! - Input from another address than the UE's is dropped unread.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -167,7 +168,12 @@ impl Instance {
     }
 
     fn send_input(&self, i: &Input) {
-        let s = UdpSocket::bind("127.0.0.1:0").expect("sender");
+        self.send_input_from("127.0.0.1", i);
+    }
+
+    /// Sends from `ip` (any 127/8 address is on loopback).
+    fn send_input_from(&self, ip: &str, i: &Input) {
+        let s = UdpSocket::bind((ip, 0)).expect("sender");
         s.send_to(&i.emit(), self.input).expect("send input");
     }
 }
@@ -280,6 +286,27 @@ fn access_units(
         }
     }
     others
+}
+
+#[test]
+fn input_from_another_address_than_the_ues_is_dropped() {
+    let cloud = cloud();
+    let mut src = Instance::start(&cloud, "source", &[]);
+    let mut dst = Instance::start(&cloud, "destination", &[]);
+    // Someone else (127.0.0.2, not the UE's 127.0.0.1) sends the switching
+    // signal with an input to the secondary: dropped unread.
+    let mut i = Input::new(Dir::Up, 1, 1000);
+    i.flags = Flags::SWITCH;
+    dst.send_input_from("127.0.0.2", &i);
+    dst.wait_metric("app_instance_inputs_foreign_total", |v| v == 1);
+    assert_eq!(dst.metric("app_instance_inputs_received_total"), 0);
+    assert_eq!(dst.metric("app_instance_switches_total"), 0);
+    // The UE's own input through the source is applied; the roles stand.
+    src.send(1, Flags::NONE);
+    let s = wait_stats(&cloud, "1 applied", |s| account(s).inputs_applied == 1);
+    assert_eq!(role_of(&s, "source"), Some(Role::Primary));
+    assert_eq!(role_of(&s, "destination"), Some(Role::Secondary));
+    assert_eq!(src.metric("app_instance_inputs_foreign_total"), 0);
 }
 
 #[test]

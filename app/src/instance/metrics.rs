@@ -41,6 +41,9 @@ pub struct Metrics {
     pub inputs_dropped_secondary: AtomicU64,
     /// Datagrams on the input port that are not inputs.
     pub inputs_malformed: AtomicU64,
+    /// Datagrams on the input port from another address than the UE's
+    /// session address (the instance's `--ue`): dropped unread.
+    pub inputs_foreign: AtomicU64,
     /// Writes (or switching signals) that failed to send.
     pub forward_errors: AtomicU64,
     /// Sequence number of the last forwarded input.
@@ -89,7 +92,7 @@ impl Kind {
 impl Metrics {
     /// Every single-valued series: name, help, type, value.
     #[rustfmt::skip]
-    fn series(&self) -> [(&'static str, &'static str, Kind, &AtomicU64); 28] {
+    fn series(&self) -> [(&'static str, &'static str, Kind, &AtomicU64); 29] {
         use Kind::{Counter, Gauge};
         [
             ("app_instance_frames_rendered_total", "Frames rendered.", Counter, &self.frames_rendered),
@@ -108,6 +111,7 @@ impl Metrics {
             ("app_instance_inputs_forwarded_total", "Inputs forwarded as writes.", Counter, &self.inputs_forwarded),
             ("app_instance_inputs_dropped_secondary_total", "Inputs dropped, session secondary.", Counter, &self.inputs_dropped_secondary),
             ("app_instance_inputs_malformed_total", "Malformed input datagrams.", Counter, &self.inputs_malformed),
+            ("app_instance_inputs_foreign_total", "Input datagrams from another address than the UE's, dropped.", Counter, &self.inputs_foreign),
             ("app_instance_forward_errors_total", "Writes that failed to send.", Counter, &self.forward_errors),
             ("app_instance_last_input_forwarded", "Seq of the last forwarded input.", Gauge, &self.last_input_forwarded),
             ("app_instance_writes_dropped_by_server_total", "Writes the server dropped.", Counter, &self.writes_dropped_by_server),
