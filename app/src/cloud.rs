@@ -1043,14 +1043,7 @@ pub fn spawn(
 
 /// Runs the subcommand.
 pub fn main(args: CloudArgs) -> ExitCode {
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .try_init();
+    ctlhttp::daemon::init_logs("info");
     let config = match CloudConfig::from_args(&args) {
         Ok(c) => c,
         Err(e) => {

@@ -454,13 +454,7 @@ impl InputSink for Shared {
 
 /// Runs the subcommand.
 pub fn main(args: InstanceArgs) -> ExitCode {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    ctlhttp::daemon::init_logs("info");
     install_signal_handlers();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,

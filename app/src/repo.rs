@@ -1064,13 +1064,7 @@ async fn metrics(State(s): State<Arc<ServerState>>) -> String {
 
 /// Sets up logging for a daemon subcommand (stderr, `RUST_LOG`, default info).
 pub(crate) fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(io::stderr)
-        .try_init();
+    ctlhttp::daemon::init_logs("info");
 }
 
 /// The runtime of a daemon subcommand (two workers); on failure says so

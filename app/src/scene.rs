@@ -279,13 +279,9 @@ mod tests {
         assert_eq!(SINE[64], 127);
         assert_eq!(SINE[128], 0);
         assert_eq!(SINE[192], -127);
-        for i in 0..256usize {
+        for (i, &v) in SINE.iter().enumerate() {
             let exact = 127.0 * (i as f64 * std::f64::consts::TAU / 256.0).sin();
-            assert!(
-                (f64::from(SINE[i]) - exact).abs() <= 2.0,
-                "{i}: {} vs {exact}",
-                SINE[i]
-            );
+            assert!((f64::from(v) - exact).abs() <= 2.0, "{i}: {v} vs {exact}");
         }
     }
 

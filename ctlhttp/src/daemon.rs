@@ -1,7 +1,23 @@
-//! Daemon plumbing shared by the `gnb` and `ue` binaries: the runtime they
-//! run on, the signal they stop on, and their configuration error.
+//! Daemon plumbing shared by the project's binaries: their logs, the
+//! runtime `gnb` and `ue` run on, the signal they stop on, and their
+//! configuration error.
 
 use std::future::Future;
+use std::io::IsTerminal;
+
+/// The one log setup of the daemons and CLIs: to stderr, filtered by
+/// `RUST_LOG` (or `default`, e.g. `"info"`, when it is unset or does not
+/// parse), colours only when stderr is a terminal (the testbed writes
+/// daemons' logs to files). A second call changes nothing.
+pub fn init_logs(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
 
 /// The configuration could not be read or is invalid.
 #[derive(Debug, thiserror::Error)]

@@ -46,13 +46,7 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    ctlhttp::daemon::init_logs("info");
     let cli = Cli::parse();
     match cmd(cli.cmd) {
         Ok(()) => ExitCode::SUCCESS,

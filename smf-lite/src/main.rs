@@ -102,13 +102,7 @@ fn print_json(v: &impl serde::Serialize) {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    ctlhttp::daemon::init_logs("info");
     let cli = Cli::parse();
     let r: Result<(), String> = match cli.cmd {
         Cmd::CheckConfig { file } => Config::load(&file)
