@@ -7,11 +7,13 @@
 //! - [`bed`]: `up`, `down`, `status`, sessions; the run folder and state file.
 //! - [`demo`]: the main job: up, a session per UPF, traffic through each, down.
 //! - [`play`]: the snake game through one edge.
+//! - [`dataplane`]: `testbed bench dataplane`, the user plane against the kernel's paths.
 //! - [`migrate`]: CSM migrations back and forth between two edges, with their figures.
 //! - [`experiment`]: the paper's section V as `testbed migrate` runs, with plots and a report.
 
 pub mod bed;
 pub mod bench;
+pub mod dataplane;
 pub mod demo;
 pub mod experiment;
 pub mod migrate;

@@ -1,0 +1,496 @@
+//! `testbed bench dataplane` (issue 15 item 1): the user plane side by side
+//! with the kernel, in one run on the default topology.
+//!
+//! Brings its own testbed up, gives the first UE a PDU session through the
+//! first gNB and UPF, and measures between the UE's namespace and the
+//! UPF's edge, on three paths over the same namespaces and veths
+//! ([`paths`]): (a) GTP-U through `gnb` and `upf`, (b) plain IP routed by
+//! the kernels, (c) a kernel VXLAN tunnel on N3. Each repeat runs every
+//! path (in an order that rotates per repeat) through the same generator
+//! ([`gen`]): TCP bulk with 1 and 4 streams up and down, the highest UDP
+//! rate under 0.1% loss at 64 and 1400 bytes up and down, and the round
+//! trip under light load. Before any traffic it reads the CPU `gnb` and
+//! `upf` use at idle. Writes `dataplane.json` and `dataplane.md` into the
+//! run folder; everything it added is removed, then the testbed goes down.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddrV4;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::bed::{BedError, BedState, UpOpts};
+use crate::bench::Dist;
+use crate::responder::UdpResponder;
+
+pub mod gen;
+pub mod paths;
+pub mod report;
+
+use gen::End;
+use paths::{Paths, KERNEL_UE, VXLAN_UE};
+pub use report::{DataplaneReport, Path, Row, PATHS};
+
+/// UDP port of the round-trip echo on the edge.
+const ECHO_PORT: u16 = 9002;
+/// First port of the sinks (each trial takes the next).
+const FIRST_PORT: u16 = 20000;
+
+/// `testbed bench dataplane`'s options (besides the global --state-dir
+/// and --bin-dir).
+#[derive(clap::Args, Debug, Clone)]
+pub struct DataplaneArgs {
+    /// Run folder for configs/, logs/ and the report (default ./results/run-<UTC time>).
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Prefix of every namespace name.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Repeats of every test on every path (median and spread).
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
+    /// One repeat with short intervals (for CI; figures are rough).
+    #[arg(long)]
+    pub quick: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How long each measurement runs.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// Repeats.
+    pub repeats: usize,
+    /// TCP: transfer before the window.
+    pub tcp_warm: Duration,
+    /// TCP: the measured window.
+    pub tcp_window: Duration,
+    /// UDP: one trial at one rate.
+    pub udp_trial: Duration,
+    /// UDP: trials per search.
+    pub udp_steps: usize,
+    /// Round-trip probes per path and repeat.
+    pub rtt_probes: usize,
+    /// Idle CPU: reading interval.
+    pub idle: Duration,
+}
+
+impl Timing {
+    /// From the options.
+    pub fn of(a: &DataplaneArgs) -> Result<Timing, BedError> {
+        if a.quick {
+            return Ok(Timing {
+                repeats: 1,
+                tcp_warm: Duration::from_millis(100),
+                tcp_window: Duration::from_millis(300),
+                udp_trial: Duration::from_millis(100),
+                udp_steps: 4,
+                rtt_probes: 50,
+                idle: Duration::from_secs(1),
+            });
+        }
+        if !(1..=100).contains(&a.repeats) {
+            return Err(BedError::Usage(format!(
+                "--repeats {}: must be 1 to 100",
+                a.repeats
+            )));
+        }
+        Ok(Timing {
+            repeats: a.repeats,
+            tcp_warm: Duration::from_millis(200),
+            tcp_window: Duration::from_millis(800),
+            udp_trial: Duration::from_millis(250),
+            udp_steps: 6,
+            rtt_probes: 200,
+            idle: Duration::from_secs(3),
+        })
+    }
+}
+
+/// The tests: name, unit, and what runs it.
+#[derive(Clone, Copy, Debug)]
+enum Test {
+    Tcp { streams: usize, up: bool },
+    Udp { size: usize, up: bool },
+}
+
+const TESTS: [(&str, Test); 8] = [
+    (
+        "tcp-1-up",
+        Test::Tcp {
+            streams: 1,
+            up: true,
+        },
+    ),
+    (
+        "tcp-1-down",
+        Test::Tcp {
+            streams: 1,
+            up: false,
+        },
+    ),
+    (
+        "tcp-4-up",
+        Test::Tcp {
+            streams: 4,
+            up: true,
+        },
+    ),
+    (
+        "tcp-4-down",
+        Test::Tcp {
+            streams: 4,
+            up: false,
+        },
+    ),
+    ("udp-64-up", Test::Udp { size: 64, up: true }),
+    (
+        "udp-64-down",
+        Test::Udp {
+            size: 64,
+            up: false,
+        },
+    ),
+    (
+        "udp-1400-up",
+        Test::Udp {
+            size: 1400,
+            up: true,
+        },
+    ),
+    (
+        "udp-1400-down",
+        Test::Udp {
+            size: 1400,
+            up: false,
+        },
+    ),
+];
+
+/// Brings a testbed up, measures, writes the report into the run folder,
+/// and takes everything down again, also on failure.
+pub fn run(
+    a: &DataplaneArgs,
+    dirs: &UpOpts,
+    on_progress: &mut dyn FnMut(&str),
+) -> Result<DataplaneReport, BedError> {
+    let timing = Timing::of(a)?;
+    let opts = UpOpts {
+        run_dir: a.run_dir.clone(),
+        prefix: a.prefix.clone(),
+        ..dirs.clone()
+    };
+    let (r, _) = crate::bed::up_run_down(&opts, false, on_progress, |st, on_progress| {
+        let r = measure(st, &timing, a.quick, on_progress)?;
+        let json = st.run_dir.join("dataplane.json");
+        let text = serde_json::to_string_pretty(&r).unwrap_or_default();
+        write(&json, &text)?;
+        let md = st.run_dir.join("dataplane.md");
+        let cmd = if a.quick {
+            "testbed bench dataplane --quick"
+        } else {
+            "testbed bench dataplane"
+        };
+        let text = format!("# Data plane: `{cmd}`\n\n{}", report::markdown(&r));
+        write(&md, &text)?;
+        Ok(r)
+    })?;
+    Ok(r)
+}
+
+fn write(path: &std::path::Path, text: &str) -> Result<(), BedError> {
+    std::fs::write(path, text).map_err(|source| BedError::Io {
+        what: "write",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The measurements on a testbed that is up.
+fn measure(
+    st: &BedState,
+    t: &Timing,
+    quick: bool,
+    on_progress: &mut dyn FnMut(&str),
+) -> Result<DataplaneReport, BedError> {
+    let usage = |m: &str| BedError::Usage(m.to_string());
+    let ue = st
+        .plan
+        .ues
+        .first()
+        .ok_or_else(|| usage("the topology has no UE"))?;
+    let gnb = st
+        .plan
+        .gnbs
+        .iter()
+        .find(|g| g.name == ue.gnb)
+        .ok_or_else(|| usage("the first UE has no gNB"))?;
+    let upf = st
+        .plan
+        .upfs
+        .first()
+        .ok_or_else(|| usage("the topology has no UPF"))?;
+    let t0 = Instant::now();
+    let mut setup = BTreeMap::new();
+    for (k, v) in [
+        ("ue", &ue.name),
+        ("gnb", &gnb.name),
+        ("upf", &upf.name),
+        ("edge", &upf.edge),
+    ] {
+        setup.insert(k.to_string(), v.clone());
+    }
+    let p = Paths::setup(st, ue, gnb, upf).map_err(BedError::Request)?;
+    setup.insert("tunnel_ue_addr".into(), p.session.to_string());
+    setup.insert("kernel_ue_addr".into(), KERNEL_UE.to_string());
+    setup.insert("kernel_tunnel_ue_addr".into(), VXLAN_UE.to_string());
+    setup.insert(
+        "kernel_tunnel".into(),
+        format!("VXLAN on N3, UDP port {}", paths::VXLAN_PORT),
+    );
+    setup.insert("sink".into(), p.edge_addr.to_string());
+    on_progress(&format!(
+        "{}: idle CPU of {} and {} with the session up over {:.0} s ...",
+        st.topology,
+        gnb.name,
+        upf.name,
+        t.idle.as_secs_f64()
+    ));
+    let idle = idle_cpu(st, &[&gnb.name, &upf.name], t.idle)?;
+    let echo_at = SocketAddrV4::new(p.edge_addr, ECHO_PORT);
+    let _echo = UdpResponder::start(&p.edge_ns, echo_at, "RTT echo", |d, _, out| {
+        out.extend_from_slice(d)
+    })?;
+    let ue_end = |path: Path| End {
+        ns: p.ue_ns.clone(),
+        addr: match path {
+            Path::Tunnel => p.session,
+            Path::Kernel => KERNEL_UE,
+            Path::KernelTunnel => VXLAN_UE,
+        },
+    };
+    let edge = End {
+        ns: p.edge_ns.clone(),
+        addr: p.edge_addr,
+    };
+    let mut samples: BTreeMap<&str, BTreeMap<Path, Vec<f64>>> = BTreeMap::new();
+    let mut rtts: BTreeMap<Path, Vec<u64>> = BTreeMap::new();
+    let mut port = FIRST_PORT;
+    for rep in 0..t.repeats {
+        for k in 0..PATHS.len() {
+            let path = PATHS[(k + rep) % PATHS.len()];
+            let ue_end = ue_end(path);
+            on_progress(&format!(
+                "repeat {}/{}: {} ...",
+                rep + 1,
+                t.repeats,
+                path.title()
+            ));
+            // The round trip first (it also resolves every neighbour).
+            let gap = Duration::from_millis(1);
+            let r = gen::rtt(&ue_end, echo_at, t.rtt_probes, gap)
+                .map_err(|e| BedError::Request(format!("{}: {e}", path.title())))?;
+            rtts.entry(path).or_default().extend(r);
+            for (name, test) in TESTS {
+                let (tx, rx) = match test {
+                    Test::Tcp { up: true, .. } | Test::Udp { up: true, .. } => (&ue_end, &edge),
+                    _ => (&edge, &ue_end),
+                };
+                let v = run_test(test, tx, rx, &mut port, t)
+                    .map_err(|e| BedError::Request(format!("{name} on {}: {e}", path.title())))?;
+                samples
+                    .entry(name)
+                    .or_default()
+                    .entry(path)
+                    .or_default()
+                    .push(v);
+            }
+        }
+    }
+    let rows: Vec<Row> = TESTS
+        .iter()
+        .map(|(name, test)| {
+            let unit = match test {
+                Test::Tcp { .. } => "Gbit/s",
+                Test::Udp { .. } => "kpps",
+            };
+            Row::new(name, unit, samples.get(name).unwrap_or(&BTreeMap::new()))
+        })
+        .collect();
+    let mut rtt_us = BTreeMap::new();
+    let mut rtt_probes = BTreeMap::new();
+    for (path, v) in &rtts {
+        if let Some(d) = Dist::of(v) {
+            rtt_us.insert(*path, report::Rtt::of(&d));
+            rtt_probes.insert(*path, d.n);
+        }
+    }
+    let added = match (rtt_us.get(&Path::Tunnel), rtt_us.get(&Path::Kernel)) {
+        (Some(a), Some(b)) => report::Rtt {
+            p50: a.p50 - b.p50,
+            p99: a.p99 - b.p99,
+        },
+        _ => report::Rtt { p50: 0.0, p99: 0.0 },
+    };
+    let mut paths = p;
+    drop(_echo);
+    let measure_seconds = t0.elapsed().as_secs_f64();
+    // Remove what the bench added now, so that a failure to do so is seen.
+    let teardown = std::mem::take(&mut paths.teardown_errors);
+    drop(paths);
+    if !teardown.is_empty() {
+        return Err(BedError::Request(format!(
+            "removing what the bench added: {}",
+            teardown.join("; ")
+        )));
+    }
+    let generator_note = report::generator_note(&rows);
+    Ok(DataplaneReport {
+        added_rtt_us: added,
+        rtt_us,
+        rtt_probes,
+        idle_cpu_percent: idle.iter().map(|d| d.percent).sum(),
+        idle_cpu: idle,
+        idle_seconds: t.idle.as_secs_f64(),
+        repeats: t.repeats,
+        quick,
+        setup,
+        generator_note,
+        measure_seconds,
+        run_dir: st.run_dir.display().to_string(),
+        rows,
+    })
+}
+
+/// Runs one test once; Gbit/s (TCP) or kpps (UDP).
+fn run_test(test: Test, tx: &End, rx: &End, port: &mut u16, t: &Timing) -> Result<f64, String> {
+    let mut next = || {
+        *port = if *port >= 60000 {
+            FIRST_PORT
+        } else {
+            *port + 1
+        };
+        *port
+    };
+    match test {
+        Test::Tcp { streams, .. } => {
+            let bps = gen::tcp_bulk(tx, rx, next(), streams, t.tcp_warm, t.tcp_window)?;
+            Ok(bps * 8.0 / 1e9)
+        }
+        Test::Udp { size, .. } => {
+            let s = gen::search(
+                |r| gen::udp_trial(tx, rx, next(), size, r, t.udp_trial),
+                t.udp_steps,
+            )?;
+            if s.pps == 0.0 {
+                let tried: Vec<String> = s
+                    .trials
+                    .iter()
+                    .map(|x| format!("{:.0} pps: {:.2}% lost", x.offered, x.loss() * 100.0))
+                    .collect();
+                return Err(format!(
+                    "no rate held under 0.1% loss ({})",
+                    tried.join(", ")
+                ));
+            }
+            Ok(s.pps / 1e3)
+        }
+    }
+}
+
+/// Percent of one core that each daemon used over `over`: its process
+/// CPU clock (every thread's run time in nanoseconds, as
+/// `clock_getcpuclockid` gives it) before and after. /proc/PID/stat counts
+/// in ticks of 10 ms, a third of a percent over 3 s: too coarse for a
+/// goal of 2%.
+fn idle_cpu(
+    st: &BedState,
+    names: &[&str],
+    over: Duration,
+) -> Result<Vec<report::IdleCpu>, BedError> {
+    let procs: Vec<_> = names
+        .iter()
+        .map(|n| {
+            st.proc(n)
+                .ok_or_else(|| BedError::Request(format!("no daemon {n} in the testbed's record")))
+        })
+        .collect::<Result<_, _>>()?;
+    let cpu = |pid: i32| {
+        cpu_ns(pid).map_err(|e| {
+            BedError::Request(format!(
+                "CPU clock of pid {pid}: {e} (did the daemon exit?)"
+            ))
+        })
+    };
+    let before: Vec<u64> = procs.iter().map(|p| cpu(p.pid)).collect::<Result<_, _>>()?;
+    let t0 = Instant::now();
+    // The measurement window itself (not a synchronisation).
+    std::thread::sleep(over);
+    let secs = t0.elapsed().as_secs_f64();
+    procs
+        .iter()
+        .zip(before)
+        .map(|(p, b)| {
+            let used = cpu(p.pid)?.saturating_sub(b) as f64 / 1e9;
+            Ok(report::IdleCpu {
+                daemon: p.name.clone(),
+                pid: p.pid,
+                percent: used / secs * 100.0,
+            })
+        })
+        .collect()
+}
+
+/// CPU time of process `pid` (all its threads), nanoseconds.
+fn cpu_ns(pid: i32) -> std::io::Result<u64> {
+    let mut clk: libc::clockid_t = 0;
+    // SAFETY: clk is a valid out pointer.
+    let r = unsafe { libc::clock_getcpuclockid(pid, &mut clk) };
+    if r != 0 {
+        return Err(std::io::Error::from_raw_os_error(r));
+    }
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid out pointer.
+    if unsafe { libc::clock_gettime(clk, &mut ts) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+}
+
+/// For people: the table, the round trips, idle CPU, and the notes.
+pub fn print_human(r: &DataplaneReport) {
+    println!(
+        "\nuser plane: {} -> {} -> {} -> {} and back ({} repeat(s))\n",
+        r.setup.get("ue").map_or("?", String::as_str),
+        r.setup.get("gnb").map_or("?", String::as_str),
+        r.setup.get("upf").map_or("?", String::as_str),
+        r.setup.get("edge").map_or("?", String::as_str),
+        r.repeats
+    );
+    print!("{}", report::markdown(r));
+    println!(
+        "(c) is {}; measured in {:.0} s",
+        r.setup.get("kernel_tunnel").map_or("?", String::as_str),
+        r.measure_seconds
+    );
+    println!("report: {}/dataplane.md and dataplane.json", r.run_dir);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cpu_clock_of_this_process_moves() {
+        let pid = std::process::id() as i32;
+        let a = super::cpu_ns(pid).expect("own CPU clock");
+        let mut x = 0u64;
+        for i in 0..2_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        assert!(super::cpu_ns(pid).expect("again") > a);
+        assert!(super::cpu_ns(-5).is_err());
+    }
+}

@@ -1,0 +1,91 @@
+//! `testbed bench dataplane --quick --json` as CI runs it: every test has a
+//! row with a positive figure on each of the three paths (GTP-U through
+//! gnb and upf, kernel routing, kernel VXLAN), the round trips and idle CPU
+//! are there, the report files are in the run folder, and nothing is left
+//! afterwards (the bench fails when it cannot remove what it added). No
+//! timing is asserted. Needs root and the daemon binaries.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{namespaces_with, Bed};
+
+const TESTS: [&str; 8] = [
+    "tcp-1-up",
+    "tcp-1-down",
+    "tcp-4-up",
+    "tcp-4-down",
+    "udp-64-up",
+    "udp-64-down",
+    "udp-1400-up",
+    "udp-1400-down",
+];
+
+#[test]
+#[ignore = "needs root: network namespaces, veth links, TUN, VXLAN (the testbed's daemons)"]
+fn bench_dataplane_quick_measures_every_path_and_cleans_up() {
+    testkit::require_root();
+    common::require_daemon_bins();
+    let bed = Bed::new("dp");
+    let run = bed.run.display().to_string();
+    let out = bed.ok(&[
+        "bench",
+        "dataplane",
+        "--prefix",
+        &bed.prefix,
+        "--run-dir",
+        &run,
+        "--quick",
+        "--json",
+    ]);
+    let r: serde_json::Value = serde_json::from_str(&out).expect("JSON report");
+    let rows = r["rows"].as_array().expect("rows");
+    let names: Vec<&str> = rows.iter().filter_map(|x| x["test"].as_str()).collect();
+    assert_eq!(names, TESTS, "{out}");
+    for row in rows {
+        for k in [
+            "kernel",
+            "kernel_tunnel",
+            "tunnel",
+            "ratio",
+            "ratio_kernel_tunnel",
+        ] {
+            let v = row[k].as_f64().unwrap_or(0.0);
+            assert!(v > 0.0 && v.is_finite(), "{k} of {}: {row}", row["test"]);
+        }
+        let unit = row["unit"].as_str().expect("unit");
+        let want = if row["test"].as_str().unwrap().starts_with("tcp") {
+            "Gbit/s"
+        } else {
+            "kpps"
+        };
+        assert_eq!(unit, want, "{row}");
+    }
+    for q in ["p50", "p99"] {
+        assert!(r["added_rtt_us"][q].as_f64().is_some(), "{out}");
+        for p in ["kernel", "kernel_tunnel", "tunnel"] {
+            let v = r["rtt_us"][p][q].as_f64().unwrap_or(0.0);
+            assert!(v > 0.0, "rtt {p} {q}: {out}");
+        }
+    }
+    let idle = r["idle_cpu_percent"].as_f64().expect("idle_cpu_percent");
+    assert!(idle >= 0.0, "{out}");
+    assert_eq!(r["idle_cpu"].as_array().map(Vec::len), Some(2), "{out}");
+    assert_eq!(r["setup"]["kernel_tunnel"], "VXLAN on N3, UDP port 4789");
+    let md = common::read(&bed.run.join("dataplane.md"));
+    for t in TESTS {
+        assert!(
+            md.contains(&format!("| {t} |")),
+            "{t} in dataplane.md:\n{md}"
+        );
+    }
+    let saved: serde_json::Value =
+        serde_json::from_str(&common::read(&bed.run.join("dataplane.json"))).expect("saved JSON");
+    assert_eq!(saved["rows"], r["rows"]);
+    assert!(
+        namespaces_with(&bed.prefix).is_empty(),
+        "bench took everything down: {:?}",
+        namespaces_with(&bed.prefix)
+    );
+}
