@@ -142,6 +142,13 @@ async fn migrate(State(u): State<Arc<Ue>>, body: Bytes) -> Result<Response, ApiE
     Ok((StatusCode::ACCEPTED, Json(acc)).into_response())
 }
 
+async fn follow(State(u): State<Arc<Ue>>, body: Bytes) -> Result<Response, ApiErr> {
+    let req: crate::service::FollowRequest = parse_json(&body)?;
+    let svc = current(&u).await?;
+    let m = svc.follow(req).await.map_err(service_err)?;
+    Ok(Json(m).into_response())
+}
+
 async fn stop_play(State(u): State<Arc<Ue>>) -> Result<Response, ApiErr> {
     let svc = u
         .service
@@ -161,6 +168,7 @@ pub fn router(u: Arc<Ue>) -> Router {
         .route("/play", post(play).delete(stop_play))
         .route("/status", get(status))
         .route("/migrate", post(migrate))
+        .route("/follow", post(follow))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiErr::new(StatusCode::NOT_FOUND, "no such endpoint", None) })
         .with_state(u)

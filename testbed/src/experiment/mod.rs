@@ -33,6 +33,7 @@ use std::time::Instant;
 use crate::bed::{BedError, UpOpts};
 use crate::migrate::{MigrateArgs, MigrateOpts, MigrateReport};
 
+pub mod bandwidth;
 mod pingpong;
 pub mod plot;
 mod progress;
@@ -99,6 +100,12 @@ impl From<ExpError> for BedError {
 /// The experiments.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Name {
+    /// Fig. 8 and Table IV: downtime, migration time and bytes moved against
+    /// bandwidth, CSM against stop-and-copy and pre-copy.
+    Bandwidth,
+    /// Table IV: bytes moved between the edges per method and bandwidth
+    /// (the `bandwidth` runs).
+    Data,
     /// Fig. 10: CDF of switch downtime and migration time per SSIM threshold.
     SsimThreshold,
     /// Table V: flicker around the switch for CSM, No-Sliding, No-Opt, Static.
@@ -111,6 +118,8 @@ impl Name {
     /// Its name on the command line and in file names.
     pub fn as_str(self) -> &'static str {
         match self {
+            Name::Bandwidth => "bandwidth",
+            Name::Data => "data",
             Name::SsimThreshold => "ssim-threshold",
             Name::Smoothness => "smoothness",
             Name::Pingpong => "pingpong",
@@ -119,6 +128,8 @@ impl Name {
 
     fn experiment(self) -> Box<dyn Experiment> {
         match self {
+            Name::Bandwidth => Box::new(bandwidth::Bandwidth),
+            Name::Data => Box::new(bandwidth::Data),
             Name::SsimThreshold => Box::new(ssim_threshold::SsimThreshold),
             Name::Smoothness => Box::new(smoothness::Smoothness),
             Name::Pingpong => Box::new(pingpong::Pingpong),

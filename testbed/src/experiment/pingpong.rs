@@ -264,6 +264,7 @@ fn plot_held(dir: &Path, mut s: Section, held: &Table) -> Result<Section, Fail> 
             y_label: "instances".into(),
             series,
             steps: false,
+            log_y: false,
         },
     )?;
     s.show(f, "instances held over time");

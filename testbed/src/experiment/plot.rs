@@ -61,6 +61,8 @@ pub struct Chart {
     pub series: Vec<Series>,
     /// Draw each series as a step function (a CDF).
     pub steps: bool,
+    /// A logarithmic y axis (values at or below 0 are left out).
+    pub log_y: bool,
 }
 
 /// One bar with its spread.
@@ -135,13 +137,48 @@ fn range(v: impl Iterator<Item = f64>, from_zero: bool) -> (f64, f64) {
 fn draw_lines<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, c: &Chart) -> Result<(), String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(e)?;
+    // A log axis is drawn as log10 of the values on a linear one, labelled
+    // with the values.
+    let logged;
+    let c = if c.log_y {
+        logged = Chart {
+            series: c
+                .series
+                .iter()
+                .map(|s| Series {
+                    name: s.name.clone(),
+                    points: s
+                        .points
+                        .iter()
+                        .filter(|p| p.1 > 0.0)
+                        .map(|p| (p.0, p.1.log10()))
+                        .collect(),
+                })
+                .collect(),
+            ..c.clone()
+        };
+        &logged
+    } else {
+        c
+    };
     let xs = c.series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
     let ys = c.series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
     let (x0, x1) = range(xs, false);
     let (y0, y1) = if c.steps {
         (0.0, 1.02)
+    } else if c.log_y {
+        let (lo, hi) = range(ys, false);
+        (lo.floor(), hi.ceil())
     } else {
         range(ys, true)
+    };
+    let log_label = |y: &f64| {
+        let v = 10f64.powf(*y);
+        if v >= 1.0 {
+            format!("{v:.0}")
+        } else {
+            format!("{v:.2}")
+        }
     };
     let mut ch = ChartBuilder::on(&root)
         .caption(&c.title, ("sans-serif", 22))
@@ -150,12 +187,15 @@ fn draw_lines<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, c: &Chart) -> Re
         .y_label_area_size(60)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(e)?;
-    ch.configure_mesh()
-        .x_desc(c.x_label.as_str())
+    let mut mesh = ch.configure_mesh();
+    mesh.x_desc(c.x_label.as_str())
         .y_desc(c.y_label.as_str())
-        .label_style(("sans-serif", 14))
-        .draw()
-        .map_err(e)?;
+        .label_style(("sans-serif", 14));
+    if c.log_y {
+        mesh.y_labels((y1 - y0) as usize + 1)
+            .y_label_formatter(&log_label);
+    }
+    mesh.draw().map_err(e)?;
     for (i, s) in c.series.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
         let pts: Vec<(f64, f64)> = if c.steps {

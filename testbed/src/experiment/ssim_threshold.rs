@@ -142,6 +142,7 @@ and migration time runs from the UE's request to the switch decision.\n\n",
             y_label: "CDF".into(),
             series: down,
             steps: true,
+            log_y: false,
         },
     )?;
     s.show(a, "Fig. 10(a): CDF of switch downtime");
@@ -154,6 +155,7 @@ and migration time runs from the UE's request to the switch decision.\n\n",
             y_label: "CDF".into(),
             series: mig,
             steps: true,
+            log_y: false,
         },
     )?;
     s.show(b, "Fig. 10(b): CDF of migration time");

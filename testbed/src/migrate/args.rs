@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::api::SelectorSettings;
-use super::{Gaps, LatencyOpts, MigrateOpts, Trigger};
+use super::{Gaps, LatencyOpts, Method, MigrateOpts, Trigger};
 use crate::bed::BedError;
 
 /// `testbed migrate` (`testbed migrate --help` shows these texts).
@@ -24,6 +24,26 @@ pub struct MigrateArgs {
     /// One-way migrations to make: edge1 -> edge2 -> edge1 ...
     #[arg(long, default_value_t = 10)]
     pub count: u32,
+    /// How the service moves: `csm`, or a state-copy baseline run by the
+    /// edge agents over the inter-edge link (`stop-and-copy`, `pre-copy`:
+    /// models of VM/container live migration with the paper's sizes, real
+    /// bytes over the shaped link; the UE follows the destination's stream
+    /// over a second session set up beforehand).
+    #[arg(long, value_enum, default_value_t = Method::Csm)]
+    pub method: Method,
+    /// State copy: the calibrated workload, `snake` (about 1.5 GB moved by
+    /// pre-copy at 1000 Mbit/s) or `minetest` (about 6.2 GB).
+    #[arg(long, default_value = "snake")]
+    pub preset: String,
+    /// State copy: shrinks the image, set-up and stop threshold (0 < s <= 1;
+    /// the dirty rate stays) for short runs.
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Rate of the inter-edge and WAN links in Mbit/s, set with tc before
+    /// each migration: one value, or a comma-separated list used in turn
+    /// (`200,1000`); default: the topology's.
+    #[arg(long, value_delimiter = ',')]
+    pub bandwidth: Vec<u32>,
     /// The delayed release: how long the source stays copilot after a
     /// switch (the SMF's countdown). A migration back within it is only a
     /// stream switch. `0`: no delayed release, the source is released
@@ -158,6 +178,14 @@ pub fn parse_gaps(s: &str) -> Result<Gaps, String> {
     Ok(Gaps::List(v))
 }
 
+/// The highest rate `--bandwidth` takes, Mbit/s (htb's 64-bit rates go
+/// further, but a veth pair on one machine carries no more than this).
+pub const MAX_MBIT: u32 = 100_000;
+
+/// The default longest wait for one state copy (the full Minetest preset
+/// takes about 300 s at 200 Mbit/s).
+pub const STATE_COPY_DEADLINE: Duration = Duration::from_secs(600);
+
 fn usage(msg: String) -> BedError {
     BedError::Usage(msg)
 }
@@ -214,7 +242,34 @@ impl MigrateArgs {
         if self.deadline.is_some_and(|d| d < Duration::from_secs(1)) {
             return Err(usage("--deadline: must be at least 1s".into()));
         }
-        let selector = self.selector()?;
+        if !matches!(self.preset.as_str(), "snake" | "minetest") {
+            return Err(usage(format!(
+                "--preset `{}`: must be snake or minetest",
+                self.preset
+            )));
+        }
+        if !(self.scale > 0.0 && self.scale <= 1.0) {
+            return Err(usage(format!(
+                "--scale {}: must be more than 0 and at most 1",
+                self.scale
+            )));
+        }
+        if let Some(b) = self.bandwidth.iter().find(|b| !(1..=MAX_MBIT).contains(*b)) {
+            return Err(usage(format!(
+                "--bandwidth {b}: tc cannot shape a veth to that; give 1 to {MAX_MBIT} Mbit/s"
+            )));
+        }
+        let mut selector = self.selector()?;
+        if self.method.is_state_copy() {
+            // The UE shows the destination's first frame at once (there is
+            // no similar pair to wait for: the source is frozen or gone),
+            // and waits for it as long as a migration may take.
+            selector.use_threshold = false;
+            selector.use_sliding = false;
+            selector.give_up_ms =
+                u64::try_from(self.deadline.unwrap_or(STATE_COPY_DEADLINE).as_millis())
+                    .unwrap_or(u64::MAX);
+        }
         let video = match &self.video {
             Some(v) => Some(
                 std::path::absolute(v)
@@ -224,6 +279,10 @@ impl MigrateArgs {
         };
         Ok(MigrateOpts {
             count: self.count,
+            method: self.method,
+            preset: self.preset.clone(),
+            scale: self.scale,
+            bandwidths: self.bandwidth.clone(),
             countdown: self.countdown,
             gaps: self.gap.clone(),
             trigger: self.trigger,
@@ -404,6 +463,8 @@ mod tests {
             (&["--blend", "long"][..], "--blend"),
             (&["--give-up", "1"][..], "--give-up"),
             (&["--resend", "x"][..], "--resend"),
+            (&["--method", "teleport"][..], "--method"),
+            (&["--bandwidth", "fast"][..], "--bandwidth"),
         ] {
             let e = parse(args)
                 .err()
@@ -422,6 +483,11 @@ mod tests {
             (&["--scene", "a b"][..], "--scene"),
             (&["--latency-delay", "5ms"][..], "--latency-delay"),
             (&["--input-rate", "0"][..], "--input-rate"),
+            (&["--bandwidth", "200,0"][..], "--bandwidth"),
+            (&["--bandwidth", "200000"][..], "--bandwidth"),
+            (&["--scale", "0"][..], "--scale"),
+            (&["--scale", "2"][..], "--scale"),
+            (&["--preset", "doom"][..], "--preset"),
         ] {
             let a = parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
             let e = a

@@ -21,6 +21,8 @@ use crate::bed::{self, BedError, BedState};
 use crate::plan::{UePlan, UpfPlan};
 use crate::play::VIDEO_PORT;
 
+mod statecopy;
+
 /// How often the UE's agent measures the latency to its serving edge
 /// (latency trigger).
 const LATENCY_PROBE_MS: u64 = 100;
@@ -38,6 +40,8 @@ struct Edge {
     agent: Api,
     /// The link of its N6 (delayed by the latency trigger).
     n6_link: Option<String>,
+    /// Its agent's state-copy listener (on the inter-edge link).
+    copy: Option<SocketAddr>,
 }
 
 /// Everything the run talks to.
@@ -56,6 +60,9 @@ struct Ctx<'a> {
     cloud: Api,
     /// The inter-edge link: (name, interface, namespace of that interface).
     ie: Option<(String, String, String)>,
+    /// The links `--bandwidth` shapes: the inter-edge link and the edges'
+    /// WAN links to the cloud.
+    shaped: Vec<String>,
 }
 
 impl<'a> Ctx<'a> {
@@ -95,6 +102,7 @@ impl<'a> Ctx<'a> {
                 upf: upf.clone(),
                 n6,
                 agent: Api::new(format!("agent-{}", e.name), st.ns(&e.name), e.agent_api),
+                copy: e.copy,
             });
         }
         let known: Vec<_> = app.edges.iter().map(|e| e.name.clone()).collect();
@@ -107,6 +115,18 @@ impl<'a> Ctx<'a> {
         };
         let ie = probe::inter_edge(&topology, &a.name, &b.name)
             .map(|(link, iface)| (link, iface, st.ns(&a.name)));
+        let mut shaped: Vec<String> = ie.iter().map(|(l, _, _)| l.clone()).collect();
+        shaped.extend(
+            topology
+                .links
+                .iter()
+                .filter(|l| {
+                    let ends = [(&l.a.node, &l.b.node), (&l.b.node, &l.a.node)];
+                    ends.iter()
+                        .any(|(c, e)| **c == app.cloud && (**e == a.name || **e == b.name))
+                })
+                .map(|l| l.name.clone()),
+        );
         let smf_ns = st.ns(&st.plan.smf_node);
         Ok(Ctx {
             ue_api: Ue(Api::new(&ue.name, st.ns(&ue.name), ue.api)),
@@ -121,6 +141,7 @@ impl<'a> Ctx<'a> {
             token,
             edges: [a, b],
             ie,
+            shaped,
         })
     }
 
@@ -171,14 +192,18 @@ pub(super) fn session(
     let cloud0 = cloud_count(&ctx.cloud, &ctx.account)?;
     start_play(&ctx, obs)?;
     // From here on the play is stopped whatever happens.
-    let mut running = match opts.trigger {
-        Trigger::Latency => Some(probe::running(st)?),
-        Trigger::Command => None,
+    let mut running = match (opts.trigger, opts.bandwidths.is_empty()) {
+        (Trigger::Command, true) => None,
+        _ => Some(probe::running(st)?),
     };
     let mut notes = Vec::new();
     let body = (|| {
         let start = probe::census(st, &ctx.ue.name)?;
-        let rows = migrations(&ctx, &mut running, obs, &mut notes)?;
+        let rows = if opts.method.is_state_copy() {
+            statecopy::copies(&ctx, &mut running, obs, &mut notes)?
+        } else {
+            migrations(&ctx, &mut running, obs, &mut notes)?
+        };
         obs.finish();
         let released = wait_release(&ctx, obs).is_ok();
         let leaks = settle_leaks(&ctx, &start)?;
@@ -266,6 +291,10 @@ fn settings(ctx: &Ctx) -> serde_json::Value {
         "ue": ctx.ue.name,
         "edges": [ctx.edges[0].name, ctx.edges[1].name],
         "count": o.count,
+        "method": o.method.as_str(),
+        "preset": o.method.is_state_copy().then_some(o.preset.as_str()),
+        "scale": o.method.is_state_copy().then_some(o.scale),
+        "bandwidths_mbit": o.bandwidths,
         "countdown_ms": o.countdown.as_millis(),
         "gaps_ms": gaps,
         "trigger": o.trigger,
@@ -301,27 +330,16 @@ fn start_play(ctx: &Ctx, obs: &mut dyn Observer) -> Result<(), BedError> {
         .find(|s| s.pdu_session_id == psi)
         .map(|s| s.ue_addr)
         .ok_or_else(|| req(format!("session {psi} is not in the UE's list")))?;
+    if o.method.is_state_copy() {
+        // The state copies' destination streams over a session of its own,
+        // set up now (the UE follows it: see `statecopy`).
+        statecopy::second_session(ctx, obs)?;
+    }
     obs.status(&format!("instance at {}", a.name));
-    let mut body = serde_json::json!({
-        "app": APP,
-        "account": ctx.account,
-        "token": ctx.token,
-        "ue": format!("{ue_addr}:{VIDEO_PORT}"),
-        "width": o.width,
-        "height": o.height,
-        "fps": o.fps,
-    });
-    // The agent's default scene is the game's own (`snake`).
-    if o.scene != "snake" {
-        body["scene"] = o.scene.clone().into();
-    }
-    if let Some(b) = o.bitrate {
-        body["bitrate"] = b.into();
-    }
     let inst: serde_json::Value = a.agent.expect(
         "POST",
         "/instances",
-        Some(body.to_string()),
+        Some(instance_body(ctx, ue_addr).to_string()),
         &[201],
         Duration::from_secs(120),
     )?;
@@ -373,6 +391,28 @@ fn start_play(ctx: &Ctx, obs: &mut dyn Observer) -> Result<(), BedError> {
     Ok(())
 }
 
+/// The `POST /instances` body of the UE's instance streaming to `ue_addr`.
+fn instance_body(ctx: &Ctx, ue_addr: Ipv4Addr) -> serde_json::Value {
+    let o = ctx.opts;
+    let mut body = serde_json::json!({
+        "app": APP,
+        "account": ctx.account,
+        "token": ctx.token,
+        "ue": format!("{ue_addr}:{VIDEO_PORT}"),
+        "width": o.width,
+        "height": o.height,
+        "fps": o.fps,
+    });
+    // The agent's default scene is the game's own (`snake`).
+    if o.scene != "snake" {
+        body["scene"] = o.scene.clone().into();
+    }
+    if let Some(b) = o.bitrate {
+        body["bitrate"] = b.into();
+    }
+    body
+}
+
 /// The migrations, one after the other.
 fn migrations(
     ctx: &Ctx,
@@ -409,6 +449,7 @@ fn migrations(
             // gone (with --countdown 0, released right after the switch).
             let _ = wait_release(ctx, obs);
         }
+        let bandwidth = set_bandwidth(ctx, running, i, obs)?;
         // The UE's view: no migration in progress (a switched one is
         // finished once the SMF confirmed it).
         let status = wait_for(o, ctx.deadline, "the UE's last migration to finish", || {
@@ -482,7 +523,8 @@ fn migrations(
                 .cloned())
         })?;
         let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
-        let row = measure_after(ctx, i, &m, before, repo_warm, gap, wall_ms)?;
+        let mut row = measure_after(ctx, i, &m, before, repo_warm, gap, wall_ms)?;
+        row.bandwidth_mbit = bandwidth;
         let msg = format!(
             "{} -> {} {} {}: downtime {} ms, migration {} ms",
             row.from,
@@ -496,6 +538,36 @@ fn migrations(
         rows.push(row);
     }
     Ok(rows)
+}
+
+/// Sets the shaped links' rate for migration `i` if `--bandwidth` asks
+/// (the links' other shaping stays); the rate set, Mbit/s.
+fn set_bandwidth(
+    ctx: &Ctx,
+    running: &mut Option<Running>,
+    i: u32,
+    obs: &mut dyn Observer,
+) -> Result<Option<u32>, BedError> {
+    let Some(mbit) = ctx.opts.bandwidth(i) else {
+        return Ok(None);
+    };
+    let r = running
+        .as_mut()
+        .ok_or_else(|| req("--bandwidth: the running topology is not attached"))?;
+    if ctx.shaped.is_empty() {
+        return Err(BedError::Usage(
+            "--bandwidth: the topology has no inter-edge or WAN link to shape".into(),
+        ));
+    }
+    obs.status(&format!("{} at {mbit} Mbit/s", ctx.shaped.join(", ")));
+    for l in &ctx.shaped {
+        probe::set_rate(r, l, u64::from(mbit) * 1_000_000).map_err(|e| {
+            req(format!(
+                "--bandwidth {mbit}: tc could not set it on {l}: {e}"
+            ))
+        })?;
+    }
+    Ok(Some(mbit))
 }
 
 /// Waits until the inter-edge link has been quiet for 2 s (at most 20 s):
@@ -583,6 +655,12 @@ fn measure_after(
     };
     let mut row = MigrationRow {
         n: i + 1,
+        method: ctx.opts.method.as_str().into(),
+        bandwidth_mbit: None,
+        freeze_ms: None,
+        bytes_ledger: None,
+        copy_ms: None,
+        copy_rounds: None,
         id: m.id,
         from: m.from.clone(),
         to: m.to.clone(),

@@ -56,6 +56,42 @@ pub enum Trigger {
     Latency,
 }
 
+/// How the UE's service moves between the edges.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Method {
+    /// CSM: the SMF's migration manager, a parallel session, a new
+    /// instance synchronised through the cloud, the UE's stream switch.
+    #[value(name = "csm")]
+    #[serde(rename = "csm")]
+    Csm,
+    /// Baseline: the source instance stops, its memory image (a model with
+    /// the preset's size) crosses the inter-edge link, the destination starts.
+    #[value(name = "stop-and-copy")]
+    #[serde(rename = "stop-and-copy")]
+    StopAndCopy,
+    /// Baseline: iterative pre-copy rounds while the source runs, then
+    /// stop-and-copy of the remainder.
+    #[value(name = "pre-copy")]
+    #[serde(rename = "pre-copy")]
+    PreCopy,
+}
+
+impl Method {
+    /// Its name on the command line, in the agent's API and the CSV files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Csm => "csm",
+            Method::StopAndCopy => "stop-and-copy",
+            Method::PreCopy => "pre-copy",
+        }
+    }
+
+    /// Whether it is a state-copy baseline.
+    pub fn is_state_copy(self) -> bool {
+        self != Method::Csm
+    }
+}
+
 /// The waits between migrations.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Gaps {
@@ -100,6 +136,15 @@ pub struct LatencyOpts {
 #[derive(Debug, Clone)]
 pub struct MigrateOpts {
     pub count: u32,
+    /// CSM or a state-copy baseline.
+    pub method: Method,
+    /// The state-copy model's preset (`snake`, `minetest`).
+    pub preset: String,
+    /// The state-copy model's scale (0 < s <= 1).
+    pub scale: f64,
+    /// The inter-edge and WAN links' rate (Mbit/s) for each migration in
+    /// turn, set with tc before it (empty: the topology's).
+    pub bandwidths: Vec<u32>,
     pub countdown: Duration,
     pub gaps: Gaps,
     pub trigger: Trigger,
@@ -130,6 +175,14 @@ impl MigrateOpts {
             Trigger::Latency => self.latency.hold,
         };
         self.gaps.before(i, self.countdown, lead)
+    }
+
+    /// The links' rate before migration `i` (0-based), Mbit/s.
+    pub fn bandwidth(&self, i: u32) -> Option<u32> {
+        match self.bandwidths.len() {
+            0 => None,
+            n => Some(self.bandwidths[i as usize % n]),
+        }
     }
 
     /// Whether Ctrl-C was pressed.
@@ -193,9 +246,11 @@ pub fn run(
         None
     };
     let timers = up.plan.migration;
-    let deadline = opts
-        .deadline
-        .unwrap_or(timers.setup_timeout + timers.switch_timeout + Duration::from_secs(10));
+    let deadline = opts.deadline.unwrap_or(if opts.method.is_state_copy() {
+        args::STATE_COPY_DEADLINE
+    } else {
+        timers.setup_timeout + timers.switch_timeout + Duration::from_secs(10)
+    });
     let obs = RefCell::new(obs);
     let ((mut report, namespaces), kept) =
         bed::up_run_down(&up, keep, &mut |l| obs.borrow_mut().line(l), |st, _| {

@@ -262,6 +262,24 @@ pub fn set_delay(r: &mut Running, link: &str, delay: Duration) -> Result<(), Bed
     Ok(())
 }
 
+/// Sets the rate of `link`, both directions, keeping the rest of its
+/// shaping (tc's htb, or the emulator on an emulated link).
+pub fn set_rate(r: &mut Running, link: &str, rate_bps: u64) -> Result<(), BedError> {
+    let l = r
+        .topology()
+        .link(link)
+        .cloned()
+        .ok_or_else(|| req(format!("no link `{link}`")))?;
+    for (dir, base) in [(Dir::Ab, l.shape_ab), (Dir::Ba, l.shape_ba)] {
+        let mut s = base;
+        s.rate_bps = Some(rate_bps);
+        // The burst follows the new rate (about 2 ms of it).
+        s.burst_bytes = None;
+        r.shape(link, dir, &s)?;
+    }
+    Ok(())
+}
+
 /// The paper topology with its UPFs' N6 links emulated, so that their
 /// delay can change at run time (the latency trigger) on a kernel
 /// without netem.

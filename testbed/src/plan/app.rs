@@ -18,6 +18,8 @@ pub const CLOUD_STATS_PORT: u16 = 7301;
 pub const REPO_PORT: u16 = 7310;
 /// Edge migration agent (HTTP).
 pub const AGENT_PORT: u16 = 7400;
+/// Edge agent's state-copy listener (TCP, on the inter-edge link).
+pub const COPY_PORT: u16 = 7410;
 /// Size of the application package the cloud repository publishes.
 pub const APP_PACKAGE_SIZE: &str = "32MiB";
 
@@ -53,6 +55,11 @@ pub struct EdgePlan {
     /// the SMF's migration edges (`[[edge]]` in smf.toml) when a UPF serves it.
     #[serde(default)]
     pub smf_agent: Option<SocketAddr>,
+    /// The agent's state-copy listener (`--copy-listen`), on the edge's
+    /// side of its link to another edge (the state-copy baselines cross
+    /// that link); none without such a link.
+    #[serde(default)]
+    pub copy: Option<SocketAddr>,
 }
 
 impl EdgePlan {
@@ -93,6 +100,23 @@ fn cloud_addr_towards(t: &Topology, cloud: &str, edge: &str) -> Option<Ipv4Addr>
     })
 }
 
+/// `edge`'s IPv4 address on its link to another edge (`edge*`).
+fn inter_edge_addr(t: &Topology, edge: &str) -> Option<Ipv4Addr> {
+    t.links.iter().find_map(|l| {
+        let (e, o) = if l.a.node == edge {
+            (&l.a, &l.b)
+        } else {
+            (&l.b, &l.a)
+        };
+        (e.node == edge && o.node != edge && o.node.starts_with("edge")).then(|| {
+            e.addrs.iter().find_map(|a| match a.addr {
+                IpAddr::V4(v4) => Some(v4),
+                IpAddr::V6(_) => None,
+            })
+        })?
+    })
+}
+
 /// The application's daemons: logic server and repository in `cloud`, an
 /// agent in every edge that has a WAN link to the cloud. Their accounts
 /// (one per UE) get placeholder tokens (see `Plan::issue_tokens`).
@@ -118,6 +142,7 @@ pub(super) fn app_plan(
             cloud_addr,
             upf: upf.map(|u| u.name.clone()),
             smf_agent: iface_v4(t, e, "cp").map(|(a, _)| SocketAddr::from((a, AGENT_PORT))),
+            copy: inter_edge_addr(t, e).map(|a| SocketAddr::from((a, COPY_PORT))),
         });
     }
     // Tokens are issued by `Plan::issue_tokens` when the testbed comes up:
@@ -167,27 +192,33 @@ pub(super) fn app_plan(
         ],
     );
     for e in &edges {
+        let mut args = vec![
+            "agent".into(),
+            "--listen".into(),
+            any(AGENT_PORT),
+            "--repo".into(),
+            format!("@RUN@/{}-repo", e.name),
+            "--cloud-repo".into(),
+            format!("http://{}:{REPO_PORT}", e.cloud_addr),
+            "--cloud-sync".into(),
+            SocketAddr::from((e.cloud_addr, CLOUD_SYNC_PORT)).to_string(),
+            "--run-dir".into(),
+            format!("@RUN@/{}", e.name),
+            // Instances are named EDGE-iN at the cloud.
+            "--name".into(),
+            e.name.clone(),
+        ];
+        // The state-copy baselines' receiver, on the inter-edge link.
+        if let Some(c) = e.copy {
+            args.push("--copy-listen".into());
+            args.push(c.to_string());
+        }
         push(
             &format!("agent-{}", e.name),
             Role::Agent,
             &e.name,
             e.agent_api,
-            vec![
-                "agent".into(),
-                "--listen".into(),
-                any(AGENT_PORT),
-                "--repo".into(),
-                format!("@RUN@/{}-repo", e.name),
-                "--cloud-repo".into(),
-                format!("http://{}:{REPO_PORT}", e.cloud_addr),
-                "--cloud-sync".into(),
-                SocketAddr::from((e.cloud_addr, CLOUD_SYNC_PORT)).to_string(),
-                "--run-dir".into(),
-                format!("@RUN@/{}", e.name),
-                // Instances are named EDGE-iN at the cloud.
-                "--name".into(),
-                e.name.clone(),
-            ],
+            args,
         );
     }
     Some(AppPlan {

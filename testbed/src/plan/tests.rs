@@ -155,9 +155,9 @@ fn generated_configs_parse_with_each_daemons_own_parser() {
                 let AppCmd::Agent(c) = app_args(d) else {
                     panic!("{d:?}")
                 };
-                let (edge, cloud) = match d.node.as_str() {
-                    "edge1" => ("edge1", "10.71.0.2"),
-                    "edge2" => ("edge2", "10.72.0.2"),
+                let (edge, cloud, ie) = match d.node.as_str() {
+                    "edge1" => ("edge1", "10.71.0.2", "10.80.0.1"),
+                    "edge2" => ("edge2", "10.72.0.2", "10.80.0.2"),
                     other => panic!("agent on {other}"),
                 };
                 assert_eq!(d.name, format!("agent-{edge}"));
@@ -166,6 +166,9 @@ fn generated_configs_parse_with_each_daemons_own_parser() {
                 assert_eq!(c.cloud_repo, format!("http://{cloud}:{REPO_PORT}"));
                 // Its instances are told apart at the cloud by the edge.
                 assert_eq!(c.name, edge);
+                // The state-copy listener on the inter-edge link.
+                let copy = format!("{ie}:{}", super::app::COPY_PORT);
+                assert_eq!(c.copy_listen.map(|a| a.to_string()), Some(copy));
             }
             Role::Upf => {
                 let c = upf::config::Config::from_toml(&d.config)

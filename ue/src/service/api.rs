@@ -102,6 +102,26 @@ pub struct MigrateRequest {
     pub to: Option<String>,
 }
 
+/// `POST /follow`: show another edge's stream as soon as it shows frames,
+/// without the SMF: the state-copy baselines, where the testbed moves the
+/// instance between the edges' agents and the UE only follows its stream
+/// over a session to the destination set up before. The first request
+/// (before the copy) opens the stream and watches it; the destination's
+/// input address, known once its instance started, comes in a second
+/// request with `input` (the bot's input moves there then, or at the
+/// switch if it comes first).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FollowRequest {
+    /// The destination edge (a name for its stream).
+    pub edge: String,
+    /// The UE's session to that edge (established before).
+    pub psi: u8,
+    /// The destination instance's input address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<SocketAddr>,
+}
+
 /// Where a migration is, as the UE sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -125,6 +145,9 @@ pub struct UeMigration {
     /// Whether the UE's agent asked on its own (latency trigger).
     #[serde(default)]
     pub triggered: bool,
+    /// A follow (`POST /follow`): the SMF took no part.
+    #[serde(default)]
+    pub local: bool,
     pub requested_ns: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_ready_ns: Option<u64>,
@@ -151,6 +174,11 @@ pub struct UeMigration {
     /// minus the p99 gap away from switches (filled in at the end).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stall_ms: Option<f64>,
+    /// Display freeze: the longest interval between displayed frames from
+    /// the request to 1 s after the first destination frame (filled in at
+    /// the end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freeze_ms: Option<f64>,
     /// Lowest SSIM between consecutive displayed frames within 1 s of the
     /// switch (filled in at the end).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -59,6 +59,18 @@ pub fn baselines(records: &[DisplayRecord], switches: &[u64]) -> Baselines {
     }
 }
 
+/// The display freeze of a migration (DESIGN.md section 6): the longest
+/// interval between displayed frames that ends after `from` (the request)
+/// and at most 1 s after `first_dest` (the first displayed frame with a
+/// destination contribution), ms; none before the destination showed.
+pub fn freeze(records: &[DisplayRecord], from: u64, first_dest: Option<u64>) -> Option<f64> {
+    let to = first_dest?.saturating_add(WINDOW_NS);
+    gaps(records)
+        .filter(|(r, _)| r.display_ns > from && r.display_ns <= to)
+        .map(|(_, ms)| ms)
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
+}
+
 /// Stall and smoothness around the switch decided at `at`.
 pub fn around(records: &[DisplayRecord], at: u64, base: &Baselines) -> AroundSwitch {
     let max_gap = gaps(records)
@@ -114,6 +126,19 @@ mod tests {
         // Far from the gap: no stall.
         let a = around(&r, 8_000 * 1_000_000, &b);
         assert_eq!(a.stall_ms, Some(0.0));
+    }
+
+    #[test]
+    fn freeze_is_the_longest_gap_from_the_request_to_the_destination() {
+        // Frames every 16 ms, a 700 ms hole (the copy's stop) ending at
+        // the destination's first frame at 2 000 ms.
+        let mut r: Vec<_> = (0..82).map(|i| rec(i * 16, 0.9)).collect();
+        r.extend((0..100).map(|i| rec(2_000 + i * 16, 0.9)));
+        let ns = |ms: u64| ms * 1_000_000;
+        assert_eq!(freeze(&r, ns(500), Some(ns(2_000))), Some(704.0));
+        // Requested after the hole: only the usual gaps.
+        assert_eq!(freeze(&r, ns(2_100), Some(ns(2_200))), Some(16.0));
+        assert_eq!(freeze(&r, ns(500), None), None);
     }
 
     #[test]

@@ -17,6 +17,9 @@
 //! - `released`: the old stream stops and its session is removed;
 //! - `abandoned`: whatever was made for the destination goes.
 //!
+//! `POST /follow` shows another edge's stream once it shows frames, without
+//! the SMF (the state-copy baselines: [`FollowRequest`]).
+//!
 //! `POST /migrate` asks for a migration; with a latency trigger the agent
 //! asks on its own when the serving edge's latency stays high.
 
@@ -27,8 +30,8 @@ mod runtime;
 use std::sync::Arc;
 
 pub use api::{
-    LatencyTrigger, MigrateRequest, PlayOutcome, PlayStart, SelectorSettings, UeMigration,
-    UeMigrationState, UeStatus,
+    FollowRequest, LatencyTrigger, MigrateRequest, PlayOutcome, PlayStart, SelectorSettings,
+    UeMigration, UeMigrationState, UeStatus,
 };
 pub use runtime::Service;
 

@@ -17,6 +17,8 @@ use wire::ctl::ApiError;
 use wire::input::Input;
 
 use super::api::{MigrateRequest, PlayOutcome, PlayStart, UeMigration, UeMigrationState, UeStatus};
+
+mod follow;
 use super::{figures, ServiceError};
 use crate::session::SessionManager;
 use crate::stream::buffer::{frame_buffer, BufferMode, Wake};
@@ -60,6 +62,8 @@ struct State {
     /// The bot's number of each migration's input switch (for the count
     /// of inputs resent there).
     input_switch: HashMap<u64, u64>,
+    /// The follow (`POST /follow`) whose destination input is not known yet.
+    awaiting_input: Option<u64>,
     registered: bool,
     registration_error: Option<String>,
     screen: Option<DisplayHandle>,
@@ -162,6 +166,7 @@ impl Service {
                 migrations: Vec::new(),
                 requested_at: HashMap::new(),
                 input_switch: HashMap::new(),
+                awaiting_input: None,
                 registered: false,
                 registration_error: None,
                 screen: Some(screen),
@@ -419,6 +424,14 @@ impl Service {
     /// Stops the stream of `edge` and removes session `psi` (the network
     /// released it).
     async fn close_stream(&self, edge: &str, psi: u8) {
+        self.drop_stream(edge);
+        if let Err(e) = self.sm.forget(psi).await {
+            warn!(psi, error = %e, "released session not removed");
+        }
+    }
+
+    /// Stops the stream of `edge` (its session stays).
+    fn drop_stream(&self, edge: &str) {
         let s = self.state().streams.remove(edge);
         self.screen(ScreenCmd::Remove(edge.into()));
         if let Some(s) = s {
@@ -426,9 +439,6 @@ impl Service {
                 Ok(stats) => self.state().stopped.push(stats),
                 Err(e) => warn!(%edge, error = %e, "stream did not stop cleanly"),
             }
-        }
-        if let Err(e) = self.sm.forget(psi).await {
-            warn!(psi, error = %e, "released session not removed");
         }
     }
 
@@ -457,6 +467,9 @@ impl Service {
 
     /// The UE gives the migration up: tells the SMF (which rolls back).
     async fn abandon(&self, id: u64, reason: String) {
+        if self.is_local(id) {
+            return self.abandoned(id, reason).await;
+        }
         let body = AbandonReport {
             ue_id: self.ue_id().to_string(),
             reason: reason.clone(),
@@ -521,6 +534,9 @@ impl Service {
                     });
                     m.ssim_at_switch
                 };
+                if self.is_local(id) {
+                    return;
+                }
                 let body = SwitchReport {
                     ue_id: self.ue_id().to_string(),
                     ssim,
@@ -537,6 +553,9 @@ impl Service {
                 let m = migration(&mut st, id, || blank(id));
                 m.first_dest_frame_ns = Some(at);
                 m.downtime_ms = m.decided_ns.map(|d| at.saturating_sub(d) as f64 / 1e6);
+            }
+            ScreenNote::Switched { chief, frames, .. } if self.is_local(id) => {
+                self.followed(id, &chief, frames);
             }
             ScreenNote::Switched { chief, frames, .. } => {
                 let mut st = self.state();
@@ -649,6 +668,7 @@ impl Service {
         let switches: Vec<u64> = migrations.iter().filter_map(|m| m.decided_ns).collect();
         let base = figures::baselines(&shown.records, &switches);
         for m in &mut migrations {
+            m.freeze_ms = figures::freeze(&shown.records, m.requested_ns, m.first_dest_frame_ns);
             if let Some(at) = m.decided_ns {
                 let a = figures::around(&shown.records, at, &base);
                 m.stall_ms = a.stall_ms;
@@ -699,6 +719,7 @@ fn blank(id: u64) -> UeMigration {
         state: UeMigrationState::Running,
         reason: None,
         triggered: false,
+        local: false,
         requested_ns: 0,
         stream_ready_ns: None,
         decided_ns: None,
@@ -709,6 +730,7 @@ fn blank(id: u64) -> UeMigration {
         frames_blended: 0,
         inputs_resent: 0,
         stall_ms: None,
+        freeze_ms: None,
         min_displayed_ssim: None,
     }
 }
