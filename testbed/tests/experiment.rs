@@ -159,12 +159,123 @@ fn pingpong_quick_counts_sessions_and_instances() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
+fn bandwidth_quick_has_fig8_and_table4_and_the_baselines_grow_as_bandwidth_falls() {
+    let (bed, report) = quick("bandwidth");
+    check(
+        &bed.run,
+        &report,
+        "## Fig. 8",
+        &[
+            "csm | snake | 200",
+            "stop-and-copy | snake | 1000",
+            "pre-copy | snake | 200",
+        ],
+        &[
+            "downtime ms",
+            "freeze ms",
+            "migration time s",
+            "paper migration time",
+        ],
+    );
+    check(
+        &bed.run,
+        &report,
+        "## Table IV",
+        &["snake | 200 | pre-copy", "snake | 1000 | csm"],
+        &[
+            "ledger GiB",
+            "counters GiB",
+            "counters / ledger",
+            "paper GB (VM)",
+        ],
+    );
+    assert!(report.contains("not a hypervisor"), "{report}");
+    for f in ["fig8a-downtime", "fig8b-migration"] {
+        for ext in ["svg", "png"] {
+            assert!(bed.run.join(format!("{f}.{ext}")).is_file(), "{f}.{ext}");
+        }
+    }
+    let t = Table::read(&bed.run.join("bandwidth.csv")).unwrap();
+    assert_eq!(
+        t.header,
+        [
+            "method",
+            "preset",
+            "bandwidth_mbit",
+            "rep",
+            "downtime_ms",
+            "freeze_ms",
+            "migration_ms",
+            "bytes_ledger",
+            "bytes_counters"
+        ]
+    );
+    assert_eq!(t.rows.len(), 3 * 2, "3 methods x 2 bandwidths");
+    let at = |m: &str, bw: &str, col: &str| {
+        let v = t
+            .select("method", m)
+            .and_then(|g| g.select("bandwidth_mbit", bw))
+            .and_then(|g| g.numbers(col))
+            .unwrap();
+        assert_eq!(v.len(), 1, "{m} {bw} {col}");
+        v[0]
+    };
+    // One summary recomputed from the raw CSV: pre-copy's migration time
+    // at 200 Mbit/s, in seconds as the report shows it.
+    let want = spread(&[at("pre-copy", "200", "migration_ms") / 1e3], 2);
+    assert!(
+        report
+            .lines()
+            .any(|l| l.starts_with("| pre-copy | snake | 200 |") && l.contains(&want)),
+        "{want} not in:\n{report}"
+    );
+    // The baselines are slower at 200 than at 1000 Mbit/s; stop-and-copy
+    // copies everything while frozen, so its freeze grows too.
+    for m in ["stop-and-copy", "pre-copy"] {
+        let (slow, fast) = (at(m, "200", "migration_ms"), at(m, "1000", "migration_ms"));
+        assert!(
+            slow > 1.5 * fast,
+            "{m}: {slow} ms at 200, {fast} ms at 1000"
+        );
+        // The model's ledger matches the interface counters within 5%.
+        for bw in ["200", "1000"] {
+            let (l, c) = (at(m, bw, "bytes_ledger"), at(m, bw, "bytes_counters"));
+            assert!(
+                l > 1e6 && (c - l).abs() < 0.05 * l,
+                "{m} {bw}: ledger {l}, counters {c}"
+            );
+        }
+    }
+    let (slow, fast) = (
+        at("stop-and-copy", "200", "downtime_ms"),
+        at("stop-and-copy", "1000", "downtime_ms"),
+    );
+    assert!(
+        slow > 2.0 * fast,
+        "stop-and-copy freeze {slow} ms at 200, {fast} ms at 1000"
+    );
+    // CSM copies no state: nothing in its ledger, a switch downtime far
+    // below the baselines' freeze.
+    for bw in ["200", "1000"] {
+        assert_eq!(at("csm", bw, "bytes_ledger"), 0.0);
+        assert!(at("csm", bw, "downtime_ms") < at("stop-and-copy", bw, "downtime_ms"));
+    }
+}
+
+#[test]
 fn unknown_experiment_is_a_usage_error_listing_the_names() {
     let bed = Bed::new("u");
     let o = bed.run(&["experiment", "fig99"]);
     assert_eq!(o.status.code(), Some(2), "{o:?}");
     let err = String::from_utf8_lossy(&o.stderr);
-    for n in ["ssim-threshold", "smoothness", "pingpong"] {
+    for n in [
+        "bandwidth",
+        "data",
+        "ssim-threshold",
+        "smoothness",
+        "pingpong",
+    ] {
         assert!(err.contains(n), "{n} not listed: {err}");
     }
 }

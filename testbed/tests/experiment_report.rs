@@ -61,3 +61,83 @@ ssim-threshold,t0.85,1,true,0.5,10,4,4,\nssim-threshold,t0.95,1,true,0.5,12,4,4,
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn fig8_and_table4_are_recomputed_from_bandwidth_csv() {
+    let dir = std::env::temp_dir().join(format!("exp-report-bw-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut csv = String::from(
+        "method,preset,bandwidth_mbit,rep,downtime_ms,freeze_ms,migration_ms,bytes_ledger,bytes_counters\n",
+    );
+    // Two repetitions of pre-copy at 200 Mbit/s, one of the rest.
+    let mig = [76_000.0, 80_000.0];
+    let bytes: [u64; 2] = [1_700_000_000, 1_740_000_000];
+    for (rep, (m, b)) in mig.iter().zip(bytes).enumerate() {
+        let _ = writeln!(
+            csv,
+            "pre-copy,snake,200,{},70,70,{m},{b},{}",
+            rep + 1,
+            b + b / 100
+        );
+    }
+    let _ = writeln!(
+        csv,
+        "pre-copy,snake,1000,1,65,65,22000,1610000000,1620000000"
+    );
+    let _ = writeln!(csv, "csm,snake,200,1,0.1,20,900,0,0");
+    let _ = writeln!(csv, "csm,snake,1000,1,0.1,21,950,0,0");
+    std::fs::write(dir.join("bandwidth.csv"), csv).unwrap();
+    std::fs::write(
+        dir.join("runs.csv"),
+        "experiment,config,rep,ok,bring_up_s,wall_s,migrations,switched,error\n\
+bandwidth,pre-copy-snake,1,true,0.5,100,2,2,\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("experiment.json"),
+        r#"{"experiment":"bandwidth","reps":2,"quick":false,"topology":null,
+"configs":[{"label":"pre-copy-snake","count":2,"flags":["--method","pre-copy"],"video":false}]}"#,
+    )
+    .unwrap();
+    let p = write_report(Name::Bandwidth, &dir).expect("report");
+    let report = std::fs::read_to_string(p).unwrap();
+    // Fig. 8: the mean and sample sd of the migration time, in seconds.
+    let n = mig.len() as f64;
+    let mean = mig.iter().sum::<f64>() / n / 1e3;
+    let sd = (mig.iter().map(|x| (x / 1e3 - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    let want = format!("{mean:.2} ± {sd:.2} [76.00, 80.00]");
+    let row = report
+        .lines()
+        .find(|l| l.starts_with("| pre-copy | snake | 200 |"))
+        .unwrap_or_else(|| panic!("no pre-copy 200 row:\n{report}"));
+    assert!(row.contains(&want), "{want} not in {row}");
+    assert!(row.ends_with("| 78 s |"), "the paper's value: {row}");
+    // Table IV: the mean ledger in GiB, the counters' ratio to it.
+    let ledger = bytes.iter().sum::<u64>() as f64 / 2.0 / (1u64 << 30) as f64;
+    let t4 = report
+        .lines()
+        .find(|l| l.starts_with("| snake | 200 | pre-copy |"))
+        .unwrap_or_else(|| panic!("no Table IV row:\n{report}"));
+    assert!(
+        t4.contains(&format!("| {ledger:.4} |")) && t4.contains("| 1.010 |"),
+        "{ledger:.4} GiB, ratio 1.010 not in {t4}"
+    );
+    assert!(t4.ends_with("| 1.60 |"), "the paper's value: {t4}");
+    let csm = report
+        .lines()
+        .find(|l| l.starts_with("| snake | 1000 | csm |"))
+        .unwrap();
+    assert!(csm.contains("| 0.0000 |"), "{csm}");
+    for f in ["fig8a-downtime.png", "fig8b-migration.svg"] {
+        assert!(dir.join(f).is_file(), "{f}");
+    }
+    // `data` makes Table IV alone from the same file.
+    let p = write_report(Name::Data, &dir).expect("data report");
+    let data = std::fs::read_to_string(p).unwrap();
+    assert!(
+        data.contains("## Table IV") && !data.contains("## Fig. 8"),
+        "{data}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
