@@ -175,11 +175,13 @@ pub fn run(
     on_progress: &mut dyn FnMut(&str),
 ) -> Result<DataplaneReport, BedError> {
     let timing = Timing::of(a)?;
-    let opts = UpOpts {
+    let mut opts = UpOpts {
         run_dir: a.run_dir.clone(),
         prefix: a.prefix.clone(),
         ..dirs.clone()
     };
+    // No session MBR: the SMF's default (1 Gbit/s) would cap path (a).
+    opts.plan.session_mbr_kbps = Some(0);
     let (r, _) = crate::bed::up_run_down(&opts, false, on_progress, |st, on_progress| {
         let r = measure(st, &timing, a.quick, on_progress)?;
         let json = st.run_dir.join("dataplane.json");
@@ -249,6 +251,7 @@ fn measure(
         format!("VXLAN on N3, UDP port {}", paths::VXLAN_PORT),
     );
     setup.insert("sink".into(), p.edge_addr.to_string());
+    setup.insert("session_mbr".into(), "none (the SMF's [mbr] is 0)".into());
     on_progress(&format!(
         "{}: idle CPU of {} and {} with the session up over {:.0} s ...",
         st.topology,

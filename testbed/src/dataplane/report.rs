@@ -239,7 +239,8 @@ pub fn markdown(r: &DataplaneReport) -> String {
             row.ratio_kernel_tunnel
         ));
     }
-    let quantiles: [(&str, fn(&Rtt) -> f64); 2] = [("p50", |x| x.p50), ("p99", |x| x.p99)];
+    type Pick = fn(&Rtt) -> f64;
+    let quantiles: [(&str, Pick); 2] = [("p50", |x| x.p50), ("p99", |x| x.p99)];
     for (q, f) in quantiles {
         let v = |p: Path| {
             r.rtt_us

@@ -7,8 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{
-    DaemonPlan, EdgePlan, GnbPlan, MigrationTimers, Role, UePlan, UpfPlan, PFCP_PORT,
-    SMF_HEARTBEAT_MS,
+    DaemonPlan, EdgePlan, GnbPlan, PlanOpts, Role, UePlan, UpfPlan, PFCP_PORT, SMF_HEARTBEAT_MS,
 };
 
 #[derive(Serialize)]
@@ -57,6 +56,14 @@ struct SmfToml {
     edge: Vec<SmfEdge>,
     /// Its timers (`[migration]`).
     migration: SmfMigration,
+    /// The session MBR (`[mbr]`; absent: the SMF's default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mbr: Option<SmfMbr>,
+}
+#[derive(Serialize)]
+struct SmfMbr {
+    ul_kbps: u64,
+    dl_kbps: u64,
 }
 #[derive(Serialize)]
 struct SmfTimers {
@@ -160,7 +167,7 @@ pub(super) fn upf_daemons(upfs: &[UpfPlan], smf_cp: Ipv4Addr) -> Vec<DaemonPlan>
 
 /// The SMF's daemon: its UPFs and their pools, the first gNB as default,
 /// and the migration manager's edges (those with an agent the SMF reaches
-/// and a UPF serving them) and timers.
+/// and a UPF serving them) and timers, and the session MBR if `opts` sets one.
 pub(super) fn smf_daemon(
     node: &str,
     smf_cp: Ipv4Addr,
@@ -168,8 +175,9 @@ pub(super) fn smf_daemon(
     upfs: &[UpfPlan],
     gnbs: &[GnbPlan],
     edges: &[EdgePlan],
-    timers: &MigrationTimers,
+    opts: &PlanOpts,
 ) -> DaemonPlan {
+    let timers = &opts.migration;
     let smf = SmfToml {
         node_id: smf_cp.to_string(),
         n4_bind: SocketAddr::from((smf_cp, PFCP_PORT)),
@@ -212,6 +220,10 @@ pub(super) fn smf_daemon(
             setup_timeout_ms: ms(timers.setup_timeout),
             switch_timeout_ms: ms(timers.switch_timeout),
         },
+        mbr: opts.session_mbr_kbps.map(|k| SmfMbr {
+            ul_kbps: k,
+            dl_kbps: k,
+        }),
     };
     daemon("smf", Role::Smf, node, to_toml(&smf), api)
 }

@@ -263,6 +263,10 @@ pub struct PlanOpts {
     /// point-to-point, a switch shared): `EmulatedUes` for benchmarks that
     /// speak for many UEs from one namespace.
     pub radio_link: Option<gnb::radio::RadioLink>,
+    /// The session MBR the SMF puts into every QER, kbit/s each way (0:
+    /// none), instead of the SMF's default (1 Gbit/s): `bench dataplane`
+    /// measures the data path, not the policy.
+    pub session_mbr_kbps: Option<u64>,
 }
 
 impl Plan {
@@ -301,7 +305,7 @@ impl Plan {
             &upfs,
             &gnbs,
             edges,
-            &opts.migration,
+            opts,
         ));
         daemons.extend(files::gnb_daemons(&gnbs, smf_api));
         daemons.extend(files::ue_daemons(&ues, &gnbs));

@@ -320,8 +320,14 @@ fn smf_knows_every_edge_with_an_agent_and_a_upf_and_the_migration_timers() {
             switch_timeout: Duration::from_secs(20),
         },
         radio_link: Some(gnb::radio::RadioLink::EmulatedUes),
+        session_mbr_kbps: Some(0),
     };
     let p = Plan::derive_with(&Topology::paper_default(), &opts).expect("derives");
+    // No session MBR (0 each way), as `bench dataplane` asks; by default none is written.
+    let smf = &p.daemon("smf").expect("smf").config;
+    assert!(smf.contains("[mbr]\nul_kbps = 0\ndl_kbps = 0"), "{smf}");
+    let plain = Plan::derive(&Topology::paper_default()).expect("derives");
+    assert!(!plain.daemon("smf").expect("smf").config.contains("[mbr]"));
     // The radio link given overrides the topology's point-to-point veth.
     assert!(p
         .daemon("gnb1")
