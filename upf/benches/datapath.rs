@@ -162,14 +162,30 @@ fn lookups(c: &mut Criterion) {
         let u = ue(n / 2);
         let ul = build_udp(u, 5000, Ipv4Addr::new(10, 0, 2, 2), 7000, &[0u8; 1372]);
         let dl = build_udp(Ipv4Addr::new(10, 0, 2, 2), 7000, u, 5000, &[0u8; 1372]);
-        c.bench_function(&format!("uplink decision, {n} sessions"), |b| {
-            b.iter(|| {
-                black_box(matches!(
-                    snap.uplink(black_box(teid), None, black_box(&ul), Instant::now()),
-                    upf::datapath::Verdict::ToN6
-                ))
-            })
-        });
+        // With the protected destinations of upf1 in the paper topology
+        // (127/8, cp /24, n3 /24, its N6 address): the cost of the rule.
+        let gnb = Ipv4Addr::new(10, 0, 1, 1);
+        let mut guarded = snap.clone();
+        guarded.protected = Arc::new(upf::protect::Protected::from_nets(
+            [
+                ([127, 0, 0, 0], 8),
+                ([10, 0, 0, 0], 24),
+                ([10, 3, 0, 0], 24),
+                ([10, 61, 0, 1], 32),
+            ]
+            .map(|(a, l)| upf::protect::Net::new(Ipv4Addr::from(a), l))
+            .to_vec(),
+        ));
+        for (label, s) in [("", &snap), (", 4 protected nets", &guarded)] {
+            c.bench_function(&format!("uplink decision, {n} sessions{label}"), |b| {
+                b.iter(|| {
+                    black_box(matches!(
+                        s.uplink(gnb, black_box(teid), None, black_box(&ul), Instant::now()),
+                        upf::datapath::Verdict::ToN6
+                    ))
+                })
+            });
+        }
         // The map lookup alone, persistent trie against the std HashMap
         // the snapshot used before (same keys, same values).
         let std_map: std::collections::HashMap<u32, PdrList> =

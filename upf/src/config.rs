@@ -23,6 +23,8 @@
 //! tun = "upf0"                    # TUN device towards the data network
 //! mtu = 1500
 //! ue_pools = ["10.60.0.0/16"]     # routed into the TUN at start
+//! protected_nets = ["10.0.0.0/24"] # never delivered to from a UE (default:
+//!                                 # the subnets of the N4 and N3 interfaces)
 //!
 //! network_instances = ["internet"]
 //!
@@ -41,6 +43,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::protect::{LocalAddr, Net, Protected};
 use crate::session::Limits;
 
 /// Errors loading a configuration.
@@ -119,6 +122,9 @@ pub struct N3Config {
     pub addrs: Vec<Ipv4Addr>,
     /// GTP-U port.
     pub port: u16,
+    /// Error Indications (answers to G-PDUs for unknown TEIDs) per second
+    /// and peer; as many may go out at once. 0: none are sent.
+    pub error_indications_per_s: f64,
 }
 
 /// `[n6]`.
@@ -131,6 +137,10 @@ pub struct N6Config {
     pub mtu: u32,
     /// UE address pools (CIDR) routed into the TUN.
     pub ue_pools: Vec<String>,
+    /// Networks (CIDR) an uplink packet is never delivered to, besides the
+    /// UPF's own addresses (always). Absent: the subnets of the UPF's
+    /// interfaces that carry its N4 address (or Node ID) and N3 addresses.
+    pub protected_nets: Option<Vec<String>>,
 }
 
 /// `[limits]`.
@@ -188,6 +198,7 @@ impl Default for N3Config {
         N3Config {
             addrs: vec![Ipv4Addr::LOCALHOST],
             port: crate::gtp::PORT,
+            error_indications_per_s: 10.0,
         }
     }
 }
@@ -198,6 +209,7 @@ impl Default for N6Config {
             tun: "upf0".into(),
             mtu: 1500,
             ue_pools: vec!["10.60.0.0/16".into()],
+            protected_nets: None,
         }
     }
 }
@@ -304,6 +316,32 @@ impl Config {
                 );
             }
         }
+        let pools: Vec<Net> = self
+            .n6
+            .ue_pools
+            .iter()
+            .filter_map(|p| parse_cidr(p))
+            .map(|(a, l)| Net::new(a, l))
+            .collect();
+        for p in self.n6.protected_nets.iter().flatten() {
+            let Some((a, l)) = parse_cidr(p) else {
+                return inv(
+                    "n6.protected_nets",
+                    format!("{p:?} is not an IPv4 CIDR (a.b.c.d/n)"),
+                );
+            };
+            let net = Net::new(a, l);
+            if let Some(pool) = pools.iter().find(|pool| pool.overlaps(&net)) {
+                return inv(
+                    "n6.protected_nets",
+                    format!("{p:?} overlaps the UE pool {pool}: UEs could not reach each other"),
+                );
+            }
+        }
+        let ei = self.n3.error_indications_per_s;
+        if !(ei.is_finite() && ei >= 0.0) {
+            return inv("n3.error_indications_per_s", format!("{ei}: a rate >= 0"));
+        }
         if self.limits.max_sessions == 0 {
             return inv("limits.max_sessions", "must be at least 1".into());
         }
@@ -311,6 +349,27 @@ impl Config {
             return inv("limits.max_pdrs_per_session", "must be at least 1".into());
         }
         Ok(())
+    }
+
+    /// The destinations an uplink packet is never delivered to, for a UPF
+    /// whose namespace has the addresses `local` (see [`crate::protect`]).
+    pub fn protected(&self, local: &[LocalAddr]) -> Protected {
+        let mut core: Vec<Ipv4Addr> = self.n3.addrs.clone();
+        match self.n4.addr.ip() {
+            IpAddr::V4(a) if !a.is_unspecified() => core.push(a),
+            _ => {
+                if let Some(NodeId::V4(a)) = NodeId::parse(&self.node_id) {
+                    core.push(a);
+                }
+            }
+        }
+        let configured: Option<Vec<Net>> = self.n6.protected_nets.as_ref().map(|v| {
+            v.iter()
+                .filter_map(|p| parse_cidr(p))
+                .map(|(a, l)| Net::new(a, l))
+                .collect()
+        });
+        Protected::build(local, &core, configured.as_deref())
     }
 
     /// The session limits.

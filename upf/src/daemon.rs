@@ -35,7 +35,9 @@ use tracing::{debug, info, warn};
 use crate::config::Config;
 use crate::datapath::{DropReason, Metrics, SessionShared, Snapshot, Verdict};
 use crate::gtp;
+use crate::n4::logs::{LogCause, LogLimiter as LogBudgets, Suppressed};
 use crate::n4::{N4Event, N4Node, N4Params, PfcpStats};
+use crate::ratelimit::PeerBuckets;
 use crate::rules::{Modification, OuterHeader, SessionRules};
 use crate::session::{Established, Event, Modified, SessionError, SessionTable, UsageReport};
 use crate::tun::{Tun, TunError};
@@ -85,6 +87,9 @@ impl LogLimiter {
     }
 }
 
+/// Peers whose Error Indication buckets are tracked at once.
+const ERROR_INDICATION_PEERS: usize = 1024;
+
 /// Seconds between 1900 (NTP era 0) and 1970.
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 
@@ -102,10 +107,10 @@ pub struct Inner {
     /// Interface counters.
     pub metrics: Metrics,
     /// N3 sockets, one per address.
-    n3: Vec<UdpSocket>,
+    pub(crate) n3: Vec<UdpSocket>,
     /// Address put into chosen F-TEIDs.
     pub n3_addr: Ipv4Addr,
-    tun: Tun,
+    pub(crate) tun: Tun,
     /// PFCP Recovery Time Stamp (NTP seconds), fixed at start.
     pub recovery_ts: u32,
     /// Usage reports not yet taken by [`Upf::take_reports`].
@@ -114,6 +119,11 @@ pub struct Inner {
     pub log_limit: LogLimiter,
     /// PFCP counters (shared with the N4 node).
     pub pfcp_stats: Arc<PfcpStats>,
+    /// Budgets of the log lines N3 input can cause (per cause, with
+    /// "N suppressed"); taken only for bad input, never when forwarding.
+    pub(crate) n3_logs: Mutex<LogBudgets>,
+    /// Error Indications per peer (token buckets).
+    pub(crate) ei_limit: Mutex<PeerBuckets>,
 }
 
 impl Inner {
@@ -158,7 +168,7 @@ impl Inner {
     }
 
     /// Send every buffered packet of a session through `snap`, in order.
-    fn flush(&self, snap: &Snapshot, s: &SessionShared, scratch: &mut [u8]) -> usize {
+    pub(crate) fn flush(&self, snap: &Snapshot, s: &SessionShared, scratch: &mut [u8]) -> usize {
         let now = Instant::now();
         s.drain_buffer(|p| match snap.downlink(p, now, false) {
             Verdict::Tunnel { outer, qfi, .. } => {
@@ -182,7 +192,7 @@ impl Inner {
         }
     }
 
-    fn send_n3(&self, pkt: &[u8], to: SocketAddrV4) {
+    pub(crate) fn send_n3(&self, pkt: &[u8], to: SocketAddrV4) {
         match self.n3[0].send_to(pkt, to) {
             Ok(n) => self.metrics.n3_tx.add(n),
             Err(e) => {
@@ -229,6 +239,27 @@ impl Inner {
         let mut t = self.table();
         t.clear();
         self.publish(&mut t);
+    }
+
+    /// May a log line of N3 input of `cause` be written now? If so, the
+    /// lines of that cause left out since the last one.
+    pub(crate) fn n3_log(&self, cause: LogCause) -> Option<Suppressed> {
+        self.n3_logs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .allow(Instant::now(), cause)
+    }
+
+    /// One line per N3 cause whose second ended with lines left out.
+    fn n3_log_summaries(&self) {
+        let due = self
+            .n3_logs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take_summaries(Instant::now());
+        for (cause, n) in due {
+            warn!("N3: {}: {n} suppressed in the last second", cause.label());
+        }
     }
 
     /// Queue reports for [`Upf::take_reports`].
@@ -304,6 +335,10 @@ impl Upf {
             SystemTime::now(),
         );
         let mut table = SessionTable::new(config.limits(), n3_addr, epoch);
+        let protected = config.protected(&crate::protect::local_addrs()?);
+        info!(nets = %protected.nets().iter().map(ToString::to_string).collect::<Vec<_>>().join(" "),
+            "uplink packets for these destinations are dropped");
+        table.set_protected(protected);
         // TEIDs of a restarted UPF start elsewhere than those of its last life.
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| {
             d.subsec_nanos() ^ (d.as_secs() as u32).rotate_left(16)
@@ -320,6 +355,12 @@ impl Upf {
             recovery_ts,
             reports: Mutex::new(VecDeque::new()),
             log_limit: LogLimiter::default(),
+            n3_logs: Mutex::new(LogBudgets::default()),
+            ei_limit: Mutex::new(PeerBuckets::new(
+                config.n3.error_indications_per_s,
+                config.n3.error_indications_per_s,
+                ERROR_INDICATION_PEERS,
+            )),
             pfcp_stats: node.stats().clone(),
             config,
         });
@@ -329,14 +370,14 @@ impl Upf {
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("upf-ul{i}"))
-                    .spawn(move || uplink_loop(&inn, i))?,
+                    .spawn(move || crate::n3::uplink_loop(&inn, i))?,
             );
         }
         let inn = inner.clone();
         threads.push(
             std::thread::Builder::new()
                 .name("upf-dl".into())
-                .spawn(move || downlink_loop(&inn))?,
+                .spawn(move || crate::n3::downlink_loop(&inn))?,
         );
         let inn = inner.clone();
         threads.push(
@@ -490,6 +531,7 @@ fn control_loop(inner: &Inner, sock: UdpSocket, mut node: N4Node) {
     let mut buf = vec![0u8; 65536];
     let mut timeout: Option<Duration> = None;
     while !inner.stop.load(Ordering::Relaxed) {
+        inner.n3_log_summaries();
         let now = Instant::now();
         if node.poll_timeout().is_some_and(|t| t <= now) {
             let mut t = inner.table();
@@ -551,174 +593,6 @@ fn drive_events(inner: &Inner, node: &mut N4Node, table: &mut SessionTable) {
             N4Event::RulesChanged => inner.publish(table),
             N4Event::UsageReports(r) => inner.queue_reports(r),
             N4Event::AssociationLost { .. } | N4Event::ReportUnanswered { .. } => {}
-        }
-    }
-}
-
-fn uplink_loop(inner: &Inner, idx: usize) {
-    let sock = &inner.n3[idx];
-    let local = match sock.local_addr() {
-        Ok(SocketAddr::V4(a)) => *a.ip(),
-        _ => inner.n3_addr,
-    };
-    // Headroom in front so a packet forwarded into another tunnel (N9) can
-    // be re-encapsulated in place.
-    let mut buf = vec![0u8; 65536 + gtp::HEADROOM];
-    let mut out = [0u8; 64];
-    while !inner.stop.load(Ordering::Relaxed) {
-        let (n, from) = match sock.recv_from(&mut buf[gtp::HEADROOM..]) {
-            Ok(x) => x,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue
-            }
-            Err(e) => {
-                if inner.log_limit.allow() {
-                    warn!(error = %e, "N3 receive failed");
-                }
-                continue;
-            }
-        };
-        let SocketAddr::V4(from) = from else { continue };
-        let pkt = &buf[gtp::HEADROOM..gtp::HEADROOM + n];
-        let d = match gtp::decap(pkt) {
-            Ok(d) => d,
-            Err(e) => {
-                inner.metrics.drop(DropReason::Malformed);
-                if inner.log_limit.allow() {
-                    warn!(%from, error = %e, "malformed GTP-U dropped");
-                }
-                continue;
-            }
-        };
-        match d.msg_type {
-            gtp::G_PDU => {
-                inner.metrics.n3_rx.add(n);
-                let snap = inner.snapshot.load();
-                match snap.uplink(d.teid, d.qfi, d.payload, Instant::now()) {
-                    Verdict::ToN6 => match inner.tun.send(d.payload) {
-                        Ok(w) => inner.metrics.n6_tx.add(w),
-                        Err(e) => {
-                            if inner.log_limit.allow() {
-                                warn!(error = %e, "TUN write failed");
-                            }
-                        }
-                    },
-                    Verdict::Tunnel { outer, qfi, .. } => {
-                        let start = gtp::HEADROOM + d.payload_offset;
-                        let end = start + d.payload.len();
-                        match gtp::encap_in_place(&mut buf, start, end, outer.teid, qfi) {
-                            Some(s) => inner.send_n3(&buf[s..end], outer.peer),
-                            None => inner.metrics.drop(DropReason::Malformed),
-                        }
-                    }
-                    Verdict::Buffer(s) => {
-                        if !s.buffer_packet(d.payload) {
-                            inner.metrics.drop(DropReason::BufferFull);
-                        }
-                    }
-                    Verdict::Drop(DropReason::UnknownTeid) => {
-                        inner.metrics.drop(DropReason::UnknownTeid);
-                        let m = gtp::error_indication(d.teid, local, &mut out);
-                        inner.send_n3(&out[..m], from);
-                        inner
-                            .metrics
-                            .error_indications
-                            .fetch_add(1, Ordering::Relaxed);
-                        if inner.log_limit.allow() {
-                            debug!(%from, teid = d.teid, "G-PDU for unknown TEID, Error Indication sent");
-                        }
-                    }
-                    Verdict::Drop(r) => inner.metrics.drop(r),
-                }
-            }
-            gtp::ECHO_REQUEST => {
-                let m = gtp::echo_response(d.seq.unwrap_or(0), &mut out);
-                inner.send_n3(&out[..m], from);
-                inner.metrics.echo_answered.fetch_add(1, Ordering::Relaxed);
-            }
-            gtp::ECHO_RESPONSE | gtp::END_MARKER => {}
-            gtp::ERROR_INDICATION => {
-                if inner.log_limit.allow() {
-                    warn!(%from, info = ?gtp::parse_error_indication(pkt), "Error Indication received");
-                }
-            }
-            other => {
-                inner.metrics.drop(DropReason::Malformed);
-                if inner.log_limit.allow() {
-                    debug!(%from, msg_type = other, "unhandled GTP-U message");
-                }
-            }
-        }
-    }
-}
-
-fn downlink_loop(inner: &Inner) {
-    let h = gtp::HEADROOM;
-    let mut buf = vec![0u8; 65536 + h];
-    let mut scratch = vec![0u8; 65536 + h];
-    // The TUN is non-blocking: read until it is empty, poll only then (one
-    // syscall per packet under load instead of two).
-    let mut idle = true;
-    while !inner.stop.load(Ordering::Relaxed) {
-        if idle {
-            match inner.tun.wait_readable(Duration::from_millis(100)) {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(e) => {
-                    if inner.log_limit.allow() {
-                        warn!(error = %e, "TUN poll failed");
-                    }
-                    std::thread::sleep(Duration::from_millis(10));
-                    continue;
-                }
-            }
-        }
-        let n = match inner.tun.recv(&mut buf[h..]) {
-            Ok(n) => {
-                idle = false;
-                n
-            }
-            Err(e) => {
-                idle = true;
-                if e.kind() != io::ErrorKind::WouldBlock && inner.log_limit.allow() {
-                    warn!(error = %e, "TUN read failed");
-                }
-                continue;
-            }
-        };
-        inner.metrics.n6_rx.add(n);
-        let snap = inner.snapshot.load();
-        let now = Instant::now();
-        match snap.downlink(&buf[h..h + n], now, true) {
-            Verdict::Tunnel {
-                outer,
-                qfi,
-                session,
-            } => {
-                if session.buffered.load(Ordering::Acquire) {
-                    // A flush is pending: older packets go first.
-                    inner.flush(&snap, session, &mut scratch);
-                }
-                match gtp::encap_in_place(&mut buf, h, h + n, outer.teid, qfi) {
-                    Some(s) => inner.send_n3(&buf[s..h + n], outer.peer),
-                    None => inner.metrics.drop(DropReason::Malformed),
-                }
-            }
-            Verdict::ToN6 => {
-                // A downlink PDR forwarding back to N6 would loop; drop.
-                inner.metrics.drop(DropReason::FarDrop);
-            }
-            Verdict::Buffer(s) => {
-                if !s.buffer_packet(&buf[h..h + n]) {
-                    inner.metrics.drop(DropReason::BufferFull);
-                }
-            }
-            Verdict::Drop(r) => inner.metrics.drop(r),
         }
     }
 }

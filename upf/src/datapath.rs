@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::packet::FiveTuple;
+use crate::protect::Protected;
 use crate::rules::{Gate, OuterHeader, VolumeThreshold};
 use crate::sdf::{Direction, FlowDescription};
 
@@ -80,11 +81,18 @@ pub enum DropReason {
     BufferFull,
     /// Not parseable (bad GTP-U, not IPv4).
     Malformed,
+    /// A G-PDU for a known TEID from an address that is not the session's
+    /// tunnel peer on that side (for uplink: not the gNB its downlink FAR
+    /// sends to).
+    WrongSender,
+    /// An uplink packet for one of the UPF's own addresses or a protected
+    /// (core) network: never delivered.
+    ProtectedDestination,
 }
 
 impl DropReason {
     /// All reasons, in counter order.
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::UnknownTeid,
         DropReason::UnknownUe,
         DropReason::NoPdrMatch,
@@ -94,6 +102,8 @@ impl DropReason {
         DropReason::FarDrop,
         DropReason::BufferFull,
         DropReason::Malformed,
+        DropReason::WrongSender,
+        DropReason::ProtectedDestination,
     ];
     /// Label used in metrics.
     pub fn label(self) -> &'static str {
@@ -107,6 +117,8 @@ impl DropReason {
             DropReason::FarDrop => "far_drop",
             DropReason::BufferFull => "buffer_full",
             DropReason::Malformed => "malformed",
+            DropReason::WrongSender => "wrong_sender",
+            DropReason::ProtectedDestination => "protected_destination",
         }
     }
     fn index(self) -> usize {
@@ -129,10 +141,12 @@ pub struct Metrics {
     pub echo_answered: AtomicU64,
     /// Error Indications sent.
     pub error_indications: AtomicU64,
+    /// Error Indications not sent: the peer's token bucket was empty.
+    pub error_indications_suppressed: AtomicU64,
     /// End Markers sent.
     pub end_markers: AtomicU64,
     /// Drops, indexed like [`DropReason::ALL`].
-    pub drops: [AtomicU64; 9],
+    pub drops: [AtomicU64; DropReason::ALL.len()],
 }
 
 impl Metrics {
@@ -260,6 +274,11 @@ pub struct SessionShared {
     pub dropped: AtomicU64,
     /// Uplink packets dropped by anti-spoofing.
     pub spoofed: AtomicU64,
+    /// G-PDUs for this session's TEIDs from an address that is not its
+    /// tunnel's peer.
+    pub wrong_sender: AtomicU64,
+    /// Uplink packets for a protected destination.
+    pub protected_dst: AtomicU64,
     /// Downlink buffer (BUFF).
     pub buffer: Mutex<PacketBuffer>,
     /// Set while the buffer holds packets, so the forwarding path can check
@@ -285,6 +304,8 @@ impl SessionShared {
             dl: Counter::default(),
             dropped: AtomicU64::new(0),
             spoofed: AtomicU64::new(0),
+            wrong_sender: AtomicU64::new(0),
+            protected_dst: AtomicU64::new(0),
             buffer: Mutex::new(PacketBuffer::new(max_packets, max_bytes)),
             buffered: AtomicBool::new(false),
             dl_data_pending: AtomicBool::new(false),
@@ -538,6 +559,14 @@ pub struct CompiledPdr {
     pub direction: Direction,
     /// The session's UE address.
     pub ue_ip: Option<Ipv4Addr>,
+    /// For a PDR with a local F-TEID: the only addresses its G-PDUs are
+    /// accepted from (the session's tunnel peers on its source interface).
+    /// `None` until a FAR of the session first had an Outer Header
+    /// Creation towards that interface: the first uplink data may arrive
+    /// before the SMF tells the UPF the gNB's tunnel (TS 23.502 4.3.2.2.1,
+    /// steps 14 and 16), and is accepted from any address (the UE address
+    /// check still applies).
+    pub senders: Option<Arc<[Ipv4Addr]>>,
     /// FAR action.
     pub action: Action,
     /// QERs with this direction's gate.
@@ -621,6 +650,8 @@ pub struct Snapshot {
     pub uplink: UplinkMap,
     /// UE address -> PDRs, precedence order.
     pub downlink: DownlinkMap,
+    /// Destinations an uplink packet is never delivered to.
+    pub protected: Arc<Protected>,
 }
 
 impl Snapshot {
@@ -630,6 +661,7 @@ impl Snapshot {
             epoch,
             uplink: UplinkMap::new(),
             downlink: DownlinkMap::new(),
+            protected: Arc::new(Protected::none()),
         }
     }
 
@@ -639,6 +671,7 @@ impl Snapshot {
             epoch,
             uplink,
             downlink,
+            protected: Arc::new(Protected::none()),
         }
     }
 
@@ -667,12 +700,32 @@ impl Snapshot {
         self.uplink.contains_key(&teid)
     }
 
-    /// Decide what to do with the inner packet of a G-PDU received with
-    /// `teid` (and `qfi` from its PDU Session Container).
-    pub fn uplink(&self, teid: u32, qfi: Option<u8>, inner: &[u8], now: Instant) -> Verdict<'_> {
+    /// Decide what to do with the inner packet of a G-PDU received from
+    /// `from` with `teid` (and `qfi` from its PDU Session Container).
+    ///
+    /// In this order: the TEID must be known; `from` must be one of the
+    /// session's tunnel peers on the PDRs' source interface (for uplink,
+    /// the gNB its downlink FAR sends to); the inner packet must parse;
+    /// an uplink packet's source must be the session's UE address and its
+    /// destination must not be protected; then the PDRs decide.
+    pub fn uplink(
+        &self,
+        from: Ipv4Addr,
+        teid: u32,
+        qfi: Option<u8>,
+        inner: &[u8],
+        now: Instant,
+    ) -> Verdict<'_> {
         let Some(pdrs) = self.uplink.get(&teid) else {
             return Verdict::Drop(DropReason::UnknownTeid);
         };
+        if let Some(first) = pdrs.first() {
+            if first.senders.as_ref().is_some_and(|s| !s.contains(&from)) {
+                first.session.wrong_sender.fetch_add(1, Ordering::Relaxed);
+                first.session.dropped.fetch_add(1, Ordering::Relaxed);
+                return Verdict::Drop(DropReason::WrongSender);
+            }
+        }
         let Some(t) = FiveTuple::parse(inner) else {
             return Verdict::Drop(DropReason::Malformed);
         };
@@ -684,6 +737,11 @@ impl Snapshot {
                         first.session.dropped.fetch_add(1, Ordering::Relaxed);
                         return Verdict::Drop(DropReason::Spoofed);
                     }
+                }
+                if self.protected.contains(t.dst) {
+                    first.session.protected_dst.fetch_add(1, Ordering::Relaxed);
+                    first.session.dropped.fetch_add(1, Ordering::Relaxed);
+                    return Verdict::Drop(DropReason::ProtectedDestination);
                 }
             }
         }

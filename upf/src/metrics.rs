@@ -9,10 +9,12 @@ use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::daemon::Inner;
-use crate::datapath::{Counter, DropReason};
+use crate::datapath::{Counter, DropReason, SessionShared};
+use crate::session::PdrStats;
 
 /// Serve until `inner.stop`.
 pub fn serve(inner: &Inner, listener: TcpListener) {
@@ -27,12 +29,22 @@ pub fn serve(inner: &Inner, listener: TcpListener) {
     }
 }
 
+/// The whole of a request's reading and of its answer's writing: a client
+/// that sends or reads slowly holds the (single) server thread at most this
+/// long.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
+
 fn handle(inner: &Inner, mut s: TcpStream) {
     let _ = s.set_nonblocking(false);
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let deadline = Instant::now() + REQUEST_DEADLINE;
+    let _ = s.set_write_timeout(Some(REQUEST_DEADLINE));
     let mut req = [0u8; 2048];
     let mut n = 0;
     while n < req.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || s.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
         match s.read(&mut req[n..]) {
             Ok(0) | Err(_) => break,
             Ok(k) => {
@@ -92,6 +104,10 @@ pub fn prometheus(inner: &Inner) -> String {
     for (name, v) in [
         ("echo_answered_total", &m.echo_answered),
         ("error_indications_sent_total", &m.error_indications),
+        (
+            "error_indications_suppressed_total",
+            &m.error_indications_suppressed,
+        ),
         ("end_markers_sent_total", &m.end_markers),
     ] {
         let _ = writeln!(o, "# TYPE upf_{name} counter");
@@ -102,12 +118,12 @@ pub fn prometheus(inner: &Inner) -> String {
     for (k, v) in pfcp.snapshot() {
         let _ = writeln!(o, "upf_pfcp_messages_total{{kind=\"{k}\"}} {v}");
     }
-    let t = inner.table();
+    let rows = session_rows(inner);
     let _ = writeln!(o, "# TYPE upf_sessions gauge");
-    let _ = writeln!(o, "upf_sessions {}", t.len());
+    let _ = writeln!(o, "upf_sessions {}", rows.len());
     let _ = writeln!(o, "# TYPE upf_session_packets_total counter");
-    for s in t.sessions() {
-        let seid = s.local_seid;
+    for s in &rows {
+        let seid = s.seid;
         let sh = &s.shared;
         counter(
             &mut o,
@@ -133,10 +149,20 @@ pub fn prometheus(inner: &Inner) -> String {
         );
         let _ = writeln!(
             o,
+            "upf_session_wrong_sender_total{{seid=\"{seid}\"}} {}",
+            sh.wrong_sender.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "upf_session_protected_destination_total{{seid=\"{seid}\"}} {}",
+            sh.protected_dst.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            o,
             "upf_session_buffered{{seid=\"{seid}\"}} {}",
             sh.buffered_len()
         );
-        for p in s.pdr_stats() {
+        for p in &s.pdrs {
             let _ = writeln!(
                 o,
                 "upf_pdr_packets_total{{seid=\"{seid}\",pdr=\"{}\"}} {}",
@@ -150,6 +176,32 @@ pub fn prometheus(inner: &Inner) -> String {
         }
     }
     o
+}
+
+/// What the pages show of one session, taken under the table's lock and
+/// formatted after it is released (the control plane waits only for the
+/// copy, not for the text).
+struct SessionRow {
+    seid: u64,
+    ue: Option<std::net::Ipv4Addr>,
+    shared: Arc<SessionShared>,
+    pdrs: Vec<PdrStats>,
+}
+
+fn session_rows(inner: &Inner) -> Vec<SessionRow> {
+    let mut rows: Vec<SessionRow> = {
+        let t = inner.table();
+        t.sessions()
+            .map(|s| SessionRow {
+                seid: s.local_seid,
+                ue: s.ue_ip(),
+                shared: s.shared.clone(),
+                pdrs: s.pdr_stats(),
+            })
+            .collect()
+    };
+    rows.sort_by_key(|r| r.seid);
+    rows
 }
 
 /// Human-readable summary.
@@ -175,24 +227,22 @@ pub fn stats_text(inner: &Inner) -> String {
     for r in DropReason::ALL {
         let _ = writeln!(o, "  {:<14} {}", r.label(), m.drops_of(r));
     }
-    let t = inner.table();
-    let _ = writeln!(o, "sessions: {}", t.len());
+    let rows = session_rows(inner);
+    let _ = writeln!(o, "sessions: {}", rows.len());
     let _ = writeln!(
         o,
         "{:>18} {:>15} {:>10} {:>12} {:>10} {:>12} {:>8} {:>8}",
         "seid", "ue", "ul_pkts", "ul_bytes", "dl_pkts", "dl_bytes", "dropped", "spoofed"
     );
-    let mut ss: Vec<_> = t.sessions().collect();
-    ss.sort_by_key(|s| s.local_seid);
-    for s in ss {
+    for s in &rows {
         let sh = &s.shared;
         let (ulp, ulb) = sh.ul.get();
         let (dlp, dlb) = sh.dl.get();
-        let ue = s.ue_ip().map_or("-".to_string(), |a| a.to_string());
+        let ue = s.ue.map_or("-".to_string(), |a| a.to_string());
         let _ = writeln!(
             o,
             "{:>#18x} {ue:>15} {ulp:>10} {ulb:>12} {dlp:>10} {dlb:>12} {:>8} {:>8}",
-            s.local_seid,
+            s.seid,
             sh.dropped.load(Ordering::Relaxed),
             sh.spoofed.load(Ordering::Relaxed)
         );

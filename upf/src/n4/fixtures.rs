@@ -97,3 +97,22 @@ pub fn paging_session(
         ..Default::default()
     }
 }
+
+/// The gNB the tests point downlink FARs at (and send uplink from).
+pub const GNB: Ipv4Addr = Ipv4Addr::new(10, 0, 3, 1);
+
+/// Update FAR 2 of [`paging_session`] to forward to [`GNB`] with `teid`:
+/// the modification that tells the UPF the session's gNB (whose uplink
+/// it then accepts).
+pub fn dl_far_to_gnb(teid: u32) -> Vec<pfcp::UpdateFar> {
+    vec![pfcp::UpdateFar {
+        far_id: 2,
+        apply_action: Some(pfcp::ApplyAction::FORW),
+        update_forwarding_parameters: Some(pfcp::UpdateForwardingParameters {
+            destination_interface: Some(pfcp::DestinationInterface::Access),
+            outer_header_creation: Some(pfcp::OuterHeaderCreation::gtpu_ipv4(teid, GNB)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }]
+}

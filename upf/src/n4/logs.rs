@@ -1,4 +1,5 @@
-//! Rate limits for the log lines a peer's input can cause: at most a few
+//! Rate limits for the log lines a peer's input can cause (on N4, and on
+//! N3 through the daemon's shared limiter): at most a few
 //! lines per second for each cause, the rest counted and said in the next
 //! line of that cause ("N suppressed"), or in a summary line once the
 //! second is over and nothing else came. Time is the caller's `now`.
@@ -23,14 +24,30 @@ pub enum LogCause {
     EstablishmentRefused,
     /// A Session Modification refused.
     ModificationRefused,
+    /// N3: a datagram that is not GTP-U we can decode.
+    GtpuMalformed,
+    /// N3: a G-PDU for a known TEID from another address than the session's
+    /// tunnel peer.
+    WrongSender,
+    /// N3: an uplink packet for the UPF itself or a protected network.
+    ProtectedDestination,
+    /// N3: a G-PDU for a TEID no session owns.
+    UnknownTeid,
+    /// N3: an Error Indication received.
+    ErrorIndication,
 }
 
 impl LogCause {
-    const ALL: [LogCause; 4] = [
+    const ALL: [LogCause; 9] = [
         LogCause::Malformed,
         LogCause::WrongPeer,
         LogCause::EstablishmentRefused,
         LogCause::ModificationRefused,
+        LogCause::GtpuMalformed,
+        LogCause::WrongSender,
+        LogCause::ProtectedDestination,
+        LogCause::UnknownTeid,
+        LogCause::ErrorIndication,
     ];
 
     fn index(self) -> usize {
@@ -44,6 +61,11 @@ impl LogCause {
             LogCause::WrongPeer => "PFCP request from the wrong peer",
             LogCause::EstablishmentRefused => "session establishment refused",
             LogCause::ModificationRefused => "session modification refused",
+            LogCause::GtpuMalformed => "malformed GTP-U datagram",
+            LogCause::WrongSender => "G-PDU from an address that is not the tunnel's peer",
+            LogCause::ProtectedDestination => "uplink packet for a protected destination",
+            LogCause::UnknownTeid => "G-PDU for an unknown TEID",
+            LogCause::ErrorIndication => "Error Indication received",
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use wire::pfcp::{self, Message, MessageBody};
 
+use super::fixtures::GNB;
 use super::*;
 use crate::datapath::Verdict;
 use crate::packet::build_udp;
@@ -1001,6 +1002,17 @@ fn volume_threshold_report_reaches_the_smf_among_many_sessions() {
         total: Some(1000),
         ..Default::default()
     });
+    // The downlink goes to the gNB the uplink comes from.
+    r.create_fars[1] = pfcp::CreateFar {
+        far_id: 2,
+        apply_action: pfcp::ApplyAction::FORW,
+        forwarding_parameters: Some(pfcp::ForwardingParameters {
+            destination_interface: pfcp::DestinationInterface::Access,
+            outer_header_creation: Some(pfcp::OuterHeaderCreation::gtpu_ipv4(1, GNB)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
     let m = sim.session_req(smf_addr(1), 0, r);
     let MessageBody::SessionEstablishmentResponse(e) = m.body else {
         panic!("{m:?}")
@@ -1012,7 +1024,7 @@ fn volume_threshold_report_reaches_the_smf_among_many_sessions() {
         let pkt = build_udp(ue(cp), 6000, SRV, 5000, &vec![0u8; payload]);
         let snap = sim.table.snapshot();
         assert!(matches!(
-            snap.uplink(teid, None, &pkt, sim.now),
+            snap.uplink(GNB, teid, None, &pkt, sim.now),
             Verdict::ToN6
         ));
         pkt.len() as u64

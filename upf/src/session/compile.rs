@@ -59,6 +59,9 @@ pub(super) fn compile(s: &Session) -> CompiledSession {
             sdf: p.pdi.sdf_filters.clone(),
             direction,
             ue_ip,
+            senders: e
+                .teid
+                .and_then(|_| s.senders.get(&p.pdi.source_interface).cloned()),
             action,
             qers,
             urrs: p

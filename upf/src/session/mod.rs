@@ -24,7 +24,9 @@ use std::time::Instant;
 use crate::datapath::{
     CompiledSession, Counter, DataSignals, QerState, SessionShared, Snapshot, UrrState,
 };
-use crate::rules::{ie_type, Cause, Far, FarAction, Modification, Pdr, Qer, SessionRules, Urr};
+use crate::rules::{
+    ie_type, Cause, Far, FarAction, Interface, Modification, Pdr, Qer, SessionRules, Urr,
+};
 
 /// Limits a session request is checked against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,6 +170,12 @@ pub struct Session {
     qers: BTreeMap<u32, (Qer, Arc<QerState>)>,
     urrs: BTreeMap<u32, UrrEntry>,
     choose: HashMap<u8, u32>,
+    /// Per source interface, the addresses this session's G-PDUs are
+    /// accepted from: the peers of its FARs' Outer Header Creation towards
+    /// that interface (for Access: the gNB). Learnt when a change commits;
+    /// kept while no FAR points at that side any more (BUFF or DROP during
+    /// idle or a path switch), replaced by the next Outer Header Creation.
+    senders: HashMap<Interface, Arc<[Ipv4Addr]>>,
     seqn: u32,
     /// Shared with the data path.
     pub shared: Arc<SessionShared>,
@@ -216,6 +224,35 @@ impl Session {
     pub fn pdr_count(&self) -> usize {
         self.pdrs.len()
     }
+    /// The addresses G-PDUs for PDRs with source interface `iface` are
+    /// accepted from; `None` while no FAR ever had an Outer Header Creation
+    /// towards it (any address then, see [`CompiledPdr::senders`]).
+    ///
+    /// [`CompiledPdr::senders`]: crate::datapath::CompiledPdr::senders
+    pub fn senders(&self, iface: Interface) -> Option<&[Ipv4Addr]> {
+        self.senders.get(&iface).map(|v| &v[..])
+    }
+
+    /// Learn the tunnel peers of the FARs as they are now (see `senders`).
+    fn learn_senders(&mut self) {
+        let mut now: HashMap<Interface, Vec<Ipv4Addr>> = HashMap::new();
+        for f in self.fars.values() {
+            if let FarAction::Forward {
+                destination,
+                outer_header: Some(o),
+            } = &f.action
+            {
+                let v = now.entry(*destination).or_default();
+                if !v.contains(o.peer.ip()) {
+                    v.push(*o.peer.ip());
+                }
+            }
+        }
+        for (iface, v) in now {
+            self.senders.insert(iface, v.into());
+        }
+    }
+
     /// Per-PDR counters.
     pub fn pdr_stats(&self) -> Vec<PdrStats> {
         self.pdrs
@@ -374,6 +411,12 @@ impl SessionTable {
         }
     }
 
+    /// Protect these destinations in every snapshot from now on (the UPF's
+    /// own addresses and the core's networks, see [`crate::protect`]).
+    pub fn set_protected(&mut self, p: crate::protect::Protected) {
+        self.current.protected = Arc::new(p);
+    }
+
     /// Start TEID allocation at `base` (a restarted UPF should not hand out
     /// the TEIDs of its previous life to new sessions right away).
     pub fn set_teid_base(&mut self, base: u32) {
@@ -449,6 +492,7 @@ impl SessionTable {
             qers: BTreeMap::new(),
             urrs: BTreeMap::new(),
             choose: HashMap::new(),
+            senders: HashMap::new(),
             seqn: 0,
             shared: Arc::new(SessionShared::new(
                 seid,
@@ -463,6 +507,7 @@ impl SessionTable {
         };
         let (created, fx) = self.apply(&mut s, m, now)?;
         Self::commit(&mut s, fx, now);
+        s.learn_senders();
         for t in s.teids() {
             self.teid_owner.insert(t, seid);
         }
@@ -502,6 +547,7 @@ impl SessionTable {
         let query = m.query_urrs.clone();
         let (created, fx) = self.apply(&mut s, m, now)?;
         let mut reports = Self::commit(&mut s, fx, now);
+        s.learn_senders();
         for id in query {
             if let Some(r) = s.report(id, ReportTrigger::Query, now) {
                 reports.push(r);
@@ -590,7 +636,9 @@ impl SessionTable {
         self.ue_owner.clear();
         self.compiled.clear();
         self.periods.clear();
+        let protected = self.current.protected.clone();
         self.current = Snapshot::empty(self.epoch);
+        self.current.protected = protected;
     }
 
     /// Usage reports due at `now` (volume threshold reached, period over),
@@ -694,6 +742,7 @@ impl SessionTable {
     /// the benchmark's baseline. O(sessions).
     pub fn rebuild_snapshot(&self) -> Snapshot {
         let mut snap = Snapshot::empty(self.epoch);
+        snap.protected = self.current.protected.clone();
         for s in self.sessions.values() {
             snap.insert_session(&compile::compile(s));
         }
@@ -721,3 +770,5 @@ mod compile;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_isolation;

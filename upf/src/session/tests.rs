@@ -7,18 +7,21 @@ use crate::rules::{FTeidSpec, FarAction, Gate, Interface, OuterHeader, Pdi, Qer,
 use crate::sdf::FlowDescription;
 use std::time::Duration;
 
-const UE: Ipv4Addr = Ipv4Addr::new(10, 60, 0, 1);
-const SRV: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 5);
-const N3: Ipv4Addr = Ipv4Addr::new(10, 0, 3, 2);
+pub(super) const UE: Ipv4Addr = Ipv4Addr::new(10, 60, 0, 1);
+pub(super) const SRV: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 5);
+pub(super) const N3: Ipv4Addr = Ipv4Addr::new(10, 0, 3, 2);
 
-fn gnb(teid: u32) -> OuterHeader {
+/// The gNB the downlink FARs of [`to_gnb`] send to.
+pub(super) const GNB: Ipv4Addr = Ipv4Addr::new(10, 0, 3, 1);
+
+pub(super) fn gnb(teid: u32) -> OuterHeader {
     OuterHeader {
         teid,
-        peer: SocketAddrV4::new(Ipv4Addr::new(10, 0, 3, 1), 2152),
+        peer: SocketAddrV4::new(GNB, 2152),
     }
 }
 
-fn ul_pdr(id: u16, prec: u32, far: u32, sdf: &[&str]) -> Pdr {
+pub(super) fn ul_pdr(id: u16, prec: u32, far: u32, sdf: &[&str]) -> Pdr {
     Pdr {
         id,
         precedence: prec,
@@ -40,7 +43,7 @@ fn ul_pdr(id: u16, prec: u32, far: u32, sdf: &[&str]) -> Pdr {
     }
 }
 
-fn dl_pdr(id: u16, prec: u32, far: u32) -> Pdr {
+pub(super) fn dl_pdr(id: u16, prec: u32, far: u32) -> Pdr {
     Pdr {
         id,
         precedence: prec,
@@ -59,7 +62,7 @@ fn dl_pdr(id: u16, prec: u32, far: u32) -> Pdr {
     }
 }
 
-fn far(id: u32, action: FarAction) -> Far {
+pub(super) fn far(id: u32, action: FarAction) -> Far {
     Far { id, action }
 }
 
@@ -70,7 +73,7 @@ fn to_n6() -> FarAction {
     }
 }
 
-fn to_gnb(teid: u32) -> FarAction {
+pub(super) fn to_gnb(teid: u32) -> FarAction {
     FarAction::Forward {
         destination: Interface::Access,
         outer_header: Some(gnb(teid)),
@@ -78,7 +81,7 @@ fn to_gnb(teid: u32) -> FarAction {
 }
 
 /// A session with UL PDR 1 -> FAR 1 (N6) and DL PDR 2 -> FAR 2.
-fn basic(dl_action: FarAction) -> SessionRules {
+pub(super) fn basic(dl_action: FarAction) -> SessionRules {
     SessionRules {
         pdrs: vec![ul_pdr(1, 100, 1, &[]), dl_pdr(2, 100, 2)],
         fars: vec![far(1, to_n6()), far(2, dl_action)],
@@ -86,12 +89,12 @@ fn basic(dl_action: FarAction) -> SessionRules {
     }
 }
 
-fn table() -> (SessionTable, Instant) {
+pub(super) fn table() -> (SessionTable, Instant) {
     let t0 = Instant::now();
     (SessionTable::new(Limits::default(), N3, t0), t0)
 }
 
-fn up(sport: u16, dport: u16) -> Vec<u8> {
+pub(super) fn up(sport: u16, dport: u16) -> Vec<u8> {
     build_udp(UE, sport, SRV, dport, &[0u8; 72])
 }
 fn down(sport: u16, dport: u16) -> Vec<u8> {
@@ -108,9 +111,12 @@ fn establish_chooses_teid_and_forwards_uplink() {
     assert_ne!(c.teid, 0);
     let snap = t.snapshot();
     let p = up(1000, 2000);
-    assert!(matches!(snap.uplink(c.teid, None, &p, now), Verdict::ToN6));
     assert!(matches!(
-        snap.uplink(c.teid + 1, None, &p, now),
+        snap.uplink(GNB, c.teid, None, &p, now),
+        Verdict::ToN6
+    ));
+    assert!(matches!(
+        snap.uplink(GNB, c.teid + 1, None, &p, now),
         Verdict::Drop(DropReason::UnknownTeid)
     ));
     let s = t.session(e.local_seid).expect("exists");
@@ -121,7 +127,7 @@ fn establish_chooses_teid_and_forwards_uplink() {
 #[test]
 fn same_choose_id_same_teid_different_id_different_teid() {
     let (mut t, now) = table();
-    let mut r = basic(to_n6());
+    let mut r = basic(to_gnb(9));
     let mut p3 = ul_pdr(3, 50, 1, &["permit out 17 from any to assigned"]);
     p3.pdi.local_fteid = Some(FTeidSpec::Choose(Some(1)));
     let mut p4 = ul_pdr(4, 60, 1, &[]);
@@ -139,7 +145,7 @@ fn same_choose_id_same_teid_different_id_different_teid() {
     assert_eq!(teid(1), teid(3));
     assert_ne!(teid(1), teid(4));
     // A second session gets fresh TEIDs.
-    let mut r2 = basic(to_n6());
+    let mut r2 = basic(to_gnb(9));
     for p in &mut r2.pdrs {
         p.pdi.ue_ip = Some(Ipv4Addr::new(10, 60, 0, 2));
     }
@@ -150,7 +156,7 @@ fn same_choose_id_same_teid_different_id_different_teid() {
 #[test]
 fn sdf_precedence_lowest_value_wins() {
     let (mut t, now) = table();
-    let mut r = basic(to_n6());
+    let mut r = basic(to_gnb(9));
     // PDR 10 (prec 10): UDP to port 5001 -> FAR 3 (drop).
     // PDR 11 (prec 20): UDP to ports 5000-5010 -> FAR 4 (to a tunnel).
     // PDR 1 (prec 100): everything -> N6.
@@ -172,15 +178,15 @@ fn sdf_precedence_lowest_value_wins() {
     let teid = e.created[0].teid;
     let snap = t.snapshot();
     assert!(matches!(
-        snap.uplink(teid, None, &up(1, 5001), now),
+        snap.uplink(GNB, teid, None, &up(1, 5001), now),
         Verdict::Drop(DropReason::FarDrop)
     ));
     assert!(matches!(
-        snap.uplink(teid, None, &up(1, 5002), now),
+        snap.uplink(GNB, teid, None, &up(1, 5002), now),
         Verdict::Tunnel { outer, .. } if outer.teid == 99
     ));
     assert!(matches!(
-        snap.uplink(teid, None, &up(1, 6000), now),
+        snap.uplink(GNB, teid, None, &up(1, 6000), now),
         Verdict::ToN6
     ));
     // The per-PDR counters say which PDR matched.
@@ -192,7 +198,7 @@ fn sdf_precedence_lowest_value_wins() {
 #[test]
 fn precedence_swapped_changes_winner() {
     let (mut t, now) = table();
-    let mut r = basic(to_n6());
+    let mut r = basic(to_gnb(9));
     r.pdrs[0].precedence = 5; // catch-all now beats the specific one
     r.pdrs.push(ul_pdr(
         10,
@@ -204,7 +210,7 @@ fn precedence_swapped_changes_winner() {
     let e = t.establish(1, r, now).expect("established");
     let snap = t.snapshot();
     assert!(matches!(
-        snap.uplink(e.created[0].teid, None, &up(1, 5001), now),
+        snap.uplink(GNB, e.created[0].teid, None, &up(1, 5001), now),
         Verdict::ToN6
     ));
 }
@@ -212,21 +218,21 @@ fn precedence_swapped_changes_winner() {
 #[test]
 fn qfi_must_match_when_set() {
     let (mut t, now) = table();
-    let mut r = basic(to_n6());
+    let mut r = basic(to_gnb(9));
     r.pdrs[0].pdi.qfi = Some(9);
     let e = t.establish(1, r, now).expect("established");
     let snap = t.snapshot();
     let teid = e.created[0].teid;
     assert!(matches!(
-        snap.uplink(teid, Some(9), &up(1, 2), now),
+        snap.uplink(GNB, teid, Some(9), &up(1, 2), now),
         Verdict::ToN6
     ));
     assert!(matches!(
-        snap.uplink(teid, Some(8), &up(1, 2), now),
+        snap.uplink(GNB, teid, Some(8), &up(1, 2), now),
         Verdict::Drop(DropReason::NoPdrMatch)
     ));
     assert!(matches!(
-        snap.uplink(teid, None, &up(1, 2), now),
+        snap.uplink(GNB, teid, None, &up(1, 2), now),
         Verdict::Drop(DropReason::NoPdrMatch)
     ));
 }
@@ -234,11 +240,11 @@ fn qfi_must_match_when_set() {
 #[test]
 fn anti_spoofing_drops_and_counts() {
     let (mut t, now) = table();
-    let e = t.establish(1, basic(to_n6()), now).expect("established");
+    let e = t.establish(1, basic(to_gnb(9)), now).expect("established");
     let snap = t.snapshot();
     let spoofed = build_udp(Ipv4Addr::new(10, 60, 0, 99), 1, SRV, 2, b"x");
     assert!(matches!(
-        snap.uplink(e.created[0].teid, None, &spoofed, now),
+        snap.uplink(GNB, e.created[0].teid, None, &spoofed, now),
         Verdict::Drop(DropReason::Spoofed)
     ));
     let s = t.session(e.local_seid).expect("exists");
@@ -249,7 +255,7 @@ fn anti_spoofing_drops_and_counts() {
         "spoofed packet not counted as matched"
     );
     assert!(matches!(
-        snap.uplink(e.created[0].teid, None, b"garbage", now),
+        snap.uplink(GNB, e.created[0].teid, None, b"garbage", now),
         Verdict::Drop(DropReason::Malformed)
     ));
 }
@@ -422,7 +428,7 @@ fn qer_gate_and_mbr_per_direction() {
     let e = t.establish(1, r, now).expect("established");
     let snap = t.snapshot();
     assert!(matches!(
-        snap.uplink(e.created[0].teid, None, &up(1, 2), now),
+        snap.uplink(GNB, e.created[0].teid, None, &up(1, 2), now),
         Verdict::Drop(DropReason::GateClosed)
     ));
     // Offer 10 MB/s downlink for 1 virtual second: about 1 MB passes.
@@ -454,7 +460,7 @@ fn qer_gate_and_mbr_per_direction() {
     .expect("modified");
     let snap = t.snapshot();
     assert!(matches!(
-        snap.uplink(e.created[0].teid, None, &up(1, 2), now),
+        snap.uplink(GNB, e.created[0].teid, None, &up(1, 2), now),
         Verdict::ToN6
     ));
 }
@@ -479,7 +485,7 @@ fn urr_threshold_period_query_and_termination() {
     let u = up(1, 2); // 100 bytes
     let d = down(2, 1);
     for _ in 0..4 {
-        snap.uplink(teid, None, &u, t0);
+        snap.uplink(GNB, teid, None, &u, t0);
     }
     snap.downlink(&d, t0, true);
     assert_eq!(t.poll_reports(t0), vec![], "500 bytes < 1000");
@@ -498,7 +504,7 @@ fn urr_threshold_period_query_and_termination() {
     assert_eq!((r0.seid, r0.remote_seid, r0.seqn), (e.local_seid, 9, 1));
     assert_eq!(t.poll_reports(t1), vec![], "counters reset");
     // Period report at t0 + 10 s.
-    snap.uplink(teid, None, &u, t1);
+    snap.uplink(GNB, teid, None, &u, t1);
     assert_eq!(t.poll_timeout(), Some(t0 + Duration::from_secs(10)));
     let reps = t.poll_reports(t0 + Duration::from_secs(10));
     assert_eq!(reps.len(), 1);
@@ -523,7 +529,7 @@ fn urr_threshold_period_query_and_termination() {
         (ReportTrigger::Query, 100)
     );
     // Termination report on deletion.
-    snap.uplink(teid, None, &u, t1);
+    snap.uplink(GNB, teid, None, &u, t1);
     let fin = t.delete(e.local_seid, t1).expect("deleted");
     assert_eq!(fin.len(), 1);
     assert_eq!(
@@ -547,16 +553,16 @@ fn limits_refused_with_causes() {
         N3,
         t0,
     );
-    let mut r = basic(to_n6());
+    let mut r = basic(to_gnb(9));
     r.pdrs.push(ul_pdr(3, 1, 1, &[]));
     let e = t.establish(1, r, t0).expect_err("3 PDRs > 2");
     assert_eq!(
         (e.cause, e.offending_ie),
         (Cause::NoResourcesAvailable, Some(ie_type::CREATE_PDR))
     );
-    t.establish(1, basic(to_n6()), t0).expect("fits");
+    t.establish(1, basic(to_gnb(9)), t0).expect("fits");
     let e = t
-        .establish(2, basic(to_n6()), t0)
+        .establish(2, basic(to_gnb(9)), t0)
         .expect_err("1 session max");
     assert_eq!(e.cause, Cause::NoResourcesAvailable);
 }
@@ -564,7 +570,7 @@ fn limits_refused_with_causes() {
 #[test]
 fn bad_references_and_unknown_session() {
     let (mut t, now) = table();
-    let mut r = basic(to_n6());
+    let mut r = basic(to_gnb(9));
     r.pdrs[0].far_id = 42;
     let e = t.establish(1, r, now).expect_err("missing FAR");
     assert_eq!(
@@ -574,7 +580,7 @@ fn bad_references_and_unknown_session() {
             Some(ie_type::FAR_ID)
         )
     );
-    let mut r = basic(to_n6());
+    let mut r = basic(to_gnb(9));
     r.pdrs[0].qer_ids = vec![3];
     assert_eq!(
         t.establish(1, r, now)
@@ -582,7 +588,7 @@ fn bad_references_and_unknown_session() {
             .offending_ie,
         Some(ie_type::QER_ID)
     );
-    let mut r = basic(to_n6());
+    let mut r = basic(to_gnb(9));
     r.pdrs[0].urr_ids = vec![3];
     assert_eq!(
         t.establish(1, r, now)
@@ -628,11 +634,13 @@ fn failed_modification_changes_nothing() {
 #[test]
 fn teid_and_ue_conflicts_between_sessions() {
     let (mut t, now) = table();
-    let mut r = basic(to_n6());
+    let mut r = basic(to_gnb(9));
     r.pdrs[0].pdi.local_fteid = Some(FTeidSpec::Given(500));
     t.establish(1, r.clone(), now).expect("established");
     // Same UE address.
-    let e = t.establish(2, basic(to_n6()), now).expect_err("UE in use");
+    let e = t
+        .establish(2, basic(to_gnb(9)), now)
+        .expect_err("UE in use");
     assert_eq!(e.cause, Cause::RuleCreationModificationFailure);
     // Same given TEID, other UE.
     for p in &mut r.pdrs {
@@ -645,7 +653,7 @@ fn teid_and_ue_conflicts_between_sessions() {
 #[test]
 fn create_and_remove_pdrs_in_modification() {
     let (mut t, now) = table();
-    let e = t.establish(1, basic(to_n6()), now).expect("established");
+    let e = t.establish(1, basic(to_gnb(9)), now).expect("established");
     let mut p = ul_pdr(5, 1, 3, &["permit out 6 from any to assigned"]);
     p.pdi.local_fteid = Some(FTeidSpec::Choose(Some(1)));
     let m = Modification {
@@ -668,7 +676,7 @@ fn create_and_remove_pdrs_in_modification() {
         p
     };
     assert!(matches!(
-        snap.uplink(e.created[0].teid, None, &tcp, now),
+        snap.uplink(GNB, e.created[0].teid, None, &tcp, now),
         Verdict::Drop(DropReason::FarDrop)
     ));
     t.modify(
@@ -681,7 +689,7 @@ fn create_and_remove_pdrs_in_modification() {
     )
     .expect("removed");
     assert!(matches!(
-        t.snapshot().uplink(e.created[0].teid, None, &tcp, now),
+        t.snapshot().uplink(GNB, e.created[0].teid, None, &tcp, now),
         Verdict::ToN6
     ));
 }
@@ -755,7 +763,7 @@ fn modified_session_visible_others_unchanged_and_shared() {
     // Traffic through the old snapshot, counted before the change.
     let ul = build_udp(ue_n(2), 1, SRV, 2, &[0u8; 50]);
     assert!(matches!(
-        before.uplink(ids[1].1, None, &ul, now),
+        before.uplink(GNB, ids[1].1, None, &ul, now),
         Verdict::ToN6
     ));
     let (b_seid, b_teid) = ids[1];
@@ -787,7 +795,7 @@ fn modified_session_visible_others_unchanged_and_shared() {
     // Counters survive the recompilation: a packet through the new
     // snapshot adds to the same session and PDR counters.
     assert!(matches!(
-        after.uplink(b_teid, None, &ul, now),
+        after.uplink(GNB, b_teid, None, &ul, now),
         Verdict::ToN6
     ));
     let s = t.session(b_seid).expect("exists");
@@ -814,7 +822,7 @@ fn deleted_session_gone_from_both_indexes() {
     assert!(t.compiled(b.local_seid).is_none());
     let ul = build_udp(ue_n(2), 1, SRV, 2, &[0u8; 50]);
     assert!(matches!(
-        snap.uplink(b_teid, None, &ul, now),
+        snap.uplink(GNB, b_teid, None, &ul, now),
         Verdict::Drop(DropReason::UnknownTeid)
     ));
     assert_eq!(dl_teid_of(&snap, ue_n(2), now), None);
@@ -883,16 +891,16 @@ fn teid_moved_between_sessions() {
     let ul_b = build_udp(ue_n(2), 1, SRV, 2, &[0u8; 50]);
     let ul_a = build_udp(ue_n(1), 1, SRV, 2, &[0u8; 50]);
     assert!(matches!(
-        snap.uplink(0x100, None, &ul_b, now),
+        snap.uplink(GNB, 0x100, None, &ul_b, now),
         Verdict::ToN6
     ));
     // A's traffic on its old TEID is now spoofed (B's UE check).
     assert!(matches!(
-        snap.uplink(0x100, None, &ul_a, now),
+        snap.uplink(GNB, 0x100, None, &ul_a, now),
         Verdict::Drop(DropReason::Spoofed)
     ));
     assert!(matches!(
-        snap.uplink(0x300, None, &ul_a, now),
+        snap.uplink(GNB, 0x300, None, &ul_a, now),
         Verdict::ToN6
     ));
     assert_incremental_is_rebuild(&t);
@@ -1038,8 +1046,8 @@ fn threshold_signals_are_checked_against_the_current_urr() {
     let teid = e.created[0].teid;
     let snap = t.snapshot();
     let u = up(1, 2); // 100 bytes
-    snap.uplink(teid, None, &u, t0);
-    snap.uplink(teid, None, &u, t0);
+    snap.uplink(GNB, teid, None, &u, t0);
+    snap.uplink(GNB, teid, None, &u, t0);
     let t10 = t0 + Duration::from_secs(10);
     let reps = t.poll_reports(t10);
     assert_eq!(reps.len(), 1, "{reps:?}");
@@ -1050,7 +1058,7 @@ fn threshold_signals_are_checked_against_the_current_urr() {
     assert_eq!(reps[0].trigger, ReportTrigger::Period);
     // Threshold queued, then the URR removed: its termination report is
     // the last one.
-    snap.uplink(teid, None, &u, t10);
+    snap.uplink(GNB, teid, None, &u, t10);
     let m = Modification {
         remove_urrs: vec![1],
         update_pdrs: vec![ul_pdr(1, 100, 1, &[])],

@@ -7,6 +7,7 @@ use std::io;
 use std::sync::Mutex;
 
 use super::*;
+use crate::n4::fixtures::{dl_far_to_gnb, GNB};
 
 /// The session's whole state as the node and the table hold it: rules,
 /// counters, token buckets, URR thresholds and counters (their Debug
@@ -62,6 +63,7 @@ fn refused_modification_mixing_valid_and_invalid_ies_changes_nothing() {
                 qer_ids: vec![1],
                 ..Default::default()
             }],
+            update_fars: dl_far_to_gnb(0x98),
             ..Default::default()
         },
     );
@@ -70,7 +72,7 @@ fn refused_modification_mixing_valid_and_invalid_ies_changes_nothing() {
     let snap = sim.table.snapshot();
     let pkt = build_udp(ue(0x30), 6000, SRV, 5000, &[7; 100]);
     for _ in 0..5 {
-        let v = snap.uplink(teid, None, &pkt, sim.now);
+        let v = snap.uplink(GNB, teid, None, &pkt, sim.now);
         assert!(matches!(v, Verdict::ToN6), "forwarded");
     }
     sim.take_events();
@@ -113,19 +115,7 @@ fn refused_modification_mixing_valid_and_invalid_ies_changes_nothing() {
                 urr_id: 1,
                 ..Default::default()
             }],
-            update_fars: vec![pfcp::UpdateFar {
-                far_id: 2,
-                apply_action: Some(pfcp::ApplyAction::FORW),
-                update_forwarding_parameters: Some(pfcp::UpdateForwardingParameters {
-                    destination_interface: Some(pfcp::DestinationInterface::Access),
-                    outer_header_creation: Some(pfcp::OuterHeaderCreation::gtpu_ipv4(
-                        0x99,
-                        Ipv4Addr::new(10, 0, 3, 1),
-                    )),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }],
+            update_fars: dl_far_to_gnb(0x99),
             create_pdrs: vec![bad_pdr],
             ..Default::default()
         },

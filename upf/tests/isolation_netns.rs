@@ -1,0 +1,162 @@
+//! Issue 13 items 1 and 4 in real namespaces: a G-PDU with a valid uplink
+//! TEID from another address than the session's gNB is not forwarded, and
+//! a UE's packet for a core address (the N3 subnet, the UPF's own
+//! addresses) is never delivered, whatever the UPF's routes say.
+
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::time::Duration;
+
+use common::*;
+use upf::datapath::DropReason;
+use upf::gtp;
+use upf::packet::build_udp;
+use upf::rules::*;
+
+const GNB_TEID: u32 = 0x100;
+/// A second address on the gNB's N3 link: a rogue host on the n3 switch.
+const ROGUE: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 66);
+
+/// A session whose downlink goes to the gNB: (local SEID, uplink TEID).
+fn session(bed: &Bed) -> (u64, u32) {
+    let pdr = |id, iface, fteid, far_id| Pdr {
+        id,
+        precedence: 100,
+        pdi: Pdi {
+            source_interface: iface,
+            local_fteid: fteid,
+            ue_ip: Some(UE),
+            qfi: None,
+            sdf_filters: vec![],
+            network_instance: None,
+        },
+        outer_header_removal: fteid.is_some(),
+        far_id,
+        qer_ids: vec![],
+        urr_ids: vec![],
+    };
+    let rules = SessionRules {
+        pdrs: vec![
+            pdr(1, Interface::Access, Some(FTeidSpec::Choose(None)), 1),
+            pdr(2, Interface::Core, None, 2),
+        ],
+        fars: vec![
+            Far {
+                id: 1,
+                action: FarAction::Forward {
+                    destination: Interface::Core,
+                    outer_header: None,
+                },
+            },
+            Far {
+                id: 2,
+                action: FarAction::Forward {
+                    destination: Interface::Access,
+                    outer_header: Some(OuterHeader {
+                        teid: GNB_TEID,
+                        peer: SocketAddrV4::new(GNB_N3, 2152),
+                    }),
+                },
+            },
+        ],
+        ..Default::default()
+    };
+    let e = bed.upf().establish(1, rules).expect("session");
+    (e.local_seid, e.created[0].teid)
+}
+
+/// Send an uplink packet to the edge's echo server from the real gNB and
+/// wait for its echo: what was sent before it has been decided.
+fn echo_through(bed: &Bed, teid: u32, tag: &[u8]) {
+    bed.send_gpdu(teid, None, &build_udp(UE, 5000, EDGE, ECHO_PORT, tag));
+    let p = bed.recv_gpdu().expect("the gNB's own uplink is echoed");
+    let d = gtp::decap(&p).expect("GTP-U");
+    assert_eq!(d.teid, GNB_TEID);
+    assert!(d.payload.ends_with(tag), "the echo of {tag:?} comes first");
+}
+
+fn drops(bed: &Bed, r: DropReason) -> u64 {
+    bed.upf().metrics().drops_of(r)
+}
+
+#[test]
+#[ignore = "needs root: network namespaces, veth links, TUN"]
+fn gpdu_with_a_valid_teid_from_another_address_is_not_forwarded() {
+    testkit::require_root();
+    let bed = Bed::new();
+    let (seid, teid) = session(&bed);
+    let dev = format!("{}gu", bed.tag);
+    bed.gnb.ip(&["addr", "add", "10.0.1.66/24", "dev", &dev]);
+    let rogue = bed
+        .gnb
+        .run(|| UdpSocket::bind((ROGUE, 2152)).expect("rogue socket"));
+    let to_upf = SocketAddrV4::new(UPF_N3, 2152);
+    let n6_before = bed.upf().metrics().n6_tx.get().0;
+    for i in 0..10u8 {
+        let inner = build_udp(UE, 5000, EDGE, ECHO_PORT, &[b'r', i]);
+        rogue
+            .send_to(&gtp::ul_gpdu(teid, None, &inner), to_upf)
+            .expect("send");
+    }
+    // The gNB's packet sent after them is echoed first: none of the
+    // rogue's reached the edge (an echo of one would come back to the gNB
+    // before it).
+    echo_through(&bed, teid, b"gnb");
+    assert_eq!(drops(&bed, DropReason::WrongSender), 10);
+    assert_eq!(
+        bed.upf().metrics().n6_tx.get().0,
+        n6_before + 1,
+        "only the gNB's packet went to N6"
+    );
+    let c = bed.upf().session_counters(seid).expect("session");
+    assert_eq!(c[0], 1, "one uplink packet counted");
+    // The rogue gets nothing back either (no Error Indication for a TEID
+    // that exists).
+    rogue
+        .set_read_timeout(Some(Duration::from_millis(1)))
+        .expect("timeout");
+    let mut buf = [0u8; 2048];
+    assert!(
+        rogue.recv_from(&mut buf).is_err(),
+        "nothing sent to the rogue"
+    );
+}
+
+#[test]
+#[ignore = "needs root: network namespaces, veth links, TUN"]
+fn a_ues_packet_to_a_core_address_is_never_delivered() {
+    testkit::require_root();
+    let bed = Bed::new();
+    let (_, teid) = session(&bed);
+    // A listener on the gNB's N3 address (the core's n3 subnet), reachable
+    // by the UPF's routes.
+    let listener = bed
+        .gnb
+        .run(|| UdpSocket::bind((GNB_N3, 9999)).expect("listener"));
+    listener.set_nonblocking(true).expect("nonblocking");
+    let targets = [
+        (GNB_N3, 9999), // the n3 subnet
+        (UPF_N3, 8805), // the UPF's own N4
+        (UPF_N6, 9100), // the UPF's own N6 address
+        (Ipv4Addr::LOCALHOST, 9100),
+    ];
+    for (dst, port) in targets {
+        bed.send_gpdu(teid, None, &build_udp(UE, 5000, dst, port, b"probe"));
+    }
+    echo_through(&bed, teid, b"after");
+    assert_eq!(
+        drops(&bed, DropReason::ProtectedDestination),
+        targets.len() as u64
+    );
+    let mut buf = [0u8; 2048];
+    assert!(
+        listener.recv_from(&mut buf).is_err(),
+        "the gNB's N3 address got nothing"
+    );
+    assert_eq!(
+        bed.upf().metrics().n6_tx.get().0,
+        1,
+        "only the echo's uplink"
+    );
+}
