@@ -310,7 +310,7 @@ pub fn main(args: AgentArgs) -> ExitCode {
         println!("listening on {}", running.addr);
         let _ = std::io::Write::flush(&mut std::io::stdout());
         info!(addr = %running.addr, "agent up");
-        repo::stop_signal().await;
+        ctlhttp::daemon::shutdown_signal().await;
         info!("stopping: instances, pulls");
         running.stop().await;
         info!("stopped");

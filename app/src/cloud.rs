@@ -1058,10 +1058,7 @@ pub fn main(args: CloudArgs) -> ExitCode {
     let r = rt.block_on(async move {
         let s = TcpListener::bind(args.listen).await?;
         let m = TcpListener::bind(args.metrics).await?;
-        serve(config, s, m, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
+        serve(config, s, m, ctlhttp::daemon::shutdown_signal()).await
     });
     match r {
         Ok(()) => ExitCode::SUCCESS,

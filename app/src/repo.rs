@@ -1080,25 +1080,6 @@ pub(crate) fn daemon_runtime(cmd: &str) -> Result<tokio::runtime::Runtime, ExitC
         })
 }
 
-/// Waits for SIGTERM or SIGINT.
-pub(crate) async fn stop_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut t), Ok(mut i)) => {
-            tokio::select! {
-                _ = t.recv() => {}
-                _ = i.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
 /// Runs `app repo-server`: prints `listening on ADDR` on stdout once
 /// serving, stops on SIGTERM/SIGINT.
 pub fn main(args: RepoServerArgs) -> ExitCode {
@@ -1118,7 +1099,7 @@ pub fn main(args: RepoServerArgs) -> ExitCode {
         println!("listening on {}", server.addr);
         let _ = io::stdout().flush();
         info!(addr = %server.addr, dir = %server.repo.dir().display(), "repository server up");
-        stop_signal().await;
+        ctlhttp::daemon::shutdown_signal().await;
         info!("stopping");
         server.stop().await;
         ExitCode::SUCCESS

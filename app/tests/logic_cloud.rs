@@ -594,9 +594,19 @@ fn the_binary_serves_and_logs() {
         s.sessions == 0 && s.logins_refused == 1
     });
     assert!(settled, "not logged out within 10 s: {s:?}");
+    // SIGTERM (what testbed sends) stops it cleanly, with exit status 0.
     let mut p = child.0.take().expect("running");
-    let _ = p.kill();
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(p.id() as libc::pid_t, libc::SIGTERM) };
+    let stopped = testkit::wait_until(Duration::from_secs(10), || {
+        p.try_wait().map_or(true, |s| s.is_some())
+    });
+    if !stopped {
+        let _ = p.kill();
+    }
     let out = p.wait_with_output().expect("output");
+    assert!(stopped, "app cloud did not stop within 10 s of SIGTERM");
+    assert!(out.status.success(), "after SIGTERM: {:?}", out.status);
     let log = String::from_utf8_lossy(&out.stderr);
     for needle in [
         "login accepted",
