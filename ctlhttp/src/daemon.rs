@@ -2,8 +2,61 @@
 //! runtime `gnb` and `ue` run on, the signal they stop on, and their
 //! configuration error.
 
+use std::fmt;
 use std::future::Future;
 use std::io::IsTerminal;
+use std::process::ExitCode;
+
+/// What a binary's command failed with, and so its exit status: the one
+/// mapping of the daemons' CLIs (0 ok, 1 runtime, 2 usage or configuration).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CliError {
+    /// Bad arguments or configuration: exit status 2.
+    Usage(String),
+    /// Failed while running: exit status 1.
+    Runtime(String),
+}
+
+impl CliError {
+    /// A usage or configuration error from any error.
+    pub fn usage(e: impl fmt::Display) -> CliError {
+        CliError::Usage(e.to_string())
+    }
+
+    /// The exit status it maps to.
+    pub fn code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Runtime(_) => 1,
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Usage(m) | CliError::Runtime(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<String> for CliError {
+    fn from(m: String) -> CliError {
+        CliError::Runtime(m)
+    }
+}
+
+/// A command's result as the process's exit status; the error printed to
+/// stderr as `prog: message`.
+pub fn exit(prog: &str, r: Result<(), CliError>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{prog}: {e}");
+            ExitCode::from(e.code())
+        }
+    }
+}
 
 /// The one log setup of the daemons and CLIs: to stderr, filtered by
 /// `RUST_LOG` (or `default`, e.g. `"info"`, when it is unset or does not

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use ctlhttp::daemon::CliError;
 use gnb::tunnels::TunnelView;
 use gnb::GnbConfig;
 
@@ -47,20 +48,13 @@ enum Cmd {
 
 fn main() -> ExitCode {
     ctlhttp::daemon::init_logs("info");
-    let cli = Cli::parse();
-    match cmd(cli.cmd) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("gnb: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    ctlhttp::daemon::exit("gnb", cmd(Cli::parse().cmd))
 }
 
-fn cmd(cmd: Cmd) -> Result<(), String> {
+fn cmd(cmd: Cmd) -> Result<(), CliError> {
     match cmd {
         Cmd::CheckConfig { file } => {
-            let c = GnbConfig::load(&file).map_err(|e| e.to_string())?;
+            let c = GnbConfig::load(&file).map_err(CliError::usage)?;
             println!(
                 "{}: ok (gNB `{}`, N2 {}, N1 {}, N3 {})",
                 file.display(),
@@ -72,21 +66,23 @@ fn cmd(cmd: Cmd) -> Result<(), String> {
             Ok(())
         }
         Cmd::Run { config } => {
-            let cfg = GnbConfig::load(&config).map_err(|e| e.to_string())?;
+            let cfg = GnbConfig::load(&config).map_err(CliError::usage)?;
             ctlhttp::daemon::block_on_control_plane(gnb::run(
                 cfg,
                 ctlhttp::daemon::shutdown_signal(),
             ))?
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string().into())
         }
         Cmd::Tunnels { api, config, json } => {
             let api = match (api, config) {
                 (Some(a), _) => a,
                 (None, Some(c)) => GnbConfig::load(&c)
-                    .map_err(|e| e.to_string())?
+                    .map_err(CliError::usage)?
                     .n2_api()
                     .to_string(),
-                (None, None) => return Err("give --api IP:PORT or --config FILE".into()),
+                (None, None) => {
+                    return Err(CliError::usage("give --api IP:PORT or --config FILE"))
+                }
             };
             let url = format!("http://{api}/tunnels");
             let list: Vec<TunnelView> = ureq::get(&url)

@@ -1,6 +1,7 @@
 //! `smf`: the SMF daemon and a client of its HTTP API.
 
 use clap::{Parser, Subcommand};
+use ctlhttp::daemon::CliError;
 use smf_lite::client::SmfClient;
 use smf_lite::config::Config;
 use std::path::PathBuf;
@@ -104,33 +105,33 @@ fn print_json(v: &impl serde::Serialize) {
 fn main() -> ExitCode {
     ctlhttp::daemon::init_logs("info");
     let cli = Cli::parse();
-    let r: Result<(), String> = match cli.cmd {
+    let r: Result<(), CliError> = match cli.cmd {
         Cmd::CheckConfig { file } => Config::load(&file)
-            .map_err(|e| format!("{}: {e}", file.display()))
-            .and_then(|c| toml::to_string_pretty(&c).map_err(|e| e.to_string()))
+            .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))
+            .and_then(|c| toml::to_string_pretty(&c).map_err(|e| e.to_string().into()))
             .map(|s| print!("{s}")),
         Cmd::Run { config } => match Config::load(&config) {
-            Err(e) => Err(format!("{}: {e}", config.display())),
+            Err(e) => Err(CliError::Usage(format!("{}: {e}", config.display()))),
             // One thread for the control plane: no second worker to wake on each
             // request (a session setup crosses this daemon several times).
             Ok(c) => match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
             {
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e.to_string().into()),
                 Ok(rt) => rt
                     .block_on(smf_lite::daemon::run(c))
-                    .map_err(|e| e.to_string()),
+                    .map_err(|e| e.to_string().into()),
             },
         },
         Cmd::Upfs { api } => SmfClient::new(&api)
             .upfs()
             .map(|v| print_json(&v))
-            .map_err(|e| e.to_string()),
+            .map_err(|e| e.to_string().into()),
         Cmd::Metrics { api } => SmfClient::new(&api)
             .metrics()
             .map(|t| print!("{t}"))
-            .map_err(|e| e.to_string()),
+            .map_err(|e| e.to_string().into()),
         Cmd::Session { cmd, api } => {
             let c = SmfClient::new(&api);
             match cmd {
@@ -157,14 +158,8 @@ fn main() -> ExitCode {
                 SessionCmd::Get { ue, psi } => c.get(&ue, psi).map(|v| print_json(&v)),
                 SessionCmd::Release { ue, psi } => c.release(&ue, psi),
             }
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string().into())
         }
     };
-    match r {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("smf: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    ctlhttp::daemon::exit("smf", r)
 }

@@ -195,7 +195,8 @@ fn cli_check_config_and_session_commands() {
         .output()
         .expect("runs");
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(!out.status.success());
+    // A configuration error is a usage error: exit status 2.
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("timers.t1_ms"));
     // The client side against no server: a clear error, exit 1.
     let out = std::process::Command::new(exe)

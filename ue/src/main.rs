@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use ctlhttp::daemon::CliError;
 use ue::{AddSession, UeConfig};
 use wire::ctl::{ApiError, SessionInfo};
 
@@ -78,11 +79,11 @@ struct DaemonArgs {
 }
 
 /// The daemon's API address.
-fn daemon_api(api: Option<String>, config: Option<PathBuf>) -> Result<String, String> {
+fn daemon_api(api: Option<String>, config: Option<PathBuf>) -> Result<String, CliError> {
     Ok(match (api, config) {
         (Some(a), _) => a,
         (None, Some(c)) => UeConfig::load(&c)
-            .map_err(|e| e.to_string())?
+            .map_err(CliError::usage)?
             .api
             .to_string(),
         (None, None) => std::env::var("UE_API").unwrap_or_else(|_| ue::config::DEFAULT_API.into()),
@@ -167,13 +168,7 @@ enum SessionCmd {
 
 fn main() -> ExitCode {
     ctlhttp::daemon::init_logs("info");
-    match cmd(Cli::parse().cmd) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ue: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    ctlhttp::daemon::exit("ue", cmd(Cli::parse().cmd))
 }
 
 fn agent() -> ureq::Agent {
@@ -216,7 +211,7 @@ fn print_sessions(list: &[SessionInfo]) {
     }
 }
 
-fn cmd(cmd: Cmd) -> Result<(), String> {
+fn cmd(cmd: Cmd) -> Result<(), CliError> {
     match cmd {
         Cmd::Play(a) => {
             let cfg = ue::PlayConfig {
@@ -242,7 +237,7 @@ fn cmd(cmd: Cmd) -> Result<(), String> {
             Ok(())
         }
         Cmd::CheckConfig { file } => {
-            let c = UeConfig::load(&file).map_err(|e| e.to_string())?;
+            let c = UeConfig::load(&file).map_err(CliError::usage)?;
             println!(
                 "{}: ok (UE `{}`, gNB N1 {}, API {})",
                 file.display(),
@@ -253,12 +248,12 @@ fn cmd(cmd: Cmd) -> Result<(), String> {
             Ok(())
         }
         Cmd::Run { config } => {
-            let cfg = UeConfig::load(&config).map_err(|e| e.to_string())?;
+            let cfg = UeConfig::load(&config).map_err(CliError::usage)?;
             ctlhttp::daemon::block_on_control_plane(ue::run(
                 cfg,
                 ctlhttp::daemon::shutdown_signal(),
             ))?
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string().into())
         }
         Cmd::Migrate { to, daemon } => {
             let api = daemon_api(daemon.api, daemon.config)?;
@@ -270,7 +265,7 @@ fn cmd(cmd: Cmd) -> Result<(), String> {
                     .send_json(&req),
             )?;
             if !(200..300).contains(&status) {
-                return Err(failed(status, &body));
+                return Err(failed(status, &body).into());
             }
             let m: wire::ctl::migration::MigrationAccepted =
                 serde_json::from_str(&body).map_err(|e| e.to_string())?;
@@ -284,7 +279,7 @@ fn cmd(cmd: Cmd) -> Result<(), String> {
             let api = daemon_api(daemon.api, daemon.config)?;
             let (status, body) = answer(&api, agent().get(&format!("http://{api}/status")).call())?;
             if !(200..300).contains(&status) {
-                return Err(failed(status, &body));
+                return Err(failed(status, &body).into());
             }
             let st: ue::service::UeStatus =
                 serde_json::from_str(&body).map_err(|e| e.to_string())?;
@@ -316,7 +311,7 @@ fn cmd(cmd: Cmd) -> Result<(), String> {
             };
             let (status, body) = answer(&api, r)?;
             if !(200..300).contains(&status) {
-                return Err(failed(status, &body));
+                return Err(failed(status, &body).into());
             }
             match cmd {
                 SessionCmd::Add { .. } => {
