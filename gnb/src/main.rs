@@ -80,9 +80,7 @@ fn cmd(cmd: Cmd) -> Result<(), CliError> {
                     .map_err(CliError::usage)?
                     .n2_api()
                     .to_string(),
-                (None, None) => {
-                    return Err(CliError::usage("give --api IP:PORT or --config FILE"))
-                }
+                (None, None) => return Err(CliError::usage("give --api IP:PORT or --config FILE")),
             };
             let url = format!("http://{api}/tunnels");
             let list: Vec<TunnelView> = ureq::get(&url)

@@ -82,10 +82,7 @@ struct DaemonArgs {
 fn daemon_api(api: Option<String>, config: Option<PathBuf>) -> Result<String, CliError> {
     Ok(match (api, config) {
         (Some(a), _) => a,
-        (None, Some(c)) => UeConfig::load(&c)
-            .map_err(CliError::usage)?
-            .api
-            .to_string(),
+        (None, Some(c)) => UeConfig::load(&c).map_err(CliError::usage)?.api.to_string(),
         (None, None) => std::env::var("UE_API").unwrap_or_else(|_| ue::config::DEFAULT_API.into()),
     })
 }
