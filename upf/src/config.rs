@@ -31,6 +31,8 @@
 //! [limits]
 //! max_sessions = 10000
 //! max_pdrs_per_session = 64
+//! max_rules_per_session = 64      # FARs, QERs, URRs (each) per session
+//! max_sessions_per_peer = 10000   # sessions of one SMF (Node ID)
 //! max_buffer_packets = 1024       # per session
 //! max_buffer_bytes = 2097152      # per session
 //!
@@ -151,6 +153,10 @@ pub struct LimitsConfig {
     pub max_sessions: usize,
     /// PDRs per session.
     pub max_pdrs_per_session: usize,
+    /// FARs, QERs and URRs per session (each).
+    pub max_rules_per_session: usize,
+    /// Sessions one PFCP peer (Node ID) may have.
+    pub max_sessions_per_peer: usize,
     /// Buffered packets per session.
     pub max_buffer_packets: usize,
     /// Buffered bytes per session.
@@ -220,6 +226,8 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_sessions: l.max_sessions,
             max_pdrs_per_session: l.max_pdrs_per_session,
+            max_rules_per_session: l.max_rules_per_session,
+            max_sessions_per_peer: l.max_sessions,
             max_buffer_packets: l.max_buffer_packets,
             max_buffer_bytes: l.max_buffer_bytes,
         }
@@ -345,8 +353,23 @@ impl Config {
         if self.limits.max_sessions == 0 {
             return inv("limits.max_sessions", "must be at least 1".into());
         }
-        if self.limits.max_pdrs_per_session == 0 {
-            return inv("limits.max_pdrs_per_session", "must be at least 1".into());
+        for (field, v) in [
+            (
+                "limits.max_pdrs_per_session",
+                self.limits.max_pdrs_per_session,
+            ),
+            (
+                "limits.max_rules_per_session",
+                self.limits.max_rules_per_session,
+            ),
+            (
+                "limits.max_sessions_per_peer",
+                self.limits.max_sessions_per_peer,
+            ),
+        ] {
+            if v == 0 {
+                return inv(field, "must be at least 1".into());
+            }
         }
         Ok(())
     }
@@ -377,6 +400,7 @@ impl Config {
         Limits {
             max_sessions: self.limits.max_sessions,
             max_pdrs_per_session: self.limits.max_pdrs_per_session,
+            max_rules_per_session: self.limits.max_rules_per_session,
             max_buffer_packets: self.limits.max_buffer_packets,
             max_buffer_bytes: self.limits.max_buffer_bytes,
         }

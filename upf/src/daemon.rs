@@ -250,6 +250,13 @@ impl Inner {
             .allow(Instant::now(), cause)
     }
 
+    /// Log lines N3 input caused so far (summaries included), and those
+    /// left out by the rate limit.
+    pub fn n3_log_counts(&self) -> (u64, u64) {
+        let l = self.n3_logs.lock().unwrap_or_else(|e| e.into_inner());
+        (l.emitted(), l.suppressed())
+    }
+
     /// One line per N3 cause whose second ended with lines left out.
     fn n3_log_summaries(&self) {
         let due = self

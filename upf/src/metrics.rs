@@ -113,6 +113,14 @@ pub fn prometheus(inner: &Inner) -> String {
         let _ = writeln!(o, "# TYPE upf_{name} counter");
         let _ = writeln!(o, "upf_{name} {}", v.load(Ordering::Relaxed));
     }
+    let (lines, suppressed) = inner.n3_log_counts();
+    for (name, v) in [
+        ("n3_log_lines_total", lines),
+        ("n3_log_suppressed_total", suppressed),
+    ] {
+        let _ = writeln!(o, "# TYPE upf_{name} counter");
+        let _ = writeln!(o, "upf_{name} {v}");
+    }
     let pfcp = &inner.pfcp_stats;
     let _ = writeln!(o, "# TYPE upf_pfcp_messages_total counter");
     for (k, v) in pfcp.snapshot() {

@@ -555,3 +555,53 @@ fn rules_change_while_traffic_flows() {
     eprintln!("{changes} rule changes during 300 round trips");
     assert!(changes > 10, "the rules did change meanwhile ({changes})");
 }
+
+#[test]
+#[ignore = "needs root: network namespaces, veth links, TUN"]
+fn a_slow_metrics_client_holds_the_server_at_most_the_request_deadline() {
+    use std::io::{Read, Write};
+    testkit::require_root();
+    let bed = Bed::new();
+    let addr = bed.upf().metrics_addr();
+    let deadline = upf::metrics::REQUEST_DEADLINE;
+    let (slow_closed_after, fetch_took, prom) = bed.upf_ns.run(move || {
+        // A client that sends a byte of its request every 300 ms, forever
+        // (each read would be within a per-read timeout).
+        let mut slow = std::net::TcpStream::connect(addr).expect("connect");
+        let t0 = Instant::now();
+        let dribble = std::thread::spawn(move || {
+            for b in b"GET /metrics HTTP/1.0 and more and more and more"
+                .iter()
+                .cycle()
+            {
+                if slow.write_all(&[*b]).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(300));
+                let mut x = [0u8; 1];
+                slow.set_nonblocking(true).expect("nonblocking");
+                let closed = matches!(slow.read(&mut x), Ok(0));
+                slow.set_nonblocking(false).expect("blocking");
+                if closed || t0.elapsed() > Duration::from_secs(10) {
+                    break;
+                }
+            }
+            t0.elapsed()
+        });
+        // Meanwhile a normal client is answered once the slow one is cut.
+        let t1 = Instant::now();
+        let prom = upf::metrics::fetch(addr, "/metrics").expect("metrics");
+        let took = t1.elapsed();
+        (dribble.join().expect("dribble"), took, prom)
+    });
+    assert!(prom.contains("upf_sessions 0"), "{prom}");
+    let slack = Duration::from_millis(800);
+    assert!(
+        slow_closed_after <= deadline + slack,
+        "slow client cut after {slow_closed_after:?}"
+    );
+    assert!(
+        fetch_took <= deadline + slack,
+        "answered after {fetch_took:?}"
+    );
+}

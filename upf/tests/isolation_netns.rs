@@ -160,3 +160,94 @@ fn a_ues_packet_to_a_core_address_is_never_delivered() {
         "only the echo's uplink"
     );
 }
+
+/// Send `n` datagrams made by `make` from the gNB, 100 at a time, each
+/// batch counted by `counted` before the next (so that the socket buffer
+/// drops none). True when all were counted.
+fn flood(bed: &Bed, n: u64, make: impl Fn(u64) -> Vec<u8>, counted: impl Fn() -> u64) -> bool {
+    let to = SocketAddrV4::new(UPF_N3, 2152);
+    let start = counted();
+    let mut all = true;
+    for batch in 0..n / 100 {
+        for i in batch * 100..(batch + 1) * 100 {
+            bed.gnb_sock.send_to(&make(i), to).expect("send");
+        }
+        all &= testkit::wait_until(Duration::from_secs(5), || {
+            counted() >= start + (batch + 1) * 100
+        });
+    }
+    all
+}
+
+#[test]
+#[ignore = "needs root: network namespaces, veth links, TUN"]
+fn n3_bad_input_is_counted_logged_a_few_times_and_error_indications_are_rate_limited() {
+    testkit::require_root();
+    let bed = Bed::new();
+    let (_, teid) = session(&bed);
+    let m = bed.upf().metrics();
+    let t0 = std::time::Instant::now();
+
+    // 2 000 malformed datagrams (not GTP-U v1).
+    let junk = |i: u64| {
+        (0..(i % 60) as u8)
+            .map(|b| b.wrapping_mul(37) ^ 0xa5)
+            .collect()
+    };
+    let all = flood(&bed, 2_000, junk, || m.drops_of(DropReason::Malformed));
+    assert!(all, "every malformed datagram counted");
+
+    // 1 000 G-PDUs for a TEID no session owns: Error Indications at the
+    // peer's rate (10/s, as many at once), the rest counted as suppressed.
+    let inner = build_udp(UE, 5000, EDGE, ECHO_PORT, b"x");
+    let unknown = |_| gtp::ul_gpdu(teid ^ 0x5555, None, &inner);
+    let all = flood(&bed, 1_000, unknown, || m.drops_of(DropReason::UnknownTeid));
+    assert!(all, "every unknown-TEID G-PDU counted");
+    let secs = t0.elapsed().as_secs_f64();
+    let sent = m
+        .error_indications
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let held = m
+        .error_indications_suppressed
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let (lines, suppressed) = bed.upf().inner().n3_log_counts();
+    eprintln!(
+        "N3: 2000 malformed + 1000 unknown TEID in {secs:.2} s: {sent} Error Indications \
+         sent, {held} held back; {lines} log lines, {suppressed} suppressed"
+    );
+    assert_eq!(sent + held, 1_000);
+    assert!(
+        sent <= 10 + 10 * (secs.ceil() as u64),
+        "{sent} in {secs:.2} s"
+    );
+    // 3 lines a second per cause (malformed, unknown TEID), with slack for
+    // the second boundaries.
+    let bound = 2 * 3 * (secs.ceil() as u64 + 1);
+    assert!(lines <= bound, "{lines} lines in {secs:.2} s");
+    // Lines are about the malformed datagrams and the Error Indications
+    // sent (those held back are counted, not logged).
+    assert!(
+        suppressed >= 2_000 + sent - bound,
+        "{suppressed} suppressed"
+    );
+
+    // The gNB received exactly the Error Indications counted, and its
+    // session still forwards.
+    let mut eis = 0;
+    loop {
+        let p = bed
+            .recv_gtp()
+            .expect("the echo comes after the Error Indications");
+        if p.get(1) == Some(&gtp::G_PDU) {
+            break;
+        }
+        if p.get(1) == Some(&gtp::ERROR_INDICATION) {
+            eis += 1;
+        }
+        if eis == sent {
+            echo_through(&bed, teid, b"still");
+            break;
+        }
+    }
+    assert_eq!(eis, sent);
+}

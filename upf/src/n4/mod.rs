@@ -61,7 +61,7 @@
 //! poll with 10 000 idle sessions costs what it costs with 10
 //! (`cargo bench -p upf --bench n4_poll`).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -112,6 +112,9 @@ pub struct PfcpStats {
     pub logged: AtomicU64,
     /// Log lines about bad input suppressed by the rate limit.
     pub log_suppressed: AtomicU64,
+    /// Requests refused because a bound was reached (sessions in all,
+    /// sessions of the peer, PDRs, FARs, QERs or URRs of a session).
+    pub over_limit: AtomicU64,
 }
 
 impl PfcpStats {
@@ -133,6 +136,7 @@ impl PfcpStats {
             ),
             ("wrong_peer", self.wrong_peer.load(Ordering::Relaxed)),
             ("peer_restart", self.peer_restarts.load(Ordering::Relaxed)),
+            ("over_limit", self.over_limit.load(Ordering::Relaxed)),
             ("log_line", self.logged.load(Ordering::Relaxed)),
             (
                 "log_suppressed",
@@ -177,6 +181,8 @@ pub struct N4Params {
     pub data_poll_interval: Duration,
     /// SMFs to set up an association with at start (UPF-initiated).
     pub associate_with: Vec<SocketAddr>,
+    /// Sessions one peer (Node ID) may have at once.
+    pub max_sessions_per_peer: usize,
 }
 
 /// How long a UPF-initiated association setup waits after N1 unanswered
@@ -207,6 +213,7 @@ impl N4Params {
             cache_ttl: CACHE_TTL,
             data_poll_interval: DATA_POLL_INTERVAL,
             associate_with: cfg.n4.smf.clone(),
+            max_sessions_per_peer: cfg.limits.max_sessions_per_peer,
         }
     }
 }
@@ -304,6 +311,8 @@ pub struct N4Node {
     /// In setup order (deterministic heartbeat order).
     assocs: Vec<Assoc>,
     sessions: BTreeMap<u64, SessPeer>,
+    /// Sessions per peer Node ID (the entries of `sessions`, counted).
+    per_node: HashMap<pfcp::NodeId, usize>,
     replay: ReplayStore,
     logs: LogLimiter,
     next_seq: u32,
@@ -364,6 +373,7 @@ impl N4Node {
             wall_epoch: wall,
             assocs: Vec::new(),
             sessions: BTreeMap::new(),
+            per_node: HashMap::new(),
             replay: ReplayStore::new(params.cache_ttl, replay::MAX_ENTRIES, replay::MAX_PER_PEER),
             logs: LogLimiter::default(),
             next_seq: 1,
@@ -576,7 +586,14 @@ impl N4Node {
 
     /// The session is gone: no more resends about it.
     fn forget(&mut self, seid: u64) {
-        self.sessions.remove(&seid);
+        if let Some(p) = self.sessions.remove(&seid) {
+            if let Some(n) = self.per_node.get_mut(&p.node) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.per_node.remove(&p.node);
+                }
+            }
+        }
         let seqs: Vec<u32> = self
             .pending_by_seid
             .range((seid, 0)..=(seid, u32::MAX))

@@ -141,14 +141,30 @@ impl N4Node {
                 return self.est_reject(now, cp_seid, seq, &e);
             }
         }
+        let of_peer = self.per_node.get(&r.node_id).copied().unwrap_or(0);
+        if of_peer >= self.p.max_sessions_per_peer {
+            bump(&self.stats.over_limit);
+            let e = session_error(
+                Cause::NoResourcesAvailable,
+                None,
+                format!("{} has {of_peer} sessions, the limit per peer", r.node_id),
+            );
+            return self.est_reject(now, cp_seid, seq, &e);
+        }
         let rules = match pfcp_map::establishment(&r) {
             Ok(x) => x,
             Err(e) => return self.est_reject(now, cp_seid, seq, &e),
         };
         let est = match table.establish(cp_seid, rules, now) {
             Ok(est) => est,
-            Err(e) => return self.est_reject(now, cp_seid, seq, &e),
+            Err(e) => {
+                if e.cause == Cause::NoResourcesAvailable {
+                    bump(&self.stats.over_limit);
+                }
+                return self.est_reject(now, cp_seid, seq, &e);
+            }
         };
+        *self.per_node.entry(r.node_id.clone()).or_default() += 1;
         self.rules_changed = true;
         info!(seid = est.local_seid, remote_seid = cp_seid, node = %r.node_id, "session established");
         self.sessions.insert(
@@ -239,7 +255,12 @@ impl N4Node {
         };
         let done = match table.modify(seid, m, now) {
             Ok(done) => done,
-            Err(e) => return self.mod_reject(now, seid, peer.remote_seid, seq, e),
+            Err(e) => {
+                if e.cause == Cause::NoResourcesAvailable {
+                    bump(&self.stats.over_limit);
+                }
+                return self.mod_reject(now, seid, peer.remote_seid, seq, e);
+            }
         };
         self.rules_changed = true;
         debug!(seid, "session modified");

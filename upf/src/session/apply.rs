@@ -180,16 +180,25 @@ impl SessionTable {
             e.urr = urr;
         }
         // Limits and references.
-        if s.pdrs.len() > self.limits.max_pdrs_per_session {
-            return Err(err(
-                Cause::NoResourcesAvailable,
+        let max_rules = self.limits.max_rules_per_session;
+        for (what, n, max, ie) in [
+            (
+                "PDRs",
+                s.pdrs.len(),
+                self.limits.max_pdrs_per_session,
                 ie_type::CREATE_PDR,
-                format!(
-                    "{} PDRs, limit {} per session",
-                    s.pdrs.len(),
-                    self.limits.max_pdrs_per_session
-                ),
-            ));
+            ),
+            ("FARs", s.fars.len(), max_rules, ie_type::CREATE_FAR),
+            ("QERs", s.qers.len(), max_rules, ie_type::CREATE_QER),
+            ("URRs", s.urrs.len(), max_rules, ie_type::CREATE_URR),
+        ] {
+            if n > max {
+                return Err(err(
+                    Cause::NoResourcesAvailable,
+                    ie,
+                    format!("{n} {what}, limit {max} per session"),
+                ));
+            }
         }
         for e in s.pdrs.values() {
             let p = &e.pdr;

@@ -35,6 +35,8 @@ pub struct Limits {
     pub max_sessions: usize,
     /// PDRs per session.
     pub max_pdrs_per_session: usize,
+    /// FARs, QERs and URRs per session (each).
+    pub max_rules_per_session: usize,
     /// Buffered downlink packets per session.
     pub max_buffer_packets: usize,
     /// Buffered downlink bytes per session.
@@ -46,6 +48,7 @@ impl Default for Limits {
         Limits {
             max_sessions: 10_000,
             max_pdrs_per_session: 64,
+            max_rules_per_session: 64,
             max_buffer_packets: 1024,
             max_buffer_bytes: 2 * 1024 * 1024,
         }

@@ -1,5 +1,6 @@
 //! Who may send into a session's tunnel, and where a UE's packet may go
-//! (issue 13 items 1 and 4): per-packet decisions on virtual time.
+//! (issue 13 items 1 and 4): per-packet decisions on virtual time; and the
+//! bound on rules per session (item 5).
 
 use super::tests::{basic, table, to_gnb, up, GNB, SRV, UE};
 use super::*;
@@ -138,4 +139,51 @@ fn uplink_to_the_upf_or_a_protected_network_is_dropped() {
         verdict(&t, GNB, e.created[0].teid, &to([10, 0, 0, 1]), now),
         "protected_destination"
     );
+}
+
+#[test]
+fn rules_per_session_are_bounded_and_a_refusal_changes_nothing() {
+    let (_, now) = table();
+    let limits = Limits {
+        max_rules_per_session: 3,
+        ..Limits::default()
+    };
+    let mut t = SessionTable::new(limits, Ipv4Addr::new(10, 0, 3, 2), now);
+    let e = t.establish(1, basic(to_gnb(1)), now).expect("2 FARs fit");
+    let far = |id| Far {
+        id,
+        action: FarAction::Drop,
+    };
+    let qer = |id| crate::rules::Qer {
+        id,
+        gate_ul: crate::rules::Gate::Open,
+        gate_dl: crate::rules::Gate::Open,
+        mbr_ul: None,
+        mbr_dl: None,
+        qfi: None,
+    };
+    let add = |fars: Vec<Far>, qers: Vec<crate::rules::Qer>| Modification {
+        create: SessionRules {
+            fars,
+            qers,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    t.modify(e.local_seid, add(vec![far(3)], vec![]), now)
+        .expect("3 FARs fit");
+    let before = format!("{:?}", t.session(e.local_seid).expect("session").far(4));
+    let r = t
+        .modify(e.local_seid, add(vec![far(4)], vec![qer(1)]), now)
+        .expect_err("a 4th FAR");
+    assert_eq!(r.cause, Cause::NoResourcesAvailable);
+    assert_eq!(r.offending_ie, Some(crate::rules::ie_type::CREATE_FAR));
+    assert!(r.message.contains("4 FARs, limit 3"), "{}", r.message);
+    let s = t.session(e.local_seid).expect("session");
+    assert_eq!(format!("{:?}", s.far(4)), before, "FAR 4 not created");
+    assert!(s.qer(1).is_none(), "nor the valid QER beside it");
+    let r = t
+        .modify(e.local_seid, add(vec![], (1..=4).map(qer).collect()), now)
+        .expect_err("4 QERs");
+    assert_eq!(r.offending_ie, Some(crate::rules::ie_type::CREATE_QER));
 }

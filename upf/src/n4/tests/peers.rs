@@ -211,3 +211,28 @@ fn retransmissions_are_answered_once_and_never_across_a_restart() {
     assert_eq!(sim.node.replay_store().len_of(rogue().ip()), 0);
     assert_eq!(sim.node.replay_store().len(), 20);
 }
+
+#[test]
+fn sessions_per_peer_are_bounded_and_a_deletion_frees_a_place() {
+    let mut sim = Sim::new(N4Params {
+        max_sessions_per_peer: 2,
+        ..params()
+    });
+    sim.associate(1, 100);
+    sim.associate(2, 200);
+    let (first, _) = sim.establish(1, 0x10);
+    sim.establish(1, 0x11);
+    // The third of SMF 1: No resources available (74), counted; the
+    // table is unchanged.
+    let m = sim.session_req(smf_addr(1), 0, est_request(1, 0x12));
+    assert_eq!(node_cause(&m), pfcp::Cause::NoResourcesAvailable);
+    assert_eq!(stat(&sim, |s| &s.over_limit), 1);
+    assert_eq!(sim.table.len(), 2);
+    // Another peer has its own bound.
+    sim.establish(2, 0x20);
+    // A deletion frees a place.
+    let m = sim.session_req(smf_addr(1), first, pfcp::SessionDeletionRequest::default());
+    assert_eq!(node_cause(&m), pfcp::Cause::RequestAccepted);
+    sim.establish(1, 0x12);
+    assert_eq!(sim.table.len(), 3);
+}
