@@ -259,7 +259,11 @@ fn measure(
         upf.name,
         t.idle.as_secs_f64()
     ));
-    let idle = idle_cpu(st, &[&gnb.name, &upf.name], t.idle)?;
+    let meter = CpuMeter::new(st, &[&gnb.name, &upf.name])?;
+    let before = meter.read()?;
+    // The measurement window itself (not a synchronisation).
+    std::thread::sleep(t.idle);
+    let idle = meter.since(&before)?;
     let echo_at = SocketAddrV4::new(p.edge_addr, ECHO_PORT);
     let _echo = UdpResponder::start(&p.edge_ns, echo_at, "RTT echo", |d, _, out| {
         out.extend_from_slice(d)
@@ -279,6 +283,10 @@ fn measure(
     let mut samples: BTreeMap<&str, BTreeMap<Path, Vec<f64>>> = BTreeMap::new();
     let mut rtts: BTreeMap<Path, Vec<u64>> = BTreeMap::new();
     let mut port = FIRST_PORT;
+    // Wall time per test over every path and repeat; the daemons' CPU
+    // during each test on path (a).
+    let mut test_seconds: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut busy: BTreeMap<&str, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
     for rep in 0..t.repeats {
         for k in 0..PATHS.len() {
             let path = PATHS[(k + rep) % PATHS.len()];
@@ -291,16 +299,29 @@ fn measure(
             ));
             // The round trip first (it also resolves every neighbour).
             let gap = Duration::from_millis(1);
+            let rtt_t0 = Instant::now();
             let r = gen::rtt(&ue_end, echo_at, t.rtt_probes, gap)
                 .map_err(|e| BedError::Request(format!("{}: {e}", path.title())))?;
             rtts.entry(path).or_default().extend(r);
+            *test_seconds.entry("rtt").or_default() += rtt_t0.elapsed().as_secs_f64();
             for (name, test) in TESTS {
                 let (tx, rx) = match test {
                     Test::Tcp { up: true, .. } | Test::Udp { up: true, .. } => (&ue_end, &edge),
                     _ => (&edge, &ue_end),
                 };
+                let before = meter.read()?;
                 let v = run_test(test, tx, rx, &mut port, t)
                     .map_err(|e| BedError::Request(format!("{name} on {}: {e}", path.title())))?;
+                *test_seconds.entry(name).or_default() += before.0.elapsed().as_secs_f64();
+                if path == Path::Tunnel {
+                    for d in meter.since(&before)? {
+                        busy.entry(name)
+                            .or_default()
+                            .entry(d.daemon)
+                            .or_default()
+                            .push(d.percent);
+                    }
+                }
                 samples
                     .entry(name)
                     .or_default()
@@ -362,6 +383,20 @@ fn measure(
         measure_seconds,
         run_dir: st.run_dir.display().to_string(),
         rows,
+        busy_cpu_percent: busy
+            .into_iter()
+            .map(|(test, m)| {
+                let m = m
+                    .into_iter()
+                    .map(|(d, v)| (d, report::Cell::of(&v).map_or(0.0, |c| c.median)))
+                    .collect();
+                (test.to_string(), m)
+            })
+            .collect(),
+        test_seconds: test_seconds
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
     })
 }
 
@@ -401,47 +436,58 @@ fn run_test(test: Test, tx: &End, rx: &End, port: &mut u16, t: &Timing) -> Resul
     }
 }
 
-/// Percent of one core that each daemon used over `over`: its process
-/// CPU clock (every thread's run time in nanoseconds, as
-/// `clock_getcpuclockid` gives it) before and after. /proc/PID/stat counts
-/// in ticks of 10 ms, a third of a percent over 3 s: too coarse for a
-/// goal of 2%.
-fn idle_cpu(
-    st: &BedState,
-    names: &[&str],
-    over: Duration,
-) -> Result<Vec<report::IdleCpu>, BedError> {
-    let procs: Vec<_> = names
-        .iter()
-        .map(|n| {
-            st.proc(n)
-                .ok_or_else(|| BedError::Request(format!("no daemon {n} in the testbed's record")))
-        })
-        .collect::<Result<_, _>>()?;
-    let cpu = |pid: i32| {
-        cpu_ns(pid).map_err(|e| {
-            BedError::Request(format!(
-                "CPU clock of pid {pid}: {e} (did the daemon exit?)"
-            ))
-        })
-    };
-    let before: Vec<u64> = procs.iter().map(|p| cpu(p.pid)).collect::<Result<_, _>>()?;
-    let t0 = Instant::now();
-    // The measurement window itself (not a synchronisation).
-    std::thread::sleep(over);
-    let secs = t0.elapsed().as_secs_f64();
-    procs
-        .iter()
-        .zip(before)
-        .map(|(p, b)| {
-            let used = cpu(p.pid)?.saturating_sub(b) as f64 / 1e9;
-            Ok(report::IdleCpu {
-                daemon: p.name.clone(),
-                pid: p.pid,
-                percent: used / secs * 100.0,
+/// The CPU the daemons use, from their process CPU clocks (every thread's
+/// run time in nanoseconds, as `clock_getcpuclockid` gives it).
+/// /proc/PID/stat counts in ticks of 10 ms, a third of a percent over 3 s:
+/// too coarse for a goal of 2% at idle.
+struct CpuMeter {
+    procs: Vec<(String, i32)>,
+}
+
+impl CpuMeter {
+    fn new(st: &BedState, names: &[&str]) -> Result<CpuMeter, BedError> {
+        let procs = names
+            .iter()
+            .map(|n| {
+                st.proc(n).map(|p| (p.name.clone(), p.pid)).ok_or_else(|| {
+                    BedError::Request(format!("no daemon {n} in the testbed's record"))
+                })
             })
-        })
-        .collect()
+            .collect::<Result<_, _>>()?;
+        Ok(CpuMeter { procs })
+    }
+
+    /// Each daemon's CPU clock now, with the time it was read.
+    fn read(&self) -> Result<(Instant, Vec<u64>), BedError> {
+        let v = self
+            .procs
+            .iter()
+            .map(|(name, pid)| {
+                cpu_ns(*pid).map_err(|e| {
+                    BedError::Request(format!(
+                        "CPU clock of {name} (pid {pid}): {e} (did the daemon exit?)"
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok((Instant::now(), v))
+    }
+
+    /// Percent of one core each daemon used since `before`.
+    fn since(&self, before: &(Instant, Vec<u64>)) -> Result<Vec<report::IdleCpu>, BedError> {
+        let (t1, now) = self.read()?;
+        let secs = t1.duration_since(before.0).as_secs_f64().max(1e-9);
+        Ok(self
+            .procs
+            .iter()
+            .zip(now.iter().zip(&before.1))
+            .map(|((name, pid), (n, b))| report::IdleCpu {
+                daemon: name.clone(),
+                pid: *pid,
+                percent: n.saturating_sub(*b) as f64 / 1e9 / secs * 100.0,
+            })
+            .collect())
+    }
 }
 
 /// CPU time of process `pid` (all its threads), nanoseconds.
@@ -478,6 +524,19 @@ pub fn print_human(r: &DataplaneReport) {
         "(c) is {}; measured in {:.0} s",
         r.setup.get("kernel_tunnel").map_or("?", String::as_str),
         r.measure_seconds
+    );
+    let kind = |k: &str| -> f64 {
+        r.test_seconds
+            .iter()
+            .filter(|(n, _)| n.starts_with(k))
+            .map(|(_, v)| v)
+            .sum()
+    };
+    println!(
+        "time: TCP {:.0} s, UDP rate searches {:.0} s, round trips {:.0} s",
+        kind("tcp"),
+        kind("udp"),
+        kind("rtt")
     );
     println!("report: {}/dataplane.md and dataplane.json", r.run_dir);
 }

@@ -175,6 +175,13 @@ pub struct DataplaneReport {
     pub setup: BTreeMap<String, String>,
     /// Said when the kernel path shows the generator may be the limit.
     pub generator_note: Option<String>,
+    /// CPU (percent of one core, median over the repeats) that each of
+    /// `gnb` and `upf` used during each test on path (a); for UDP, over
+    /// the whole rate search.
+    pub busy_cpu_percent: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Wall seconds each test took, summed over paths and repeats
+    /// (`rtt`: the round trips).
+    pub test_seconds: BTreeMap<String, f64>,
     /// Wall time of the measurements (without bring-up), seconds.
     pub measure_seconds: f64,
     /// Run folder.
@@ -269,6 +276,34 @@ pub fn markdown(r: &DataplaneReport) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     ));
+    if !r.busy_cpu_percent.is_empty() {
+        s.push_str("\nCPU of the daemons during each test on path (a), percent of one core (UDP: over the rate search):\n\n| test | ");
+        let names: Vec<&String> = r
+            .busy_cpu_percent
+            .values()
+            .next()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        s.push_str(
+            &names
+                .iter()
+                .map(|n| n.as_str())
+                .collect::<Vec<_>>()
+                .join(" | "),
+        );
+        s.push_str(" |\n|---|");
+        s.push_str(&"---:|".repeat(names.len()));
+        s.push('\n');
+        for row in &r.rows {
+            if let Some(m) = r.busy_cpu_percent.get(&row.test) {
+                let cells: Vec<String> = names
+                    .iter()
+                    .map(|n| m.get(*n).map_or("-".into(), |v| format!("{v:.0}%")))
+                    .collect();
+                s.push_str(&format!("| {} | {} |\n", row.test, cells.join(" | ")));
+            }
+        }
+    }
     if let Some(n) = &r.generator_note {
         s.push_str(&format!("\nNote: {n}.\n"));
     }
