@@ -35,6 +35,9 @@ struct UpfN3 {
 struct UpfN6 {
     tun: String,
     ue_pools: Vec<String>,
+    /// Never delivered to from a UE: every subnet of the topology but this
+    /// UPF's N6 link (the data network) and its pool.
+    protected_nets: Vec<String>,
 }
 #[derive(Serialize)]
 struct UpfMetrics {
@@ -141,8 +144,49 @@ fn daemon(name: &str, role: Role, node: &str, config: String, api: SocketAddr) -
     }
 }
 
+/// The subnets of every link of `t` (cp, n3, radio, WAN, inter-edge, the
+/// other UPFs' N6) but the one of `u`'s N6 address and its UE pool: what a
+/// UE must not reach through `u`. The UPF adds its own addresses.
+fn upf_protected_nets(t: &topo::Topology, u: &UpfPlan) -> Vec<String> {
+    let net = |a: Ipv4Addr, len: u8| {
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(len.min(32)))
+            .unwrap_or(0);
+        (u32::from(a) & mask, mask, len)
+    };
+    let overlaps =
+        |(n1, m1, _): (u32, u32, u8), (n2, m2, _): (u32, u32, u8)| n1 & m2 == n2 || n2 & m1 == n1;
+    let pool = u
+        .pool
+        .split_once('/')
+        .and_then(|(a, l)| Some(net(a.parse().ok()?, l.parse().ok()?)));
+    let n6 = net(u.n6, 32);
+    let mut nets = Vec::new();
+    for a in t
+        .links
+        .iter()
+        .flat_map(|l| [&l.a, &l.b])
+        .flat_map(|e| &e.addrs)
+    {
+        let std::net::IpAddr::V4(v4) = a.addr else {
+            continue;
+        };
+        let n = net(v4, a.prefix);
+        if !overlaps(n, n6) && !pool.is_some_and(|p| overlaps(p, n)) && !nets.contains(&n) {
+            nets.push(n);
+        }
+    }
+    nets.iter()
+        .map(|(a, _, len)| format!("{}/{len}", Ipv4Addr::from(*a)))
+        .collect()
+}
+
 /// Each UPF's daemon.
-pub(super) fn upf_daemons(upfs: &[UpfPlan], smf_cp: Ipv4Addr) -> Vec<DaemonPlan> {
+pub(super) fn upf_daemons(
+    t: &topo::Topology,
+    upfs: &[UpfPlan],
+    smf_cp: Ipv4Addr,
+) -> Vec<DaemonPlan> {
     upfs.iter()
         .map(|u| {
             let cfg = UpfToml {
@@ -157,6 +201,7 @@ pub(super) fn upf_daemons(upfs: &[UpfPlan], smf_cp: Ipv4Addr) -> Vec<DaemonPlan>
                 n6: UpfN6 {
                     tun: "n6tun".into(),
                     ue_pools: vec![u.pool.clone()],
+                    protected_nets: upf_protected_nets(t, u),
                 },
                 metrics: UpfMetrics { addr: u.metrics },
             };
@@ -265,4 +310,28 @@ pub(super) fn ue_daemons(ues: &[UePlan], gnbs: &[GnbPlan]) -> Vec<DaemonPlan> {
             daemon(&u.name, Role::Ue, &u.name, to_toml(&cfg), u.api)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod upf_tests {
+    use super::super::Plan;
+
+    #[test]
+    fn upf_protects_every_subnet_but_its_n6_link_and_pool() {
+        let p = Plan::derive(&topo::Topology::paper_default()).expect("paper");
+        let upf1 = p.daemons.iter().find(|d| d.name == "upf1").expect("upf1");
+        let c = upf::config::Config::from_toml(&upf1.config).expect("valid upf.toml");
+        let nets = c.n6.protected_nets.expect("written");
+        for n in [
+            "10.0.0.0/24",
+            "10.3.0.0/24",
+            "10.10.1.0/24",
+            "10.71.0.0/30",
+            "10.62.0.0/30",
+        ] {
+            assert!(nets.iter().any(|x| x == n), "{n} in {nets:?}");
+        }
+        assert!(!nets.iter().any(|x| x == "10.61.0.0/30"), "its own N6 link");
+        assert!(!nets.iter().any(|x| x.starts_with("10.45.")), "its pool");
+    }
 }

@@ -297,7 +297,7 @@ impl Plan {
         let mut app_daemons = Vec::new();
         let app = app::app_plan(t, &ues, &upfs, &mut app_daemons);
         let edges = app.as_ref().map(|a| a.edges.as_slice()).unwrap_or_default();
-        let mut daemons = files::upf_daemons(&upfs, smf_cp);
+        let mut daemons = files::upf_daemons(t, &upfs, smf_cp);
         daemons.push(files::smf_daemon(
             &smf_node,
             smf_cp,
