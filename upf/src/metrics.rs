@@ -145,31 +145,21 @@ pub fn prometheus(inner: &Inner) -> String {
             &format!("{{seid=\"{seid}\",direction=\"dl\"}}"),
             &sh.dl,
         );
-        let _ = writeln!(
-            o,
-            "upf_session_dropped_total{{seid=\"{seid}\"}} {}",
-            sh.dropped.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            o,
-            "upf_session_spoofed_total{{seid=\"{seid}\"}} {}",
-            sh.spoofed.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            o,
-            "upf_session_wrong_sender_total{{seid=\"{seid}\"}} {}",
-            sh.wrong_sender.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            o,
-            "upf_session_protected_destination_total{{seid=\"{seid}\"}} {}",
-            sh.protected_dst.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            o,
-            "upf_session_buffered{{seid=\"{seid}\"}} {}",
-            sh.buffered_len()
-        );
+        for (name, v) in [
+            ("dropped_total", sh.dropped.load(Ordering::Relaxed)),
+            ("spoofed_total", sh.spoofed.load(Ordering::Relaxed)),
+            (
+                "wrong_sender_total",
+                sh.wrong_sender.load(Ordering::Relaxed),
+            ),
+            (
+                "protected_destination_total",
+                sh.protected_dst.load(Ordering::Relaxed),
+            ),
+            ("buffered", sh.buffered_len() as u64),
+        ] {
+            let _ = writeln!(o, "upf_session_{name}{{seid=\"{seid}\"}} {v}");
+        }
         for p in &s.pdrs {
             let _ = writeln!(
                 o,

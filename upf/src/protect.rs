@@ -161,6 +161,24 @@ pub fn local_addrs() -> io::Result<Vec<LocalAddr>> {
     Ok(out)
 }
 
+/// upf1 of the paper topology, for tests: its namespace's addresses (cp,
+/// n3, n6, lo) and its core-side ones (N4, N3), and the set they make.
+#[cfg(test)]
+pub(crate) fn paper_upf1() -> Protected {
+    let la = |a: [u8; 4], prefix| LocalAddr {
+        addr: Ipv4Addr::from(a),
+        prefix,
+    };
+    let local = [
+        la([10, 0, 0, 11], 24),
+        la([10, 3, 0, 11], 24),
+        la([10, 61, 0, 1], 30),
+        la([127, 0, 0, 1], 8),
+    ];
+    let core = [Ipv4Addr::new(10, 0, 0, 11), Ipv4Addr::new(10, 3, 0, 11)];
+    Protected::build(&local, &core, None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,15 +192,7 @@ mod tests {
 
     #[test]
     fn defaults_are_own_addresses_and_core_subnets() {
-        // upf1 of the paper topology: cp, n3, n6, lo.
-        let local = [
-            la([10, 0, 0, 11], 24),
-            la([10, 3, 0, 11], 24),
-            la([10, 61, 0, 1], 30),
-            la([127, 0, 0, 1], 8),
-        ];
-        let core = [Ipv4Addr::new(10, 0, 0, 11), Ipv4Addr::new(10, 3, 0, 11)];
-        let p = Protected::build(&local, &core, None);
+        let p = paper_upf1();
         for a in [
             "10.0.0.1",
             "10.0.0.21",

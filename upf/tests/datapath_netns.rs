@@ -12,86 +12,9 @@ use upf::datapath::DropReason;
 use upf::gtp;
 use upf::packet::{build_udp, FiveTuple};
 use upf::rules::*;
-use upf::sdf::FlowDescription;
 use upf::session::ReportTrigger;
 
 const GNB_TEID: u32 = 0x100;
-
-fn ul_pdr(id: u16, prec: u32, far: u32, sdf: &[&str]) -> Pdr {
-    Pdr {
-        id,
-        precedence: prec,
-        pdi: Pdi {
-            source_interface: Interface::Access,
-            local_fteid: Some(FTeidSpec::Choose(Some(1))),
-            ue_ip: Some(UE),
-            qfi: None,
-            sdf_filters: sdf
-                .iter()
-                .map(|s| FlowDescription::parse(s).expect("sdf"))
-                .collect(),
-            network_instance: Some("internet".into()),
-        },
-        outer_header_removal: true,
-        far_id: far,
-        qer_ids: vec![],
-        urr_ids: vec![],
-    }
-}
-
-fn dl_pdr(id: u16, far: u32) -> Pdr {
-    Pdr {
-        id,
-        precedence: 100,
-        pdi: Pdi {
-            source_interface: Interface::Core,
-            local_fteid: None,
-            ue_ip: Some(UE),
-            qfi: None,
-            sdf_filters: vec![],
-            network_instance: Some("internet".into()),
-        },
-        outer_header_removal: false,
-        far_id: far,
-        qer_ids: vec![],
-        urr_ids: vec![],
-    }
-}
-
-fn to_gnb(teid: u32) -> FarAction {
-    FarAction::Forward {
-        destination: Interface::Access,
-        outer_header: Some(OuterHeader {
-            teid,
-            peer: SocketAddrV4::new(GNB_N3, 2152),
-        }),
-    }
-}
-
-fn rules(dl: FarAction) -> SessionRules {
-    SessionRules {
-        pdrs: vec![ul_pdr(1, 100, 1, &[]), dl_pdr(2, 2)],
-        fars: vec![
-            Far {
-                id: 1,
-                action: FarAction::Forward {
-                    destination: Interface::Core,
-                    outer_header: None,
-                },
-            },
-            Far { id: 2, action: dl },
-        ],
-        qers: vec![Qer {
-            id: 1,
-            gate_ul: Gate::Open,
-            gate_dl: Gate::Open,
-            mbr_ul: None,
-            mbr_dl: None,
-            qfi: Some(9),
-        }],
-        ..Default::default()
-    }
-}
 
 fn with_qfi_qer(mut r: SessionRules) -> SessionRules {
     r.pdrs[1].qer_ids = vec![1];

@@ -12,7 +12,6 @@ use common::*;
 use upf::datapath::DropReason;
 use upf::gtp;
 use upf::packet::build_udp;
-use upf::rules::*;
 
 const GNB_TEID: u32 = 0x100;
 /// A second address on the gNB's N3 link: a rogue host on the n3 switch.
@@ -20,49 +19,10 @@ const ROGUE: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 66);
 
 /// A session whose downlink goes to the gNB: (local SEID, uplink TEID).
 fn session(bed: &Bed) -> (u64, u32) {
-    let pdr = |id, iface, fteid, far_id| Pdr {
-        id,
-        precedence: 100,
-        pdi: Pdi {
-            source_interface: iface,
-            local_fteid: fteid,
-            ue_ip: Some(UE),
-            qfi: None,
-            sdf_filters: vec![],
-            network_instance: None,
-        },
-        outer_header_removal: fteid.is_some(),
-        far_id,
-        qer_ids: vec![],
-        urr_ids: vec![],
-    };
-    let rules = SessionRules {
-        pdrs: vec![
-            pdr(1, Interface::Access, Some(FTeidSpec::Choose(None)), 1),
-            pdr(2, Interface::Core, None, 2),
-        ],
-        fars: vec![
-            Far {
-                id: 1,
-                action: FarAction::Forward {
-                    destination: Interface::Core,
-                    outer_header: None,
-                },
-            },
-            Far {
-                id: 2,
-                action: FarAction::Forward {
-                    destination: Interface::Access,
-                    outer_header: Some(OuterHeader {
-                        teid: GNB_TEID,
-                        peer: SocketAddrV4::new(GNB_N3, 2152),
-                    }),
-                },
-            },
-        ],
-        ..Default::default()
-    };
-    let e = bed.upf().establish(1, rules).expect("session");
+    let e = bed
+        .upf()
+        .establish(1, rules(to_gnb(GNB_TEID)))
+        .expect("session");
     (e.local_seid, e.created[0].teid)
 }
 

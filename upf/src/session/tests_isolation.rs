@@ -6,7 +6,6 @@ use super::tests::{basic, table, to_gnb, up, GNB, SRV, UE};
 use super::*;
 use crate::datapath::Verdict;
 use crate::packet::build_udp;
-use crate::protect::{LocalAddr, Protected};
 use crate::rules::FarAction;
 
 const OTHER_GNB: Ipv4Addr = Ipv4Addr::new(10, 0, 3, 2);
@@ -98,18 +97,7 @@ fn uplink_to_the_upf_or_a_protected_network_is_dropped() {
     let (mut t, now) = table();
     // upf1 of the paper topology: cp 10.0.0.11/24, n3 10.3.0.11/24,
     // n6 10.61.0.1/30.
-    let la = |a: [u8; 4], prefix| LocalAddr {
-        addr: Ipv4Addr::from(a),
-        prefix,
-    };
-    let local = [
-        la([10, 0, 0, 11], 24),
-        la([10, 3, 0, 11], 24),
-        la([10, 61, 0, 1], 30),
-        la([127, 0, 0, 1], 8),
-    ];
-    let core = [Ipv4Addr::new(10, 0, 0, 11), Ipv4Addr::new(10, 3, 0, 11)];
-    t.set_protected(Protected::build(&local, &core, None));
+    t.set_protected(crate::protect::paper_upf1());
     let e = t.establish(1, basic(to_gnb(1)), now).expect("established");
     let teid = e.created[0].teid;
     let to = |dst: [u8; 4]| build_udp(UE, 4000, Ipv4Addr::from(dst), 8805, &[0; 40]);
