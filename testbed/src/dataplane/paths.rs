@@ -116,8 +116,14 @@ impl Paths {
         };
         // On an error, `p`'s drop removes what was made so far.
         p.session(ue, upf)?;
-        p.kernel_routes(&st.ns(&gnb.name), &st.ns(&upf.name), gnb, upf)?;
-        p.vxlan(&st.ns(&gnb.name), &st.ns(&upf.name), gnb, upf)?;
+        let n3 = N3 {
+            gnb_ns: st.ns(&gnb.name),
+            upf_ns: st.ns(&upf.name),
+            gnb,
+            upf,
+        };
+        p.kernel_routes(&n3)?;
+        p.vxlan(&n3)?;
         Ok(p)
     }
 
@@ -171,13 +177,8 @@ impl Paths {
 
     /// The UE's side of paths (b) and (c), the plain routes of (b) and the
     /// edge's routes back for both.
-    fn kernel_routes(
-        &mut self,
-        gnb_ns: &str,
-        upf_ns: &str,
-        gnb: &GnbPlan,
-        upf: &UpfPlan,
-    ) -> Result<(), String> {
+    fn kernel_routes(&mut self, n: &N3<'_>) -> Result<(), String> {
+        let (gnb_ns, upf_ns, gnb, upf) = (n.gnb_ns.as_str(), n.upf_ns.as_str(), n.gnb, n.upf);
         let ue_ns = self.ue_ns.clone();
         let gw = gnb.radio.to_string();
         for (addr, table, pref) in [
@@ -205,38 +206,15 @@ impl Paths {
         // (b): the gNB sends the uplink to the UPF's N3 address (before
         // its own rule that sends the radio side into its TUN); the UPF
         // sends the downlink to the gNB's N3 address.
-        let k = format!("{KERNEL_UE}/32");
-        let upf_n3 = upf.n3.to_string();
-        self.ip_add(
-            gnb_ns,
-            &[
-                "route",
-                "add",
-                "default",
-                "via",
-                &upf_n3,
-                "dev",
-                "n3",
-                "table",
-                TABLE_KERNEL,
-            ],
-        )?;
-        self.ip_add(
-            gnb_ns,
-            &[
-                "rule",
-                "add",
-                "from",
-                &k,
-                "iif",
-                "radio",
-                "lookup",
-                TABLE_KERNEL,
-                "pref",
-                "90",
-            ],
-        )?;
-        self.ip_add(upf_ns, &["route", "add", &k, "via", &gnb.n3.to_string()])?;
+        let hop = Hop {
+            ue: KERNEL_UE,
+            up_via: upf.n3,
+            up_dev: "n3",
+            down_via: gnb.n3,
+            table: TABLE_KERNEL,
+            pref: "90",
+        };
+        self.n3_hop(gnb_ns, upf_ns, &hop)?;
         self.allow_in_gnb_filter(gnb_ns)
     }
 
@@ -260,13 +238,8 @@ impl Paths {
     }
 
     /// Path (c): VXLAN between the gNB's and the UPF's N3 addresses.
-    fn vxlan(
-        &mut self,
-        gnb_ns: &str,
-        upf_ns: &str,
-        gnb: &GnbPlan,
-        upf: &UpfPlan,
-    ) -> Result<(), String> {
+    fn vxlan(&mut self, n: &N3<'_>) -> Result<(), String> {
+        let (gnb_ns, upf_ns, gnb, upf) = (n.gnb_ns.as_str(), n.upf_ns.as_str(), n.gnb, n.upf);
         let port = VXLAN_PORT.to_string();
         for (ns, local, remote, addr) in [
             (gnb_ns, gnb.n3, upf.n3, VXLAN_GNB),
@@ -294,38 +267,57 @@ impl Paths {
             )?;
             ip(ns, &["link", "set", VXLAN_DEV, "up"])?;
         }
-        let v = format!("{VXLAN_UE}/32");
-        self.ip_add(
-            gnb_ns,
-            &[
-                "route",
-                "add",
-                "default",
-                "via",
-                &VXLAN_UPF.to_string(),
-                "dev",
-                VXLAN_DEV,
-                "table",
-                TABLE_VXLAN,
-            ],
-        )?;
-        self.ip_add(
-            gnb_ns,
-            &[
-                "rule",
-                "add",
-                "from",
-                &v,
-                "iif",
-                "radio",
-                "lookup",
-                TABLE_VXLAN,
-                "pref",
-                "91",
-            ],
-        )?;
-        self.ip_add(upf_ns, &["route", "add", &v, "via", &VXLAN_GNB.to_string()])
+        let hop = Hop {
+            ue: VXLAN_UE,
+            up_via: VXLAN_UPF,
+            up_dev: VXLAN_DEV,
+            down_via: VXLAN_GNB,
+            table: TABLE_VXLAN,
+            pref: "91",
+        };
+        self.n3_hop(gnb_ns, upf_ns, &hop)
     }
+
+    /// The gNB-UPF hop of a kernel path: the gNB routes `hop.ue`'s uplink
+    /// from the radio side through its own table (a rule before the gNB's
+    /// rule that sends the radio side into its TUN), the UPF routes the
+    /// downlink back.
+    fn n3_hop(&mut self, gnb_ns: &str, upf_ns: &str, hop: &Hop) -> Result<(), String> {
+        let ue = format!("{}/32", hop.ue);
+        let (up, down) = (hop.up_via.to_string(), hop.down_via.to_string());
+        let (dev, table, pref) = (hop.up_dev, hop.table, hop.pref);
+        let route = [
+            "route", "add", "default", "via", &up, "dev", dev, "table", table,
+        ];
+        self.ip_add(gnb_ns, &route)?;
+        let rule = [
+            "rule", "add", "from", &ue, "iif", "radio", "lookup", table, "pref", pref,
+        ];
+        self.ip_add(gnb_ns, &rule)?;
+        self.ip_add(upf_ns, &["route", "add", &ue, "via", &down])
+    }
+}
+
+/// The gNB and the UPF of the paths, with their namespaces.
+struct N3<'a> {
+    gnb_ns: String,
+    upf_ns: String,
+    gnb: &'a GnbPlan,
+    upf: &'a UpfPlan,
+}
+
+/// A kernel path's hop over N3.
+struct Hop {
+    /// The UE's address on the path.
+    ue: Ipv4Addr,
+    /// Uplink next hop from the gNB, and the device towards it.
+    up_via: Ipv4Addr,
+    up_dev: &'static str,
+    /// Downlink next hop from the UPF.
+    down_via: Ipv4Addr,
+    /// The gNB's table for the uplink and its rule's priority.
+    table: &'static str,
+    pref: &'static str,
 }
 
 impl Drop for Paths {
