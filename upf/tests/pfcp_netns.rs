@@ -584,6 +584,9 @@ fn limits_refused_over_pfcp() {
     assert!(
         matches!(m.body, MessageBody::SessionEstablishmentResponse(ref x) if x.cause == pfcp::Cause::RequestAccepted)
     );
+    // Another session (another CP SEID: the same one would replace the
+    // first), another UE.
+    r.cp_f_seid.seid = 2;
     for p in &mut r.create_pdrs {
         p.pdi.ue_ip_addresses[0].ipv4 = Some(Ipv4Addr::new(10, 60, 0, 2));
     }

@@ -46,6 +46,15 @@
 //!   the codec's cause (66/68/69) and Offending IE; others are counted and
 //!   dropped. Nothing a peer sends can make the node panic, and the log
 //!   lines bad input causes are rate-limited per cause ([`logs`]).
+//! - Bounds: at most `max_sessions_per_peer` sessions per Node ID, and the
+//!   session table's limits (sessions, PDRs, FARs, QERs, URRs per
+//!   session); a request over one gets 74 (No resources available) and is
+//!   counted (`over_limit`).
+//! - A Session Establishment (a new request, not a retransmission) for a
+//!   CP F-SEID the same peer already has a session for replaces that
+//!   session (`session_replaced`): the SMF lost our response, or gave up
+//!   on it, and sets the session up again; the first one would otherwise
+//!   stay orphaned.
 //! - Usage reports (threshold, period) go out as Session Report Requests to
 //!   the session's SMF and are also handed to the driver
 //!   ([`N4Event::UsageReports`]) for the in-process API; the first packet
@@ -115,6 +124,8 @@ pub struct PfcpStats {
     /// Requests refused because a bound was reached (sessions in all,
     /// sessions of the peer, PDRs, FARs, QERs or URRs of a session).
     pub over_limit: AtomicU64,
+    /// Sessions replaced by an establishment for the same CP F-SEID.
+    pub replaced: AtomicU64,
 }
 
 impl PfcpStats {
@@ -137,6 +148,7 @@ impl PfcpStats {
             ("wrong_peer", self.wrong_peer.load(Ordering::Relaxed)),
             ("peer_restart", self.peer_restarts.load(Ordering::Relaxed)),
             ("over_limit", self.over_limit.load(Ordering::Relaxed)),
+            ("session_replaced", self.replaced.load(Ordering::Relaxed)),
             ("log_line", self.logged.load(Ordering::Relaxed)),
             (
                 "log_suppressed",
@@ -313,6 +325,11 @@ pub struct N4Node {
     sessions: BTreeMap<u64, SessPeer>,
     /// Sessions per peer Node ID (the entries of `sessions`, counted).
     per_node: HashMap<pfcp::NodeId, usize>,
+    /// (peer Node ID, its SEID) -> local SEID, of every entry of
+    /// `sessions`: a repeated establishment for the same CP F-SEID (the
+    /// SMF lost our response and tries again) replaces the session instead
+    /// of leaving the first one orphaned.
+    by_cp: HashMap<(pfcp::NodeId, u64), u64>,
     replay: ReplayStore,
     logs: LogLimiter,
     next_seq: u32,
@@ -374,6 +391,7 @@ impl N4Node {
             assocs: Vec::new(),
             sessions: BTreeMap::new(),
             per_node: HashMap::new(),
+            by_cp: HashMap::new(),
             replay: ReplayStore::new(params.cache_ttl, replay::MAX_ENTRIES, replay::MAX_PER_PEER),
             logs: LogLimiter::default(),
             next_seq: 1,
@@ -587,6 +605,10 @@ impl N4Node {
     /// The session is gone: no more resends about it.
     fn forget(&mut self, seid: u64) {
         if let Some(p) = self.sessions.remove(&seid) {
+            let key = (p.node.clone(), p.remote_seid);
+            if self.by_cp.get(&key) == Some(&seid) {
+                self.by_cp.remove(&key);
+            }
             if let Some(n) = self.per_node.get_mut(&p.node) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {

@@ -141,6 +141,16 @@ impl N4Node {
                 return self.est_reject(now, cp_seid, seq, &e);
             }
         }
+        // The same CP F-SEID again from this peer: the SMF did not get our
+        // answer to its establishment (or gave up on it) and sets the
+        // session up anew; the first one goes, or it would stay orphaned.
+        if let Some(old) = self.by_cp.get(&(r.node_id.clone(), cp_seid)).copied() {
+            bump(&self.stats.replaced);
+            warn!(node = %r.node_id, remote_seid = cp_seid, old_seid = old,
+                "Session Establishment for a CP F-SEID in use: the old session is deleted");
+            self.table_delete(table, old, now);
+            self.rules_changed = true;
+        }
         let of_peer = self.per_node.get(&r.node_id).copied().unwrap_or(0);
         if of_peer >= self.p.max_sessions_per_peer {
             bump(&self.stats.over_limit);
@@ -165,6 +175,8 @@ impl N4Node {
             }
         };
         *self.per_node.entry(r.node_id.clone()).or_default() += 1;
+        self.by_cp
+            .insert((r.node_id.clone(), cp_seid), est.local_seid);
         self.rules_changed = true;
         info!(seid = est.local_seid, remote_seid = cp_seid, node = %r.node_id, "session established");
         self.sessions.insert(
@@ -268,6 +280,10 @@ impl N4Node {
         if let Some(p) = self.sessions.get_mut(&seid) {
             p.bar = bar;
             if let Some(f) = r.cp_f_seid {
+                if self.by_cp.get(&(p.node.clone(), p.remote_seid)) == Some(&seid) {
+                    self.by_cp.remove(&(p.node.clone(), p.remote_seid));
+                }
+                self.by_cp.insert((p.node.clone(), f.seid), seid);
                 remote = f.seid;
                 p.remote_seid = f.seid;
             }

@@ -236,3 +236,30 @@ fn sessions_per_peer_are_bounded_and_a_deletion_frees_a_place() {
     sim.establish(1, 0x12);
     assert_eq!(sim.table.len(), 3);
 }
+
+#[test]
+fn an_establishment_repeated_for_the_same_cp_f_seid_replaces_the_session() {
+    let mut sim = Sim::new(params());
+    sim.associate(1, 100);
+    sim.associate(2, 200);
+    // The SMF's first try: its response is lost, the SMF tries again with
+    // a new sequence number (a new request, not a retransmission).
+    let (first, _) = sim.establish(1, 0x10);
+    // SMF 2 uses the same SEID value (for another UE).
+    let mut r = est_request(2, 0x10);
+    for p in &mut r.create_pdrs {
+        p.pdi.ue_ip_addresses[0].ipv4 = Some(ue(0x99));
+    }
+    let other = established_seid(sim.session_req(smf_addr(2), 0, r));
+    let (second, _) = sim.establish(1, 0x10);
+    assert_ne!(first, second);
+    assert!(sim.table.session(first).is_none(), "no orphan left");
+    assert!(sim.table.session(second).is_some());
+    assert!(sim.table.session(other).is_some(), "same SEID, other peer");
+    assert_eq!(sim.table.len(), 2);
+    assert_eq!(stat(&sim, |s| &s.replaced), 1);
+    // The replacement is the session the SMF's SEID names from now on.
+    let m = sim.session_req(smf_addr(1), second, pfcp::SessionDeletionRequest::default());
+    assert_eq!(node_cause(&m), pfcp::Cause::RequestAccepted);
+    assert_eq!(sim.table.len(), 1);
+}
