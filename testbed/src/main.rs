@@ -129,7 +129,7 @@ enum Cmd {
     /// SSIM, cross-edge bytes, lost inputs and leaks (also to
     /// migrations.json and migrations.csv in the run folder), and take it
     /// all down. Ctrl-C stops cleanly.
-    Migrate(testbed::migrate::MigrateArgs),
+    Migrate(Box<testbed::migrate::MigrateArgs>),
     /// The paper's section V, one experiment per result: runs `testbed
     /// migrate` per configuration and repetition, writes the raw CSV,
     /// plots (SVG, PNG) and report.md into a new or empty run folder.

@@ -264,6 +264,50 @@ fn bandwidth_quick_has_fig8_and_table4_and_the_baselines_grow_as_bandwidth_falls
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
+fn overhead_quick_has_fig9_with_the_copy_on_the_inter_edge_link() {
+    let (bed, report) = quick("overhead");
+    check(
+        &bed.run,
+        &report,
+        "## Fig. 9",
+        &[
+            "csm | edge1",
+            "csm | edge2",
+            "pre-copy | edge1",
+            "pre-copy | edge2",
+        ],
+        &[
+            "CPU % before",
+            "CPU % during",
+            "CPU % after",
+            "egress Mbit/s max",
+        ],
+    );
+    for f in ["fig9a-cpu", "fig9b-memory", "fig9c-ingress", "fig9d-egress"] {
+        assert!(bed.run.join(format!("{f}.png")).is_file(), "{f}");
+    }
+    let t = Table::read(&bed.run.join("overhead.csv")).unwrap();
+    let peak = |m: &str, e: &str, col: &str| {
+        t.select("method", m)
+            .and_then(|g| g.select("edge", e))
+            .and_then(|g| g.numbers(col))
+            .unwrap()
+            .into_iter()
+            .fold(0.0f64, f64::max)
+    };
+    // The copy leaves the source and enters the destination at hundreds of
+    // Mbit/s; CSM's edges carry a video stream only.
+    assert!(peak("pre-copy", "edge1", "tx_mbit_s") > 100.0);
+    assert!(peak("pre-copy", "edge2", "rx_mbit_s") > 100.0);
+    assert!(peak("csm", "edge1", "tx_mbit_s") < 50.0);
+    // The destination renders after the migration in both.
+    for m in ["csm", "pre-copy"] {
+        assert!(peak(m, "edge2", "cpu_pct") > 5.0, "{m}");
+    }
+}
+
+#[test]
 fn unknown_experiment_is_a_usage_error_listing_the_names() {
     let bed = Bed::new("u");
     let o = bed.run(&["experiment", "fig99"]);

@@ -82,6 +82,8 @@ pub fn configs(quick: bool, preset: &str, bandwidths: &[u32]) -> Vec<Config> {
                     bw.join(",")
                 )),
                 video: false,
+                edges: false,
+                once: false,
             }
         })
         .collect()
@@ -163,7 +165,7 @@ fn paper_fig8(method: &str, preset: &str, bw: u32) -> (String, String) {
             let t = match bw {
                 200 => format!("{mig200:.0} s"),
                 1000 => format!("≈ {:.0} s ({mig200:.0}/{ratio})", mig200 / ratio),
-                _ => "between".into(),
+                _ => "- (figure only)".into(),
             };
             ("≥ 64 ms (VM)".into(), t)
         }

@@ -33,7 +33,9 @@ use std::time::Instant;
 use crate::bed::{BedError, UpOpts};
 use crate::migrate::{MigrateArgs, MigrateOpts, MigrateReport};
 
+mod all;
 pub mod bandwidth;
+mod overhead;
 mod pingpong;
 pub mod plot;
 mod progress;
@@ -100,12 +102,19 @@ impl From<ExpError> for BedError {
 /// The experiments.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Name {
+    /// Every experiment below, then one report: Fig. 8 and Table IV (the
+    /// snake at every bandwidth, Minetest at 200 and 1000 Mbit/s once),
+    /// Fig. 9, Fig. 10, Table V and ping-pong.
+    All,
     /// Fig. 8 and Table IV: downtime, migration time and bytes moved against
     /// bandwidth, CSM against stop-and-copy and pre-copy.
     Bandwidth,
     /// Table IV: bytes moved between the edges per method and bandwidth
     /// (the `bandwidth` runs).
     Data,
+    /// Fig. 9: each edge's CPU, memory and throughput around a migration,
+    /// CSM against pre-copy.
+    Overhead,
     /// Fig. 10: CDF of switch downtime and migration time per SSIM threshold.
     SsimThreshold,
     /// Table V: flicker around the switch for CSM, No-Sliding, No-Opt, Static.
@@ -118,8 +127,10 @@ impl Name {
     /// Its name on the command line and in file names.
     pub fn as_str(self) -> &'static str {
         match self {
+            Name::All => "all",
             Name::Bandwidth => "bandwidth",
             Name::Data => "data",
+            Name::Overhead => "overhead",
             Name::SsimThreshold => "ssim-threshold",
             Name::Smoothness => "smoothness",
             Name::Pingpong => "pingpong",
@@ -128,8 +139,10 @@ impl Name {
 
     fn experiment(self) -> Box<dyn Experiment> {
         match self {
+            Name::All => Box::new(all::All),
             Name::Bandwidth => Box::new(bandwidth::Bandwidth),
             Name::Data => Box::new(bandwidth::Data),
+            Name::Overhead => Box::new(overhead::Overhead),
             Name::SsimThreshold => Box::new(ssim_threshold::SsimThreshold),
             Name::Smoothness => Box::new(smoothness::Smoothness),
             Name::Pingpong => Box::new(pingpong::Pingpong),
@@ -180,6 +193,10 @@ pub struct Config {
     /// The UE writes what it displays (Y4M) into the run's folder, and the
     /// sampler follows its displayed-frame count.
     pub video: bool,
+    /// The sampler follows each edge's CPU, memory and traffic (Fig. 9).
+    pub edges: bool,
+    /// Run in the first repetition only (`all`'s Minetest runs).
+    pub once: bool,
 }
 
 impl Config {
@@ -292,7 +309,10 @@ pub fn run(
         "experiment.json",
         &serde_json::to_string_pretty(&asked).unwrap_or_default(),
     )?;
-    let total: u64 = configs.iter().map(|c| u64::from(c.count)).sum::<u64>() * u64::from(reps);
+    let total: u64 = configs
+        .iter()
+        .map(|c| u64::from(c.count) * u64::from(if c.once { 1 } else { reps }))
+        .sum();
     let mut progress = Progress::new(total);
     progress.line(&format!(
         "experiment {name}: {} configurations x {reps} repetitions, {total} migrations; run folder {}",
@@ -309,7 +329,7 @@ pub fn run(
     let (mut runs, mut failed) = (0, 0);
     let result = (|| {
         for rep in 1..=reps {
-            for cfg in &configs {
+            for cfg in configs.iter().filter(|c| rep == 1 || !c.once) {
                 let r = one_run(&up, &dir, name, cfg, rep, &cancel, &mut progress)?;
                 runs += 1;
                 let (ok, row) = match r {
@@ -407,6 +427,7 @@ fn one_run(
         state_dir: up.state_dir.clone(),
         run_dir: run_dir.clone(),
         frames: cfg.video,
+        edges: cfg.edges,
         sampler: None,
         started: Instant::now(),
         bring_up_s: None,

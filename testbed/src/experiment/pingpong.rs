@@ -66,12 +66,16 @@ impl Experiment for Pingpong {
                     "--scene textured --countdown {COUNTDOWN_S}s --gap {PERIOD_S}s"
                 )),
                 video: false,
+                edges: false,
+                once: false,
             },
             Config {
                 label: "none".into(),
                 count,
                 flags: flags(&format!("--scene textured --countdown 0 --gap {PERIOD_S}s")),
                 video: false,
+                edges: false,
+                once: false,
             },
         ]
     }

@@ -64,6 +64,8 @@ pub struct RunObs<'a> {
     pub run_dir: PathBuf,
     /// Whether the sampler polls the UE's displayed-frame count.
     pub frames: bool,
+    /// Whether the sampler follows the edges' CPU, memory and traffic.
+    pub edges: bool,
     pub sampler: Option<Sampler>,
     pub started: Instant,
     /// Seconds from the run's start until its testbed was up.
@@ -78,7 +80,7 @@ impl RunObs<'_> {
             .ok()
             .and_then(|all| all.into_iter().find(|s| s.run_dir == want));
         match found {
-            Some(st) => self.sampler = Some(Sampler::start(&st, self.frames)),
+            Some(st) => self.sampler = Some(Sampler::start(&st, self.frames, self.edges)),
             None => self.progress.line(&format!(
                 "[{}] the testbed's state was not found: nothing sampled",
                 self.label

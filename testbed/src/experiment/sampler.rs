@@ -8,7 +8,10 @@
 //!   `GET /services`: serving and copilot endpoints) and the account's
 //!   instances at the edge agents (`GET /instances`), and every instance
 //!   seen;
-//! - the SMF's migration records (`GET /migrations`, every 100 ms).
+//! - the SMF's migration records (`GET /migrations`, every 100 ms);
+//! - if asked, each edge's load (every 200 ms, [`EdgeSample`]): the CPU
+//!   time and resident memory of the processes in its namespace (agent and
+//!   instances) and the byte counters of its interfaces.
 //!
 //! A request that fails (the testbed going down) is skipped.
 
@@ -34,6 +37,22 @@ pub struct Held {
     pub instances: u32,
 }
 
+/// One edge's load at one moment (cumulative counters: rates come from
+/// differences).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EdgeSample {
+    /// CLOCK_REALTIME, ns.
+    pub t_ns: u64,
+    pub edge: String,
+    /// CPU seconds (user and system) of the processes now in its namespace.
+    pub cpu_s: f64,
+    /// Their resident memory.
+    pub rss_bytes: u64,
+    /// Bytes received and sent on its interfaces (loopback left out).
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+}
+
 /// Everything polled during one run.
 #[derive(Debug, Clone, Default)]
 pub struct Samples {
@@ -46,6 +65,8 @@ pub struct Samples {
     pub smf_migrations: Vec<MigrationRecord>,
     /// Every instance id seen at an agent for the account.
     pub instances_seen: BTreeSet<String>,
+    /// The edges' load (when asked).
+    pub edges: Vec<EdgeSample>,
 }
 
 impl Samples {
@@ -76,12 +97,93 @@ pub struct Sampler {
     handle: Option<JoinHandle<Samples>>,
 }
 
+/// CPU seconds and resident bytes of the processes of each namespace
+/// inode in `inodes`, from /proc.
+fn proc_load(inodes: &[u64]) -> Vec<(f64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    // SAFETY: sysconf has no preconditions.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    // SAFETY: as above.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+    let mut out = vec![(0.0, 0u64); inodes.len()];
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(m) = std::fs::metadata(e.path().join("ns/net")) else {
+            continue;
+        };
+        let Some(k) = inodes.iter().position(|&i| i == m.ino()) else {
+            continue;
+        };
+        // utime and stime are fields 14 and 15, after the `(comm)`.
+        if let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) {
+            let rest = stat.rsplit_once(')').map_or("", |x| x.1);
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let t = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+            out[k].0 += (t(11) + t(12)) / tick;
+        }
+        if let Ok(statm) = std::fs::read_to_string(e.path().join("statm")) {
+            let rss = statm
+                .split_whitespace()
+                .nth(1)
+                .and_then(|x| x.parse::<u64>().ok());
+            out[k].1 += rss.unwrap_or(0) * page;
+        }
+    }
+    out
+}
+
+/// The edges' load now.
+fn edge_samples(edges: &[(String, String)]) -> Vec<EdgeSample> {
+    use std::os::unix::fs::MetadataExt as _;
+    let inodes: Vec<u64> = edges
+        .iter()
+        .map(|(_, ns)| {
+            std::fs::metadata(format!("{}/{ns}", topo::netns::NETNS_RUN_DIR)).map_or(0, |m| m.ino())
+        })
+        .collect();
+    let load = proc_load(&inodes);
+    let t_ns = now_ns();
+    edges
+        .iter()
+        .zip(load)
+        .filter_map(|((edge, ns), (cpu_s, rss_bytes))| {
+            let text = topo::netns::run_in_netns(ns, || {
+                std::fs::read_to_string("/proc/thread-self/net/dev")
+            })
+            .ok()?
+            .ok()?;
+            let (mut rx, mut tx) = (0, 0);
+            for l in text.lines().skip(2) {
+                let Some((name, _)) = l.split_once(':') else {
+                    continue;
+                };
+                if name.trim() == "lo" {
+                    continue;
+                }
+                if let Some(b) = crate::migrate::probe::parse_net_dev(&text, name.trim()) {
+                    rx += b.rx_bytes;
+                    tx += b.tx_bytes;
+                }
+            }
+            Some(EdgeSample {
+                t_ns,
+                edge: edge.clone(),
+                cpu_s,
+                rss_bytes,
+                rx_bytes: rx,
+                tx_bytes: tx,
+            })
+        })
+        .collect()
+}
+
 struct Targets {
     ue: Ue,
     ue_id: String,
     account: String,
     smf: Smf,
     agents: Vec<Api>,
+    /// (edge, namespace).
+    edges: Vec<(String, String)>,
 }
 
 impl Targets {
@@ -103,6 +205,11 @@ impl Targets {
                 .edges
                 .iter()
                 .map(|e| Api::new(format!("agent-{}", e.name), st.ns(&e.name), e.agent_api))
+                .collect(),
+            edges: app
+                .edges
+                .iter()
+                .map(|e| (e.name.clone(), st.ns(&e.name)))
                 .collect(),
         })
     }
@@ -137,8 +244,9 @@ impl Targets {
 }
 
 impl Sampler {
-    /// Starts polling the testbed `st`; the frame count only if `frames`.
-    pub fn start(st: &BedState, frames: bool) -> Sampler {
+    /// Starts polling the testbed `st`; the frame count only if `frames`,
+    /// the edges' load only if `edges`.
+    pub fn start(st: &BedState, frames: bool, edges: bool) -> Sampler {
         let stop = Arc::new(AtomicBool::new(false));
         let targets = Targets::of(st);
         let flag = stop.clone();
@@ -146,6 +254,7 @@ impl Sampler {
             let mut s = Samples::default();
             let Some(t) = targets else { return s };
             let mut slow = Instant::now();
+            let mut load = Instant::now();
             let mut first = true;
             while !flag.load(Ordering::SeqCst) {
                 if frames {
@@ -168,6 +277,10 @@ impl Sampler {
                             s.ue_migrations = u.migrations;
                         }
                     }
+                }
+                if edges && (first || load.elapsed() >= Duration::from_millis(200)) {
+                    load = Instant::now();
+                    s.edges.extend(edge_samples(&t.edges));
                 }
                 first = false;
                 std::thread::sleep(Duration::from_millis(10));

@@ -78,6 +78,8 @@ impl Experiment for Smoothness {
                 count: pick(quick, 2, 6),
                 flags: flags(&format!("{f} --countdown 1s --gap 2s")),
                 video: true,
+                edges: false,
+                once: false,
             })
             .collect()
     }

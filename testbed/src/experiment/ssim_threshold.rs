@@ -36,6 +36,8 @@ impl Experiment for SsimThreshold {
                     "--scene textured --countdown 1s --gap 2s --ssim-threshold {t}"
                 )),
                 video: false,
+                edges: false,
+                once: false,
             })
             .collect()
     }

@@ -133,6 +133,13 @@ pub struct MigrateArgs {
     /// cloud applies each once).
     #[arg(long, default_value_t = 8)]
     pub resend: usize,
+    /// Keep playing this long before the first migration (the load before
+    /// it: Fig. 9).
+    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    pub before: Duration,
+    /// Keep playing this long after the last migration.
+    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    pub after: Duration,
     /// Leave the testbed up afterwards (`testbed status`, `testbed down`).
     #[arg(long)]
     pub keep: bool,
@@ -283,6 +290,8 @@ impl MigrateArgs {
             preset: self.preset.clone(),
             scale: self.scale,
             bandwidths: self.bandwidth.clone(),
+            before: self.before,
+            after: self.after,
             countdown: self.countdown,
             gaps: self.gap.clone(),
             trigger: self.trigger,

@@ -199,11 +199,31 @@ pub(super) fn session(
     let mut notes = Vec::new();
     let body = (|| {
         let start = probe::census(st, &ctx.ue.name)?;
+        if !opts.before.is_zero() {
+            // The destination's repository is made warm now (CSM with
+            // --warm, every state copy), not at the request: its pull is
+            // no part of the load before the migration.
+            if opts.warm || opts.method.is_state_copy() {
+                set_warmth(&ctx.edges[1].agent, true, Duration::from_secs(15))?;
+            }
+            obs.status(&format!(
+                "playing {:?} before the first migration",
+                opts.before
+            ));
+            pause(opts, opts.before)?;
+        }
         let rows = if opts.method.is_state_copy() {
             statecopy::copies(&ctx, &mut running, obs, &mut notes)?
         } else {
             migrations(&ctx, &mut running, obs, &mut notes)?
         };
+        if !opts.after.is_zero() {
+            obs.status(&format!(
+                "playing {:?} after the last migration",
+                opts.after
+            ));
+            pause(opts, opts.after)?;
+        }
         obs.finish();
         let released = wait_release(&ctx, obs).is_ok();
         let leaks = settle_leaks(&ctx, &start)?;

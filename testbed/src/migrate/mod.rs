@@ -145,6 +145,9 @@ pub struct MigrateOpts {
     /// The inter-edge and WAN links' rate (Mbit/s) for each migration in
     /// turn, set with tc before it (empty: the topology's).
     pub bandwidths: Vec<u32>,
+    /// Playing time before the first migration and after the last.
+    pub before: Duration,
+    pub after: Duration,
     pub countdown: Duration,
     pub gaps: Gaps,
     pub trigger: Trigger,
