@@ -44,7 +44,6 @@ fn params() -> N4Params {
         cache_ttl: Duration::from_secs(60),
         data_poll_interval: DATA_POLL_INTERVAL,
         associate_with: Vec::new(),
-        max_sessions_per_peer: 100_000,
     }
 }
 

@@ -336,11 +336,12 @@ impl Upf {
             .map_or(0, |d| d.as_secs());
         let recovery_ts = (unix + NTP_UNIX_OFFSET) as u32;
         let n3_addr = config.n3.addrs[0];
-        let node = N4Node::new(
+        let mut node = N4Node::new(
             N4Params::from_config(&config, n3_addr, recovery_ts),
             Instant::now(),
             SystemTime::now(),
         );
+        node.set_max_sessions_per_peer(config.limits.max_sessions_per_peer);
         let mut table = SessionTable::new(config.limits(), n3_addr, epoch);
         let protected = config.protected(&crate::protect::local_addrs()?);
         info!(nets = %protected.nets().iter().map(ToString::to_string).collect::<Vec<_>>().join(" "),

@@ -3,7 +3,7 @@
 //! by [`crate::datapath::Snapshot::uplink`] whatever the routes say.
 //!
 //! The set is built once at start ([`Protected::build`]): every address of
-//! the UPF's network namespace (a /32 each, so the UPF's own services are
+//! the UPF's network interfaces (a /32 each, so the UPF's own services are
 //! unreachable from the user plane whatever they bind to), 127.0.0.0/8,
 //! and either `n6.protected_nets` from the configuration or, without it,
 //! the subnets of the interfaces that carry the UPF's N4 address (or its
@@ -124,7 +124,10 @@ impl Protected {
 }
 
 /// Every IPv4 address of the calling thread's network namespace, with its
-/// prefix length (`getifaddrs`).
+/// prefix length (`getifaddrs`), but those put on `lo` outside 127.0.0.0/8
+/// (which is protected whole): such an address is a host of the data
+/// network that a setup placed in the UPF's namespace on purpose (a test's
+/// echo server), not an address the UPF's services use.
 pub fn local_addrs() -> io::Result<Vec<LocalAddr>> {
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills `head` with a list we free below.
@@ -144,6 +147,8 @@ pub fn local_addrs() -> io::Result<Vec<LocalAddr>> {
         if i32::from(unsafe { (*ifa.ifa_addr).sa_family }) != libc::AF_INET {
             continue;
         }
+        // SAFETY: ifa_name is a NUL-terminated interface name.
+        let on_lo = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }.to_bytes() == b"lo";
         // SAFETY: AF_INET: both are sockaddr_in.
         let (a, m) = unsafe {
             (
@@ -151,8 +156,12 @@ pub fn local_addrs() -> io::Result<Vec<LocalAddr>> {
                 *(ifa.ifa_netmask as *const libc::sockaddr_in),
             )
         };
+        let addr = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+        if on_lo && !addr.is_loopback() {
+            continue;
+        }
         out.push(LocalAddr {
-            addr: Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+            addr,
             prefix: u32::from_be(m.sin_addr.s_addr).count_ones() as u8,
         });
     }

@@ -193,8 +193,6 @@ pub struct N4Params {
     pub data_poll_interval: Duration,
     /// SMFs to set up an association with at start (UPF-initiated).
     pub associate_with: Vec<SocketAddr>,
-    /// Sessions one peer (Node ID) may have at once.
-    pub max_sessions_per_peer: usize,
 }
 
 /// How long a UPF-initiated association setup waits after N1 unanswered
@@ -225,7 +223,6 @@ impl N4Params {
             cache_ttl: CACHE_TTL,
             data_poll_interval: DATA_POLL_INTERVAL,
             associate_with: cfg.n4.smf.clone(),
-            max_sessions_per_peer: cfg.limits.max_sessions_per_peer,
         }
     }
 }
@@ -325,6 +322,8 @@ pub struct N4Node {
     sessions: BTreeMap<u64, SessPeer>,
     /// Sessions per peer Node ID (the entries of `sessions`, counted).
     per_node: HashMap<pfcp::NodeId, usize>,
+    /// Sessions one peer may have at once.
+    max_sessions_per_peer: usize,
     /// (peer Node ID, its SEID) -> local SEID, of every entry of
     /// `sessions`: a repeated establishment for the same CP F-SEID (the
     /// SMF lost our response and tries again) replaces the session instead
@@ -391,6 +390,7 @@ impl N4Node {
             assocs: Vec::new(),
             sessions: BTreeMap::new(),
             per_node: HashMap::new(),
+            max_sessions_per_peer: usize::MAX,
             by_cp: HashMap::new(),
             replay: ReplayStore::new(params.cache_ttl, replay::MAX_ENTRIES, replay::MAX_PER_PEER),
             logs: LogLimiter::default(),
@@ -415,6 +415,13 @@ impl N4Node {
     pub fn set_wall_clock(&mut self, now: Instant, wall: SystemTime) {
         self.epoch = now;
         self.wall_epoch = wall;
+    }
+
+    /// At most `n` sessions per peer Node ID from now on (default: no
+    /// bound but the table's); one more is refused with 74 and counted
+    /// (`over_limit`).
+    pub fn set_max_sessions_per_peer(&mut self, n: usize) {
+        self.max_sessions_per_peer = n.max(1);
     }
 
     /// The parameters in force.

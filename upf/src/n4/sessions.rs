@@ -152,7 +152,7 @@ impl N4Node {
             self.rules_changed = true;
         }
         let of_peer = self.per_node.get(&r.node_id).copied().unwrap_or(0);
-        if of_peer >= self.p.max_sessions_per_peer {
+        if of_peer >= self.max_sessions_per_peer {
             bump(&self.stats.over_limit);
             let e = session_error(
                 Cause::NoResourcesAvailable,

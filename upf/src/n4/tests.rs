@@ -40,7 +40,6 @@ fn params() -> N4Params {
         cache_ttl: Duration::from_secs(60),
         data_poll_interval: Duration::from_millis(20),
         associate_with: Vec::new(),
-        max_sessions_per_peer: 10_000,
     }
 }
 

@@ -214,10 +214,8 @@ fn retransmissions_are_answered_once_and_never_across_a_restart() {
 
 #[test]
 fn sessions_per_peer_are_bounded_and_a_deletion_frees_a_place() {
-    let mut sim = Sim::new(N4Params {
-        max_sessions_per_peer: 2,
-        ..params()
-    });
+    let mut sim = Sim::new(params());
+    sim.node.set_max_sessions_per_peer(2);
     sim.associate(1, 100);
     sim.associate(2, 200);
     let (first, _) = sim.establish(1, 0x10);
