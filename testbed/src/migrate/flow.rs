@@ -179,6 +179,29 @@ struct Counters {
     cloud: CloudCount,
 }
 
+impl Counters {
+    /// The counters now; `status`: the UE's, just read.
+    fn read(ctx: &Ctx, status: &UeStatus) -> Result<Counters, BedError> {
+        Ok(Counters {
+            ie: ctx.ie_bytes()?,
+            sent: status.inputs_sent,
+            cloud: cloud_count(&ctx.cloud, &ctx.account)?,
+        })
+    }
+}
+
+/// Waits until the UE's migration `id` no longer runs; its record.
+fn wait_ended(ctx: &Ctx, id: u64, what: &str) -> Result<UeMigration, BedError> {
+    wait_for(ctx.opts, ctx.deadline, what, || {
+        Ok(ctx
+            .ue_api
+            .status()?
+            .migration(id)
+            .filter(|m| !m.running())
+            .cloned())
+    })
+}
+
 /// Runs the whole session on a testbed that is up: the report, and the
 /// run's namespaces (for the leak count after the testbed went down).
 pub(super) fn session(
@@ -327,23 +350,29 @@ fn settings(ctx: &Ctx) -> serde_json::Value {
     })
 }
 
+/// PDU session `psi` of the UE through `upf`.
+fn add_session(ctx: &Ctx, psi: u8, upf: &UpfPlan, obs: &mut dyn Observer) -> Result<(), BedError> {
+    obs.status(&format!("PDU session {psi} through {}", upf.name));
+    let line = ctx.ue_session(&[
+        "add".into(),
+        "--psi".into(),
+        psi.to_string(),
+        "--dnn".into(),
+        upf.dnn.clone(),
+        "--upf".into(),
+        upf.name.clone(),
+    ])?;
+    obs.line(line.trim());
+    Ok(())
+}
+
 /// Session 1 through the first edge's UPF, an instance at its agent, the
 /// UE's play; returns once the UE displays frames.
 fn start_play(ctx: &Ctx, obs: &mut dyn Observer) -> Result<(), BedError> {
     let o = ctx.opts;
     let a = &ctx.edges[0];
     let psi = 1u8;
-    obs.status(&format!("PDU session {psi} through {}", a.upf.name));
-    let line = ctx.ue_session(&[
-        "add".into(),
-        "--psi".into(),
-        psi.to_string(),
-        "--dnn".into(),
-        a.upf.dnn.clone(),
-        "--upf".into(),
-        a.upf.name.clone(),
-    ])?;
-    obs.line(line.trim());
+    add_session(ctx, psi, &a.upf, obs)?;
     let ue_addr = ctx
         .sessions()?
         .iter()
@@ -449,15 +478,7 @@ fn migrations(
         .iter()
         .map(|m| m.id)
         .collect();
-    if let Err(e) = wait_quiet_link(ctx, obs) {
-        if o.cancelled() {
-            return Err(e);
-        }
-        notes.push(format!(
-            "cross-edge bytes include traffic from before the run: {e}"
-        ));
-    }
-    obs.begin(u64::from(o.count));
+    begin(ctx, obs, notes)?;
     for i in 0..o.count {
         let gap = o.gap(i);
         if !gap.is_zero() {
@@ -516,11 +537,7 @@ fn migrations(
             set_warmth(&to.agent, o.warm, Duration::from_secs(15))?;
             Some(o.warm)
         };
-        let before = Counters {
-            ie: ctx.ie_bytes()?,
-            sent: status.inputs_sent,
-            cloud: cloud_count(&ctx.cloud, &ctx.account)?,
-        };
+        let before = Counters::read(ctx, &status)?;
         obs.status(&format!(
             "migration {} of {}: {} -> {}",
             i + 1,
@@ -534,14 +551,7 @@ fn migrations(
             _ => ctx.ue_api.migrate(&to.name)?.id,
         };
         seen.insert(id);
-        let m = wait_for(o, ctx.deadline, &format!("migration {id} to end"), || {
-            Ok(ctx
-                .ue_api
-                .status()?
-                .migration(id)
-                .filter(|m| !m.running())
-                .cloned())
-        })?;
+        let m = wait_ended(ctx, id, &format!("migration {id} to end"))?;
         let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
         let mut row = measure_after(ctx, i, &m, before, repo_warm, gap, wall_ms)?;
         row.bandwidth_mbit = bandwidth;
@@ -588,6 +598,21 @@ fn set_bandwidth(
         })?;
     }
     Ok(Some(mbit))
+}
+
+/// Before the first migration: a quiet inter-edge link (or a note that
+/// its bytes include earlier traffic), then the progress's total.
+fn begin(ctx: &Ctx, obs: &mut dyn Observer, notes: &mut Vec<String>) -> Result<(), BedError> {
+    if let Err(e) = wait_quiet_link(ctx, obs) {
+        if ctx.opts.cancelled() {
+            return Err(e);
+        }
+        notes.push(format!(
+            "cross-edge bytes include traffic from before the run: {e}"
+        ));
+    }
+    obs.begin(u64::from(ctx.opts.count));
+    Ok(())
 }
 
 /// Waits until the inter-edge link has been quiet for 2 s (at most 20 s):

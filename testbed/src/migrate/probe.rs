@@ -248,23 +248,26 @@ pub fn running(st: &BedState) -> Result<Running, BedError> {
 /// shaping its topology gives it (the userspace emulator where the kernel
 /// has no netem: the link must have it, see `emulate = true`).
 pub fn set_delay(r: &mut Running, link: &str, delay: Duration) -> Result<(), BedError> {
-    let l = r
-        .topology()
-        .link(link)
-        .cloned()
-        .ok_or_else(|| req(format!("no link `{link}`")))?;
     let us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
-    for (dir, base) in [(Dir::Ab, l.shape_ab), (Dir::Ba, l.shape_ba)] {
-        let mut s = base;
-        s.delay_us = us;
-        r.shape(link, dir, &s)?;
-    }
-    Ok(())
+    reshape(r, link, |s| s.delay_us = us)
 }
 
 /// Sets the rate of `link`, both directions, keeping the rest of its
 /// shaping (tc's htb, or the emulator on an emulated link).
 pub fn set_rate(r: &mut Running, link: &str, rate_bps: u64) -> Result<(), BedError> {
+    reshape(r, link, |s| {
+        s.rate_bps = Some(rate_bps);
+        // The burst follows the new rate (about 2 ms of it).
+        s.burst_bytes = None;
+    })
+}
+
+/// Shapes both directions of `link` as its topology does, changed by `f`.
+fn reshape(
+    r: &mut Running,
+    link: &str,
+    f: impl Fn(&mut topo::config::Shape),
+) -> Result<(), BedError> {
     let l = r
         .topology()
         .link(link)
@@ -272,9 +275,7 @@ pub fn set_rate(r: &mut Running, link: &str, rate_bps: u64) -> Result<(), BedErr
         .ok_or_else(|| req(format!("no link `{link}`")))?;
     for (dir, base) in [(Dir::Ab, l.shape_ab), (Dir::Ba, l.shape_ba)] {
         let mut s = base;
-        s.rate_bps = Some(rate_bps);
-        // The burst follows the new rate (about 2 ms of it).
-        s.burst_bytes = None;
+        f(&mut s);
         r.shape(link, dir, &s)?;
     }
     Ok(())

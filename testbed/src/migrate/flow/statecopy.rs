@@ -31,10 +31,10 @@ use topo::Running;
 
 use super::super::api::UeMigration;
 use super::super::report::MigrationRow;
-use super::super::{pause, wait_for, Gaps, Observer};
+use super::super::{pause, Gaps, Observer};
 use super::{
-    cloud_count, measure_after, req, set_bandwidth, set_warmth, wait_quiet_link, write_file,
-    Counters, Ctx, Edge,
+    begin, measure_after, req, set_bandwidth, set_warmth, wait_ended, write_file, Counters, Ctx,
+    Edge,
 };
 use crate::bed::BedError;
 
@@ -45,20 +45,7 @@ fn psi_of(k: usize) -> u8 {
 
 /// The UE's session to the second edge (the first's is the play's).
 pub(super) fn second_session(ctx: &Ctx, obs: &mut dyn Observer) -> Result<(), BedError> {
-    let b = &ctx.edges[1];
-    let psi = psi_of(1);
-    obs.status(&format!("PDU session {psi} through {}", b.upf.name));
-    let line = ctx.ue_session(&[
-        "add".into(),
-        "--psi".into(),
-        psi.to_string(),
-        "--dnn".into(),
-        b.upf.dnn.clone(),
-        "--upf".into(),
-        b.upf.name.clone(),
-    ])?;
-    obs.line(line.trim());
-    Ok(())
+    super::add_session(ctx, psi_of(1), &ctx.edges[1].upf, obs)
 }
 
 /// The wait before copy `i`: the `--gap` list, or 1 s with `auto` (the
@@ -87,15 +74,7 @@ pub(super) fn copies(
             ctx.edges[1].name
         )));
     }
-    if let Err(e) = wait_quiet_link(ctx, obs) {
-        if o.cancelled() {
-            return Err(e);
-        }
-        notes.push(format!(
-            "cross-edge bytes include traffic from before the run: {e}"
-        ));
-    }
-    obs.begin(u64::from(o.count));
+    begin(ctx, obs, notes)?;
     let mut rows = Vec::new();
     let mut serving = 0;
     for i in 0..o.count {
@@ -121,6 +100,17 @@ pub(super) fn copies(
         serving = 1 - serving;
     }
     Ok(rows)
+}
+
+/// `POST /follow` to the UE with `body`; the follow's record.
+fn follow(ctx: &Ctx, body: serde_json::Value) -> Result<UeMigration, BedError> {
+    ctx.ue_api.0.expect(
+        "POST",
+        "/follow",
+        Some(body.to_string()),
+        &[200],
+        Duration::from_secs(10),
+    )
 }
 
 /// The account's instance at `e` (the one the UE is shown).
@@ -173,12 +163,7 @@ fn one(
     let body = copy_body(ctx, b, psi)?;
     // The image carries the application: the destination does not pull it.
     set_warmth(&b.agent, true, Duration::from_secs(15))?;
-    let status = ctx.ue_api.status()?;
-    let before = Counters {
-        ie: ctx.ie_bytes()?,
-        sent: status.inputs_sent,
-        cloud: cloud_count(&ctx.cloud, &ctx.account)?,
-    };
+    let before = Counters::read(ctx, &ctx.ue_api.status()?)?;
     obs.status(&format!(
         "{} {} of {}: {} -> {}",
         o.method.as_str(),
@@ -188,13 +173,7 @@ fn one(
         b.name
     ));
     let t0 = Instant::now();
-    let follow: UeMigration = ctx.ue_api.0.expect(
-        "POST",
-        "/follow",
-        Some(serde_json::json!({"edge": b.name, "psi": psi}).to_string()),
-        &[200],
-        Duration::from_secs(10),
-    )?;
+    let followed = follow(ctx, serde_json::json!({"edge": b.name, "psi": psi}))?;
     let report: serde_json::Value = a.agent.expect(
         "POST",
         &format!("/instances/{id}/statecopy"),
@@ -211,26 +190,15 @@ fn one(
             ))
         })?;
     let input = SocketAddr::from((b.n6, port));
-    let _: UeMigration = ctx.ue_api.0.expect(
-        "POST",
-        "/follow",
-        Some(serde_json::json!({"edge": b.name, "psi": psi, "input": input}).to_string()),
-        &[200],
-        Duration::from_secs(10),
+    follow(
+        ctx,
+        serde_json::json!({"edge": b.name, "psi": psi, "input": input}),
     )?;
     obs.status(&format!("{} waits for {}'s stream", ctx.ue.name, b.name));
-    let m = wait_for(
-        o,
-        ctx.deadline,
+    let m = wait_ended(
+        ctx,
+        followed.id,
         &format!("the UE to show {}'s stream", b.name),
-        || {
-            Ok(ctx
-                .ue_api
-                .status()?
-                .migration(follow.id)
-                .filter(|m| !m.running())
-                .cloned())
-        },
     )?;
     let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
     let mut row = measure_after(ctx, i, &m, before, None, g, wall_ms)?;
