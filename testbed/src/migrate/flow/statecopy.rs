@@ -102,6 +102,42 @@ pub(super) fn copies(
     Ok(rows)
 }
 
+/// `POST /instances/{id}/statecopy` at the source agent `agent`: the
+/// agent's report. The copy may take minutes: the request runs in a
+/// thread of its own, and Ctrl-C does not wait for it (the testbed going
+/// down ends it).
+fn copy(
+    ctx: &Ctx,
+    agent: &super::Api,
+    id: &str,
+    body: serde_json::Value,
+) -> Result<serde_json::Value, BedError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (agent, path, deadline) = (
+        agent.clone(),
+        format!("/instances/{id}/statecopy"),
+        ctx.deadline,
+    );
+    std::thread::spawn(move || {
+        let r = agent.expect("POST", &path, Some(body.to_string()), &[200], deadline);
+        let _ = tx.send(r);
+    });
+    loop {
+        if ctx.opts.cancelled() {
+            return Err(BedError::Interrupted);
+        }
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(r) => return r,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(req(
+                    "the state-copy request's thread ended without an answer",
+                ))
+            }
+        }
+    }
+}
+
 /// `POST /follow` to the UE with `body`; the follow's record.
 fn follow(ctx: &Ctx, body: serde_json::Value) -> Result<UeMigration, BedError> {
     ctx.ue_api.0.expect(
@@ -174,13 +210,7 @@ fn one(
     ));
     let t0 = Instant::now();
     let followed = follow(ctx, serde_json::json!({"edge": b.name, "psi": psi}))?;
-    let report: serde_json::Value = a.agent.expect(
-        "POST",
-        &format!("/instances/{id}/statecopy"),
-        Some(body.to_string()),
-        &[200],
-        ctx.deadline,
-    )?;
+    let report = copy(ctx, &a.agent, &id, body)?;
     let port = report["destination"]["input_port"]
         .as_u64()
         .and_then(|p| u16::try_from(p).ok())
