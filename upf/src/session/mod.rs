@@ -774,4 +774,8 @@ mod compile;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_incremental;
+#[cfg(test)]
 mod tests_isolation;
+#[cfg(test)]
+mod tests_periods;

@@ -283,3 +283,68 @@ fn malformed_flood_logs_a_few_lines_per_second_with_suppressed_counts() {
         );
     }
 }
+
+#[test]
+fn malformed_requests_answered_with_cause_and_offending_ie() {
+    let mut sim = Sim::new(params());
+    sim.associate(1, 100);
+    let (seid, _) = sim.establish(1, 0xc0);
+    let before = sim.node.stats().malformed.load(Ordering::Relaxed);
+    // Establishment without Create FAR: 66, Offending IE Create FAR (3).
+    let mut r = est_request(1, 0xc1);
+    r.create_fars.clear();
+    let m = sim.session_req(smf_addr(1), 0, r);
+    let MessageBody::SessionEstablishmentResponse(e) = m.body else {
+        panic!("{m:?}")
+    };
+    assert_eq!(
+        (e.cause, e.offending_ie),
+        (pfcp::Cause::MandatoryIeMissing, Some(3))
+    );
+    assert_eq!(u8::from(e.cause), 66);
+    assert_eq!(sim.table.len(), 1, "nothing established");
+    // A Modification whose first IE claims more octets than the message
+    // has: 68 Invalid Length naming that IE, addressed to the SMF's SEID.
+    let seq = sim.next_seq();
+    let mut b = Message::session(
+        seid,
+        seq,
+        pfcp::SessionModificationRequest {
+            remove_pdrs: vec![pfcp::RemovePdr {
+                pdr_id: 2,
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    )
+    .to_vec()
+    .expect("encode");
+    let first_ie = u16::from_be_bytes([b[16], b[17]]);
+    b[18] = 0xff;
+    b[19] = 0xff;
+    sim.deliver(smf_addr(1), &b);
+    let (m, _) = sim.response_to(smf_addr(1), seq);
+    assert_eq!(m.header.seid, Some(0xc0));
+    let MessageBody::SessionModificationResponse(x) = m.body else {
+        panic!("{m:?}")
+    };
+    assert_eq!(x.cause, pfcp::Cause::InvalidLength);
+    assert_eq!(x.offending_ie, Some(first_ie));
+    assert!(
+        sim.table.session(seid).expect("untouched").pdr(2).is_some(),
+        "not executed"
+    );
+    // Garbage without a usable header: counted, not answered.
+    sim.deliver(smf_addr(1), &[0x21, 50, 0]);
+    sim.deliver(smf_addr(1), &[0xff; 40]);
+    assert!(sim.take_requests(51).is_empty() && sim.out.is_empty());
+    // The codec refused all four (Create FAR missing, bad length, two
+    // without a usable header).
+    assert_eq!(
+        sim.node.stats().malformed.load(Ordering::Relaxed),
+        before + 4
+    );
+    // Still serving.
+    sim.establish(1, 0xc2);
+    assert_eq!(sim.table.len(), 2);
+}
