@@ -12,7 +12,17 @@
 //! - [`gtp`]: GTP-U encap/decap on caller buffers, over `wire::gtpu`.
 //! - [`pfcp_map`]: PFCP IEs (`wire::pfcp`) to and from the rule model,
 //!   with the cause and Offending IE of every refusal.
-//! - [`config`], [`tun`], [`daemon`], [`n4`], [`metrics`]: the daemon.
+//! - [`protect`]: destinations a UE's packet is never delivered to (the
+//!   UPF's own addresses, the core's networks); [`ratelimit`]: per-peer
+//!   token buckets (Error Indications).
+//! - [`config`], [`tun`], [`daemon`], [`n3`], [`n4`], [`metrics`]: the
+//!   daemon.
+//!
+//! Trust (DESIGN.md section 3): a session's G-PDUs are accepted only from
+//! the peer its FARs tunnel to on that side (the gNB for uplink), a UE's
+//! uplink never reaches a protected destination, a PFCP peer is its Node
+//! ID and address together, and bad input on N3 and N4 is counted, logged
+//! a few lines a second per cause, and changes nothing.
 //!
 //! Run it in-process with [`daemon::Upf::start`] (in the calling thread's
 //! network namespace) or as the `upf` binary:

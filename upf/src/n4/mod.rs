@@ -26,7 +26,7 @@
 //! - Association Setup/Update/Release from any Node ID form (IPv4, IPv6,
 //!   FQDN); a Setup from a node whose Recovery Time Stamp changed (the SMF
 //!   restarted) removes the sessions of its previous life.
-//! - A peer is its Node ID and its address together ([`assoc`]): a Setup
+//! - A peer is its Node ID and its address together (`assoc.rs`): a Setup
 //!   for a Node ID associated from another address is refused (64 Request
 //!   rejected); an Update or Release, a Session Establishment from another
 //!   address than the association's, and any session request from an
