@@ -11,6 +11,8 @@ use std::time::Duration;
 use upf::config::Config;
 use upf::daemon::Upf;
 
+pub mod pfcp;
+
 pub const GNB_N3: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 1);
 pub const UPF_N3: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 2);
 pub const UPF_N6: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 1);

@@ -1,0 +1,260 @@
+//! A PFCP peer for the UPF's N4 tests: an SMF on the gNB's namespace that
+//! speaks PFCP through `wire`, and the session it establishes.
+
+use std::collections::VecDeque;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use super::*;
+use upf::packet::build_udp;
+use wire::pfcp::{self, Message, MessageBody};
+
+pub const GNB_TEID: u32 = 0x777;
+
+pub struct Smf {
+    pub sock: UdpSocket,
+    pub upf: SocketAddr,
+    pub seq: u32,
+    /// Requests from the UPF (heartbeats, session reports) seen while
+    /// waiting for responses.
+    pub inbox: VecDeque<Message>,
+    pub node_id: pfcp::NodeId,
+}
+
+impl Smf {
+    pub fn new(bed: &Bed) -> Smf {
+        let sock = bed
+            .gnb
+            .run(|| UdpSocket::bind((GNB_N3, 0)).expect("smf socket"));
+        sock.set_read_timeout(Some(Duration::from_millis(300)))
+            .expect("timeout");
+        Smf {
+            sock,
+            upf: SocketAddr::from((UPF_N3, 8805)),
+            seq: 100,
+            inbox: VecDeque::new(),
+            node_id: pfcp::NodeId::fqdn("smf.test.example"),
+        }
+    }
+
+    pub fn send_raw(&self, b: &[u8]) {
+        self.sock.send_to(b, self.upf).expect("send");
+    }
+
+    pub fn recv(&mut self, deadline: Instant) -> Option<(Message, Vec<u8>)> {
+        let mut buf = [0u8; 65536];
+        while Instant::now() < deadline {
+            if let Ok((n, _)) = self.sock.recv_from(&mut buf) {
+                let m = Message::parse(&buf[..n]).expect("the UPF sends valid PFCP");
+                return Some((m, buf[..n].to_vec()));
+            }
+        }
+        None
+    }
+
+    /// Send bytes of a request with `seq`, wait for the response with that seq.
+    pub fn exchange(&mut self, bytes: &[u8], seq: u32) -> (Message, Vec<u8>) {
+        self.send_raw(bytes);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let (m, b) = self.recv(deadline).expect("response from the UPF");
+            if m.header.seq == seq
+                && matches!(m.msg_type(), 2 | 4 | 6 | 8 | 10 | 11 | 51 | 53 | 55 | 57)
+            {
+                return (m, b);
+            }
+            self.inbox.push_back(m);
+        }
+    }
+
+    pub fn node(&mut self, body: impl Into<MessageBody>) -> Message {
+        self.seq += 1;
+        let m = Message::node(self.seq, body);
+        self.exchange(&m.to_vec().expect("encode"), self.seq).0
+    }
+
+    pub fn session(&mut self, seid: u64, body: impl Into<MessageBody>) -> Message {
+        self.seq += 1;
+        let m = Message::session(seid, self.seq, body);
+        self.exchange(&m.to_vec().expect("encode"), self.seq).0
+    }
+
+    pub fn associate(&mut self) -> pfcp::AssociationSetupResponse {
+        let r = self.node(pfcp::AssociationSetupRequest {
+            node_id: self.node_id.clone(),
+            recovery_time_stamp: 3_900_000_000,
+            cp_function_features: Some(pfcp::FunctionFeatures(vec![0])),
+            ..Default::default()
+        });
+        match r.body {
+            MessageBody::AssociationSetupResponse(a) => a,
+            b => panic!("unexpected {b:?}"),
+        }
+    }
+
+    /// Wait for a Session Report Request of report type `ty` from the UPF
+    /// and answer it (others stay in the inbox).
+    pub fn wait_report(&mut self, ty: pfcp::ReportType) -> (u64, pfcp::SessionReportRequest) {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            if let Some(pos) = self
+                .inbox
+                .iter()
+                .position(|m| matches!(&m.body, MessageBody::SessionReportRequest(r) if r.report_type.contains(ty)))
+            {
+                let m = self.inbox.remove(pos).expect("present");
+                let resp = Message::session(
+                    m.header.seid.unwrap_or(0),
+                    m.header.seq,
+                    pfcp::SessionReportResponse {
+                        cause: pfcp::Cause::RequestAccepted,
+                        ..Default::default()
+                    },
+                );
+                self.send_raw(&resp.to_vec().expect("encode"));
+                let MessageBody::SessionReportRequest(r) = m.body else {
+                    unreachable!()
+                };
+                return (m.header.seid.unwrap_or(0), r);
+            }
+            let (m, _) = self.recv(deadline).expect("a session report");
+            self.inbox.push_back(m);
+        }
+    }
+}
+
+pub fn est_request(smf: &Smf, cp_seid: u64) -> pfcp::SessionEstablishmentRequest {
+    pfcp::SessionEstablishmentRequest {
+        node_id: smf.node_id.clone(),
+        cp_f_seid: pfcp::FSeid {
+            seid: cp_seid,
+            ipv4: Some(GNB_N3),
+            ipv6: None,
+        },
+        create_pdrs: vec![
+            pfcp::CreatePdr {
+                pdr_id: 1,
+                precedence: 255,
+                pdi: pfcp::Pdi {
+                    source_interface: pfcp::SourceInterface::Access,
+                    local_f_teid: Some(pfcp::FTeid::Choose {
+                        v4: true,
+                        v6: false,
+                        choose_id: Some(5),
+                    }),
+                    network_instance: Some(pfcp::NetworkInstance::from_dnn("internet")),
+                    ue_ip_addresses: vec![pfcp::UeIpAddress {
+                        ipv4: Some(UE),
+                        ..Default::default()
+                    }],
+                    qfis: vec![pfcp::Qfi(9)],
+                    source_interface_type: Some(pfcp::InterfaceType::from(11)), // N3 3GPP Access
+                    ..Default::default()
+                },
+                outer_header_removal: Some(pfcp::OuterHeaderRemoval {
+                    description: pfcp::OuterHeaderRemovalDescription::from(0),
+                    gtpu_extension_header_deletion: Some(1),
+                }),
+                far_id: Some(1),
+                urr_ids: vec![1],
+                qer_ids: vec![1],
+                ..Default::default()
+            },
+            // Second UL PDR, same CHOOSE ID, higher precedence: UDP to port
+            // 7001 of the edge is dropped.
+            pfcp::CreatePdr {
+                pdr_id: 3,
+                precedence: 10,
+                pdi: pfcp::Pdi {
+                    source_interface: pfcp::SourceInterface::Access,
+                    local_f_teid: Some(pfcp::FTeid::Choose {
+                        v4: true,
+                        v6: false,
+                        choose_id: Some(5),
+                    }),
+                    ue_ip_addresses: vec![pfcp::UeIpAddress {
+                        ipv4: Some(UE),
+                        ..Default::default()
+                    }],
+                    sdf_filters: vec![pfcp::SdfFilter::flow(
+                        "permit out 17 from 10.0.2.2 7001 to assigned",
+                    )],
+                    ..Default::default()
+                },
+                outer_header_removal: Some(pfcp::OuterHeaderRemoval {
+                    description: pfcp::OuterHeaderRemovalDescription::from(6),
+                    gtpu_extension_header_deletion: None,
+                }),
+                far_id: Some(3),
+                ..Default::default()
+            },
+            pfcp::CreatePdr {
+                pdr_id: 2,
+                precedence: 255,
+                pdi: pfcp::Pdi {
+                    source_interface: pfcp::SourceInterface::Core,
+                    ue_ip_addresses: vec![pfcp::UeIpAddress {
+                        is_destination: true,
+                        ipv4: Some(UE),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                },
+                far_id: Some(2),
+                qer_ids: vec![1],
+                ..Default::default()
+            },
+        ],
+        create_fars: vec![
+            pfcp::CreateFar {
+                far_id: 1,
+                apply_action: pfcp::ApplyAction::FORW,
+                forwarding_parameters: Some(pfcp::ForwardingParameters {
+                    destination_interface: pfcp::DestinationInterface::Core,
+                    network_instance: Some(pfcp::NetworkInstance::from_dnn("internet")),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            pfcp::CreateFar {
+                far_id: 2,
+                apply_action: pfcp::ApplyAction(
+                    pfcp::ApplyAction::BUFF.0 | pfcp::ApplyAction::NOCP.0,
+                ),
+                bar_id: Some(1),
+                ..Default::default()
+            },
+            pfcp::CreateFar {
+                far_id: 3,
+                apply_action: pfcp::ApplyAction::DROP,
+                ..Default::default()
+            },
+        ],
+        create_qers: vec![pfcp::CreateQer {
+            qer_id: 1,
+            gate_status: pfcp::GateStatus::OPEN,
+            qfi: Some(pfcp::Qfi(9)),
+            ..Default::default()
+        }],
+        create_urrs: vec![pfcp::CreateUrr {
+            urr_id: 1,
+            measurement_method: pfcp::MeasurementMethod::VOLUM,
+            reporting_triggers: pfcp::ReportingTriggers::VOLTH,
+            volume_threshold: Some(pfcp::Volume {
+                uplink: Some(3000),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        create_bar: Some(pfcp::CreateBar {
+            bar_id: 1,
+            suggested_buffering_packets_count: Some(10),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+pub fn up(dport: u16, payload: &[u8]) -> Vec<u8> {
+    build_udp(UE, 5000, EDGE, dport, payload)
+}
