@@ -512,7 +512,7 @@ mod tests {
     fn dist_nearest_rank() {
         assert_eq!(Dist::of(&[]), None);
         let v: Vec<u64> = (1..=100).map(|x| x * 1000).rev().collect();
-        let d = Dist::of(&v).unwrap();
+        let d = Dist::of(&v).expect("100 samples");
         assert_eq!(
             (d.n, d.p50_us, d.p99_us, d.max_us),
             (100, 50.0, 99.0, 100.0)

@@ -12,7 +12,7 @@ fn exit_status_tells_usage_from_runtime_errors() {
     let out = Command::new(BIN)
         .args(["check-config", good])
         .output()
-        .unwrap();
+        .expect("runs");
     assert!(
         out.status.success(),
         "{}",
@@ -20,13 +20,13 @@ fn exit_status_tells_usage_from_runtime_errors() {
     );
 
     let bad = std::env::temp_dir().join(format!("ue-cli-bad-{}.toml", std::process::id()));
-    std::fs::write(&bad, "ue_id = \"imsi-1\"\ngnb_n1 = \"10.10.1\"\n").unwrap();
+    std::fs::write(&bad, "ue_id = \"imsi-1\"\ngnb_n1 = \"10.10.1\"\n").expect("write");
     let out = Command::new(BIN)
         .arg("check-config")
         .arg(&bad)
         .output()
-        .unwrap();
-    std::fs::remove_file(&bad).unwrap();
+        .expect("runs");
+    std::fs::remove_file(&bad).expect("remove");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("gnb_n1"), "{err}");
@@ -35,7 +35,7 @@ fn exit_status_tells_usage_from_runtime_errors() {
     let out = Command::new(BIN)
         .args(["session", "list", "--api", "127.0.0.1:9"])
         .output()
-        .unwrap();
+        .expect("runs");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("127.0.0.1:9"), "{err}");
