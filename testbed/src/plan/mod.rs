@@ -299,13 +299,7 @@ impl Plan {
         let edges = app.as_ref().map(|a| a.edges.as_slice()).unwrap_or_default();
         let mut daemons = files::upf_daemons(t, &upfs, smf_cp);
         daemons.push(files::smf_daemon(
-            &smf_node,
-            smf_cp,
-            smf_api,
-            &upfs,
-            &gnbs,
-            edges,
-            opts,
+            &smf_node, smf_cp, smf_api, &upfs, &gnbs, edges, opts,
         ));
         daemons.extend(files::gnb_daemons(&gnbs, smf_api));
         daemons.extend(files::ue_daemons(&ues, &gnbs));
