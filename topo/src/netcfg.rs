@@ -308,6 +308,55 @@ impl Net {
         }
     }
 
+    /// The MAC address of neighbour `ip` on interface `oif`, if the kernel
+    /// has a valid entry for it (`ip neigh get IP dev OIF`): one lookup in
+    /// the kernel's table, not a dump of it (reading `/proc/net/arp` costs
+    /// 13 us with 2 entries and 268 us with 1000 here). `None` for no
+    /// entry, or one still incomplete or failed.
+    pub async fn neigh_mac(&self, oif: u32, ip: Ipv4Addr) -> Result<Option<[u8; 6]>, NetError> {
+        use futures::StreamExt;
+        use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_REQUEST};
+        use rtnetlink::packet_route::neighbour::{
+            NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
+        };
+        use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
+        let mut msg = NeighbourMessage::default();
+        msg.header.family = AddressFamily::Inet;
+        msg.header.ifindex = oif;
+        msg.attributes
+            .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
+        let mut req = NetlinkMessage::from(RouteNetlinkMessage::GetNeighbour(msg));
+        req.header.flags = NLM_F_REQUEST;
+        let what = || format!("neigh get {ip} dev {oif}");
+        let mut handle = self.handle.clone();
+        let mut answers = handle.request(req).map_err(Net::req(what()))?;
+        while let Some(m) = answers.next().await {
+            match m.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNeighbour(n)) => {
+                    if matches!(
+                        n.header.state,
+                        NeighbourState::Incomplete | NeighbourState::Failed | NeighbourState::None
+                    ) {
+                        return Ok(None);
+                    }
+                    return Ok(n.attributes.iter().find_map(|a| match a {
+                        NeighbourAttribute::LinkLayerAddress(l) => <[u8; 6]>::try_from(&l[..]).ok(),
+                        _ => None,
+                    }));
+                }
+                NetlinkPayload::Error(e) => {
+                    let e = rtnetlink::Error::NetlinkError(e);
+                    if matches!(errno(&e), Some(libc::ENOENT | libc::ESRCH)) {
+                        return Ok(None);
+                    }
+                    return Err(Net::req(what())(e));
+                }
+                _ => {}
+            }
+        }
+        Ok(None)
+    }
+
     /// `ip route replace|del DST/PREFIX dev OIF table TABLE` (scope link).
     pub async fn route_dev(
         &self,
