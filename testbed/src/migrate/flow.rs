@@ -306,6 +306,7 @@ pub(super) fn session(
     }
     summary.stall_p99_away_ms = outcome.stall_baseline_ms;
     summary.smoothness_baseline = outcome.smoothness_baseline;
+    summary.with_controls(&rows, &outcome.controls);
     summary.last_released = released;
     summary.notes = notes;
     summary.settings = settings(&ctx);

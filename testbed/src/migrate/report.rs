@@ -190,6 +190,15 @@ pub struct Summary {
     /// The UE's smoothness baseline: 1st percentile of the SSIM between
     /// consecutive displayed frames away from switches.
     pub smoothness_baseline: Option<f64>,
+    /// Stall at instants away from every switch (the UE's control
+    /// windows): what the same measure gives without a switch.
+    pub stall_control_ms: Option<Dist>,
+    /// Lowest consecutive-frame SSIM in the control windows.
+    pub min_displayed_ssim_control: Option<Dist>,
+    /// How many switches, and how many control windows, meet each goal
+    /// (stall under 2 ms; smoothness: lowest SSIM at least the baseline
+    /// minus 0.02).
+    pub goals: GoalCounts,
     /// Whether the last source was released within the deadline.
     pub last_released: bool,
     /// Notes on figures that could not be had.
@@ -221,6 +230,51 @@ impl Summary {
             inputs_lost_per_migration: f(|r| Some(r.inputs_lost as f64)),
             ..Summary::default()
         }
+    }
+}
+
+/// Windows meeting a goal, of those measured: `[met, of]`.
+pub type MetOf = [usize; 2];
+
+/// The stall and smoothness goals, counted at the switches and at
+/// the control windows of the same run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GoalCounts {
+    pub stall_switches: MetOf,
+    pub stall_controls: MetOf,
+    pub smoothness_switches: MetOf,
+    pub smoothness_controls: MetOf,
+}
+
+/// The stall goal (DESIGN.md section 6): under 2 ms.
+pub const STALL_GOAL_MS: f64 = 2.0;
+/// The smoothness goal's tolerance under the baseline.
+pub const SMOOTHNESS_TOLERANCE: f64 = 0.02;
+
+fn met_of(v: impl Iterator<Item = Option<f64>>, ok: impl Fn(f64) -> bool) -> MetOf {
+    v.flatten()
+        .fold([0, 0], |[m, n], x| [m + usize::from(ok(x)), n + 1])
+}
+
+impl Summary {
+    /// Adds the control windows' figures and counts both goals at the
+    /// switches of `rows` and at the controls.
+    pub fn with_controls(
+        &mut self,
+        rows: &[MigrationRow],
+        controls: &[ue::service::ControlWindow],
+    ) {
+        self.stall_control_ms = Dist::of(controls.iter().map(|c| c.stall_ms));
+        self.min_displayed_ssim_control = Dist::of(controls.iter().map(|c| c.min_ssim));
+        let stall_ok = |x: f64| x < STALL_GOAL_MS;
+        let floor = self.smoothness_baseline.map(|b| b - SMOOTHNESS_TOLERANCE);
+        let smooth_ok = |x: f64| floor.is_some_and(|f| x >= f);
+        self.goals = GoalCounts {
+            stall_switches: met_of(rows.iter().map(|r| r.stall_ms), stall_ok),
+            stall_controls: met_of(controls.iter().map(|c| c.stall_ms), stall_ok),
+            smoothness_switches: met_of(rows.iter().map(|r| r.min_displayed_ssim), smooth_ok),
+            smoothness_controls: met_of(controls.iter().map(|c| c.min_ssim), smooth_ok),
+        };
     }
 }
 
@@ -356,9 +410,12 @@ pub fn print_human(r: &MigrateReport) {
         s.migrations, s.full, s.switch_only, s.switched, s.abandoned
     );
     println!("{:<34} {:>10} {:>10} {:>10}", "", "p50", "p99", "max");
-    let rows: [(&str, &Option<Dist>); 10] = [
+    let rows: [(&str, &Option<Dist>); 13] = [
         ("switch downtime (ms)", &s.downtime_ms),
         ("display stall (ms)", &s.stall_ms),
+        ("  same, no switch (control) (ms)", &s.stall_control_ms),
+        ("lowest displayed SSIM", &s.min_displayed_ssim),
+        ("  same, no switch (control)", &s.min_displayed_ssim_control),
         ("display freeze (ms)", &s.freeze_ms),
         ("migration time (ms)", &s.migration_ms),
         ("parallel session setup (ms)", &s.setup_ms),
@@ -374,6 +431,15 @@ pub fn print_human(r: &MigrateReport) {
             None => println!("{name:<34} {:>10} {:>10} {:>10}", "-", "-", "-"),
         }
     }
+    let g = &s.goals;
+    let of = |m: &MetOf| format!("{}/{}", m[0], m[1]);
+    println!(
+        "goals met at switches / at control windows (no switch): stall < {STALL_GOAL_MS} ms {} / {}; smoothness {} / {}",
+        of(&g.stall_switches),
+        of(&g.stall_controls),
+        of(&g.smoothness_switches),
+        of(&g.smoothness_controls)
+    );
     println!(
         "inputs: {} sent, {} applied by the logic server, {} lost; secondary writes applied: {}",
         s.inputs_sent,
@@ -483,5 +549,36 @@ mod tests {
             "{text}"
         );
         assert!(lines[2].contains(",switch_only,completed,,"), "{text}");
+    }
+
+    #[test]
+    fn goals_are_counted_at_switches_and_at_controls() {
+        let mut rows = vec![row(1, "full", Some(0.1)), row(2, "full", Some(0.1))];
+        rows[0].stall_ms = Some(1.0);
+        rows[0].min_displayed_ssim = Some(0.50);
+        rows[1].stall_ms = Some(3.0);
+        rows[1].min_displayed_ssim = Some(0.40);
+        let c = |stall: f64, ssim: f64| ue::service::ControlWindow {
+            at_ns: 0,
+            stall_ms: Some(stall),
+            min_ssim: Some(ssim),
+        };
+        let controls = [c(0.5, 0.49), c(2.5, 0.2), c(-1.0, 0.48), c(2.0, 0.6)];
+        let mut s = Summary::of(&rows);
+        s.smoothness_baseline = Some(0.5);
+        s.with_controls(&rows, &controls);
+        assert_eq!(s.goals.stall_switches, [1, 2]);
+        assert_eq!(s.goals.stall_controls, [2, 4]);
+        // At least 0.5 - 0.02.
+        assert_eq!(s.goals.smoothness_switches, [1, 2]);
+        assert_eq!(s.goals.smoothness_controls, [3, 4]);
+        let d = s.stall_control_ms.expect("controls");
+        assert_eq!((d.n, d.min, d.max), (4, -1.0, 2.5));
+        // No baseline: smoothness cannot be met.
+        s.smoothness_baseline = None;
+        s.with_controls(&rows, &[]);
+        assert_eq!(s.goals.smoothness_switches, [0, 2]);
+        assert_eq!(s.goals.stall_controls, [0, 0]);
+        assert!(s.stall_control_ms.is_none());
     }
 }

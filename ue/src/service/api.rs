@@ -245,4 +245,19 @@ pub struct PlayOutcome {
     /// 1st percentile of the SSIM between consecutive displayed frames
     /// away from switches.
     pub smoothness_baseline: Option<f64>,
+    /// The stall and smoothness measures at instants away from every
+    /// switch (a control: what a window without a switch scores).
+    #[serde(default)]
+    pub controls: Vec<ControlWindow>,
+}
+
+/// The measures of a switch's window, taken at an instant without one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ControlWindow {
+    /// The instant (CLOCK_REALTIME ns).
+    pub at_ns: u64,
+    /// As `stall_ms` of a migration, ms.
+    pub stall_ms: Option<f64>,
+    /// As `min_displayed_ssim` of a migration.
+    pub min_ssim: Option<f64>,
 }

@@ -1,6 +1,20 @@
 //! The figures of DESIGN.md section 6 that come from what was displayed:
 //! display stall and smoothness around each switch, against the same
 //! measures away from switches in the same run.
+//!
+//! The stall counts only displayed frames that carry new content: a frame
+//! (stream, generation) shown for the first time. A blend recomposed
+//! because the other stream's frame arrived shows no new destination
+//! frame, so outputting on every arrival does not shorten a gap.
+//!
+//! Both goals compare an extreme over a window (the longest gap, the lowest
+//! SSIM within 1 s of a switch: 60-120 frames) with a percentile of single
+//! frames elsewhere; such an extreme passes a p99 in most windows even when
+//! nothing happens. [`control_instants`] are instants away from every
+//! switch where the same measures are taken: what a window without a switch
+//! scores on the same machine in the same run.
+
+use std::collections::HashMap;
 
 use crate::stream::report::percentile;
 use crate::stream::DisplayRecord;
@@ -30,13 +44,20 @@ fn near(t: u64, switches: &[u64]) -> bool {
     switches.iter().any(|&s| t.abs_diff(s) <= WINDOW_NS)
 }
 
-/// Gaps (ms) ending at each record after the first, with the record.
+/// Gaps (ms) between displayed frames with new content, each with the
+/// record that ends it.
 fn gaps(records: &[DisplayRecord]) -> impl Iterator<Item = (&DisplayRecord, f64)> {
-    records.windows(2).map(|w| {
-        (
-            &w[1],
-            w[1].display_ns.saturating_sub(w[0].display_ns) as f64 / 1e6,
-        )
+    // The generation last shown per stream: a stream that comes back
+    // after a release starts again from 1, so "new" is "not the last one".
+    let mut shown: HashMap<&str, u64> = HashMap::new();
+    let fresh = records
+        .iter()
+        .filter(move |r| shown.insert(r.source.as_str(), r.generation) != Some(r.generation));
+    let mut prev: Option<u64> = None;
+    fresh.filter_map(move |r| {
+        let gap = prev.map(|p| r.display_ns.saturating_sub(p) as f64 / 1e6);
+        prev = Some(r.display_ns);
+        gap.map(|g| (r, g))
     })
 }
 
@@ -88,6 +109,27 @@ pub fn around(records: &[DisplayRecord], at: u64, base: &Baselines) -> AroundSwi
     }
 }
 
+/// Instants whose window (±[`WINDOW_NS`]) lies inside the displayed span
+/// and overlaps no switch's window, one per two windows: where [`around`]
+/// measures a window without a switch.
+pub fn control_instants(records: &[DisplayRecord], switches: &[u64]) -> Vec<u64> {
+    let (Some(first), Some(last)) = (records.first(), records.last()) else {
+        return Vec::new();
+    };
+    let span = 2 * WINDOW_NS;
+    let mut out = Vec::new();
+    let mut t = first.display_ns.saturating_add(WINDOW_NS);
+    while t.saturating_add(WINDOW_NS) <= last.display_ns {
+        if switches.iter().all(|&s| t.abs_diff(s) > span) {
+            out.push(t);
+            t = t.saturating_add(span);
+        } else {
+            t = t.saturating_add(WINDOW_NS / 10);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,7 +139,8 @@ mod tests {
             display_ns: ms * 1_000_000,
             source: "a".into(),
             seq: 0,
-            generation: 0,
+            // Every record a new frame.
+            generation: ms + 1,
             rtp_ts: 0,
             tick: None,
             input_seq: None,
@@ -150,5 +193,53 @@ mod tests {
         assert!((b.ssim_p1.expect("p1") - 0.9).abs() < 1e-6);
         let a = around(&r, switch, &b);
         assert!((a.min_ssim.expect("min") - 0.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_frame_shown_again_does_not_shorten_a_gap() {
+        // Frames every 16 ms; around 5 s the destination's frame is shown
+        // again between two of its frames (recomposed because the source's
+        // frame arrived), 8 ms after the first: a 16 ms gap, not two of 8.
+        let mut r: Vec<_> = (0..600).map(|i| rec(i * 16, 0.9)).collect();
+        let mut again = r[312].clone();
+        again.display_ns += 8_000_000;
+        r.insert(313, again);
+        let switch = 5_000 * 1_000_000;
+        let b = baselines(&r, &[switch]);
+        assert_eq!(b.gap_p99_ms, Some(16.0));
+        assert_eq!(around(&r, switch, &b).stall_ms, Some(0.0));
+        // Without new content for 48 ms (the same frame shown three times):
+        // a 48 ms gap, a stall of 32 ms.
+        for i in 314..316 {
+            r[i].generation = r[313].generation;
+            r[i].source = r[313].source.clone();
+        }
+        assert_eq!(around(&r, switch, &b).stall_ms, Some(32.0));
+        // A stream that comes back (a new buffer, generations from 1) is new.
+        let mut back: Vec<_> = (0..600).map(|i| rec(i * 16, 0.9)).collect();
+        for (i, x) in back.iter_mut().enumerate().skip(300) {
+            x.generation = i as u64 - 299;
+        }
+        let b = baselines(&back, &[switch]);
+        assert_eq!(around(&back, switch, &b).stall_ms, Some(0.0));
+    }
+
+    #[test]
+    fn control_instants_keep_their_windows_off_every_switch() {
+        // 20 s of frames, switches at 5 s and 6 s.
+        let r: Vec<_> = (0..1250).map(|i| rec(i * 16, 0.9)).collect();
+        let s = |x: u64| x * 1_000_000_000;
+        let c = control_instants(&r, &[s(5), s(6)]);
+        assert!(!c.is_empty());
+        for &t in &c {
+            assert!(t.abs_diff(s(5)) > s(2) && t.abs_diff(s(6)) > s(2), "{t}");
+            assert!(t >= s(1) && t + s(1) <= r[r.len() - 1].display_ns, "{t}");
+        }
+        // Two windows apart, so that no frame counts twice.
+        assert!(c.windows(2).all(|w| w[1] - w[0] >= s(2)));
+        // Before 3 s and after 8 s: 1 s, then 8.1 s .. 18.1 s.
+        assert_eq!(c[0], s(1));
+        assert_eq!(c.len(), 1 + 6);
+        assert!(control_instants(&[], &[]).is_empty());
     }
 }

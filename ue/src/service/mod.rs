@@ -30,8 +30,8 @@ mod runtime;
 use std::sync::Arc;
 
 pub use api::{
-    FollowRequest, LatencyTrigger, MigrateRequest, PlayOutcome, PlayStart, SelectorSettings,
-    UeMigration, UeMigrationState, UeStatus,
+    ControlWindow, FollowRequest, LatencyTrigger, MigrateRequest, PlayOutcome, PlayStart,
+    SelectorSettings, UeMigration, UeMigrationState, UeStatus,
 };
 pub use runtime::Service;
 

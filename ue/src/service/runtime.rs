@@ -16,7 +16,9 @@ use wire::ctl::migration::{
 use wire::ctl::ApiError;
 use wire::input::Input;
 
-use super::api::{MigrateRequest, PlayOutcome, PlayStart, UeMigration, UeMigrationState, UeStatus};
+use super::api::{
+    ControlWindow, MigrateRequest, PlayOutcome, PlayStart, UeMigration, UeMigrationState, UeStatus,
+};
 
 mod follow;
 use super::{figures, ServiceError};
@@ -685,6 +687,17 @@ impl Service {
             migrations,
             stall_baseline_ms: base.gap_p99_ms,
             smoothness_baseline: base.ssim_p1,
+            controls: figures::control_instants(&shown.records, &switches)
+                .into_iter()
+                .map(|at_ns| {
+                    let a = figures::around(&shown.records, at_ns, &base);
+                    ControlWindow {
+                        at_ns,
+                        stall_ms: a.stall_ms,
+                        min_ssim: a.min_ssim,
+                    }
+                })
+                .collect(),
         })
     }
 }
