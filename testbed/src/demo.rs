@@ -174,7 +174,7 @@ fn percentile(values: &[u64], p: usize) -> Option<u64> {
 /// Sends `count` probes from `src` (a session address, in the UE's
 /// namespace) to `target`, one at a time; returns how many came back from
 /// `edge` with `src` as the source it saw, and their round-trip times (µs).
-fn probe(
+pub(crate) fn probe(
     netns: &str,
     src: Ipv4Addr,
     target: SocketAddrV4,

@@ -9,6 +9,7 @@
 //! - [`play`]: the snake game through one edge.
 //! - [`dataplane`]: `testbed bench dataplane`, the user plane against the kernel's paths.
 //! - [`migrate`]: CSM migrations back and forth between two edges, with their figures.
+//! - [`probe`]: `testbed probe`, the trust boundaries tried from a UE and a rogue host.
 //! - [`experiment`]: the paper's section V as `testbed migrate` runs, with plots and a report.
 
 pub mod bed;
@@ -19,6 +20,7 @@ pub mod experiment;
 pub mod migrate;
 pub mod plan;
 pub mod play;
+pub mod probe;
 mod responder;
 
 pub use bed::{down, status, up, BedError, BedState, Status, UpOpts};

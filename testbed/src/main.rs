@@ -23,6 +23,7 @@ Examples:
   testbed migrate --warm false --json          # each full migration pulls the app from the cloud
   testbed experiment ssim-threshold --quick    # paper Fig. 10: plots and report.md in the run folder
   testbed bench dataplane                      # GTP-U via gnb+upf against kernel routing and VXLAN
+  testbed probe --quick                        # what a UE and a rogue host can reach and break
   testbed down";
 
 #[derive(Parser)]
@@ -157,6 +158,13 @@ enum Cmd {
         #[command(subcommand)]
         cmd: BenchCmd,
     },
+    /// The trust boundaries tried from outside: a port scan of the core
+    /// from a UE (through its session and on the radio link), PFCP from
+    /// the wrong address, another UE's address and uplink TEID, and a flood
+    /// of malformed datagrams to N3 and N4 from a rogue host on the cp and
+    /// n3 switches. One line per property with PASS or FAIL; exit status 1
+    /// if any fails.
+    Probe(testbed::probe::ProbeArgs),
     /// PDU sessions of a UE (runs `ue session ...` in the UE's namespace).
     Session {
         #[command(subcommand)]
@@ -752,6 +760,14 @@ fn run(cli: Cli) -> Result<(), BedError> {
             let r = testbed::dataplane::run(&a, &dirs, &mut |l| eprintln!("{l}"))?;
             print_report(a.json, &r, testbed::dataplane::print_human);
             Ok(())
+        }
+        Cmd::Probe(a) => {
+            let r = testbed::probe::run(&a, &dirs, &mut |l| eprintln!("{l}"))?;
+            print_report(a.json, &r, testbed::probe::print_human);
+            match r.failed() {
+                f if f.is_empty() => Ok(()),
+                f => Err(BedError::Request(format!("probe: FAIL: {}", f.join(", ")))),
+            }
         }
         Cmd::Session { cmd } => {
             let bd = cli.bin_dir.as_deref();

@@ -65,7 +65,7 @@ enum Undo {
 }
 
 /// Runs `ip -n NS ARGS`; its stderr in the error.
-fn ip(ns: &str, args: &[&str]) -> Result<(), String> {
+pub(crate) fn ip(ns: &str, args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip")
         .arg("-n")
         .arg(ns)

@@ -117,6 +117,14 @@ fn inter_edge_addr(t: &Topology, edge: &str) -> Option<Ipv4Addr> {
     })
 }
 
+/// Where `edge`'s agent listens: its cp address, where the SMF and the
+/// testbed reach it, never its N6 address (a UE reaches the edge there);
+/// without a cp link, loopback (only the testbed, inside the edge).
+fn agent_listen(t: &Topology, edge: &str) -> SocketAddr {
+    let host = iface_v4(t, edge, "cp").map_or(Ipv4Addr::LOCALHOST, |(a, _)| a);
+    SocketAddr::from((host, AGENT_PORT))
+}
+
 /// The application's daemons: logic server and repository in `cloud`, an
 /// agent in every edge that has a WAN link to the cloud. Their accounts
 /// (one per UE) get placeholder tokens (see `Plan::issue_tokens`).
@@ -137,7 +145,7 @@ pub(super) fn app_plan(
         let upf = upfs.iter().find(|u| u.edge == e);
         edges.push(EdgePlan {
             name: e.to_string(),
-            agent_api: SocketAddr::from((Ipv4Addr::LOCALHOST, AGENT_PORT)),
+            agent_api: agent_listen(t, e),
             n6: upf.map(|u| u.edge_n6),
             cloud_addr,
             upf: upf.map(|u| u.name.clone()),
@@ -162,19 +170,24 @@ pub(super) fn app_plan(
             args,
         });
     };
+    // The cloud's sync and repository serve every edge over that edge's
+    // WAN link (one address each, and one --listen): any address of the
+    // cloud, which has nothing but WAN links (each UPF protects the WAN
+    // subnets, so no UE reaches them). Its metrics only on loopback: only
+    // the testbed reads them, from inside the cloud.
     let any = |port: u16| SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).to_string();
+    let cloud_stats = SocketAddr::from((Ipv4Addr::LOCALHOST, CLOUD_STATS_PORT));
     let mut cloud_args = vec![
         "cloud".to_string(),
         "--listen".into(),
         any(CLOUD_SYNC_PORT),
         "--metrics".into(),
-        any(CLOUD_STATS_PORT),
+        cloud_stats.to_string(),
     ];
     for (_, account, token) in &accounts {
         cloud_args.push("--account".into());
         cloud_args.push(format!("{account}:{token}"));
     }
-    let cloud_stats = SocketAddr::from((Ipv4Addr::LOCALHOST, CLOUD_STATS_PORT));
     push("cloud", Role::Cloud, &cloud, cloud_stats, cloud_args);
     push(
         "repo",
@@ -195,7 +208,7 @@ pub(super) fn app_plan(
         let mut args = vec![
             "agent".into(),
             "--listen".into(),
-            any(AGENT_PORT),
+            e.agent_api.to_string(),
             "--repo".into(),
             format!("@RUN@/{}-repo", e.name),
             "--cloud-repo".into(),

@@ -227,7 +227,9 @@ pub(super) fn smf_daemon(
         node_id: smf_cp.to_string(),
         n4_bind: SocketAddr::from((smf_cp, PFCP_PORT)),
         cp_addr: smf_cp,
-        api_bind: SocketAddr::from((Ipv4Addr::UNSPECIFIED, wire::ctl::SMF_PORT)),
+        // On the cp address only (DESIGN.md section 3): gNBs and the
+        // testbed reach it there; nothing on N6 or the radio side may.
+        api_bind: api,
         timers: SmfTimers {
             heartbeat_ms: SMF_HEARTBEAT_MS,
         },

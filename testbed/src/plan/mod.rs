@@ -36,7 +36,8 @@ mod nodes;
 mod tests;
 
 pub use app::{
-    AppPlan, EdgePlan, AGENT_PORT, APP_PACKAGE_SIZE, CLOUD_STATS_PORT, CLOUD_SYNC_PORT, REPO_PORT,
+    AppPlan, EdgePlan, AGENT_PORT, APP_PACKAGE_SIZE, CLOUD_STATS_PORT, CLOUD_SYNC_PORT, COPY_PORT,
+    REPO_PORT,
 };
 pub use nodes::{iface_v4, supi_for};
 
