@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use ctlhttp::daemon::{init_logs, CliError};
 use upf::config::Config;
 
 #[derive(Parser)]
@@ -51,16 +52,15 @@ extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
 
-fn init_logs(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+/// A configuration that cannot be read or is invalid: exit status 2.
+fn load(path: &std::path::Path) -> Result<Config, CliError> {
+    Config::load(path).map_err(CliError::usage)
 }
 
-fn run(cmd: Cmd) -> anyhow::Result<()> {
+fn run(cmd: Cmd) -> Result<(), CliError> {
     match cmd {
         Cmd::Run { config } => {
-            let cfg = Config::load(&config)?;
+            let cfg = load(&config)?;
             init_logs(&cfg.log_level);
             // SAFETY: the handler only stores to an atomic, which is
             // async-signal-safe.
@@ -68,7 +68,7 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                 libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
                 libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
             }
-            let upf = upf::daemon::Upf::start(cfg)?;
+            let upf = upf::daemon::Upf::start(cfg).map_err(|e| CliError::Runtime(e.to_string()))?;
             while !STOP.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -78,24 +78,22 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
         }
         Cmd::Stats { addr, prometheus } => {
             let path = if prometheus { "/metrics" } else { "/stats" };
-            print!("{}", upf::metrics::fetch(addr, path)?);
+            let text = upf::metrics::fetch(addr, path)
+                .map_err(|e| CliError::Runtime(format!("metrics endpoint {addr}: {e}")))?;
+            print!("{text}");
             Ok(())
         }
         Cmd::CheckConfig { file } => {
-            let cfg = Config::load(&file)?;
+            let cfg = load(&file)?;
             println!("{cfg:#?}");
             Ok(())
         }
     }
 }
 
+/// Exit status 2 for bad arguments or configuration, 1 for a failure
+/// while running (ctlhttp::daemon::exit, as every daemon of the project).
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli.cmd) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("upf: {e:#}");
-            ExitCode::from(1)
-        }
-    }
+    ctlhttp::daemon::exit("upf", run(cli.cmd))
 }

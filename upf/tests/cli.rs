@@ -42,13 +42,24 @@ fn check_config_accepts_and_rejects() {
         .arg(&bad)
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(1));
+    // A bad configuration is a usage error (2), a failure while running 1,
+    // as for every daemon (ctlhttp::daemon::exit).
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("max_sesions"));
     let missing = Command::new(BIN)
         .args(["check-config", "/nonexistent/upf.toml"])
         .output()
         .expect("run");
-    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/upf.toml"));
+    // Nothing listens on the discard port.
+    let stats = Command::new(BIN)
+        .args(["stats", "--addr", "127.0.0.1:9"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&stats.stderr);
+    assert_eq!(stats.status.code(), Some(1), "{err}");
+    assert!(err.contains("127.0.0.1:9"), "{err}");
     let _ = std::fs::remove_file(good);
     let _ = std::fs::remove_file(bad);
 }
