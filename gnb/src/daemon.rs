@@ -176,7 +176,7 @@ pub async fn run(cfg: GnbConfig, shutdown: impl Future<Output = ()>) -> Result<(
     if let Err(e) = net_sysctl(&format!("ipv6/conf/{}/disable_ipv6", cfg.tun_name), "1") {
         warn!(error = %e, "could not disable IPv6 on the TUN");
     }
-    net.link_up(tun_index, Some(cfg.tun_mtu)).await?;
+    tun.bring_up(cfg.tun_mtu, &[])?;
     if cfg.sysctl {
         let _ = net_sysctl(&format!("ipv4/conf/{}/rp_filter", cfg.tun_name), "0");
     }
@@ -290,7 +290,11 @@ async fn serve(
         tokio::select! {
             _ = &mut shutdown => break,
             ev = ev_rx.recv() => match ev {
-                Some(DatapathEvent::AddressFreed(a)) => gnb.close_addr(a).await,
+                Some(DatapathEvent::EndMarker(teid)) => {
+                    if let Some(a) = crate::datapath::end_marker_teardown(&table, teid) {
+                        gnb.close_addr(a).await;
+                    }
+                }
                 None => break,
             },
         }

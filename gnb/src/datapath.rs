@@ -1,46 +1,61 @@
-//! The N3 data path: two threads with preallocated buffers.
+//! The N3 data path: two threads with preallocated buffers around the
+//! I/O-free decisions of [`core`] (a tunnel snapshot and a packet in, a
+//! verdict out), in the loop design of [`dpio`]:
 //!
-//! - uplink: TUN -> look up the inner source address in the tunnel
-//!   snapshot -> GTP-U encapsulation in place (UL PDU Session Container with
-//!   the QFI) -> UDP to the UPF's F-TEID;
-//! - downlink: UDP 2152 -> decapsulation -> match the gNB's TEID -> write
-//!   the inner packet to the TUN (the kernel routes it out of the radio
-//!   link); Echo Request answered, End Marker counted (and a draining tunnel
-//!   removed), unknown TEID dropped, counted and answered with an Error
-//!   Indication. A G-PDU or End Marker is taken only from the UPF address
-//!   of its tunnel (the F-TEID the SMF gave); from anyone else it is
-//!   dropped and counted (`gnb_dl_wrong_peer_total`).
+//! - uplink: up to [`dpio::BATCH`] TUN reads per wake-up -> look up the
+//!   inner source address in the tunnel snapshot -> GTP-U encapsulation in
+//!   place (UL PDU Session Container with the QFI) -> one `sendmmsg` of
+//!   the batch to the UPFs' F-TEIDs;
+//! - downlink: one `recvmmsg` of up to a batch on UDP 2152 ->
+//!   decapsulation -> match the gNB's TEID -> write each inner packet to
+//!   the TUN (the kernel routes it out of the radio link); Echo Request
+//!   answered, End Marker counted (a draining tunnel's End Marker is handed
+//!   to the control side as [`DatapathEvent::EndMarker`], which removes
+//!   the tunnel: no table change and no control mutex on this thread),
+//!   unknown TEID dropped, counted and answered with an Error Indication.
+//!   A G-PDU or End Marker is taken only from the UPF address of its
+//!   tunnel (the F-TEID the SMF gave); from anyone else it is dropped and
+//!   counted (`gnb_dl_wrong_peer_total`). A datagram longer than a slot
+//!   (64 KiB) is counted as malformed and dropped.
 //!
 //! The uplink maps a packet to its tunnel by its source address, but only
 //! packets the radio-side filter let through reach the TUN: their source
 //! is a session address of the UE that sent them (its MAC on a shared
 //! cell; see [`crate::firewall`]), so a UE cannot enter another UE's tunnel.
 //!
-//! Nothing here allocates or takes a lock per packet; packet-triggered logs
-//! are rate-limited.
+//! Nothing here allocates or takes a lock per packet, and no shared counter
+//! is written per packet: each batch's counts are added once at its end
+//! (per tunnel, once per run of packets of the same tunnel).
+//! Packet-triggered logs are rate-limited.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use dpio::udp::{recv_batch, Outbox, Received, Slots};
+use dpio::BATCH;
 use tracing::{info, warn};
-use wire::gtpu::{decap, encap_in_place, GpduHeader, GtpuError, MessageType, Repr};
+use wire::gtpu::{encap_in_place, Repr};
 
 use crate::tun::Tun;
-use crate::tunnels::TunnelTable;
+use crate::tunnels::{Tunnel, TunnelTable};
+
+pub mod core;
+use self::core::{Downlink, Uplink};
 
 /// Headroom in front of each uplink packet: enough for the header the gNB
 /// writes (16 octets: mandatory, optional fields, UL container with QFI).
 const HEADROOM: usize = 16;
 /// Largest packet handled (TUN reads, UDP receives).
 const MAX_PKT: usize = 65535;
+/// Receive and send buffer of the N3 socket (as the UPF's).
+const SOCKET_BUFFER: libc::c_int = 4 << 20;
 /// How often the threads look at the stop flag when idle.
 const POLL: Duration = Duration::from_millis(100);
-/// Packets handled per readiness event before looking at the stop flag.
-const BATCH: usize = 64;
 
 /// gNB-wide counters (per interface and per event).
 #[derive(Debug, Default)]
@@ -247,9 +262,24 @@ impl RateLimit {
 /// Something the data path asks the control side to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatapathEvent {
-    /// An End Marker ended a draining tunnel whose UE address has no tunnel
-    /// left: remove the host route.
-    AddressFreed(Ipv4Addr),
+    /// An End Marker arrived from its UPF on the draining tunnel with this
+    /// downlink TEID: remove it ([`end_marker_teardown`]).
+    EndMarker(u32),
+}
+
+/// The control side's part of an End Marker: removes the tunnel of
+/// `dl_teid` if it is still draining, and returns its UE address when no
+/// tunnel is left for it (its host route goes).
+pub fn end_marker_teardown(table: &TunnelTable, dl_teid: u32) -> Option<Ipv4Addr> {
+    let t = table.load().by_teid.get(&dl_teid).cloned()?;
+    if !t.draining.load(Ordering::Relaxed) {
+        return None;
+    }
+    info!(teid = dl_teid, ue = %t.ue_id, psi = t.psi, "End Marker: old tunnel of a path switch removed");
+    match table.remove(dl_teid) {
+        Ok(c) if c.addr_freed => Some(t.ue_addr),
+        _ => None,
+    }
 }
 
 /// The running data path; stops (and joins) on drop.
@@ -260,8 +290,8 @@ pub struct Datapath {
 }
 
 impl Datapath {
-    /// Starts the uplink and downlink threads on `tun` and the bound N3
-    /// socket.
+    /// Starts the uplink and downlink threads on `tun` (made non-blocking
+    /// here) and the bound N3 socket.
     pub fn start(
         tun: Tun,
         sock: UdpSocket,
@@ -271,6 +301,10 @@ impl Datapath {
     ) -> io::Result<Datapath> {
         let stop = Arc::new(AtomicBool::new(false));
         sock.set_read_timeout(Some(POLL))?;
+        if let Err(e) = dpio::udp::set_buffers(sock.as_raw_fd(), SOCKET_BUFFER) {
+            warn!(error = %e, "N3 socket buffers left at the default");
+        }
+        tun.set_nonblocking().map_err(io::Error::other)?;
         let local = sock.local_addr()?;
         let dl_tun = tun.try_clone()?;
         let dl_sock = sock.try_clone()?;
@@ -280,7 +314,7 @@ impl Datapath {
             threads.push(
                 std::thread::Builder::new()
                     .name("gnb-uplink".into())
-                    .spawn(move || uplink(tun, sock, &table, &counters, &stop))?,
+                    .spawn(move || uplink(&tun, &sock, &table, &counters, &stop))?,
             );
         }
         {
@@ -289,7 +323,7 @@ impl Datapath {
                 std::thread::Builder::new()
                     .name("gnb-downlink".into())
                     .spawn(move || {
-                        downlink(dl_tun, dl_sock, local, &table, &counters, &events, &stop)
+                        downlink(&dl_tun, &dl_sock, local, &table, &counters, &events, &stop)
                     })?,
             );
         }
@@ -311,30 +345,84 @@ impl Drop for Datapath {
     }
 }
 
-fn uplink(
-    mut tun: Tun,
-    sock: UdpSocket,
-    table: &TunnelTable,
-    ctr: &GnbCounters,
-    stop: &AtomicBool,
-) {
-    let mut buf = vec![0u8; HEADROOM + MAX_PKT];
-    let mut log = RateLimit::new();
-    if let Err(e) = tun.set_nonblocking() {
-        warn!(error = %e, "TUN O_NONBLOCK failed; uplink reads one packet per poll");
+/// Adds packets and bytes to a tunnel's counter pair once per run of
+/// consecutive packets of the same tunnel.
+struct Runs<'a> {
+    cur: Option<&'a Tunnel>,
+    packets: u64,
+    bytes: u64,
+    pick: fn(&Tunnel) -> (&AtomicU64, &AtomicU64),
+}
+
+impl<'a> Runs<'a> {
+    fn new(pick: fn(&Tunnel) -> (&AtomicU64, &AtomicU64)) -> Self {
+        Runs {
+            cur: None,
+            packets: 0,
+            bytes: 0,
+            pick,
+        }
     }
+    fn add(&mut self, t: &'a Tunnel, bytes: usize) {
+        if !self.cur.is_some_and(|c| std::ptr::eq(c, t)) {
+            self.flush();
+            self.cur = Some(t);
+        }
+        self.packets += 1;
+        self.bytes += bytes as u64;
+    }
+    fn flush(&mut self) {
+        if let Some(t) = self.cur.take() {
+            let (p, b) = (self.pick)(t);
+            p.fetch_add(self.packets, Ordering::Relaxed);
+            b.fetch_add(self.bytes, Ordering::Relaxed);
+        }
+        self.packets = 0;
+        self.bytes = 0;
+    }
+}
+
+/// Adds `v` to a shared counter (once per batch), skipping zeros.
+fn add(a: &AtomicU64, v: u64) {
+    if v != 0 {
+        a.fetch_add(v, Ordering::Relaxed);
+    }
+}
+
+fn v4_or_unspecified(a: SocketAddr) -> SocketAddrV4 {
+    match a {
+        SocketAddr::V4(a) => a,
+        SocketAddr::V6(_) => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+    }
+}
+
+fn uplink(tun: &Tun, sock: &UdpSocket, table: &TunnelTable, ctr: &GnbCounters, stop: &AtomicBool) {
+    let mut slots = Slots::new(HEADROOM, MAX_PKT);
+    let mut out = Outbox::new();
+    let mut log = RateLimit::new();
+    let fd = sock.as_raw_fd();
+    let mut full = false;
     while !stop.load(Ordering::Relaxed) {
-        match tun.wait_readable(POLL) {
-            Ok(true) => {}
-            Ok(false) => continue,
-            Err(e) => {
-                warn!(error = %e, "TUN poll failed");
-                std::thread::sleep(POLL);
-                continue;
+        // After a full batch more is probably queued: read on without a poll.
+        if !full {
+            match tun.wait_readable(POLL) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    warn!(error = %e, "TUN poll failed");
+                    std::thread::sleep(POLL);
+                    continue;
+                }
             }
         }
-        for _ in 0..BATCH {
-            let n = match tun.recv(&mut buf[HEADROOM..]) {
+        let snap = table.load();
+        // The tunnel and inner length of each queued datagram, for the
+        // counters once the batch is sent.
+        let mut sent_by: [(Option<&Tunnel>, usize); BATCH] = [(None, 0); BATCH];
+        let (mut rx, mut rx_bytes, mut not_ipv4, mut no_session) = (0u64, 0u64, 0u64, 0u64);
+        let mut read = 0;
+        while read < BATCH {
+            let n = match tun.recv(slots.data_mut(read)) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
@@ -344,50 +432,62 @@ fn uplink(
                     break;
                 }
             };
-            ctr.tun_rx_packets.fetch_add(1, Ordering::Relaxed);
-            ctr.tun_rx_bytes.fetch_add(n as u64, Ordering::Relaxed);
-            let pkt = &buf[HEADROOM..HEADROOM + n];
-            if n < 20 || pkt[0] >> 4 != 4 {
-                ctr.ul_not_ipv4.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            let src = Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
-            let snap = table.load();
-            let Some(t) = snap.by_ue.get(&src) else {
-                ctr.ul_no_session.fetch_add(1, Ordering::Relaxed);
-                if let Some(s) = log.allow() {
-                    info!(%src, suppressed = s, "uplink packet from an address without a session dropped");
-                }
-                continue;
-            };
-            let hdr = GpduHeader::ul(t.ul_teid, t.qfi);
-            let peer = t.ul_peer;
-            let out = match encap_in_place(&mut buf, HEADROOM, n, &hdr) {
-                Ok(out) => out,
-                Err(e) => {
-                    t.counters.ul_drops.fetch_add(1, Ordering::Relaxed);
-                    if let Some(s) = log.allow() {
-                        warn!(error = %e, suppressed = s, "uplink encapsulation failed");
+            let i = read;
+            read += 1;
+            rx += 1;
+            rx_bytes += n as u64;
+            let verdict = core::uplink(&snap, &slots.buf(i)[HEADROOM..HEADROOM + n]);
+            match verdict {
+                Uplink::Send { tunnel, hdr, peer } => {
+                    match encap_in_place(slots.buf_mut(i), HEADROOM, n, &hdr) {
+                        Ok(g) => {
+                            let start = HEADROOM + n - g.len();
+                            sent_by[out.len()] = (Some(tunnel), n);
+                            out.push(i, start, HEADROOM + n, v4_or_unspecified(peer));
+                        }
+                        Err(e) => {
+                            tunnel.counters.ul_drops.fetch_add(1, Ordering::Relaxed);
+                            if let Some(s) = log.allow() {
+                                warn!(error = %e, suppressed = s, "uplink encapsulation failed");
+                            }
+                        }
                     }
-                    continue;
                 }
-            };
-            match sock.send_to(out, peer) {
-                Ok(sent) => {
-                    t.counters.ul_packets.fetch_add(1, Ordering::Relaxed);
-                    t.counters.ul_bytes.fetch_add(n as u64, Ordering::Relaxed);
-                    ctr.n3_tx_packets.fetch_add(1, Ordering::Relaxed);
-                    ctr.n3_tx_bytes.fetch_add(sent as u64, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    t.counters.ul_drops.fetch_add(1, Ordering::Relaxed);
-                    ctr.n3_tx_errors.fetch_add(1, Ordering::Relaxed);
+                Uplink::NotIpv4 => not_ipv4 += 1,
+                Uplink::NoSession(src) => {
+                    no_session += 1;
                     if let Some(s) = log.allow() {
-                        warn!(error = %e, %peer, suppressed = s, "N3 send failed");
+                        info!(%src, suppressed = s, "uplink packet from an address without a session dropped");
                     }
                 }
             }
         }
+        full = read == BATCH;
+        let mut err = None;
+        let sent = out.flush(fd, &slots, &mut err);
+        let mut runs = Runs::new(|t| (&t.counters.ul_packets, &t.counters.ul_bytes));
+        for (k, &(t, n)) in sent_by[..out.len()].iter().enumerate() {
+            let Some(t) = t else { continue };
+            if k < 64 && sent.failed & (1 << k) != 0 {
+                t.counters.ul_drops.fetch_add(1, Ordering::Relaxed);
+            } else {
+                runs.add(t, n);
+            }
+        }
+        runs.flush();
+        out.clear();
+        if let Some(e) = err {
+            if let Some(s) = log.allow() {
+                warn!(error = %e, suppressed = s, "N3 send failed");
+            }
+        }
+        add(&ctr.tun_rx_packets, rx);
+        add(&ctr.tun_rx_bytes, rx_bytes);
+        add(&ctr.ul_not_ipv4, not_ipv4);
+        add(&ctr.ul_no_session, no_session);
+        add(&ctr.n3_tx_packets, sent.packets);
+        add(&ctr.n3_tx_bytes, sent.bytes);
+        add(&ctr.n3_tx_errors, sent.errors);
     }
 }
 
@@ -410,22 +510,126 @@ fn send_repr(sock: &UdpSocket, repr: &Repr, to: SocketAddr, ctr: &GnbCounters) -
     }
 }
 
+/// Per-thread state of the downlink for the rare, non-forwarding verdicts.
+struct DlControl<'a> {
+    sock: &'a UdpSocket,
+    local: SocketAddr,
+    ctr: &'a GnbCounters,
+    events: &'a tokio::sync::mpsc::UnboundedSender<DatapathEvent>,
+    log_unknown: RateLimit,
+    log_other: RateLimit,
+    errind: RateLimit,
+}
+
+impl DlControl<'_> {
+    /// Everything but a G-PDU forwarded to the TUN.
+    fn handle(&mut self, v: Downlink<'_>, from: SocketAddr, datagram: &[u8]) {
+        let ctr = self.ctr;
+        match v {
+            Downlink::ToTun { .. } => {}
+            Downlink::Malformed { error, notify } => {
+                ctr.n3_malformed.fetch_add(1, Ordering::Relaxed);
+                if let Some(seq) = notify {
+                    let r = Repr::supported_extension_headers_notification(seq);
+                    send_repr(self.sock, &r, from, ctr);
+                }
+                if let Some(s) = self.log_other.allow() {
+                    warn!(error = %error, %from, suppressed = s, "malformed GTP-U dropped");
+                }
+            }
+            Downlink::UnknownTeid(teid) => {
+                ctr.dl_unknown_teid.fetch_add(1, Ordering::Relaxed);
+                if self.errind.allow().is_some() || self.errind.suppressed < 100 {
+                    // At most ~100 Error Indications per second.
+                    let r = Repr::error_indication(teid, self.local.ip());
+                    if send_repr(self.sock, &r, from, ctr) {
+                        ctr.error_indications_tx.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                if let Some(s) = self.log_unknown.allow() {
+                    info!(teid, %from, suppressed = s, "G-PDU for unknown TEID dropped");
+                }
+            }
+            Downlink::WrongPeer {
+                teid,
+                upf,
+                end_marker,
+            } => {
+                ctr.dl_wrong_peer.fetch_add(1, Ordering::Relaxed);
+                if end_marker {
+                    ctr.end_markers.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Some(s) = self.log_unknown.allow() {
+                    let what = if end_marker { "End Marker" } else { "G-PDU" };
+                    info!(teid, %from, upf = %upf.ip(), suppressed = s, "{what} not from the tunnel's UPF dropped");
+                }
+            }
+            Downlink::EchoRequest(seq) => {
+                ctr.echo_requests.fetch_add(1, Ordering::Relaxed);
+                send_repr(self.sock, &Repr::echo_response(seq), from, ctr);
+            }
+            Downlink::EndMarker(t) => {
+                ctr.end_markers.fetch_add(1, Ordering::Relaxed);
+                t.counters.end_markers.fetch_add(1, Ordering::Relaxed);
+                if t.draining.load(Ordering::Relaxed) {
+                    // The control side removes the tunnel.
+                    let _ = self.events.send(DatapathEvent::EndMarker(t.dl_teid));
+                } else {
+                    info!(teid = t.dl_teid, ue = %t.ue_id, psi = t.psi, "End Marker on the current tunnel");
+                }
+            }
+            Downlink::EndMarkerUnknown(teid) => {
+                ctr.end_markers.fetch_add(1, Ordering::Relaxed);
+                ctr.end_markers_unknown.fetch_add(1, Ordering::Relaxed);
+                if let Some(s) = self.log_unknown.allow() {
+                    info!(teid, %from, suppressed = s, "End Marker for unknown TEID");
+                }
+            }
+            Downlink::ErrorIndication => {
+                ctr.error_indications_rx.fetch_add(1, Ordering::Relaxed);
+                if let Some(s) = self.log_other.allow() {
+                    let teid = match Repr::parse_bytes(datagram).map(|r| r.message) {
+                        Ok(wire::gtpu::Message::ErrorIndication { teid_data, .. }) => teid_data,
+                        _ => 0,
+                    };
+                    warn!(%from, teid, suppressed = s, "Error Indication from the UPF");
+                }
+            }
+            Downlink::Other => {
+                ctr.n3_other.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 fn downlink(
-    mut tun: Tun,
-    sock: UdpSocket,
+    tun: &Tun,
+    sock: &UdpSocket,
     local: SocketAddr,
     table: &TunnelTable,
     ctr: &GnbCounters,
     events: &tokio::sync::mpsc::UnboundedSender<DatapathEvent>,
     stop: &AtomicBool,
 ) {
-    let mut buf = vec![0u8; MAX_PKT];
-    let mut log_unknown = RateLimit::new();
-    let mut log_other = RateLimit::new();
-    let mut errind = RateLimit::new();
+    let mut slots = Slots::new(0, MAX_PKT);
+    let mut got = [Received {
+        len: 0,
+        from: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+        truncated: false,
+    }; BATCH];
+    let mut control = DlControl {
+        sock,
+        local,
+        ctr,
+        events,
+        log_unknown: RateLimit::new(),
+        log_other: RateLimit::new(),
+        errind: RateLimit::new(),
+    };
+    let fd = sock.as_raw_fd();
     while !stop.load(Ordering::Relaxed) {
-        let (n, from) = match sock.recv_from(&mut buf) {
-            Ok(x) => x,
+        let n = match recv_batch(fd, &mut slots, &mut got) {
+            Ok(n) => n,
             Err(e)
                 if matches!(
                     e.kind(),
@@ -437,135 +641,50 @@ fn downlink(
                 continue
             }
             Err(e) => {
-                if let Some(s) = log_other.allow() {
+                if let Some(s) = control.log_other.allow() {
                     warn!(error = %e, suppressed = s, "N3 receive failed");
                 }
                 continue;
             }
         };
-        ctr.n3_rx_packets.fetch_add(1, Ordering::Relaxed);
-        ctr.n3_rx_bytes.fetch_add(n as u64, Ordering::Relaxed);
-        let d = match decap(&buf[..n]) {
-            Ok(d) => d,
-            Err(e) => {
+        let snap = table.load();
+        let (mut rx_bytes, mut tx, mut tx_bytes, mut tx_err) = (0u64, 0u64, 0u64, 0u64);
+        let mut runs = Runs::new(|t| (&t.counters.dl_packets, &t.counters.dl_bytes));
+        for (i, r) in got[..n].iter().enumerate() {
+            rx_bytes += r.len as u64;
+            let from = SocketAddr::V4(r.from);
+            if r.truncated {
                 ctr.n3_malformed.fetch_add(1, Ordering::Relaxed);
-                if let GtpuError::UnknownRequiredExtension(_) = e {
-                    let seq = wire::gtpu::Packet::new_unchecked(&buf[..n])
-                        .seq_number()
-                        .unwrap_or(0);
-                    send_repr(
-                        &sock,
-                        &Repr::supported_extension_headers_notification(seq),
-                        from,
-                        ctr,
-                    );
-                }
-                if let Some(s) = log_other.allow() {
-                    warn!(error = %e, %from, suppressed = s, "malformed GTP-U dropped");
+                if let Some(s) = control.log_other.allow() {
+                    warn!(%from, suppressed = s, "GTP-U datagram over 64 KiB dropped");
                 }
                 continue;
             }
-        };
-        // A tunnel's G-PDUs and End Markers come from its UPF only.
-        let wrong_peer = |t: &crate::tunnels::Tunnel| {
-            let wrong = t.ul_peer.ip() != from.ip();
-            if wrong {
-                ctr.dl_wrong_peer.fetch_add(1, Ordering::Relaxed);
-            }
-            wrong
-        };
-        match d.message_type {
-            MessageType::GPdu => {
-                let snap = table.load();
-                let Some(t) = snap.by_teid.get(&d.teid) else {
-                    ctr.dl_unknown_teid.fetch_add(1, Ordering::Relaxed);
-                    if errind.allow().is_some() || errind.suppressed < 100 {
-                        // At most ~100 Error Indications per second.
-                        if send_repr(
-                            &sock,
-                            &Repr::error_indication(d.teid, local.ip()),
-                            from,
-                            ctr,
-                        ) {
-                            ctr.error_indications_tx.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    if let Some(s) = log_unknown.allow() {
-                        info!(teid = d.teid, %from, suppressed = s, "G-PDU for unknown TEID dropped");
-                    }
-                    continue;
-                };
-                if wrong_peer(t) {
-                    if let Some(s) = log_unknown.allow() {
-                        info!(teid = d.teid, %from, upf = %t.ul_peer.ip(), suppressed = s, "G-PDU not from the tunnel's UPF dropped");
-                    }
-                    continue;
-                }
-                let len = d.payload.len();
-                match tun.send(d.payload) {
+            let dg = &slots.buf(i)[..r.len];
+            match core::downlink(&snap, from, dg) {
+                Downlink::ToTun { tunnel, start, end } => match tun.send(&dg[start..end]) {
                     Ok(_) => {
-                        t.counters.dl_packets.fetch_add(1, Ordering::Relaxed);
-                        t.counters.dl_bytes.fetch_add(len as u64, Ordering::Relaxed);
-                        ctr.tun_tx_packets.fetch_add(1, Ordering::Relaxed);
-                        ctr.tun_tx_bytes.fetch_add(len as u64, Ordering::Relaxed);
+                        runs.add(tunnel, end - start);
+                        tx += 1;
+                        tx_bytes += (end - start) as u64;
                     }
                     Err(e) => {
-                        t.counters.dl_drops.fetch_add(1, Ordering::Relaxed);
-                        ctr.tun_tx_errors.fetch_add(1, Ordering::Relaxed);
-                        if let Some(s) = log_other.allow() {
+                        tunnel.counters.dl_drops.fetch_add(1, Ordering::Relaxed);
+                        tx_err += 1;
+                        if let Some(s) = control.log_other.allow() {
                             warn!(error = %e, suppressed = s, "TUN write failed");
                         }
                     }
-                }
-            }
-            MessageType::EchoRequest => {
-                ctr.echo_requests.fetch_add(1, Ordering::Relaxed);
-                send_repr(&sock, &Repr::echo_response(d.seq.unwrap_or(0)), from, ctr);
-            }
-            MessageType::EndMarker => {
-                ctr.end_markers.fetch_add(1, Ordering::Relaxed);
-                let t = table.load().by_teid.get(&d.teid).cloned();
-                match t {
-                    Some(t) if wrong_peer(&t) => {
-                        if let Some(s) = log_unknown.allow() {
-                            info!(teid = d.teid, %from, suppressed = s, "End Marker not from the tunnel's UPF ignored");
-                        }
-                    }
-                    Some(t) => {
-                        t.counters.end_markers.fetch_add(1, Ordering::Relaxed);
-                        if t.draining.load(Ordering::Relaxed) {
-                            info!(teid = d.teid, ue = %t.ue_id, psi = t.psi, "End Marker: old tunnel of a path switch removed");
-                            if let Ok(c) = table.remove(d.teid) {
-                                if c.addr_freed {
-                                    let _ = events.send(DatapathEvent::AddressFreed(t.ue_addr));
-                                }
-                            }
-                        } else {
-                            info!(teid = d.teid, ue = %t.ue_id, psi = t.psi, "End Marker on the current tunnel");
-                        }
-                    }
-                    None => {
-                        ctr.end_markers_unknown.fetch_add(1, Ordering::Relaxed);
-                        if let Some(s) = log_unknown.allow() {
-                            info!(teid = d.teid, %from, suppressed = s, "End Marker for unknown TEID");
-                        }
-                    }
-                }
-            }
-            MessageType::ErrorIndication => {
-                ctr.error_indications_rx.fetch_add(1, Ordering::Relaxed);
-                if let Some(s) = log_other.allow() {
-                    let teid = match Repr::parse_bytes(&buf[..n]).map(|r| r.message) {
-                        Ok(wire::gtpu::Message::ErrorIndication { teid_data, .. }) => teid_data,
-                        _ => 0,
-                    };
-                    warn!(%from, teid, suppressed = s, "Error Indication from the UPF");
-                }
-            }
-            _ => {
-                ctr.n3_other.fetch_add(1, Ordering::Relaxed);
+                },
+                v => control.handle(v, from, dg),
             }
         }
+        runs.flush();
+        add(&ctr.n3_rx_packets, n as u64);
+        add(&ctr.n3_rx_bytes, rx_bytes);
+        add(&ctr.tun_tx_packets, tx);
+        add(&ctr.tun_tx_bytes, tx_bytes);
+        add(&ctr.tun_tx_errors, tx_err);
     }
 }
 

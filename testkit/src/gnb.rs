@@ -404,7 +404,7 @@ impl RoutedUpf {
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         {
-            let (sock, mut tun, stop, ul) = (
+            let (sock, tun, stop, ul) = (
                 sock.try_clone().map_err(|e| e.to_string())?,
                 tun.try_clone().map_err(|e| e.to_string())?,
                 stop.clone(),
@@ -427,7 +427,7 @@ impl RoutedUpf {
         }
         {
             let (sessions, stop, dl) = (sessions.clone(), stop.clone(), dl.clone());
-            let mut tun = tun;
+            let tun = tun;
             threads.push(std::thread::spawn(move || {
                 let mut buf = vec![0u8; 70000];
                 while !stop.load(Ordering::Relaxed) {

@@ -113,17 +113,25 @@ fn main() {
         let name = ue_tun.clone();
         bed.gnb.run(move || {
             let t = Tun::create(&name, 1400, &[]).expect("ue tun");
-            upf::tun::ip(&["addr", "add", "10.60.0.1/32", "dev", &name]).expect("addr");
-            // Source-based policy routing, as the UE does (DESIGN §4).
-            upf::tun::ip(&["rule", "add", "from", "10.60.0.1", "table", "100"]).expect("rule");
-            upf::tun::ip(&["route", "add", "10.0.2.0/24", "dev", &name, "table", "100"])
-                .expect("route");
             let s = UdpSocket::bind((GNB_N3, 2153)).expect("gnb n3");
             s.set_read_timeout(Some(Duration::from_millis(100)))
                 .expect("timeout");
             (t, s)
         })
     };
+    bed.gnb.ip(&["addr", "add", "10.60.0.1/32", "dev", &ue_tun]);
+    // Source-based policy routing, as the UE does (DESIGN §4).
+    bed.gnb
+        .ip(&["rule", "add", "from", "10.60.0.1", "table", "100"]);
+    bed.gnb.ip(&[
+        "route",
+        "add",
+        "10.0.2.0/24",
+        "dev",
+        &ue_tun,
+        "table",
+        "100",
+    ]);
     let stop = Arc::new(AtomicBool::new(false));
     let (t_up, s_up, st) = (
         tun.try_clone().expect("tun"),

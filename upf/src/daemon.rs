@@ -305,7 +305,7 @@ impl Upf {
     pub fn start(config: Config) -> Result<Upf, UpfError> {
         config.validate()?;
         let epoch = Instant::now();
-        let tun = Tun::create(&config.n6.tun, config.n6.mtu, &config.n6.ue_pools)?;
+        let tun = crate::tun::create(&config.n6.tun, config.n6.mtu, &config.n6.ue_pools)?;
         let mut n3 = Vec::new();
         for a in &config.n3.addrs {
             let addr = SocketAddr::from((*a, config.n3.port));
@@ -315,7 +315,10 @@ impl Upf {
                 source,
             })?;
             s.set_read_timeout(Some(Duration::from_millis(100)))?;
-            set_socket_buffers(&s, 4 << 20);
+            // Bursts of G-PDUs would overflow the default ~200 KiB.
+            if let Err(e) = dpio::udp::set_buffers(std::os::fd::AsRawFd::as_raw_fd(&s), 4 << 20) {
+                warn!(%addr, error = %e, "N3 socket buffers left at the default");
+            }
             n3.push(s);
         }
         let metrics_listener =
@@ -492,25 +495,6 @@ impl Upf {
 impl Drop for Upf {
     fn drop(&mut self) {
         self.shutdown();
-    }
-}
-
-/// Ask for larger socket buffers (bursts of G-PDUs would overflow the
-/// default ~200 KiB); the kernel caps them at net.core.[rw]mem_max, which
-/// is fine: this is best effort.
-fn set_socket_buffers(s: &UdpSocket, bytes: libc::c_int) {
-    use std::os::fd::AsRawFd;
-    for opt in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
-        // SAFETY: setsockopt on a valid socket with a c_int value.
-        let _ = unsafe {
-            libc::setsockopt(
-                s.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                (&bytes as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
     }
 }
 

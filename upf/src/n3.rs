@@ -1,5 +1,10 @@
 //! The N3 and N6 packet loops: sockets and the TUN around the I/O-free
-//! decisions of [`crate::datapath::Snapshot`].
+//! decisions of [`crate::datapath::Snapshot`], in the loop design of
+//! [`dpio`] (the gNB's too): an uplink worker takes up to a batch of
+//! datagrams with one `recvmmsg`, a downlink worker up to a batch of TUN
+//! reads per wake-up; each loads the snapshot once per batch, sends what
+//! goes to N3 with one `sendmmsg` and adds the batch's interface counts
+//! once. A datagram over 64 KiB is counted as malformed and dropped.
 //!
 //! Bad input on N3 (malformed GTP-U, a G-PDU from an address that is not
 //! its tunnel's peer, an uplink packet for a protected destination, an
@@ -9,15 +14,53 @@
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use dpio::udp::{recv_batch, Outbox, Received, Slots};
+use dpio::BATCH;
 use tracing::{debug, warn};
 
 use crate::daemon::Inner;
 use crate::datapath::{DropReason, Verdict};
 use crate::gtp;
 use crate::n4::logs::LogCause;
+
+/// A batch's interface counts, added to [`crate::datapath::Metrics`] once
+/// at its end.
+#[derive(Default)]
+struct BatchCounts {
+    rx: (u64, u64),
+    tx: (u64, u64),
+}
+
+impl BatchCounts {
+    fn rx(&mut self, len: usize) {
+        self.rx.0 += 1;
+        self.rx.1 += len as u64;
+    }
+    fn tx(&mut self, len: usize) {
+        self.tx.0 += 1;
+        self.tx.1 += len as u64;
+    }
+}
+
+/// Sends what a batch queued for N3 with one `sendmmsg` and counts it.
+fn flush_n3(inner: &Inner, out: &mut Outbox, slots: &Slots) {
+    if out.is_empty() {
+        return;
+    }
+    let mut err = None;
+    let sent = out.flush(inner.n3[0].as_raw_fd(), slots, &mut err);
+    out.clear();
+    inner.metrics.n3_tx.add_n(sent.packets, sent.bytes);
+    if let Some(e) = err {
+        if inner.log_limit.allow() {
+            warn!(error = %e, errors = sent.errors, "N3 send failed");
+        }
+    }
+}
 
 pub(crate) fn uplink_loop(inner: &Inner, idx: usize) {
     let sock = &inner.n3[idx];
@@ -27,15 +70,24 @@ pub(crate) fn uplink_loop(inner: &Inner, idx: usize) {
     };
     // Headroom in front so a packet forwarded into another tunnel (N9) can
     // be re-encapsulated in place.
-    let mut buf = vec![0u8; 65536 + gtp::HEADROOM];
+    let mut slots = Slots::new(gtp::HEADROOM, 65536);
+    let mut got = [Received {
+        len: 0,
+        from: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+        truncated: false,
+    }; BATCH];
+    let mut fwd = Outbox::new();
     let mut out = [0u8; 64];
+    let fd = sock.as_raw_fd();
     while !inner.stop.load(Ordering::Relaxed) {
-        let (n, from) = match sock.recv_from(&mut buf[gtp::HEADROOM..]) {
-            Ok(x) => x,
+        let n = match recv_batch(fd, &mut slots, &mut got) {
+            Ok(n) => n,
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
                 ) =>
             {
                 continue
@@ -47,72 +99,88 @@ pub(crate) fn uplink_loop(inner: &Inner, idx: usize) {
                 continue;
             }
         };
-        let SocketAddr::V4(from) = from else { continue };
-        let pkt = &buf[gtp::HEADROOM..gtp::HEADROOM + n];
-        let d = match gtp::decap(pkt) {
-            Ok(d) => d,
-            Err(e) => {
+        let snap = inner.snapshot.load();
+        let now = Instant::now();
+        let mut c = BatchCounts::default();
+        for (i, r) in got[..n].iter().enumerate() {
+            let from = r.from;
+            if r.truncated {
                 inner.metrics.drop(DropReason::Malformed);
                 if let Some(sup) = inner.n3_log(LogCause::GtpuMalformed) {
-                    warn!(%from, error = %e, "malformed GTP-U datagram dropped{sup}");
+                    warn!(%from, "GTP-U datagram over 64 KiB dropped{sup}");
                 }
                 continue;
             }
-        };
-        match d.msg_type {
-            gtp::G_PDU => {
-                inner.metrics.n3_rx.add(n);
-                let snap = inner.snapshot.load();
-                match snap.uplink(*from.ip(), d.teid, d.qfi, d.payload, Instant::now()) {
-                    Verdict::ToN6 => match inner.tun.send(d.payload) {
-                        Ok(w) => inner.metrics.n6_tx.add(w),
-                        Err(e) => {
-                            if inner.log_limit.allow() {
-                                warn!(error = %e, "TUN write failed");
+            let h = gtp::HEADROOM;
+            let pkt = &slots.buf(i)[h..h + r.len];
+            let d = match gtp::decap(pkt) {
+                Ok(d) => d,
+                Err(e) => {
+                    inner.metrics.drop(DropReason::Malformed);
+                    if let Some(sup) = inner.n3_log(LogCause::GtpuMalformed) {
+                        warn!(%from, error = %e, "malformed GTP-U datagram dropped{sup}");
+                    }
+                    continue;
+                }
+            };
+            match d.msg_type {
+                gtp::G_PDU => {
+                    c.rx(r.len);
+                    match snap.uplink(*from.ip(), d.teid, d.qfi, d.payload, now) {
+                        Verdict::ToN6 => match inner.tun.send(d.payload) {
+                            Ok(w) => c.tx(w),
+                            Err(e) => {
+                                if inner.log_limit.allow() {
+                                    warn!(error = %e, "TUN write failed");
+                                }
+                            }
+                        },
+                        Verdict::Tunnel { outer, qfi, .. } => {
+                            let start = h + d.payload_offset;
+                            let end = start + d.payload.len();
+                            match gtp::encap_in_place(slots.buf_mut(i), start, end, outer.teid, qfi)
+                            {
+                                Some(s) => fwd.push(i, s, end, outer.peer),
+                                None => inner.metrics.drop(DropReason::Malformed),
                             }
                         }
-                    },
-                    Verdict::Tunnel { outer, qfi, .. } => {
-                        let start = gtp::HEADROOM + d.payload_offset;
-                        let end = start + d.payload.len();
-                        match gtp::encap_in_place(&mut buf, start, end, outer.teid, qfi) {
-                            Some(s) => inner.send_n3(&buf[s..end], outer.peer),
-                            None => inner.metrics.drop(DropReason::Malformed),
+                        Verdict::Buffer(s) => {
+                            if !s.buffer_packet(d.payload) {
+                                inner.metrics.drop(DropReason::BufferFull);
+                            }
+                        }
+                        Verdict::Drop(DropReason::UnknownTeid) => {
+                            inner.metrics.drop(DropReason::UnknownTeid);
+                            error_indication(inner, from, d.teid, local, &mut out);
+                        }
+                        Verdict::Drop(r) => {
+                            inner.metrics.drop(r);
+                            bad_gpdu_log(inner, r, from, d.teid, d.payload);
                         }
                     }
-                    Verdict::Buffer(s) => {
-                        if !s.buffer_packet(d.payload) {
-                            inner.metrics.drop(DropReason::BufferFull);
-                        }
-                    }
-                    Verdict::Drop(DropReason::UnknownTeid) => {
-                        inner.metrics.drop(DropReason::UnknownTeid);
-                        error_indication(inner, from, d.teid, local, &mut out);
-                    }
-                    Verdict::Drop(r) => {
-                        inner.metrics.drop(r);
-                        bad_gpdu_log(inner, r, from, d.teid, d.payload);
+                }
+                gtp::ECHO_REQUEST => {
+                    let m = gtp::echo_response(d.seq.unwrap_or(0), &mut out);
+                    inner.send_n3(&out[..m], from);
+                    inner.metrics.echo_answered.fetch_add(1, Ordering::Relaxed);
+                }
+                gtp::ECHO_RESPONSE | gtp::END_MARKER => {}
+                gtp::ERROR_INDICATION => {
+                    if let Some(sup) = inner.n3_log(LogCause::ErrorIndication) {
+                        warn!(%from, info = ?gtp::parse_error_indication(pkt), "Error Indication received{sup}");
                     }
                 }
-            }
-            gtp::ECHO_REQUEST => {
-                let m = gtp::echo_response(d.seq.unwrap_or(0), &mut out);
-                inner.send_n3(&out[..m], from);
-                inner.metrics.echo_answered.fetch_add(1, Ordering::Relaxed);
-            }
-            gtp::ECHO_RESPONSE | gtp::END_MARKER => {}
-            gtp::ERROR_INDICATION => {
-                if let Some(sup) = inner.n3_log(LogCause::ErrorIndication) {
-                    warn!(%from, info = ?gtp::parse_error_indication(pkt), "Error Indication received{sup}");
-                }
-            }
-            other => {
-                inner.metrics.drop(DropReason::Malformed);
-                if let Some(sup) = inner.n3_log(LogCause::GtpuMalformed) {
-                    warn!(%from, msg_type = other, "GTP-U message type not handled, dropped{sup}");
+                other => {
+                    inner.metrics.drop(DropReason::Malformed);
+                    if let Some(sup) = inner.n3_log(LogCause::GtpuMalformed) {
+                        warn!(%from, msg_type = other, "GTP-U message type not handled, dropped{sup}");
+                    }
                 }
             }
         }
+        flush_n3(inner, &mut fwd, &slots);
+        inner.metrics.n3_rx.add_n(c.rx.0, c.rx.1);
+        inner.metrics.n6_tx.add_n(c.tx.0, c.tx.1);
     }
 }
 
@@ -173,13 +241,14 @@ fn bad_gpdu_log(inner: &Inner, r: DropReason, from: SocketAddrV4, teid: u32, inn
 
 pub(crate) fn downlink_loop(inner: &Inner) {
     let h = gtp::HEADROOM;
-    let mut buf = vec![0u8; 65536 + h];
+    let mut slots = Slots::new(h, 65536);
     let mut scratch = vec![0u8; 65536 + h];
-    // The TUN is non-blocking: read until it is empty, poll only then (one
-    // syscall per packet under load instead of two).
-    let mut idle = true;
+    let mut out = Outbox::new();
+    // The TUN is non-blocking: read up to a batch until it is empty, poll
+    // only when the last batch was not full.
+    let mut full = false;
     while !inner.stop.load(Ordering::Relaxed) {
-        if idle {
+        if !full {
             match inner.tun.wait_readable(Duration::from_millis(100)) {
                 Ok(true) => {}
                 Ok(false) => continue,
@@ -192,47 +261,53 @@ pub(crate) fn downlink_loop(inner: &Inner) {
                 }
             }
         }
-        let n = match inner.tun.recv(&mut buf[h..]) {
-            Ok(n) => {
-                idle = false;
-                n
-            }
-            Err(e) => {
-                idle = true;
-                if e.kind() != io::ErrorKind::WouldBlock && inner.log_limit.allow() {
-                    warn!(error = %e, "TUN read failed");
-                }
-                continue;
-            }
-        };
-        inner.metrics.n6_rx.add(n);
         let snap = inner.snapshot.load();
         let now = Instant::now();
-        match snap.downlink(&buf[h..h + n], now, true) {
-            Verdict::Tunnel {
-                outer,
-                qfi,
-                session,
-            } => {
-                if session.buffered.load(Ordering::Acquire) {
-                    // A flush is pending: older packets go first.
-                    inner.flush(&snap, session, &mut scratch);
+        let mut c = BatchCounts::default();
+        let mut read = 0;
+        while read < BATCH {
+            let n = match inner.tun.recv(slots.data_mut(read)) {
+                Ok(n) => n,
+                Err(e) => {
+                    if e.kind() != io::ErrorKind::WouldBlock && inner.log_limit.allow() {
+                        warn!(error = %e, "TUN read failed");
+                    }
+                    break;
                 }
-                match gtp::encap_in_place(&mut buf, h, h + n, outer.teid, qfi) {
-                    Some(s) => inner.send_n3(&buf[s..h + n], outer.peer),
-                    None => inner.metrics.drop(DropReason::Malformed),
+            };
+            let i = read;
+            read += 1;
+            c.rx(n);
+            match snap.downlink(&slots.buf(i)[h..h + n], now, true) {
+                Verdict::Tunnel {
+                    outer,
+                    qfi,
+                    session,
+                } => {
+                    if session.buffered.load(Ordering::Acquire) {
+                        // A flush is pending: older packets go first.
+                        flush_n3(inner, &mut out, &slots);
+                        inner.flush(&snap, session, &mut scratch);
+                    }
+                    match gtp::encap_in_place(slots.buf_mut(i), h, h + n, outer.teid, qfi) {
+                        Some(s) => out.push(i, s, h + n, outer.peer),
+                        None => inner.metrics.drop(DropReason::Malformed),
+                    }
                 }
-            }
-            Verdict::ToN6 => {
-                // A downlink PDR forwarding back to N6 would loop; drop.
-                inner.metrics.drop(DropReason::FarDrop);
-            }
-            Verdict::Buffer(s) => {
-                if !s.buffer_packet(&buf[h..h + n]) {
-                    inner.metrics.drop(DropReason::BufferFull);
+                Verdict::ToN6 => {
+                    // A downlink PDR forwarding back to N6 would loop; drop.
+                    inner.metrics.drop(DropReason::FarDrop);
                 }
+                Verdict::Buffer(s) => {
+                    if !s.buffer_packet(&slots.buf(i)[h..h + n]) {
+                        inner.metrics.drop(DropReason::BufferFull);
+                    }
+                }
+                Verdict::Drop(r) => inner.metrics.drop(r),
             }
-            Verdict::Drop(r) => inner.metrics.drop(r),
         }
+        full = read == BATCH;
+        flush_n3(inner, &mut out, &slots);
+        inner.metrics.n6_rx.add_n(c.rx.0, c.rx.1);
     }
 }

@@ -103,7 +103,7 @@ fn signals_queued_only_when_a_flag_is_set() {
     assert_eq!(q.take_dl_data(), vec![7], "first packet of the episode");
     s.drain_buffer(|_| {});
     assert!(s.buffer_packet(&[3; 10]));
-    assert_eq!(q.take_dl_data(), vec![], "flag not consumed yet");
+    assert_eq!(q.take_dl_data(), Vec::<u64>::new(), "flag not consumed yet");
     assert!(s.dl_data_pending.swap(false, Ordering::AcqRel));
     s.drain_buffer(|_| {});
     assert!(s.buffer_packet(&[4; 10]));
