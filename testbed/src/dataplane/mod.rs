@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::bed::{BedError, BedState, UpOpts};
 use crate::bench::Dist;
+use crate::plan::{GnbPlan, UePlan, UpfPlan};
 use crate::responder::UdpResponder;
 
 pub mod gen;
@@ -208,13 +209,9 @@ fn write(path: &std::path::Path, text: &str) -> Result<(), BedError> {
     })
 }
 
-/// The measurements on a testbed that is up.
-fn measure(
-    st: &BedState,
-    t: &Timing,
-    quick: bool,
-    on_progress: &mut dyn FnMut(&str),
-) -> Result<DataplaneReport, BedError> {
+/// The first UE, its gNB and the first UPF: the path that `bench
+/// dataplane` measures and `testbed probe` tries.
+pub(crate) fn first_path(st: &BedState) -> Result<(&UePlan, &GnbPlan, &UpfPlan), BedError> {
     let usage = |m: &str| BedError::Usage(m.to_string());
     let ue = st
         .plan
@@ -232,6 +229,17 @@ fn measure(
         .upfs
         .first()
         .ok_or_else(|| usage("the topology has no UPF"))?;
+    Ok((ue, gnb, upf))
+}
+
+/// The measurements on a testbed that is up.
+fn measure(
+    st: &BedState,
+    t: &Timing,
+    quick: bool,
+    on_progress: &mut dyn FnMut(&str),
+) -> Result<DataplaneReport, BedError> {
+    let (ue, gnb, upf) = first_path(st)?;
     let t0 = Instant::now();
     let mut setup = BTreeMap::new();
     for (k, v) in [

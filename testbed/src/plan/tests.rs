@@ -187,7 +187,7 @@ fn generated_configs_parse_with_each_daemons_own_parser() {
                 let c = smf_lite::Config::parse(&d.config)
                     .unwrap_or_else(|e| panic!("smf: {e}\n{}", d.config));
                 assert_eq!(c.cp_ipv4(), Some(Ipv4Addr::new(10, 0, 0, 1)));
-                assert_eq!(c.api_bind.port(), 7000);
+                assert_eq!(c.api_bind.to_string(), "10.0.0.1:7000");
                 assert_eq!(c.timers.heartbeat_ms, SMF_HEARTBEAT_MS);
                 let got: Vec<_> = c
                     .upf
@@ -372,6 +372,42 @@ fn smf_knows_every_edge_with_an_agent_and_a_upf_and_the_migration_timers() {
     );
 }
 
+/// The value after `flag` in a daemon's arguments.
+fn arg<'a>(d: &'a super::DaemonPlan, flag: &str) -> &'a str {
+    let i = d.args.iter().position(|a| a == flag);
+    i.and_then(|i| d.args.get(i + 1)).map_or("", String::as_str)
+}
+
+#[test]
+fn control_plane_services_listen_on_their_cp_side_only() {
+    // DESIGN.md section 3: nothing a UE reaches (an edge's N6 address)
+    // serves a control-plane API.
+    let p = paper();
+    let smf: toml::Value = toml::from_str(&p.daemon("smf").expect("smf").config).expect("TOML");
+    assert_eq!(smf["api_bind"].as_str(), Some("10.0.0.1:7000"));
+    for (e, cp) in [("edge1", "10.0.0.21:7400"), ("edge2", "10.0.0.22:7400")] {
+        let d = p.daemon(&format!("agent-{e}")).expect("agent");
+        assert_eq!(arg(d, "--listen"), cp);
+        assert_eq!(d.api.to_string(), cp);
+        assert_eq!(p.edge(e).expect("edge").agent_api.to_string(), cp);
+    }
+    let cloud = p.daemon("cloud").expect("cloud");
+    assert_eq!(arg(cloud, "--metrics"), "127.0.0.1:7301");
+    for d in &p.daemons {
+        for flag in ["--listen", "--metrics", "--copy-listen"] {
+            let a = arg(d, flag);
+            // The cloud's sync and repository: any address of a node
+            // whose only links are WAN links (one per edge).
+            let wan_only = matches!(d.name.as_str(), "cloud" | "repo") && flag == "--listen";
+            assert!(
+                wan_only || !a.starts_with("0.0.0.0"),
+                "{} {flag} {a}",
+                d.name
+            );
+        }
+    }
+}
+
 #[test]
 fn an_edge_off_the_control_plane_or_without_a_upf_is_no_migration_edge() {
     let mut t = Topology::paper_default();
@@ -380,6 +416,8 @@ fn an_edge_off_the_control_plane_or_without_a_upf_is_no_migration_edge() {
     let p = Plan::derive(&t).expect("derives");
     let e2 = p.edge("edge2").expect("edge2 still has an agent");
     assert_eq!(e2.smf_agent, None);
+    // Its agent serves only the testbed, inside the edge.
+    assert_eq!(e2.agent_api.to_string(), "127.0.0.1:7400");
     assert!(!e2.migratable());
     let smf: toml::Value = toml::from_str(&p.daemon("smf").expect("smf").config).expect("TOML");
     let names: Vec<_> = smf["edge"]

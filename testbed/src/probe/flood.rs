@@ -135,7 +135,12 @@ fn targets(ctx: &Ctx<'_>) -> Vec<(String, bool, SocketAddr, bool)> {
     let plan = &ctx.st.plan;
     let mut v = Vec::new();
     for u in &plan.upfs {
-        v.push((format!("{} N3", u.name), false, SocketAddr::from((u.n3, 2152)), false));
+        v.push((
+            format!("{} N3", u.name),
+            false,
+            SocketAddr::from((u.n3, 2152)),
+            false,
+        ));
         v.push((format!("{} N4", u.name), true, u.n4, true));
     }
     v.push((
@@ -145,14 +150,24 @@ fn targets(ctx: &Ctx<'_>) -> Vec<(String, bool, SocketAddr, bool)> {
         true,
     ));
     for g in &plan.gnbs {
-        v.push((format!("{} N3", g.name), false, SocketAddr::from((g.n3, 2152)), false));
+        v.push((
+            format!("{} N3", g.name),
+            false,
+            SocketAddr::from((g.n3, 2152)),
+            false,
+        ));
     }
     v
 }
 
 /// Sends `total` datagrams round-robin to the targets, at most `rate` a
 /// second; the count sent to each.
-fn send(rogue: &Rogue, ctx: &Ctx<'_>, total: u64, rate: u64) -> Result<Vec<(String, u64)>, BedError> {
+fn send(
+    rogue: &Rogue,
+    ctx: &Ctx<'_>,
+    total: u64,
+    rate: u64,
+) -> Result<Vec<(String, u64)>, BedError> {
     let t = targets(ctx);
     let cp = rogue.socket(rogue.cp)?;
     let n3 = rogue.socket(rogue.n3)?;
@@ -199,7 +214,9 @@ pub fn run(
         .collect();
     let before: Vec<Figures> = procs.iter().map(|p| figures(p)).collect();
     let malformed = |c: &std::collections::BTreeMap<String, f64>| {
-        c.get("upf_drops_total{reason=\"malformed\"}").copied().unwrap_or(0.0)
+        c.get("upf_drops_total{reason=\"malformed\"}")
+            .copied()
+            .unwrap_or(0.0)
     };
     let upf_before: Vec<f64> = ctx
         .st
@@ -239,7 +256,8 @@ pub fn run(
     let forwards = ctx.forwards(session.addr, echoes)?;
 
     let mut per = Vec::new();
-    let (mut dead, mut max_lines, mut max_rss) = (Vec::new(), (0u64, String::new()), (0i64, String::new()));
+    let (mut dead, mut max_lines, mut max_rss) =
+        (Vec::new(), (0u64, String::new()), (0i64, String::new()));
     for ((p, b), a) in procs.iter().zip(&before).zip(&after) {
         let lines = a.log_lines.saturating_sub(b.log_lines);
         let rss = a.rss_kb - b.rss_kb;
@@ -252,8 +270,10 @@ pub fn run(
         if rss >= max_rss.0 {
             max_rss = (rss, p.name.clone());
         }
-        per.push(json!({"daemon": p.name, "alive": a.alive, "log_lines": lines,
-            "rss_kb_before": b.rss_kb, "rss_kb_after": a.rss_kb}));
+        per.push(
+            json!({"daemon": p.name, "alive": a.alive, "log_lines": lines,
+            "rss_kb_before": b.rss_kb, "rss_kb_after": a.rss_kb}),
+        );
     }
     let total: u64 = sent.iter().map(|(_, n)| n).sum();
     let details = json!({
@@ -263,25 +283,43 @@ pub fn run(
         "daemons": per,
         "upfs": upf_seen,
     });
-    let how = format!("{total} datagrams in {took:.1} s ({:.0}/s)", total as f64 / took.max(1e-9));
+    let how = format!(
+        "{total} datagrams in {took:.1} s ({:.0}/s)",
+        total as f64 / took.max(1e-9)
+    );
     Ok(vec![
         Check::new(
             "flood-no-crash",
             dead.is_empty() && total == effort.datagrams,
-            format!("{} of {} daemons died after {how}{}", dead.len(), procs.len(),
-                if dead.is_empty() { String::new() } else { format!(": {}", dead.join(", ")) }),
+            format!(
+                "{} of {} daemons died after {how}{}",
+                dead.len(),
+                procs.len(),
+                if dead.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", dead.join(", "))
+                }
+            ),
             details,
         ),
         Check::new(
             "flood-log-lines",
             max_lines.0 < MAX_LOG_LINES,
-            format!("at most {} new log lines per daemon ({}); limit {MAX_LOG_LINES}", max_lines.0, max_lines.1),
+            format!(
+                "at most {} new log lines per daemon ({}); limit {MAX_LOG_LINES}",
+                max_lines.0, max_lines.1
+            ),
             json!({}),
         ),
         Check::new(
             "flood-memory",
             max_rss.0 < MAX_RSS_GROWTH_KB,
-            format!("resident memory grew by at most {:.1} MB ({}); limit 10 MB", max_rss.0 as f64 / 1024.0, max_rss.1),
+            format!(
+                "resident memory grew by at most {:.1} MB ({}); limit 10 MB",
+                max_rss.0 as f64 / 1024.0,
+                max_rss.1
+            ),
             json!({}),
         ),
         Check::new(
@@ -303,7 +341,10 @@ mod tests {
         let mut b = Vec::new();
         for k in 0..7 {
             bad_pfcp(&mut r, k, &mut b);
-            assert!(wire::pfcp::Message::parse(&b).is_err(), "pfcp kind {k}: {b:?}");
+            assert!(
+                wire::pfcp::Message::parse(&b).is_err(),
+                "pfcp kind {k}: {b:?}"
+            );
             bad_gtpu(&mut r, k, &mut b);
             assert!(!b.is_empty());
         }

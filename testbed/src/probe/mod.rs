@@ -182,9 +182,8 @@ pub fn run(
         prefix: a.prefix.clone(),
         ..dirs.clone()
     };
-    let (mut r, kept) = bed::up_run_down(&opts, a.keep, on_progress, |st, p| {
-        probe(st, &effort, p)
-    })?;
+    let (mut r, kept) =
+        bed::up_run_down(&opts, a.keep, on_progress, |st, p| probe(st, &effort, p))?;
     r.kept = kept;
     Ok(r)
 }

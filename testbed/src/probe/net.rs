@@ -45,23 +45,7 @@ pub struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     /// The first UE, its gNB and the first UPF.
     pub fn new(st: &'a BedState) -> Result<Ctx<'a>, BedError> {
-        let usage = |m: &str| BedError::Usage(m.to_string());
-        let ue = st
-            .plan
-            .ues
-            .first()
-            .ok_or_else(|| usage("the topology has no UE"))?;
-        let gnb = st
-            .plan
-            .gnbs
-            .iter()
-            .find(|g| g.name == ue.gnb)
-            .ok_or_else(|| usage("the first UE has no gNB"))?;
-        let upf = st
-            .plan
-            .upfs
-            .first()
-            .ok_or_else(|| usage("the topology has no UPF"))?;
+        let (ue, gnb, upf) = crate::dataplane::first_path(st)?;
         Ok(Ctx {
             st,
             ue,
@@ -118,9 +102,12 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// One undo step: what it undoes, and how.
+type Step = (String, Box<dyn FnOnce() -> Result<(), String>>);
+
 /// Undo steps, run in reverse on drop; failures go to the log.
 #[derive(Default)]
-pub struct Undo(Vec<(String, Box<dyn FnOnce() -> Result<(), String>>)>);
+pub struct Undo(Vec<Step>);
 
 impl Undo {
     /// Adds a step named `what`.
@@ -202,7 +189,11 @@ impl Session {
         self.released = true;
         match http_in(&self.ns, "DELETE", &self.url, None, Duration::from_secs(10)) {
             Ok((204 | 404, _)) => Ok(()),
-            Ok((c, t)) => Err(req(format!("releasing {}: HTTP {c}: {}", self.url, t.trim()))),
+            Ok((c, t)) => Err(req(format!(
+                "releasing {}: HTTP {c}: {}",
+                self.url,
+                t.trim()
+            ))),
             Err(e) => Err(req(e)),
         }
     }

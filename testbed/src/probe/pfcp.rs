@@ -55,7 +55,10 @@ fn held(ctx: &Ctx<'_>) -> Result<Held, BedError> {
     let mut upf_sessions = Vec::new();
     for u in &ctx.st.plan.upfs {
         let c = ctx.upf_counters(u)?;
-        upf_sessions.push((u.name.clone(), c.get("upf_sessions").copied().unwrap_or(-1.0)));
+        upf_sessions.push((
+            u.name.clone(),
+            c.get("upf_sessions").copied().unwrap_or(-1.0),
+        ));
     }
     Ok(Held {
         assoc,
@@ -182,7 +185,10 @@ pub fn run(ctx: &Ctx<'_>, session: &Session, rogue: &Rogue) -> Result<Check, Bed
     // would show at the SMF by then.
     let window = Duration::from_millis(2 * SMF_HEARTBEAT_MS + 500);
     let changed = super::wait_until(window, || {
-        held(ctx).ok().filter(|h| *h != before).map(|h| format!("{h:?}"))
+        held(ctx)
+            .ok()
+            .filter(|h| *h != before)
+            .map(|h| format!("{h:?}"))
     });
     let sent_echo = 10;
     let forwards = ctx.forwards(session.addr, sent_echo)?;

@@ -111,8 +111,8 @@ fn ports(quick: bool) -> BTreeSet<u16> {
     s
 }
 
-/// Every target of one scan; `allowed`: what may answer (the N1 relay on
-/// the radio link).
+/// Every target of one scan: all the ports on core addresses, the known
+/// ports on the data networks' addresses, over TCP and UDP.
 fn targets(ctx: &Ctx<'_>, quick: bool) -> Vec<Target> {
     let (core, dn) = addresses(ctx);
     let all = ports(quick);
@@ -199,7 +199,11 @@ fn scan(ns: &str, src: Ipv4Addr, targets: Vec<Target>) -> Result<Vec<(Target, An
             let sem = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
             let mut set = tokio::task::JoinSet::new();
             for t in targets {
-                let permit = sem.clone().acquire_owned().await.map_err(|e| e.to_string())?;
+                let permit = sem
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| e.to_string())?;
                 set.spawn(async move {
                     let a = probe_one(src, t).await;
                     drop(permit);
@@ -235,7 +239,11 @@ fn verdict(property: &str, probed: usize, reached: &[(Target, Answer)]) -> Check
         .iter()
         .take(100)
         .map(|(t, a)| {
-            let a = if *a == Answer::Open { "open" } else { "refused" };
+            let a = if *a == Answer::Open {
+                "open"
+            } else {
+                "refused"
+            };
             format!("{t} {a}")
         })
         .collect();
@@ -288,7 +296,9 @@ pub fn run(
     let all = targets(ctx, effort.quick);
     let probed = all.iter().filter(|t| **t != n1).count();
     let keep = |r: Vec<(Target, Answer)>| -> Vec<(Target, Answer)> {
-        r.into_iter().filter(|(t, a)| counts(t, *a, &dn, &n1)).collect()
+        r.into_iter()
+            .filter(|(t, a)| counts(t, *a, &dn, &n1))
+            .collect()
     };
     let reached = scan(&ctx.ue_ns, session.addr, all.clone())?;
     checks.push(verdict("ports-via-session", probed, &keep(reached)));
@@ -298,10 +308,7 @@ pub fn run(
     checks.push(Check::new(
         "n1-relay-on-radio",
         n1_ok,
-        format!(
-            "{n1} {}",
-            if n1_ok { "answers" } else { "does not answer" }
-        ),
+        format!("{n1} {}", if n1_ok { "answers" } else { "does not answer" }),
         json!({"target": n1.to_string(), "open": n1_ok}),
     ));
     checks.push(verdict("ports-on-radio", probed, &keep(reached)));

@@ -50,8 +50,9 @@ fn other_session(ctx: &Ctx<'_>, undo: &mut Undo) -> Result<(String, SessionInfo)
     }
     let ns = ctx.st.ns(&plan.smf_node);
     let url = format!("http://{}/sessions", plan.smf_api);
-    let body = json!({"ue_id": OTHER_UE, "pdu_session_id": 1, "dnn": ctx.upf.dnn, "upf": ctx.upf.name})
-        .to_string();
+    let body =
+        json!({"ue_id": OTHER_UE, "pdu_session_id": 1, "dnn": ctx.upf.dnn, "upf": ctx.upf.name})
+            .to_string();
     let (code, text) =
         http_in(&ns, "POST", &url, Some(body), Duration::from_secs(10)).map_err(req)?;
     if !(200..300).contains(&code) {
@@ -64,15 +65,32 @@ fn other_session(ctx: &Ctx<'_>, undo: &mut Undo) -> Result<(String, SessionInfo)
     undo.push(format!("DELETE {del}"), move || {
         http_in(&ns, "DELETE", &del, None, Duration::from_secs(10)).map(|_| ())
     });
-    let info = serde_json::from_str(&text).map_err(|e| req(format!("session answer {text}: {e}")))?;
-    Ok((format!("{OTHER_UE} (set up by the SMF, no N1 attachment)"), info))
+    let info =
+        serde_json::from_str(&text).map_err(|e| req(format!("session answer {text}: {e}")))?;
+    Ok((
+        format!("{OTHER_UE} (set up by the SMF, no N1 attachment)"),
+        info,
+    ))
 }
 
 /// An IPv4/UDP packet (header checksum set, UDP checksum 0).
 pub fn ipv4_udp(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
     let total = 28 + payload.len();
     let mut p = Vec::with_capacity(total);
-    p.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, 17, 0, 0]);
+    p.extend_from_slice(&[
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        0,
+        0x40,
+        0,
+        64,
+        17,
+        0,
+        0,
+    ]);
     p.extend_from_slice(&src.octets());
     p.extend_from_slice(&dst.octets());
     let mut sum: u32 = p
@@ -110,7 +128,11 @@ fn send_n(sock: &UdpSocket, bytes: &[u8], to: SocketAddr) -> u32 {
 }
 
 /// What arrives at the echo from `src` while `f` runs and shortly after.
-fn arrivals(echo: &Echo, src: Ipv4Addr, f: impl FnOnce() -> Result<u32, BedError>) -> Result<(u32, u64), BedError> {
+fn arrivals(
+    echo: &Echo,
+    src: Ipv4Addr,
+    f: impl FnOnce() -> Result<u32, BedError>,
+) -> Result<(u32, u64), BedError> {
     let before = echo.from(src);
     let sent = f()?;
     super::wait_until(LINGER, || (echo.from(src) > before).then_some(()));
@@ -148,7 +170,13 @@ pub fn run(
 
     // (2) The other UE's uplink TEID in G-PDUs to its UPF's N3.
     let n3 = SocketAddr::new(other.ul_addr, 2152);
-    let inner = ipv4_udp(other.ue_addr, ctx.upf.edge_n6, 40000, ECHO_PORT, b"in another UE's tunnel");
+    let inner = ipv4_udp(
+        other.ue_addr,
+        ctx.upf.edge_n6,
+        40000,
+        ECHO_PORT,
+        b"in another UE's tunnel",
+    );
     let pdu = gpdu(other.ul_teid, other.qfi, &inner);
     let mut rows = Vec::new();
     let tries = [
