@@ -141,8 +141,9 @@ fn section(dir: &Path, t: &Table, marks: &Table) -> Result<Section, Fail> {
 ingress and egress throughput (all its interfaces), sampled every 200 ms, around one migration at 1000 Mbit/s: CSM against \
 pre-copy (a model of the paper's VM migration: a memory image of the preset's size, not a hypervisor). t = 0 is the request; \
 `end` is the first displayed destination frame. CPU before: t < 0; during: from 0 to the end (at least 1 s); after: the rest \
-(for CSM the source stays copilot until its countdown releases it). Maxima over the whole window shown. The model's receiver does not keep the image in memory, so the memory of a \
-VM growing at the destination is not reproduced.\n\n\
+(for CSM the source stays copilot until its countdown releases it). Maxima over the whole window shown. The destination agent keeps the image it receives in memory, as a migrated VM's memory: \
+its resident memory grows as the first round arrives (later rounds overwrite it) and is freed when the instance is copied \
+away or the next copy arrives; the source's memory is not modelled (its instance is not a VM).\n\n\
 The paper (section V-D, Fig. 9, Minetest at 1 Gbit/s): CSM's destination CPU \"rapidly increase[s] to around 50% and gradually \
 decrease[s] to 45%\", VM's destination \"on average 5%\" during the copy, then 34%; memory: CSM's destination +1035 MB, VM's \
 \"from the initial 1126 MB to the final 5084 MB\"; throughput: VM's source egress and destination ingress \"over 800 Mbps\", \

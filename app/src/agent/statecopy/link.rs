@@ -300,9 +300,76 @@ pub struct Received {
     pub error: Option<String>,
 }
 
+/// The memory a received copy fills at the destination, as a migrated VM's
+/// memory there: the first round is written into it as it arrives (its
+/// pages become resident then, not at allocation), later rounds' dirty
+/// pages overwrite it in turn. At most `limit` bytes are kept; the rest is
+/// read and counted only.
+#[derive(Debug, Default)]
+pub struct Image {
+    mem: Vec<u8>,
+    limit: usize,
+    /// Where the next dirty page lands (rounds after the first).
+    at: usize,
+}
+
+impl Image {
+    /// An empty image keeping at most `limit` bytes.
+    pub fn new(limit: usize) -> Image {
+        Image {
+            mem: Vec::new(),
+            limit,
+            at: 0,
+        }
+    }
+
+    /// Bytes held.
+    pub fn len(&self) -> usize {
+        self.mem.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.mem.is_empty()
+    }
+
+    /// Room for the first round's `bytes` (within the limit): reserved, not
+    /// touched, so the resident memory grows with the bytes written.
+    fn reserve(&mut self, bytes: u64) {
+        let want = usize::try_from(bytes).unwrap_or(usize::MAX).min(self.limit);
+        self.mem.reserve_exact(want.saturating_sub(self.mem.len()));
+    }
+
+    /// Writes `data` of round `round`.
+    fn write(&mut self, round: u32, data: &[u8]) {
+        if round == 1 {
+            let room = self.limit.saturating_sub(self.mem.len());
+            self.mem.extend_from_slice(&data[..data.len().min(room)]);
+            return;
+        }
+        let len = self.mem.len();
+        if len == 0 {
+            return;
+        }
+        let mut data = data;
+        while !data.is_empty() {
+            let at = self.at % len;
+            let n = data.len().min(len - at);
+            self.mem[at..at + n].copy_from_slice(&data[..n]);
+            self.at = at + n;
+            data = &data[n..];
+        }
+    }
+}
+
 /// Reads one migration from `stream` (reads time out after `timeout`),
-/// adding every byte read to `counter`.
-pub fn receive(stream: TcpStream, counter: &AtomicU64, timeout: Duration) -> Received {
+/// adding every byte read to `counter`, the payload written into `image`.
+pub fn receive(
+    stream: TcpStream,
+    counter: &AtomicU64,
+    timeout: Duration,
+    image: &mut Image,
+) -> Received {
     let from = stream
         .peer_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
@@ -316,7 +383,7 @@ pub fn receive(stream: TcpStream, counter: &AtomicU64, timeout: Duration) -> Rec
         complete: false,
         error: None,
     };
-    if let Err(e) = receive_into(stream, counter, timeout, &mut r) {
+    if let Err(e) = receive_into(stream, counter, timeout, &mut r, image) {
         r.error = Some(e.to_string());
     }
     r
@@ -327,6 +394,7 @@ fn receive_into(
     counter: &AtomicU64,
     timeout: Duration,
     r: &mut Received,
+    image: &mut Image,
 ) -> Result<(), LinkError> {
     s.set_read_timeout(Some(timeout))
         .and_then(|_| s.set_write_timeout(Some(timeout)))
@@ -356,9 +424,13 @@ fn receive_into(
             return Ok(());
         }
         let mut left = h.length;
+        if h.round == 1 {
+            image.reserve(h.length);
+        }
         while left > 0 {
             let want = left.min(CHUNK as u64) as usize;
             let n = s.read(&mut buf[..want]).map_err(io_err("read payload"))?;
+            image.write(h.round, &buf[..n]);
             if n == 0 {
                 return Err(LinkError::Protocol(format!(
                     "the sender closed round {} with {left} of {} bytes missing",

@@ -184,6 +184,8 @@ impl Agent {
         inst.proc.signal(libc::SIGKILL);
         let source = self.stop_instance(id).await?;
         self.copy.copies.fetch_add(1, Ordering::Relaxed);
+        // The source's VM is destroyed: its memory goes.
+        self.copy.release_image();
         info!(id, migration_id = mid, bytes_ledger = ledger.total(), rounds = ledger.rounds.len(),
             stop_to_started_ms = run.stop_to_started_ms, total_ms = run.total_ms,
             destination = %run.destination.instance.id, "state copy done, source ended");

@@ -68,6 +68,26 @@ pub(super) struct CopyState {
     received_bytes: AtomicU64,
     copies: AtomicU64,
     failures: AtomicU64,
+    /// The memory of the last copy received (the migrated VM's, here now);
+    /// released when this agent's instance is copied away or the next
+    /// copy arrives.
+    image: Mutex<Option<link::Image>>,
+}
+
+/// At most this much of a received image is kept in memory, and at most
+/// half the memory available when the copy starts.
+const IMAGE_MAX: u64 = 8 << 30;
+
+/// What a new image may hold: [`IMAGE_MAX`] or half of `MemAvailable`.
+fn image_limit() -> usize {
+    let avail = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("MemAvailable:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    });
+    let limit = avail.map_or(IMAGE_MAX, |a| (a / 2).min(IMAGE_MAX));
+    usize::try_from(limit).unwrap_or(usize::MAX)
 }
 
 /// The answer to `GET /statecopy`.
@@ -82,6 +102,14 @@ pub struct CopyStatus {
 }
 
 impl CopyState {
+    /// Frees the held image (this agent's instance left by a copy).
+    pub(super) fn release_image(&self) {
+        let old = self.image.lock().map(|mut i| i.take()).unwrap_or(None);
+        if let Some(i) = old {
+            info!(bytes = i.len(), "state copy image released");
+        }
+    }
+
     pub(super) fn status(&self) -> CopyStatus {
         CopyStatus {
             received: self
@@ -153,7 +181,15 @@ pub(super) fn serve(
             };
             let st = state.clone();
             tokio::task::spawn_blocking(move || {
-                let r = link::receive(s, &st.received_bytes, IO_TIMEOUT);
+                // A new VM arrives: the one held before is gone.
+                st.release_image();
+                let mut image = link::Image::new(image_limit());
+                let r = link::receive(s, &st.received_bytes, IO_TIMEOUT, &mut image);
+                if r.complete {
+                    if let Ok(mut held) = st.image.lock() {
+                        *held = Some(image);
+                    }
+                }
                 match &r.error {
                     None => info!(%peer, migration_id = r.migration_id, rounds = r.rounds.len(),
                         payload_bytes = r.payload_bytes, "state copy received"),

@@ -171,15 +171,15 @@ fn copy_body(ctx: &Ctx, to: &Edge, psi: u8) -> Result<serde_json::Value, BedErro
         .find(|s| s.pdu_session_id == psi)
         .map(|s| s.ue_addr)
         .ok_or_else(|| req(format!("session {psi} is not in the UE's list")))?;
-    // The destination agent's API on the inter-edge link: the copy's
-    // control crosses the link its bytes cross.
-    let agent_port = to.agent.base.rsplit(':').next().unwrap_or("7400");
+    // The destination agent's API is on the cp side only (DESIGN.md
+    // section 3): the copy's bytes cross the inter-edge link, its start
+    // request the cp switch.
     Ok(serde_json::json!({
         "method": o.method.as_str(),
         "preset": o.preset,
         "scale": o.scale,
         "to_copy": copy.to_string(),
-        "to_agent": format!("http://{}:{agent_port}", copy.ip()),
+        "to_agent": to.agent.base,
         "start": super::instance_body(ctx, ue_addr),
     }))
 }
