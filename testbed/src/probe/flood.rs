@@ -47,6 +47,27 @@ fn figures(p: &ProcRec) -> Figures {
     }
 }
 
+/// The UPF counters the report shows the flood's growth of: (name in the
+/// report, metric).
+const UPF_COUNTERS: [(&str, &str); 4] = [
+    ("malformed_drops", "upf_drops_total{reason=\"malformed\"}"),
+    ("n3_log_lines", "upf_n3_log_lines_total"),
+    ("n3_log_suppressed", "upf_n3_log_suppressed_total"),
+    (
+        "error_indications_suppressed",
+        "upf_error_indications_suppressed_total",
+    ),
+];
+
+/// A UPF's [`UPF_COUNTERS`] now (0 when unreadable).
+fn upf_figures(ctx: &Ctx<'_>, u: &crate::plan::UpfPlan) -> Vec<f64> {
+    let c = ctx.upf_counters(u).unwrap_or_default();
+    UPF_COUNTERS
+        .iter()
+        .map(|(_, m)| c.get(*m).copied().unwrap_or(0.0))
+        .collect()
+}
+
 /// xorshift64*: the same datagrams every run.
 struct Rng(u64);
 
@@ -213,17 +234,12 @@ pub fn run(
         .filter(|p| matches!(p.role, Role::Upf | Role::Smf | Role::Gnb))
         .collect();
     let before: Vec<Figures> = procs.iter().map(|p| figures(p)).collect();
-    let malformed = |c: &std::collections::BTreeMap<String, f64>| {
-        c.get("upf_drops_total{reason=\"malformed\"}")
-            .copied()
-            .unwrap_or(0.0)
-    };
-    let upf_before: Vec<f64> = ctx
+    let upf_before: Vec<Vec<f64>> = ctx
         .st
         .plan
         .upfs
         .iter()
-        .map(|u| ctx.upf_counters(u).map(|c| malformed(&c)).unwrap_or(0.0))
+        .map(|u| upf_figures(ctx, u))
         .collect();
     let t0 = Instant::now();
     let sent = send(rogue, ctx, effort.datagrams, effort.rate)?;
@@ -248,8 +264,13 @@ pub fn run(
         .iter()
         .zip(&upf_before)
         .map(|(u, b)| {
-            let a = ctx.upf_counters(u).map(|c| malformed(&c)).unwrap_or(0.0);
-            json!({"upf": u.name, "malformed_drops": a - b})
+            let a = upf_figures(ctx, u);
+            let mut m = serde_json::Map::new();
+            m.insert("upf".into(), json!(u.name));
+            for ((name, _), (a, b)) in UPF_COUNTERS.iter().zip(a.iter().zip(b)) {
+                m.insert(name.to_string(), json!(a - b));
+            }
+            serde_json::Value::Object(m)
         })
         .collect();
     let echoes = 20;
@@ -276,6 +297,10 @@ pub fn run(
         );
     }
     let total: u64 = sent.iter().map(|(_, n)| n).sum();
+    // That the flood arrived: every UPF counted malformed datagrams.
+    let arrived = upf_seen
+        .iter()
+        .all(|u| u["malformed_drops"].as_f64().unwrap_or(0.0) > 0.0);
     let details = json!({
         "sent": sent.iter().map(|(w, n)| json!({"to": w, "datagrams": n})).collect::<Vec<_>>(),
         "seconds": took,
@@ -290,11 +315,16 @@ pub fn run(
     Ok(vec![
         Check::new(
             "flood-no-crash",
-            dead.is_empty() && total == effort.datagrams,
+            dead.is_empty() && total == effort.datagrams && arrived,
             format!(
-                "{} of {} daemons died after {how}{}",
+                "{} of {} daemons died after {how}{}{}",
                 dead.len(),
                 procs.len(),
+                if arrived {
+                    ""
+                } else {
+                    " (a UPF counted none of them as malformed: did the flood arrive?)"
+                },
                 if dead.is_empty() {
                     String::new()
                 } else {
