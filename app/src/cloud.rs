@@ -60,7 +60,14 @@ pub struct CloudArgs {
     /// A file of accounts: a JSON or TOML map from name to token.
     #[arg(long = "accounts", value_name = "FILE")]
     pub accounts: Option<PathBuf>,
+    /// Sync connections open at once; one more is closed at once (and
+    /// logged, at most once a second with the count suppressed).
+    #[arg(long, default_value_t = DEFAULT_MAX_CONNS)]
+    pub max_conns: usize,
 }
+
+/// Default bound of the sync connections open at once.
+pub const DEFAULT_MAX_CONNS: usize = 256;
 
 /// Errors of the logic server.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +89,9 @@ pub enum CloudError {
     /// A tick rate that is not a positive number.
     #[error("tick rate {0} Hz is not a positive number")]
     TickRate(f64),
+    /// `--max-conns 0`.
+    #[error("bad --max-conns 0: at least one sync connection must be allowed")]
+    MaxConns,
     /// `GET /stats` failed.
     #[error("stats from {addr}: {reason}")]
     Stats {
@@ -123,6 +133,8 @@ pub struct CloudConfig {
     /// Messages queued per session before it counts as too slow and is
     /// disconnected (it could not keep its world in step otherwise).
     pub queue: usize,
+    /// Sync connections open at once (at least 1).
+    pub max_conns: usize,
 }
 
 impl Default for CloudConfig {
@@ -134,6 +146,7 @@ impl Default for CloudConfig {
             seed: 1,
             accounts: BTreeMap::new(),
             queue: 4096,
+            max_conns: DEFAULT_MAX_CONNS,
         }
     }
 }
@@ -143,6 +156,9 @@ impl CloudConfig {
     pub fn from_args(a: &CloudArgs) -> Result<CloudConfig, CloudError> {
         if !(a.tick_hz.is_finite() && a.tick_hz > 0.0) {
             return Err(CloudError::TickRate(a.tick_hz));
+        }
+        if a.max_conns == 0 {
+            return Err(CloudError::MaxConns);
         }
         let mut accounts = match &a.accounts {
             Some(p) => read_accounts(p)?,
@@ -161,6 +177,7 @@ impl CloudConfig {
             height: a.height,
             seed: a.seed,
             accounts,
+            max_conns: a.max_conns,
             ..CloudConfig::default()
         })
     }
@@ -946,13 +963,26 @@ where
         }
     });
     let mut conns = tokio::task::JoinSet::new();
+    let mut limit = ConnLimit::new(shared.config.max_conns);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             r = sync.accept() => match r {
                 Ok((stream, peer)) => {
-                    conns.spawn(handle_conn(shared.clone(), stream, peer));
+                    while conns.try_join_next().is_some() {}
+                    match limit.admit(conns.len(), std::time::Instant::now()) {
+                        Admit::Accept => {
+                            conns.spawn(handle_conn(shared.clone(), stream, peer));
+                        }
+                        Admit::Refuse { log } => {
+                            drop(stream);
+                            if let Some(suppressed) = log {
+                                warn!(%peer, open = conns.len(), max = limit.max, suppressed,
+                                      "sync connection refused: too many open ({suppressed} refusals not logged since the last line)");
+                            }
+                        }
+                    }
                 }
                 Err(e) => {
                     warn!("accept: {e}");
@@ -966,6 +996,57 @@ where
     conns.abort_all();
     tasks.abort_all();
     Ok(())
+}
+
+/// What to do with a new sync connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admit {
+    Accept,
+    /// Close it; `log`: write a line now, with this many refusals that
+    /// were not logged since the last one.
+    Refuse {
+        log: Option<u64>,
+    },
+}
+
+/// The bound of the sync connections and its rate-limited log (at most a
+/// line a second); no I/O, the clock comes in.
+#[derive(Debug)]
+struct ConnLimit {
+    max: usize,
+    refused: u64,
+    suppressed: u64,
+    last_log: Option<std::time::Instant>,
+}
+
+impl ConnLimit {
+    fn new(max: usize) -> ConnLimit {
+        ConnLimit {
+            max: max.max(1),
+            refused: 0,
+            suppressed: 0,
+            last_log: None,
+        }
+    }
+
+    /// A connection arrives while `open` are open.
+    fn admit(&mut self, open: usize, now: std::time::Instant) -> Admit {
+        if open < self.max {
+            return Admit::Accept;
+        }
+        self.refused += 1;
+        let due = self
+            .last_log
+            .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1));
+        if !due {
+            self.suppressed += 1;
+            return Admit::Refuse { log: None };
+        }
+        self.last_log = Some(now);
+        Admit::Refuse {
+            log: Some(std::mem::take(&mut self.suppressed)),
+        }
+    }
 }
 
 /// A logic server running in its own thread; stops when dropped.
@@ -1135,6 +1216,35 @@ mod tests {
             Err(CloudError::TickRate(_))
         ));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn conn_limit_refuses_over_the_bound_and_logs_once_a_second() {
+        let t0 = std::time::Instant::now();
+        let mut l = ConnLimit::new(2);
+        assert_eq!(l.admit(0, t0), Admit::Accept);
+        assert_eq!(l.admit(1, t0), Admit::Accept);
+        assert_eq!(l.admit(2, t0), Admit::Refuse { log: Some(0) });
+        for _ in 0..5 {
+            assert_eq!(
+                l.admit(2, t0 + Duration::from_millis(500)),
+                Admit::Refuse { log: None }
+            );
+        }
+        assert_eq!(
+            l.admit(3, t0 + Duration::from_secs(1)),
+            Admit::Refuse { log: Some(5) },
+            "the next line says how many were not logged"
+        );
+        assert_eq!(l.refused, 7);
+        assert_eq!(l.admit(1, t0 + Duration::from_secs(1)), Admit::Accept);
+        let cli = Cli::parse_from(["x"]);
+        assert_eq!(cli.a.max_conns, DEFAULT_MAX_CONNS);
+        let cli = Cli::parse_from(["x", "--max-conns", "0"]);
+        assert!(matches!(
+            CloudConfig::from_args(&cli.a),
+            Err(CloudError::MaxConns)
+        ));
     }
 
     #[test]
