@@ -221,6 +221,12 @@ pub(super) fn app_plan(
             "--name".into(),
             e.name.clone(),
         ];
+        // Instances take input on the edge's N6 address only: where the
+        // UE reaches them, and nowhere on the cp, WAN or inter-edge side.
+        if let Some(n6) = e.n6 {
+            args.push("--input-host".into());
+            args.push(n6.to_string());
+        }
         // The state-copy baselines' receiver, on the inter-edge link.
         if let Some(c) = e.copy {
             args.push("--copy-listen".into());

@@ -391,6 +391,8 @@ fn control_plane_services_listen_on_their_cp_side_only() {
         assert_eq!(d.api.to_string(), cp);
         assert_eq!(p.edge(e).expect("edge").agent_api.to_string(), cp);
     }
+    let a = p.daemon("agent-edge1").expect("agent");
+    assert_eq!(arg(a, "--input-host"), "10.61.0.2", "instances' input on N6");
     let cloud = p.daemon("cloud").expect("cloud");
     assert_eq!(arg(cloud, "--metrics"), "127.0.0.1:7301");
     for d in &p.daemons {

@@ -359,8 +359,8 @@ impl Rogue {
     }
 
     /// A veth from the rogue's `ifname` to switch `switch`, with the
-    /// highest free host address of the subnet that `peer_if` of
-    /// `peer_ns` (address `peer`) is on.
+    /// highest free host address of the subnet that address `peer` (of
+    /// namespace `peer_ns`) is on.
     fn port(
         ctx: &Ctx<'_>,
         ns: &str,
