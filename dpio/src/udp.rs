@@ -5,6 +5,24 @@
 //! A datagram larger than its slot is received truncated and flagged
 //! ([`Received::truncated`]) so that the caller counts and drops it.
 //! Nothing here allocates after construction.
+//!
+//! Offloads, both optional with a fallback: with UDP GSO
+//! ([`Outbox::set_gso`]) a run of queued datagrams to the same peer, all
+//! of one size but the last (which may be shorter), goes as one message
+//! with `UDP_SEGMENT` (the kernel cuts it into the datagrams; the slots are
+//! gathered with an iovec each, nothing is copied). A kernel or route that
+//! refuses it (`EIO`, `EINVAL`) turns GSO off for the outbox, the run is
+//! sent again unsegmented and [`Sent::gso_refused`] tells the caller to
+//! log it. With UDP GRO ([`enable_gro`]) the kernel may hand several
+//! datagrams of one size in one slot; [`Received::seg`] is their size and
+//! [`Received::segments`] walks them.
+//!
+//! Written here rather than taken from `quinn-udp`: its `UdpSocketState`
+//! sends one `Transmit` (one destination, one contiguous buffer) per call
+//! and receives into `IoSliceMut`s with its own metadata type, while the
+//! data path needs a batch to many peers gathered from slots it
+//! encapsulated in place, and `recvmmsg` into its own slots; the syscalls
+//! and cmsgs it would wrap are a few dozen lines here.
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -50,7 +68,8 @@ impl Slots {
     }
 }
 
-/// One datagram [`recv_batch`] put in a slot.
+/// One datagram (or, with GRO, several of one size) [`recv_batch`] put in
+/// a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Received {
     /// Bytes in the slot (after the headroom).
@@ -59,9 +78,76 @@ pub struct Received {
     pub from: SocketAddrV4,
     /// The datagram was longer than the slot and was cut.
     pub truncated: bool,
+    /// Size of each datagram in the slot: `len` unless GRO coalesced
+    /// several (the last may be shorter).
+    pub seg: usize,
 }
 
-/// Receives up to `BATCH` datagrams into `slots` with one `recvmmsg`,
+impl Received {
+    /// Nothing received (to fill arrays).
+    pub const EMPTY: Received = Received {
+        len: 0,
+        from: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+        truncated: false,
+        seg: 0,
+    };
+
+    /// The datagrams in the slot, as ranges of its data (after the
+    /// headroom); an empty datagram is one empty range.
+    pub fn segments(&self) -> impl Iterator<Item = std::ops::Range<usize>> {
+        let (len, seg) = (self.len, self.seg.max(1));
+        (0..len.div_ceil(seg).max(1)).map(move |k| k * seg..((k + 1) * seg).min(len))
+    }
+}
+
+const SOL_UDP: libc::c_int = 17;
+const UDP_SEGMENT: libc::c_int = 103;
+const UDP_GRO: libc::c_int = 104;
+/// Room for one cmsg with an int (UDP_GRO's size, UDP_SEGMENT's u16).
+const CMSG_ROOM: usize = 64;
+/// At most this many datagrams in one GSO message (the kernel's
+/// UDP_MAX_SEGMENTS is 64 on older kernels).
+const GSO_MAX_SEGMENTS: usize = 64;
+/// At most this many bytes in one GSO message (IPv4 payload limit).
+const GSO_MAX_BYTES: usize = 65_507;
+
+/// Asks the kernel to coalesce received datagrams (UDP_GRO).
+pub fn enable_gro(fd: RawFd) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: setsockopt on a caller's socket with a c_int value.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            SOL_UDP,
+            UDP_GRO,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The UDP_GRO segment size in a received message's control data.
+fn gro_size(m: &libc::msghdr) -> Option<usize> {
+    // SAFETY: the kernel filled msg_control up to msg_controllen; the CMSG
+    // macros stay within it.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(m);
+        while !c.is_null() {
+            if (*c).cmsg_level == SOL_UDP && (*c).cmsg_type == UDP_GRO {
+                let v = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
+                return usize::try_from(v).ok().filter(|&v| v > 0);
+            }
+            c = libc::CMSG_NXTHDR(m, c);
+        }
+    }
+    None
+}
+
+/// Receives up to `BATCH` messages into `slots` with one `recvmmsg`,
 /// waiting for the first as the socket's blocking mode and `SO_RCVTIMEO`
 /// say (`WouldBlock`/`TimedOut` when none came) and taking only what is
 /// already queued after it. Returns how many of `out` it filled.
@@ -72,6 +158,7 @@ pub fn recv_batch(fd: RawFd, slots: &mut Slots, out: &mut [Received; BATCH]) -> 
     // zero lengths); every pointer is set below before the call.
     let mut addrs: [libc::sockaddr_in; BATCH] = unsafe { std::mem::zeroed() };
     let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+    let mut ctrl = [[0u64; CMSG_ROOM / 8]; BATCH];
     for (i, buf) in slots.bufs.iter_mut().enumerate() {
         let data = &mut buf[h..];
         iov[i].write(libc::iovec {
@@ -83,9 +170,12 @@ pub fn recv_batch(fd: RawFd, slots: &mut Slots, out: &mut [Received; BATCH]) -> 
         m.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
         m.msg_iov = iov[i].as_mut_ptr();
         m.msg_iovlen = 1;
+        m.msg_control = ctrl[i].as_mut_ptr().cast();
+        m.msg_controllen = CMSG_ROOM as _;
     }
-    // SAFETY: BATCH headers, each with one iovec into a live slot buffer
-    // and a sockaddr_in of the stated length, all outliving the call.
+    // SAFETY: BATCH headers, each with one iovec into a live slot buffer,
+    // a sockaddr_in and a control buffer of the stated lengths, all
+    // outliving the call.
     let n = unsafe {
         libc::recvmmsg(
             fd,
@@ -109,10 +199,12 @@ pub fn recv_batch(fd: RawFd, slots: &mut Slots, out: &mut [Received; BATCH]) -> 
         } else {
             SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)
         };
+        let len = hdrs[i].msg_len as usize;
         out[i] = Received {
-            len: hdrs[i].msg_len as usize,
+            len,
             from,
             truncated: hdrs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+            seg: gro_size(&hdrs[i].msg_hdr).unwrap_or(len),
         };
     }
     Ok(n)
@@ -122,6 +214,7 @@ pub fn recv_batch(fd: RawFd, slots: &mut Slots, out: &mut [Received; BATCH]) -> 
 #[derive(Debug, Default)]
 pub struct Outbox {
     items: Vec<(usize, usize, usize, SocketAddrV4)>,
+    gso: bool,
 }
 
 /// What a [`Outbox::flush`] did.
@@ -136,14 +229,39 @@ pub struct Sent {
     /// Bit `i` set: the `i`-th datagram queued (of the first 64) was
     /// refused.
     pub failed: u64,
+    /// Messages that carried several datagrams (GSO).
+    pub gso_messages: u64,
+    /// The kernel refused GSO: it is off for this outbox from now on (the
+    /// caller logs it once).
+    pub gso_refused: bool,
+}
+
+impl Sent {
+    fn refuse(&mut self, items: std::ops::Range<usize>) {
+        for j in items {
+            self.errors += 1;
+            if j < 64 {
+                self.failed |= 1 << j;
+            }
+        }
+    }
 }
 
 impl Outbox {
-    /// Room for a batch.
+    /// Room for a batch, GSO off.
     pub fn new() -> Outbox {
         Outbox {
             items: Vec::with_capacity(BATCH),
+            gso: false,
         }
+    }
+    /// Send runs of same-size datagrams to one peer as GSO messages.
+    pub fn set_gso(&mut self, on: bool) {
+        self.gso = on;
+    }
+    /// Is GSO on (asked for and not refused)?
+    pub fn gso(&self) -> bool {
+        self.gso
     }
     /// The `i`-th datagram queued: (slot, start, end, peer).
     pub fn item(&self, i: usize) -> (usize, usize, usize, SocketAddrV4) {
@@ -161,66 +279,130 @@ impl Outbox {
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
+
+    /// The end (exclusive) of the message that starts at item `from`: with
+    /// GSO, the run to the same peer of datagrams of the first one's size,
+    /// the last possibly shorter; without, the one datagram.
+    fn run_end(&self, from: usize, limit: usize) -> usize {
+        let (_, s0, e0, to) = self.items[from];
+        let size = e0 - s0;
+        let mut end = from + 1;
+        if !self.gso || size == 0 {
+            return end;
+        }
+        let mut bytes = size;
+        while end < limit && end - from < GSO_MAX_SEGMENTS {
+            let (_, s, e, t) = self.items[end];
+            let len = e - s;
+            if t != to || len > size || len == 0 || bytes + len > GSO_MAX_BYTES {
+                break;
+            }
+            bytes += len;
+            end += 1;
+            if len < size {
+                break;
+            }
+        }
+        end
+    }
+
     /// Sends everything queued with as few `sendmmsg` calls as the kernel
-    /// allows; a datagram it refuses is counted in [`Sent::errors`] with
-    /// its error in `last_error` and skipped. The items stay until
+    /// allows (with GSO, a run to one peer as one message); a datagram it
+    /// refuses is counted in [`Sent::errors`] with its error in
+    /// `last_error` and skipped. The items stay until
     /// [`clear`](Self::clear).
     pub fn flush(&mut self, fd: RawFd, slots: &Slots, last_error: &mut Option<io::Error>) -> Sent {
         let mut sent = Sent::default();
         let mut off = 0;
         while off < self.items.len() {
-            let batch = &self.items[off..];
-            let k = batch.len().min(BATCH);
+            let limit = self.items.len().min(off + BATCH);
+            // The messages of this call: ranges of items.
+            let mut msgs = [(0usize, 0usize); BATCH];
+            let mut k = 0;
+            let mut at = off;
+            while at < limit {
+                let end = self.run_end(at, limit);
+                msgs[k] = (at, end);
+                k += 1;
+                at = end;
+            }
             // SAFETY: all-zero is a valid sockaddr_in / mmsghdr / iovec.
             let mut addrs: [libc::sockaddr_in; BATCH] = unsafe { std::mem::zeroed() };
             let mut iov: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
             let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-            for (i, &(slot, start, end, to)) in batch[..k].iter().enumerate() {
-                let data = &slots.bufs[slot][start..end];
-                addrs[i].sin_family = libc::AF_INET as libc::sa_family_t;
-                addrs[i].sin_port = to.port().to_be();
-                addrs[i].sin_addr.s_addr = u32::from(*to.ip()).to_be();
-                iov[i] = libc::iovec {
-                    iov_base: data.as_ptr() as *mut libc::c_void,
-                    iov_len: data.len(),
-                };
-                let m = &mut hdrs[i].msg_hdr;
-                m.msg_name = (&mut addrs[i] as *mut libc::sockaddr_in).cast();
-                m.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-                m.msg_iov = &mut iov[i];
-                m.msg_iovlen = 1;
+            let mut ctrl = [[0u64; CMSG_ROOM / 8]; BATCH];
+            for (m, &(a, b)) in msgs[..k].iter().enumerate() {
+                let to = self.items[a].3;
+                addrs[m].sin_family = libc::AF_INET as libc::sa_family_t;
+                addrs[m].sin_port = to.port().to_be();
+                addrs[m].sin_addr.s_addr = u32::from(*to.ip()).to_be();
+                for j in a..b {
+                    let (slot, start, end, _) = self.items[j];
+                    let data = &slots.bufs[slot][start..end];
+                    iov[j - off] = libc::iovec {
+                        iov_base: data.as_ptr() as *mut libc::c_void,
+                        iov_len: data.len(),
+                    };
+                }
+                let h = &mut hdrs[m].msg_hdr;
+                h.msg_name = (&mut addrs[m] as *mut libc::sockaddr_in).cast();
+                h.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+                h.msg_iov = &mut iov[a - off];
+                h.msg_iovlen = (b - a) as _;
+                if b - a > 1 {
+                    let (_, s0, e0, _) = self.items[a];
+                    let seg = (e0 - s0) as u16;
+                    h.msg_control = ctrl[m].as_mut_ptr().cast();
+                    // SAFETY: CMSG_SPACE of a u16 fits in CMSG_ROOM; the
+                    // header and its data are written inside ctrl[m].
+                    unsafe {
+                        h.msg_controllen = libc::CMSG_SPACE(2) as _;
+                        let c = libc::CMSG_FIRSTHDR(h);
+                        (*c).cmsg_level = SOL_UDP;
+                        (*c).cmsg_type = UDP_SEGMENT;
+                        (*c).cmsg_len = libc::CMSG_LEN(2) as _;
+                        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), seg);
+                    }
+                }
             }
-            // SAFETY: k headers pointing at live slot data (only read) and
-            // sockaddr_ins on this stack frame.
+            // SAFETY: k headers pointing at live slot data (only read),
+            // iovecs, sockaddr_ins and cmsgs on this stack frame.
             let r = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), k as libc::c_uint, 0) };
-            if r < 0 {
+            let (a, b) = msgs[0];
+            let done = if r < 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                // The first datagram failed: count it, go on after it.
-                sent.errors += 1;
-                if off < 64 {
-                    sent.failed |= 1 << off;
+                if b - a > 1 && matches!(e.raw_os_error(), Some(libc::EIO | libc::EINVAL)) {
+                    // No GSO on this path: off for good, the run again
+                    // as single datagrams.
+                    self.gso = false;
+                    sent.gso_refused = true;
+                    *last_error = Some(e);
+                    continue;
                 }
+                // The first message failed: count it, go on after it.
+                sent.refuse(a..b);
                 *last_error = Some(e);
-                off += 1;
-                continue;
-            }
-            let r = r as usize;
-            for h in &hdrs[..r] {
-                sent.packets += 1;
-                sent.bytes += u64::from(h.msg_len);
-            }
-            if r == 0 {
+                1
+            } else if r == 0 {
                 // Nothing sent and no error: count the first as refused
                 // rather than spin.
-                sent.errors += 1;
-                if off < 64 {
-                    sent.failed |= 1 << off;
+                sent.refuse(a..b);
+                1
+            } else {
+                let r = r as usize;
+                for (m, &(a, b)) in msgs[..r].iter().enumerate() {
+                    sent.packets += (b - a) as u64;
+                    sent.bytes += u64::from(hdrs[m].msg_len);
+                    if b - a > 1 {
+                        sent.gso_messages += 1;
+                    }
                 }
-            }
-            off += r.max(1).min(k);
+                r
+            };
+            off = msgs[done - 1].1;
         }
         sent
     }
@@ -259,30 +441,6 @@ pub fn set_buffers(fd: RawFd, bytes: libc::c_int) -> io::Result<()> {
     Ok(())
 }
 
-/// Sends one datagram (control messages, outside batches).
-pub fn send_to(fd: RawFd, data: &[u8], to: SocketAddrV4) -> io::Result<usize> {
-    // SAFETY: all-zero is a valid sockaddr_in.
-    let mut a: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    a.sin_family = libc::AF_INET as libc::sa_family_t;
-    a.sin_port = to.port().to_be();
-    a.sin_addr.s_addr = u32::from(*to.ip()).to_be();
-    // SAFETY: data and a are valid for the stated lengths during the call.
-    let r = unsafe {
-        libc::sendto(
-            fd,
-            data.as_ptr().cast(),
-            data.len(),
-            0,
-            (&a as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(r as usize)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -310,11 +468,7 @@ mod tests {
         let mut tx = Slots::new(8, cap);
         let mut rx = Slots::new(8, cap);
         let mut ob = Outbox::new();
-        let mut got = [Received {
-            len: 0,
-            from: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
-            truncated: false,
-        }; BATCH];
+        let mut got = [Received::EMPTY; BATCH];
         let pattern = |len: usize, seed: usize| -> Vec<u8> {
             (0..len).map(|i| (i * 31 + seed * 7) as u8).collect()
         };
@@ -347,6 +501,92 @@ mod tests {
         let n = recv_batch(b.as_raw_fd(), &mut rx, &mut got).unwrap();
         assert_eq!(n, 1);
         assert!(got[0].truncated);
+    }
+
+    /// Runs of one size go out as GSO messages and come back byte-exact,
+    /// as single datagrams to a socket without GRO and coalesced (walked
+    /// with `segments`) to one with GRO: a full batch of one size, a run
+    /// with a short last datagram, a peer change in the middle of a run,
+    /// 1-byte datagrams.
+    #[test]
+    fn gso_runs_carry_datagrams_byte_exact_with_and_without_gro() {
+        for gro in [false, true] {
+            let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+            for s in [&b, &c] {
+                s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                if gro {
+                    enable_gro(s.as_raw_fd()).unwrap();
+                }
+            }
+            let mut tx = Slots::new(16, 2000);
+            let mut rx = Slots::new(0, 65536);
+            let mut got = [Received::EMPTY; BATCH];
+            let mut ob = Outbox::new();
+            ob.set_gso(true);
+            // (size, to c rather than b) per datagram of a batch.
+            let cases: Vec<Vec<(usize, bool)>> = vec![
+                vec![(1200, false); BATCH],
+                (0..7)
+                    .map(|i| (if i == 6 { 300 } else { 1000 }, false))
+                    .collect(),
+                (0..10).map(|i| (1400, i >= 5)).collect(),
+                vec![(1, false); 3],
+            ];
+            for case in &cases {
+                let mut want: Vec<(bool, Vec<u8>)> = Vec::new();
+                for (i, &(len, to_c)) in case.iter().enumerate() {
+                    let p: Vec<u8> = (0..len).map(|k| (k * 13 + i * 101) as u8).collect();
+                    tx.buf_mut(i)[16..16 + len].copy_from_slice(&p);
+                    ob.push(i, 16, 16 + len, v4(if to_c { &c } else { &b }));
+                    want.push((to_c, p));
+                }
+                let mut err = None;
+                let s = ob.flush(a.as_raw_fd(), &tx, &mut err);
+                ob.clear();
+                assert_eq!(s.packets as usize, case.len(), "{err:?}");
+                assert!(!s.gso_refused, "{err:?}");
+                assert!(s.gso_messages >= 1);
+                for (sock, is_c) in [(&b, false), (&c, true)] {
+                    let expect: Vec<&Vec<u8>> =
+                        want.iter().filter(|w| w.0 == is_c).map(|w| &w.1).collect();
+                    let mut seen = Vec::new();
+                    while seen.len() < expect.len() {
+                        let n = recv_batch(sock.as_raw_fd(), &mut rx, &mut got).unwrap();
+                        for (k, r) in got[..n].iter().enumerate() {
+                            assert!(!r.truncated);
+                            for seg in r.segments() {
+                                seen.push(rx.buf(k)[seg].to_vec());
+                            }
+                        }
+                    }
+                    assert_eq!(seen.len(), expect.len(), "gro {gro}");
+                    for (s, e) in seen.iter().zip(&expect) {
+                        assert_eq!(&s[..], &e[..], "gro {gro}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn segments_walk_a_coalesced_slot() {
+        let r = Received {
+            len: 2500,
+            seg: 1000,
+            ..Received::EMPTY
+        };
+        let segs: Vec<_> = r.segments().collect();
+        assert_eq!(segs, vec![0..1000, 1000..2000, 2000..2500]);
+        let one = Received {
+            len: 700,
+            seg: 700,
+            ..Received::EMPTY
+        };
+        assert_eq!(one.segments().collect::<Vec<_>>(), vec![0..700]);
+        let empty = Received::EMPTY;
+        assert_eq!(empty.segments().collect::<Vec<_>>(), vec![0..0]);
     }
 
     /// A datagram the kernel refuses is counted and the rest still go.

@@ -305,6 +305,10 @@ impl Datapath {
             warn!(error = %e, "N3 socket buffers left at the default");
         }
         tun.set_nonblocking().map_err(io::Error::other)?;
+        match dpio::udp::enable_gro(sock.as_raw_fd()) {
+            Ok(()) => info!("N3: UDP GRO on (the kernel may coalesce received G-PDUs)"),
+            Err(e) => warn!(error = %e, "N3: UDP GRO unavailable, G-PDUs are received one by one"),
+        }
         let local = sock.local_addr()?;
         let dl_tun = tun.try_clone()?;
         let dl_sock = sock.try_clone()?;
@@ -399,6 +403,7 @@ fn v4_or_unspecified(a: SocketAddr) -> SocketAddrV4 {
 fn uplink(tun: &Tun, sock: &UdpSocket, table: &TunnelTable, ctr: &GnbCounters, stop: &AtomicBool) {
     let mut slots = Slots::new(HEADROOM, MAX_PKT);
     let mut out = Outbox::new();
+    out.set_gso(true);
     let mut log = RateLimit::new();
     let fd = sock.as_raw_fd();
     let mut full = false;
@@ -476,7 +481,10 @@ fn uplink(tun: &Tun, sock: &UdpSocket, table: &TunnelTable, ctr: &GnbCounters, s
         }
         runs.flush();
         out.clear();
-        if let Some(e) = err {
+        if sent.gso_refused {
+            warn!(error = ?err, "N3: UDP GSO refused by the kernel, G-PDUs are sent one by one from now on");
+        }
+        if let (Some(e), true) = (err, sent.errors > 0) {
             if let Some(s) = log.allow() {
                 warn!(error = %e, suppressed = s, "N3 send failed");
             }
@@ -612,11 +620,7 @@ fn downlink(
     stop: &AtomicBool,
 ) {
     let mut slots = Slots::new(0, MAX_PKT);
-    let mut got = [Received {
-        len: 0,
-        from: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
-        truncated: false,
-    }; BATCH];
+    let mut got = [Received::EMPTY; BATCH];
     let mut control = DlControl {
         sock,
         local,
@@ -648,39 +652,44 @@ fn downlink(
             }
         };
         let snap = table.load();
-        let (mut rx_bytes, mut tx, mut tx_bytes, mut tx_err) = (0u64, 0u64, 0u64, 0u64);
+        let (mut rx, mut rx_bytes, mut tx, mut tx_bytes, mut tx_err) = (0u64, 0, 0, 0, 0);
         let mut runs = Runs::new(|t| (&t.counters.dl_packets, &t.counters.dl_bytes));
         for (i, r) in got[..n].iter().enumerate() {
             rx_bytes += r.len as u64;
             let from = SocketAddr::V4(r.from);
             if r.truncated {
+                rx += 1;
                 ctr.n3_malformed.fetch_add(1, Ordering::Relaxed);
                 if let Some(s) = control.log_other.allow() {
                     warn!(%from, suppressed = s, "GTP-U datagram over 64 KiB dropped");
                 }
                 continue;
             }
-            let dg = &slots.buf(i)[..r.len];
-            match core::downlink(&snap, from, dg) {
-                Downlink::ToTun { tunnel, start, end } => match tun.send(&dg[start..end]) {
-                    Ok(_) => {
-                        runs.add(tunnel, end - start);
-                        tx += 1;
-                        tx_bytes += (end - start) as u64;
-                    }
-                    Err(e) => {
-                        tunnel.counters.dl_drops.fetch_add(1, Ordering::Relaxed);
-                        tx_err += 1;
-                        if let Some(s) = control.log_other.allow() {
-                            warn!(error = %e, suppressed = s, "TUN write failed");
+            // One datagram, or several of one size coalesced by GRO.
+            for seg in r.segments() {
+                rx += 1;
+                let dg = &slots.buf(i)[seg];
+                match core::downlink(&snap, from, dg) {
+                    Downlink::ToTun { tunnel, start, end } => match tun.send(&dg[start..end]) {
+                        Ok(_) => {
+                            runs.add(tunnel, end - start);
+                            tx += 1;
+                            tx_bytes += (end - start) as u64;
                         }
-                    }
-                },
-                v => control.handle(v, from, dg),
+                        Err(e) => {
+                            tunnel.counters.dl_drops.fetch_add(1, Ordering::Relaxed);
+                            tx_err += 1;
+                            if let Some(s) = control.log_other.allow() {
+                                warn!(error = %e, suppressed = s, "TUN write failed");
+                            }
+                        }
+                    },
+                    v => control.handle(v, from, dg),
+                }
             }
         }
         runs.flush();
-        add(&ctr.n3_rx_packets, n as u64);
+        add(&ctr.n3_rx_packets, rx);
         add(&ctr.n3_rx_bytes, rx_bytes);
         add(&ctr.tun_tx_packets, tx);
         add(&ctr.tun_tx_bytes, tx_bytes);

@@ -181,7 +181,13 @@ impl Inner {
         })
     }
 
-    fn send_encapped(&self, scratch: &mut [u8], p: &[u8], outer: OuterHeader, qfi: Option<u8>) {
+    pub(crate) fn send_encapped(
+        &self,
+        scratch: &mut [u8],
+        p: &[u8],
+        outer: OuterHeader,
+        qfi: Option<u8>,
+    ) {
         let h = gtp::HEADROOM;
         if p.len() + h > scratch.len() {
             return;

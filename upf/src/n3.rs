@@ -55,7 +55,10 @@ fn flush_n3(inner: &Inner, out: &mut Outbox, slots: &Slots) {
     let sent = out.flush(inner.n3[0].as_raw_fd(), slots, &mut err);
     out.clear();
     inner.metrics.n3_tx.add_n(sent.packets, sent.bytes);
-    if let Some(e) = err {
+    if sent.gso_refused {
+        warn!(error = ?err, "N3: UDP GSO refused by the kernel, G-PDUs are sent one by one from now on");
+    }
+    if let (Some(e), true) = (err, sent.errors > 0) {
         if inner.log_limit.allow() {
             warn!(error = %e, errors = sent.errors, "N3 send failed");
         }
@@ -71,14 +74,20 @@ pub(crate) fn uplink_loop(inner: &Inner, idx: usize) {
     // Headroom in front so a packet forwarded into another tunnel (N9) can
     // be re-encapsulated in place.
     let mut slots = Slots::new(gtp::HEADROOM, 65536);
-    let mut got = [Received {
-        len: 0,
-        from: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
-        truncated: false,
-    }; BATCH];
+    let mut got = [Received::EMPTY; BATCH];
     let mut fwd = Outbox::new();
+    fwd.set_gso(true);
     let mut out = [0u8; 64];
+    // A G-PDU forwarded into another tunnel from the middle of a slot GRO
+    // filled has no headroom of its own: it is encapsulated in here.
+    let mut scratch = Vec::new();
     let fd = sock.as_raw_fd();
+    match dpio::udp::enable_gro(fd) {
+        Ok(()) => debug!(n3 = %local, "UDP GRO on"),
+        Err(e) => {
+            warn!(n3 = %local, error = %e, "N3: UDP GRO unavailable, G-PDUs are received one by one")
+        }
+    }
     while !inner.stop.load(Ordering::Relaxed) {
         let n = match recv_batch(fd, &mut slots, &mut got) {
             Ok(n) => n,
@@ -111,69 +120,86 @@ pub(crate) fn uplink_loop(inner: &Inner, idx: usize) {
                 }
                 continue;
             }
-            let h = gtp::HEADROOM;
-            let pkt = &slots.buf(i)[h..h + r.len];
-            let d = match gtp::decap(pkt) {
-                Ok(d) => d,
-                Err(e) => {
-                    inner.metrics.drop(DropReason::Malformed);
-                    if let Some(sup) = inner.n3_log(LogCause::GtpuMalformed) {
-                        warn!(%from, error = %e, "malformed GTP-U datagram dropped{sup}");
+            // One datagram, or several of one size coalesced by GRO.
+            for seg in r.segments() {
+                let h = gtp::HEADROOM;
+                let first = seg.start == 0;
+                let seg_start = h + seg.start;
+                let pkt = &slots.buf(i)[seg_start..h + seg.end];
+                let d = match gtp::decap(pkt) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        inner.metrics.drop(DropReason::Malformed);
+                        if let Some(sup) = inner.n3_log(LogCause::GtpuMalformed) {
+                            warn!(%from, error = %e, "malformed GTP-U datagram dropped{sup}");
+                        }
+                        continue;
                     }
-                    continue;
-                }
-            };
-            match d.msg_type {
-                gtp::G_PDU => {
-                    c.rx(r.len);
-                    match snap.uplink(*from.ip(), d.teid, d.qfi, d.payload, now) {
-                        Verdict::ToN6 => match inner.tun.send(d.payload) {
-                            Ok(w) => c.tx(w),
-                            Err(e) => {
-                                if inner.log_limit.allow() {
-                                    warn!(error = %e, "TUN write failed");
+                };
+                match d.msg_type {
+                    gtp::G_PDU => {
+                        c.rx(pkt.len());
+                        match snap.uplink(*from.ip(), d.teid, d.qfi, d.payload, now) {
+                            Verdict::ToN6 => match inner.tun.send(d.payload) {
+                                Ok(w) => c.tx(w),
+                                Err(e) => {
+                                    if inner.log_limit.allow() {
+                                        warn!(error = %e, "TUN write failed");
+                                    }
+                                }
+                            },
+                            Verdict::Tunnel { outer, qfi, .. } => {
+                                if first {
+                                    let start = seg_start + d.payload_offset;
+                                    let end = start + d.payload.len();
+                                    match gtp::encap_in_place(
+                                        slots.buf_mut(i),
+                                        start,
+                                        end,
+                                        outer.teid,
+                                        qfi,
+                                    ) {
+                                        Some(s) => fwd.push(i, s, end, outer.peer),
+                                        None => inner.metrics.drop(DropReason::Malformed),
+                                    }
+                                } else {
+                                    if scratch.is_empty() {
+                                        scratch = vec![0u8; h + 65536];
+                                    }
+                                    inner.send_encapped(&mut scratch, d.payload, outer, qfi);
                                 }
                             }
-                        },
-                        Verdict::Tunnel { outer, qfi, .. } => {
-                            let start = h + d.payload_offset;
-                            let end = start + d.payload.len();
-                            match gtp::encap_in_place(slots.buf_mut(i), start, end, outer.teid, qfi)
-                            {
-                                Some(s) => fwd.push(i, s, end, outer.peer),
-                                None => inner.metrics.drop(DropReason::Malformed),
+                            Verdict::Buffer(s) => {
+                                if !s.buffer_packet(d.payload) {
+                                    inner.metrics.drop(DropReason::BufferFull);
+                                }
+                            }
+                            Verdict::Drop(DropReason::UnknownTeid) => {
+                                inner.metrics.drop(DropReason::UnknownTeid);
+                                error_indication(inner, from, d.teid, local, &mut out);
+                            }
+                            Verdict::Drop(r) => {
+                                inner.metrics.drop(r);
+                                bad_gpdu_log(inner, r, from, d.teid, d.payload);
                             }
                         }
-                        Verdict::Buffer(s) => {
-                            if !s.buffer_packet(d.payload) {
-                                inner.metrics.drop(DropReason::BufferFull);
-                            }
-                        }
-                        Verdict::Drop(DropReason::UnknownTeid) => {
-                            inner.metrics.drop(DropReason::UnknownTeid);
-                            error_indication(inner, from, d.teid, local, &mut out);
-                        }
-                        Verdict::Drop(r) => {
-                            inner.metrics.drop(r);
-                            bad_gpdu_log(inner, r, from, d.teid, d.payload);
+                    }
+                    gtp::ECHO_REQUEST => {
+                        let m = gtp::echo_response(d.seq.unwrap_or(0), &mut out);
+                        inner.send_n3(&out[..m], from);
+                        inner.metrics.echo_answered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    gtp::ECHO_RESPONSE | gtp::END_MARKER => {}
+                    gtp::ERROR_INDICATION => {
+                        if let Some(sup) = inner.n3_log(LogCause::ErrorIndication) {
+                            warn!(%from, info = ?gtp::parse_error_indication(pkt), "Error Indication received{sup}");
                         }
                     }
-                }
-                gtp::ECHO_REQUEST => {
-                    let m = gtp::echo_response(d.seq.unwrap_or(0), &mut out);
-                    inner.send_n3(&out[..m], from);
-                    inner.metrics.echo_answered.fetch_add(1, Ordering::Relaxed);
-                }
-                gtp::ECHO_RESPONSE | gtp::END_MARKER => {}
-                gtp::ERROR_INDICATION => {
-                    if let Some(sup) = inner.n3_log(LogCause::ErrorIndication) {
-                        warn!(%from, info = ?gtp::parse_error_indication(pkt), "Error Indication received{sup}");
-                    }
-                }
-                other => {
-                    inner.metrics.drop(DropReason::Malformed);
-                    if let Some(sup) = inner.n3_log(LogCause::GtpuMalformed) {
-                        warn!(%from, msg_type = other, "GTP-U message type not handled, dropped{sup}");
+                    other => {
+                        inner.metrics.drop(DropReason::Malformed);
+                        if let Some(sup) = inner.n3_log(LogCause::GtpuMalformed) {
+                            warn!(%from, msg_type = other, "GTP-U message type not handled, dropped{sup}");
+                        }
                     }
                 }
             }
