@@ -11,7 +11,8 @@
 //! of one size but the last (which may be shorter), goes as one message
 //! with `UDP_SEGMENT` (the kernel cuts it into the datagrams; the slots are
 //! gathered with an iovec each, nothing is copied). A kernel or route that
-//! refuses it (`EIO`, `EINVAL`) turns GSO off for the outbox, the run is
+//! refuses it (`EIO`, `EINVAL`, `EMSGSIZE`: no checksum offload on the
+//! route, a segment over the path MTU) turns GSO off for the outbox, the run is
 //! sent again unsegmented and [`Sent::gso_refused`] tells the caller to
 //! log it. With UDP GRO ([`enable_gro`]) the kernel may hand several
 //! datagrams of one size in one slot; [`Received::seg`] is their size and
@@ -374,7 +375,12 @@ impl Outbox {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                if b - a > 1 && matches!(e.raw_os_error(), Some(libc::EIO | libc::EINVAL)) {
+                if b - a > 1
+                    && matches!(
+                        e.raw_os_error(),
+                        Some(libc::EIO | libc::EINVAL | libc::EMSGSIZE)
+                    )
+                {
                     // No GSO on this path: off for good, the run again
                     // as single datagrams.
                     self.gso = false;
@@ -567,6 +573,46 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// A path whose MTU is below the GSO segment size makes the kernel
+    /// refuse GSO (EMSGSIZE): the outbox turns it off, says so, and the run
+    /// still arrives byte-exact as single (fragmented) datagrams.
+    #[test]
+    #[ignore = "needs root: a namespace with lo at MTU 1280"]
+    fn refused_gso_falls_back_to_single_datagrams() {
+        testkit::require_root();
+        let ns = testkit::Netns::new(&testkit::unique("dpg")).expect("netns");
+        ns.ip(&["link", "set", "lo", "mtu", "1280"]).expect("mtu");
+        let (sent, gso_after, got) = ns
+            .run(|| {
+                let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+                let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+                b.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                let mut tx = Slots::new(0, 2000);
+                let mut ob = Outbox::new();
+                ob.set_gso(true);
+                for i in 0..4 {
+                    tx.buf_mut(i)[..1400].fill(i as u8 + 1);
+                    ob.push(i, 0, 1400, v4(&b));
+                }
+                let mut err = None;
+                let sent = ob.flush(a.as_raw_fd(), &tx, &mut err);
+                let mut got = Vec::new();
+                let mut buf = [0u8; 2000];
+                for _ in 0..4 {
+                    let n = b.recv(&mut buf).unwrap();
+                    got.push(buf[..n].to_vec());
+                }
+                (sent, ob.gso(), got)
+            })
+            .expect("run in netns");
+        assert!(sent.gso_refused);
+        assert!(!gso_after, "GSO is off after a refusal");
+        assert_eq!((sent.packets, sent.errors, sent.gso_messages), (4, 0, 0));
+        for (i, g) in got.iter().enumerate() {
+            assert_eq!(g, &vec![i as u8 + 1; 1400]);
         }
     }
 
