@@ -79,7 +79,15 @@ impl Gnb {
 
     /// Opens the radio side for session address `ue_addr` of UE `ue_id`:
     /// the host route (downlink), then [`Gnb::bind_addr`].
+    /// On a point-to-point link that another UE attached on, nothing is
+    /// opened: every frame on that link is that UE's, so the other UE's
+    /// uplink could only be spoofed and its downlink would reach the wrong
+    /// UE.
     pub async fn open_addr(&self, ue_id: &str, ue_addr: Ipv4Addr) -> Result<(), String> {
+        if let Some(owner) = self.attached.link_owner_other_than(ue_id) {
+            warn!(ue = %ue_id, %ue_addr, link_ue = %owner, "tunnel for a UE that is not on this point-to-point radio link: its address stays closed on the radio side");
+            return Ok(());
+        }
         self.route_ue(true, ue_addr)
             .await
             .map_err(|e| format!("cannot route {ue_addr} to the radio link: {e}"))?;
@@ -138,12 +146,20 @@ impl Gnb {
     }
 
     /// A UE attached: the tunnels set up for it before (a gNB restart, or
-    /// set up without N1) are now bound to its MAC.
+    /// set up without N1) are now bound to its MAC; on a point-to-point
+    /// link, other UEs' addresses opened before anyone attached are closed
+    /// (see [`Gnb::open_addr`]).
     pub async fn attached_now(&self, ue_id: &str, peer: RadioPeer) {
         info!(ue = %ue_id, peer = %peer, "UE attached on the radio side");
-        for t in self.table.list().iter().filter(|t| t.ue_id == ue_id) {
-            if let Err(e) = self.bind_addr(ue_id, t.ue_addr).await {
-                warn!(error = %e, "could not bind the session address to the UE");
+        let p2p = self.attached.link() == RadioLink::PointToPoint;
+        for t in self.table.list().iter() {
+            if t.ue_id == ue_id {
+                if let Err(e) = self.bind_addr(ue_id, t.ue_addr).await {
+                    warn!(error = %e, "could not bind the session address to the UE");
+                }
+            } else if p2p {
+                warn!(ue = %t.ue_id, ue_addr = %t.ue_addr, link_ue = %ue_id, "closing the radio side of a UE that is not on this point-to-point link");
+                self.close_addr(t.ue_addr).await;
             }
         }
     }

@@ -200,6 +200,15 @@ impl Attachments {
             .map(|(u, _)| u.clone())
     }
 
+    /// On a point-to-point link attached by a UE other than `ue`: that UE.
+    pub fn link_owner_other_than(&self, ue: &str) -> Option<String> {
+        if self.link != RadioLink::PointToPoint {
+            return None;
+        }
+        let m = self.by_ue.lock().unwrap_or_else(|e| e.into_inner());
+        m.keys().find(|k| k.as_str() != ue).cloned()
+    }
+
     /// The peer UE `ue` is attached from.
     pub fn peer_of(&self, ue: &str) -> Option<RadioPeer> {
         let m = self.by_ue.lock().unwrap_or_else(|e| e.into_inner());
@@ -215,6 +224,22 @@ mod tests {
         RadioPeer {
             ip: Ipv4Addr::new(10, 10, 1, ip),
             mac: Mac([2, 0, 0, 0, 0, mac]),
+        }
+    }
+
+    #[test]
+    fn a_point_to_point_link_is_its_first_ues() {
+        let a = Attachments::new(RadioLink::PointToPoint);
+        // Nobody attached yet: any UE's tunnel is opened by address.
+        assert_eq!(a.link_owner_other_than("imsi-1"), None);
+        assert_eq!(a.bind("imsi-1", peer(2, 2)), Ok(true));
+        assert_eq!(a.link_owner_other_than("imsi-1"), None);
+        assert_eq!(a.link_owner_other_than("imsi-9").as_deref(), Some("imsi-1"));
+        // Not on a shared cell (bound by MAC there) nor for emulated UEs.
+        for link in [RadioLink::Shared, RadioLink::EmulatedUes] {
+            let a = Attachments::new(link);
+            let _ = a.bind("imsi-1", peer(2, 2));
+            assert_eq!(a.link_owner_other_than("imsi-9"), None, "{link:?}");
         }
     }
 

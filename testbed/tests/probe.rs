@@ -1,9 +1,10 @@
-//! `testbed probe --quick --json` as CI runs it, on the multi-UE topology
+//! `testbed probe --quick --json` as CI runs it, on the paper topology
+//! (the first UE is alone on a point-to-point radio link: "another UE" is
+//! a session the SMF sets up for a UE without namespace, whose address the
+//! gNB must keep closed on that link) and on the multi-UE topology
 //! (`topo/topologies/multi-ue.toml`: the first UE shares its cell with
 //! two more, so "another UE" is a real neighbour that attached through the
-//! gNB's N1 relay; on the paper topology the first UE is alone on a
-//! point-to-point radio link and the probe takes a session the SMF sets up
-//! for a UE without namespace instead): every property of the
+//! gNB's N1 relay): every property of the
 //! trust boundaries holds (no core port reached from the UE, no PFCP
 //! request from a wrong address honoured, nothing forwarded for another
 //! UE's address or tunnel, the flood kills nothing, writes under 100 log
@@ -47,27 +48,43 @@ const PROPERTIES: [&str; 11] = [
 
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN, nftables (the testbed's daemons and the rogue host)"]
-fn probe_quick_every_property_holds_and_nothing_is_left() {
+fn probe_quick_on_the_paper_topology() {
+    probe_quick("pp", None);
+}
+
+#[test]
+#[ignore = "needs root: network namespaces, veth links, TUN, nftables (the testbed's daemons and the rogue host)"]
+fn probe_quick_on_a_shared_cell() {
+    probe_quick(
+        "pr",
+        Some(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../topo/topologies/multi-ue.toml"
+        )),
+    );
+}
+
+/// Every property holds and nothing is left, on `topology` (None: the
+/// paper's).
+fn probe_quick(tag: &str, topology: Option<&str>) {
     testkit::require_root();
     common::require_daemon_bins();
-    let bed = Bed::new("pr");
+    let bed = Bed::new(tag);
     let _leftovers = Leftovers(bed.prefix.clone());
     let run = bed.run.display().to_string();
-    let topology = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../topo/topologies/multi-ue.toml"
-    );
-    let o = bed.run(&[
+    let mut args = vec![
         "probe",
-        "--topology",
-        topology,
         "--prefix",
         &bed.prefix,
         "--run-dir",
         &run,
         "--quick",
         "--json",
-    ]);
+    ];
+    if let Some(t) = topology {
+        args.extend(["--topology", t]);
+    }
+    let o = bed.run(&args);
     let out = String::from_utf8_lossy(&o.stdout);
     let err = String::from_utf8_lossy(&o.stderr);
     let r: serde_json::Value =
