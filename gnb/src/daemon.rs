@@ -16,6 +16,41 @@ use crate::tun::{Tun, TunError};
 use crate::tunnels::TunnelTable;
 use topo::netcfg::{net_sysctl, Net, NetError};
 
+/// Tells the SMF that this gNB started without tunnels (`POST /n2/gnbs`,
+/// as an NG Setup would), so that the sessions it had before a crash get
+/// their tunnels again; retried every second until the SMF answers.
+async fn announce(gnb: Arc<Gnb>) {
+    let url = format!("http://{}/n2/gnbs", gnb.cfg.smf_api);
+    let body = serde_json::json!({
+        "name": gnb.cfg.name,
+        "n2_api": gnb.cfg.n2_api().to_string(),
+    })
+    .to_string();
+    let mut tries = 0u64;
+    loop {
+        tries += 1;
+        match gnb.http.post_json(&url, body.clone()).await {
+            Ok(r) if (200..300).contains(&r.status) => {
+                info!(smf = %gnb.cfg.smf_api, tries, "SMF told that this gNB started");
+                return;
+            }
+            Ok(r) if (400..500).contains(&r.status) => {
+                warn!(smf = %gnb.cfg.smf_api, status = r.status, body = %r.text(),
+                      "the SMF refused this gNB's start announcement; sessions of an earlier life stay without tunnels");
+                return;
+            }
+            Ok(r) if tries == 1 => {
+                warn!(smf = %gnb.cfg.smf_api, status = r.status, "start announcement not taken; retrying every second")
+            }
+            Err(e) if tries == 1 => {
+                warn!(smf = %gnb.cfg.smf_api, error = %e, "SMF unreachable for the start announcement; retrying every second")
+            }
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// The main routing table (host routes towards the UEs go here).
 pub const MAIN_TABLE: u32 = 254;
 
@@ -301,6 +336,7 @@ async fn serve(
         name = %cfg.name, n2 = %cfg.n2_api(), n1 = %cfg.n1_api(),
         n3 = %cfg.n3_addr, tun = %cfg.tun_name, "gNB ready"
     );
+    let announce_task = tokio::spawn(announce(gnb.clone()));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -316,6 +352,7 @@ async fn serve(
         }
     }
     info!("gNB stopping");
+    announce_task.abort();
     let _ = stop_tx.send(true);
     let _ = n2_task.await;
     let _ = n1_task.await;

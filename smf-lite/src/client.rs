@@ -150,6 +150,16 @@ impl N2Client {
         Ok(r)
     }
 
+    /// `GET /tunnels` on the gNB at `n2_api` (`IP:PORT`).
+    pub async fn tunnels(&self, n2_api: &str) -> Result<Vec<crate::core::GnbTunnel>, HttpError> {
+        let url = format!("http://{n2_api}/tunnels");
+        let r = Self::check(&url, self.http.get(&url).await)?;
+        serde_json::from_slice(&r.body).map_err(|e| HttpError::Decode {
+            url,
+            msg: e.to_string(),
+        })
+    }
+
     /// `POST /n2/tunnels` on the gNB at `n2_api` (`IP:PORT`).
     pub async fn setup(
         &self,

@@ -33,6 +33,7 @@
 //! dnn = "edge1"                   # default: the edge's name
 //! agent = "10.100.0.21:7100"      # the edge agent's HTTP API
 //! app_server = "10.60.0.2"        # where UEs reach the edge's instances
+//! token = "..."                   # the agent's API token (Authorization: Bearer), if it has one
 //! ```
 
 pub use crate::migration::EdgeConfig;
@@ -442,6 +443,14 @@ impl Config {
                     "must be a specific address",
                 ));
             }
+            if let Some(t) = &e.token {
+                if t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(invalid(
+                        format!("{f}.token"),
+                        "must be printable ASCII without spaces, and not empty",
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -517,11 +526,15 @@ mod tests {
             "{UPFS}[migration]\ncountdown_ms = 300\nsetup_timeout_ms = 2000\n\
              switch_timeout_ms = 3000\n{}{}",
             edge("edge1", "upf1", ""),
-            edge("e2", "upf2", "dnn='edge2'\n")
+            edge("e2", "upf2", "dnn='edge2'\ntoken='t0k3n'\n")
         );
         let c = Config::parse(&text).expect("valid");
         assert_eq!(c.edge.len(), 2);
         assert_eq!(c.edge[1].dnn(), "edge2");
+        assert_eq!(
+            (c.edge[0].token.as_deref(), c.edge[1].token.as_deref()),
+            (None, Some("t0k3n"))
+        );
         let m = c.migration.manager();
         assert_eq!(
             (m.countdown_ms, m.setup_timeout_ms, m.switch_timeout_ms),
@@ -534,12 +547,14 @@ mod tests {
 
     #[test]
     fn edge_and_migration_errors_name_the_field() {
-        let cases: [(String, &str); 9] = [
+        let cases: [(String, &str); 11] = [
             (edge("edge1", "upf9", ""), "edge[0].upf"),
             (format!("{}{}", edge("edge1", "upf1", ""), edge("edge1", "upf1", "")), "edge[1].name"),
             (edge("", "upf1", ""), "edge[0].name"),
             (edge("edgeX", "upf1", ""), "edge[0].name"),
             (edge("e", "upf1", "dnn='edge2'\n"), "edge[0].dnn"),
+            (edge("edge1", "upf1", "token=''\n"), "edge[0].token"),
+            (edge("edge1", "upf1", "token='a b'\n"), "edge[0].token"),
             (edge("edge1", "upf1", "colour='red'\n"), "colour"),
             (
                 "[[edge]]\nname='edge1'\nupf='upf1'\nagent='0.0.0.0:7100'\napp_server='10.60.0.2'\n"

@@ -38,6 +38,8 @@ struct FakeAgent {
     addr: SocketAddr,
     calls: Calls,
     fail_start: Arc<AtomicBool>,
+    /// The `Authorization` header of every call but `/healthz`.
+    auths: Arc<Mutex<Vec<Option<String>>>>,
 }
 
 impl FakeAgent {
@@ -77,16 +79,34 @@ impl FakeAgent {
             log(&st, "DELETE", format!("/instances/{id}"), Value::Null);
             Json(json!({"id": id, "exit_code": 0}))
         }
+        let auths: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+        let seen = auths.clone();
+        let record = move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let seen = seen.clone();
+            async move {
+                if req.uri().path() != "/healthz" {
+                    let a = req
+                        .headers()
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    seen.lock().expect("lock").push(a);
+                }
+                next.run(req).await
+            }
+        };
         let app = Router::new()
             .route("/apps/{app}/pull", post(pull))
             .route("/instances", post(start))
             .route("/instances/{id}", delete(stop))
             .route("/healthz", get(|| async { "ok" }))
+            .layer(axum::middleware::from_fn(record))
             .with_state(st.clone());
         FakeAgent {
             addr: serve(app).await,
             calls: st.calls,
             fail_start: st.fail_start,
+            auths,
         }
     }
 
@@ -129,9 +149,15 @@ impl Bed {
         );
         let dead_agent = closed_port();
         let edge = |name: &str, upf: &str, dnn: &str, agent: SocketAddr, server: &str| {
+            // edge2's agent has an API token; the others none.
+            let token = if name == "edge2" {
+                "token = \"edge2-token\"\n"
+            } else {
+                ""
+            };
             format!(
                 "[[edge]]\nname = \"{name}\"\nupf = \"{upf}\"\ndnn = \"{dnn}\"\n\
-                 agent = \"{agent}\"\napp_server = \"{server}\"\n"
+                 agent = \"{agent}\"\napp_server = \"{server}\"\n{token}"
             )
         };
         let extra = format!(
@@ -303,6 +329,14 @@ async fn full_migration_over_http_ends_with_the_source_released() {
     // the new session's address with the service's account and parameters.
     let calls = b.a2.calls();
     assert_eq!(calls[0].1, "/apps/snake/pull", "{calls:?}");
+    let auths = b.a2.auths.lock().expect("lock").clone();
+    assert!(
+        !auths.is_empty()
+            && auths
+                .iter()
+                .all(|a| a.as_deref() == Some("Bearer edge2-token")),
+        "every call to edge2's agent carries its token: {auths:?}"
+    );
     let start = &calls[1].2;
     assert_eq!(start["ue"], format!("{new_addr}:6000"));
     assert_eq!(

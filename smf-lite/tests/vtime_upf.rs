@@ -221,6 +221,22 @@ impl Pair {
                     self.schedule(self.now + 2 * LATENCY, ev);
                 }
                 Action::N2Delete { dl_teid, .. } => self.gnb_delete(dl_teid),
+                Action::N2Audit { gnb } => {
+                    // The gNB lists its tunnels (answered at once).
+                    let list = self
+                        .gnb
+                        .tunnels
+                        .iter()
+                        .map(|(teid, t)| smf_lite::core::GnbTunnel {
+                            ue_id: t.ue_id.clone(),
+                            pdu_session_id: t.pdu_session_id,
+                            dl_teid: *teid,
+                            draining: false,
+                        })
+                        .collect();
+                    let now = self.now;
+                    self.smf.n2_audit_done(now, &gnb, Ok(list));
+                }
                 Action::CreateDone { req, result } => self.created.push((req, result)),
                 Action::ReleaseDone { req, result } => self.released.push((req, result)),
             }

@@ -19,8 +19,11 @@ impl Smf {
             p.restarts += 1;
             self.metrics.upf_restarts += 1;
             warn!(upf = %p.name, rts = ts, "UPF restarted (new Recovery Time Stamp)");
+            self.upf_lost_all(now, upf);
         }
+        let p = &mut self.peers[upf];
         if setup {
+            let restarted = std::mem::take(&mut p.lost_all);
             p.assoc_failures = 0;
             p.state = AssocState::Associated;
             p.hb_outstanding = false;
@@ -31,7 +34,6 @@ impl Smf {
         } else if restarted {
             // Its sessions and our association are gone: set it up again,
             // then restore.
-            self.lose_sessions(upf);
             self.start_association(now, upf);
         }
     }
@@ -58,6 +60,59 @@ impl Smf {
         p.next_timer = now + self.hb;
         self.txns.remove_node(upf);
         self.lose_sessions(upf);
+    }
+
+    /// The UPF restarted: every session it held is gone and its UP SEIDs
+    /// may be handed out again. Active sessions are restored at the next
+    /// association; setups under way fail without a word to the UPF (a
+    /// Modification or Deletion with an old UP SEID could reach a restored
+    /// session of its new life).
+    pub(super) fn upf_lost_all(&mut self, now: Instant, upf: usize) {
+        self.peers[upf].lost_all = true;
+        // Nothing of ours in flight may reach its new life: retransmitted
+        // Modifications, Deletions and clean-ups carry old UP SEIDs.
+        self.txns.remove_node(upf);
+        let releasing: Vec<(SessionKey, u64)> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.upf == upf && s.state == SessionState::Releasing)
+            .map(|(k, s)| (k.clone(), s.gen))
+            .collect();
+        for (key, gen) in releasing {
+            // Gone with the UPF's state: released.
+            self.released(&key, gen, &[]);
+        }
+        for s in self.sessions.values_mut() {
+            if s.upf == upf && s.restoring {
+                // Its restore was under way: again at the next association.
+                s.state = SessionState::Lost;
+            }
+        }
+        self.lose_sessions(upf);
+        let in_flight: Vec<SessionKey> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| {
+                s.upf == upf
+                    && !s.restoring
+                    && matches!(
+                        s.state,
+                        SessionState::Establishing | SessionState::WaitN2 | SessionState::Modifying
+                    )
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        let name = self.peers[upf].name.clone();
+        for key in in_flight {
+            if let Some(s) = self.sessions.get_mut(&key) {
+                s.info.up_seid = 0;
+            }
+            let e = SmfError::UpfBadAnswer {
+                upf: name.clone(),
+                msg: "it restarted during the setup (its sessions are gone)".into(),
+            };
+            self.fail(now, &key, e, false);
+        }
     }
 
     /// Marks the UPF's active sessions lost (to be restored).
@@ -95,7 +150,9 @@ impl Smf {
             if !restarted && old_up_seid != 0 {
                 // Same UPF life: it may still hold the session (or may have
                 // dropped it with the association). Delete it first so the
-                // new one does not collide; "not found" is fine.
+                // new one does not collide; "not found" is fine. (After a
+                // restart the UPF hands out UP SEIDs afresh: the old one
+                // may be a restored session's by now.)
                 self.send_cleanup(now, upf, old_up_seid);
             }
             let Some(s) = self.sessions.get(&key) else {
@@ -115,6 +172,10 @@ impl Smf {
 
     /// Runs what is due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.quiet(now) {
+            return;
+        }
+        self.audits_due(now);
         for key in self.txns.due(now) {
             // Giving up on an earlier one may have removed it.
             let Some(t) = self.txns.get(key) else {

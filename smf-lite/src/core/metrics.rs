@@ -17,6 +17,10 @@ pub struct Metrics {
     pub sessions_released: u64,
     pub sessions_restored: u64,
     pub upf_restarts: u64,
+    /// gNB tunnels no session accounted for, deleted by an audit.
+    pub n2_audit_deleted: u64,
+    /// gNBs that announced their start.
+    pub gnb_restarts: u64,
     pub setup_seconds_sum: f64,
     pub setup_seconds_count: u64,
     /// Cumulative counts for [`SETUP_BUCKETS`].
@@ -50,7 +54,7 @@ impl Smf {
         use std::fmt::Write;
         let m = &self.metrics;
         let mut o = String::new();
-        let counters: [(&str, &str, u64); 12] = [
+        let counters: [(&str, &str, u64); 14] = [
             ("smf_pfcp_tx_total", "PFCP messages sent", m.pfcp_tx),
             ("smf_pfcp_rx_total", "PFCP messages received", m.pfcp_rx),
             (
@@ -102,6 +106,16 @@ impl Smf {
                 "smf_upf_restarts_total",
                 "UPF restarts detected by Recovery Time Stamp",
                 m.upf_restarts,
+            ),
+            (
+                "smf_n2_audit_deleted_total",
+                "gNB tunnels no session accounted for, deleted after our restart",
+                m.n2_audit_deleted,
+            ),
+            (
+                "smf_gnb_restarts_total",
+                "gNB starts announced (their sessions' tunnels set up again)",
+                m.gnb_restarts,
             ),
         ];
         for (name, help, v) in counters {

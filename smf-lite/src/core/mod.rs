@@ -13,7 +13,9 @@
 //!   (or at once, when the request is refused before anything is sent);
 //! - [`Smf::handle_pfcp`]: a datagram from N4;
 //! - [`Smf::n2_setup_done`]: the gNB's answer to [`Action::N2Setup`];
-//! - [`Smf::handle_timeout`]: T1 retransmission, heartbeats, association retries.
+//! - [`Smf::handle_timeout`]: T1 retransmission, heartbeats, association retries;
+//! - [`Smf::n2_audit_done`], [`Smf::gnb_up`]: a gNB's tunnels after our
+//!   restart, a gNB's restart (`recover`).
 //!
 //! A PDU session goes Establishing (PFCP Session Establishment with an
 //! uplink PDR whose F-TEID the UPF CHOOSEs and a downlink FAR that BUFFers)
@@ -36,6 +38,8 @@
 //! - `txn`: our PFCP requests in flight (T1/N1), found by (UPF, sequence
 //!   number) and by deadline without a scan;
 //! - `rules`: the PDRs/FARs/QERs/URRs of a session's PFCP messages;
+//! - `recover`: crash consistency (a Recovery Time Stamp no earlier life
+//!   had, the gNB audit after our restart, tunnels again after a gNB's);
 //! - [`metrics`]: counters and their Prometheus text;
 //! - [`view`]: what the API shows of UPFs and sessions;
 //! - [`error`]: what a request fails with ([`SmfError`]).
@@ -45,6 +49,7 @@ pub mod error;
 pub mod metrics;
 mod n4;
 mod peer;
+mod recover;
 mod rules;
 pub mod session;
 mod txn;
@@ -53,6 +58,7 @@ pub mod view;
 pub use error::SmfError;
 pub use metrics::{Metrics, SETUP_BUCKETS};
 pub use peer::AssocState;
+pub use recover::{recovery_stamp, GnbTunnel};
 pub use session::{SessionState, Usage};
 pub use view::{PoolStatus, SessionView, UpfStatus};
 
@@ -95,6 +101,9 @@ pub enum Action {
     N2Setup(N2Request),
     /// Call `DELETE /n2/tunnels/{dl_teid}` on the gNB (no answer expected).
     N2Delete { gnb: GnbRef, dl_teid: u32 },
+    /// Call `GET /tunnels` on the gNB and feed the list (or the error) to
+    /// [`Smf::n2_audit_done`].
+    N2Audit { gnb: GnbRef },
     /// Answer a create request.
     CreateDone {
         req: ReqId,
@@ -128,6 +137,10 @@ pub struct Smf {
     next_gen: u64,
     actions: VecDeque<Action>,
     metrics: Metrics,
+    /// No N4 before this (see `recover`).
+    quiet_until: Option<Instant>,
+    /// gNB audits to run.
+    audits: Vec<recover::Audit>,
 }
 
 impl Smf {
@@ -158,6 +171,15 @@ impl Smf {
             next_gen: 1,
             actions: VecDeque::new(),
             metrics: Metrics::default(),
+            quiet_until: None,
+            audits: cfg
+                .default_gnb
+                .iter()
+                .map(|g| recover::Audit {
+                    gnb: g.clone(),
+                    due: now,
+                })
+                .collect(),
         }
     }
 
@@ -175,7 +197,9 @@ impl Smf {
             AssocState::Associated if p.hb_outstanding => None,
             _ => Some(p.next_timer),
         });
-        p.chain(self.txns.next_deadline()).min()
+        p.chain(self.txns.next_deadline())
+            .chain(self.audits.iter().map(|a| a.due))
+            .min()
     }
 
     // ----- plumbing -----

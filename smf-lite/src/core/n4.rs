@@ -13,6 +13,11 @@ impl Smf {
     /// A datagram from N4.
     pub fn handle_pfcp(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         self.metrics.pfcp_rx += 1;
+        if self.quiet(now) {
+            // Before our Recovery Time Stamp's second: the peer retransmits.
+            debug!(%from, "PFCP before our Recovery Time Stamp began: ignored");
+            return;
+        }
         let msg = match Message::parse(data) {
             Ok(m) => m,
             Err(e) => {
@@ -78,6 +83,9 @@ impl Smf {
     fn handle_request(&mut self, now: Instant, upf: usize, msg: Message) {
         let seq = msg.header.seq;
         let ty = msg.msg_type();
+        // A UPF-initiated association is up when it has our answer: what
+        // the setup sets off (restored sessions) goes out after it.
+        let mut setup_ts = None;
         let rsp = match msg.body {
             MessageBody::HeartbeatRequest(h) => {
                 self.metrics.heartbeats_rx += 1;
@@ -101,10 +109,10 @@ impl Smf {
                     self.peers[upf].recovery_ts = None;
                     self.peers[upf].restarts += 1;
                     self.metrics.upf_restarts += 1;
-                    self.lose_sessions(upf);
+                    self.upf_lost_all(now, upf);
                 }
                 self.peers[upf].node_id = Some(a.node_id.to_string());
-                self.peer_recovery(now, upf, a.recovery_time_stamp, true);
+                setup_ts = Some(a.recovery_time_stamp);
                 Message::node(
                     seq,
                     pfcp::AssociationSetupResponse {
@@ -168,6 +176,9 @@ impl Smf {
         if let Some(data) = self.emit(to, &rsp) {
             self.peers[upf].remember_answer(seq, ty, data);
         }
+        if let Some(ts) = setup_ts {
+            self.peer_recovery(now, upf, ts, true);
+        }
     }
 
     fn handle_response(&mut self, now: Instant, upf: usize, kind: TxnKind, body: MessageBody) {
@@ -200,7 +211,10 @@ impl Smf {
                     return;
                 }
                 if r.cause.is_accepted() {
-                    if s.restoring {
+                    if s.n2_again {
+                        // Its gNB restarted meanwhile: a tunnel again.
+                        self.n2_again(&key);
+                    } else if s.restoring {
                         self.restored(&key);
                     } else {
                         self.activated(now, &key);

@@ -48,6 +48,10 @@ pub(super) struct Peer {
     pub(super) hb_outstanding: bool,
     /// Association Setups unanswered in a row (for rate-limited logging).
     pub(super) assoc_failures: u32,
+    /// The UPF restarted and the association is being set up again: its
+    /// sessions are gone, and the UP SEIDs we knew may be other sessions'
+    /// in its new life (never to be deleted by a restore).
+    pub(super) lost_all: bool,
     /// Answers to the UPF's recent requests, by sequence number, resent
     /// when a request is retransmitted.
     answered: VecDeque<(u32, u8, Vec<u8>)>,
@@ -82,6 +86,7 @@ impl Peer {
             next_timer: now,
             hb_outstanding: false,
             assoc_failures: 0,
+            lost_all: false,
             answered: VecDeque::new(),
         }
     }

@@ -82,6 +82,9 @@ pub(super) struct Session {
     pub(super) state: SessionState,
     /// Restoring after a UPF restart: no API request waits.
     pub(super) restoring: bool,
+    /// Its gNB restarted after its tunnel was asked for: ask again once
+    /// the UPF answered (`recover`).
+    pub(super) n2_again: bool,
     /// Bumped at every new attempt so late answers of older ones are ignored.
     pub(super) gen: u64,
     pub(super) pending: Option<ReqId>,
@@ -181,6 +184,7 @@ impl Smf {
             gnb,
             state: SessionState::Establishing,
             restoring: false,
+            n2_again: false,
             gen,
             pending: Some(req),
             started: now,
@@ -341,8 +345,10 @@ impl Smf {
         let upf_name = self.peers[s.upf].name.clone();
         if !r.cause.is_accepted() {
             if r.cause == Cause::NoEstablishedPfcpAssociation {
-                // It forgot us (restarted before we noticed).
+                // It forgot us (restarted before we noticed): the UP
+                // SEIDs we knew are not its any more.
                 let upf = s.upf;
+                self.peers[upf].lost_all = true;
                 self.start_association(now, upf);
                 let Some(s) = self.sessions.get_mut(key) else {
                     return;
@@ -394,12 +400,15 @@ impl Smf {
         let same_ul = (s.info.ul_teid, s.info.ul_addr) == (ul_teid, ul_addr);
         s.info.ul_teid = ul_teid;
         s.info.ul_addr = ul_addr;
-        if s.restoring && same_ul {
+        if s.restoring && same_ul && !s.n2_again {
             self.restored(key);
             return;
         }
         s.state = SessionState::WaitN2;
-        let replace = s.restoring.then_some(s.info.dl_teid);
+        // A gNB that restarted lost the old tunnel (and may have given its
+        // TEID to another one): nothing to replace then.
+        let replace = (s.restoring && !s.n2_again).then_some(s.info.dl_teid);
+        s.n2_again = false;
         self.actions.push_back(Action::N2Setup(N2Request {
             key: key.clone(),
             gen,

@@ -54,6 +54,8 @@ struct Pulled {
 
 pub(super) struct Agents {
     http: ctlhttp::Client,
+    /// Per agent with a token: the client that sends it.
+    authed: std::collections::HashMap<SocketAddr, ctlhttp::Client>,
     done: mpsc::Sender<Cmd>,
 }
 
@@ -137,12 +139,33 @@ fn error_text(body: &[u8]) -> String {
 }
 
 impl Agents {
-    /// Pulls and starts must be answered within `timeout`.
-    pub fn new(timeout: Duration, done: mpsc::Sender<Cmd>) -> Agents {
-        Agents {
-            http: ctlhttp::Client::new(timeout),
-            done,
-        }
+    /// Pulls and starts must be answered within `timeout`; each edge's
+    /// agent gets its token, if it has one (checked by `Config::validate`).
+    pub fn new(
+        timeout: Duration,
+        edges: &[crate::config::EdgeConfig],
+        done: mpsc::Sender<Cmd>,
+    ) -> Agents {
+        let http = ctlhttp::Client::new(timeout);
+        let authed = edges
+            .iter()
+            .filter_map(|e| {
+                let t = e.token.as_deref()?;
+                match http.with_bearer(t) {
+                    Ok(c) => Some((e.agent, c)),
+                    Err(why) => {
+                        warn!(edge = %e.name, "agent token not usable: {why}");
+                        None
+                    }
+                }
+            })
+            .collect();
+        Agents { http, authed, done }
+    }
+
+    /// The client for `agent` (with its token, if it has one).
+    fn http(&self, agent: SocketAddr) -> ctlhttp::Client {
+        self.authed.get(&agent).unwrap_or(&self.http).clone()
     }
 
     /// `POST /apps/{app}/pull`; answered with [`AgentDone::Pulled`].
@@ -153,7 +176,7 @@ impl Agents {
             edge,
             agent,
         };
-        let (http, done) = (self.http.clone(), self.done.clone());
+        let (http, done) = (self.http(call.agent), self.done.clone());
         let task = async move {
             info!(edge = %call.edge, %app, "pull requested");
             let result = match call.run(&http).await {
@@ -181,7 +204,7 @@ impl Agents {
             edge,
             agent,
         };
-        let (http, done) = (self.http.clone(), self.done.clone());
+        let (http, done) = (self.http(call.agent), self.done.clone());
         let task = async move {
             info!(edge = %call.edge, app = %body.app, ue = %body.ue, "instance start requested");
             let result = match call.run(&http).await {
@@ -215,7 +238,7 @@ impl Agents {
             edge,
             agent,
         };
-        let http = self.http.with_timeout(STOP_TIMEOUT);
+        let http = self.http(call.agent).with_timeout(STOP_TIMEOUT);
         tokio::spawn(async move {
             match call.run(&http).await {
                 Ok(_) => info!(edge = %call.edge, %instance, "instance stopped"),

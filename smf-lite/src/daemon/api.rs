@@ -89,6 +89,7 @@ pub(super) fn router(api: Api) -> Router {
             get(get_session).delete(release_session),
         )
         .route("/upfs", get(list_upfs))
+        .route("/n2/gnbs", axum::routing::post(gnb_up))
         .route("/metrics", get(metrics))
         .merge(n1::routes())
         .fallback(|| async {
@@ -172,6 +173,28 @@ async fn get_session(
         .await?
         .map(Json)
         .ok_or_else(|| SmfError::NotFound { ue_id, psi }.into())
+}
+
+/// `POST /n2/gnbs`: a gNB (re)started with no tunnel; its sessions get
+/// theirs again.
+async fn gnb_up(State(api): State<Api>, body: axum::body::Bytes) -> Result<StatusCode, ApiFailure> {
+    let gnb: wire::ctl::GnbRef = parse_body(&body, "GnbRef")?;
+    if gnb.name.is_empty() {
+        return Err(bad(Some("name"), "must not be empty".to_string()));
+    }
+    if gnb.n2_api.parse::<std::net::SocketAddr>().is_err() {
+        return Err(bad(
+            Some("n2_api"),
+            format!("`{}` is not IP:PORT", gnb.n2_api),
+        ));
+    }
+    let (otx, orx) = oneshot::channel();
+    api.tx
+        .send(Cmd::GnbUp(gnb, otx))
+        .await
+        .map_err(|_| gone())?;
+    orx.await.map_err(|_| gone())?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list_sessions(State(api): State<Api>) -> Result<Json<Vec<SessionView>>, ApiFailure> {

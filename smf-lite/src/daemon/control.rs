@@ -80,7 +80,7 @@ impl Control {
             mgr,
             sock,
             n2: N2::new(Duration::from_secs(5), tx.clone()),
-            agents: Agents::new(agent_timeout, tx),
+            agents: Agents::new(agent_timeout, &cfg.edge, tx),
             events,
             waiting: HashMap::new(),
             gnbs: HashMap::new(),
@@ -158,6 +158,11 @@ impl Control {
                 gnb,
                 result,
             } => self.smf.n2_setup_done(now, &key, gen, &gnb, result),
+            Cmd::N2Audit { gnb, result } => self.smf.n2_audit_done(now, &gnb, result),
+            Cmd::GnbUp(gnb, reply) => {
+                self.smf.gnb_up(now, &gnb);
+                let _ = reply.send(());
+            }
             Cmd::Agent(AgentDone::Pulled { mig, result }) => match result {
                 Ok(()) => self.mgr.pulled(now, mig),
                 Err(e) => self.mgr.pull_failed(now, mig, &e),
@@ -216,6 +221,7 @@ impl Control {
             }
             Action::N2Setup(r) => self.n2.submit(N2Job::Setup(r)),
             Action::N2Delete { gnb, dl_teid } => self.n2.submit(N2Job::Delete { gnb, dl_teid }),
+            Action::N2Audit { gnb } => self.n2.submit(N2Job::Audit(gnb)),
             Action::CreateDone { req, result } => self.create_done(req, result),
             Action::ReleaseDone { req, result } => self.release_done(req, result),
         }

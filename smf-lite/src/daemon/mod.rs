@@ -21,6 +21,7 @@
 //! | `GET /sessions`, `GET /sessions/{ue_id}/{psi}` | - | `SessionView`s |
 //! | `DELETE /sessions/{ue_id}/{psi}` | - | 204 (the serving session of a registered service: the UE is gone) |
 //! | `GET /upfs`, `GET /metrics` | - | `UpfStatus`es, Prometheus text |
+//! | `POST /n2/gnbs` | `GnbRef` | 204 (a gNB started without tunnels: its sessions get theirs again) |
 //! | `POST /n1/services` | `ServiceRegistration` | 201 `ServiceInfo` |
 //! | `POST /n1/migrations` | `MigrationRequest` | 202 `MigrationAccepted` |
 //! | `POST /n1/migrations/{id}/switched` | `SwitchReport` | 204 |
@@ -95,6 +96,13 @@ enum Cmd {
         gnb: GnbRef,
         result: Result<TunnelSetupResponse, String>,
     },
+    /// A gNB's tunnel list for the audit after our start.
+    N2Audit {
+        gnb: GnbRef,
+        result: Result<Vec<crate::core::GnbTunnel>, String>,
+    },
+    /// A gNB announced its start (`POST /n2/gnbs`).
+    GnbUp(GnbRef, oneshot::Sender<()>),
     /// An edge agent's answer to a migration's call.
     Agent(AgentDone),
     /// A round of the latency probe: each edge's latency (`None`:
@@ -164,7 +172,10 @@ pub async fn start(cfg: Config) -> Result<Running, DaemonError> {
             source,
         })?;
     let (now, wall) = (Instant::now(), SystemTime::now());
-    let smf = Smf::new(&cfg, wire::pfcp::ntp_seconds(wall), now);
+    // A stamp no earlier life of ours announced, and silence until it began.
+    let (rts, wait) = crate::core::recovery_stamp(wall);
+    let mut smf = Smf::new(&cfg, rts, now);
+    smf.hold_until(now + wait);
     let mgr = Manager::new(cfg.migration.manager(), cfg.edge.clone(), now, wall)?;
     let (tx, rx) = mpsc::channel(4096);
     let (stop_tx, stop_rx) = oneshot::channel();

@@ -11,7 +11,12 @@ use wire::ctl::GnbRef;
 
 pub(super) enum N2Job {
     Setup(N2Request),
-    Delete { gnb: GnbRef, dl_teid: u32 },
+    Delete {
+        gnb: GnbRef,
+        dl_teid: u32,
+    },
+    /// List the gNB's tunnels for the SMF's audit.
+    Audit(GnbRef),
 }
 
 pub(super) struct N2 {
@@ -53,6 +58,10 @@ async fn run_n2(http: &N2Client, done: &mpsc::Sender<Cmd>, job: N2Job) {
                     result,
                 })
                 .await;
+        }
+        N2Job::Audit(gnb) => {
+            let result = http.tunnels(&gnb.n2_api).await.map_err(|e| e.to_string());
+            let _ = done.send(Cmd::N2Audit { gnb, result }).await;
         }
         N2Job::Delete { gnb, dl_teid } => {
             if let Err(e) = http.delete(&gnb.n2_api, dl_teid).await {

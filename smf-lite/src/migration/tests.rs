@@ -19,6 +19,7 @@ fn edge(n: u8) -> EdgeConfig {
         dnn: None,
         agent: SocketAddr::from(([10, 100, 0, 20 + n], 7100)),
         app_server: Ipv4Addr::new(10, 60 + n, 0, 2).into(),
+        token: None,
     }
 }
 

@@ -23,6 +23,9 @@ pub struct EdgeConfig {
     /// Where UEs reach the edge's application instances (its N6 address):
     /// an instance's input goes to `app_server:input_port`.
     pub app_server: IpAddr,
+    /// The agent's API token (`Authorization: Bearer`), if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 impl EdgeConfig {

@@ -4,6 +4,7 @@
 
 pub mod loopback;
 pub mod peers;
+pub mod sim;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -156,6 +157,11 @@ impl FakeUpf {
                         ..Default::default()
                     },
                 )
+            }
+            // Our own (UPF-initiated) association is up once accepted.
+            MessageBody::AssociationSetupResponse(ref r) => {
+                self.associated |= r.cause == Cause::RequestAccepted;
+                return None;
             }
             MessageBody::HeartbeatRequest(_) => Message::node(
                 seq,
