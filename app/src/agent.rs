@@ -231,6 +231,22 @@ pub async fn start(args: AgentArgs) -> Result<RunningAgent, AgentError> {
             })?),
             None => None,
         };
+    match args.token.as_deref() {
+        Some("") => {
+            return Err(AgentError::Setup {
+                what: "--token: an empty token".into(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "give a token, or no --token",
+                ),
+            })
+        }
+        Some(_) => info!("API requests need the agent token (Authorization: Bearer)"),
+        None => warn!(
+            "no --token: the agent's API is open to whoever reaches {}",
+            args.listen
+        ),
+    }
     let agent = Arc::new(Agent {
         args,
         app_bin,

@@ -82,6 +82,8 @@ impl Response {
 pub struct Client {
     http: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
     timeout: Duration,
+    /// `Authorization` of every request, if set ([`Client::with_bearer`]).
+    auth: Option<HeaderValue>,
 }
 
 /// The error and its sources, joined by ": ".
@@ -110,7 +112,23 @@ impl Client {
         let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .build(conn);
-        Client { http, timeout }
+        Client {
+            http,
+            timeout,
+            auth: None,
+        }
+    }
+
+    /// The same client (sharing its connection pool) sending
+    /// `Authorization: Bearer TOKEN` with every request; a token that is
+    /// no valid header value is refused.
+    pub fn with_bearer(&self, token: &str) -> Result<Client, String> {
+        let v = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| "the token has characters a header cannot carry".to_string())?;
+        Ok(Client {
+            auth: Some(v),
+            ..self.clone()
+        })
     }
 
     /// The same client (sharing its connection pool) with another
@@ -119,6 +137,7 @@ impl Client {
         Client {
             http: self.http.clone(),
             timeout,
+            auth: self.auth.clone(),
         }
     }
 
@@ -163,6 +182,10 @@ impl Client {
         if json {
             req.headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        if let Some(a) = &self.auth {
+            req.headers_mut()
+                .insert(hyper::header::AUTHORIZATION, a.clone());
         }
         let call = async {
             let rsp = self.http.request(req).await.map_err(|e| chain(&e))?;

@@ -201,12 +201,13 @@ pub fn play(
         "fps": opts.fps,
     })
     .to_string();
-    let (code, text) = bed::http_in(
+    let (code, text) = bed::http_in_auth(
         &edge_ns,
         "POST",
         &format!("{agent}/instances"),
         Some(body),
         Duration::from_secs(120),
+        st.plan.agent_token(),
     )
     .map_err(req)?;
     if code != 201 {
@@ -252,12 +253,13 @@ pub fn play(
         None,
         Duration::from_secs(5),
     );
-    let _ = bed::http_in(
+    let _ = bed::http_in_auth(
         &edge_ns,
         "DELETE",
         &format!("{agent}/instances/{id}"),
         None,
         Duration::from_secs(15),
+        st.plan.agent_token(),
     );
     let _ = bed::ue_session(
         state_dir,

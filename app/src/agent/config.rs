@@ -85,6 +85,12 @@ pub struct AgentArgs {
     /// Seconds a pull may take in all.
     #[arg(long, default_value_t = 600.0)]
     pub pull_timeout: f64,
+    /// The API's token: every request but `GET /healthz` and `GET /metrics`
+    /// must carry `Authorization: Bearer TOKEN` (401 otherwise); also sent
+    /// to the destination agent of a state copy. Without it the API is
+    /// open to whoever reaches it (logged at start).
+    #[arg(long, env = "APP_AGENT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 #[cfg(test)]

@@ -160,6 +160,51 @@ async fn metrics(State(a): St) -> String {
     a.metrics_text()
 }
 
+/// 401 unless the request carries the agent's token (when it has one);
+/// `GET /healthz` and `GET /metrics` are open (probes, status).
+async fn require_token(
+    State(a): St,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let Some(token) = a.args.token.as_deref() else {
+        return next.run(req).await;
+    };
+    let open = req.method() == axum::http::Method::GET
+        && matches!(req.uri().path(), "/healthz" | "/metrics");
+    if open {
+        return next.run(req).await;
+    }
+    let given = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let why = match given {
+        Some(t) if token_eq(t.trim(), token) => return next.run(req).await,
+        Some(_) => "wrong token in Authorization: Bearer",
+        None => "this agent's API needs `Authorization: Bearer TOKEN` (the testbed's agent token)",
+    };
+    a.m.unauthorized
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    (
+        StatusCode::UNAUTHORIZED,
+        [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+        Json(ApiError {
+            error: why.into(),
+            field: Some("authorization".into()),
+            log: None,
+        }),
+    )
+        .into_response()
+}
+
+/// Compares in time independent of where the first difference is.
+fn token_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
 pub(super) fn router(a: Arc<Agent>) -> Router {
     Router::new()
         .route("/instances", get(list).post(create))
@@ -182,5 +227,9 @@ pub(super) fn router(a: Arc<Agent>) -> Router {
                 }),
             )
         })
+        .layer(axum::middleware::from_fn_with_state(
+            a.clone(),
+            require_token,
+        ))
         .with_state(a)
 }

@@ -18,6 +18,8 @@ pub(super) struct Metrics {
     pub(super) not_found: AtomicU64,
     pub(super) switches: AtomicU64,
     pub(super) removals: AtomicU64,
+    /// Requests refused for a missing or wrong token.
+    pub(super) unauthorized: AtomicU64,
 }
 
 impl Agent {
@@ -33,6 +35,12 @@ impl Agent {
         let m = &self.m;
         let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut rows: Vec<(&str, &str, &str, String)> = vec![
+            (
+                "agent_requests_unauthorized_total",
+                "counter",
+                "requests refused (401) for a missing or wrong token",
+                ld(&m.unauthorized).to_string(),
+            ),
             (
                 "agent_instances_started_total",
                 "counter",

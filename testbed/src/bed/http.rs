@@ -10,7 +10,21 @@ pub fn http_in(
     body: Option<String>,
     timeout: Duration,
 ) -> Result<(u16, String), String> {
+    http_in_auth(ns, method, url, body, timeout, None)
+}
+
+/// [`http_in`] with `Authorization: Bearer TOKEN` when `token` is given
+/// (the edge agents' API).
+pub fn http_in_auth(
+    ns: &str,
+    method: &'static str,
+    url: &str,
+    body: Option<String>,
+    timeout: Duration,
+    token: Option<&str>,
+) -> Result<(u16, String), String> {
     let url2 = url.to_string();
+    let auth = token.map(|t| format!("Bearer {t}"));
     let r = topo::netns::run_in_netns(ns, move || -> Result<(u16, String), String> {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
@@ -18,12 +32,24 @@ pub fn http_in(
             .build()
             .into();
         let rsp = match (method, body) {
-            ("POST", Some(b)) => agent
-                .post(&url2)
-                .header("content-type", "application/json")
-                .send(b.as_bytes()),
-            ("DELETE", _) => agent.delete(&url2).call(),
-            _ => agent.get(&url2).call(),
+            ("POST", Some(b)) => {
+                let mut rq = agent.post(&url2).header("content-type", "application/json");
+                if let Some(a) = &auth {
+                    rq = rq.header("authorization", a);
+                }
+                rq.send(b.as_bytes())
+            }
+            (m, _) => {
+                let mut rq = if m == "DELETE" {
+                    agent.delete(&url2)
+                } else {
+                    agent.get(&url2)
+                };
+                if let Some(a) = &auth {
+                    rq = rq.header("authorization", a);
+                }
+                rq.call()
+            }
         };
         let mut rsp = rsp.map_err(|e| e.to_string())?;
         let status = rsp.status().as_u16();

@@ -40,7 +40,7 @@ mod status;
 mod up;
 
 pub use daemons::restart;
-pub use http::http_in;
+pub use http::{http_in, http_in_auth};
 pub use process::{alive, default_bin_dir, log_tail, stop_proc};
 pub use record::{load_all, load_one};
 pub use session::{pick_dnn, ue_session};

@@ -204,7 +204,10 @@ impl Targets {
             agents: app
                 .edges
                 .iter()
-                .map(|e| Api::new(format!("agent-{}", e.name), st.ns(&e.name), e.agent_api))
+                .map(|e| {
+                    Api::new(format!("agent-{}", e.name), st.ns(&e.name), e.agent_api)
+                        .with_token(st.plan.agent_token())
+                })
                 .collect(),
             edges: app
                 .edges

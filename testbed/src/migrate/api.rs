@@ -16,7 +16,7 @@ pub use ue::service::api::{
 };
 use wire::ctl::migration::{MigrationAccepted, MigrationRecord, ServiceInfo};
 
-use crate::bed::{http_in, BedError};
+use crate::bed::{http_in_auth, BedError};
 
 /// The application every migration moves.
 pub const APP: &str = "snake";
@@ -51,6 +51,8 @@ pub struct Api {
     pub base: String,
     /// What it is, for errors.
     pub what: String,
+    /// Sent as `Authorization: Bearer` (the edge agents' token).
+    pub token: Option<String>,
 }
 
 fn req(e: impl std::fmt::Display) -> BedError {
@@ -64,6 +66,15 @@ impl Api {
             ns,
             base: format!("http://{addr}"),
             what: what.into(),
+            token: None,
+        }
+    }
+
+    /// The same API, called with `token` as bearer (an edge agent's).
+    pub fn with_token(self, token: Option<&str>) -> Api {
+        Api {
+            token: token.map(str::to_owned),
+            ..self
         }
     }
 
@@ -80,12 +91,13 @@ impl Api {
             "POST" => Some(body.unwrap_or_default()),
             _ => body,
         };
-        http_in(
+        http_in_auth(
             &self.ns,
             method,
             &format!("{}{path}", self.base),
             body,
             timeout,
+            self.token.as_deref(),
         )
         .map_err(|e| req(format!("{}: {e}", self.what)))
     }

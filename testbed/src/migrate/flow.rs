@@ -101,7 +101,8 @@ impl<'a> Ctx<'a> {
                 n6_link: probe::n6_link(&topology, &upf.name, &e.name),
                 upf: upf.clone(),
                 n6,
-                agent: Api::new(format!("agent-{}", e.name), st.ns(&e.name), e.agent_api),
+                agent: Api::new(format!("agent-{}", e.name), st.ns(&e.name), e.agent_api)
+                    .with_token(st.plan.agent_token()),
                 copy: e.copy,
             });
         }

@@ -120,7 +120,8 @@ pub fn census(st: &BedState, ue: &str) -> Result<Census, BedError> {
         c.gnb_tunnels += t.len() as i64;
     }
     for e in st.plan.app.iter().flat_map(|a| a.edges.iter()) {
-        let api = Api::new(format!("agent-{}", e.name), st.ns(&e.name), e.agent_api);
+        let api = Api::new(format!("agent-{}", e.name), st.ns(&e.name), e.agent_api)
+            .with_token(st.plan.agent_token());
         let list: Vec<serde_json::Value> = api.get("/instances")?;
         c.instances += list
             .iter()

@@ -34,6 +34,10 @@ pub struct AppPlan {
     pub accounts: Vec<(String, String, String)>,
     /// Edges with an agent.
     pub edges: Vec<EdgePlan>,
+    /// The edge agents' API token (`Authorization: Bearer`), one per
+    /// testbed; the SMF and the testbed's own calls send it.
+    #[serde(default)]
+    pub agent_token: String,
 }
 
 /// An edge with its migration agent.
@@ -68,6 +72,9 @@ impl EdgePlan {
         self.upf.is_some() && self.n6.is_some() && self.smf_agent.is_some()
     }
 }
+
+/// Stands for the agents' token until `Plan::issue_tokens`.
+pub(super) const AGENT_TOKEN_PLACEHOLDER: &str = "@AGENT-TOKEN@";
 
 pub(super) fn token_placeholder(account: &str) -> String {
     format!("@TOKEN-{account}@")
@@ -220,6 +227,8 @@ pub(super) fn app_plan(
             // Instances are named EDGE-iN at the cloud.
             "--name".into(),
             e.name.clone(),
+            "--token".into(),
+            AGENT_TOKEN_PLACEHOLDER.into(),
         ];
         // Instances take input on the edge's N6 address only: where the
         // UE reaches them, and nowhere on the cp, WAN or inter-edge side.
@@ -245,5 +254,6 @@ pub(super) fn app_plan(
         cloud_stats,
         accounts,
         edges,
+        agent_token: AGENT_TOKEN_PLACEHOLDER.into(),
     })
 }

@@ -96,6 +96,7 @@ struct SmfEdge {
     dnn: String,
     agent: SocketAddr,
     app_server: Ipv4Addr,
+    token: String,
 }
 #[derive(Serialize)]
 struct SmfMigration {
@@ -259,6 +260,7 @@ pub(super) fn smf_daemon(
                     dnn: upf.dnn.clone(),
                     agent: e.smf_agent?,
                     app_server: e.n6?,
+                    token: super::app::AGENT_TOKEN_PLACEHOLDER.into(),
                 })
             })
             .collect(),

@@ -317,11 +317,22 @@ impl Plan {
     }
 
     /// Gives every account a fresh token (128 random bits), in the
-    /// accounts and in the logic server's arguments.
+    /// accounts and in the logic server's arguments; and the edge agents
+    /// theirs, in their arguments and the SMF's `[[edge]]`.
     pub fn issue_tokens(&mut self) {
         let Some(app) = self.app.as_mut() else {
             return;
         };
+        if app.agent_token == app::AGENT_TOKEN_PLACEHOLDER {
+            let fresh = app::new_token();
+            for d in self.daemons.iter_mut() {
+                for a in d.args.iter_mut() {
+                    *a = a.replace(app::AGENT_TOKEN_PLACEHOLDER, &fresh);
+                }
+                d.config = d.config.replace(app::AGENT_TOKEN_PLACEHOLDER, &fresh);
+            }
+            app.agent_token = fresh;
+        }
         for (_, account, token) in app.accounts.iter_mut() {
             let placeholder = app::token_placeholder(account);
             if *token != placeholder {
@@ -336,6 +347,11 @@ impl Plan {
             }
             *token = fresh;
         }
+    }
+
+    /// The edge agents' API token, once issued (`None` without the application).
+    pub fn agent_token(&self) -> Option<&str> {
+        self.app.as_ref().map(|a| a.agent_token.as_str())
     }
 
     /// The edge of this name (with an agent).

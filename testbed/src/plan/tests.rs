@@ -90,6 +90,32 @@ fn tokens_are_fresh_and_reach_the_logic_server() {
 }
 
 #[test]
+fn the_agent_token_is_fresh_and_reaches_agents_and_smf() {
+    let (mut a, mut b) = (paper(), paper());
+    assert_eq!(a.agent_token(), Some("@AGENT-TOKEN@"), "issued at up");
+    a.issue_tokens();
+    b.issue_tokens();
+    let t = a.agent_token().expect("app").to_string();
+    assert_ne!(
+        Some(t.as_str()),
+        b.agent_token(),
+        "a fresh token per testbed"
+    );
+    assert_eq!(t.len(), 32, "128-bit token in hex");
+    for d in a.daemons.iter().filter(|d| d.role == Role::Agent) {
+        let i = d.args.iter().position(|x| x == "--token").expect("--token");
+        assert_eq!(d.args[i + 1], t, "{}", d.name);
+    }
+    let smf = a.daemon("smf").expect("smf");
+    let cfg = smf_lite::Config::parse(&smf.config).expect("smf.toml");
+    assert!(!cfg.edge.is_empty());
+    for e in &cfg.edge {
+        assert_eq!(e.token.as_deref(), Some(t.as_str()), "{}", e.name);
+    }
+    assert!(a.daemons.iter().all(|d| !d.config.contains("@AGENT")));
+}
+
+#[test]
 fn derive_is_pure_and_prefix_independent() {
     let a = paper();
     assert_eq!(a, paper(), "same input, same output");
@@ -392,7 +418,11 @@ fn control_plane_services_listen_on_their_cp_side_only() {
         assert_eq!(p.edge(e).expect("edge").agent_api.to_string(), cp);
     }
     let a = p.daemon("agent-edge1").expect("agent");
-    assert_eq!(arg(a, "--input-host"), "10.61.0.2", "instances' input on N6");
+    assert_eq!(
+        arg(a, "--input-host"),
+        "10.61.0.2",
+        "instances' input on N6"
+    );
     let cloud = p.daemon("cloud").expect("cloud");
     assert_eq!(arg(cloud, "--metrics"), "127.0.0.1:7301");
     for d in &p.daemons {

@@ -47,6 +47,8 @@ struct AgentHooks {
     inst: Arc<Instance>,
     http: ureq::Agent,
     url: String,
+    /// The destination agent's token (the testbed gives all agents one).
+    token: Option<String>,
     body: Vec<u8>,
     stopped: bool,
 }
@@ -63,10 +65,14 @@ impl Hooks for AgentHooks {
     }
 
     fn start_destination(&mut self) -> Result<Started, String> {
-        let mut r = self
+        let mut rq = self
             .http
             .post(&self.url)
-            .header("content-type", "application/json")
+            .header("content-type", "application/json");
+        if let Some(t) = &self.token {
+            rq = rq.header("authorization", format!("Bearer {t}"));
+        }
+        let mut r = rq
             .send(&self.body[..])
             .map_err(|e| format!("destination agent {}: {e}", self.url))?;
         let status = r.status().as_u16();
@@ -144,6 +150,7 @@ impl Agent {
             inst: inst.clone(),
             http: self.http.clone(),
             url: format!("{}/instances", req.to_agent),
+            token: self.args.token.clone(),
             body,
             stopped: false,
         };
