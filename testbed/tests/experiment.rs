@@ -347,3 +347,49 @@ fn a_run_folder_that_is_not_empty_is_refused() {
     let names: Vec<_> = std::fs::read_dir(&bed.run).unwrap().collect();
     assert_eq!(names.len(), 1);
 }
+
+#[test]
+#[ignore = "needs root: network namespaces, veth links, TUN (the testbed's daemons)"]
+fn ctrl_c_keeps_the_runs_that_ended_and_takes_the_testbed_down() {
+    testkit::require_root();
+    common::require_daemon_bins();
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let bed = Bed::new("i");
+    let run = bed.run.display().to_string();
+    let child = bed
+        .cmd(&[
+            "experiment",
+            "pingpong",
+            "--quick",
+            "--prefix",
+            &bed.prefix,
+            "--run-dir",
+            &run,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // The first run ended (its row written) and the second one's testbed is
+    // coming up or running.
+    let runs = bed.run.join("runs.csv");
+    let ended = || {
+        std::fs::read_to_string(&runs)
+            .map(|t| t.lines().count() >= 2)
+            .unwrap_or(false)
+    };
+    let waited = testkit::wait_until(std::time::Duration::from_secs(300), ended);
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(waited, "no run ended within 300 s\n{err}");
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    let kept = read(&runs);
+    assert!(kept.lines().count() >= 2, "runs.csv kept: {kept}");
+    assert!(
+        bed.namespaces().is_empty(),
+        "left: {:?}\n{err}",
+        bed.namespaces()
+    );
+}
