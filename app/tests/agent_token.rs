@@ -4,7 +4,6 @@
 //! a body that says what is missing, and nothing is done. An in-process
 //! agent on 127.0.0.1.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -16,15 +15,6 @@ use app::agent::AgentArgs;
 struct Cli {
     #[command(flatten)]
     agent: AgentArgs,
-}
-
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// `METHOD url` with `token` as bearer, if any: (status, JSON or text).
@@ -63,7 +53,7 @@ fn call(method: &str, url: &str, token: Option<&str>) -> (u16, Value) {
 #[test]
 fn requests_without_the_token_are_401_and_change_nothing() {
     let dir = std::env::temp_dir().join(format!("agent-token-{}", std::process::id()));
-    let _scratch = Scratch(dir.clone());
+    let _scratch = testkit::TempDir(dir.clone());
     app::repo::Repository::open(dir.join("repo")).expect("repo");
     let run = dir.join("run");
     let cli = Cli::parse_from([

@@ -21,15 +21,6 @@ struct Cli {
     agent: AgentArgs,
 }
 
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// An agent in this process, its edge repository holding a 1 MiB snake.
 struct Agent {
     running: Option<RunningAgent>,
@@ -165,7 +156,7 @@ struct Bed {
     src: Agent,
     dst: Agent,
     copy: SocketAddr,
-    _dir: Scratch,
+    _dir: testkit::TempDir,
 }
 
 impl Bed {
@@ -187,7 +178,7 @@ impl Bed {
             src,
             dst,
             copy,
-            _dir: Scratch(dir),
+            _dir: testkit::TempDir(dir),
         }
     }
 

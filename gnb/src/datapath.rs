@@ -386,7 +386,8 @@ impl<'a> Runs<'a> {
     }
 }
 
-/// Adds `v` to a shared counter (once per batch), skipping zeros.
+/// Adds `v` to a shared counter (once per batch); a zero writes nothing,
+/// so an idle counter's cache line is not dirtied.
 fn add(a: &AtomicU64, v: u64) {
     if v != 0 {
         a.fetch_add(v, Ordering::Relaxed);
