@@ -8,31 +8,16 @@
 
 mod common;
 
-use common::{namespaces_with, Bed};
+use common::Bed;
 
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN (the testbed's daemons)"]
 fn bench_sessions_measures_setups_through_the_tunnel_and_cleans_up() {
-    testkit::require_root();
-    common::require_daemon_bins();
-    let bed = Bed::new("b");
-    let run = bed.run.display().to_string();
-    let out = bed.ok(&[
-        "bench",
-        "sessions",
-        "--prefix",
-        &bed.prefix,
-        "--run-dir",
-        &run,
-        "--setups",
-        "20",
-        "--ues",
-        "100",
-        "--concurrency",
-        "8",
-        "--json",
-    ]);
-    let r: serde_json::Value = serde_json::from_str(&out).expect("JSON report");
+    let bed = Bed::with_daemons("b");
+    let r = bed.job_json(
+        &["bench", "sessions"],
+        &["--setups", "20", "--ues", "100", "--concurrency", "8"],
+    );
     let t = &r["setup_time"];
     assert_eq!(t["upf"], "upf1", "{t}");
     assert_eq!(t["edge"], "edge1", "{t}");
@@ -70,9 +55,5 @@ fn bench_sessions_measures_setups_through_the_tunnel_and_cleans_up() {
     assert_eq!(rate["failed"], 0, "{rate}");
     assert_eq!(rate["release_failed"], 0, "{rate}");
     assert!(rate["rate"].as_f64().expect("rate") > 0.0, "{rate}");
-    assert!(
-        namespaces_with(&bed.prefix).is_empty(),
-        "bench took everything down: {:?}",
-        namespaces_with(&bed.prefix)
-    );
+    bed.assert_nothing_left("bench");
 }

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{namespaces_with, Bed};
+use common::Bed;
 
 const TESTS: [&str; 8] = [
     "tcp-1-up",
@@ -25,21 +25,9 @@ const TESTS: [&str; 8] = [
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN, VXLAN (the testbed's daemons)"]
 fn bench_dataplane_quick_measures_every_path_and_cleans_up() {
-    testkit::require_root();
-    common::require_daemon_bins();
-    let bed = Bed::new("dp");
-    let run = bed.run.display().to_string();
-    let out = bed.ok(&[
-        "bench",
-        "dataplane",
-        "--prefix",
-        &bed.prefix,
-        "--run-dir",
-        &run,
-        "--quick",
-        "--json",
-    ]);
-    let r: serde_json::Value = serde_json::from_str(&out).expect("JSON report");
+    let bed = Bed::with_daemons("dp");
+    let r = bed.job_json(&["bench", "dataplane"], &["--quick"]);
+    let out = r.to_string();
     let rows = r["rows"].as_array().expect("rows");
     let names: Vec<&str> = rows.iter().filter_map(|x| x["test"].as_str()).collect();
     assert_eq!(names, TESTS, "{out}");
@@ -83,9 +71,5 @@ fn bench_dataplane_quick_measures_every_path_and_cleans_up() {
     let saved: serde_json::Value =
         serde_json::from_str(&common::read(&bed.run.join("dataplane.json"))).expect("saved JSON");
     assert_eq!(saved["rows"], r["rows"]);
-    assert!(
-        namespaces_with(&bed.prefix).is_empty(),
-        "bench took everything down: {:?}",
-        namespaces_with(&bed.prefix)
-    );
+    bed.assert_nothing_left("bench");
 }

@@ -119,12 +119,8 @@ fn num(s: &str) -> u64 {
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN (the testbed's daemons)"]
 fn n3_and_n4_captures_decode_with_the_session_teids_qfi_and_seids() {
-    testkit::require_root();
     testkit::require_tool("tshark");
-    common::require_daemon_bins();
-    let bed = Bed::new("c");
-    let args = bed.up_args();
-    bed.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let bed = Bed::up("c");
 
     let n3 = bed.root.join("n3.pcap");
     let n4 = bed.root.join("n4.pcap");

@@ -7,26 +7,13 @@
 
 mod common;
 
-use common::{namespaces_with, Bed};
+use common::Bed;
 
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN (the testbed's daemons)"]
 fn demo_runs_traffic_through_a_session_per_upf_and_cleans_up() {
-    testkit::require_root();
-    common::require_daemon_bins();
-    let bed = Bed::new("d");
-    let run = bed.run.display().to_string();
-    let out = bed.ok(&[
-        "demo",
-        "--prefix",
-        &bed.prefix,
-        "--run-dir",
-        &run,
-        "--probes",
-        "20",
-        "--json",
-    ]);
-    let report: serde_json::Value = serde_json::from_str(&out).expect("JSON report");
+    let bed = Bed::with_daemons("d");
+    let report = bed.job_json(&["demo"], &["--probes", "20"]);
     let sessions = report["sessions"].as_array().expect("sessions");
     assert_eq!(sessions.len(), 2, "{report}");
     for (s, (upf, edge, pool, target)) in sessions.iter().zip([
@@ -45,11 +32,7 @@ fn demo_runs_traffic_through_a_session_per_upf_and_cleans_up() {
         assert!(s["rtt_p50_us"].as_u64().expect("rtt") > 0, "{s}");
     }
     assert_eq!(report["kept"], false);
-    assert!(
-        namespaces_with(&bed.prefix).is_empty(),
-        "demo took everything down: {:?}",
-        namespaces_with(&bed.prefix)
-    );
+    bed.assert_nothing_left("demo");
     assert!(
         bed.run.join("logs/upf1.log").is_file(),
         "logs kept in the run folder"

@@ -151,6 +151,27 @@ fn tcp_roundtrip(
     .map_err(|e| e.to_string())?
 }
 
+/// Asserts that a UDP probe (payload `udp`) and a TCP one (`tcp`) from `src`
+/// in `ue_ns` reach `edge` at `dst`, which saw `src`, and come back.
+fn assert_echoes(ue_ns: &str, src: Ipv4Addr, dst: Ipv4Addr, edge: &str, udp: &str, tcp: &str) {
+    assert_eq!(
+        udp_roundtrip(ue_ns, src, dst, udp).expect("udp"),
+        format!("{edge}|{src}|{udp}")
+    );
+    assert_eq!(
+        tcp_roundtrip(ue_ns, src, dst, tcp).expect("tcp"),
+        format!("{edge}|{src}|{tcp}")
+    );
+}
+
+/// The gNB's tunnels in a status report.
+fn gnb_tunnels(status: &serde_json::Value) -> Vec<serde_json::Value> {
+    status["tunnels"][0][1]
+        .as_array()
+        .cloned()
+        .expect("gNB tunnels")
+}
+
 fn sessions(bed: &Bed) -> Vec<serde_json::Value> {
     bed.status()["sessions"]
         .as_array()
@@ -180,12 +201,7 @@ fn counter(status: &serde_json::Value, daemon: &str, series: &str) -> Option<f64
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN (the testbed's daemons)"]
 fn two_sessions_to_two_edges_then_release_one() {
-    testkit::require_root();
-    common::require_daemon_bins();
-    let bed = Bed::new("e");
-    let args = bed.up_args();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    bed.ok(&args);
+    let bed = Bed::up("e");
     let ue_ns = bed.ns("ue1");
     let edge1 = Ipv4Addr::new(10, 61, 0, 2);
     let edge2 = Ipv4Addr::new(10, 62, 0, 2);
@@ -227,29 +243,12 @@ fn two_sessions_to_two_edges_then_release_one() {
     );
 
     // Each session reaches its edge, which sees the session's address, and the answer comes back.
-    assert_eq!(
-        udp_roundtrip(&ue_ns, a1, edge1, "u1").expect("udp s1"),
-        format!("edge1|{a1}|u1")
-    );
-    assert_eq!(
-        udp_roundtrip(&ue_ns, a2, edge2, "u2").expect("udp s2"),
-        format!("edge2|{a2}|u2")
-    );
-    assert_eq!(
-        tcp_roundtrip(&ue_ns, a1, edge1, "t1").expect("tcp s1"),
-        format!("edge1|{a1}|t1")
-    );
-    assert_eq!(
-        tcp_roundtrip(&ue_ns, a2, edge2, "t2").expect("tcp s2"),
-        format!("edge2|{a2}|t2")
-    );
+    assert_echoes(&ue_ns, a1, edge1, "edge1", "u1", "t1");
+    assert_echoes(&ue_ns, a2, edge2, "edge2", "u2", "t2");
 
     // The traffic went through the tunnels: gNB and UPF counters moved.
     let st = bed.status();
-    let tunnels = st["tunnels"][0][1]
-        .as_array()
-        .cloned()
-        .expect("gNB tunnels");
+    let tunnels = gnb_tunnels(&st);
     assert_eq!(tunnels.len(), 2, "{tunnels:?}");
     for t in &tunnels {
         assert!(
@@ -266,10 +265,7 @@ fn two_sessions_to_two_edges_then_release_one() {
     assert_eq!(list.len(), 1, "{list:?}");
     assert_eq!(list[0]["pdu_session_id"], 2);
     let st = bed.status();
-    let tunnels = st["tunnels"][0][1]
-        .as_array()
-        .cloned()
-        .expect("gNB tunnels");
+    let tunnels = gnb_tunnels(&st);
     assert_eq!(
         tunnels.len(),
         1,
@@ -295,14 +291,7 @@ fn two_sessions_to_two_edges_then_release_one() {
     );
 
     // Session 2 carries on.
-    assert_eq!(
-        udp_roundtrip(&ue_ns, a2, edge2, "u3").expect("udp s2"),
-        format!("edge2|{a2}|u3")
-    );
-    assert_eq!(
-        tcp_roundtrip(&ue_ns, a2, edge2, "t3").expect("tcp s2"),
-        format!("edge2|{a2}|t3")
-    );
+    assert_echoes(&ue_ns, a2, edge2, "edge2", "u3", "t3");
     let list = bed.ok(&["session", "list", "--ue", "ue1"]);
     assert!(
         list.contains(&a2.to_string()) && !list.contains(&a1.to_string()),
@@ -315,12 +304,7 @@ fn two_sessions_to_two_edges_then_release_one() {
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN (the testbed's daemons)"]
 fn upf_crash_and_restart_restores_its_session() {
-    testkit::require_root();
-    common::require_daemon_bins();
-    let bed = Bed::new("r");
-    let args = bed.up_args();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    bed.ok(&args);
+    let bed = Bed::up("r");
     let ue_ns = bed.ns("ue1");
     let edge1 = Ipv4Addr::new(10, 61, 0, 2);
     let _e1 = Echo::start(&bed.ns("edge1"), "edge1");

@@ -19,20 +19,9 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// Runs `testbed experiment NAME --quick`; the report's text.
 fn quick(name: &str) -> (Bed, String) {
-    testkit::require_root();
-    common::require_daemon_bins();
+    let bed = Bed::with_daemons("x");
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let bed = Bed::new("x");
-    let run = bed.run.display().to_string();
-    let out = bed.ok(&[
-        "experiment",
-        name,
-        "--quick",
-        "--prefix",
-        &bed.prefix,
-        "--run-dir",
-        &run,
-    ]);
+    let out = bed.ok(&bed.job_args(&["experiment", name, "--quick"]));
     assert!(out.contains("report.md"), "{out}");
     let report = read(&bed.run.join("report.md"));
     assert!(bed.namespaces().is_empty(), "namespaces left");
@@ -351,21 +340,10 @@ fn a_run_folder_that_is_not_empty_is_refused() {
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN (the testbed's daemons)"]
 fn ctrl_c_keeps_the_runs_that_ended_and_takes_the_testbed_down() {
-    testkit::require_root();
-    common::require_daemon_bins();
+    let bed = Bed::with_daemons("i");
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let bed = Bed::new("i");
-    let run = bed.run.display().to_string();
     let child = bed
-        .cmd(&[
-            "experiment",
-            "pingpong",
-            "--quick",
-            "--prefix",
-            &bed.prefix,
-            "--run-dir",
-            &run,
-        ])
+        .cmd(&bed.job_args(&["experiment", "pingpong", "--quick"]))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

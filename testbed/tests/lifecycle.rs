@@ -16,12 +16,8 @@ use common::{namespaces_with, proc_alive, read, Bed};
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN (the testbed's daemons)"]
 fn up_status_down() {
-    testkit::require_root();
-    common::require_daemon_bins();
-    let bed = Bed::new("u");
-    let args = bed.up_args();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = bed.ok(&args);
+    let bed = Bed::with_daemons("u");
+    let out = bed.ok(&bed.up_args());
     assert!(out.contains("ready"), "{out}");
 
     // Namespaces of every node.
@@ -114,7 +110,7 @@ fn up_status_down() {
     );
 
     // A second `up` of the same topology is refused and changes nothing.
-    let o = bed.run(&args);
+    let o = bed.run(&bed.up_args());
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("already up"));
     for (name, pid, start) in &procs {
@@ -188,23 +184,28 @@ fn five_recorded_pids(bed: &Bed) -> Vec<(i64, u64)> {
     pids
 }
 
-#[test]
-#[ignore = "needs root: network namespaces, veth links, TUN (the testbed's daemons)"]
-fn unhealthy_daemon_fails_up_and_removes_everything() {
-    testkit::require_root();
-    let bed = Bed::new("h");
-    let bins = bin_dir_with_stuck_ue(&bed);
-    let mut args = bed.up_args();
-    args.extend(["--ready-timeout".into(), "2".into()]);
-    let mut c = bed.cmd(&[]);
-    c.arg("--bin-dir").arg(&bins).args(&args);
+/// `testbed --bin-dir (whose ue never becomes ready) up EXTRA...` in the
+/// background, with the pids it recorded once all five daemons started.
+fn spawn_up_with_stuck_ue(bed: &Bed, extra: &[&str]) -> (std::process::Child, Vec<(i64, u64)>) {
+    let bins = bin_dir_with_stuck_ue(bed);
+    let mut c = bed.cmd(&["--bin-dir"]);
+    c.arg(&bins).args(bed.up_args()).args(extra);
     let child = c
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
     // Catch the pids while the stuck UE is awaited.
-    let pids = five_recorded_pids(&bed);
+    let pids = five_recorded_pids(bed);
+    (child, pids)
+}
+
+#[test]
+#[ignore = "needs root: network namespaces, veth links, TUN (the testbed's daemons)"]
+fn unhealthy_daemon_fails_up_and_removes_everything() {
+    testkit::require_root();
+    let bed = Bed::new("h");
+    let (child, pids) = spawn_up_with_stuck_ue(&bed, &["--ready-timeout", "2"]);
     let o = child.wait_with_output().expect("wait");
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
@@ -217,15 +218,7 @@ fn unhealthy_daemon_fails_up_and_removes_everything() {
 fn ctrl_c_during_up_removes_everything() {
     testkit::require_root();
     let bed = Bed::new("c");
-    let bins = bin_dir_with_stuck_ue(&bed);
-    let mut c = bed.cmd(&[]);
-    c.arg("--bin-dir").arg(&bins).args(bed.up_args());
-    let child = c
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let pids = five_recorded_pids(&bed);
+    let (child, pids) = spawn_up_with_stuck_ue(&bed, &[]);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -247,8 +240,8 @@ fn missing_binary_is_named_and_nothing_is_made() {
     let bed = Bed::new("m");
     let empty = bed.root.join("empty");
     std::fs::create_dir_all(&empty).expect("dir");
-    let mut c = bed.cmd(&[]);
-    c.arg("--bin-dir").arg(&empty).args(bed.up_args());
+    let mut c = bed.cmd(&["--bin-dir"]);
+    c.arg(&empty).args(bed.up_args());
     let o = c.output().expect("run");
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
@@ -272,7 +265,6 @@ fn topology_without_what_a_daemon_needs_is_a_usage_error() {
     std::fs::write(&f, text).expect("write");
     let mut args = bed.up_args();
     args.extend(["--topology".into(), f.display().to_string()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let o = bed.run(&args);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
@@ -291,14 +283,11 @@ fn down_with_nothing_up_is_harmless() {
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN (the testbed's daemons)"]
 fn multi_ue_topology_two_cells() {
-    testkit::require_root();
-    common::require_daemon_bins();
-    let bed = Bed::new("x");
+    let bed = Bed::with_daemons("x");
     let f = bed.root.join("multi-ue.toml");
     std::fs::write(&f, topo::config::MULTI_UE_TOML).expect("write");
     let mut args = bed.up_args();
     args.extend(["--topology".into(), f.display().to_string()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     bed.ok(&args);
     // ue4 sits in gnb2's cell: its session is relayed and tunnelled by gnb2.
     let out = bed.ok(&[

@@ -11,38 +11,31 @@
 
 mod common;
 
-use common::{namespaces_with, Bed};
+use common::Bed;
 
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn migrations_switch_lose_no_input_cross_no_edge_and_leak_nothing() {
-    testkit::require_root();
-    common::require_daemon_bins();
-    let bed = Bed::new("m");
-    let run = bed.run.display().to_string();
-    let out = bed.ok(&[
-        "migrate",
-        "--prefix",
-        &bed.prefix,
-        "--run-dir",
-        &run,
-        "--count",
-        "4",
-        "--countdown",
-        "1s",
-        // Before migration 2: 3 s (released: full); before 3: 0.4 s
-        // (its destination is still copilot: switch-only); before 4: 3 s.
-        "--gap",
-        "3s,400ms",
-        "--width",
-        "320",
-        "--height",
-        "180",
-        "--fps",
-        "30",
-        "--json",
-    ]);
-    let r: serde_json::Value = serde_json::from_str(&out).expect("one JSON document on stdout");
+    let bed = Bed::with_daemons("m");
+    let r = bed.job_json(
+        &["migrate"],
+        &[
+            "--count",
+            "4",
+            "--countdown",
+            "1s",
+            // Before migration 2: 3 s (released: full); before 3: 0.4 s
+            // (its destination is still copilot: switch-only); before 4: 3 s.
+            "--gap",
+            "3s,400ms",
+            "--width",
+            "320",
+            "--height",
+            "180",
+            "--fps",
+            "30",
+        ],
+    );
     let ms = r["migrations"].as_array().expect("migrations");
     assert_eq!(ms.len(), 4, "{r:#}");
     let edges: Vec<_> = ms
@@ -114,9 +107,5 @@ fn migrations_switch_lose_no_input_cross_no_edge_and_leak_nothing() {
     assert_eq!(json.as_array().map(Vec::len), Some(4));
     let csv = common::read(&bed.run.join("migrations.csv"));
     assert_eq!(csv.lines().count(), 5, "{csv}");
-    assert!(
-        namespaces_with(&bed.prefix).is_empty(),
-        "migrate took everything down: {:?}",
-        namespaces_with(&bed.prefix)
-    );
+    bed.assert_nothing_left("migrate");
 }

@@ -8,36 +8,29 @@
 
 mod common;
 
-use common::{namespaces_with, Bed};
+use common::Bed;
 
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN (the testbed's daemons)"]
 fn play_streams_the_game_to_the_ue_and_applies_every_input_once() {
-    testkit::require_root();
     testkit::require_tool("ffprobe");
-    common::require_daemon_bins();
-    let bed = Bed::new("p");
-    let run = bed.run.display().to_string();
+    let bed = Bed::with_daemons("p");
     let video = bed.root.join("played.y4m");
-    let out = bed.ok(&[
-        "play",
-        "--prefix",
-        &bed.prefix,
-        "--run-dir",
-        &run,
-        "--seconds",
-        "4",
-        "--width",
-        "320",
-        "--height",
-        "180",
-        "--fps",
-        "30",
-        "--video",
-        video.to_str().unwrap(),
-        "--json",
-    ]);
-    let r: serde_json::Value = serde_json::from_str(&out).expect("JSON report");
+    let r = bed.job_json(
+        &["play"],
+        &[
+            "--seconds",
+            "4",
+            "--width",
+            "320",
+            "--height",
+            "180",
+            "--fps",
+            "30",
+            "--video",
+            video.to_str().unwrap(),
+        ],
+    );
     assert_eq!(
         (r["upf"].as_str(), r["edge"].as_str()),
         (Some("upf1"), Some("edge1"))
@@ -89,9 +82,5 @@ fn play_streams_the_game_to_the_ue_and_applies_every_input_once() {
     assert!(probe.status.success(), "{probe:?}");
     let text = String::from_utf8_lossy(&probe.stdout);
     assert_eq!(text.trim(), format!("320,180,{written}"), "ffprobe: {text}");
-    assert!(
-        namespaces_with(&bed.prefix).is_empty(),
-        "play took everything down: {:?}",
-        namespaces_with(&bed.prefix)
-    );
+    bed.assert_nothing_left("play");
 }

@@ -67,22 +67,11 @@ fn probe_quick_on_a_shared_cell() {
 /// Every property holds and nothing is left, on `topology` (None: the
 /// paper's).
 fn probe_quick(tag: &str, topology: Option<&str>) {
-    testkit::require_root();
-    common::require_daemon_bins();
-    let bed = Bed::new(tag);
+    let bed = Bed::with_daemons(tag);
     let _leftovers = Leftovers(bed.prefix.clone());
-    let run = bed.run.display().to_string();
-    let mut args = vec![
-        "probe",
-        "--prefix",
-        &bed.prefix,
-        "--run-dir",
-        &run,
-        "--quick",
-        "--json",
-    ];
+    let mut args = bed.job_args(&["probe", "--quick", "--json"]);
     if let Some(t) = topology {
-        args.extend(["--topology", t]);
+        args.extend(["--topology".into(), t.into()]);
     }
     let o = bed.run(&args);
     let out = String::from_utf8_lossy(&o.stdout);
@@ -118,11 +107,7 @@ fn probe_quick(tag: &str, topology: Option<&str>) {
     assert_eq!(sent, 10_000, "{flood}");
     assert!(checks[1]["details"]["probed"].as_u64().unwrap() > 1000);
 
-    assert!(
-        namespaces_with(&bed.prefix).is_empty(),
-        "left behind: {:?}",
-        namespaces_with(&bed.prefix)
-    );
+    bed.assert_nothing_left("probe");
     assert!(
         bed.state_json().is_none(),
         "the testbed's state file is gone"

@@ -4,6 +4,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -58,20 +59,35 @@ impl Bed {
         }
     }
 
+    /// A bed for a test that runs the daemons: checks for root and the
+    /// daemon binaries first.
+    pub fn with_daemons(tag: &str) -> Bed {
+        testkit::require_root();
+        require_daemon_bins();
+        Bed::new(tag)
+    }
+
+    /// [`Bed::with_daemons`], then `testbed up` (asserted to succeed).
+    pub fn up(tag: &str) -> Bed {
+        let bed = Bed::with_daemons(tag);
+        bed.ok(&bed.up_args());
+        bed
+    }
+
     /// `testbed --state-dir S ARGS...`.
-    pub fn cmd(&self, args: &[&str]) -> Command {
+    pub fn cmd<S: AsRef<OsStr>>(&self, args: &[S]) -> Command {
         let mut c = Command::new(testbed_bin());
         c.arg("--state-dir").arg(&self.state).args(args);
         c.env("RUST_LOG", "warn");
         c
     }
 
-    pub fn run(&self, args: &[&str]) -> Output {
+    pub fn run<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
         self.cmd(args).output().expect("run testbed")
     }
 
     /// Runs and asserts success; returns stdout.
-    pub fn ok(&self, args: &[&str]) -> String {
+    pub fn ok<S: AsRef<OsStr> + std::fmt::Debug>(&self, args: &[S]) -> String {
         let o = self.run(args);
         assert!(
             o.status.success(),
@@ -85,13 +101,36 @@ impl Bed {
 
     /// `testbed up` with this test's prefix and run folder.
     pub fn up_args(&self) -> Vec<String> {
-        vec![
-            "up".into(),
+        self.job_args(&["up"])
+    }
+
+    /// `testbed COMMAND...` with this test's prefix and run folder.
+    pub fn job_args(&self, command: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = command.iter().map(|a| a.to_string()).collect();
+        args.extend([
             "--prefix".into(),
             self.prefix.clone(),
             "--run-dir".into(),
             self.run.display().to_string(),
-        ]
+        ]);
+        args
+    }
+
+    /// `testbed COMMAND... --prefix P --run-dir R ARGS... --json`, asserted
+    /// to succeed; its JSON report.
+    pub fn job_json(&self, command: &[&str], args: &[&str]) -> serde_json::Value {
+        let mut all = self.job_args(command);
+        all.extend(args.iter().map(|a| a.to_string()));
+        all.push("--json".into());
+        let out = self.ok(&all);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("JSON report ({e}):\n{out}"))
+    }
+
+    /// Asserts that none of this test's namespaces is left (`who` took
+    /// everything down).
+    pub fn assert_nothing_left(&self, who: &str) {
+        let left = self.namespaces();
+        assert!(left.is_empty(), "{who} took everything down: {left:?}");
     }
 
     pub fn ns(&self, node: &str) -> String {
