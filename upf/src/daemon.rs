@@ -406,7 +406,7 @@ impl Upf {
         threads.push(
             std::thread::Builder::new()
                 .name("upf-metrics".into())
-                .spawn(move || crate::metrics::serve(&inn, metrics_listener))?,
+                .spawn(move || crate::metrics::serve(inn, metrics_listener))?,
         );
         info!(
             node_id = %inner.config.node_id,

@@ -1,4 +1,7 @@
-//! The metrics endpoint: a tiny HTTP/1.0 responder on std::net.
+//! The metrics endpoint, served by axum (the HTTP stack of every daemon of
+//! the project) on a one-thread tokio runtime of its own: the data path and
+//! N4 stay on their threads; clients are served side by side, so a slow one
+//! holds only its own connection.
 //!
 //! - `GET /metrics`: Prometheus text exposition (interface, drop, session
 //!   and PDR counters).
@@ -6,70 +9,67 @@
 //!   prints).
 
 use std::fmt::Write as _;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use tracing::warn;
 
 use crate::daemon::Inner;
 use crate::datapath::{Counter, DropReason, SessionShared};
 use crate::session::PdrStats;
 
-/// Serve until `inner.stop`.
-pub fn serve(inner: &Inner, listener: TcpListener) {
-    if listener.set_nonblocking(true).is_err() {
-        return;
-    }
-    while !inner.stop.load(Ordering::Relaxed) {
-        match listener.accept() {
-            Ok((s, _)) => handle(inner, s),
-            Err(_) => std::thread::sleep(Duration::from_millis(50)),
-        }
+/// How often the server looks at `inner.stop` (bounds how long
+/// [`crate::daemon::Upf::stop`] waits for this thread).
+const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// Serve until `inner.stop`; a failure to start is logged (the UPF keeps
+/// forwarding without its metrics).
+pub fn serve(inner: Arc<Inner>, listener: TcpListener) {
+    let run = || -> std::io::Result<()> {
+        listener.set_nonblocking(true)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            let stop = inner.clone();
+            axum::serve(listener, router(inner))
+                .with_graceful_shutdown(async move {
+                    while !stop.stop.load(Ordering::Relaxed) {
+                        tokio::time::sleep(STOP_POLL).await;
+                    }
+                })
+                .await
+        })
+    };
+    if let Err(e) = run() {
+        warn!(error = %e, "metrics server stopped");
     }
 }
 
-/// The whole of a request's reading and of its answer's writing: a client
-/// that sends or reads slowly holds the (single) server thread at most this
-/// long.
-pub const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
+fn router(inner: Arc<Inner>) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(i): State<Arc<Inner>>| async move { text(prometheus(&i)) }),
+        )
+        .route(
+            "/stats",
+            get(|State(i): State<Arc<Inner>>| async move { text(stats_text(&i)) }),
+        )
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found; try /metrics or /stats\n") })
+        .with_state(inner)
+}
 
-fn handle(inner: &Inner, mut s: TcpStream) {
-    let _ = s.set_nonblocking(false);
-    let deadline = Instant::now() + REQUEST_DEADLINE;
-    let _ = s.set_write_timeout(Some(REQUEST_DEADLINE));
-    let mut req = [0u8; 2048];
-    let mut n = 0;
-    while n < req.len() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || s.set_read_timeout(Some(left)).is_err() {
-            return;
-        }
-        match s.read(&mut req[n..]) {
-            Ok(0) | Err(_) => break,
-            Ok(k) => {
-                n += k;
-                if req[..n].windows(4).any(|w| w == b"\r\n\r\n") || req[..n].ends_with(b"\n\n") {
-                    break;
-                }
-            }
-        }
-    }
-    let line = String::from_utf8_lossy(&req[..n]);
-    let path = line.split_whitespace().nth(1).unwrap_or("/");
-    let (status, body) = match path {
-        "/metrics" => ("200 OK", prometheus(inner)),
-        "/stats" => ("200 OK", stats_text(inner)),
-        _ => (
-            "404 Not Found",
-            "not found; try /metrics or /stats\n".to_string(),
-        ),
-    };
-    let _ = write!(
-        s,
-        "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
+fn text(body: String) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
 fn counter(out: &mut String, name: &str, labels: &str, c: &Counter) {
@@ -248,20 +248,21 @@ pub fn stats_text(inner: &Inner) -> String {
     o
 }
 
-/// Fetch `path` from a metrics endpoint (client side of `upf stats`).
+/// Fetch `path` from a metrics endpoint (client side of `upf stats`), with
+/// the project's one HTTP client; an answer other than 200 is an error
+/// naming its status.
 pub fn fetch(addr: std::net::SocketAddr, path: &str) -> std::io::Result<String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
-    s.set_read_timeout(Some(Duration::from_secs(3)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp)?;
-    let (head, body) = resp
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("malformed HTTP response"))?;
-    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
-        return Err(std::io::Error::other(
-            head.lines().next().unwrap_or("").to_string(),
-        ));
+    let url = format!("http://{addr}{path}");
+    let client = ctlhttp::Client::new(Duration::from_secs(3));
+    let r = ctlhttp::daemon::block_on_control_plane(async { client.get(&url).await })
+        .map_err(std::io::Error::other)?
+        .map_err(std::io::Error::other)?;
+    if r.status != 200 {
+        return Err(std::io::Error::other(format!(
+            "HTTP {}: {}",
+            r.status,
+            r.text().trim()
+        )));
     }
-    Ok(body.to_string())
+    Ok(r.text())
 }

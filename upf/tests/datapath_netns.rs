@@ -481,50 +481,64 @@ fn rules_change_while_traffic_flows() {
 
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN"]
-fn a_slow_metrics_client_holds_the_server_at_most_the_request_deadline() {
-    use std::io::{Read, Write};
+fn metrics_clients_are_served_side_by_side_while_a_slow_one_dribbles() {
+    use std::io::Write;
     testkit::require_root();
     let bed = Bed::new();
     let addr = bed.upf().metrics_addr();
-    let deadline = upf::metrics::REQUEST_DEADLINE;
-    let (slow_closed_after, fetch_took, prom) = bed.upf_ns.run(move || {
-        // A client that sends a byte of its request every 300 ms, forever
-        // (each read would be within a per-read timeout).
+    let (slowest, mut pages) = bed.upf_ns.run(move || {
+        // A client that sends a byte of its request every 100 ms until the
+        // others are done (a single-threaded server would serve no one).
         let mut slow = std::net::TcpStream::connect(addr).expect("connect");
-        let t0 = Instant::now();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let d = done.clone();
         let dribble = std::thread::spawn(move || {
-            for b in b"GET /metrics HTTP/1.0 and more and more and more"
-                .iter()
-                .cycle()
-            {
-                if slow.write_all(&[*b]).is_err() {
+            for b in b"GET /metrics HTTP/1.1 and more".iter().cycle() {
+                if d.load(std::sync::atomic::Ordering::Relaxed) || slow.write_all(&[*b]).is_err() {
                     break;
                 }
-                std::thread::sleep(Duration::from_millis(300));
-                let mut x = [0u8; 1];
-                slow.set_nonblocking(true).expect("nonblocking");
-                let closed = matches!(slow.read(&mut x), Ok(0));
-                slow.set_nonblocking(false).expect("blocking");
-                if closed || t0.elapsed() > Duration::from_secs(10) {
-                    break;
-                }
+                std::thread::sleep(Duration::from_millis(100));
             }
-            t0.elapsed()
         });
-        // Meanwhile a normal client is answered once the slow one is cut.
-        let t1 = Instant::now();
-        let prom = upf::metrics::fetch(addr, "/metrics").expect("metrics");
-        let took = t1.elapsed();
-        (dribble.join().expect("dribble"), took, prom)
+        let clients: Vec<_> = (0..16)
+            .map(|i| {
+                std::thread::spawn(move || {
+                    let t = Instant::now();
+                    let path = if i % 2 == 0 { "/metrics" } else { "/stats" };
+                    let page = upf::metrics::fetch(addr, path);
+                    (page, t.elapsed())
+                })
+            })
+            .collect();
+        let mut slowest = Duration::ZERO;
+        let mut pages = Vec::new();
+        for c in clients {
+            let (page, took) = c.join().expect("client");
+            slowest = slowest.max(took);
+            pages.push(page.expect("answered"));
+        }
+        pages.push(match upf::metrics::fetch(addr, "/nope") {
+            Ok(p) => panic!("/nope answered 200: {p}"),
+            Err(e) => e.to_string(),
+        });
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        dribble.join().expect("dribble");
+        (slowest, pages)
     });
-    assert!(prom.contains("upf_sessions 0"), "{prom}");
-    let slack = Duration::from_millis(800);
+    let missing = pages.pop().expect("the 404");
+    assert!(missing.contains("HTTP 404"), "{missing}");
+    for (i, p) in pages.iter().enumerate() {
+        let want = if i % 2 == 0 {
+            "upf_sessions 0"
+        } else {
+            "sessions: 0"
+        };
+        assert!(p.contains(want), "client {i}: {p}");
+    }
+    // Generous for a loaded machine: what matters is that no client waits
+    // for the slow one, which never finishes its request.
     assert!(
-        slow_closed_after <= deadline + slack,
-        "slow client cut after {slow_closed_after:?}"
-    );
-    assert!(
-        fetch_took <= deadline + slack,
-        "answered after {fetch_took:?}"
+        slowest < Duration::from_secs(3),
+        "slowest answer after {slowest:?}"
     );
 }
