@@ -134,6 +134,15 @@ pub struct Process {
 }
 
 impl Process {
+    /// Kills it with SIGKILL (a crash: nothing of its clean-up runs) and
+    /// reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Sends SIGTERM and waits up to `grace` before SIGKILL; returns whether
     /// it exited on its own with success.
     pub fn stop(&mut self, grace: Duration) -> bool {

@@ -227,6 +227,13 @@ pub async fn run(cfg: UeConfig, shutdown: impl Future<Output = ()>) -> Result<()
     let l = tokio::net::TcpListener::bind(api)
         .await
         .map_err(|source| UeError::Listen { addr: api, source })?;
+    match m.release_leftovers().await {
+        Ok(psis) if !psis.is_empty() => {
+            info!(released = ?psis, "sessions of an earlier life of this UE released");
+        }
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "could not list the sessions the network holds for this UE"),
+    }
     for s in &specs {
         if let Err(e) = m.establish(s.psi, &s.dnn, s.upf.as_deref()).await {
             warn!(psi = s.psi, error = %e, "configured session not established");

@@ -336,6 +336,42 @@ impl SessionManager {
         Ok(())
     }
 
+    /// Releases what the network still holds for this UE from an earlier
+    /// life of the daemon (one killed before it could release its
+    /// sessions): a UE that starts registers afresh, and as a 5G core
+    /// releases a re-registering UE's old PDU sessions, the daemon releases
+    /// its own, listed by the gNB's N1 relay (which shows a UE only its
+    /// own sessions), before it sets up its configured ones. Returns the
+    /// ids released; a release the network refuses is logged and skipped.
+    pub async fn release_leftovers(&self) -> Result<Vec<u8>, SessionError> {
+        /// What the N1 relay's `GET /n1/sessions` says of a session (the
+        /// rest of its fields are not needed here).
+        #[derive(serde::Deserialize)]
+        struct Listed {
+            pdu_session_id: u8,
+        }
+        let (status, body) = self.n1("GET", "/n1/sessions".into(), None).await?;
+        if status != 200 {
+            return Err(SessionManager::rejected(status, &body));
+        }
+        let listed: Vec<Listed> = serde_json::from_str(&body)
+            .map_err(|e| SessionManager::rejected(status, &format!("bad session list: {e}")))?;
+        let mut released = Vec::new();
+        for psi in listed.into_iter().map(|l| l.pdu_session_id) {
+            if self.sessions.lock().await.contains_key(&psi) {
+                continue;
+            }
+            let (status, body) = self.n1("DELETE", self.release_path(psi), None).await?;
+            if matches!(status, 200 | 204 | 404) {
+                info!(ue = %self.cfg.ue_id, psi, "session left by an earlier life released");
+                released.push(psi);
+            } else {
+                warn!(ue = %self.cfg.ue_id, psi, status, body = %body.trim(), "session left by an earlier life not released");
+            }
+        }
+        Ok(released)
+    }
+
     /// Releases every session (daemon exit).
     pub async fn release_all(&self) {
         let psis: Vec<u8> = self.sessions.lock().await.keys().copied().collect();

@@ -204,5 +204,46 @@ pool = "10.45.0.0/16"
     }
     let (ok, out, err) = cli(&topo.ue, &["session", "del", "--psi", "1"]);
     assert!(ok, "{out}{err}");
+
+    // Killed with session 2 up, the daemon leaves it at the network; the
+    // next daemon of this UE releases it before it sets up the one it is
+    // configured with, so the SMF holds exactly that one and it carries
+    // traffic.
+    daemon.kill();
+    let smf_sessions = || {
+        topo.upf
+            .run(|| {
+                let c = ctlhttp::Client::new(Duration::from_secs(3));
+                ctlhttp::daemon::block_on_control_plane(async move {
+                    c.get("http://10.3.0.2:7000/sessions").await
+                })
+            })
+            .unwrap()
+            .unwrap()
+            .unwrap()
+            .text()
+    };
+    let left: Vec<serde_json::Value> = serde_json::from_str(&smf_sessions()).unwrap();
+    assert_eq!(left.len(), 1, "the killed daemon's session stays: {left:?}");
+    let mut cfg = cfg;
+    cfg.sessions = vec![ue::config::SessionSpec {
+        psi: 3,
+        dnn: "internet".into(),
+        upf: None,
+    }];
+    let f = TempFile::new(&format!("{}-ue2.toml", topo.ue.name), &cfg.to_toml()).unwrap();
+    let mut daemon = topo
+        .ue
+        .spawn_process(BIN, &["run", "--config", f.path()])
+        .unwrap();
+    let mut now: Vec<serde_json::Value> = Vec::new();
+    let settled = wait_until(Duration::from_secs(10), || {
+        let (_, json, _) = cli(&topo.ue, &["session", "list", "--json"]);
+        let mine: Vec<SessionInfo> = serde_json::from_str(&json).unwrap_or_default();
+        now = serde_json::from_str(&smf_sessions()).unwrap_or_default();
+        mine.len() == 1 && now.len() == 1
+    });
+    assert!(settled, "after the restart the SMF holds {now:?}");
+    assert_eq!(now[0]["pdu_session_id"], 3, "{now:?}");
     assert!(daemon.stop(Duration::from_secs(10)));
 }
