@@ -388,26 +388,15 @@ fn pfcp_rtts(n4: SocketAddr, n: usize) -> Vec<(f64, f64)> {
         let ue = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 60, 200, 1)) + (i as u32 % 250));
         let req = SessionEstablishmentRequest {
             node_id: NodeId::Ipv4(me),
-            cp_f_seid: FSeid {
-                seid: 1_000_000 + i as u64,
-                ipv4: Some(me),
-                ipv6: None,
-            },
+            cp_f_seid: FSeid::ipv4(1_000_000 + i as u64, me),
             create_pdrs: vec![CreatePdr {
                 pdr_id: 1,
                 precedence: 255,
                 pdi: Pdi {
                     source_interface: SourceInterface::Access,
-                    local_f_teid: Some(FTeid::Choose {
-                        v4: true,
-                        v6: false,
-                        choose_id: None,
-                    }),
+                    local_f_teid: Some(FTeid::choose_v4(None)),
                     network_instance: Some(NetworkInstance::from_dnn("internet")),
-                    ue_ip_addresses: vec![UeIpAddress {
-                        ipv4: Some(ue),
-                        ..Default::default()
-                    }],
+                    ue_ip_addresses: vec![UeIpAddress::source_v4(ue)],
                     ..Default::default()
                 },
                 far_id: Some(1),
@@ -416,10 +405,7 @@ fn pfcp_rtts(n4: SocketAddr, n: usize) -> Vec<(f64, f64)> {
             create_fars: vec![CreateFar {
                 far_id: 1,
                 apply_action: ApplyAction::FORW,
-                forwarding_parameters: Some(ForwardingParameters {
-                    destination_interface: DestinationInterface::Core,
-                    ..Default::default()
-                }),
+                forwarding_parameters: Some(ForwardingParameters::to(DestinationInterface::Core)),
                 ..Default::default()
             }],
             ..Default::default()
@@ -433,11 +419,7 @@ fn pfcp_rtts(n4: SocketAddr, n: usize) -> Vec<(f64, f64)> {
             pdi: Pdi {
                 source_interface: SourceInterface::Core,
                 network_instance: Some(NetworkInstance::from_dnn("internet")),
-                ue_ip_addresses: vec![UeIpAddress {
-                    is_destination: true,
-                    ipv4: Some(ue),
-                    ..Default::default()
-                }],
+                ue_ip_addresses: vec![UeIpAddress::destination_v4(ue)],
                 ..Default::default()
             },
             far_id: Some(2),

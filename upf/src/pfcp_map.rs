@@ -553,31 +553,22 @@ mod tests {
     fn req() -> pfcp::SessionEstablishmentRequest {
         pfcp::SessionEstablishmentRequest {
             node_id: pfcp::NodeId::fqdn("smf.test"),
-            cp_f_seid: pfcp::FSeid {
-                seid: 9,
-                ipv4: Some(Ipv4Addr::new(10, 0, 0, 1)),
-                ipv6: None,
-            },
+            cp_f_seid: pfcp::FSeid::ipv4(9, Ipv4Addr::new(10, 0, 0, 1)),
             create_pdrs: vec![pfcp::CreatePdr {
                 pdr_id: 1,
                 precedence: 10,
                 pdi: pfcp::Pdi {
                     source_interface: pfcp::SourceInterface::Access,
-                    local_f_teid: Some(pfcp::FTeid::Choose {
-                        v4: true,
-                        v6: false,
-                        choose_id: Some(3),
-                    }),
-                    ue_ip_addresses: vec![pfcp::UeIpAddress {
-                        ipv4: Some(Ipv4Addr::new(10, 60, 0, 1)),
-                        ..Default::default()
-                    }],
+                    local_f_teid: Some(pfcp::FTeid::choose_v4(Some(3))),
+                    ue_ip_addresses: vec![pfcp::UeIpAddress::source_v4(Ipv4Addr::new(
+                        10, 60, 0, 1,
+                    ))],
                     sdf_filters: vec![pfcp::SdfFilter::flow("permit out 17 from any to assigned")],
                     source_interface_type: Some(pfcp::InterfaceType::from(11)),
                     ..Default::default()
                 },
                 outer_header_removal: Some(pfcp::OuterHeaderRemoval {
-                    description: pfcp::OuterHeaderRemovalDescription::from(6),
+                    description: pfcp::OuterHeaderRemovalDescription::GtpuUdpIp,
                     gtpu_extension_header_deletion: Some(1),
                 }),
                 far_id: Some(1),
@@ -586,10 +577,9 @@ mod tests {
             create_fars: vec![pfcp::CreateFar {
                 far_id: 1,
                 apply_action: pfcp::ApplyAction::FORW,
-                forwarding_parameters: Some(pfcp::ForwardingParameters {
-                    destination_interface: pfcp::DestinationInterface::Core,
-                    ..Default::default()
-                }),
+                forwarding_parameters: Some(pfcp::ForwardingParameters::to(
+                    pfcp::DestinationInterface::Core,
+                )),
                 ..Default::default()
             }],
             create_bar: Some(pfcp::CreateBar {

@@ -44,59 +44,9 @@ pub enum Cause {
     SystemFailure = 77,
 }
 
-/// PFCP IE types (TS 29.244 §8.1.2) named in Offending IE.
-pub mod ie_type {
-    /// Create PDR.
-    pub const CREATE_PDR: u16 = 1;
-    /// PDI.
-    pub const PDI: u16 = 2;
-    /// Create FAR.
-    pub const CREATE_FAR: u16 = 3;
-    /// Create URR.
-    pub const CREATE_URR: u16 = 6;
-    /// Create QER.
-    pub const CREATE_QER: u16 = 7;
-    /// Update PDR.
-    pub const UPDATE_PDR: u16 = 9;
-    /// Update FAR.
-    pub const UPDATE_FAR: u16 = 10;
-    /// Update URR.
-    pub const UPDATE_URR: u16 = 13;
-    /// Update QER.
-    pub const UPDATE_QER: u16 = 14;
-    /// Remove PDR.
-    pub const REMOVE_PDR: u16 = 15;
-    /// Remove FAR.
-    pub const REMOVE_FAR: u16 = 16;
-    /// Remove URR.
-    pub const REMOVE_URR: u16 = 17;
-    /// Remove QER.
-    pub const REMOVE_QER: u16 = 18;
-    /// SDF Filter.
-    pub const SDF_FILTER: u16 = 23;
-    /// F-TEID.
-    pub const F_TEID: u16 = 21;
-    /// F-SEID.
-    pub const F_SEID: u16 = 57;
-    /// FAR ID.
-    pub const FAR_ID: u16 = 108;
-    /// QER ID.
-    pub const QER_ID: u16 = 109;
-    /// URR ID.
-    pub const URR_ID: u16 = 81;
-    /// PDR ID.
-    pub const PDR_ID: u16 = 56;
-    /// Create BAR.
-    pub const CREATE_BAR: u16 = 85;
-    /// Update BAR (in a Session Modification Request).
-    pub const UPDATE_BAR: u16 = 86;
-    /// Remove BAR.
-    pub const REMOVE_BAR: u16 = 87;
-    /// Query URR.
-    pub const QUERY_URR: u16 = 77;
-    /// Node ID.
-    pub const NODE_ID: u16 = 60;
-}
+/// PFCP IE types (TS 29.244 §8.1.2) named in Offending IE: the codec's own
+/// table, so a type number is written down once.
+pub use wire::pfcp::ie_type;
 
 /// Source / Destination Interface values (TS 29.244 §8.2.2, §8.2.24).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -161,6 +111,58 @@ pub struct Pdr {
     pub urr_ids: Vec<u32>,
 }
 
+impl Pdr {
+    /// An uplink PDR: packets from the access side on `fteid` with source
+    /// `ue`, matching `sdf_filters` (none: every packet), outer header
+    /// removed, then FAR `far_id`; no QER, no URR.
+    pub fn uplink(
+        id: u16,
+        precedence: u32,
+        far_id: u32,
+        fteid: FTeidSpec,
+        ue: Ipv4Addr,
+        sdf_filters: Vec<FlowDescription>,
+    ) -> Pdr {
+        Pdr {
+            id,
+            precedence,
+            pdi: Pdi {
+                source_interface: Interface::Access,
+                local_fteid: Some(fteid),
+                ue_ip: Some(ue),
+                qfi: None,
+                sdf_filters,
+                network_instance: None,
+            },
+            outer_header_removal: true,
+            far_id,
+            qer_ids: vec![],
+            urr_ids: vec![],
+        }
+    }
+
+    /// A downlink PDR: every packet from the core side to `ue`, then FAR
+    /// `far_id`; no QER, no URR.
+    pub fn downlink(id: u16, precedence: u32, far_id: u32, ue: Ipv4Addr) -> Pdr {
+        Pdr {
+            id,
+            precedence,
+            pdi: Pdi {
+                source_interface: Interface::Core,
+                local_fteid: None,
+                ue_ip: Some(ue),
+                qfi: None,
+                sdf_filters: vec![],
+                network_instance: None,
+            },
+            outer_header_removal: false,
+            far_id,
+            qer_ids: vec![],
+            urr_ids: vec![],
+        }
+    }
+}
+
 /// Outer Header Creation: GTP-U/UDP/IPv4 towards a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OuterHeader {
@@ -184,6 +186,24 @@ pub enum FarAction {
     Buffer,
     /// DROP.
     Drop,
+}
+
+impl FarAction {
+    /// FORW to the core side (N6), no tunnel.
+    pub fn to_core() -> FarAction {
+        FarAction::Forward {
+            destination: Interface::Core,
+            outer_header: None,
+        }
+    }
+
+    /// FORW to the access side into the GTP-U tunnel `teid` at `peer`.
+    pub fn to_access(teid: u32, peer: SocketAddrV4) -> FarAction {
+        FarAction::Forward {
+            destination: Interface::Access,
+            outer_header: Some(OuterHeader { teid, peer }),
+        }
+    }
 }
 
 /// Forwarding Action Rule.
@@ -219,6 +239,20 @@ pub struct Qer {
     pub mbr_dl: Option<u64>,
     /// QFI put in the downlink PDU Session Container.
     pub qfi: Option<u8>,
+}
+
+impl Qer {
+    /// Both gates open, no MBR, `qfi` for the downlink.
+    pub fn open(id: u32, qfi: Option<u8>) -> Qer {
+        Qer {
+            id,
+            gate_ul: Gate::Open,
+            gate_dl: Gate::Open,
+            mbr_ul: None,
+            mbr_dl: None,
+            qfi,
+        }
+    }
 }
 
 /// Volume threshold of a URR, in bytes.

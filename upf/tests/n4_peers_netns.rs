@@ -99,16 +99,8 @@ fn rogue_address_refused_flood_rate_limited_restart_by_heartbeat() {
     assert!(
         matches!(r.body, MessageBody::AssociationSetupResponse(ref a) if a.cause.is_accepted())
     );
-    let est = upf::n4::fixtures::paging_session(
-        smf_node(),
-        pfcp::FSeid {
-            seid: 0x77,
-            ipv4: Some(GNB_N3),
-            ipv6: None,
-        },
-        UE,
-        None,
-    );
+    let est =
+        upf::n4::fixtures::paging_session(smf_node(), pfcp::FSeid::ipv4(0x77, GNB_N3), UE, None);
     let r = smf.ask(Some(0), est);
     let MessageBody::SessionEstablishmentResponse(e) = r.body else {
         panic!("{r:?}")

@@ -265,8 +265,7 @@ fn malformed_pfcp_is_answered_or_dropped_never_fatal() {
     assert_eq!(e.offending_ie, Some(3));
     // A FAR the UPF cannot do: 76 with the IE.
     let mut r = est_request(&smf, 10);
-    r.create_fars[0].apply_action =
-        pfcp::ApplyAction(pfcp::ApplyAction::FORW.0 | pfcp::ApplyAction::DUPL.0);
+    r.create_fars[0].apply_action = pfcp::ApplyAction::FORW | pfcp::ApplyAction::DUPL;
     let m = smf.session(0, r);
     let MessageBody::SessionEstablishmentResponse(e) = m.body else {
         panic!("{m:?}")

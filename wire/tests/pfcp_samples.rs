@@ -47,16 +47,9 @@ pub fn establishment_request() -> SessionEstablishmentRequest {
         precedence: 200,
         pdi: Pdi {
             source_interface: SourceInterface::Access,
-            local_f_teid: Some(FTeid::Choose {
-                v4: true,
-                v6: false,
-                choose_id: Some(1),
-            }),
+            local_f_teid: Some(FTeid::choose_v4(Some(1))),
             network_instance: Some(NetworkInstance::from_dnn("internet")),
-            ue_ip_addresses: vec![UeIpAddress {
-                ipv4: Some(UE),
-                ..Default::default()
-            }],
+            ue_ip_addresses: vec![UeIpAddress::source_v4(UE)],
             qfis: vec![Qfi(9)],
             source_interface_type: Some(InterfaceType::N3ThreeGppAccess),
             ..Default::default()
@@ -76,11 +69,7 @@ pub fn establishment_request() -> SessionEstablishmentRequest {
         pdi: Pdi {
             source_interface: SourceInterface::Core,
             network_instance: Some(NetworkInstance::from_dnn("internet")),
-            ue_ip_addresses: vec![UeIpAddress {
-                is_destination: true,
-                ipv4: Some(UE),
-                ..Default::default()
-            }],
+            ue_ip_addresses: vec![UeIpAddress::destination_v4(UE)],
             sdf_filters: vec![SdfFilter::flow("permit out ip from any to assigned")],
             ..Default::default()
         },
@@ -91,11 +80,7 @@ pub fn establishment_request() -> SessionEstablishmentRequest {
     };
     SessionEstablishmentRequest {
         node_id: NodeId::Ipv4(SMF),
-        cp_f_seid: FSeid {
-            seid: CP_SEID,
-            ipv4: Some(SMF),
-            ipv6: None,
-        },
+        cp_f_seid: FSeid::ipv4(CP_SEID, SMF),
         create_pdrs: vec![ul_pdr, dl_pdr],
         create_fars: vec![
             CreateFar {
@@ -255,11 +240,7 @@ pub fn all_messages() -> Vec<(&'static str, Message)> {
                 SessionEstablishmentResponse {
                     node_id: NodeId::Ipv4(UPF),
                     cause: Cause::RequestAccepted,
-                    up_f_seid: Some(FSeid {
-                        seid: UP_SEID,
-                        ipv4: Some(UPF),
-                        ipv6: None,
-                    }),
+                    up_f_seid: Some(FSeid::ipv4(UP_SEID, UPF)),
                     created_pdrs: vec![CreatedPdr {
                         pdr_id: 1,
                         local_f_teid: Some(FTeid::ipv4(0x0000_0101, UPF_N3)),

@@ -78,10 +78,9 @@ fn scapy_session_establishment_request() {
     // What gen_scapy.py builds: our sample minus what scapy (Rel-15) lacks
     // or the script leaves out.
     let mut req = establishment_request();
-    req.create_pdrs[0].outer_header_removal = Some(OuterHeaderRemoval {
-        description: OuterHeaderRemovalDescription::GtpuUdpIpv4,
-        gtpu_extension_header_deletion: None,
-    });
+    req.create_pdrs[0].outer_header_removal = Some(OuterHeaderRemoval::of(
+        OuterHeaderRemovalDescription::GtpuUdpIpv4,
+    ));
     req.create_pdrs[1].urr_ids.clear();
     req.create_pdrs[1].qer_ids.clear();
     req.create_fars[0]
@@ -128,11 +127,7 @@ fn scapy_session_establishment_response() {
             SessionEstablishmentResponse {
                 node_id: NodeId::Ipv4(UPF),
                 cause: Cause::RequestAccepted,
-                up_f_seid: Some(FSeid {
-                    seid: 0x2002,
-                    ipv4: Some(UPF),
-                    ipv6: None,
-                }),
+                up_f_seid: Some(FSeid::ipv4(0x2002, UPF)),
                 created_pdrs: vec![CreatedPdr {
                     pdr_id: 1,
                     local_f_teid: Some(FTeid::ipv4(0x101, UPF_N3)),

@@ -233,11 +233,7 @@ impl FakeUpf {
                         SessionEstablishmentResponse {
                             node_id: self.node_id(),
                             cause: Cause::RequestAccepted,
-                            up_f_seid: Some(FSeid {
-                                seid: up_seid,
-                                ipv4: Some(Ipv4Addr::new(10, 100, 0, 11)),
-                                ipv6: None,
-                            }),
+                            up_f_seid: Some(FSeid::ipv4(up_seid, Ipv4Addr::new(10, 100, 0, 11))),
                             created_pdrs,
                             ..Default::default()
                         },

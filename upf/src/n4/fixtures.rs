@@ -24,21 +24,13 @@ pub fn paging_session(
                 precedence: 255,
                 pdi: pfcp::Pdi {
                     source_interface: pfcp::SourceInterface::Access,
-                    local_f_teid: Some(pfcp::FTeid::Choose {
-                        v4: true,
-                        v6: false,
-                        choose_id: None,
-                    }),
-                    ue_ip_addresses: vec![pfcp::UeIpAddress {
-                        ipv4: Some(ue),
-                        ..Default::default()
-                    }],
+                    local_f_teid: Some(pfcp::FTeid::choose_v4(None)),
+                    ue_ip_addresses: vec![pfcp::UeIpAddress::source_v4(ue)],
                     ..Default::default()
                 },
-                outer_header_removal: Some(pfcp::OuterHeaderRemoval {
-                    description: pfcp::OuterHeaderRemovalDescription::from(0),
-                    gtpu_extension_header_deletion: None,
-                }),
+                outer_header_removal: Some(pfcp::OuterHeaderRemoval::of(
+                    pfcp::OuterHeaderRemovalDescription::GtpuUdpIpv4,
+                )),
                 far_id: Some(1),
                 urr_ids: vec![1],
                 ..Default::default()
@@ -48,11 +40,7 @@ pub fn paging_session(
                 precedence: 255,
                 pdi: pfcp::Pdi {
                     source_interface: pfcp::SourceInterface::Core,
-                    ue_ip_addresses: vec![pfcp::UeIpAddress {
-                        is_destination: true,
-                        ipv4: Some(ue),
-                        ..Default::default()
-                    }],
+                    ue_ip_addresses: vec![pfcp::UeIpAddress::destination_v4(ue)],
                     ..Default::default()
                 },
                 far_id: Some(2),
@@ -63,17 +51,14 @@ pub fn paging_session(
             pfcp::CreateFar {
                 far_id: 1,
                 apply_action: pfcp::ApplyAction::FORW,
-                forwarding_parameters: Some(pfcp::ForwardingParameters {
-                    destination_interface: pfcp::DestinationInterface::Core,
-                    ..Default::default()
-                }),
+                forwarding_parameters: Some(pfcp::ForwardingParameters::to(
+                    pfcp::DestinationInterface::Core,
+                )),
                 ..Default::default()
             },
             pfcp::CreateFar {
                 far_id: 2,
-                apply_action: pfcp::ApplyAction(
-                    pfcp::ApplyAction::BUFF.0 | pfcp::ApplyAction::NOCP.0,
-                ),
+                apply_action: pfcp::ApplyAction::BUFF | pfcp::ApplyAction::NOCP,
                 ..Default::default()
             },
         ],

@@ -281,11 +281,7 @@ fn smf_node(i: u8) -> pfcp::NodeId {
 fn est_request(i: u8, cp_seid: u64) -> pfcp::SessionEstablishmentRequest {
     super::fixtures::paging_session(
         smf_node(i),
-        pfcp::FSeid {
-            seid: cp_seid,
-            ipv4: Some(Ipv4Addr::new(10, 0, 4, 10 + i)),
-            ipv6: None,
-        },
+        pfcp::FSeid::ipv4(cp_seid, Ipv4Addr::new(10, 0, 4, 10 + i)),
         ue(cp_seid),
         None,
     )
@@ -347,11 +343,7 @@ fn association_then_session_establishment() {
         smf_addr(1),
         seid,
         pfcp::SessionModificationRequest {
-            cp_f_seid: Some(pfcp::FSeid {
-                seid: 0x52,
-                ipv4: Some(Ipv4Addr::new(10, 0, 4, 11)),
-                ipv6: None,
-            }),
+            cp_f_seid: Some(pfcp::FSeid::ipv4(0x52, Ipv4Addr::new(10, 0, 4, 11))),
             remove_pdrs: vec![pfcp::RemovePdr {
                 pdr_id: 2,
                 ..Default::default()

@@ -3,7 +3,7 @@
 use super::*;
 use crate::datapath::{DropReason, Verdict};
 use crate::packet::build_udp;
-use crate::rules::{FTeidSpec, FarAction, Gate, Interface, OuterHeader, Pdi, Qer, VolumeThreshold};
+use crate::rules::{FTeidSpec, FarAction, Gate, OuterHeader, Qer, VolumeThreshold};
 use crate::sdf::FlowDescription;
 use std::time::Duration;
 
@@ -22,44 +22,15 @@ pub(super) fn gnb(teid: u32) -> OuterHeader {
 }
 
 pub(super) fn ul_pdr(id: u16, prec: u32, far: u32, sdf: &[&str]) -> Pdr {
-    Pdr {
-        id,
-        precedence: prec,
-        pdi: Pdi {
-            source_interface: Interface::Access,
-            local_fteid: Some(FTeidSpec::Choose(Some(1))),
-            ue_ip: Some(UE),
-            qfi: None,
-            sdf_filters: sdf
-                .iter()
-                .map(|s| FlowDescription::parse(s).expect("valid sdf"))
-                .collect(),
-            network_instance: None,
-        },
-        outer_header_removal: true,
-        far_id: far,
-        qer_ids: vec![],
-        urr_ids: vec![],
-    }
+    let sdf = sdf
+        .iter()
+        .map(|s| FlowDescription::parse(s).expect("valid sdf"))
+        .collect();
+    Pdr::uplink(id, prec, far, FTeidSpec::Choose(Some(1)), UE, sdf)
 }
 
 pub(super) fn dl_pdr(id: u16, prec: u32, far: u32) -> Pdr {
-    Pdr {
-        id,
-        precedence: prec,
-        pdi: Pdi {
-            source_interface: Interface::Core,
-            local_fteid: None,
-            ue_ip: Some(UE),
-            qfi: None,
-            sdf_filters: vec![],
-            network_instance: None,
-        },
-        outer_header_removal: false,
-        far_id: far,
-        qer_ids: vec![],
-        urr_ids: vec![],
-    }
+    Pdr::downlink(id, prec, far, UE)
 }
 
 pub(super) fn far(id: u32, action: FarAction) -> Far {
@@ -67,17 +38,11 @@ pub(super) fn far(id: u32, action: FarAction) -> Far {
 }
 
 fn to_n6() -> FarAction {
-    FarAction::Forward {
-        destination: Interface::Core,
-        outer_header: None,
-    }
+    FarAction::to_core()
 }
 
 pub(super) fn to_gnb(teid: u32) -> FarAction {
-    FarAction::Forward {
-        destination: Interface::Access,
-        outer_header: Some(gnb(teid)),
-    }
+    FarAction::to_access(teid, gnb(teid).peer)
 }
 
 /// A session with UL PDR 1 -> FAR 1 (N6) and DL PDR 2 -> FAR 2.
@@ -264,14 +229,7 @@ fn anti_spoofing_drops_and_counts() {
 fn downlink_by_ue_address_with_qfi_from_qer() {
     let (mut t, now) = table();
     let mut r = basic(to_gnb(0x55));
-    r.qers.push(Qer {
-        id: 1,
-        gate_ul: Gate::Open,
-        gate_dl: Gate::Open,
-        mbr_ul: None,
-        mbr_dl: None,
-        qfi: Some(9),
-    });
+    r.qers.push(Qer::open(1, Some(9)));
     r.pdrs[1].qer_ids = vec![1];
     t.establish(1, r, now).expect("established");
     let snap = t.snapshot();
@@ -445,14 +403,7 @@ fn qer_gate_and_mbr_per_direction() {
     t.modify(
         e.local_seid,
         Modification {
-            update_qers: vec![Qer {
-                id: 1,
-                gate_ul: Gate::Open,
-                gate_dl: Gate::Open,
-                mbr_ul: None,
-                mbr_dl: None,
-                qfi: None,
-            }],
+            update_qers: vec![Qer::open(1, None)],
             ..Default::default()
         },
         now,

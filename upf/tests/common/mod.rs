@@ -236,56 +236,25 @@ use upf::rules::*;
 
 /// Uplink PDR `id` with SDF filters `sdf` (none: all), CHOOSE ID 1.
 pub fn ul_pdr(id: u16, prec: u32, far: u32, sdf: &[&str]) -> Pdr {
-    Pdr {
-        id,
-        precedence: prec,
-        pdi: Pdi {
-            source_interface: Interface::Access,
-            local_fteid: Some(FTeidSpec::Choose(Some(1))),
-            ue_ip: Some(UE),
-            qfi: None,
-            sdf_filters: sdf
-                .iter()
-                .map(|s| upf::sdf::FlowDescription::parse(s).expect("sdf"))
-                .collect(),
-            network_instance: Some("internet".into()),
-        },
-        outer_header_removal: true,
-        far_id: far,
-        qer_ids: vec![],
-        urr_ids: vec![],
-    }
+    let sdf = sdf
+        .iter()
+        .map(|s| upf::sdf::FlowDescription::parse(s).expect("sdf"))
+        .collect();
+    let mut p = Pdr::uplink(id, prec, far, FTeidSpec::Choose(Some(1)), UE, sdf);
+    p.pdi.network_instance = Some("internet".into());
+    p
 }
 
 /// Downlink PDR `id` on the UE address.
 pub fn dl_pdr(id: u16, far: u32) -> Pdr {
-    Pdr {
-        id,
-        precedence: 100,
-        pdi: Pdi {
-            source_interface: Interface::Core,
-            local_fteid: None,
-            ue_ip: Some(UE),
-            qfi: None,
-            sdf_filters: vec![],
-            network_instance: Some("internet".into()),
-        },
-        outer_header_removal: false,
-        far_id: far,
-        qer_ids: vec![],
-        urr_ids: vec![],
-    }
+    let mut p = Pdr::downlink(id, 100, far, UE);
+    p.pdi.network_instance = Some("internet".into());
+    p
 }
 
 /// Forward to the test gNB with `teid`.
 pub fn to_gnb(teid: u32) -> FarAction {
-    FarAction::Forward {
-        destination: Interface::Access,
-        outer_header: Some(OuterHeader {
-            teid,
-            peer: SocketAddrV4::new(GNB_N3, 2152),
-        }),
-    }
+    FarAction::to_access(teid, SocketAddrV4::new(GNB_N3, 2152))
 }
 
 /// UL PDR 1 -> N6, DL PDR 2 -> `dl`, QER 1 (QFI 9) not attached.
@@ -295,21 +264,11 @@ pub fn rules(dl: FarAction) -> SessionRules {
         fars: vec![
             Far {
                 id: 1,
-                action: FarAction::Forward {
-                    destination: Interface::Core,
-                    outer_header: None,
-                },
+                action: FarAction::to_core(),
             },
             Far { id: 2, action: dl },
         ],
-        qers: vec![Qer {
-            id: 1,
-            gate_ul: Gate::Open,
-            gate_dl: Gate::Open,
-            mbr_ul: None,
-            mbr_dl: None,
-            qfi: Some(9),
-        }],
+        qers: vec![Qer::open(1, Some(9))],
         ..Default::default()
     }
 }

@@ -126,33 +126,22 @@ impl Smf {
 pub fn est_request(smf: &Smf, cp_seid: u64) -> pfcp::SessionEstablishmentRequest {
     pfcp::SessionEstablishmentRequest {
         node_id: smf.node_id.clone(),
-        cp_f_seid: pfcp::FSeid {
-            seid: cp_seid,
-            ipv4: Some(GNB_N3),
-            ipv6: None,
-        },
+        cp_f_seid: pfcp::FSeid::ipv4(cp_seid, GNB_N3),
         create_pdrs: vec![
             pfcp::CreatePdr {
                 pdr_id: 1,
                 precedence: 255,
                 pdi: pfcp::Pdi {
                     source_interface: pfcp::SourceInterface::Access,
-                    local_f_teid: Some(pfcp::FTeid::Choose {
-                        v4: true,
-                        v6: false,
-                        choose_id: Some(5),
-                    }),
+                    local_f_teid: Some(pfcp::FTeid::choose_v4(Some(5))),
                     network_instance: Some(pfcp::NetworkInstance::from_dnn("internet")),
-                    ue_ip_addresses: vec![pfcp::UeIpAddress {
-                        ipv4: Some(UE),
-                        ..Default::default()
-                    }],
+                    ue_ip_addresses: vec![pfcp::UeIpAddress::source_v4(UE)],
                     qfis: vec![pfcp::Qfi(9)],
                     source_interface_type: Some(pfcp::InterfaceType::from(11)), // N3 3GPP Access
                     ..Default::default()
                 },
                 outer_header_removal: Some(pfcp::OuterHeaderRemoval {
-                    description: pfcp::OuterHeaderRemovalDescription::from(0),
+                    description: pfcp::OuterHeaderRemovalDescription::GtpuUdpIpv4,
                     gtpu_extension_header_deletion: Some(1),
                 }),
                 far_id: Some(1),
@@ -167,24 +156,16 @@ pub fn est_request(smf: &Smf, cp_seid: u64) -> pfcp::SessionEstablishmentRequest
                 precedence: 10,
                 pdi: pfcp::Pdi {
                     source_interface: pfcp::SourceInterface::Access,
-                    local_f_teid: Some(pfcp::FTeid::Choose {
-                        v4: true,
-                        v6: false,
-                        choose_id: Some(5),
-                    }),
-                    ue_ip_addresses: vec![pfcp::UeIpAddress {
-                        ipv4: Some(UE),
-                        ..Default::default()
-                    }],
+                    local_f_teid: Some(pfcp::FTeid::choose_v4(Some(5))),
+                    ue_ip_addresses: vec![pfcp::UeIpAddress::source_v4(UE)],
                     sdf_filters: vec![pfcp::SdfFilter::flow(
                         "permit out 17 from 10.0.2.2 7001 to assigned",
                     )],
                     ..Default::default()
                 },
-                outer_header_removal: Some(pfcp::OuterHeaderRemoval {
-                    description: pfcp::OuterHeaderRemovalDescription::from(6),
-                    gtpu_extension_header_deletion: None,
-                }),
+                outer_header_removal: Some(pfcp::OuterHeaderRemoval::of(
+                    pfcp::OuterHeaderRemovalDescription::GtpuUdpIp,
+                )),
                 far_id: Some(3),
                 ..Default::default()
             },
@@ -193,11 +174,7 @@ pub fn est_request(smf: &Smf, cp_seid: u64) -> pfcp::SessionEstablishmentRequest
                 precedence: 255,
                 pdi: pfcp::Pdi {
                     source_interface: pfcp::SourceInterface::Core,
-                    ue_ip_addresses: vec![pfcp::UeIpAddress {
-                        is_destination: true,
-                        ipv4: Some(UE),
-                        ..Default::default()
-                    }],
+                    ue_ip_addresses: vec![pfcp::UeIpAddress::destination_v4(UE)],
                     ..Default::default()
                 },
                 far_id: Some(2),
@@ -218,9 +195,7 @@ pub fn est_request(smf: &Smf, cp_seid: u64) -> pfcp::SessionEstablishmentRequest
             },
             pfcp::CreateFar {
                 far_id: 2,
-                apply_action: pfcp::ApplyAction(
-                    pfcp::ApplyAction::BUFF.0 | pfcp::ApplyAction::NOCP.0,
-                ),
+                apply_action: pfcp::ApplyAction::BUFF | pfcp::ApplyAction::NOCP,
                 bar_id: Some(1),
                 ..Default::default()
             },

@@ -94,11 +94,7 @@ fn f_seid() {
         &[
             0, 57, 0, 13, 0x02, 0, 0, 0, 0, 0, 0, 0x10, 0x01, 10, 0, 0, 1,
         ],
-        FSeid {
-            seid: 0x1001,
-            ipv4: Some(Ipv4Addr::new(10, 0, 0, 1)),
-            ipv6: None,
-        },
+        FSeid::ipv4(0x1001, Ipv4Addr::new(10, 0, 0, 1)),
     );
     let mut raw = vec![0, 57, 0, 29, 0x03, 0, 0, 0, 0, 0, 0, 0, 5, 10, 0, 0, 1];
     raw.extend_from_slice(&Ipv6Addr::LOCALHOST.octets());
@@ -156,14 +152,7 @@ fn f_teid_assigned_and_choose() {
         },
     );
     // CH=1, V4=1: choose an IPv4 F-TEID; no TEID, no address.
-    both(
-        &[0, 21, 0, 1, 0x05],
-        FTeid::Choose {
-            v4: true,
-            v6: false,
-            choose_id: None,
-        },
-    );
+    both(&[0, 21, 0, 1, 0x05], FTeid::choose_v4(None));
     // CH=1, CHID=1, V4=V6=1, Choose ID 7.
     both(
         &[0, 21, 0, 2, 0x0f, 7],
@@ -201,18 +190,11 @@ fn network_instance() {
 fn ue_ip_address() {
     both(
         &[0, 93, 0, 5, 0x02, 10, 45, 0, 2],
-        UeIpAddress {
-            ipv4: Some(Ipv4Addr::new(10, 45, 0, 2)),
-            ..Default::default()
-        },
+        UeIpAddress::source_v4(Ipv4Addr::new(10, 45, 0, 2)),
     );
     both(
         &[0, 93, 0, 5, 0x06, 10, 45, 0, 2],
-        UeIpAddress {
-            is_destination: true,
-            ipv4: Some(Ipv4Addr::new(10, 45, 0, 2)),
-            ..Default::default()
-        },
+        UeIpAddress::destination_v4(Ipv4Addr::new(10, 45, 0, 2)),
     );
     // CHV4 (bit 5): the UPF picks the address.
     both(
@@ -315,13 +297,7 @@ fn outer_header_removal_every_description() {
         (42, D::Unknown(42)),
     ];
     for (code, d) in all {
-        both(
-            &[0, 95, 0, 1, code],
-            OuterHeaderRemoval {
-                description: d,
-                gtpu_extension_header_deletion: None,
-            },
-        );
+        both(&[0, 95, 0, 1, code], OuterHeaderRemoval::of(d));
         both(
             &[0, 95, 0, 2, code, 0x01],
             OuterHeaderRemoval {
@@ -511,11 +487,7 @@ fn grouped_create_pdr_nests_and_keeps_unknown() {
             precedence: 100,
             pdi: Pdi {
                 source_interface: SourceInterface::Access,
-                local_f_teid: Some(FTeid::Choose {
-                    v4: true,
-                    v6: false,
-                    choose_id: None,
-                }),
+                local_f_teid: Some(FTeid::choose_v4(None)),
                 unknown: vec![RawIe::new(999, vec![0xab, 0xcd])],
                 ..Default::default()
             },

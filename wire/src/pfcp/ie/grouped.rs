@@ -67,6 +67,16 @@ grouped! {
 }
 grouped_ie!(ForwardingParameters);
 
+impl ForwardingParameters {
+    /// Forwarding to `destination_interface`, nothing else set.
+    pub fn to(destination_interface: DestinationInterface) -> Self {
+        ForwardingParameters {
+            destination_interface,
+            ..Default::default()
+        }
+    }
+}
+
 grouped! {
     /// Create FAR (type 3), Table 7.5.2.3-1.
     pub struct CreateFar {

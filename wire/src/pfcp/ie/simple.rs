@@ -206,6 +206,17 @@ pub struct FSeid {
     pub ipv6: Option<Ipv6Addr>,
 }
 
+impl FSeid {
+    /// A SEID of a node at an IPv4 address.
+    pub fn ipv4(seid: u64, addr: Ipv4Addr) -> Self {
+        FSeid {
+            seid,
+            ipv4: Some(addr),
+            ipv6: None,
+        }
+    }
+}
+
 impl IeCodec for FSeid {
     fn decode(ty: u16, v: &[u8]) -> Result<Self, PfcpError> {
         let mut r = Reader::new(ty, v);
@@ -491,6 +502,16 @@ impl FTeid {
         }
     }
 
+    /// CHOOSE an IPv4 F-TEID (flags CH and V4); PDRs giving the same
+    /// `choose_id` (flag CHID) get the same one.
+    pub fn choose_v4(choose_id: Option<u8>) -> Self {
+        FTeid::Choose {
+            v4: true,
+            v6: false,
+            choose_id,
+        }
+    }
+
     /// The TEID, unless this is a CHOOSE request.
     pub fn teid(&self) -> Option<u32> {
         match self {
@@ -573,6 +594,26 @@ pub struct UeIpAddress {
     pub choose_v4: bool,
     /// CHV6: the UP function is to choose an IPv6 prefix.
     pub choose_v6: bool,
+}
+
+impl UeIpAddress {
+    /// An IPv4 UE address as the packets' source (S/D = 0: an uplink PDI).
+    pub fn source_v4(addr: Ipv4Addr) -> Self {
+        UeIpAddress {
+            ipv4: Some(addr),
+            ..Default::default()
+        }
+    }
+
+    /// An IPv4 UE address as the packets' destination (S/D = 1: a downlink
+    /// PDI).
+    pub fn destination_v4(addr: Ipv4Addr) -> Self {
+        UeIpAddress {
+            is_destination: true,
+            ipv4: Some(addr),
+            ..Default::default()
+        }
+    }
 }
 
 impl IeCodec for UeIpAddress {
@@ -741,6 +782,15 @@ pub struct OuterHeaderRemoval {
 impl OuterHeaderRemoval {
     /// Bit of `gtpu_extension_header_deletion`: delete the PDU Session Container.
     pub const DELETE_PDU_SESSION_CONTAINER: u8 = 0x01;
+
+    /// Removal of the `description` header, without the extension header
+    /// deletion octet.
+    pub fn of(description: OuterHeaderRemovalDescription) -> Self {
+        OuterHeaderRemoval {
+            description,
+            gtpu_extension_header_deletion: None,
+        }
+    }
 }
 
 impl IeCodec for OuterHeaderRemoval {
