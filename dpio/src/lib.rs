@@ -5,7 +5,9 @@
 //!   subprocess), each setup step's error naming the step;
 //! - [`udp`]: batched datagram I/O: `recvmmsg` fills a ring of
 //!   preallocated slots in one syscall, `sendmmsg` sends what a batch
-//!   produced in one syscall (each datagram to its own peer).
+//!   produced in one syscall (each datagram to its own peer);
+//! - [`offload`]: TUN offloads without I/O: the virtio-net header, TSO/USO
+//!   super-packets cut into wire-sized packets, TCP segments joined again.
 //!
 //! The packet-loop design both daemons follow (see `gnb::datapath` and
 //! `upf::n3`): a worker waits for readiness, takes a bounded batch
@@ -20,6 +22,7 @@
 //! loops and their benchmarks, not topology building; `topo` is used only
 //! for its synchronous netlink client.
 
+pub mod offload;
 pub mod tun;
 pub mod udp;
 

@@ -1,5 +1,8 @@
 //! The TUN device of both daemons: IFF_TUN | IFF_NO_PI, one IP packet per
-//! read or write.
+//! read or write; with [`Tun::open_offload`] also IFF_VNET_HDR and the
+//! offloads the kernel accepts (TUNSETOFFLOAD), so that reads may return
+//! TSO/USO super-packets and writes may pass coalesced ones, each with a
+//! virtio-net header in front ([`crate::offload`]).
 //!
 //! [`Tun::open`] creates (or attaches to) the device by ioctl;
 //! [`Tun::create`] also makes reads non-blocking, sets the MTU, brings the
@@ -8,7 +11,7 @@
 //! kernel's error; nothing runs `ip`.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
@@ -16,6 +19,8 @@ use std::time::Duration;
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::RouteNetlinkMessage;
 use topo::nl::{NetlinkError, Nl};
+
+use crate::offload::{complete_csum, VnetHdr, VNET_HDR_LEN};
 
 /// Errors creating or configuring a TUN device.
 #[derive(Debug, thiserror::Error)]
@@ -67,8 +72,77 @@ pub enum TunError {
 }
 
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
 const IFF_TUN: libc::c_short = 0x0001;
 const IFF_NO_PI: libc::c_short = 0x1000;
+const IFF_VNET_HDR: libc::c_short = 0x4000;
+
+/// TUNSETOFFLOAD: the reader completes partial checksums.
+pub const TUN_F_CSUM: u32 = 0x01;
+/// TUNSETOFFLOAD: IPv4 TCP super-packets.
+pub const TUN_F_TSO4: u32 = 0x02;
+/// TUNSETOFFLOAD: IPv6 TCP super-packets.
+pub const TUN_F_TSO6: u32 = 0x04;
+/// TUNSETOFFLOAD: IPv4 UDP super-packets (only with USO6).
+pub const TUN_F_USO4: u32 = 0x20;
+/// TUNSETOFFLOAD: IPv6 UDP super-packets (only with USO4).
+pub const TUN_F_USO6: u32 = 0x40;
+
+/// The environment variable that turns TUN offloads off (`off`, `0`,
+/// `no`): the TUN is opened as without them, one packet per read.
+pub const OFFLOAD_ENV: &str = "MINEDGE_TUN_OFFLOAD";
+
+/// The offload sets asked for, best first: each refused one is recorded
+/// and the next tried.
+const OFFLOAD_STEPS: [(u32, &str); 3] = [
+    (
+        TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_USO4 | TUN_F_USO6,
+        "csum+tso4+tso6+uso4+uso6",
+    ),
+    (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6, "csum+tso4+tso6"),
+    (TUN_F_CSUM, "csum"),
+];
+
+/// What [`Tun::open_offload`] got from the kernel, for the log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OffloadReport {
+    /// Offloads on (TUN_F_* bits; 0: none).
+    pub flags: u32,
+    /// Turned off by [`OFFLOAD_ENV`].
+    pub disabled: bool,
+    /// What the kernel refused, with its error, in the order asked.
+    pub refused: Vec<String>,
+}
+
+impl OffloadReport {
+    /// TSO on: reads may return TCP super-packets, writes may pass them.
+    pub fn tso(&self) -> bool {
+        self.flags & TUN_F_TSO4 != 0
+    }
+}
+
+impl std::fmt::Display for OffloadReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.disabled {
+            return write!(
+                f,
+                "TUN offloads off ({OFFLOAD_ENV}), one packet per read and write"
+            );
+        }
+        let on = OFFLOAD_STEPS
+            .iter()
+            .find(|s| s.0 == self.flags)
+            .map_or("none", |s| s.1);
+        write!(f, "TUN offloads: {on}")?;
+        if !self.refused.is_empty() {
+            write!(f, "; refused by the kernel: {}", self.refused.join(", "))?;
+        }
+        if self.flags == 0 {
+            write!(f, "; one packet per read and write")?;
+        }
+        Ok(())
+    }
+}
 
 #[repr(C)]
 struct IfReq {
@@ -83,12 +157,75 @@ struct IfReq {
 pub struct Tun {
     file: File,
     name: String,
+    /// Opened with IFF_VNET_HDR: a virtio-net header precedes each packet.
+    vnet: bool,
 }
 
 impl Tun {
     /// Creates (or attaches to) TUN `name` in the calling thread's network
     /// namespace. The link is left down and blocking.
     pub fn open(name: &str) -> Result<Tun, TunError> {
+        Tun::open_flags(name, false)
+    }
+
+    /// Like [`open`](Self::open), with a virtio-net header in front of
+    /// every packet and the best offloads the kernel accepts (TSO4/TSO6
+    /// with checksum offload, USO4+USO6 where it takes them), falling back
+    /// one step at a time; what it refused is in the report. With
+    /// [`OFFLOAD_ENV`] set to `off`, or when the kernel takes none, the
+    /// device is as [`open`](Self::open) makes it.
+    pub fn open_offload(name: &str) -> Result<(Tun, OffloadReport), TunError> {
+        let off = std::env::var(OFFLOAD_ENV).is_ok_and(|v| offloads_off(&v));
+        Tun::open_offload_if(name, !off)
+    }
+
+    /// [`open_offload`](Self::open_offload), or [`open`](Self::open) with
+    /// a report that says offloads are off when `wanted` is false.
+    pub fn open_offload_if(name: &str, wanted: bool) -> Result<(Tun, OffloadReport), TunError> {
+        let mut report = OffloadReport::default();
+        if !wanted {
+            report.disabled = true;
+            return Ok((Tun::open(name)?, report));
+        }
+        let tun = match Tun::open_flags(name, true) {
+            Ok(t) => t,
+            Err(TunError::SetIff { source, .. }) => {
+                report.refused.push(format!("IFF_VNET_HDR ({source})"));
+                return Ok((Tun::open(name)?, report));
+            }
+            Err(e) => return Err(e),
+        };
+        for (flags, what) in OFFLOAD_STEPS {
+            match tun.set_offload(flags) {
+                Ok(()) => {
+                    report.flags = flags;
+                    return Ok((tun, report));
+                }
+                Err(e) => report.refused.push(format!("{what} ({e})")),
+            }
+        }
+        // No offload at all: the device again without the header.
+        drop(tun);
+        Ok((Tun::open(name)?, report))
+    }
+
+    /// TUNSETOFFLOAD with `flags`.
+    fn set_offload(&self, flags: u32) -> io::Result<()> {
+        // SAFETY: TUNSETOFFLOAD takes an unsigned long by value.
+        let r = unsafe {
+            libc::ioctl(
+                self.file.as_raw_fd(),
+                TUNSETOFFLOAD as _,
+                flags as libc::c_ulong,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    fn open_flags(name: &str, vnet: bool) -> Result<Tun, TunError> {
         if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains('\0') {
             return Err(TunError::BadName(name.into()));
         }
@@ -99,7 +236,7 @@ impl Tun {
             .map_err(TunError::Open)?;
         let mut req = IfReq {
             name: [0; libc::IFNAMSIZ],
-            flags: IFF_TUN | IFF_NO_PI,
+            flags: IFF_TUN | IFF_NO_PI | if vnet { IFF_VNET_HDR } else { 0 },
             _pad: [0; 22],
         };
         for (d, s) in req.name.iter_mut().zip(name.as_bytes()) {
@@ -118,6 +255,7 @@ impl Tun {
         Ok(Tun {
             file,
             name: name.into(),
+            vnet,
         })
     }
 
@@ -187,6 +325,7 @@ impl Tun {
         Ok(Tun {
             file: self.file.try_clone()?,
             name: self.name.clone(),
+            vnet: self.vnet,
         })
     }
 
@@ -217,16 +356,75 @@ impl Tun {
         wait_readable(self.file.as_raw_fd(), timeout)
     }
 
-    /// Reads one packet into `buf` (`WouldBlock` when non-blocking and
-    /// empty).
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        (&self.file).read(buf)
+    /// Opened with a virtio-net header in front of every packet.
+    pub fn vnet(&self) -> bool {
+        self.vnet
     }
 
-    /// Writes one packet.
-    pub fn send(&self, pkt: &[u8]) -> io::Result<usize> {
-        (&self.file).write(pkt)
+    /// Reads one packet into `buf` (`WouldBlock` when non-blocking and
+    /// empty). On a device with offloads, a partial checksum is completed
+    /// and a super-packet is refused (`InvalidData`): read those with
+    /// [`recv_vnet`](Self::recv_vnet).
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.vnet {
+            return (&self.file).read(buf);
+        }
+        let mut hdr = [0u8; VNET_HDR_LEN];
+        let n = self.recv_vnet(&mut hdr, buf)?;
+        let h = VnetHdr::parse(&hdr).unwrap_or_default();
+        if h.is_gso() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "TUN super-packet",
+            ));
+        }
+        complete_csum(&mut buf[..n], &h)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        Ok(n)
     }
+
+    /// Reads one packet into `buf` and its virtio-net header into `hdr`
+    /// (all zero on a device without the header); returns the packet's
+    /// length.
+    pub fn recv_vnet(&self, hdr: &mut [u8; VNET_HDR_LEN], buf: &mut [u8]) -> io::Result<usize> {
+        if !self.vnet {
+            *hdr = [0; VNET_HDR_LEN];
+            return (&self.file).read(buf);
+        }
+        let n = (&self.file).read_vectored(&mut [IoSliceMut::new(hdr), IoSliceMut::new(buf)])?;
+        n.checked_sub(VNET_HDR_LEN).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "TUN read shorter than its virtio-net header",
+            )
+        })
+    }
+
+    /// Writes one packet (behind a plain virtio-net header on a device
+    /// with offloads).
+    pub fn send(&self, pkt: &[u8]) -> io::Result<usize> {
+        if !self.vnet {
+            return (&self.file).write(pkt);
+        }
+        let n =
+            (&self.file).write_vectored(&[IoSlice::new(&[0; VNET_HDR_LEN]), IoSlice::new(pkt)])?;
+        Ok(n.saturating_sub(VNET_HDR_LEN))
+    }
+
+    /// Writes a frame as it is: a virtio-net header and a packet on a
+    /// device with offloads (a [`crate::offload::Coalescer`]'s), a packet
+    /// on one without.
+    pub fn send_frame(&self, frame: &[u8]) -> io::Result<usize> {
+        (&self.file).write(frame)
+    }
+}
+
+/// Does a value of [`OFFLOAD_ENV`] turn offloads off?
+pub fn offloads_off(v: &str) -> bool {
+    matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "off" | "0" | "no" | "false"
+    )
 }
 
 /// Waits until `fd` is readable, at most `timeout`; `Ok(false)` on timeout
@@ -279,6 +477,55 @@ mod tests {
         for n in ["", "sixteen-chars-xx", "a\0b"] {
             assert!(matches!(Tun::open(n), Err(TunError::BadName(_))), "{n:?}");
         }
+    }
+
+    #[test]
+    fn offload_switch_values() {
+        for v in ["off", "OFF", "0", "no", "false "] {
+            assert!(offloads_off(v), "{v}");
+        }
+        for v in ["", "on", "1", "yes"] {
+            assert!(!offloads_off(v), "{v}");
+        }
+        let r = OffloadReport {
+            flags: TUN_F_CSUM,
+            disabled: false,
+            refused: vec!["csum+tso4+tso6 (Invalid argument)".into()],
+        };
+        assert!(!r.tso());
+        assert_eq!(
+            r.to_string(),
+            "TUN offloads: csum; refused by the kernel: csum+tso4+tso6 (Invalid argument)"
+        );
+    }
+
+    /// This kernel takes TSO4/TSO6 with USO4+USO6 on a TUN with a
+    /// virtio-net header (ethtool shows them on); turned off, the device
+    /// has no header and says so.
+    #[test]
+    #[ignore = "needs root: creates a namespace and a TUN"]
+    fn offloads_are_negotiated_or_turned_off() {
+        testkit::require_root();
+        let ns = testkit::Netns::new(&testkit::unique("dpo")).expect("netns");
+        let (tun, rep) = ns
+            .run(|| Tun::open_offload_if("dpotun0", true))
+            .expect("run in netns")
+            .expect("open");
+        assert!(tun.vnet());
+        assert_eq!(
+            rep.flags,
+            TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_USO4 | TUN_F_USO6,
+            "{rep}"
+        );
+        assert!(rep.refused.is_empty(), "{rep}");
+        drop(tun);
+        let (tun, rep) = ns
+            .run(|| Tun::open_offload_if("dpotun1", false))
+            .expect("run in netns")
+            .expect("open");
+        assert!(!tun.vnet());
+        assert!(rep.disabled && !rep.tso());
+        assert!(rep.to_string().contains("offloads off"), "{rep}");
     }
 
     #[test]

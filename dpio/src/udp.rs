@@ -62,6 +62,11 @@ impl Slots {
     pub fn buf_mut(&mut self, i: usize) -> &mut [u8] {
         &mut self.bufs[i]
     }
+    /// Exchanges slot `i`'s buffer with `buf` (one of the same size, into
+    /// which something was built from the slot), without copying.
+    pub fn swap(&mut self, i: usize, buf: &mut Box<[u8]>) {
+        std::mem::swap(&mut self.bufs[i], buf);
+    }
     /// The data part of slot `i` (after the headroom), to read into.
     pub fn data_mut(&mut self, i: usize) -> &mut [u8] {
         let h = self.headroom;
@@ -215,8 +220,13 @@ pub fn recv_batch(fd: RawFd, slots: &mut Slots, out: &mut [Received; BATCH]) -> 
 #[derive(Debug, Default)]
 pub struct Outbox {
     items: Vec<(usize, usize, usize, SocketAddrV4)>,
+    /// Bit per item: refused by the last flush.
+    failed: Vec<u64>,
     gso: bool,
 }
+
+/// At most this many iovecs (datagrams) in one `sendmmsg` call.
+const IOV_PER_CALL: usize = 1024;
 
 /// What a [`Outbox::flush`] did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -238,11 +248,14 @@ pub struct Sent {
 }
 
 impl Sent {
-    fn refuse(&mut self, items: std::ops::Range<usize>) {
+    fn refuse(&mut self, items: std::ops::Range<usize>, bits: &mut [u64]) {
         for j in items {
             self.errors += 1;
             if j < 64 {
                 self.failed |= 1 << j;
+            }
+            if let Some(w) = bits.get_mut(j / 64) {
+                *w |= 1 << (j % 64);
             }
         }
     }
@@ -251,10 +264,23 @@ impl Sent {
 impl Outbox {
     /// Room for a batch, GSO off.
     pub fn new() -> Outbox {
+        Outbox::with_capacity(BATCH)
+    }
+    /// Room for `n` datagrams (a batch of segmented super-packets), GSO
+    /// off.
+    pub fn with_capacity(n: usize) -> Outbox {
         Outbox {
-            items: Vec::with_capacity(BATCH),
+            items: Vec::with_capacity(n),
+            failed: vec![0; n.div_ceil(64)],
             gso: false,
         }
+    }
+    /// Did the last [`flush`](Self::flush) fail to send the `i`-th
+    /// datagram queued?
+    pub fn failed(&self, i: usize) -> bool {
+        self.failed
+            .get(i / 64)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
     /// Send runs of same-size datagrams to one peer as GSO messages.
     pub fn set_gso(&mut self, on: bool) {
@@ -271,6 +297,9 @@ impl Outbox {
     /// Queues `slot[start..end]` for `to`.
     pub fn push(&mut self, slot: usize, start: usize, end: usize, to: SocketAddrV4) {
         self.items.push((slot, start, end, to));
+        if self.items.len() > self.failed.len() * 64 {
+            self.failed.push(0);
+        }
     }
     /// Datagrams queued.
     pub fn len(&self) -> usize {
@@ -314,14 +343,15 @@ impl Outbox {
     /// [`clear`](Self::clear).
     pub fn flush(&mut self, fd: RawFd, slots: &Slots, last_error: &mut Option<io::Error>) -> Sent {
         let mut sent = Sent::default();
+        self.failed.iter_mut().for_each(|w| *w = 0);
         let mut off = 0;
         while off < self.items.len() {
-            let limit = self.items.len().min(off + BATCH);
+            let limit = self.items.len().min(off + IOV_PER_CALL);
             // The messages of this call: ranges of items.
             let mut msgs = [(0usize, 0usize); BATCH];
             let mut k = 0;
             let mut at = off;
-            while at < limit {
+            while at < limit && k < BATCH {
                 let end = self.run_end(at, limit);
                 msgs[k] = (at, end);
                 k += 1;
@@ -329,7 +359,7 @@ impl Outbox {
             }
             // SAFETY: all-zero is a valid sockaddr_in / mmsghdr / iovec.
             let mut addrs: [libc::sockaddr_in; BATCH] = unsafe { std::mem::zeroed() };
-            let mut iov: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+            let mut iov: [libc::iovec; IOV_PER_CALL] = unsafe { std::mem::zeroed() };
             let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
             let mut ctrl = [[0u64; CMSG_ROOM / 8]; BATCH];
             for (m, &(a, b)) in msgs[..k].iter().enumerate() {
@@ -389,13 +419,13 @@ impl Outbox {
                     continue;
                 }
                 // The first message failed: count it, go on after it.
-                sent.refuse(a..b);
+                sent.refuse(a..b, &mut self.failed);
                 *last_error = Some(e);
                 1
             } else if r == 0 {
                 // Nothing sent and no error: count the first as refused
                 // rather than spin.
-                sent.refuse(a..b);
+                sent.refuse(a..b, &mut self.failed);
                 1
             } else {
                 let r = r as usize;
@@ -633,6 +663,37 @@ mod tests {
         assert_eq!(one.segments().collect::<Vec<_>>(), vec![0..700]);
         let empty = Received::EMPTY;
         assert_eq!(empty.segments().collect::<Vec<_>>(), vec![0..0]);
+    }
+
+    /// More datagrams than a batch (a segmented super-packet's worth) go
+    /// in one flush; a refused one past the 64th is still reported.
+    #[test]
+    fn a_large_outbox_is_sent_and_failures_reported_per_item() {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        b.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        set_buffers(b.as_raw_fd(), 4 << 20).unwrap();
+        let mut tx = Slots::new(0, 100_000);
+        let mut ob = Outbox::with_capacity(200);
+        ob.set_gso(true);
+        for k in 0..150 {
+            tx.buf_mut(0)[k * 600..k * 600 + 600].fill(k as u8);
+            let to = if k == 70 {
+                SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)
+            } else {
+                v4(&b)
+            };
+            ob.push(0, k * 600, k * 600 + 600, to);
+        }
+        let mut err = None;
+        let s = ob.flush(a.as_raw_fd(), &tx, &mut err);
+        assert_eq!((s.packets, s.errors), (149, 1), "{err:?}");
+        assert!(ob.failed(70) && !ob.failed(69) && !ob.failed(71));
+        let mut buf = [0u8; 700];
+        for k in (0..150).filter(|&k| k != 70) {
+            assert_eq!(b.recv(&mut buf).unwrap(), 600);
+            assert_eq!(buf[0], k as u8);
+        }
     }
 
     /// A datagram the kernel refuses is counted and the rest still go.
