@@ -8,7 +8,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use app::game::{Delta, Dir, Event, World};
+use app::game::World;
 use app::instance::{Streamer, StreamerConfig};
 use app::render::render;
 use app::scene::Scene;
@@ -16,33 +16,10 @@ use criterion::{criterion_group, Criterion};
 use media::h264::{Encoder, EncoderConfig};
 use media::Frame;
 
-fn game(ticks: usize) -> Vec<World> {
-    let mut w = World::new(64, 36, 7);
-    let mut out = Vec::new();
-    let dirs = [Dir::Up, Dir::Left, Dir::Down, Dir::Right];
-    for t in 0..ticks as u64 {
-        let mut events = Vec::new();
-        if t == 0 {
-            for p in ["a", "b", "c", "d"] {
-                events.push(Event::Join { player: p.into() });
-            }
-        }
-        if t % 6 == 2 {
-            events.push(Event::Turn {
-                player: "a".into(),
-                dir: dirs[(t / 6) as usize % 4],
-                seq: t,
-            });
-        }
-        w.apply(&Delta {
-            tick: w.tick + 1,
-            events,
-        })
-        .expect("in order");
-        out.push(w.clone());
-    }
-    out
-}
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::four_players as game;
 
 fn benches(c: &mut Criterion) {
     let worlds = game(120);

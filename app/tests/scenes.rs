@@ -3,7 +3,9 @@
 //! one tick to the next that SSIM tells whether two streams are in step;
 //! the static scene never changes; the snake scene is the game as before.
 
-use app::game::{Cell, Delta, Dir, Event, World};
+mod common;
+
+use app::game::{Cell, World};
 use app::instance::{Streamer, StreamerConfig};
 use app::render::{render_new, Layout, PALETTE};
 use app::scene::Scene;
@@ -14,35 +16,7 @@ use sha2::{Digest, Sha256};
 /// The UE's default switching threshold (DESIGN.md section 5).
 const THRESHOLD: f64 = 0.85;
 
-/// `ticks` worlds of a four-player game in which one player turns now and
-/// then, advanced through deltas as the logic server sends them.
-fn game(ticks: usize) -> Vec<World> {
-    let mut w = World::new(64, 36, 7);
-    let mut out = Vec::with_capacity(ticks);
-    let dirs = [Dir::Up, Dir::Left, Dir::Down, Dir::Right];
-    for t in 0..ticks as u64 {
-        let mut events = Vec::new();
-        if t == 0 {
-            for p in ["a", "b", "c", "d"] {
-                events.push(Event::Join { player: p.into() });
-            }
-        }
-        if t % 6 == 2 {
-            events.push(Event::Turn {
-                player: "a".into(),
-                dir: dirs[(t / 6) as usize % 4],
-                seq: t,
-            });
-        }
-        w.apply(&Delta {
-            tick: w.tick + 1,
-            events,
-        })
-        .expect("in order");
-        out.push(w.clone());
-    }
-    out
-}
+use common::four_players as game;
 
 #[test]
 fn every_scene_is_deterministic() {

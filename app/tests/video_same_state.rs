@@ -7,9 +7,12 @@
 //! second instance joins mid-game (as a migration target does), so the
 //! encoders have different histories.
 
-use app::game::{Delta, Dir, Event, World};
+mod common;
+
+use app::game::{Event, World};
 use app::instance::{Streamer, StreamerConfig};
 use app::render::render_new;
+use common::DIRS;
 use media::h264::Decoder;
 use media::rtp::Depacketizer;
 use media::{ssim, Frame};
@@ -47,10 +50,7 @@ impl Receiver {
 /// A game with two players who turn now and then, advanced through deltas
 /// exactly as the logic server sends them.
 fn worlds(n: usize) -> Vec<World> {
-    let mut w = World::new(64, 36, 2024);
-    let mut out = Vec::with_capacity(n);
-    let dirs = [Dir::Up, Dir::Left, Dir::Down, Dir::Right];
-    for t in 0..n as u64 {
+    common::play((64, 36, 2024), n, |t| {
         let mut events = Vec::new();
         if t == 0 {
             events.push(Event::Join {
@@ -63,25 +63,19 @@ fn worlds(n: usize) -> Vec<World> {
         if t % 7 == 3 {
             events.push(Event::Turn {
                 player: "alice".into(),
-                dir: dirs[(t / 7) as usize % 4],
+                dir: DIRS[(t / 7) as usize % 4],
                 seq: t,
             });
         }
         if t % 5 == 1 {
             events.push(Event::Turn {
                 player: "bob".into(),
-                dir: dirs[(t / 5 + 1) as usize % 4],
+                dir: DIRS[(t / 5 + 1) as usize % 4],
                 seq: t,
             });
         }
-        w.apply(&Delta {
-            tick: w.tick + 1,
-            events,
-        })
-        .expect("in order");
-        out.push(w.clone());
-    }
-    out
+        events
+    })
 }
 
 #[test]
