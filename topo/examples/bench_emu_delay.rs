@@ -14,7 +14,6 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -133,17 +132,7 @@ fn setup(base: &str) -> Namespaces {
 }
 
 fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-    thread::scope(|s| {
-        s.spawn(|| {
-            let file = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
-            // SAFETY: plain syscall on a valid descriptor; affects this thread only.
-            let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .unwrap()
-    })
+    topo::netns::run_in_netns_scoped(ns, f).unwrap_or_else(|e| panic!("into {ns}: {e}"))
 }
 
 /// Measurement threads run SCHED_FIFO like the emulator's workers, so that on a

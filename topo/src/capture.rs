@@ -219,16 +219,9 @@ pub fn resolve(r: &Running, spec: &str) -> Result<(String, String), TopoError> {
         None => (spec, Side::A),
     };
     let t = r.topology();
-    let l = t.link(link).ok_or_else(|| TopoError::UnknownLink {
-        topo: t.name.clone(),
-        link: link.into(),
-        known: t
-            .links
-            .iter()
-            .map(|l| l.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-    })?;
+    let l = t
+        .link(link)
+        .ok_or_else(|| TopoError::unknown_link(t, link))?;
     let e = if side == Side::A { &l.a } else { &l.b };
     Ok((t.ns_name(&e.node), e.ifname.clone()))
 }

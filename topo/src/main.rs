@@ -446,16 +446,7 @@ fn run(cmd: Cmd, state: &StateDir) -> Result<ExitCode, TopoError> {
             let lr = r.info().links.iter().find(|l| l.name == link).cloned();
             let Some(lr) = lr else {
                 let t = r.topology();
-                return Err(TopoError::UnknownLink {
-                    topo: t.name.clone(),
-                    link,
-                    known: t
-                        .links
-                        .iter()
-                        .map(|l| l.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                });
+                return Err(TopoError::unknown_link(t, &link));
             };
             let dirs: &[Dir] = match dir {
                 Dir::Both => &[Dir::Ab, Dir::Ba],

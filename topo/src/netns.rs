@@ -125,6 +125,24 @@ pub fn run_in_netns<T: Send + 'static>(
     run_in_fd(name, fd, f)
 }
 
+/// Like [`run_in_netns`] for a closure that borrows from the caller: `f`
+/// runs on a scoped thread that entered namespace `name`; a panic in `f`
+/// goes on in the caller.
+pub fn run_in_netns_scoped<T: Send>(
+    name: &str,
+    f: impl FnOnce() -> T + Send,
+) -> Result<T, NetnsError> {
+    let fd = open(name)?;
+    std::thread::scope(|s| {
+        s.spawn(move || -> Result<T, NetnsError> {
+            enter_fd(&fd)?;
+            Ok(f())
+        })
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
+}
+
 /// Like [`run_in_netns`] with an open namespace fd.
 pub fn run_in_fd<T: Send + 'static>(
     label: &str,

@@ -263,12 +263,9 @@ impl Nl {
     pub fn links(&mut self) -> Result<Vec<LinkMessage>, NetlinkError> {
         let r = self.dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))?;
         Ok(r.into_iter()
-            .filter_map(|m| {
-                if let RouteNetlinkMessage::NewLink(l) = m {
-                    Some(l)
-                } else {
-                    None
-                }
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(l),
+                _ => None,
             })
             .collect())
     }
@@ -277,12 +274,9 @@ impl Nl {
     pub fn addresses(&mut self) -> Result<Vec<AddressMessage>, NetlinkError> {
         let r = self.dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()))?;
         Ok(r.into_iter()
-            .filter_map(|m| {
-                if let RouteNetlinkMessage::NewAddress(a) = m {
-                    Some(a)
-                } else {
-                    None
-                }
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewAddress(a) => Some(a),
+                _ => None,
             })
             .collect())
     }

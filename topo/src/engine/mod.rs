@@ -144,6 +144,22 @@ pub enum TopoError {
 }
 
 impl TopoError {
+    /// [`TopoError::UnknownLink`] for `link` in `t`, listing its links.
+    pub fn unknown_link(t: &Topology, link: &str) -> TopoError {
+        TopoError::UnknownLink {
+            topo: t.name.clone(),
+            link: link.into(),
+            known: t
+                .links
+                .iter()
+                .map(|l| l.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+}
+
+impl TopoError {
     /// Whether this is a usage/configuration error (exit code 2) rather than a runtime one.
     pub fn is_usage(&self) -> bool {
         matches!(

@@ -13,16 +13,7 @@ impl Running {
         let _lock = self.state.lock(&self.info.topology.name, true)?;
         let t = self.info.topology.clone();
         let Some(l) = t.link(link) else {
-            return Err(TopoError::UnknownLink {
-                topo: t.name.clone(),
-                link: link.into(),
-                known: t
-                    .links
-                    .iter()
-                    .map(|l| l.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            });
+            return Err(TopoError::unknown_link(&t, link));
         };
         let netem = self.info.netem;
         let lr = self
