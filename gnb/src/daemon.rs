@@ -220,7 +220,12 @@ pub async fn run(cfg: GnbConfig, shutdown: impl Future<Output = ()>) -> Result<(
         warn!("radio_link = \"emulated-ues\": the N1 relay trusts the UE id of every request; a UE can act for any other (benchmarks only)");
     }
     let firewall = radio_firewall(&cfg)?;
-    let tun = Tun::open(&cfg.tun_name)?;
+    let (tun, offloads) = Tun::open_offload(&cfg.tun_name)?;
+    if offloads.tso() {
+        info!(tun = %cfg.tun_name, "{offloads}");
+    } else {
+        warn!(tun = %cfg.tun_name, "{offloads}");
+    }
     let tun_index = net.link_index(&cfg.tun_name).await?;
     // The tunnels carry IPv4 only: without this, the kernel's own IPv6
     // router solicitations on the new TUN show up as uplink junk.

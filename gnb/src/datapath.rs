@@ -36,6 +36,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use dpio::offload::{self, Coalescer, Push, VnetHdr, VNET_HDR_LEN};
 use dpio::udp::{recv_batch, Outbox, Received, Slots};
 use dpio::BATCH;
 use tracing::{info, warn};
@@ -60,8 +61,17 @@ const POLL: Duration = Duration::from_millis(100);
 /// gNB-wide counters (per interface and per event).
 #[derive(Debug, Default)]
 pub struct GnbCounters {
-    /// Packets read from the TUN (uplink, from the radio side).
+    /// Packets read from the TUN (uplink, from the radio side; a
+    /// super-packet counts once).
     pub tun_rx_packets: AtomicU64,
+    /// TUN reads that were TSO/USO super-packets (cut into segments).
+    pub tun_rx_super_packets: AtomicU64,
+    /// Super-packets joined from several downlink segments and written
+    /// to the TUN as one.
+    pub tun_tx_super_packets: AtomicU64,
+    /// TUN packets with a bad virtio-net header or super-packet lengths
+    /// (dropped).
+    pub offload_errors: AtomicU64,
     /// Bytes read from the TUN.
     pub tun_rx_bytes: AtomicU64,
     /// Uplink packets with no session for their source address.
@@ -121,6 +131,21 @@ impl GnbCounters {
                 "gnb_tun_rx_bytes_total",
                 "bytes read from the TUN (uplink)",
                 r(&self.tun_rx_bytes),
+            ),
+            (
+                "gnb_tun_rx_super_packets_total",
+                "TUN reads that were TSO/USO super-packets (cut into segments)",
+                r(&self.tun_rx_super_packets),
+            ),
+            (
+                "gnb_tun_tx_super_packets_total",
+                "downlink segments joined into one TUN write (each write counted once)",
+                r(&self.tun_tx_super_packets),
+            ),
+            (
+                "gnb_offload_errors_total",
+                "TUN packets with a bad virtio-net header or super-packet lengths (dropped)",
+                r(&self.offload_errors),
             ),
             (
                 "gnb_ul_no_session_total",
@@ -401,9 +426,34 @@ fn v4_or_unspecified(a: SocketAddr) -> SocketAddrV4 {
     }
 }
 
+/// Bytes of a slot on a TUN with offloads: a 64 KiB super-packet cut into
+/// segments, each with its own headers and GTP-U headroom (up to about 500
+/// segments at the smallest MSS that fits; a super-packet whose segments
+/// do not fit is counted and dropped).
+const SEG_SLOT: usize = 128 << 10;
+/// Datagrams an uplink batch may queue (a batch of super-packets cut into
+/// segments); reading stops for the batch once this many are queued.
+const OUT_ITEMS: usize = 2048;
+
+/// Where the segments of one TUN read went in the outbox: the tunnel and
+/// the GTP-U header length, for the per-tunnel counters after the flush.
+#[derive(Clone, Copy)]
+struct Queued<'a> {
+    tunnel: &'a Tunnel,
+    items: (usize, usize),
+    gtp_len: usize,
+}
+
 fn uplink(tun: &Tun, sock: &UdpSocket, table: &TunnelTable, ctr: &GnbCounters, stop: &AtomicBool) {
-    let mut slots = Slots::new(HEADROOM, MAX_PKT);
-    let mut out = Outbox::new();
+    let cap = if tun.vnet() { SEG_SLOT } else { MAX_PKT };
+    let mut slots = Slots::new(HEADROOM, cap);
+    // A super-packet is cut into here, then swapped with its slot.
+    let mut spare = if tun.vnet() {
+        vec![0u8; HEADROOM + cap].into_boxed_slice()
+    } else {
+        Box::default()
+    };
+    let mut out = Outbox::with_capacity(OUT_ITEMS);
     out.set_gso(true);
     let mut log = RateLimit::new();
     let fd = sock.as_raw_fd();
@@ -422,13 +472,13 @@ fn uplink(tun: &Tun, sock: &UdpSocket, table: &TunnelTable, ctr: &GnbCounters, s
             }
         }
         let snap = table.load();
-        // The tunnel and inner length of each queued datagram, for the
-        // counters once the batch is sent.
-        let mut sent_by: [(Option<&Tunnel>, usize); BATCH] = [(None, 0); BATCH];
+        let mut queued: [Option<Queued>; BATCH] = [None; BATCH];
         let (mut rx, mut rx_bytes, mut not_ipv4, mut no_session) = (0u64, 0u64, 0u64, 0u64);
+        let (mut supers, mut bad) = (0u64, 0u64);
         let mut read = 0;
-        while read < BATCH {
-            let n = match tun.recv(slots.data_mut(read)) {
+        while read < BATCH && out.len() < OUT_ITEMS / 2 {
+            let mut vh = [0u8; VNET_HDR_LEN];
+            let n = match tun.recv_vnet(&mut vh, slots.data_mut(read)) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
@@ -442,22 +492,49 @@ fn uplink(tun: &Tun, sock: &UdpSocket, table: &TunnelTable, ctr: &GnbCounters, s
             read += 1;
             rx += 1;
             rx_bytes += n as u64;
+            let vh = VnetHdr::parse(&vh).unwrap_or_default();
             let verdict = core::uplink(&snap, &slots.buf(i)[HEADROOM..HEADROOM + n]);
             match verdict {
                 Uplink::Send { tunnel, hdr, peer } => {
-                    match encap_in_place(slots.buf_mut(i), HEADROOM, n, &hdr) {
-                        Ok(g) => {
-                            let start = HEADROOM + n - g.len();
-                            sent_by[out.len()] = (Some(tunnel), n);
-                            out.push(i, start, HEADROOM + n, v4_or_unspecified(peer));
-                        }
+                    // One packet, or the segments of a super-packet, each
+                    // in the slot with HEADROOM in front.
+                    if vh.is_gso() {
+                        supers += 1;
+                    }
+                    let segs = offload::slot_segments(&mut slots, i, n, &vh, &mut spare);
+                    let segs = match segs {
+                        Ok(s) => s,
                         Err(e) => {
+                            bad += 1;
                             tunnel.counters.ul_drops.fetch_add(1, Ordering::Relaxed);
                             if let Some(s) = log.allow() {
-                                warn!(error = %e, suppressed = s, "uplink encapsulation failed");
+                                warn!(error = %e, gso = vh.gso_type, gso_size = vh.gso_size, len = n, suppressed = s, "uplink TUN packet dropped");
+                            }
+                            continue;
+                        }
+                    };
+                    let first = out.len();
+                    let mut gtp_len = 0;
+                    for k in 0..segs.count {
+                        let r = segs.range(k);
+                        match encap_in_place(slots.buf_mut(i), r.start, r.len(), &hdr) {
+                            Ok(g) => {
+                                gtp_len = g.len() - r.len();
+                                out.push(i, r.end - g.len(), r.end, v4_or_unspecified(peer));
+                            }
+                            Err(e) => {
+                                tunnel.counters.ul_drops.fetch_add(1, Ordering::Relaxed);
+                                if let Some(s) = log.allow() {
+                                    warn!(error = %e, suppressed = s, "uplink encapsulation failed");
+                                }
                             }
                         }
                     }
+                    queued[i] = Some(Queued {
+                        tunnel,
+                        items: (first, out.len()),
+                        gtp_len,
+                    });
                 }
                 Uplink::NotIpv4 => not_ipv4 += 1,
                 Uplink::NoSession(src) => {
@@ -468,16 +545,18 @@ fn uplink(tun: &Tun, sock: &UdpSocket, table: &TunnelTable, ctr: &GnbCounters, s
                 }
             }
         }
-        full = read == BATCH;
+        full = read == BATCH || out.len() >= OUT_ITEMS / 2;
         let mut err = None;
         let sent = out.flush(fd, &slots, &mut err);
         let mut runs = Runs::new(|t| (&t.counters.ul_packets, &t.counters.ul_bytes));
-        for (k, &(t, n)) in sent_by[..out.len()].iter().enumerate() {
-            let Some(t) = t else { continue };
-            if k < 64 && sent.failed & (1 << k) != 0 {
-                t.counters.ul_drops.fetch_add(1, Ordering::Relaxed);
-            } else {
-                runs.add(t, n);
+        for q in queued[..read].iter().flatten() {
+            for k in q.items.0..q.items.1 {
+                if out.failed(k) {
+                    q.tunnel.counters.ul_drops.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    let (_, a, b, _) = out.item(k);
+                    runs.add(q.tunnel, b - a - q.gtp_len);
+                }
             }
         }
         runs.flush();
@@ -492,6 +571,8 @@ fn uplink(tun: &Tun, sock: &UdpSocket, table: &TunnelTable, ctr: &GnbCounters, s
         }
         add(&ctr.tun_rx_packets, rx);
         add(&ctr.tun_rx_bytes, rx_bytes);
+        add(&ctr.tun_rx_super_packets, supers);
+        add(&ctr.offload_errors, bad);
         add(&ctr.ul_not_ipv4, not_ipv4);
         add(&ctr.ul_no_session, no_session);
         add(&ctr.n3_tx_packets, sent.packets);
@@ -611,6 +692,53 @@ impl DlControl<'_> {
     }
 }
 
+/// A downlink batch's TUN writes: single packets and coalesced runs.
+#[derive(Default)]
+struct TunWrites {
+    packets: u64,
+    bytes: u64,
+    errors: u64,
+    supers: u64,
+}
+
+impl TunWrites {
+    /// Writes one packet; `false` if the TUN refused it.
+    fn single(&mut self, tun: &Tun, pkt: &[u8], log: &mut RateLimit) -> bool {
+        match tun.send(pkt) {
+            Ok(_) => {
+                self.packets += 1;
+                self.bytes += pkt.len() as u64;
+                true
+            }
+            Err(e) => {
+                self.errors += 1;
+                if let Some(s) = log.allow() {
+                    warn!(error = %e, suppressed = s, "TUN write failed");
+                }
+                false
+            }
+        }
+    }
+    /// Writes the run `co` holds, if any.
+    fn frame(&mut self, tun: &Tun, co: &mut Coalescer, log: &mut RateLimit) {
+        let segs = co.segments() as u64;
+        let Some(f) = co.finish() else { return };
+        match tun.send_frame(f) {
+            Ok(_) => {
+                self.packets += segs;
+                self.bytes += (f.len() - VNET_HDR_LEN) as u64;
+                self.supers += u64::from(segs > 1);
+            }
+            Err(e) => {
+                self.errors += segs;
+                if let Some(s) = log.allow() {
+                    warn!(error = %e, segments = segs, suppressed = s, "TUN write failed");
+                }
+            }
+        }
+    }
+}
+
 fn downlink(
     tun: &Tun,
     sock: &UdpSocket,
@@ -622,6 +750,7 @@ fn downlink(
 ) {
     let mut slots = Slots::new(0, MAX_PKT);
     let mut got = [Received::EMPTY; BATCH];
+    let mut co = Coalescer::new();
     let mut control = DlControl {
         sock,
         local,
@@ -653,7 +782,9 @@ fn downlink(
             }
         };
         let snap = table.load();
-        let (mut rx, mut rx_bytes, mut tx, mut tx_bytes, mut tx_err) = (0u64, 0, 0, 0, 0);
+        let mut rx = 0u64;
+        let mut rx_bytes = 0u64;
+        let mut tw = TunWrites::default();
         let mut runs = Runs::new(|t| (&t.counters.dl_packets, &t.counters.dl_bytes));
         for (i, r) in got[..n].iter().enumerate() {
             rx_bytes += r.len as u64;
@@ -671,30 +802,42 @@ fn downlink(
                 rx += 1;
                 let dg = &slots.buf(i)[seg];
                 match core::downlink(&snap, from, dg) {
-                    Downlink::ToTun { tunnel, start, end } => match tun.send(&dg[start..end]) {
-                        Ok(_) => {
-                            runs.add(tunnel, end - start);
-                            tx += 1;
-                            tx_bytes += (end - start) as u64;
-                        }
-                        Err(e) => {
-                            tunnel.counters.dl_drops.fetch_add(1, Ordering::Relaxed);
-                            tx_err += 1;
-                            if let Some(s) = control.log_other.allow() {
-                                warn!(error = %e, suppressed = s, "TUN write failed");
+                    Downlink::ToTun { tunnel, start, end } => {
+                        let pkt = &dg[start..end];
+                        if tun.vnet() {
+                            // Joined with the segments of its flow that
+                            // follow, written when the run ends.
+                            loop {
+                                match co.push(pkt) {
+                                    Push::Held => break,
+                                    Push::FlushFirst => {
+                                        tw.frame(tun, &mut co, &mut control.log_other)
+                                    }
+                                    Push::Single => {
+                                        tw.single(tun, pkt, &mut control.log_other);
+                                        break;
+                                    }
+                                }
                             }
+                            runs.add(tunnel, pkt.len());
+                        } else if tw.single(tun, pkt, &mut control.log_other) {
+                            runs.add(tunnel, pkt.len());
+                        } else {
+                            tunnel.counters.dl_drops.fetch_add(1, Ordering::Relaxed);
                         }
-                    },
+                    }
                     v => control.handle(v, from, dg),
                 }
             }
         }
+        tw.frame(tun, &mut co, &mut control.log_other);
         runs.flush();
         add(&ctr.n3_rx_packets, rx);
         add(&ctr.n3_rx_bytes, rx_bytes);
-        add(&ctr.tun_tx_packets, tx);
-        add(&ctr.tun_tx_bytes, tx_bytes);
-        add(&ctr.tun_tx_errors, tx_err);
+        add(&ctr.tun_tx_packets, tw.packets);
+        add(&ctr.tun_tx_bytes, tw.bytes);
+        add(&ctr.tun_tx_errors, tw.errors);
+        add(&ctr.tun_tx_super_packets, tw.supers);
     }
 }
 

@@ -145,6 +145,12 @@ pub struct Metrics {
     pub n6_rx: Counter,
     /// Packets written to the N6 TUN.
     pub n6_tx: Counter,
+    /// N6 TUN reads that were TSO/USO super-packets (cut into segments;
+    /// `n6_rx` counts each read once).
+    pub n6_rx_super: AtomicU64,
+    /// N6 TUN writes that joined several uplink segments (`n6_tx` counts
+    /// each segment).
+    pub n6_tx_super: AtomicU64,
     /// Echo Requests answered.
     pub echo_answered: AtomicU64,
     /// Error Indications sent.

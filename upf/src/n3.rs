@@ -18,6 +18,8 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use dpio::offload::{self, Coalescer, Push, VnetHdr, VNET_HDR_LEN};
+use dpio::tun::Tun;
 use dpio::udp::{recv_batch, Outbox, Received, Slots};
 use dpio::BATCH;
 use tracing::{debug, warn};
@@ -43,6 +45,57 @@ impl BatchCounts {
     fn tx(&mut self, len: usize) {
         self.tx.0 += 1;
         self.tx.1 += len as u64;
+    }
+}
+
+/// Bytes of a downlink slot on a TUN with offloads: a 64 KiB super-packet
+/// cut into segments, each with its headers and GTP-U headroom.
+const SEG_SLOT: usize = 128 << 10;
+/// Datagrams a downlink batch may queue; reading stops for the batch at
+/// half of it.
+const OUT_ITEMS: usize = 2048;
+
+/// Writes one inner packet to the TUN: joined with the in-order TCP
+/// segments of its flow that follow when the TUN takes super-packets
+/// (written when the run ends, [`write_run`]), else on its own.
+fn to_tun(inner: &Inner, co: &mut Coalescer, pkt: &[u8], c: &mut BatchCounts) {
+    let tun = &inner.tun;
+    if tun.vnet() {
+        loop {
+            match co.push(pkt) {
+                Push::Held => return,
+                Push::FlushFirst => write_run(inner, co, c),
+                Push::Single => break,
+            }
+        }
+    }
+    match tun.send(pkt) {
+        Ok(w) => c.tx(w),
+        Err(e) => {
+            if inner.log_limit.allow() {
+                warn!(error = %e, "TUN write failed");
+            }
+        }
+    }
+}
+
+/// Writes the run `co` holds, if any (one TUN write; each segment counted).
+fn write_run(inner: &Inner, co: &mut Coalescer, c: &mut BatchCounts) {
+    let segs = co.segments() as u64;
+    let Some(f) = co.finish() else { return };
+    match Tun::send_frame(&inner.tun, f) {
+        Ok(_) => {
+            c.tx.0 += segs;
+            c.tx.1 += (f.len() - VNET_HDR_LEN) as u64;
+            if segs > 1 {
+                inner.metrics.n6_tx_super.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Err(e) => {
+            if inner.log_limit.allow() {
+                warn!(error = %e, segments = segs, "TUN write failed");
+            }
+        }
     }
 }
 
@@ -81,6 +134,7 @@ pub(crate) fn uplink_loop(inner: &Inner, idx: usize) {
     // A G-PDU forwarded into another tunnel from the middle of a slot GRO
     // filled has no headroom of its own: it is encapsulated in here.
     let mut scratch = Vec::new();
+    let mut co = Coalescer::new();
     let fd = sock.as_raw_fd();
     match dpio::udp::enable_gro(fd) {
         Ok(()) => debug!(n3 = %local, "UDP GRO on"),
@@ -140,14 +194,7 @@ pub(crate) fn uplink_loop(inner: &Inner, idx: usize) {
                     gtp::G_PDU => {
                         c.rx(pkt.len());
                         match snap.uplink(*from.ip(), d.teid, d.qfi, d.payload, now) {
-                            Verdict::ToN6 => match inner.tun.send(d.payload) {
-                                Ok(w) => c.tx(w),
-                                Err(e) => {
-                                    if inner.log_limit.allow() {
-                                        warn!(error = %e, "TUN write failed");
-                                    }
-                                }
-                            },
+                            Verdict::ToN6 => to_tun(inner, &mut co, d.payload, &mut c),
                             Verdict::Tunnel { outer, qfi, .. } => {
                                 if first {
                                     let start = seg_start + d.payload_offset;
@@ -204,6 +251,7 @@ pub(crate) fn uplink_loop(inner: &Inner, idx: usize) {
                 }
             }
         }
+        write_run(inner, &mut co, &mut c);
         flush_n3(inner, &mut fwd, &slots);
         inner.metrics.n3_rx.add_n(c.rx.0, c.rx.1);
         inner.metrics.n6_tx.add_n(c.tx.0, c.tx.1);
@@ -267,9 +315,19 @@ fn bad_gpdu_log(inner: &Inner, r: DropReason, from: SocketAddrV4, teid: u32, inn
 
 pub(crate) fn downlink_loop(inner: &Inner) {
     let h = gtp::HEADROOM;
-    let mut slots = Slots::new(h, 65536);
+    let vnet = inner.tun.vnet();
+    let cap = if vnet { SEG_SLOT } else { 65536 };
+    let mut slots = Slots::new(h, cap);
+    // A super-packet is cut into here, then swapped with its slot.
+    let mut spare = if vnet {
+        vec![0u8; h + cap].into_boxed_slice()
+    } else {
+        Box::default()
+    };
     let mut scratch = vec![0u8; 65536 + h];
-    let mut out = Outbox::new();
+    let mut out = Outbox::with_capacity(OUT_ITEMS);
+    // The segments of a super-packet go to one gNB as one GSO message.
+    out.set_gso(true);
     // The TUN is non-blocking: read up to a batch until it is empty, poll
     // only when the last batch was not full.
     let mut full = false;
@@ -291,8 +349,9 @@ pub(crate) fn downlink_loop(inner: &Inner) {
         let now = Instant::now();
         let mut c = BatchCounts::default();
         let mut read = 0;
-        while read < BATCH {
-            let n = match inner.tun.recv(slots.data_mut(read)) {
+        while read < BATCH && out.len() < OUT_ITEMS / 2 {
+            let mut vh = [0u8; VNET_HDR_LEN];
+            let n = match inner.tun.recv_vnet(&mut vh, slots.data_mut(read)) {
                 Ok(n) => n,
                 Err(e) => {
                     if e.kind() != io::ErrorKind::WouldBlock && inner.log_limit.allow() {
@@ -304,35 +363,56 @@ pub(crate) fn downlink_loop(inner: &Inner) {
             let i = read;
             read += 1;
             c.rx(n);
-            match snap.downlink(&slots.buf(i)[h..h + n], now, true) {
-                Verdict::Tunnel {
-                    outer,
-                    qfi,
-                    session,
-                } => {
-                    if session.buffered.load(Ordering::Acquire) {
-                        // A flush is pending: older packets go first.
-                        flush_n3(inner, &mut out, &slots);
-                        inner.flush(&snap, session, &mut scratch);
+            // One packet, or the segments of a super-packet, each in the
+            // slot with GTP-U headroom in front; each decided on its own.
+            let vh = VnetHdr::parse(&vh).unwrap_or_default();
+            if vh.is_gso() {
+                inner.metrics.n6_rx_super.fetch_add(1, Ordering::Relaxed);
+            }
+            let segs = offload::slot_segments(&mut slots, i, n, &vh, &mut spare);
+            let segs = match segs {
+                Ok(s) => s,
+                Err(e) => {
+                    inner.metrics.drop(DropReason::Malformed);
+                    if inner.log_limit.allow() {
+                        warn!(error = %e, gso = vh.gso_type, gso_size = vh.gso_size, len = n, "downlink TUN packet dropped");
                     }
-                    match gtp::encap_in_place(slots.buf_mut(i), h, h + n, outer.teid, qfi) {
-                        Some(s) => out.push(i, s, h + n, outer.peer),
-                        None => inner.metrics.drop(DropReason::Malformed),
+                    continue;
+                }
+            };
+            for k in 0..segs.count {
+                let r = segs.range(k);
+                match snap.downlink(&slots.buf(i)[r.clone()], now, true) {
+                    Verdict::Tunnel {
+                        outer,
+                        qfi,
+                        session,
+                    } => {
+                        if session.buffered.load(Ordering::Acquire) {
+                            // A flush is pending: older packets go first.
+                            flush_n3(inner, &mut out, &slots);
+                            inner.flush(&snap, session, &mut scratch);
+                        }
+                        match gtp::encap_in_place(slots.buf_mut(i), r.start, r.end, outer.teid, qfi)
+                        {
+                            Some(s) => out.push(i, s, r.end, outer.peer),
+                            None => inner.metrics.drop(DropReason::Malformed),
+                        }
                     }
-                }
-                Verdict::ToN6 => {
-                    // A downlink PDR forwarding back to N6 would loop; drop.
-                    inner.metrics.drop(DropReason::FarDrop);
-                }
-                Verdict::Buffer(s) => {
-                    if !s.buffer_packet(&slots.buf(i)[h..h + n]) {
-                        inner.metrics.drop(DropReason::BufferFull);
+                    Verdict::ToN6 => {
+                        // A downlink PDR forwarding back to N6 would loop; drop.
+                        inner.metrics.drop(DropReason::FarDrop);
                     }
+                    Verdict::Buffer(s) => {
+                        if !s.buffer_packet(&slots.buf(i)[r]) {
+                            inner.metrics.drop(DropReason::BufferFull);
+                        }
+                    }
+                    Verdict::Drop(r) => inner.metrics.drop(r),
                 }
-                Verdict::Drop(r) => inner.metrics.drop(r),
             }
         }
-        full = read == BATCH;
+        full = read == BATCH || out.len() >= OUT_ITEMS / 2;
         flush_n3(inner, &mut out, &slots);
         inner.metrics.n6_rx.add_n(c.rx.0, c.rx.1);
     }

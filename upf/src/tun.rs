@@ -1,11 +1,12 @@
 //! The N6 TUN device: the one both daemons use, [`dpio::tun`] (ioctl and
 //! netlink, no `ip` subprocess, every setup step's error reported).
 //!
-//! Where the next order of magnitude would come from (DESIGN §7): open with
-//! IFF_VNET_HDR, enable TSO/USO with TUNSETOFFLOAD (USO4 and USO6 together),
-//! and read/write 64 KiB super-packets with a virtio-net header in front;
-//! pair that with UDP_SEGMENT/UDP_GRO on the N3 socket. Not done yet: one
-//! packet per TUN read or write (N3 is batched with recvmmsg/sendmmsg).
+//! Opened with IFF_VNET_HDR and the offloads the kernel accepts
+//! ([`Tun::open_offload`]: TSO4/TSO6 with checksum offload, USO4+USO6
+//! where it takes them, step by step, logged): the downlink reads 64 KiB
+//! super-packets and cuts them into segments for N3 (sent with UDP GSO),
+//! the uplink joins in-order TCP segments into one TUN write
+//! ([`dpio::offload`]). `MINEDGE_TUN_OFFLOAD=off` opens it without.
 
 pub use dpio::tun::{Tun, TunError};
 
@@ -19,5 +20,13 @@ pub fn create(name: &str, mtu: u32, ue_pools: &[String]) -> Result<Tun, TunError
     for p in ue_pools {
         routes.push(parse_cidr(p).ok_or_else(|| TunError::BadRoute(p.clone()))?);
     }
-    Tun::create(name, mtu, &routes)
+    let (tun, offloads) = Tun::open_offload(name)?;
+    if offloads.tso() {
+        tracing::info!(tun = name, "{offloads}");
+    } else {
+        tracing::warn!(tun = name, "{offloads}");
+    }
+    tun.set_nonblocking()?;
+    tun.bring_up(mtu, &routes)?;
+    Ok(tun)
 }
