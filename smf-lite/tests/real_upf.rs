@@ -42,11 +42,7 @@ fn smf_config(upf_n4: SocketAddr) -> Config {
 
 /// The wall clock in NTP seconds (the unit of Recovery Time Stamps).
 fn ntp_now() -> u64 {
-    let unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs();
-    unix + upf::pfcp_map::NTP_UNIX_OFFSET
+    u64::from(wire::pfcp::ntp_seconds(std::time::SystemTime::now()))
 }
 
 #[test]

@@ -26,13 +26,7 @@ const A_DIR: Ipv4Addr = Ipv4Addr::new(10, 77, 1, 1);
 const B_DIR: Ipv4Addr = Ipv4Addr::new(10, 77, 1, 2);
 
 fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    testkit::run_cmd("ip", args).unwrap_or_else(|e| panic!("{e}"));
 }
 
 struct Namespaces(Vec<String>);

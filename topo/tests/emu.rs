@@ -23,13 +23,7 @@ const B_MAC: &str = "02:00:00:09:00:02";
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    testkit::run_cmd("ip", args).unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Three namespaces: `a` (10.9.0.1 on a0), `e` (ports pa, pb), `b` (10.9.0.2 on b0).

@@ -9,7 +9,7 @@
 //! Parameters that a PDR/FAR needs).
 
 use std::net::SocketAddrV4;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use wire::pfcp::{self, ie_type as t};
 
@@ -493,18 +493,14 @@ pub fn bar_after(
     Ok(bar)
 }
 
-/// Seconds between 1900 and 1970.
-pub const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+pub use wire::pfcp::NTP_UNIX_OFFSET;
 
 /// NTP seconds of an `Instant`, given the current pair of clocks.
 pub fn ntp_secs(at: Instant, now: Instant, wall: SystemTime) -> u32 {
     let wall_at = wall
         .checked_sub(now.saturating_duration_since(at))
         .unwrap_or(wall);
-    let unix = wall_at
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    (unix + NTP_UNIX_OFFSET) as u32
+    pfcp::ntp_seconds(wall_at)
 }
 
 /// Created PDR IEs: the F-TEIDs the UPF chose.

@@ -95,39 +95,25 @@ fn run_stats_and_sigterm() {
             .spawn()
             .expect("spawn"),
     );
+    // `upf stats ARGS... --addr` of the daemon, run in its namespace.
+    let upf_stats = |args: &[&str]| {
+        Command::new("ip")
+            .args(["netns", "exec", &ns.0, BIN, "stats"])
+            .args(args)
+            .args(["--addr", "127.0.0.1:9199"])
+            .output()
+            .expect("stats")
+    };
     let mut stats = String::new();
     let up = testkit::wait_until(Duration::from_secs(5), || {
-        let out = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &ns.0,
-                BIN,
-                "stats",
-                "--addr",
-                "127.0.0.1:9199",
-            ])
-            .output()
-            .expect("stats");
+        let out = upf_stats(&[]);
         stats = String::from_utf8_lossy(&out.stdout).into_owned();
         out.status.success()
     });
     assert!(up, "daemon did not answer `upf stats` within 5 s");
     assert!(stats.contains("sessions: 0"), "{stats}");
     assert!(stats.contains("n3 rx"), "{stats}");
-    let prom = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.0,
-            BIN,
-            "stats",
-            "--prometheus",
-            "--addr",
-            "127.0.0.1:9199",
-        ])
-        .output()
-        .expect("stats");
+    let prom = upf_stats(&["--prometheus"]);
     assert!(String::from_utf8_lossy(&prom.stdout).contains("upf_drops_total{reason=\"spoofed\"} 0"));
     // The TUN exists while it runs.
     let links = Command::new("ip")

@@ -399,11 +399,7 @@ fn restart_gives_a_new_recovery_time_stamp() {
 
 /// The wall clock in NTP seconds (the unit of Recovery Time Stamps).
 fn ntp_now() -> u64 {
-    let unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs();
-    unix + upf::pfcp_map::NTP_UNIX_OFFSET
+    u64::from(wire::pfcp::ntp_seconds(std::time::SystemTime::now()))
 }
 
 /// Deterministic xorshift, so a failing case can be replayed.

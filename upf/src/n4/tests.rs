@@ -11,6 +11,7 @@ use super::fixtures::GNB;
 use super::*;
 use crate::datapath::Verdict;
 use crate::packet::build_udp;
+use crate::pfcp_map::NTP_UNIX_OFFSET;
 use crate::session::Limits;
 
 mod assoc;
@@ -24,7 +25,6 @@ const SRV: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 5);
 const RECOVERY: u32 = 3_950_000_000;
 /// 2026-01-01T00:00:00Z, the wall clock at the start of every test.
 const WALL0_UNIX: u64 = 1_767_225_600;
-const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 
 fn smf_addr(i: u8) -> SocketAddr {
     SocketAddr::from(([10, 0, 4, 10 + i], 8805))
@@ -253,6 +253,18 @@ impl Sim {
 
     fn take_events(&mut self) -> Vec<N4Event> {
         std::mem::take(&mut self.events)
+    }
+
+    /// The usage reports handed to the in-process API since the last take.
+    fn take_usage_reports(&mut self) -> Vec<UsageReport> {
+        self.take_events()
+            .into_iter()
+            .filter_map(|e| match e {
+                N4Event::UsageReports(r) => Some(r),
+                _ => None,
+            })
+            .flatten()
+            .collect()
     }
 }
 
@@ -693,15 +705,7 @@ fn period_usage_report_carries_times_of_the_injected_clock() {
         "established 1 s after the anchor"
     );
     assert_eq!(u.end_time, Some(ntp(11)));
-    let reports: Vec<UsageReport> = sim
-        .take_events()
-        .into_iter()
-        .filter_map(|e| match e {
-            N4Event::UsageReports(r) => Some(r),
-            _ => None,
-        })
-        .flatten()
-        .collect();
+    let reports = sim.take_usage_reports();
     assert_eq!(reports.len(), 1, "also handed to the in-process API");
     assert_eq!(reports[0].seid, seid);
 }

@@ -235,13 +235,8 @@ fn deleted_session_period_no_longer_fires() {
     let to: Vec<u64> = usar.iter().filter_map(|s| s.msg.header.seid).collect();
     assert_eq!(to, vec![0x401; 3], "only the remaining session, every 10 s");
     let in_process: Vec<u64> = sim
-        .take_events()
+        .take_usage_reports()
         .into_iter()
-        .filter_map(|e| match e {
-            N4Event::UsageReports(r) => Some(r),
-            _ => None,
-        })
-        .flatten()
         .map(|r| r.seid)
         .collect();
     assert!(!in_process.contains(&gone), "{in_process:?}");
