@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use wire::gtpu::{decap, encap_in_place, GpduHeader, Message, MessageType, Packet, Repr};
+use wire::gtpu::{decap, encap_in_place, Message, MessageType, Packet, Repr};
 
 fn check(data: &[u8]) -> Result<(), String> {
     let checked = Packet::new_checked(data);
@@ -27,12 +27,7 @@ fn check(data: &[u8]) -> Result<(), String> {
             return Err("decap accepted what the view rejects".into());
         }
         if d.message_type == MessageType::GPdu {
-            let hdr = GpduHeader {
-                teid: d.teid,
-                seq: d.seq,
-                npdu: d.npdu,
-                pdu_session: d.pdu_session,
-            };
+            let hdr = d.header();
             let head = hdr.header_len();
             let mut buf = vec![0u8; head + d.payload.len()];
             buf[head..].copy_from_slice(d.payload);

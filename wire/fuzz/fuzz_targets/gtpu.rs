@@ -3,9 +3,7 @@
 //! whatever parses must re-emit into bytes that parse to the same value.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use wire::gtpu::{
-    decap, encap_in_place, GpduHeader, MessageType, Packet, Repr, MAX_GPDU_HEADER_LEN,
-};
+use wire::gtpu::{decap, encap_in_place, MessageType, Packet, Repr, MAX_GPDU_HEADER_LEN};
 
 fuzz_target!(|data: &[u8]| {
     let checked = Packet::new_checked(data);
@@ -38,12 +36,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(checked.is_ok(), "decap accepted what the view rejects");
         // Re-encapsulate what decap saw and decap again.
         if d.message_type == MessageType::GPdu {
-            let hdr = GpduHeader {
-                teid: d.teid,
-                seq: d.seq,
-                npdu: d.npdu,
-                pdu_session: d.pdu_session,
-            };
+            let hdr = d.header();
             let mut buf = vec![0u8; MAX_GPDU_HEADER_LEN + d.payload.len()];
             buf[MAX_GPDU_HEADER_LEN..].copy_from_slice(d.payload);
             if let Ok(out) = encap_in_place(&mut buf, MAX_GPDU_HEADER_LEN, d.payload.len(), &hdr) {

@@ -172,6 +172,18 @@ impl Decapped<'_> {
     pub fn qfi(&self) -> Option<u8> {
         self.pdu_session.as_ref().map(PduSessionInfo::qfi)
     }
+
+    /// The G-PDU header that encapsulates the payload again as it came:
+    /// the same TEID, sequence number, N-PDU number and PDU Session
+    /// Container (other extension headers are not kept).
+    pub fn header(&self) -> GpduHeader {
+        GpduHeader {
+            teid: self.teid,
+            seq: self.seq,
+            npdu: self.npdu,
+            pdu_session: self.pdu_session,
+        }
+    }
 }
 
 /// Decapsulates a GTP-U packet (a UDP payload) without copying: validates
