@@ -473,6 +473,26 @@ pub fn setup_rate(
     Ok(r)
 }
 
+/// [`in_flight`] on a one-thread runtime of its own, each call given a
+/// shared HTTP client (30 s timeout): for a load from one thread of the
+/// namespace the caller runs in.
+pub(crate) fn in_flight_on_runtime<T, F>(
+    concurrency: usize,
+    n: usize,
+    f: impl Fn(ctlhttp::Client, usize) -> F,
+) -> Result<Vec<Result<T, String>>, String>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T, String>> + Send + 'static,
+{
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    let http = ctlhttp::Client::new(Duration::from_secs(30));
+    Ok(rt.block_on(in_flight(concurrency, n, |k| f(http.clone(), k))))
+}
+
 /// Runs `f(0..n)` with at most `concurrency` of them in flight (tasks on
 /// the current runtime); the results in order.
 async fn in_flight<T, F>(

@@ -3,7 +3,9 @@
 //! gnb and upf, kernel routing, kernel VXLAN), the round trips and idle CPU
 //! are there, the report files are in the run folder, and nothing is left
 //! afterwards (the bench fails when it cannot remove what it added). No
-//! timing is asserted. Needs root and the daemon binaries.
+//! timing is asserted. With `--sessions 500`, path (a) is measured again
+//! with 500 sessions on gnb1 and upf1 (set up and released through the
+//! SMF). Needs root and the daemon binaries.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -26,7 +28,7 @@ const TESTS: [&str; 8] = [
 #[ignore = "needs root: network namespaces, veth links, TUN, VXLAN (the testbed's daemons)"]
 fn bench_dataplane_quick_measures_every_path_and_cleans_up() {
     let bed = Bed::with_daemons("dp");
-    let r = bed.job_json(&["bench", "dataplane"], &["--quick"]);
+    let r = bed.job_json(&["bench", "dataplane"], &["--quick", "--sessions", "500"]);
     let out = r.to_string();
     let rows = r["rows"].as_array().expect("rows");
     let names: Vec<&str> = rows.iter().filter_map(|x| x["test"].as_str()).collect();
@@ -68,6 +70,23 @@ fn bench_dataplane_quick_measures_every_path_and_cleans_up() {
             "{t} in dataplane.md:\n{md}"
         );
     }
+    let many = &r["many_sessions"];
+    assert_eq!(many["installed"], 500, "{out}");
+    assert!(many["upf_sessions"].as_u64().unwrap_or(0) >= 500, "{out}");
+    let names: Vec<&str> = many["rows"]
+        .as_array()
+        .expect("many_sessions.rows")
+        .iter()
+        .filter_map(|x| x["test"].as_str())
+        .collect();
+    assert_eq!(names, TESTS, "{out}");
+    for row in many["rows"].as_array().unwrap() {
+        for k in ["one", "many", "ratio"] {
+            let v = row[k].as_f64().unwrap_or(0.0);
+            assert!(v > 0.0 && v.is_finite(), "{k} of {}: {row}", row["test"]);
+        }
+    }
+    assert!(md.contains("with 500 sessions installed"), "{md}");
     let saved: serde_json::Value =
         serde_json::from_str(&common::read(&bed.run.join("dataplane.json"))).expect("saved JSON");
     assert_eq!(saved["rows"], r["rows"]);

@@ -24,6 +24,7 @@ use crate::plan::{GnbPlan, UePlan, UpfPlan};
 use crate::responder::UdpResponder;
 
 pub mod gen;
+pub mod many;
 pub mod paths;
 pub mod report;
 
@@ -55,7 +56,16 @@ pub struct DataplaneArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Sessions installed on the measured gNB and UPF for a second round
+    /// of path (a) (the SMF sets up the extra ones for emulated UEs); 1:
+    /// no second round.
+    #[arg(long, default_value_t = 1)]
+    pub sessions: usize,
 }
+
+/// Most sessions `--sessions` takes (the UE pool of the default topology
+/// is a /16).
+pub const MAX_SESSIONS: usize = 60_000;
 
 /// How long each measurement runs.
 #[derive(Clone, Copy, Debug)]
@@ -79,6 +89,12 @@ pub struct Timing {
 impl Timing {
     /// From the options.
     pub fn of(a: &DataplaneArgs) -> Result<Timing, BedError> {
+        if !(1..=MAX_SESSIONS).contains(&a.sessions) {
+            return Err(BedError::Usage(format!(
+                "--sessions {}: must be 1 to {MAX_SESSIONS}",
+                a.sessions
+            )));
+        }
         if a.quick {
             return Ok(Timing {
                 repeats: 1,
@@ -113,6 +129,16 @@ impl Timing {
 enum Test {
     Tcp { streams: usize, up: bool },
     Udp { size: usize, up: bool },
+}
+
+impl Test {
+    /// What its figure counts.
+    fn unit(self) -> &'static str {
+        match self {
+            Test::Tcp { .. } => "Gbit/s",
+            Test::Udp { .. } => "kpps",
+        }
+    }
 }
 
 const TESTS: [(&str, Test); 8] = [
@@ -184,16 +210,18 @@ pub fn run(
     // No session MBR: the SMF's default (1 Gbit/s) would cap path (a).
     opts.plan.session_mbr_kbps = Some(0);
     let (r, _) = crate::bed::up_run_down(&opts, false, on_progress, |st, on_progress| {
-        let r = measure(st, &timing, a.quick, on_progress)?;
+        let r = measure(st, &timing, a.quick, a.sessions, on_progress)?;
         let json = st.run_dir.join("dataplane.json");
         let text = serde_json::to_string_pretty(&r).unwrap_or_default();
         write(&json, &text)?;
         let md = st.run_dir.join("dataplane.md");
-        let cmd = if a.quick {
-            "testbed bench dataplane --quick"
-        } else {
-            "testbed bench dataplane"
-        };
+        let mut cmd = "testbed bench dataplane".to_string();
+        if a.quick {
+            cmd.push_str(" --quick");
+        }
+        if a.sessions > 1 {
+            cmd.push_str(&format!(" --sessions {}", a.sessions));
+        }
         let text = format!("# Data plane: `{cmd}`\n\n{}", report::markdown(&r));
         write(&md, &text)?;
         Ok(r)
@@ -237,6 +265,7 @@ fn measure(
     st: &BedState,
     t: &Timing,
     quick: bool,
+    sessions: usize,
     on_progress: &mut dyn FnMut(&str),
 ) -> Result<DataplaneReport, BedError> {
     let (ue, gnb, upf) = first_path(st)?;
@@ -342,11 +371,11 @@ fn measure(
     let rows: Vec<Row> = TESTS
         .iter()
         .map(|(name, test)| {
-            let unit = match test {
-                Test::Tcp { .. } => "Gbit/s",
-                Test::Udp { .. } => "kpps",
-            };
-            Row::new(name, unit, samples.get(name).unwrap_or(&BTreeMap::new()))
+            Row::new(
+                name,
+                test.unit(),
+                samples.get(name).unwrap_or(&BTreeMap::new()),
+            )
         })
         .collect();
     let mut rtt_us = BTreeMap::new();
@@ -363,6 +392,19 @@ fn measure(
             p99: a.p99 - b.p99,
         },
         _ => report::Rtt { p50: 0.0, p99: 0.0 },
+    };
+    let many_sessions = if sessions > 1 {
+        Some(many_round(
+            st,
+            upf,
+            sessions,
+            &rows,
+            |test| run_test(test, &ue_end(Path::Tunnel), &edge, &mut port, t),
+            t.repeats,
+            on_progress,
+        )?)
+    } else {
+        None
     };
     let mut paths = p;
     drop(_echo);
@@ -388,6 +430,7 @@ fn measure(
         quick,
         setup,
         generator_note,
+        many_sessions,
         measure_seconds,
         run_dir: st.run_dir.display().to_string(),
         rows,
@@ -405,6 +448,70 @@ fn measure(
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
+    })
+}
+
+/// Path (a) again, every test `repeats` times, with `sessions` sessions
+/// installed on its gNB and UPF; against the medians of `rows`.
+fn many_round(
+    st: &BedState,
+    upf: &UpfPlan,
+    sessions: usize,
+    rows: &[Row],
+    mut run: impl FnMut(Test) -> Result<f64, String>,
+    repeats: usize,
+    on_progress: &mut dyn FnMut(&str),
+) -> Result<many::ManySessions, BedError> {
+    let extra = many::Extra::install(st, upf, sessions - 1, on_progress)?;
+    let url = format!("http://{}/metrics", upf.metrics);
+    let (_, text) =
+        crate::bed::http_in(&st.ns(&upf.name), "GET", &url, None, Duration::from_secs(5))
+            .map_err(BedError::Request)?;
+    let upf_sessions = crate::bed::parse_prometheus(&text)
+        .into_iter()
+        .find(|(k, _)| k == "upf_sessions")
+        .map_or(0, |(_, v)| v as u64);
+    if upf_sessions < sessions as u64 {
+        return Err(BedError::Request(format!(
+            "{} holds {upf_sessions} sessions, not the {sessions} asked for",
+            upf.name
+        )));
+    }
+    let mut out = Vec::new();
+    for (name, test) in TESTS {
+        let mut v = Vec::with_capacity(repeats);
+        for rep in 0..repeats {
+            on_progress(&format!(
+                "{sessions} sessions installed, repeat {}/{repeats}: {name} on {} ...",
+                rep + 1,
+                Path::Tunnel.title()
+            ));
+            v.push(
+                run(test).map_err(|e| {
+                    BedError::Request(format!("{name} with {sessions} sessions: {e}"))
+                })?,
+            );
+        }
+        let many = report::Cell::of(&v).map_or(0.0, |c| c.median);
+        let one = rows
+            .iter()
+            .find(|r| r.test == name)
+            .map_or(0.0, |r| r.tunnel);
+        out.push(many::ManyRow {
+            test: name.to_string(),
+            unit: test.unit(),
+            one,
+            many,
+            ratio: if one > 0.0 { many / one } else { 0.0 },
+        });
+    }
+    let setup_seconds = extra.setup_seconds;
+    extra.finish()?;
+    Ok(many::ManySessions {
+        installed: sessions,
+        upf_sessions,
+        setup_seconds,
+        rows: out,
     })
 }
 

@@ -175,6 +175,9 @@ pub struct DataplaneReport {
     pub setup: BTreeMap<String, String>,
     /// Said when the kernel path shows the generator may be the limit.
     pub generator_note: Option<String>,
+    /// Path (a) again with many sessions installed (`--sessions N`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub many_sessions: Option<super::many::ManySessions>,
     /// CPU (percent of one core, median over the repeats) that each of
     /// `gnb` and `upf` used during each test on path (a); for UDP, over
     /// the whole rate search.
@@ -302,6 +305,20 @@ pub fn markdown(r: &DataplaneReport) -> String {
                     .collect();
                 s.push_str(&format!("| {} | {} |\n", row.test, cells.join(" | ")));
             }
+        }
+    }
+    if let Some(m) = &r.many_sessions {
+        s.push_str(&format!(
+            "\nPath (a) with {} sessions installed on its gNB and UPF (the UPF reported {}; \
+             the SMF set up the extra ones in {:.1} s), median of {} repeat(s):\n\n\
+             | test | unit | 1 session | {} sessions | ratio |\n|---|---|---:|---:|---:|\n",
+            m.installed, m.upf_sessions, m.setup_seconds, r.repeats, m.installed
+        ));
+        for row in &m.rows {
+            s.push_str(&format!(
+                "| {} | {} | {:.2} | {:.2} | {:.2} |\n",
+                row.test, row.unit, row.one, row.many, row.ratio
+            ));
         }
     }
     if let Some(n) = &r.generator_note {
