@@ -52,44 +52,13 @@ impl Topo {
             gnb: Netns::new(&format!("{base}g"))?,
             upf: Netns::new(&format!("{base}p"))?,
         };
-        t.ue.ip(&[
-            "link",
-            "add",
-            "radio",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "radio",
-            "netns",
-            &t.gnb.name,
-        ])?;
-        t.gnb.ip(&[
-            "link",
-            "add",
-            "n3",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "n3",
-            "netns",
-            &t.upf.name,
-        ])?;
+        t.ue.veth("radio", &t.gnb, "radio")?;
+        t.gnb.veth("n3", &t.upf, "n3")?;
         let a = |ip: Ipv4Addr| format!("{ip}/24");
-        t.ue.ip(&["addr", "add", &a(addr::UE_RADIO), "dev", "radio"])?;
-        t.gnb
-            .ip(&["addr", "add", &a(addr::GNB_RADIO), "dev", "radio"])?;
-        t.gnb.ip(&["addr", "add", &a(addr::GNB_N3), "dev", "n3"])?;
-        t.upf.ip(&["addr", "add", &a(addr::UPF_N3), "dev", "n3"])?;
-        for (ns, dev) in [
-            (&t.ue, "radio"),
-            (&t.gnb, "radio"),
-            (&t.gnb, "n3"),
-            (&t.upf, "n3"),
-        ] {
-            ns.ip(&["link", "set", dev, "up"])?;
-        }
+        t.ue.addr_up("radio", &a(addr::UE_RADIO))?;
+        t.gnb.addr_up("radio", &a(addr::GNB_RADIO))?;
+        t.gnb.addr_up("n3", &a(addr::GNB_N3))?;
+        t.upf.addr_up("n3", &a(addr::UPF_N3))?;
         Ok(t)
     }
 

@@ -79,6 +79,29 @@ impl Netns {
         ip_in(&self.name, args)
     }
 
+    /// A veth pair: `ifname` here, `peer_ifname` in `peer` (both down).
+    pub fn veth(&self, ifname: &str, peer: &Netns, peer_ifname: &str) -> KitResult<String> {
+        self.ip(&[
+            "link",
+            "add",
+            ifname,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            peer_ifname,
+            "netns",
+            &peer.name,
+        ])
+    }
+
+    /// Adds `addr` (with its prefix length) to `ifname` and sets it up.
+    pub fn addr_up(&self, ifname: &str, addr: &str) -> KitResult<()> {
+        self.ip(&["addr", "add", addr, "dev", ifname])?;
+        self.ip(&["link", "set", ifname, "up"])?;
+        Ok(())
+    }
+
     /// Runs `f` on a thread inside the namespace (sockets it opens stay
     /// there) and returns its result.
     pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> KitResult<T> {

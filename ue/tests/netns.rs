@@ -4,30 +4,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::process::Command;
 use std::time::Duration;
 
+use common::{cli, BIN};
 use testkit::gnb::{addr, FakeSmf, FakeUpf, InProcessGnb, Topo};
 use testkit::{wait_until, Netns, TempFile};
 use ue::UeConfig;
 use wire::ctl::SessionInfo;
-
-const BIN: &str = env!("CARGO_BIN_EXE_ue");
-
-/// Runs the `ue` CLI in `ns`: (success, stdout, stderr).
-fn cli(ns: &Netns, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new("ip")
-        .args(["netns", "exec", &ns.name, BIN])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn udp_echo(ns: &Netns, src: Ipv4Addr) -> bool {
     ns.run(move || {
@@ -287,41 +273,18 @@ fn ues_behind_a_cell_switch() {
     cell.ip(&["link", "add", "br0", "type", "bridge"]).unwrap();
     cell.ip(&["link", "set", "br0", "up"]).unwrap();
     let attach = |ns: &Netns, port: &str, ip: &str| {
-        cell.ip(&[
-            "link", "add", port, "type", "veth", "peer", "name", "radio", "netns", &ns.name,
-        ])
-        .unwrap();
+        cell.veth(port, ns, "radio").unwrap();
         cell.ip(&["link", "set", port, "master", "br0", "up"])
             .unwrap();
-        ns.ip(&["addr", "add", ip, "dev", "radio"]).unwrap();
-        ns.ip(&["link", "set", "radio", "up"]).unwrap();
+        ns.addr_up("radio", ip).unwrap();
     };
     attach(&gnb_ns, "pg", "10.10.1.1/24");
     for (i, ns) in ues.iter().enumerate() {
         attach(ns, &format!("pu{i}"), &format!("10.10.1.{}/24", 10 + i));
     }
-    gnb_ns
-        .ip(&[
-            "link",
-            "add",
-            "n3",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "n3",
-            "netns",
-            &upf_ns.name,
-        ])
-        .unwrap();
-    gnb_ns
-        .ip(&["addr", "add", "10.3.0.1/24", "dev", "n3"])
-        .unwrap();
-    upf_ns
-        .ip(&["addr", "add", "10.3.0.2/24", "dev", "n3"])
-        .unwrap();
-    gnb_ns.ip(&["link", "set", "n3", "up"]).unwrap();
-    upf_ns.ip(&["link", "set", "n3", "up"]).unwrap();
+    gnb_ns.veth("n3", &upf_ns, "n3").unwrap();
+    gnb_ns.addr_up("n3", "10.3.0.1/24").unwrap();
+    upf_ns.addr_up("n3", "10.3.0.2/24").unwrap();
     let upf = FakeUpf::start(&upf_ns, addr::UPF_N3).unwrap();
     let _smf = FakeSmf::start(
         &upf_ns,

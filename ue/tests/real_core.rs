@@ -5,29 +5,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::process::Command;
 use std::time::Duration;
 
+use common::{cli, BIN};
 use testkit::gnb::{InProcessGnb, Topo};
-use testkit::{wait_until, Netns, TempFile};
+use testkit::{wait_until, TempFile};
 use ue::UeConfig;
 use wire::ctl::SessionInfo;
-
-const BIN: &str = env!("CARGO_BIN_EXE_ue");
-
-fn cli(ns: &Netns, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new("ip")
-        .args(["netns", "exec", &ns.name, BIN])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// The real UPF in its namespace, stopped on drop.
 struct RealUpf(Option<upf::daemon::Upf>);
