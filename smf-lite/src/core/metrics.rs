@@ -1,5 +1,7 @@
 //! The SMF's counters and their Prometheus text exposition.
 
+use ctlhttp::metrics::{Families, Histogram};
+
 use super::{AssocState, SessionState, Smf};
 
 /// Counters, rendered by [`Smf::metrics_text`].
@@ -51,123 +53,157 @@ impl Smf {
 
     /// Prometheus text exposition.
     pub fn metrics_text(&self) -> String {
-        use std::fmt::Write;
-        let m = &self.metrics;
-        let mut o = String::new();
-        let counters: [(&str, &str, u64); 14] = [
-            ("smf_pfcp_tx_total", "PFCP messages sent", m.pfcp_tx),
-            ("smf_pfcp_rx_total", "PFCP messages received", m.pfcp_rx),
-            (
-                "smf_pfcp_rx_errors_total",
-                "PFCP datagrams that did not parse or match",
-                m.pfcp_rx_errors,
-            ),
-            (
-                "smf_pfcp_retransmissions_total",
-                "PFCP requests retransmitted (T1)",
-                m.pfcp_retransmissions,
-            ),
-            (
-                "smf_pfcp_timeouts_total",
-                "PFCP requests given up after N1",
-                m.pfcp_timeouts,
-            ),
-            (
-                "smf_pfcp_heartbeats_rx_total",
-                "Heartbeat Requests answered",
-                m.heartbeats_rx,
-            ),
-            (
-                "smf_pfcp_session_reports_total",
-                "Session Report Requests answered",
-                m.session_reports_rx,
-            ),
-            (
-                "smf_sessions_created_total",
-                "PDU sessions set up",
-                m.sessions_created,
-            ),
-            (
-                "smf_sessions_failed_total",
-                "PDU session setups that failed",
-                m.sessions_failed,
-            ),
-            (
-                "smf_sessions_released_total",
-                "PDU sessions released",
-                m.sessions_released,
-            ),
-            (
-                "smf_sessions_restored_total",
-                "PDU sessions re-established after a UPF restart",
-                m.sessions_restored,
-            ),
-            (
-                "smf_upf_restarts_total",
-                "UPF restarts detected by Recovery Time Stamp",
-                m.upf_restarts,
-            ),
-            (
-                "smf_n2_audit_deleted_total",
-                "gNB tunnels no session accounted for, deleted after our restart",
-                m.n2_audit_deleted,
-            ),
-            (
-                "smf_gnb_restarts_total",
-                "gNB starts announced (their sessions' tunnels set up again)",
-                m.gnb_restarts,
-            ),
-        ];
-        for (name, help, v) in counters {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
-        }
-        let _ = writeln!(
-            o,
-            "# HELP smf_sessions Sessions by state\n# TYPE smf_sessions gauge"
-        );
-        for st in SessionState::ALL {
-            let n = self.sessions.values().filter(|s| s.state == st).count();
-            let _ = writeln!(o, "smf_sessions{{state=\"{st:?}\"}} {n}");
-        }
-        let _ = writeln!(
-            o,
-            "# HELP smf_upf_associated 1 if the UPF has a PFCP association\n# TYPE smf_upf_associated gauge"
-        );
-        for p in &self.peers {
-            let _ = writeln!(
-                o,
-                "smf_upf_associated{{upf=\"{}\"}} {}",
-                p.name,
-                u8::from(p.state == AssocState::Associated)
-            );
-        }
-        let _ = writeln!(
-            o,
-            "# HELP smf_pool_addresses_in_use UE addresses allocated\n# TYPE smf_pool_addresses_in_use gauge"
-        );
-        for p in &self.peers {
-            for d in &p.dnns {
-                let _ = writeln!(
-                    o,
-                    "smf_pool_addresses_in_use{{upf=\"{}\",dnn=\"{}\"}} {}",
-                    p.name,
-                    d.name,
-                    d.pool.in_use()
-                );
-            }
-        }
-        let _ = writeln!(
-            o,
-            "# HELP smf_session_setup_seconds API request to Session Modification Response\n# TYPE smf_session_setup_seconds histogram"
-        );
-        for (b, n) in SETUP_BUCKETS.iter().zip(m.setup_buckets) {
-            let _ = writeln!(o, "smf_session_setup_seconds_bucket{{le=\"{b}\"}} {n}");
-        }
-        let _ = writeln!(
-            o,
-            "smf_session_setup_seconds_bucket{{le=\"+Inf\"}} {}\nsmf_session_setup_seconds_sum {}\nsmf_session_setup_seconds_count {}",
-            m.setup_seconds_count, m.setup_seconds_sum, m.setup_seconds_count
-        );
-        o
+        self.metrics_text_with(|_| Ok(()))
     }
+
+    /// Prometheus text exposition, with the families `extra` writes (what
+    /// the daemon counts outside the core) after the core's. The families
+    /// are copied out of `self` first: the collector owns what it writes.
+    pub fn metrics_text_with<F>(&self, extra: F) -> String
+    where
+        F: Fn(&mut Families<'_>) -> std::fmt::Result + Send + Sync + 'static,
+    {
+        let m = self.metrics.clone();
+        let states: Vec<(String, usize)> = SessionState::ALL
+            .iter()
+            .map(|st| {
+                let n = self.sessions.values().filter(|s| s.state == *st).count();
+                (format!("{st:?}"), n)
+            })
+            .collect();
+        let associated: Vec<(String, u8)> = self
+            .peers
+            .iter()
+            .map(|p| (p.name.clone(), u8::from(p.state == AssocState::Associated)))
+            .collect();
+        let pools: Vec<([(&str, String); 2], usize)> = self
+            .peers
+            .iter()
+            .flat_map(|p| {
+                p.dnns.iter().map(|d| {
+                    (
+                        [("upf", p.name.clone()), ("dnn", d.name.clone())],
+                        d.pool.in_use(),
+                    )
+                })
+            })
+            .collect();
+        ctlhttp::metrics::encode_fn(move |f| {
+            write_counters(f, &m)?;
+            f.gauge(
+                "smf_sessions",
+                "Sessions by state (TS 28.552 SM.SessionNbrMean and SM.SessionNbrMax sample it).",
+                states.iter().map(|(st, n)| ([("state", st.as_str())], *n)),
+            )?;
+            f.gauge(
+                "smf_upf_associated",
+                "1 if the UPF has a PFCP association.",
+                associated
+                    .iter()
+                    .map(|(u, a)| ([("upf", u.as_str())], u32::from(*a))),
+            )?;
+            f.gauge(
+                "smf_pool_addresses_in_use",
+                "UE addresses allocated.",
+                pools.iter().map(|(l, n)| (l.clone(), *n)),
+            )?;
+            // The buckets are cumulative; the encoder wants each one's own.
+            let mut below = 0;
+            let buckets: Vec<(f64, u64)> = SETUP_BUCKETS
+                .iter()
+                .zip(m.setup_buckets)
+                .map(|(b, n)| {
+                    let own = n.saturating_sub(below);
+                    below = n;
+                    (*b, own)
+                })
+                .collect();
+            f.histogram(
+                "smf_session_setup_seconds",
+                "API request to Session Modification Response.",
+                [(
+                    ctlhttp::metrics::NO_LABELS,
+                    Histogram {
+                        sum: m.setup_seconds_sum,
+                        count: m.setup_seconds_count,
+                        buckets: &buckets,
+                    },
+                )],
+            )?;
+            extra(f)
+        })
+    }
+}
+
+/// The SMF's counters.
+fn write_counters(f: &mut Families<'_>, m: &Metrics) -> std::fmt::Result {
+    let counters: [(&str, &str, u64); 14] = [
+        ("smf_pfcp_tx_total", "PFCP messages sent.", m.pfcp_tx),
+        ("smf_pfcp_rx_total", "PFCP messages received.", m.pfcp_rx),
+        (
+            "smf_pfcp_rx_errors_total",
+            "PFCP datagrams that did not parse or match.",
+            m.pfcp_rx_errors,
+        ),
+        (
+            "smf_pfcp_retransmissions_total",
+            "PFCP requests retransmitted (T1).",
+            m.pfcp_retransmissions,
+        ),
+        (
+            "smf_pfcp_timeouts_total",
+            "PFCP requests given up after N1.",
+            m.pfcp_timeouts,
+        ),
+        (
+            "smf_pfcp_heartbeats_rx_total",
+            "Heartbeat Requests answered.",
+            m.heartbeats_rx,
+        ),
+        (
+            "smf_pfcp_session_reports_total",
+            "Session Report Requests answered (TS 28.552 SM.N4SessionReportSucc).",
+            m.session_reports_rx,
+        ),
+        (
+            "smf_sessions_created_total",
+            "PDU sessions set up (TS 28.552 SM.PduSessionCreationSucc).",
+            m.sessions_created,
+        ),
+        (
+            "smf_sessions_failed_total",
+            "PDU session setups that failed (TS 28.552 SM.PduSessionCreationFail; \
+             SM.PduSessionCreationReq is the sum of this and the above).",
+            m.sessions_failed,
+        ),
+        (
+            "smf_sessions_released_total",
+            "PDU sessions released.",
+            m.sessions_released,
+        ),
+        (
+            "smf_sessions_restored_total",
+            "PDU sessions re-established after a UPF restart.",
+            m.sessions_restored,
+        ),
+        (
+            "smf_upf_restarts_total",
+            "UPF restarts detected by Recovery Time Stamp.",
+            m.upf_restarts,
+        ),
+        (
+            "smf_n2_audit_deleted_total",
+            "gNB tunnels no session accounted for, deleted after our restart.",
+            m.n2_audit_deleted,
+        ),
+        (
+            "smf_gnb_restarts_total",
+            "gNB starts announced (their sessions' tunnels set up again).",
+            m.gnb_restarts,
+        ),
+    ];
+    for (name, help, v) in counters {
+        f.counter_value(name, help, v)?;
+    }
+    Ok(())
 }

@@ -205,16 +205,17 @@ async fn list_upfs(State(api): State<Api>) -> Result<Json<Vec<UpfStatus>>, ApiFa
     query(&api.tx, |s| s.upfs()).await.map(Json)
 }
 
-async fn metrics(State(api): State<Api>) -> Result<String, ApiFailure> {
+async fn metrics(State(api): State<Api>) -> Result<Response, ApiFailure> {
     call(&api.tx, |ctx| {
-        let mut text = ctx.smf.metrics_text();
-        text.push_str(&format!(
-            "# HELP smf_pfcp_foreign_dropped_total PFCP datagrams from no configured UPF's address, dropped\n\
-             # TYPE smf_pfcp_foreign_dropped_total counter\n\
-             smf_pfcp_foreign_dropped_total {}\n",
-            ctx.pfcp_foreign
-        ));
-        text
+        let foreign = ctx.pfcp_foreign;
+        ctx.smf.metrics_text_with(move |f| {
+            f.counter_value(
+                "smf_pfcp_foreign_dropped_total",
+                "PFCP datagrams from no configured UPF's address, dropped.",
+                foreign,
+            )
+        })
     })
     .await
+    .map(ctlhttp::metrics::response)
 }
