@@ -15,10 +15,14 @@
 //! # Ok(()) }
 //! ```
 //!
+//! [`blocking`] is the same client for callers that are plain threads
+//! (CLIs, tests, namespace threads): the workspace's one HTTP client.
+//!
 //! Also the small server-side support the daemons share: [`server`] (the
 //! error answer and the JSON body parser), [`metrics`] (a timing summary)
 //! and [`daemon`] (runtime, shutdown signal, configuration error).
 
+pub mod blocking;
 pub mod daemon;
 pub mod metrics;
 pub mod server;
