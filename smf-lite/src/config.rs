@@ -91,6 +91,12 @@ pub struct Config {
     pub timers: Timers,
     /// gNB used when a request names none (`smf session create` without --gnb).
     pub default_gnb: Option<wire::ctl::GnbRef>,
+    /// Every gNB this SMF serves (`[[gnb]]`; `default_gnb` need not be
+    /// repeated). After its start the SMF audits each of these and the
+    /// default one: tunnels that no session of its new life accounts for
+    /// are deleted. A gNB missing here keeps the tunnels of a dead SMF
+    /// life until it restarts.
+    pub gnb: Vec<wire::ctl::GnbRef>,
     /// The UPFs this SMF controls.
     pub upf: Vec<UpfConfig>,
     /// The migration manager's timers.
@@ -203,6 +209,7 @@ impl Default for Config {
             usage_report_period_s: 0,
             timers: Timers::default(),
             default_gnb: None,
+            gnb: Vec::new(),
             upf: Vec::new(),
             migration: MigrationTimers::default(),
             edge: Vec::new(),
@@ -332,6 +339,7 @@ impl Config {
         if self.timers.heartbeat_ms == 0 {
             return Err(invalid("timers.heartbeat_ms", "must be > 0"));
         }
+        self.validate_gnbs()?;
         let mut names = std::collections::HashSet::new();
         let mut pools: Vec<(String, Ipv4Net)> = Vec::new();
         for (i, u) in self.upf.iter().enumerate() {
@@ -385,6 +393,56 @@ impl Config {
             }
         }
         self.validate_migration()
+    }
+
+    /// `[[gnb]]` and `default_gnb`: names given, API addresses that parse,
+    /// one address per name.
+    fn validate_gnbs(&self) -> Result<(), ConfigError> {
+        let listed = self
+            .gnb
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (format!("gnb[{i}]"), g));
+        let all: Vec<_> = self
+            .default_gnb
+            .iter()
+            .map(|g| ("default_gnb".to_string(), g))
+            .chain(listed)
+            .collect();
+        for (i, (f, g)) in all.iter().enumerate() {
+            if g.name.is_empty() {
+                return Err(invalid(format!("{f}.name"), "must not be empty"));
+            }
+            if g.n2_api.parse::<SocketAddr>().is_err() {
+                return Err(invalid(
+                    format!("{f}.n2_api"),
+                    format!("`{}` is not IP:PORT", g.n2_api),
+                ));
+            }
+            if let Some((of, o)) = all[..i].iter().find(|(_, o)| o.name == g.name) {
+                if o.n2_api != g.n2_api {
+                    return Err(invalid(
+                        format!("{f}.n2_api"),
+                        format!(
+                            "gNB `{}` is at {} in {of}, {} here",
+                            g.name, o.n2_api, g.n2_api
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every gNB the configuration names (default first), each once.
+    pub fn known_gnbs(&self) -> Vec<wire::ctl::GnbRef> {
+        let mut out: Vec<wire::ctl::GnbRef> = Vec::new();
+        for g in self.default_gnb.iter().chain(&self.gnb) {
+            if !out.iter().any(|o| o.name == g.name) {
+                out.push(g.clone());
+            }
+        }
+        out
     }
 
     /// `[migration]` and `[[edge]]`: timers that can fire, edges with
@@ -574,5 +632,36 @@ mod tests {
             .expect_err("agent missing")
             .to_string();
         assert!(e.contains("agent"), "{e}");
+    }
+
+    #[test]
+    fn gnbs_listed_once_each_with_their_address() {
+        let dflt = "[default_gnb]\nname='gnb1'\nn2_api='10.0.0.2:7002'\n";
+        let g = |n: &str, a: &str| format!("[[gnb]]\nname='{n}'\nn2_api='{a}'\n");
+        let c = Config::parse(&format!(
+            "{dflt}{}{}",
+            g("gnb2", "10.0.0.3:7002"),
+            g("gnb1", "10.0.0.2:7002")
+        ))
+        .expect("valid");
+        let names: Vec<_> = c.known_gnbs().into_iter().map(|g| g.name).collect();
+        assert_eq!(names, ["gnb1", "gnb2"], "default first, each once");
+        for (text, field, why) in [
+            (g("gnb2", "gnb2.local:7002"), "gnb[0].n2_api", "IP:PORT"),
+            (g("", "10.0.0.3:7002"), "gnb[0].name", "empty"),
+            (
+                format!("{dflt}{}", g("gnb1", "10.0.0.9:7002")),
+                "gnb[0].n2_api",
+                "10.0.0.2:7002",
+            ),
+            (
+                "[default_gnb]\nname='gnb1'\nn2_api='x'\n".into(),
+                "default_gnb.n2_api",
+                "`x`",
+            ),
+        ] {
+            let e = Config::parse(&text).expect_err(field).to_string();
+            assert!(e.contains(field) && e.contains(why), "{field}: {e}");
+        }
     }
 }

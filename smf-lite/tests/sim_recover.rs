@@ -238,3 +238,99 @@ fn upf_restart_seen_in_a_heartbeat_restores_without_stale_seids() {
         s.pump();
     });
 }
+
+#[test]
+fn after_its_restart_the_smf_audits_every_gnb_it_serves_not_only_the_default() {
+    let cfg = format!(
+        "{}[[gnb]]\nname = \"gnb2\"\nn2_api = \"10.100.0.6:7002\"\n\
+         [[gnb]]\nname = \"gnb1\"\nn2_api = \"{}\"\n",
+        cfg_with_gnb(),
+        gnb_ref().n2_api
+    );
+    let cfg = Config::parse(&cfg).expect("valid config");
+    let now = std::time::Instant::now();
+    let mut smf = Smf::new(&cfg, 1000, now);
+    smf.handle_timeout(now);
+    let mut audited = Vec::new();
+    while let Some(a) = smf.poll_action() {
+        if let smf_lite::Action::N2Audit { gnb } = a {
+            audited.push((gnb.name, gnb.n2_api));
+        }
+    }
+    audited.sort();
+    assert_eq!(
+        audited,
+        [
+            ("gnb1".to_string(), gnb_ref().n2_api),
+            ("gnb2".to_string(), "10.100.0.6:7002".to_string())
+        ],
+        "one audit per gNB, the default one once"
+    );
+}
+
+/// The Session Establishment Response among what the SMF received.
+fn establishment_response(s: &Sim) -> Vec<u8> {
+    s.received
+        .iter()
+        .rev()
+        .find(|(_, d)| d.get(1) == Some(&mt::SessionEstablishmentResponse))
+        .map(|(_, d)| d.clone())
+        .expect("an establishment response")
+}
+
+#[test]
+fn a_session_the_upf_made_for_a_setup_the_smf_gave_up_is_deleted_when_its_answer_comes_late() {
+    let mut s = Sim::associated();
+    let id = s.next_req;
+    s.next_req += 1;
+    let now = s.now;
+    s.smf.create_session(
+        now,
+        id,
+        wire::ctl::SessionRequest {
+            ue_id: "imsi-late".into(),
+            pdu_session_id: 1,
+            dnn: "edge1".into(),
+            upf: None,
+            gnb: Some(gnb_ref()),
+        },
+    );
+    // upf1 makes the session; its answer is held back and it hears no
+    // retransmission, so the SMF gives up after T1 x N1.
+    let mut late = None;
+    while let Some(a) = s.smf.poll_action() {
+        if let smf_lite::Action::SendPfcp { data, .. } = a {
+            late = s.upf("upf1").fake.handle(&data);
+        }
+    }
+    let late = late.expect("upf1 answered");
+    s.upf("upf1").dead = true;
+    s.advance(Duration::from_millis(500));
+    assert!(
+        matches!(s.created.remove(&id), Some(Err(_))),
+        "the setup failed"
+    );
+    assert_eq!(s.upf("upf1").fake.sessions.len(), 1, "the UPF holds it");
+    s.upf("upf1").dead = false;
+    let from = s.upf("upf1").addr;
+    let now = s.now;
+    s.smf.handle_pfcp(now, from, &late);
+    s.pump();
+    assert!(
+        s.upf("upf1").fake.sessions.is_empty(),
+        "the late answer's session is deleted at the UPF"
+    );
+
+    // A repeated answer for a session the SMF holds deletes nothing.
+    s.create_ok("imsi-live", 1, "edge1", None);
+    let again = establishment_response(&s);
+    let now = s.now;
+    s.smf.handle_pfcp(now, from, &again);
+    s.pump();
+    assert_eq!(
+        s.upf("upf1").fake.sessions.len(),
+        1,
+        "the live session stays"
+    );
+    assert_eq!(s.smf.sessions().len(), 1);
+}

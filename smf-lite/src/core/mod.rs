@@ -173,12 +173,9 @@ impl Smf {
             metrics: Metrics::default(),
             quiet_until: None,
             audits: cfg
-                .default_gnb
-                .iter()
-                .map(|g| recover::Audit {
-                    gnb: g.clone(),
-                    due: now,
-                })
+                .known_gnbs()
+                .into_iter()
+                .map(|gnb| recover::Audit { gnb, due: now })
                 .collect(),
         }
     }

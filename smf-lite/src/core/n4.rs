@@ -72,6 +72,11 @@ impl Smf {
         if !matches {
             self.metrics.pfcp_rx_errors += 1;
             debug!(upf = %self.peers[upf].name, seq, ty, "PFCP response to no outstanding request");
+            if let MessageBody::SessionEstablishmentResponse(r) = &msg.body {
+                // A setup we gave up on (timed out, or dropped when the
+                // UPF restarted) that the UPF did make.
+                self.delete_if_orphan(now, upf, r);
+            }
             return;
         }
         let Some(txn) = self.txns.remove((upf, seq)) else {
@@ -181,6 +186,30 @@ impl Smf {
         }
     }
 
+    /// An accepted Session Establishment that no session of ours holds
+    /// (its request was given up, or a newer attempt replaced it): the UPF
+    /// keeps the session and its rules for good unless we delete it. A UP
+    /// SEID one of our sessions holds is never touched.
+    pub(super) fn delete_if_orphan(
+        &mut self,
+        now: Instant,
+        upf: usize,
+        r: &pfcp::SessionEstablishmentResponse,
+    ) {
+        let Some(f) = r.up_f_seid.filter(|_| r.cause.is_accepted()) else {
+            return;
+        };
+        let held = self
+            .sessions
+            .values()
+            .any(|s| s.upf == upf && s.info.up_seid == f.seid);
+        if held || self.peers[upf].state != AssocState::Associated {
+            return;
+        }
+        warn!(upf = %self.peers[upf].name, up_seid = f.seid, "a session the UPF set up for a request we gave up: deleting it");
+        self.send_cleanup(now, upf, f.seid);
+    }
+
     fn handle_response(&mut self, now: Instant, upf: usize, kind: TxnKind, body: MessageBody) {
         match (kind, body) {
             (TxnKind::Association, MessageBody::AssociationSetupResponse(a)) => {
@@ -201,7 +230,7 @@ impl Smf {
                 self.peer_recovery(now, upf, h.recovery_time_stamp, false);
             }
             (TxnKind::Establish { key, gen }, MessageBody::SessionEstablishmentResponse(r)) => {
-                self.on_established(now, &key, gen, r)
+                self.on_established(now, upf, &key, gen, r)
             }
             (TxnKind::Modify { key, gen }, MessageBody::SessionModificationResponse(r)) => {
                 let Some(s) = self.sessions.get(&key) else {

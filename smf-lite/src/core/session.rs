@@ -332,16 +332,22 @@ impl Smf {
     pub(super) fn on_established(
         &mut self,
         now: Instant,
+        upf: usize,
         key: &SessionKey,
         gen: u64,
         r: pfcp::SessionEstablishmentResponse,
     ) {
+        let stale = self
+            .sessions
+            .get(key)
+            .is_none_or(|s| s.gen != gen || s.state != SessionState::Establishing);
+        if stale {
+            self.delete_if_orphan(now, upf, &r);
+            return;
+        }
         let Some(s) = self.sessions.get_mut(key) else {
             return;
         };
-        if s.gen != gen || s.state != SessionState::Establishing {
-            return;
-        }
         let upf_name = self.peers[s.upf].name.clone();
         if !r.cause.is_accepted() {
             if r.cause == Cause::NoEstablishedPfcpAssociation {

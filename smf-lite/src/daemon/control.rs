@@ -83,7 +83,11 @@ impl Control {
             agents: Agents::new(agent_timeout, &cfg.edge, tx),
             events,
             waiting: HashMap::new(),
-            gnbs: HashMap::new(),
+            gnbs: cfg
+                .known_gnbs()
+                .into_iter()
+                .map(|g| (g.name.clone(), g))
+                .collect(),
             default_gnb: cfg.default_gnb.clone(),
             ids: ReqIds::default(),
             upf_ips: cfg.upf.iter().map(|u| u.n4.ip()).collect(),

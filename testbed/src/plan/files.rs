@@ -53,6 +53,8 @@ struct SmfToml {
     timers: SmfTimers,
     #[serde(skip_serializing_if = "Option::is_none")]
     default_gnb: Option<SmfGnbRef>,
+    /// Every gNB (`[[gnb]]`): the SMF audits each after its start.
+    gnb: Vec<SmfGnbRef>,
     upf: Vec<SmfUpf>,
     /// The CSM migration manager's edges (`[[edge]]`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -76,6 +78,14 @@ struct SmfTimers {
 struct SmfGnbRef {
     name: String,
     n2_api: String,
+}
+impl SmfGnbRef {
+    fn of(g: &GnbPlan) -> SmfGnbRef {
+        SmfGnbRef {
+            name: g.name.clone(),
+            n2_api: g.n2_api.to_string(),
+        }
+    }
 }
 #[derive(Serialize)]
 struct SmfUpf {
@@ -234,10 +244,8 @@ pub(super) fn smf_daemon(
         timers: SmfTimers {
             heartbeat_ms: SMF_HEARTBEAT_MS,
         },
-        default_gnb: gnbs.first().map(|g| SmfGnbRef {
-            name: g.name.clone(),
-            n2_api: g.n2_api.to_string(),
-        }),
+        default_gnb: gnbs.first().map(SmfGnbRef::of),
+        gnb: gnbs.iter().map(SmfGnbRef::of).collect(),
         upf: upfs
             .iter()
             .map(|u| SmfUpf {

@@ -248,6 +248,8 @@ fn generated_configs_parse_with_each_daemons_own_parser() {
                 );
                 assert_eq!(c.edge[1].app_server.to_string(), "10.62.0.2");
                 assert_eq!(c.migration.countdown_ms, 10_000);
+                let gnbs: Vec<_> = c.known_gnbs().into_iter().map(|g| g.name).collect();
+                assert_eq!(gnbs, ["gnb1"], "every gNB listed for the SMF's audit");
                 let g = c.default_gnb.expect("default gNB");
                 assert_eq!(
                     (g.name.as_str(), g.n2_api.as_str()),
@@ -290,6 +292,11 @@ fn multi_ue_topology_maps_ues_to_their_cells() {
         .all(|g| g.radio_link == gnb::radio::RadioLink::Shared));
     // The SMF's UPF list and pools are the same as in the paper topology.
     assert_eq!(p.upfs, paper().upfs);
+    // The SMF knows both cells' gNBs, so it audits both after a restart.
+    let smf = p.daemon("smf").expect("smf");
+    let c = smf_lite::Config::parse(&smf.config).expect("smf.toml");
+    let gnbs: Vec<_> = c.known_gnbs().into_iter().map(|g| g.name).collect();
+    assert_eq!(gnbs, ["gnb1", "gnb2"]);
 }
 
 #[test]
