@@ -24,8 +24,8 @@
 //! | `upf_n3_tx_packets_total` | GTP.OutDataPktN3UPF (5.4.1) |
 //! | `upf_n3_tx_bytes_total` | GTP.OutDataOctN3UPF (5.4.1) |
 //! | `upf_session_packets_total`, `upf_session_bytes_total` (`seid`, `direction`) | GTP.In/OutDataPkt/OctN3UPF per PDU session (the standard's are per S-NSSAI) |
-//! | `upf_pfcp_messages_total{kind}` | SM.N4SessionEstabReq, SM.N4SessionReport (the N4 kinds) |
-//! | `upf_sessions` | number of N4 sessions (what UPF session counts sample) |
+//! | `upf_pfcp_messages_total{kind="session_report"}` | SM.N4SessionReport (reports the UPF sent) |
+//! | `upf_n6_rx_super_packets_total`, `upf_n6_tx_super_packets_total` | none (the N6 TUN offload path) |
 //! | `smf_sessions_created_total` | SM.PduSessionCreationSucc (5.3.1) |
 //! | `smf_sessions_failed_total` | SM.PduSessionCreationFail (5.3.1); Req = Succ + Fail |
 //! | `smf_sessions{state}` | SM.SessionNbrMean / SM.SessionNbrMax are samples of it (5.3.1) |

@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 use std::net::TcpListener;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +19,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use ctlhttp::metrics::{Collector, DescriptorEncoder, Families};
 use tracing::warn;
 
 use crate::daemon::Inner;
@@ -58,7 +59,9 @@ fn router(inner: Arc<Inner>) -> Router {
     Router::new()
         .route(
             "/metrics",
-            get(|State(i): State<Arc<Inner>>| async move { text(prometheus(&i)) }),
+            get(|State(i): State<Arc<Inner>>| async move {
+                ctlhttp::metrics::response(prometheus(&i))
+            }),
         )
         .route(
             "/stats",
@@ -69,111 +72,227 @@ fn router(inner: Arc<Inner>) -> Router {
 }
 
 fn text(body: String) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body)
 }
 
-fn counter(out: &mut String, name: &str, labels: &str, c: &Counter) {
-    let (p, b) = c.get();
-    let _ = writeln!(out, "upf_{name}_packets_total{labels} {p}");
-    let _ = writeln!(out, "upf_{name}_bytes_total{labels} {b}");
+/// The UPF's `/metrics` families. They are read from the data path's
+/// counters (written once per batch by the forwarding threads) when a
+/// scrape encodes them; nothing is counted twice for the exposition.
+pub struct UpfCollector(pub Arc<Inner>);
+
+impl std::fmt::Debug for UpfCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UpfCollector")
+    }
+}
+
+impl Collector for UpfCollector {
+    fn encode(&self, enc: DescriptorEncoder) -> std::fmt::Result {
+        families(&mut Families::new(enc), &self.0)
+    }
 }
 
 /// Prometheus text.
-pub fn prometheus(inner: &Inner) -> String {
+pub fn prometheus(inner: &Arc<Inner>) -> String {
+    ctlhttp::metrics::encode(UpfCollector(inner.clone()))
+}
+
+/// One interface counter pair: (packets series, its help, bytes series,
+/// its help, the counter).
+type Iface<'a> = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'a Counter,
+);
+
+fn families(f: &mut Families<'_>, inner: &Inner) -> std::fmt::Result {
     let m = &inner.metrics;
-    let mut o = String::new();
-    for (name, c) in [
-        ("n3_rx", &m.n3_rx),
-        ("n3_tx", &m.n3_tx),
-        ("n6_rx", &m.n6_rx),
-        ("n6_tx", &m.n6_tx),
-    ] {
-        let _ = writeln!(o, "# TYPE upf_{name}_packets_total counter");
-        let _ = writeln!(o, "# TYPE upf_{name}_bytes_total counter");
-        counter(&mut o, name, "", c);
-    }
-    let _ = writeln!(o, "# TYPE upf_drops_total counter");
-    for r in DropReason::ALL {
-        let _ = writeln!(
-            o,
-            "upf_drops_total{{reason=\"{}\"}} {}",
-            r.label(),
-            m.drops_of(r)
-        );
-    }
-    for (name, v) in [
-        ("echo_answered_total", &m.echo_answered),
-        ("error_indications_sent_total", &m.error_indications),
+    let ifaces: [Iface<'_>; 4] = [
         (
-            "error_indications_suppressed_total",
-            &m.error_indications_suppressed,
+            "upf_n3_rx_packets_total",
+            "G-PDUs received on N3 (TS 28.552 GTP.InDataPktN3UPF).",
+            "upf_n3_rx_bytes_total",
+            "Octets of the G-PDUs received on N3 (TS 28.552 GTP.InDataOctN3UPF).",
+            &m.n3_rx,
         ),
-        ("end_markers_sent_total", &m.end_markers),
+        (
+            "upf_n3_tx_packets_total",
+            "GTP-U packets sent on N3: G-PDUs (TS 28.552 GTP.OutDataPktN3UPF), echo, \
+             error indications, end markers.",
+            "upf_n3_tx_bytes_total",
+            "Octets of the GTP-U packets sent on N3 (TS 28.552 GTP.OutDataOctN3UPF).",
+            &m.n3_tx,
+        ),
+        (
+            "upf_n6_rx_packets_total",
+            "Packets read from the N6 TUN (a super-packet counts once).",
+            "upf_n6_rx_bytes_total",
+            "Octets read from the N6 TUN.",
+            &m.n6_rx,
+        ),
+        (
+            "upf_n6_tx_packets_total",
+            "Packets written to the N6 TUN (each segment of a joined write counts).",
+            "upf_n6_tx_bytes_total",
+            "Octets written to the N6 TUN.",
+            &m.n6_tx,
+        ),
+    ];
+    for (pn, ph, bn, bh, c) in ifaces {
+        let (p, b) = c.get();
+        f.counter_value(pn, ph, p)?;
+        f.counter_value(bn, bh, b)?;
+    }
+    let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let (log_lines, log_suppressed) = inner.n3_log_counts();
+    for (name, help, v) in [
+        (
+            "upf_n6_rx_super_packets_total",
+            "N6 TUN reads that were TSO/USO super-packets, cut into segments \
+             (upf_n6_rx_packets_total counts each read once).",
+            ld(&m.n6_rx_super),
+        ),
+        (
+            "upf_n6_tx_super_packets_total",
+            "N6 TUN writes that joined several uplink segments \
+             (upf_n6_tx_packets_total counts each segment).",
+            ld(&m.n6_tx_super),
+        ),
+        (
+            "upf_echo_answered_total",
+            "GTP-U Echo Requests answered.",
+            ld(&m.echo_answered),
+        ),
+        (
+            "upf_error_indications_sent_total",
+            "GTP-U Error Indications sent.",
+            ld(&m.error_indications),
+        ),
+        (
+            "upf_error_indications_suppressed_total",
+            "Error Indications not sent: the peer's token bucket was empty.",
+            ld(&m.error_indications_suppressed),
+        ),
+        (
+            "upf_end_markers_sent_total",
+            "GTP-U End Markers sent.",
+            ld(&m.end_markers),
+        ),
+        (
+            "upf_n3_log_lines_total",
+            "Log lines written about bad N3 input (rate-limited).",
+            log_lines,
+        ),
+        (
+            "upf_n3_log_suppressed_total",
+            "Log lines about bad N3 input suppressed by the rate limit.",
+            log_suppressed,
+        ),
     ] {
-        let _ = writeln!(o, "# TYPE upf_{name} counter");
-        let _ = writeln!(o, "upf_{name} {}", v.load(Ordering::Relaxed));
+        f.counter_value(name, help, v)?;
     }
-    let (lines, suppressed) = inner.n3_log_counts();
-    for (name, v) in [
-        ("n3_log_lines_total", lines),
-        ("n3_log_suppressed_total", suppressed),
-    ] {
-        let _ = writeln!(o, "# TYPE upf_{name} counter");
-        let _ = writeln!(o, "upf_{name} {v}");
+    f.counter(
+        "upf_drops_total",
+        "Packets dropped, by reason.",
+        DropReason::ALL.map(|r| ([("reason", r.label())], m.drops_of(r))),
+    )?;
+    f.counter(
+        "upf_pfcp_messages_total",
+        "PFCP (N4) messages and events, by kind (kind=\"session_report\": \
+         TS 28.552 SM.N4SessionReport).",
+        inner
+            .pfcp_stats
+            .snapshot()
+            .into_iter()
+            .map(|(k, v)| ([("kind", k)], v)),
+    )?;
+    session_families(f, &session_rows(inner))
+}
+
+/// The per-session and per-PDR families (one series per session or PDR).
+fn session_families(f: &mut Families<'_>, rows: &[SessionRow]) -> std::fmt::Result {
+    f.gauge_value("upf_sessions", "N4 sessions held.", rows.len())?;
+    let seids: Vec<String> = rows.iter().map(|s| s.seid.to_string()).collect();
+    let seids = &seids[..];
+    let dir = |i: usize, d: &'static str| [("seid", seids[i].clone()), ("direction", d.into())];
+    let by_dir = |get: fn(&Counter) -> u64| {
+        rows.iter().enumerate().flat_map(move |(i, s)| {
+            [
+                (dir(i, "ul"), get(&s.shared.ul)),
+                (dir(i, "dl"), get(&s.shared.dl)),
+            ]
+        })
+    };
+    f.counter(
+        "upf_session_packets_total",
+        "Packets forwarded for the session, by direction (TS 28.552 \
+         GTP.InDataPktN3UPF is the sum of ul, GTP.OutDataPktN3UPF of dl).",
+        by_dir(|c| c.get().0),
+    )?;
+    f.counter(
+        "upf_session_bytes_total",
+        "Octets forwarded for the session, by direction (TS 28.552 \
+         GTP.InDataOctN3UPF / GTP.OutDataOctN3UPF per PDU session).",
+        by_dir(|c| c.get().1),
+    )?;
+    let one = |get: fn(&SessionShared) -> u64| {
+        rows.iter()
+            .enumerate()
+            .map(move |(i, s)| ([("seid", seids[i].as_str())], get(&s.shared)))
+    };
+    type Per = (&'static str, &'static str, fn(&SessionShared) -> u64);
+    let per: [Per; 4] = [
+        (
+            "upf_session_dropped_total",
+            "Packets of the session dropped.",
+            |s| s.dropped.load(Ordering::Relaxed),
+        ),
+        (
+            "upf_session_spoofed_total",
+            "Uplink packets of the session from another source than the UE's address.",
+            |s| s.spoofed.load(Ordering::Relaxed),
+        ),
+        (
+            "upf_session_wrong_sender_total",
+            "G-PDUs for the session's TEID from another address than its gNB.",
+            |s| s.wrong_sender.load(Ordering::Relaxed),
+        ),
+        (
+            "upf_session_protected_destination_total",
+            "Uplink packets of the session for a protected (core) destination.",
+            |s| s.protected_dst.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, help, get) in per {
+        f.counter(name, help, one(get))?;
     }
-    let pfcp = &inner.pfcp_stats;
-    let _ = writeln!(o, "# TYPE upf_pfcp_messages_total counter");
-    for (k, v) in pfcp.snapshot() {
-        let _ = writeln!(o, "upf_pfcp_messages_total{{kind=\"{k}\"}} {v}");
-    }
-    let rows = session_rows(inner);
-    let _ = writeln!(o, "# TYPE upf_sessions gauge");
-    let _ = writeln!(o, "upf_sessions {}", rows.len());
-    let _ = writeln!(o, "# TYPE upf_session_packets_total counter");
-    for s in &rows {
-        let seid = s.seid;
-        let sh = &s.shared;
-        counter(
-            &mut o,
-            "session",
-            &format!("{{seid=\"{seid}\",direction=\"ul\"}}"),
-            &sh.ul,
-        );
-        counter(
-            &mut o,
-            "session",
-            &format!("{{seid=\"{seid}\",direction=\"dl\"}}"),
-            &sh.dl,
-        );
-        for (name, v) in [
-            ("dropped_total", sh.dropped.load(Ordering::Relaxed)),
-            ("spoofed_total", sh.spoofed.load(Ordering::Relaxed)),
-            (
-                "wrong_sender_total",
-                sh.wrong_sender.load(Ordering::Relaxed),
-            ),
-            (
-                "protected_destination_total",
-                sh.protected_dst.load(Ordering::Relaxed),
-            ),
-            ("buffered", sh.buffered_len() as u64),
-        ] {
-            let _ = writeln!(o, "upf_session_{name}{{seid=\"{seid}\"}} {v}");
-        }
-        for p in &s.pdrs {
-            let _ = writeln!(
-                o,
-                "upf_pdr_packets_total{{seid=\"{seid}\",pdr=\"{}\"}} {}",
-                p.pdr_id, p.packets
-            );
-            let _ = writeln!(
-                o,
-                "upf_pdr_bytes_total{{seid=\"{seid}\",pdr=\"{}\"}} {}",
-                p.pdr_id, p.bytes
-            );
-        }
-    }
-    o
+    f.gauge(
+        "upf_session_buffered",
+        "Downlink packets of the session held in its buffer.",
+        one(|s| s.buffered_len() as u64),
+    )?;
+    let pdrs = || {
+        rows.iter().enumerate().flat_map(|(i, s)| {
+            s.pdrs.iter().map(move |p| {
+                (
+                    [("seid", seids[i].clone()), ("pdr", p.pdr_id.to_string())],
+                    (p.packets, p.bytes),
+                )
+            })
+        })
+    };
+    f.counter(
+        "upf_pdr_packets_total",
+        "Packets matched by the PDR.",
+        pdrs().map(|(l, (p, _))| (l, p)),
+    )?;
+    f.counter(
+        "upf_pdr_bytes_total",
+        "Octets matched by the PDR.",
+        pdrs().map(|(l, (_, b))| (l, b)),
+    )
 }
 
 /// What the pages show of one session, taken under the table's lock and
