@@ -1,5 +1,5 @@
-//! Blocking JSON/HTTP client (ureq): the SMF's N2-lite calls to gNBs and the
-//! `smf` CLI's calls to the SMF API.
+//! JSON/HTTP clients on ctlhttp: the SMF's N2-lite calls to gNBs (async)
+//! and the `smf` CLI's calls to the SMF API (blocking).
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -43,50 +43,51 @@ impl HttpError {
     }
 }
 
-/// A keep-alive HTTP agent.
-#[derive(Clone)]
+/// `r` as an answer with a success status, or the error naming `url`.
+fn check(
+    url: &str,
+    r: Result<ctlhttp::Response, ctlhttp::Error>,
+) -> Result<ctlhttp::Response, HttpError> {
+    let r = r.map_err(|e| HttpError::Transport {
+        url: url.to_owned(),
+        msg: match e {
+            ctlhttp::Error::Transport { msg, .. } | ctlhttp::Error::Url { msg, .. } => msg,
+            ctlhttp::Error::Timeout { timeout, .. } => format!("no answer within {timeout:?}"),
+        },
+    })?;
+    if r.status >= 400 {
+        return Err(HttpError::status(url, r.status, r.text()));
+    }
+    Ok(r)
+}
+
+/// The JSON answer from `url`.
+fn decode<T: DeserializeOwned>(url: &str, r: &ctlhttp::Response) -> Result<T, HttpError> {
+    serde_json::from_slice(&r.body).map_err(|e| HttpError::Decode {
+        url: url.to_owned(),
+        msg: e.to_string(),
+    })
+}
+
+/// A JSON request body for `url`.
+fn encode<B: Serialize>(url: &str, body: &B) -> Result<Vec<u8>, HttpError> {
+    serde_json::to_vec(body).map_err(|e| HttpError::Decode {
+        url: url.to_owned(),
+        msg: e.to_string(),
+    })
+}
+
+/// A blocking keep-alive HTTP client (for the `smf` CLI and tests).
+#[derive(Clone, Debug)]
 pub struct Http {
-    agent: ureq::Agent,
+    client: ctlhttp::blocking::Client,
 }
 
 impl Http {
     pub fn new(timeout: Duration) -> Http {
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout))
-            .http_status_as_error(false)
-            .max_idle_connections(256)
-            .max_idle_connections_per_host(64)
-            .build()
-            .into();
-        Http { agent }
-    }
-
-    fn finish(
-        url: &str,
-        r: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> Result<ureq::http::Response<ureq::Body>, HttpError> {
-        let mut rsp = r.map_err(|e| HttpError::Transport {
-            url: url.to_owned(),
-            msg: e.to_string(),
-        })?;
-        let status = rsp.status().as_u16();
-        if status >= 400 {
-            let text = rsp.body_mut().read_to_string().unwrap_or_default();
-            return Err(HttpError::status(url, status, text));
+        Http {
+            client: ctlhttp::blocking::Client::new(timeout),
         }
-        Ok(rsp)
-    }
-
-    fn json<T: DeserializeOwned>(
-        url: &str,
-        mut rsp: ureq::http::Response<ureq::Body>,
-    ) -> Result<T, HttpError> {
-        rsp.body_mut()
-            .read_json::<T>()
-            .map_err(|e| HttpError::Decode {
-                url: url.to_owned(),
-                msg: e.to_string(),
-            })
     }
 
     pub fn post_json<B: Serialize, T: DeserializeOwned>(
@@ -94,27 +95,20 @@ impl Http {
         url: &str,
         body: &B,
     ) -> Result<T, HttpError> {
-        let r = Self::finish(url, self.agent.post(url).send_json(body))?;
-        Self::json(url, r)
+        let r = check(url, self.client.post_json(url, encode(url, body)?))?;
+        decode(url, &r)
     }
 
     pub fn get_json<T: DeserializeOwned>(&self, url: &str) -> Result<T, HttpError> {
-        let r = Self::finish(url, self.agent.get(url).call())?;
-        Self::json(url, r)
+        decode(url, &check(url, self.client.get(url))?)
     }
 
     pub fn get_text(&self, url: &str) -> Result<String, HttpError> {
-        let mut r = Self::finish(url, self.agent.get(url).call())?;
-        r.body_mut()
-            .read_to_string()
-            .map_err(|e| HttpError::Decode {
-                url: url.to_owned(),
-                msg: e.to_string(),
-            })
+        Ok(check(url, self.client.get(url))?.text())
     }
 
     pub fn delete(&self, url: &str) -> Result<(), HttpError> {
-        Self::finish(url, self.agent.delete(url).call()).map(|_| ())
+        check(url, self.client.delete(url)).map(|_| ())
     }
 }
 
@@ -133,31 +127,10 @@ impl N2Client {
         }
     }
 
-    fn check(
-        url: &str,
-        r: Result<ctlhttp::Response, ctlhttp::Error>,
-    ) -> Result<ctlhttp::Response, HttpError> {
-        let r = r.map_err(|e| HttpError::Transport {
-            url: url.to_owned(),
-            msg: match e {
-                ctlhttp::Error::Transport { msg, .. } | ctlhttp::Error::Url { msg, .. } => msg,
-                ctlhttp::Error::Timeout { timeout, .. } => format!("no answer within {timeout:?}"),
-            },
-        })?;
-        if r.status >= 400 {
-            return Err(HttpError::status(url, r.status, r.text()));
-        }
-        Ok(r)
-    }
-
     /// `GET /tunnels` on the gNB at `n2_api` (`IP:PORT`).
     pub async fn tunnels(&self, n2_api: &str) -> Result<Vec<crate::core::GnbTunnel>, HttpError> {
         let url = format!("http://{n2_api}/tunnels");
-        let r = Self::check(&url, self.http.get(&url).await)?;
-        serde_json::from_slice(&r.body).map_err(|e| HttpError::Decode {
-            url,
-            msg: e.to_string(),
-        })
+        decode(&url, &check(&url, self.http.get(&url).await)?)
     }
 
     /// `POST /n2/tunnels` on the gNB at `n2_api` (`IP:PORT`).
@@ -167,26 +140,19 @@ impl N2Client {
         t: &TunnelSetup,
     ) -> Result<TunnelSetupResponse, HttpError> {
         let url = format!("http://{n2_api}/n2/tunnels");
-        let body = serde_json::to_vec(t).map_err(|e| HttpError::Decode {
-            url: url.clone(),
-            msg: e.to_string(),
-        })?;
-        let r = Self::check(&url, self.http.post_json(&url, body).await)?;
-        serde_json::from_slice(&r.body).map_err(|e| HttpError::Decode {
-            url,
-            msg: e.to_string(),
-        })
+        let r = check(&url, self.http.post_json(&url, encode(&url, t)?).await)?;
+        decode(&url, &r)
     }
 
     /// `DELETE /n2/tunnels/{dl_teid}` on the gNB.
     pub async fn delete(&self, n2_api: &str, dl_teid: u32) -> Result<(), HttpError> {
         let url = format!("http://{n2_api}/n2/tunnels/{dl_teid}");
-        Self::check(&url, self.http.delete(&url).await).map(|_| ())
+        check(&url, self.http.delete(&url).await).map(|_| ())
     }
 }
 
 /// Client of the SMF's HTTP API.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SmfClient {
     http: Http,
     base: String,

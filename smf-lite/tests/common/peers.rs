@@ -110,22 +110,15 @@ pub async fn wait_associated(c: &SmfClient, n: usize) {
 }
 
 pub fn raw(method: &str, url: &str, body: Option<&str>) -> (u16, serde_json::Value) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let c = ctlhttp::blocking::Client::new(Duration::from_secs(30));
     let r = match (method, body) {
-        ("POST", Some(b)) => agent
-            .post(url)
-            .header("content-type", "application/json")
-            .send(b),
-        ("GET", _) => agent.get(url).call(),
-        ("DELETE", _) => agent.delete(url).call(),
+        ("POST", Some(b)) => c.post_json(url, b.to_owned()),
+        ("GET", _) => c.get(url),
+        ("DELETE", _) => c.delete(url),
         _ => panic!("unsupported"),
     };
-    let mut r = r.expect("transport");
-    let status = r.status().as_u16();
-    let text = r.body_mut().read_to_string().unwrap_or_default();
+    let r = r.expect("transport");
+    let (status, text) = (r.status, r.text());
     (
         status,
         serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
