@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use topo::netcfg::{Net, NetError};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use wire::ctl::{ApiError, SessionInfo, SessionRequest};
 
 use crate::config::UeConfig;
@@ -341,7 +341,9 @@ impl SessionManager {
     /// sessions): a UE that starts registers afresh, and as a 5G core
     /// releases a re-registering UE's old PDU sessions, the daemon releases
     /// its own, listed by the gNB's N1 relay (which shows a UE only its
-    /// own sessions), before it sets up its configured ones. Returns the
+    /// own sessions), before it sets up its configured ones, and removes
+    /// the address, route and rule the earlier life installed for each.
+    /// Returns the
     /// ids released; a release the network refuses is logged and skipped.
     pub async fn release_leftovers(&self) -> Result<Vec<u8>, SessionError> {
         /// What the N1 relay's `GET /n1/sessions` says of a session (the
@@ -349,6 +351,7 @@ impl SessionManager {
         #[derive(serde::Deserialize)]
         struct Listed {
             pdu_session_id: u8,
+            ue_addr: Ipv4Addr,
         }
         let (status, body) = self.n1("GET", "/n1/sessions".into(), None).await?;
         if status != 200 {
@@ -357,9 +360,18 @@ impl SessionManager {
         let listed: Vec<Listed> = serde_json::from_str(&body)
             .map_err(|e| SessionManager::rejected(status, &format!("bad session list: {e}")))?;
         let mut released = Vec::new();
-        for psi in listed.into_iter().map(|l| l.pdu_session_id) {
+        for Listed {
+            pdu_session_id: psi,
+            ue_addr,
+        } in listed
+        {
             if self.sessions.lock().await.contains_key(&psi) {
                 continue;
+            }
+            // The earlier life's address, route and rule, where it left
+            // them (each step is tried; what is already gone is no error).
+            if let Err(e) = self.install(ue_addr, self.cfg.table(psi), false).await {
+                debug!(ue = %self.cfg.ue_id, psi, %ue_addr, error = %e, "nothing (or not all) of the earlier life's address, route and rule was left");
             }
             let (status, body) = self.n1("DELETE", self.release_path(psi), None).await?;
             if matches!(status, 200 | 204 | 404) {

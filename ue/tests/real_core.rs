@@ -196,6 +196,19 @@ pool = "10.45.0.0/16"
     // next daemon of this UE releases it before it sets up the one it is
     // configured with, so the SMF holds exactly that one and it carries
     // traffic.
+    let old_addr = list
+        .iter()
+        .find(|s| s.pdu_session_id == 2)
+        .expect("session 2")
+        .ue_addr
+        .to_string();
+    let ue_net = |what: &'static str| {
+        topo.ue
+            .run(move || testkit::run_cmd("ip", &["-4", "-o", what, "show"]))
+            .unwrap()
+            .unwrap()
+    };
+    assert!(ue_net("addr").contains(&old_addr), "{}", ue_net("addr"));
     daemon.kill();
     let smf_sessions = || {
         topo.upf
@@ -232,5 +245,13 @@ pool = "10.45.0.0/16"
     });
     assert!(settled, "after the restart the SMF holds {now:?}");
     assert_eq!(now[0]["pdu_session_id"], 3, "{now:?}");
+    // Nor does the UE keep the earlier life's address and rule.
+    for what in ["addr", "rule"] {
+        let left = ue_net(what);
+        assert!(
+            !left.contains(&format!("{old_addr}/")) && !left.contains(&format!("{old_addr} ")),
+            "{what} of the killed daemon's session {old_addr} left: {left}"
+        );
+    }
     assert!(daemon.stop(Duration::from_secs(10)));
 }
