@@ -12,7 +12,6 @@
 //! packet filter ([`crate::firewall`]) drops everything from the radio side
 //! that is not for the N1 relay.
 
-use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -31,7 +30,7 @@ use wire::ctl::migration::{
 };
 use wire::ctl::{GnbRef, SessionRequest, TunnelSetup, TunnelSetupResponse};
 
-use ctlhttp::metrics::Timed;
+use ctlhttp::metrics::{Collector, DescriptorEncoder, Families, Timed};
 use ctlhttp::server::{parse_json, ApiErr};
 
 use crate::daemon::Gnb;
@@ -256,117 +255,132 @@ async fn tunnels(State(gnb): State<Arc<Gnb>>) -> Response {
     Json(v).into_response()
 }
 
-fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
+async fn metrics(State(gnb): State<Arc<Gnb>>) -> Response {
+    let firewall = match gnb.firewall.as_ref().map(|fw| fw.counters()) {
+        None => Vec::new(),
+        Some(Ok(v)) => v,
+        Some(Err(e)) => {
+            warn!(error = %e, "packet filter counters unavailable");
+            Vec::new()
+        }
+    };
+    let links = gnb.net.link_stats().await.unwrap_or_else(|e| {
+        warn!(error = %e, "interface counters unavailable");
+        Vec::new()
+    });
+    ctlhttp::metrics::response(ctlhttp::metrics::encode(GnbCollector {
+        gnb,
+        firewall,
+        links,
+    }))
 }
 
-async fn metrics(State(gnb): State<Arc<Gnb>>) -> Response {
-    let mut out = String::new();
-    let name = esc(&gnb.cfg.name);
-    for (m, help, v) in gnb.counters.all() {
-        let _ = writeln!(
-            out,
-            "# HELP {m} {help}\n# TYPE {m} counter\n{m}{{gnb=\"{name}\"}} {v}"
-        );
+/// The gNB's `/metrics` families. The gNB-wide and per-tunnel counters
+/// (written per batch by the data-path workers) are read when a scrape
+/// encodes them; the packet filter's and the interfaces' counters, which
+/// need a netlink or nft query, are fetched for that scrape before.
+struct GnbCollector {
+    gnb: Arc<Gnb>,
+    firewall: Vec<(&'static str, u64)>,
+    links: Vec<topo::netcfg::LinkStats>,
+}
+
+impl std::fmt::Debug for GnbCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GnbCollector")
     }
-    let tunnels = gnb.table.list();
-    let labels = format!("gnb=\"{name}\"");
-    gnb.timing.n1_establish.write(
-        &mut out,
-        "gnb_n1_establish_seconds",
-        "N1 session requests relayed to the SMF and answered 2xx",
-        &labels,
-    );
-    gnb.timing.n2_setup.write(
-        &mut out,
-        "gnb_n2_setup_seconds",
-        "N2-lite tunnel setups (tunnel table and host route)",
-        &labels,
-    );
-    let _ = writeln!(out, "# HELP gnb_tunnels tunnels set up\n# TYPE gnb_tunnels gauge\ngnb_tunnels{{gnb=\"{name}\"}} {}", tunnels.len());
-    type Get = fn(&crate::tunnels::TunnelCounters) -> u64;
-    let per: [(&str, &str, Get); 7] = [
-        ("gnb_tunnel_ul_packets_total", "uplink packets", |c| {
-            c.ul_packets.load(Ordering::Relaxed)
-        }),
-        ("gnb_tunnel_ul_bytes_total", "uplink bytes (inner)", |c| {
-            c.ul_bytes.load(Ordering::Relaxed)
-        }),
-        ("gnb_tunnel_ul_drops_total", "uplink drops", |c| {
-            c.ul_drops.load(Ordering::Relaxed)
-        }),
-        ("gnb_tunnel_dl_packets_total", "downlink packets", |c| {
-            c.dl_packets.load(Ordering::Relaxed)
-        }),
-        ("gnb_tunnel_dl_bytes_total", "downlink bytes (inner)", |c| {
-            c.dl_bytes.load(Ordering::Relaxed)
-        }),
-        ("gnb_tunnel_dl_drops_total", "downlink drops", |c| {
-            c.dl_drops.load(Ordering::Relaxed)
-        }),
-        (
-            "gnb_tunnel_end_markers_total",
-            "End Markers received",
-            |c| c.end_markers.load(Ordering::Relaxed),
-        ),
-    ];
-    for (m, help, f) in per {
-        let _ = writeln!(out, "# HELP {m} {help}\n# TYPE {m} counter");
-        for t in &tunnels {
-            let _ = writeln!(
-                out,
-                "{m}{{gnb=\"{name}\",dl_teid=\"{}\",ue_id=\"{}\",psi=\"{}\",ue_addr=\"{}\"}} {}",
-                t.dl_teid,
-                esc(&t.ue_id),
-                t.psi,
-                t.ue_addr,
-                f(&t.counters)
-            );
+}
+
+impl Collector for GnbCollector {
+    fn encode(&self, enc: DescriptorEncoder) -> std::fmt::Result {
+        let f = &mut Families::new(enc);
+        let gnb = &self.gnb;
+        let me = [("gnb", gnb.cfg.name.as_str())];
+        for (m, help, v) in gnb.counters.all() {
+            f.counter(m, help, [(me, v)])?;
         }
-    }
-    if let Some(fw) = &gnb.firewall {
-        match fw.counters() {
-            Ok(v) => {
-                for ((c, n), (_, help)) in v.into_iter().zip(crate::firewall::COUNTERS) {
-                    let m = format!("gnb_fw_{c}_packets_total");
-                    let _ = writeln!(
-                        out,
-                        "# HELP {m} {help}\n# TYPE {m} counter\n{m}{{gnb=\"{name}\"}} {n}"
-                    );
-                }
-            }
-            Err(e) => warn!(error = %e, "packet filter counters unavailable"),
+        f.histogram(
+            "gnb_n1_establish_seconds",
+            "N1 session requests relayed to the SMF and answered 2xx",
+            [(me, gnb.timing.n1_establish.histogram())],
+        )?;
+        f.histogram(
+            "gnb_n2_setup_seconds",
+            "N2-lite tunnel setups (tunnel table and host route)",
+            [(me, gnb.timing.n2_setup.histogram())],
+        )?;
+        let tunnels = gnb.table.list();
+        f.gauge("gnb_tunnels", "tunnels set up", [(me, tunnels.len())])?;
+        let labels: Vec<[(&str, String); 5]> = tunnels
+            .iter()
+            .map(|t| {
+                [
+                    ("gnb", gnb.cfg.name.clone()),
+                    ("dl_teid", t.dl_teid.to_string()),
+                    ("ue_id", t.ue_id.clone()),
+                    ("psi", t.psi.to_string()),
+                    ("ue_addr", t.ue_addr.to_string()),
+                ]
+            })
+            .collect();
+        type Get = fn(&crate::tunnels::TunnelCounters) -> u64;
+        let per: [(&str, &str, Get); 7] = [
+            ("gnb_tunnel_ul_packets_total", "uplink packets", |c| {
+                c.ul_packets.load(Ordering::Relaxed)
+            }),
+            (
+                "gnb_tunnel_ul_bytes_total",
+                "uplink bytes (inner; TS 28.552 DRB.PdcpSduVolumeUL counts this volume per cell)",
+                |c| c.ul_bytes.load(Ordering::Relaxed),
+            ),
+            ("gnb_tunnel_ul_drops_total", "uplink drops", |c| {
+                c.ul_drops.load(Ordering::Relaxed)
+            }),
+            ("gnb_tunnel_dl_packets_total", "downlink packets", |c| {
+                c.dl_packets.load(Ordering::Relaxed)
+            }),
+            (
+                "gnb_tunnel_dl_bytes_total",
+                "downlink bytes (inner; TS 28.552 DRB.PdcpSduVolumeDL counts this volume per cell)",
+                |c| c.dl_bytes.load(Ordering::Relaxed),
+            ),
+            ("gnb_tunnel_dl_drops_total", "downlink drops", |c| {
+                c.dl_drops.load(Ordering::Relaxed)
+            }),
+            (
+                "gnb_tunnel_end_markers_total",
+                "End Markers received",
+                |c| c.end_markers.load(Ordering::Relaxed),
+            ),
+        ];
+        for (m, help, get) in per {
+            let samples = labels.iter().zip(&tunnels);
+            f.counter(m, help, samples.map(|(l, t)| (&l[..], get(&t.counters))))?;
         }
-    }
-    match gnb.net.link_stats().await {
-        Ok(links) => {
-            type F = fn(&topo::netcfg::LinkStats) -> u64;
-            let iface: [(&str, F); 6] = [
-                ("gnb_iface_rx_packets_total", |s| s.rx_packets),
-                ("gnb_iface_rx_bytes_total", |s| s.rx_bytes),
-                ("gnb_iface_rx_dropped_total", |s| s.rx_dropped),
-                ("gnb_iface_tx_packets_total", |s| s.tx_packets),
-                ("gnb_iface_tx_bytes_total", |s| s.tx_bytes),
-                ("gnb_iface_tx_dropped_total", |s| s.tx_dropped),
-            ];
-            for (m, f) in iface {
-                let _ = writeln!(
-                    out,
-                    "# HELP {m} kernel interface counter\n# TYPE {m} counter"
-                );
-                for l in &links {
-                    let _ = writeln!(
-                        out,
-                        "{m}{{gnb=\"{name}\",iface=\"{}\"}} {}",
-                        esc(&l.name),
-                        f(l)
-                    );
-                }
-            }
+        for ((c, n), (_, help)) in self.firewall.iter().zip(crate::firewall::COUNTERS) {
+            f.counter(&format!("gnb_fw_{c}_packets_total"), help, [(me, *n)])?;
         }
-        Err(e) => warn!(error = %e, "interface counters unavailable"),
+        if self.links.is_empty() {
+            return Ok(());
+        }
+        type F = fn(&topo::netcfg::LinkStats) -> u64;
+        let iface: [(&str, F); 6] = [
+            ("gnb_iface_rx_packets_total", |s| s.rx_packets),
+            ("gnb_iface_rx_bytes_total", |s| s.rx_bytes),
+            ("gnb_iface_rx_dropped_total", |s| s.rx_dropped),
+            ("gnb_iface_tx_packets_total", |s| s.tx_packets),
+            ("gnb_iface_tx_bytes_total", |s| s.tx_bytes),
+            ("gnb_iface_tx_dropped_total", |s| s.tx_dropped),
+        ];
+        for (m, get) in iface {
+            let samples = self.links.iter().map(|l| {
+                let labels = [("gnb", gnb.cfg.name.as_str()), ("iface", l.name.as_str())];
+                (labels, get(l))
+            });
+            f.counter(m, "kernel interface counter", samples)?;
+        }
+        Ok(())
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
 /// Relays one HTTP call to the SMF, answering with the SMF's status and
