@@ -40,6 +40,7 @@ use hyper::body::{Body, Incoming};
 use hyper::header::AUTHORIZATION;
 use hyper::http::uri::InvalidUri;
 use hyper::{Request, Uri};
+use serde::de::DeserializeOwned;
 use tokio::runtime::{Handle, Runtime};
 
 pub use hyper::Method;
@@ -176,6 +177,12 @@ impl Client {
         self.run(url, async move { c.request(method, &u, body).await })
     }
 
+    /// `GET url` answered with a success status and JSON: the value, or
+    /// why not in one line naming the URL (and the status and body).
+    pub fn get_json<T: DeserializeOwned>(&self, url: &str) -> Result<T, String> {
+        json_of(url, self.get(url))
+    }
+
     /// `GET url`, its answer's body read as it comes (e.g. a file to
     /// store), not gathered in memory first: the status and length are
     /// known when this returns. The whole answer must come within the
@@ -234,6 +241,16 @@ impl Client {
         rx.recv()
             .map_err(|_| stopped("stopped before the answer"))?
     }
+}
+
+/// The JSON of a success (2xx) answer from `url`, or why not in one line
+/// naming the URL (and the status and body).
+pub fn json_of<T: DeserializeOwned>(url: &str, r: Result<Response, Error>) -> Result<T, String> {
+    let r = r.map_err(|e| e.to_string())?;
+    if !(200..300).contains(&r.status) {
+        return Err(format!("{url}: HTTP {}: {}", r.status, r.text().trim()));
+    }
+    serde_json::from_slice(&r.body).map_err(|e| format!("{url}: bad answer: {e}"))
 }
 
 /// `url` as a URI if it is `http://HOST[:PORT]/...` (the async client's
@@ -406,6 +423,18 @@ mod tests {
         let r = c.delete(&url).expect("delete");
         assert_eq!(r.status, 418);
         assert!(heads.recv().expect("head").starts_with("DELETE /x "));
+    }
+
+    #[test]
+    fn get_json_names_url_and_status() {
+        let (addr, _heads) = serve(Some(TEAPOT));
+        let c = Client::new(Duration::from_secs(5));
+        let url = format!("http://{addr}/j");
+        let e = c.get_json::<serde_json::Value>(&url).expect_err("418");
+        assert_eq!(e, format!("{url}: HTTP 418: short"));
+        let (addr, _heads) = serve(Some("HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\n[1,2,3]"));
+        let v: Vec<u8> = c.get_json(&format!("http://{addr}/j")).expect("json");
+        assert_eq!(v, [1, 2, 3]);
     }
 
     #[test]

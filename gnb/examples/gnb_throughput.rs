@@ -164,12 +164,9 @@ fn main() {
     let r: TunnelSetupResponse = topo
         .upf
         .run(move || {
-            ureq::post(&url)
-                .send_json(&setup)
-                .unwrap()
-                .body_mut()
-                .read_json()
-                .unwrap()
+            let c = ctlhttp::blocking::Client::new(Duration::from_secs(10));
+            let body = serde_json::to_vec(&setup).unwrap();
+            ctlhttp::blocking::json_of(&url, c.post_json(&url, body)).unwrap()
         })
         .unwrap();
     upf.sessions.lock().unwrap().insert(

@@ -18,14 +18,20 @@ fn call(topo: &Topo, method: &str, path: &str, body: Option<String>) -> String {
     let method = method.to_string();
     topo.upf
         .run(move || {
+            let c = ctlhttp::blocking::Client::new(std::time::Duration::from_secs(10));
             let r = match (method.as_str(), body) {
-                ("POST", Some(b)) => ureq::post(&url)
-                    .header("content-type", "application/json")
-                    .send(b.as_bytes()),
-                ("DELETE", _) => ureq::delete(&url).call(),
-                _ => ureq::get(&url).call(),
+                ("POST", Some(b)) => c.post_json(&url, b),
+                ("DELETE", _) => c.delete(&url),
+                _ => c.get(&url),
             };
-            r.unwrap().body_mut().read_to_string().unwrap()
+            let r = r.unwrap();
+            assert!(
+                r.status < 400,
+                "{method} {url}: HTTP {}: {}",
+                r.status,
+                r.text()
+            );
+            r.text()
         })
         .unwrap()
 }

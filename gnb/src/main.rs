@@ -8,6 +8,9 @@ use ctlhttp::daemon::CliError;
 use gnb::tunnels::TunnelView;
 use gnb::GnbConfig;
 
+/// How long `gnb tunnels` waits for the daemon's answer.
+const CLI_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[derive(Parser)]
 #[command(
     name = "gnb",
@@ -83,12 +86,8 @@ fn cmd(cmd: Cmd) -> Result<(), CliError> {
                 (None, None) => return Err(CliError::usage("give --api IP:PORT or --config FILE")),
             };
             let url = format!("http://{api}/tunnels");
-            let list: Vec<TunnelView> = ureq::get(&url)
-                .call()
-                .map_err(|e| format!("{url}: {e}"))?
-                .body_mut()
-                .read_json()
-                .map_err(|e| format!("{url}: {e}"))?;
+            let list: Vec<TunnelView> =
+                ctlhttp::blocking::Client::new(CLI_TIMEOUT).get_json(&url)?;
             if json {
                 println!(
                     "{}",

@@ -583,6 +583,23 @@ async fn smf_list(
     )
 }
 
+/// The fake SMF's N2 calls to a gNB must be answered within this.
+const N2_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `POST url` (a gNB's `/n2/tunnels`): its answer, or why not (naming
+/// `url`, and the status if it is not a success).
+async fn n2_setup(url: &str, setup: &TunnelSetup) -> Result<TunnelSetupResponse, String> {
+    let body = serde_json::to_vec(setup).map_err(|e| format!("{url}: {e}"))?;
+    let r = ctlhttp::Client::new(N2_TIMEOUT)
+        .post_json(url, body)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !(200..300).contains(&r.status) {
+        return Err(format!("{url}: HTTP {}: {}", r.status, r.text().trim()));
+    }
+    serde_json::from_slice(&r.body).map_err(|e| format!("{url}: {e}"))
+}
+
 async fn smf_create(
     axum::extract::State(st): axum::extract::State<SmfState>,
     body: axum::body::Bytes,
@@ -608,19 +625,9 @@ async fn smf_create(
         qfi,
     };
     let url = format!("http://{}/n2/tunnels", gnb.n2_api);
-    let r = tokio::task::spawn_blocking(move || {
-        let mut resp = ureq::post(&url)
-            .send_json(&setup)
-            .map_err(|e| format!("{url}: {e}"))?;
-        resp.body_mut()
-            .read_json::<TunnelSetupResponse>()
-            .map_err(|e| format!("{url}: {e}"))
-    })
-    .await;
-    let resp = match r {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => return smf_err(502, e),
-        Err(e) => return smf_err(500, e.to_string()),
+    let resp = match n2_setup(&url, &setup).await {
+        Ok(r) => r,
+        Err(e) => return smf_err(502, e),
     };
     let gnb_n3 = match resp.dl_addr {
         IpAddr::V4(a) => SocketAddr::from((a, wire::gtpu::PORT)),
@@ -682,6 +689,6 @@ async fn smf_delete(
         wire::ctl::GNB_N2_PORT,
         info.dl_teid
     );
-    let _ = tokio::task::spawn_blocking(move || ureq::delete(&url).call()).await;
+    let _ = ctlhttp::Client::new(N2_TIMEOUT).delete(&url).await;
     axum::http::StatusCode::NO_CONTENT.into_response()
 }

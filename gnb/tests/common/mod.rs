@@ -11,29 +11,22 @@ use testkit::gnb::{addr, Topo};
 use testkit::Netns;
 use wire::ctl::{TunnelSetup, TunnelSetupResponse};
 
-pub fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into()
+/// A client for calls from the thread that makes it (its namespace).
+pub fn client() -> ctlhttp::blocking::Client {
+    ctlhttp::blocking::Client::new(Duration::from_secs(10))
 }
 
 /// One HTTP call from inside `ns`: (status, body).
 pub fn http(ns: &Netns, method: &'static str, url: String, body: Option<String>) -> (u16, String) {
     ns.run(move || {
-        let a = agent();
+        let c = client();
         let r = match (method, body) {
-            ("POST", Some(b)) => a
-                .post(&url)
-                .header("content-type", "application/json")
-                .send(b.as_bytes()),
-            ("DELETE", _) => a.delete(&url).call(),
-            _ => a.get(&url).call(),
+            ("POST", Some(b)) => c.post_json(&url, b),
+            ("DELETE", _) => c.delete(&url),
+            _ => c.get(&url),
         };
-        let mut r = r.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-        let status = r.status().as_u16();
-        (status, r.body_mut().read_to_string().unwrap_or_default())
+        let r = r.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        (r.status, r.text())
     })
     .unwrap()
 }
