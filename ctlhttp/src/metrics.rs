@@ -241,18 +241,6 @@ impl Timed {
             buckets: &[],
         }
     }
-
-    /// Appends the series as hand-written Prometheus text (the daemons not
-    /// yet on [`encode`]).
-    pub fn write(&self, out: &mut String, metric: &str, help: &str, labels: &str) {
-        use std::fmt::Write as _;
-        let h = self.histogram();
-        let _ = writeln!(
-            out,
-            "# HELP {metric} {help}\n# TYPE {metric} summary\n{metric}_sum{{{labels}}} {}\n{metric}_count{{{labels}}} {}",
-            h.sum, h.count
-        );
-    }
 }
 
 #[cfg(test)]

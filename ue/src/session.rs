@@ -77,7 +77,7 @@ struct Metrics {
     install_errors: AtomicU64,
     released: AtomicU64,
     release_errors: AtomicU64,
-    /// Cumulative counts per bucket of SETUP_BUCKETS, then +Inf.
+    /// Counts per bucket of SETUP_BUCKETS (each its own), then +Inf.
     setup_buckets: [AtomicU64; SETUP_BUCKETS.len() + 1],
     setup_sum_ns: AtomicU64,
     /// Installing address, route and rule (successful setups).
@@ -404,14 +404,12 @@ impl SessionManager {
             .collect()
     }
 
-    /// The UE's counters as Prometheus text (exposition format 0.0.4).
+    /// The UE's counters as Prometheus text (exposition format 0.0.4,
+    /// through `ctlhttp::metrics`), copied out when asked.
     pub async fn metrics_text(&self) -> String {
-        use std::fmt::Write as _;
         let m = &self.metrics;
-        let ue = &self.cfg.ue_id;
         let n = self.sessions.lock().await.len();
-        let mut o = String::new();
-        let counters = [
+        let counters: Vec<(&'static str, &'static str, u64)> = [
             (
                 "ue_sessions_established_total",
                 "PDU sessions established (address, table and rule installed).",
@@ -442,33 +440,40 @@ impl SessionManager {
                 "Releases that failed locally or at the network.",
                 &m.release_errors,
             ),
-        ];
-        for (name, help, v) in counters {
-            let _ = writeln!(
-                o,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{ue=\"{ue}\"}} {}",
-                v.load(Relaxed)
-            );
-        }
-        let _ = writeln!(o, "# HELP ue_sessions Sessions held now.\n# TYPE ue_sessions gauge\nue_sessions{{ue=\"{ue}\"}} {n}");
-        let _ = writeln!(o, "# HELP ue_session_setup_seconds From the request to the N1 relay to the address, table and rule installed.\n# TYPE ue_session_setup_seconds histogram");
-        let mut cum = 0;
-        for (i, b) in SETUP_BUCKETS.iter().enumerate() {
-            cum += m.setup_buckets[i].load(Relaxed);
-            let _ = writeln!(
-                o,
-                "ue_session_setup_seconds_bucket{{ue=\"{ue}\",le=\"{b}\"}} {cum}"
-            );
-        }
-        cum += m.setup_buckets[SETUP_BUCKETS.len()].load(Relaxed);
+        ]
+        .into_iter()
+        .map(|(name, help, v)| (name, help, v.load(Relaxed)))
+        .collect();
+        let buckets: Vec<(f64, u64)> = SETUP_BUCKETS
+            .iter()
+            .zip(&m.setup_buckets)
+            .map(|(b, n)| (*b, n.load(Relaxed)))
+            .collect();
+        let count = m.setup_buckets.iter().map(|n| n.load(Relaxed)).sum();
         let sum = m.setup_sum_ns.load(Relaxed) as f64 / 1e9;
-        let _ = writeln!(o, "ue_session_setup_seconds_bucket{{ue=\"{ue}\",le=\"+Inf\"}} {cum}\nue_session_setup_seconds_sum{{ue=\"{ue}\"}} {sum}\nue_session_setup_seconds_count{{ue=\"{ue}\"}} {cum}");
-        m.install.write(
-            &mut o,
-            "ue_session_install_seconds",
-            "Installing a new session's address, table and rule.",
-            &format!("ue=\"{ue}\""),
-        );
-        o
+        let install = m.install.histogram();
+        let ue = self.cfg.ue_id.clone();
+        ctlhttp::metrics::encode_fn(move |f| {
+            let me = [("ue", ue.as_str())];
+            for (name, help, v) in &counters {
+                f.counter(name, help, [(me, *v)])?;
+            }
+            f.gauge("ue_sessions", "Sessions held now.", [(me, n)])?;
+            let setup = ctlhttp::metrics::Histogram {
+                sum,
+                count,
+                buckets: &buckets,
+            };
+            f.histogram(
+                "ue_session_setup_seconds",
+                "From the request to the N1 relay to the address, table and rule installed.",
+                [(me, setup)],
+            )?;
+            f.histogram(
+                "ue_session_install_seconds",
+                "Installing a new session's address, table and rule.",
+                [(me, install)],
+            )
+        })
     }
 }
