@@ -90,13 +90,10 @@ fn daemon_api(api: Option<String>, config: Option<PathBuf>) -> Result<String, Cl
 /// Status and body of an answer of the daemon at `api`.
 fn answer(
     api: &str,
-    r: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    r: Result<ctlhttp::Response, ctlhttp::Error>,
 ) -> Result<(u16, String), String> {
-    r.and_then(|mut r| {
-        let s = r.status().as_u16();
-        Ok((s, r.body_mut().read_to_string()?))
-    })
-    .map_err(|e| format!("UE daemon at {api}: {e} (is `ue run` going?)"))
+    r.map(|r| (r.status, r.text()))
+        .map_err(|e| format!("UE daemon at {api}: {e} (is `ue run` going?)"))
 }
 
 #[derive(clap::Args)]
@@ -168,12 +165,13 @@ fn main() -> ExitCode {
     ctlhttp::daemon::exit("ue", cmd(Cli::parse().cmd))
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into()
+fn client() -> ctlhttp::blocking::Client {
+    ctlhttp::blocking::Client::new(Duration::from_secs(30))
+}
+
+/// A request body as JSON.
+fn to_json(v: &impl serde::Serialize) -> Result<Vec<u8>, String> {
+    serde_json::to_vec(v).map_err(|e| e.to_string())
 }
 
 /// The error text of a non-2xx answer.
@@ -257,9 +255,7 @@ fn cmd(cmd: Cmd) -> Result<(), CliError> {
             let req = ue::service::MigrateRequest { to };
             let (status, body) = answer(
                 &api,
-                agent()
-                    .post(&format!("http://{api}/migrate"))
-                    .send_json(&req),
+                client().post_json(&format!("http://{api}/migrate"), to_json(&req)?),
             )?;
             if !(200..300).contains(&status) {
                 return Err(failed(status, &body).into());
@@ -274,7 +270,7 @@ fn cmd(cmd: Cmd) -> Result<(), CliError> {
         }
         Cmd::Status { json, daemon } => {
             let api = daemon_api(daemon.api, daemon.config)?;
-            let (status, body) = answer(&api, agent().get(&format!("http://{api}/status")).call())?;
+            let (status, body) = answer(&api, client().get(&format!("http://{api}/status")))?;
             if !(200..300).contains(&status) {
                 return Err(failed(status, &body).into());
             }
@@ -293,7 +289,7 @@ fn cmd(cmd: Cmd) -> Result<(), CliError> {
         Cmd::Session { cmd, api, config } => {
             let api = daemon_api(api, config)?;
             let base = format!("http://{api}/sessions");
-            let a = agent();
+            let a = client();
             let r = match &cmd {
                 SessionCmd::Add { psi, dnn, upf } => {
                     let req = AddSession {
@@ -301,10 +297,10 @@ fn cmd(cmd: Cmd) -> Result<(), CliError> {
                         dnn: dnn.clone(),
                         upf: upf.clone(),
                     };
-                    a.post(&base).send_json(&req)
+                    a.post_json(&base, to_json(&req)?)
                 }
-                SessionCmd::List { .. } => a.get(&base).call(),
-                SessionCmd::Del { psi } => a.delete(&format!("{base}/{psi}")).call(),
+                SessionCmd::List { .. } => a.get(&base),
+                SessionCmd::Del { psi } => a.delete(&format!("{base}/{psi}")),
             };
             let (status, body) = answer(&api, r)?;
             if !(200..300).contains(&status) {

@@ -91,17 +91,17 @@ fn start_ue(b: &Bed, cfg: &UeConfig) -> (testkit::Process, TempFile) {
     (p, f)
 }
 
+/// A client for calls from the thread that makes it (its namespace).
+fn client() -> ctlhttp::blocking::Client {
+    ctlhttp::blocking::Client::new(Duration::from_secs(10))
+}
+
 fn gnb_tunnels(b: &Bed) -> usize {
     let url = format!("http://{}:{}/tunnels", addr::GNB_N3, wire::ctl::GNB_N2_PORT);
     b.topo
         .upf
         .run(move || {
-            let v: Vec<serde_json::Value> = ureq::get(&url)
-                .call()
-                .unwrap()
-                .body_mut()
-                .read_json()
-                .unwrap();
+            let v: Vec<serde_json::Value> = client().get_json(&url).unwrap();
             v.len()
         })
         .unwrap()
@@ -333,13 +333,8 @@ fn ues_behind_a_cell_switch() {
     let url = format!("http://{}:{}/tunnels", addr::GNB_N3, wire::ctl::GNB_N2_PORT);
     let n = upf_ns
         .run(move || {
-            ureq::get(&url)
-                .call()
-                .unwrap()
-                .body_mut()
-                .read_json::<Vec<serde_json::Value>>()
-                .unwrap()
-                .len()
+            let v: Vec<serde_json::Value> = client().get_json(&url).unwrap();
+            v.len()
         })
         .unwrap();
     assert_eq!(n, 3);
