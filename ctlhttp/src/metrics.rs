@@ -99,6 +99,15 @@ where
     }
 }
 
+/// The type of a single-valued series (see [`Families::single`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A counter (its name ends in `_total`).
+    Counter,
+    /// A gauge.
+    Gauge,
+}
+
 /// Histogram figures of one series: `buckets` are (upper bound, count in
 /// that bucket alone); the `+Inf` bucket is `count`.
 #[derive(Debug, Clone, Copy)]
@@ -195,6 +204,26 @@ impl<'a> Families<'a> {
         v: V,
     ) -> fmt::Result {
         self.gauge(name, help, [(NO_LABELS, v)])
+    }
+
+    /// Family `name` of one sample, a counter or a gauge (tables of
+    /// single-valued series).
+    pub fn single<L, V>(
+        &mut self,
+        kind: Kind,
+        name: &str,
+        help: &str,
+        labels: L,
+        v: V,
+    ) -> fmt::Result
+    where
+        L: EncodeLabelSet,
+        V: EncodeCounterValue + EncodeGaugeValue,
+    {
+        match kind {
+            Kind::Counter => self.counter(name, help, [(labels, v)]),
+            Kind::Gauge => self.gauge(name, help, [(labels, v)]),
+        }
     }
 
     /// Histogram `name` (`_bucket`, `_sum`, `_count`) with one series per

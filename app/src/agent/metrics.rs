@@ -2,6 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use ctlhttp::metrics::{Kind, NO_LABELS};
+
 use super::Agent;
 
 #[derive(Default)]
@@ -34,105 +36,122 @@ impl Agent {
             .unwrap_or((0, 0));
         let m = &self.m;
         let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let mut rows: Vec<(&str, &str, &str, String)> = vec![
+        let rows: Vec<(&str, Kind, &str, u64)> = vec![
             (
                 "agent_requests_unauthorized_total",
-                "counter",
+                Kind::Counter,
                 "requests refused (401) for a missing or wrong token",
-                ld(&m.unauthorized).to_string(),
+                ld(&m.unauthorized),
             ),
             (
                 "agent_instances_started_total",
-                "counter",
+                Kind::Counter,
                 "instances started",
-                ld(&m.starts).to_string(),
+                ld(&m.starts),
             ),
             (
                 "agent_instance_start_failures_total",
-                "counter",
+                Kind::Counter,
                 "instance starts that failed",
-                ld(&m.start_failures).to_string(),
+                ld(&m.start_failures),
             ),
             (
                 "agent_instances_stopped_total",
-                "counter",
+                Kind::Counter,
                 "instances stopped by DELETE or shutdown",
-                ld(&m.stops).to_string(),
+                ld(&m.stops),
             ),
             (
                 "agent_instances_running",
-                "gauge",
+                Kind::Gauge,
                 "instances whose process runs",
-                running.to_string(),
+                running as u64,
             ),
             (
                 "agent_instances_exited",
-                "gauge",
+                Kind::Gauge,
                 "instances whose process exited (until DELETE)",
-                exited.to_string(),
+                exited as u64,
             ),
             (
                 "agent_pulls_total",
-                "counter",
+                Kind::Counter,
                 "applications pulled from the cloud repository",
-                ld(&m.pulls).to_string(),
+                ld(&m.pulls),
             ),
             (
                 "agent_pull_failures_total",
-                "counter",
+                Kind::Counter,
                 "pulls that failed (unreachable, bad package)",
-                ld(&m.pull_failures).to_string(),
+                ld(&m.pull_failures),
             ),
             (
                 "agent_pull_bytes_total",
-                "counter",
+                Kind::Counter,
                 "package bytes pulled",
-                ld(&m.pull_bytes).to_string(),
-            ),
-            (
-                "agent_pull_seconds_total",
-                "counter",
-                "time spent pulling",
-                format!("{:.6}", ld(&m.pull_us_total) as f64 / 1e6),
-            ),
-            (
-                "agent_last_pull_seconds",
-                "gauge",
-                "duration of the last successful pull",
-                format!("{:.6}", ld(&m.last_pull_us) as f64 / 1e6),
+                ld(&m.pull_bytes),
             ),
             (
                 "agent_bad_requests_total",
-                "counter",
+                Kind::Counter,
                 "requests answered 400",
-                ld(&m.bad_requests).to_string(),
+                ld(&m.bad_requests),
             ),
             (
                 "agent_app_not_found_total",
-                "counter",
+                Kind::Counter,
                 "starts for an application in no repository",
-                ld(&m.not_found).to_string(),
+                ld(&m.not_found),
             ),
             (
                 "agent_switches_total",
-                "counter",
+                Kind::Counter,
                 "switch requests forwarded",
-                ld(&m.switches).to_string(),
+                ld(&m.switches),
             ),
             (
                 "agent_apps_removed_total",
-                "counter",
+                Kind::Counter,
                 "applications removed from the edge repository (DELETE /apps/{app})",
-                ld(&m.removals).to_string(),
+                ld(&m.removals),
             ),
         ];
-        rows.extend(self.copy.metrics_rows());
-        let mut o = String::new();
-        for (name, kind, help, v) in rows {
-            o.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
-            ));
-        }
-        o
+        let seconds: [(&str, Kind, &str, f64); 2] = [
+            (
+                "agent_pull_seconds_total",
+                Kind::Counter,
+                "time spent pulling",
+                ld(&m.pull_us_total) as f64 / 1e6,
+            ),
+            (
+                "agent_last_pull_seconds",
+                Kind::Gauge,
+                "duration of the last successful pull",
+                ld(&m.last_pull_us) as f64 / 1e6,
+            ),
+        ];
+        // The state copies' rows (their values are integers).
+        let copy: Vec<(&str, Kind, &str, u64)> = self
+            .copy
+            .metrics_rows()
+            .into_iter()
+            .map(|(name, kind, help, v)| {
+                let kind = if kind == "counter" {
+                    Kind::Counter
+                } else {
+                    Kind::Gauge
+                };
+                (name, kind, help, v.parse().unwrap_or(0))
+            })
+            .collect();
+        ctlhttp::metrics::encode_fn(move |f| {
+            for (name, kind, help, v) in rows.iter().chain(&copy) {
+                f.single(*kind, name, help, NO_LABELS, *v)?;
+            }
+            for (name, kind, help, v) in &seconds {
+                f.single(*kind, name, help, NO_LABELS, *v)?;
+            }
+            Ok(())
+        })
     }
 }

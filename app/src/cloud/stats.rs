@@ -74,102 +74,60 @@ pub struct Stats {
     pub accounts: BTreeMap<String, AccountStats>,
 }
 
-/// The Prometheus text of `s`.
+/// The Prometheus text of `s` (through `ctlhttp::metrics`).
 pub(super) fn metrics_text(s: &Stats) -> String {
-    use std::fmt::Write as _;
-    let mut o = String::new();
-    let mut g = |name: &str, help: &str, kind: &str, lines: Vec<(String, u64)>| {
-        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, v) in lines {
-            let _ = writeln!(o, "{name}{labels} {v}");
-        }
-    };
-    let one = |v: u64| vec![(String::new(), v)];
-    g(
-        "app_cloud_world_tick",
-        "The world's tick.",
-        "gauge",
-        one(s.tick),
-    );
-    g(
-        "app_cloud_sessions",
-        "Sessions logged in.",
-        "gauge",
-        one(s.sessions as u64),
-    );
-    g(
-        "app_cloud_connections",
-        "Connections open.",
-        "gauge",
-        one(s.connections as u64),
-    );
-    g(
-        "app_cloud_ticks_total",
-        "Ticks run.",
-        "counter",
-        one(s.ticks),
-    );
-    g(
-        "app_cloud_inputs_applied_total",
-        "Inputs applied, each (account, seq) once.",
-        "counter",
-        one(s.inputs_applied),
-    );
-    g(
-        "app_cloud_input_duplicates_total",
-        "Inputs already applied, not applied again.",
-        "counter",
-        one(s.duplicates),
-    );
-    g(
-        "app_cloud_writes_dropped_total",
-        "Writes dropped, by reason.",
-        "counter",
-        s.writes_dropped
-            .iter()
-            .map(|(r, v)| (format!("{{reason=\"{r}\"}}"), *v))
-            .collect(),
-    );
-    g(
-        "app_cloud_secondary_writes_applied_total",
-        "Writes applied from a session that was not its account's primary.",
-        "counter",
-        one(s.secondary_writes_applied),
-    );
-    g(
-        "app_cloud_bad_frames_total",
-        "Malformed or oversized frames.",
-        "counter",
-        one(s.bad_frames),
-    );
-    g(
-        "app_cloud_logins_total",
-        "Logins, by result.",
-        "counter",
-        vec![
-            ("{result=\"ok\"}".to_string(), s.logins_ok),
-            ("{result=\"refused\"}".to_string(), s.logins_refused),
-        ],
-    );
-    g(
-        "app_cloud_slow_consumers_total",
-        "Sessions disconnected for not keeping up.",
-        "counter",
-        one(s.slow_consumers),
-    );
-    g(
-        "app_cloud_account_inputs_applied_total",
-        "Inputs applied per account.",
-        "counter",
-        s.accounts
-            .iter()
-            .map(|(a, st)| {
-                (
-                    format!("{{account=\"{}\"}}", a.escape_default()),
-                    st.inputs_applied,
-                )
-            })
-            .collect(),
-    );
-    o
+    let s = s.clone();
+    ctlhttp::metrics::encode_fn(move |f| {
+        f.gauge_value("app_cloud_world_tick", "The world's tick.", s.tick)?;
+        f.gauge_value("app_cloud_sessions", "Sessions logged in.", s.sessions)?;
+        f.gauge_value("app_cloud_connections", "Connections open.", s.connections)?;
+        f.counter_value("app_cloud_ticks_total", "Ticks run.", s.ticks)?;
+        f.counter_value(
+            "app_cloud_inputs_applied_total",
+            "Inputs applied, each (account, seq) once.",
+            s.inputs_applied,
+        )?;
+        f.counter_value(
+            "app_cloud_input_duplicates_total",
+            "Inputs already applied, not applied again.",
+            s.duplicates,
+        )?;
+        f.counter(
+            "app_cloud_writes_dropped_total",
+            "Writes dropped, by reason.",
+            s.writes_dropped
+                .iter()
+                .map(|(r, v)| ([("reason", r.as_str())], *v)),
+        )?;
+        f.counter_value(
+            "app_cloud_secondary_writes_applied_total",
+            "Writes applied from a session that was not its account's primary.",
+            s.secondary_writes_applied,
+        )?;
+        f.counter_value(
+            "app_cloud_bad_frames_total",
+            "Malformed or oversized frames.",
+            s.bad_frames,
+        )?;
+        f.counter(
+            "app_cloud_logins_total",
+            "Logins, by result.",
+            [
+                ([("result", "ok")], s.logins_ok),
+                ([("result", "refused")], s.logins_refused),
+            ],
+        )?;
+        f.counter_value(
+            "app_cloud_slow_consumers_total",
+            "Sessions disconnected for not keeping up.",
+            s.slow_consumers,
+        )?;
+        f.counter(
+            "app_cloud_account_inputs_applied_total",
+            "Inputs applied per account.",
+            s.accounts
+                .iter()
+                .map(|(a, st)| ([("account", a.as_str())], st.inputs_applied)),
+        )
+    })
 }

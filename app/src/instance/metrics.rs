@@ -1,8 +1,9 @@
 //! The instance's counters (lock-free atomics, written by its threads) and
 //! their Prometheus text exposition (`GET /metrics`).
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+
+use ctlhttp::metrics::Kind;
 
 use crate::sync::Role;
 
@@ -73,22 +74,6 @@ pub struct Metrics {
     pub primary: AtomicU8,
 }
 
-/// Prometheus metric types used here.
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Counter,
-    Gauge,
-}
-
-impl Kind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Kind::Counter => "counter",
-            Kind::Gauge => "gauge",
-        }
-    }
-}
-
 impl Metrics {
     /// Every single-valued series: name, help, type, value.
     #[rustfmt::skip]
@@ -127,27 +112,30 @@ impl Metrics {
         ]
     }
 
-    /// Prometheus text exposition.
+    /// Prometheus text exposition (through `ctlhttp::metrics`): the
+    /// values are read now, the text is written from the copy.
     pub fn prometheus(&self, instance: &str) -> String {
-        let mut s = String::new();
-        let l = format!("instance=\"{}\"", instance.replace(['"', '\\', '\n'], "_"));
-        for (name, help, kind, v) in self.series() {
-            let _ = writeln!(
-                s,
-                "# HELP {name} {help}\n# TYPE {name} {}\n{name}{{{l}}} {}",
-                kind.as_str(),
-                v.load(Ordering::Relaxed)
-            );
-        }
-        let p = self.primary.load(Ordering::Relaxed);
-        let _ = writeln!(
-            s,
-            "# HELP app_instance_role The session's role (1 for the current one).\n# TYPE app_instance_role gauge\n\
-             app_instance_role{{{l},role=\"primary\"}} {}\napp_instance_role{{{l},role=\"secondary\"}} {}",
-            u8::from(p == 1),
-            u8::from(p != 1)
-        );
-        s
+        let instance = instance.replace(['"', '\\', '\n'], "_");
+        let series: Vec<_> = self
+            .series()
+            .into_iter()
+            .map(|(name, help, kind, v)| (name, help, kind, v.load(Ordering::Relaxed)))
+            .collect();
+        let primary = self.primary.load(Ordering::Relaxed) == 1;
+        ctlhttp::metrics::encode_fn(move |f| {
+            let l = ("instance", instance.as_str());
+            for (name, help, kind, v) in &series {
+                f.single(*kind, name, help, [l], *v)?;
+            }
+            f.gauge(
+                "app_instance_role",
+                "The session's role (1 for the current one).",
+                [
+                    ([l, ("role", "primary")], u32::from(primary)),
+                    ([l, ("role", "secondary")], u32::from(!primary)),
+                ],
+            )
+        })
     }
 
     pub(super) fn set_role(&self, r: Role) {

@@ -13,6 +13,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use ctlhttp::metrics::{Kind, NO_LABELS};
 use tracing::{info, warn};
 
 use super::*;
@@ -229,54 +230,53 @@ async fn get_app(
         .into_response())
 }
 
-async fn metrics(State(s): State<Arc<ServerState>>) -> String {
+async fn metrics(State(s): State<Arc<ServerState>>) -> Response {
     let apps = s.repo.list().map(|l| l.len()).unwrap_or(0);
     let m = &s.m;
-    let mut o = String::new();
-    let rows: [(&str, &str, &str, u64); 6] = [
+    let rows: [(&str, Kind, &str, u64); 6] = [
         (
             "repo_requests_total",
-            "counter",
+            Kind::Counter,
             "HTTP requests on /apps*",
             m.requests.load(Ordering::Relaxed),
         ),
         (
             "repo_downloads_total",
-            "counter",
+            Kind::Counter,
             "package downloads started",
             m.downloads.load(Ordering::Relaxed),
         ),
         (
             "repo_downloads_complete_total",
-            "counter",
+            Kind::Counter,
             "package downloads whose last byte was handed to the connection",
             m.downloads_complete.load(Ordering::Relaxed),
         ),
         (
             "repo_bytes_sent_total",
-            "counter",
+            Kind::Counter,
             "package bytes handed to connections",
             m.bytes_sent.load(Ordering::Relaxed),
         ),
         (
             "repo_not_found_total",
-            "counter",
+            Kind::Counter,
             "requests for an application not in the repository",
             m.not_found.load(Ordering::Relaxed),
         ),
         (
             "repo_apps",
-            "gauge",
+            Kind::Gauge,
             "applications in the repository",
             apps as u64,
         ),
     ];
-    for (name, kind, help, v) in rows {
-        o.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
-        ));
-    }
-    o
+    ctlhttp::metrics::response(ctlhttp::metrics::encode_fn(move |f| {
+        for (name, kind, help, v) in rows {
+            f.single(kind, name, help, NO_LABELS, v)?;
+        }
+        Ok(())
+    }))
 }
 
 /// Sets up logging for a daemon subcommand (stderr, `RUST_LOG`, default info).
