@@ -125,7 +125,10 @@ struct Agent {
     run_dir: PathBuf,
     cloud: String,
     repo: Repository,
-    http: ureq::Agent,
+    /// Pulls and state-copy starts (blocking, on spawn_blocking threads).
+    http: ctlhttp::blocking::Client,
+    /// Calls to the agent's own instances (`/switch`), from async handlers.
+    instances_http: ctlhttp::Client,
     instances: Mutex<BTreeMap<String, Arc<Instance>>>,
     reserved: Mutex<HashSet<(bool, u16)>>,
     /// Per application: serializes its pulls and its removal.
@@ -204,13 +207,10 @@ pub async fn start(args: AgentArgs) -> Result<RunningAgent, AgentError> {
         })?,
     };
     let cloud = args.cloud_repo.trim_end_matches('/').to_owned();
-    let http: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_connect(Some(Duration::from_secs(5)))
-        .timeout_recv_response(Some(Duration::from_secs(30)))
-        .timeout_global(Some(Agent::secs(args.pull_timeout)))
-        .build()
-        .into();
+    // Connecting must succeed within 5 s (the connector keeps the timeout
+    // it was made with); a whole call, within the pull timeout.
+    let http = ctlhttp::blocking::Client::new(Duration::from_secs(5))
+        .with_timeout(Agent::secs(args.pull_timeout));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|source| AgentError::Setup {
@@ -254,6 +254,7 @@ pub async fn start(args: AgentArgs) -> Result<RunningAgent, AgentError> {
         cloud,
         repo,
         http,
+        instances_http: ctlhttp::Client::new(Duration::from_secs(5)),
         instances: Mutex::default(),
         reserved: Mutex::default(),
         pull_locks: Mutex::default(),

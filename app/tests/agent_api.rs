@@ -143,12 +143,8 @@ impl Drop for Daemon {
     }
 }
 
-fn http() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into()
+fn http() -> ctlhttp::blocking::Client {
+    ctlhttp::blocking::Client::new(Duration::from_secs(60))
 }
 
 /// Sends a request; returns the status and the body as JSON (or as a JSON
@@ -156,23 +152,14 @@ fn http() -> ureq::Agent {
 fn call(method: &str, url: &str, body: Option<&str>) -> (u16, Value) {
     let h = http();
     let r = match (method, body) {
-        ("GET", _) => h.get(url).call(),
-        ("DELETE", _) => h.delete(url).call(),
-        ("POST", Some(b)) => h
-            .post(url)
-            .header("content-type", "application/json")
-            .send(b),
-        ("POST", None) => h.post(url).send_empty(),
+        ("GET", _) => h.get(url),
+        ("DELETE", _) => h.delete(url),
+        ("POST", Some(b)) => h.post_json(url, b.to_owned()),
+        ("POST", None) => h.request(ctlhttp::blocking::Method::POST, url, None),
         _ => panic!("method {method}"),
     };
-    let mut r = r.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    let status = r.status().as_u16();
-    let text = r
-        .body_mut()
-        .with_config()
-        .limit(1 << 24)
-        .read_to_string()
-        .expect("body");
+    let r = r.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let (status, text) = (r.status, r.text());
     let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
     (status, v)
 }
@@ -749,14 +736,11 @@ fn cloud_repository_lists_and_streams() {
     assert_eq!(apps[0]["name"], "snake");
     assert_eq!(apps[0]["entry"], "snake");
     let size = apps[0]["size"].as_u64().expect("size");
-    let mut r = http().get(&c.url("/apps/snake")).call().expect("get");
-    assert_eq!(r.status().as_u16(), 200);
-    assert_eq!(r.body().content_length(), Some(size));
+    let mut r = http().get_reader(&c.url("/apps/snake")).expect("get");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.content_length, Some(size));
     let mut bytes = Vec::new();
-    r.body_mut()
-        .as_reader()
-        .read_to_end(&mut bytes)
-        .expect("read");
+    r.read_to_end(&mut bytes).expect("read");
     assert_eq!(bytes.len() as u64, size);
     let pkg = dir.join("dl.mea");
     fs::write(&pkg, &bytes).expect("write");
@@ -961,10 +945,8 @@ fn agent_stopped_during_a_pull_leaves_nothing() {
     let url = agent.url("/instances");
     let req = std::thread::spawn(move || {
         http()
-            .post(&url)
-            .header("content-type", "application/json")
-            .send(&start_body("snake"))
-            .map(|r| r.status().as_u16())
+            .post_json(&url, start_body("snake"))
+            .map(|r| r.status)
             .map_err(|e| e.to_string())
     });
     // Wait until the pull has begun writing its staging directory.

@@ -19,31 +19,16 @@ struct Cli {
 
 /// `METHOD url` with `token` as bearer, if any: (status, JSON or text).
 fn call(method: &str, url: &str, token: Option<&str>) -> (u16, Value) {
-    let h: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
-    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut h = ctlhttp::blocking::Client::new(Duration::from_secs(10));
+    if let Some(t) = token {
+        h = h.with_bearer(t).expect("token");
+    }
     let r = match method {
-        "GET" => {
-            let mut rq = h.get(url);
-            if let Some(a) = &auth {
-                rq = rq.header("authorization", a);
-            }
-            rq.call()
-        }
-        _ => {
-            let mut rq = h.post(url).header("content-type", "application/json");
-            if let Some(a) = &auth {
-                rq = rq.header("authorization", a);
-            }
-            rq.send("{}")
-        }
+        "GET" => h.get(url),
+        _ => h.post_json(url, "{}"),
     };
-    let mut r = r.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    let status = r.status().as_u16();
-    let text = r.body_mut().read_to_string().expect("body");
+    let r = r.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let (status, text) = (r.status, r.text());
     (
         status,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),

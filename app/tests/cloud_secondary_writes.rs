@@ -91,22 +91,19 @@ fn writes_from_a_secondary_are_never_applied_and_the_count_says_so() {
     assert_eq!(c.writes_dropped, n, "{c:?}");
     assert_eq!(c.secondary_writes_applied, 0, "{c:?}");
     assert_eq!(s.secondary_writes_applied, 0);
-    let metrics = ureq::get(&format!("http://{}/metrics", h.metrics_addr))
-        .call()
-        .expect("GET /metrics")
-        .body_mut()
-        .read_to_string()
-        .expect("metrics text");
+    let http = ctlhttp::blocking::Client::new(std::time::Duration::from_secs(10));
+    let r = http
+        .get(&format!("http://{}/metrics", h.metrics_addr))
+        .expect("GET /metrics");
+    assert_eq!(r.status, 200, "GET /metrics");
+    let metrics = r.text();
     assert!(
         metrics.contains("\napp_cloud_secondary_writes_applied_total 0\n"),
         "{metrics}"
     );
     // The counter is in /stats' JSON as the testbed reads it.
-    let raw: serde_json::Value = ureq::get(&format!("http://{}/stats", h.metrics_addr))
-        .call()
-        .expect("GET /stats")
-        .body_mut()
-        .read_json()
-        .expect("JSON");
+    let raw: serde_json::Value = http
+        .get_json(&format!("http://{}/stats", h.metrics_addr))
+        .expect("GET /stats");
     assert_eq!(raw["accounts"]["carol"]["secondary_writes_applied"], 0);
 }

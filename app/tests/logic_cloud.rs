@@ -31,12 +31,11 @@ fn stats(h: &CloudHandle) -> Stats {
 }
 
 fn metrics(h: &CloudHandle) -> String {
-    ureq::get(&format!("http://{}/metrics", h.metrics_addr))
-        .call()
-        .expect("GET /metrics")
-        .body_mut()
-        .read_to_string()
-        .expect("metrics text")
+    let r = ctlhttp::blocking::Client::new(std::time::Duration::from_secs(10))
+        .get(&format!("http://{}/metrics", h.metrics_addr))
+        .expect("GET /metrics");
+    assert_eq!(r.status, 200, "GET /metrics");
+    r.text()
 }
 
 fn wait_stats(h: &CloudHandle, what: &str, f: impl Fn(&Stats) -> bool) -> Stats {

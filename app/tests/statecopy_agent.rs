@@ -92,23 +92,15 @@ impl Agent {
     }
 
     fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-        let h: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build()
-            .into();
+        let h = ctlhttp::blocking::Client::new(Duration::from_secs(60));
         let url = format!("{}{path}", self.url);
         let r = match (method, body) {
-            ("GET", _) => h.get(&url).call(),
-            ("POST", Some(b)) => h
-                .post(&url)
-                .header("content-type", "application/json")
-                .send(b.to_string()),
+            ("GET", _) => h.get(&url),
+            ("POST", Some(b)) => h.post_json(&url, b.to_string()),
             _ => panic!("{method} {path}"),
         };
-        let mut r = r.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-        let status = r.status().as_u16();
-        let text = r.body_mut().read_to_string().expect("body");
+        let r = r.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let (status, text) = (r.status, r.text());
         (
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),

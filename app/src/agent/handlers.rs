@@ -2,7 +2,6 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
@@ -82,37 +81,15 @@ async fn switch(
         });
     }
     let addr = inst.started.instance.metrics;
-    let http = a.http.clone();
-    let r = tokio::task::spawn_blocking(move || {
-        let url = format!("http://{addr}/switch");
-        let req = http
-            .post(&url)
-            .config()
-            .timeout_global(Some(Duration::from_secs(5)))
-            .build()
-            .header("content-type", "application/json");
-        let mut resp = if body.is_empty() {
-            req.send_empty()
-        } else {
-            req.send(&body[..])
+    let url = format!("http://{addr}/switch");
+    let r = a.instances_http.post_json(&url, body).await.map_err(|e| {
+        AgentError::InstanceUnreachable {
+            id: id.clone(),
+            addr,
+            reason: e.to_string(),
         }
-        .map_err(|e| e.to_string())?;
-        let status = resp.status().as_u16();
-        let text = resp
-            .body_mut()
-            .with_config()
-            .limit(1 << 20)
-            .read_to_string()
-            .unwrap_or_default();
-        Ok::<_, String>((status, text))
-    })
-    .await
-    .map_err(|e| AgentError::Internal(e.to_string()))?;
-    let (status, text) = r.map_err(|reason| AgentError::InstanceUnreachable {
-        id: id.clone(),
-        addr,
-        reason,
     })?;
+    let (status, text) = (r.status, r.text());
     a.m.switches.fetch_add(1, Ordering::Relaxed);
     info!(id, status, "switch forwarded");
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);

@@ -2,6 +2,7 @@
 //! per application at a time; the pull-only request and the removal of an
 //! application, which make the repository warm or cold on purpose.
 
+use std::io::Read;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -127,7 +128,7 @@ impl Agent {
 
     fn pull_blocking(&self, app: &str) -> Result<(Installed, u64), AgentError> {
         let url = format!("{}/apps/{app}", self.cloud);
-        let mut resp = match self.http.get(&url).call() {
+        let mut resp = match self.http.get_reader(&url) {
             Ok(r) => r,
             Err(e) => {
                 return Err(AgentError::CloudUnreachable {
@@ -136,7 +137,7 @@ impl Agent {
                 })
             }
         };
-        let status = resp.status().as_u16();
+        let status = resp.status;
         if status == 404 {
             return Err(AgentError::AppNotFound {
                 app: app.into(),
@@ -145,12 +146,8 @@ impl Agent {
             });
         }
         if status != 200 {
-            let body = resp
-                .body_mut()
-                .with_config()
-                .limit(4096)
-                .read_to_string()
-                .unwrap_or_default();
+            let mut body = String::new();
+            let _ = (&mut resp).take(4096).read_to_string(&mut body);
             return Err(AgentError::CloudStatus {
                 url: self.cloud.clone(),
                 app: app.into(),
@@ -158,11 +155,10 @@ impl Agent {
                 body,
             });
         }
-        let len = resp.body().content_length();
-        let reader = resp.body_mut().as_reader();
+        let len = resp.content_length;
         let out = self
             .repo
-            .install(app, reader, len, &self.cancel)
+            .install(app, resp, len, &self.cancel)
             .map_err(|source| AgentError::Pull {
                 app: app.into(),
                 url: self.cloud.clone(),

@@ -111,16 +111,12 @@ pub enum CloudError {
 /// `GET http://{metrics_addr}/stats` (blocking), e.g. for the testbed's
 /// exactly-once check.
 pub fn fetch_stats(metrics_addr: SocketAddr) -> Result<Stats, CloudError> {
-    let err = |e: ureq::Error| CloudError::Stats {
-        addr: metrics_addr,
-        reason: e.to_string(),
-    };
-    ureq::get(&format!("http://{metrics_addr}/stats"))
-        .call()
-        .map_err(err)?
-        .body_mut()
-        .read_json()
-        .map_err(err)
+    ctlhttp::blocking::Client::new(std::time::Duration::from_secs(10))
+        .get_json(&format!("http://{metrics_addr}/stats"))
+        .map_err(|reason| CloudError::Stats {
+            addr: metrics_addr,
+            reason,
+        })
 }
 
 /// The server's configuration.

@@ -45,7 +45,7 @@ impl Drop for Busy<'_> {
 /// `POST /instances`.
 struct AgentHooks {
     inst: Arc<Instance>,
-    http: ureq::Agent,
+    http: ctlhttp::blocking::Client,
     url: String,
     /// The destination agent's token (the testbed gives all agents one).
     token: Option<String>,
@@ -65,23 +65,14 @@ impl Hooks for AgentHooks {
     }
 
     fn start_destination(&mut self) -> Result<Started, String> {
-        let mut rq = self
-            .http
-            .post(&self.url)
-            .header("content-type", "application/json");
-        if let Some(t) = &self.token {
-            rq = rq.header("authorization", format!("Bearer {t}"));
-        }
-        let mut r = rq
-            .send(&self.body[..])
-            .map_err(|e| format!("destination agent {}: {e}", self.url))?;
-        let status = r.status().as_u16();
-        let text = r
-            .body_mut()
-            .with_config()
-            .limit(1 << 20)
-            .read_to_string()
-            .map_err(|e| format!("destination agent {}: reading the answer: {e}", self.url))?;
+        let http = match &self.token {
+            Some(t) => self.http.with_bearer(t)?,
+            None => self.http.clone(),
+        };
+        let r = http
+            .post_json(&self.url, self.body.clone())
+            .map_err(|e| format!("destination agent {e}"))?;
+        let (status, text) = (r.status, r.text());
         if status != 201 {
             return Err(format!(
                 "destination agent {} answered HTTP {status}: {}",
