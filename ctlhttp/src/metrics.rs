@@ -15,7 +15,8 @@
 //!
 //! Our names stay the project's; where 3GPP TS 28.552 defines the
 //! measurement a series corresponds to, its HELP text names it
-//! (`TS 28.552 X.Y`). The ones that have one:
+//! (`TS 28.552 <measurement>`). The ones that have one (clause numbers
+//! where checked):
 //!
 //! | Series (labels) | TS 28.552 measurement |
 //! |---|---|
@@ -26,11 +27,11 @@
 //! | `upf_session_packets_total`, `upf_session_bytes_total` (`seid`, `direction`) | GTP.In/OutDataPkt/OctN3UPF per PDU session (the standard's are per S-NSSAI) |
 //! | `upf_pfcp_messages_total{kind="session_report"}` | SM.N4SessionReport (reports the UPF sent) |
 //! | `upf_n6_rx_super_packets_total`, `upf_n6_tx_super_packets_total` | none (the N6 TUN offload path) |
-//! | `smf_sessions_created_total` | SM.PduSessionCreationSucc (5.3.1) |
-//! | `smf_sessions_failed_total` | SM.PduSessionCreationFail (5.3.1); Req = Succ + Fail |
-//! | `smf_sessions{state}` | SM.SessionNbrMean / SM.SessionNbrMax are samples of it (5.3.1) |
+//! | `smf_sessions_created_total` | SM.PduSessionCreationSucc |
+//! | `smf_sessions_failed_total` | SM.PduSessionCreationFail; SM.PduSessionCreationReq = Succ + Fail |
+//! | `smf_sessions{state}` | SM.SessionNbrMean / SM.SessionNbrMax sample it |
 //! | `smf_pfcp_session_reports_total` | SM.N4SessionReportSucc |
-//! | `gnb_tunnel_ul_bytes_total`, `gnb_tunnel_dl_bytes_total` | inner (PDCP SDU) volume per DRB, as DRB.PdcpSduVolumeUL/DL (5.1.2.1) |
+//! | `gnb_tunnel_ul_bytes_total`, `gnb_tunnel_dl_bytes_total` | the inner volume DRB.PdcpSduVolumeUL/DL (5.1.2.1) counts per cell |
 //!
 //! The N6 series (`upf_n6_*`), drops, the UE's, the app's and the testbed's
 //! own series have no TS 28.552 counterpart.

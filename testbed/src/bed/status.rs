@@ -139,4 +139,47 @@ mod tests {
             vec![("x_total".into(), 3.0), ("y{a=\"b c\"}".into(), 1.5)]
         );
     }
+
+    /// What the daemons serve (ctlhttp::metrics): HELP and TYPE lines,
+    /// escaped label values, histograms.
+    #[test]
+    fn prometheus_parse_reads_what_the_daemons_encode() {
+        let text = ctlhttp::metrics::encode_fn(|f| {
+            f.counter(
+                "upf_drops_total",
+                "Drops (a \\ in help).",
+                [([("reason", "a \"b\" c")], 4u64)],
+            )?;
+            f.histogram(
+                "ue_session_setup_seconds",
+                "Setup.",
+                [(
+                    [("ue", "ue1")],
+                    ctlhttp::metrics::Histogram {
+                        sum: 0.5,
+                        count: 2,
+                        buckets: &[(0.001, 1)],
+                    },
+                )],
+            )
+        });
+        let v = parse_prometheus(&text);
+        assert_eq!(
+            v,
+            vec![
+                ("upf_drops_total{reason=\"a \\\"b\\\" c\"}".into(), 4.0),
+                (
+                    "ue_session_setup_seconds_bucket{ue=\"ue1\",le=\"0.001\"}".into(),
+                    1.0
+                ),
+                (
+                    "ue_session_setup_seconds_bucket{ue=\"ue1\",le=\"+Inf\"}".into(),
+                    2.0
+                ),
+                ("ue_session_setup_seconds_sum{ue=\"ue1\"}".into(), 0.5),
+                ("ue_session_setup_seconds_count{ue=\"ue1\"}".into(), 2.0),
+            ],
+            "{text}"
+        );
+    }
 }
