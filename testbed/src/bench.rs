@@ -188,30 +188,6 @@ fn realtime_ns() -> u64 {
         .unwrap_or(0)
 }
 
-fn agent(timeout: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
-
-fn post_json(a: &ureq::Agent, url: &str, body: &str) -> Result<(u16, String), String> {
-    let mut r = a
-        .post(url)
-        .header("content-type", "application/json")
-        .send(body.as_bytes())
-        .map_err(|e| format!("{url}: {e}"))?;
-    let st = r.status().as_u16();
-    let b = r.body_mut().read_to_string().unwrap_or_default();
-    Ok((st, b))
-}
-
-fn delete(a: &ureq::Agent, url: &str) -> Result<u16, String> {
-    let r = a.delete(url).call().map_err(|e| format!("{url}: {e}"))?;
-    Ok(r.status().as_u16())
-}
-
 /// Sends probes from `src` to `target` every 2 ms until one comes back
 /// (2 s at most); returns (edge arrival ns of the first probe that got
 /// through, reply time ns).
@@ -288,14 +264,18 @@ pub fn setup_time(
         .collect();
     let ns = st.ns(&ue.name);
     let r = topo::netns::run_in_netns(&ns, move || -> Result<_, String> {
-        let a = agent(Duration::from_secs(10));
+        // Made on the namespace thread: its connections are the UE's.
+        let a = ctlhttp::blocking::Client::new(Duration::from_secs(10));
         let base = format!("http://{api}/sessions");
         let body = serde_json::json!({"psi": psi, "dnn": dnn, "upf": upf_name}).to_string();
         let (mut setup, mut answered, mut lost) = (Vec::with_capacity(n), Vec::with_capacity(n), 0);
         let mut rtt = Vec::new();
         for i in 0..n {
             let t0 = realtime_ns();
-            let (code, text) = post_json(&a, &base, &body)?;
+            let r = a
+                .post_json(&base, body.clone())
+                .map_err(|e| e.to_string())?;
+            let (code, text) = (r.status, r.text());
             let t_ans = realtime_ns();
             if code != 201 {
                 return Err(format!("setup {i}: HTTP {code}: {}", text.trim()));
@@ -318,7 +298,10 @@ pub fn setup_time(
                     }
                 }
             }
-            let del = delete(&a, &format!("{base}/{psi}"))?;
+            let del = a
+                .delete(&format!("{base}/{psi}"))
+                .map_err(|e| e.to_string())?
+                .status;
             if del != 204 {
                 return Err(format!("release after setup {i}: HTTP {del}"));
             }

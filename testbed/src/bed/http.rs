@@ -24,40 +24,24 @@ pub fn http_in_auth(
     token: Option<&str>,
 ) -> Result<(u16, String), String> {
     let url2 = url.to_string();
-    let auth = token.map(|t| format!("Bearer {t}"));
+    let token = token.map(str::to_owned);
     let r = topo::netns::run_in_netns(ns, move || -> Result<(u16, String), String> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout))
-            .http_status_as_error(false)
-            .build()
-            .into();
+        // Made on the namespace thread: its connections are in `ns`.
+        let mut c = ctlhttp::blocking::Client::new(timeout);
+        if let Some(t) = &token {
+            c = c.with_bearer(t)?;
+        }
         let rsp = match (method, body) {
-            ("POST", Some(b)) => {
-                let mut rq = agent.post(&url2).header("content-type", "application/json");
-                if let Some(a) = &auth {
-                    rq = rq.header("authorization", a);
-                }
-                rq.send(b.as_bytes())
-            }
-            (m, _) => {
-                let mut rq = if m == "DELETE" {
-                    agent.delete(&url2)
-                } else {
-                    agent.get(&url2)
-                };
-                if let Some(a) = &auth {
-                    rq = rq.header("authorization", a);
-                }
-                rq.call()
-            }
+            ("POST", Some(b)) => c.post_json(&url2, b),
+            ("DELETE", _) => c.delete(&url2),
+            _ => c.get(&url2),
         };
-        let mut rsp = rsp.map_err(|e| e.to_string())?;
-        let status = rsp.status().as_u16();
-        let text = rsp.body_mut().read_to_string().map_err(|e| e.to_string())?;
-        Ok((status, text))
+        // The error names the URL.
+        let rsp = rsp.map_err(|e| e.to_string())?;
+        Ok((rsp.status, rsp.text()))
     })
-    .map_err(|e| e.to_string())?;
-    r.map_err(|e| format!("{url}: {e}"))
+    .map_err(|e| format!("{url}: {e}"))?;
+    r
 }
 
 pub(super) fn get_json(ns: &str, url: &str) -> Result<serde_json::Value, String> {
