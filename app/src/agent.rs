@@ -254,7 +254,8 @@ pub async fn start(args: AgentArgs) -> Result<RunningAgent, AgentError> {
         cloud,
         repo,
         http,
-        instances_http: ctlhttp::Client::new(Duration::from_secs(5)),
+        // An instance answers a switch in bytes: read at most 1 MiB.
+        instances_http: ctlhttp::Client::new(Duration::from_secs(5)).with_body_limit(1 << 20),
         instances: Mutex::default(),
         reserved: Mutex::default(),
         pull_locks: Mutex::default(),

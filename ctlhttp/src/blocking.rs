@@ -38,14 +38,13 @@ use bytes::{Buf, Bytes};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Incoming};
 use hyper::header::AUTHORIZATION;
-use hyper::http::uri::InvalidUri;
-use hyper::{Request, Uri};
+use hyper::Request;
 use serde::de::DeserializeOwned;
 use tokio::runtime::{Handle, Runtime};
 
 pub use hyper::Method;
 
-use crate::{chain, Error, Response};
+use crate::{chain, http_uri, Error, Response};
 
 /// A blocking keep-alive client; cheap to clone (clones share the thread,
 /// the runtime and the connection pool).
@@ -141,6 +140,16 @@ impl Client {
     pub fn with_timeout(&self, timeout: Duration) -> Client {
         Client {
             inner: self.inner.with_timeout(timeout),
+            rt: self.rt.clone(),
+        }
+    }
+
+    /// The same client reading answer bodies of at most `bytes`
+    /// ([`crate::Client::with_body_limit`]; [`Client::get_reader`] streams
+    /// and is not limited).
+    pub fn with_body_limit(&self, bytes: usize) -> Client {
+        Client {
+            inner: self.inner.with_body_limit(bytes),
             rt: self.rt.clone(),
         }
     }
@@ -251,20 +260,6 @@ pub fn json_of<T: DeserializeOwned>(url: &str, r: Result<Response, Error>) -> Re
         return Err(format!("{url}: HTTP {}: {}", r.status, r.text().trim()));
     }
     serde_json::from_slice(&r.body).map_err(|e| format!("{url}: bad answer: {e}"))
-}
-
-/// `url` as a URI if it is `http://HOST[:PORT]/...` (the async client's
-/// rule).
-fn http_uri(url: &str) -> Result<Uri, Error> {
-    let bad = |msg: String| Error::Url {
-        url: url.to_owned(),
-        msg,
-    };
-    let uri: Uri = url.parse().map_err(|e: InvalidUri| bad(e.to_string()))?;
-    match (uri.scheme_str(), uri.authority()) {
-        (Some("http"), Some(_)) => Ok(uri),
-        _ => Err(bad("must be http://HOST:PORT/PATH".into())),
-    }
 }
 
 /// The answer of [`Client::get_reader`]: status and length, and the body

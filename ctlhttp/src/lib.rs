@@ -88,6 +88,29 @@ pub struct Client {
     timeout: Duration,
     /// `Authorization` of every request, if set ([`Client::with_bearer`]).
     auth: Option<HeaderValue>,
+    /// Longest answer body read; a longer one is an error
+    /// ([`Client::with_body_limit`]).
+    body_limit: usize,
+}
+
+/// The longest answer body a [`Client`] reads unless told otherwise: the
+/// control APIs answer in kilobytes (the SMF's list of 10,000 sessions is
+/// about 4 MB), and a peer must not make a daemon buffer without bound.
+pub const DEFAULT_BODY_LIMIT: usize = 16 << 20;
+
+/// `url` as a URI if it is `http://HOST[:PORT]/...`.
+pub(crate) fn http_uri(url: &str) -> Result<Uri, Error> {
+    let bad = |msg: String| Error::Url {
+        url: url.to_owned(),
+        msg,
+    };
+    let uri: Uri = url
+        .parse()
+        .map_err(|e: hyper::http::uri::InvalidUri| bad(e.to_string()))?;
+    match (uri.scheme_str(), uri.authority()) {
+        (Some("http"), Some(_)) => Ok(uri),
+        _ => Err(bad("must be http://HOST:PORT/PATH".into())),
+    }
 }
 
 /// The error and its sources, joined by ": ".
@@ -120,6 +143,16 @@ impl Client {
             http,
             timeout,
             auth: None,
+            body_limit: DEFAULT_BODY_LIMIT,
+        }
+    }
+
+    /// The same client (sharing its connection pool) reading answer bodies
+    /// of at most `bytes`; a longer one is an [`Error::Transport`].
+    pub fn with_body_limit(&self, bytes: usize) -> Client {
+        Client {
+            body_limit: bytes,
+            ..self.clone()
         }
     }
 
@@ -139,9 +172,8 @@ impl Client {
     /// timeout, e.g. for a long poll.
     pub fn with_timeout(&self, timeout: Duration) -> Client {
         Client {
-            http: self.http.clone(),
             timeout,
-            auth: self.auth.clone(),
+            ..self.clone()
         }
     }
 
@@ -167,18 +199,7 @@ impl Client {
         url: &str,
         body: Option<Bytes>,
     ) -> Result<Response, Error> {
-        let uri: Uri = url
-            .parse()
-            .map_err(|e: hyper::http::uri::InvalidUri| Error::Url {
-                url: url.to_owned(),
-                msg: e.to_string(),
-            })?;
-        if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-            return Err(Error::Url {
-                url: url.to_owned(),
-                msg: "must be http://HOST:PORT/PATH".into(),
-            });
-        }
+        let uri = http_uri(url)?;
         let json = body.is_some();
         let mut req = Request::new(Full::new(body.unwrap_or_default()));
         *req.method_mut() = method;
@@ -194,11 +215,11 @@ impl Client {
         let call = async {
             let rsp = self.http.request(req).await.map_err(|e| chain(&e))?;
             let status = rsp.status().as_u16();
-            let body = rsp
-                .into_body()
+            let limit = self.body_limit;
+            let body = http_body_util::Limited::new(rsp.into_body(), limit)
                 .collect()
                 .await
-                .map_err(|e| format!("reading the answer: {}", chain(&e)))?
+                .map_err(|e| format!("reading the answer: {}", chain(&*e)))?
                 .to_bytes();
             Ok::<_, String>(Response { status, body })
         };

@@ -134,3 +134,23 @@ async fn refused_connection_and_bad_urls_say_so() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_answer_longer_than_the_body_limit_is_an_error_not_buffered() {
+    let (addr, _) = server().await;
+    let url = format!("http://{addr}/echo");
+    let body = format!(r#"{{"pad":"{}"}}"#, "x".repeat(2000));
+    // The echo is the body plus "application/json|": about 2 kB.
+    let c = Client::new(Duration::from_secs(5));
+    assert_eq!(c.post_json(&url, body.clone()).await.unwrap().status, 201);
+    let small = c.with_body_limit(1024);
+    match small.post_json(&url, body.clone()).await {
+        Err(Error::Transport { url: u, msg }) => {
+            assert_eq!(u, url);
+            assert!(msg.contains("length limit"), "{msg}");
+        }
+        other => panic!("expected a transport error, got {other:?}"),
+    }
+    let enough = c.with_body_limit(4096);
+    assert_eq!(enough.post_json(&url, body).await.unwrap().status, 201);
+}

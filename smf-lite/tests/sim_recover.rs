@@ -283,9 +283,8 @@ fn a_session_the_upf_made_for_a_setup_the_smf_gave_up_is_deleted_when_its_answer
     let mut s = Sim::associated();
     let id = s.next_req;
     s.next_req += 1;
-    let now = s.now;
     s.smf.create_session(
-        now,
+        s.now,
         id,
         wire::ctl::SessionRequest {
             ue_id: "imsi-late".into(),
@@ -313,8 +312,7 @@ fn a_session_the_upf_made_for_a_setup_the_smf_gave_up_is_deleted_when_its_answer
     assert_eq!(s.upf("upf1").fake.sessions.len(), 1, "the UPF holds it");
     s.upf("upf1").dead = false;
     let from = s.upf("upf1").addr;
-    let now = s.now;
-    s.smf.handle_pfcp(now, from, &late);
+    s.smf.handle_pfcp(s.now, from, &late);
     s.pump();
     assert!(
         s.upf("upf1").fake.sessions.is_empty(),
@@ -324,8 +322,7 @@ fn a_session_the_upf_made_for_a_setup_the_smf_gave_up_is_deleted_when_its_answer
     // A repeated answer for a session the SMF holds deletes nothing.
     s.create_ok("imsi-live", 1, "edge1", None);
     let again = establishment_response(&s);
-    let now = s.now;
-    s.smf.handle_pfcp(now, from, &again);
+    s.smf.handle_pfcp(s.now, from, &again);
     s.pump();
     assert_eq!(
         s.upf("upf1").fake.sessions.len(),
