@@ -133,8 +133,8 @@ async fn statecopy_status(State(a): St) -> Json<CopyStatus> {
     Json(a.copy.status())
 }
 
-async fn metrics(State(a): St) -> String {
-    a.metrics_text()
+async fn metrics(State(a): St) -> Response {
+    ctlhttp::metrics::response(a.metrics_text())
 }
 
 /// 401 unless the request carries the agent's token (when it has one);

@@ -325,13 +325,7 @@ where
             axum::routing::get(
                 |axum::extract::State(s): axum::extract::State<Arc<Shared>>| async move {
                     let st = s.lock().stats();
-                    (
-                        [(
-                            axum::http::header::CONTENT_TYPE,
-                            "text/plain; version=0.0.4",
-                        )],
-                        metrics_text(&st),
-                    )
+                    ctlhttp::metrics::response(metrics_text(&st))
                 },
             ),
         )
