@@ -13,69 +13,26 @@ Note: scapy 2.5's Apply Action IE is one octet long (an older release of
 TS 29.244); the UPF must accept it.
 """
 import json
-import socket
 import sys
 
-from scapy.contrib.gtp import GTP_U_Header
 from scapy.contrib.pfcp import (
-    PFCP, IE_ApplyAction, IE_Cause, IE_CreateFAR, IE_CreatePDR, IE_CreatedPDR,
-    IE_DestinationInterface, IE_FAR_Id, IE_FSEID, IE_FTEID,
-    IE_ForwardingParameters, IE_NodeId, IE_OuterHeaderCreation,
-    IE_OuterHeaderRemoval, IE_PDI, IE_PDR_Id, IE_Precedence,
-    IE_RecoveryTimeStamp, IE_SourceInterface, IE_UE_IP_Address,
-    IE_UpdateFAR, IE_UpdateForwardingParameters,
+    IE_ApplyAction, IE_CreatedPDR,
+    IE_FAR_Id, IE_FSEID, IE_FTEID,
+    IE_NodeId, IE_OuterHeaderCreation,
+    IE_RecoveryTimeStamp, IE_UpdateFAR, IE_UpdateForwardingParameters,
     PFCPAssociationSetupRequest, PFCPAssociationSetupResponse,
     PFCPHeartbeatRequest, PFCPHeartbeatResponse,
     PFCPSessionDeletionRequest, PFCPSessionDeletionResponse,
     PFCPSessionEstablishmentRequest, PFCPSessionEstablishmentResponse,
     PFCPSessionModificationRequest, PFCPSessionModificationResponse,
 )
-from scapy.layers.inet import IP, UDP
+
+from peer import END_MARKER, Peer, cause, fail, ie, out, session_ies
 
 upf_ip, gnb_ip, ue_ip, edge_ip, echo_port = sys.argv[1:6]
 echo_port = int(echo_port)
-out = {}
-
-
-def fail(msg):
-    out["error"] = msg
-    print(json.dumps(out))
-    sys.exit(1)
-
-
-n4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-n4.bind((gnb_ip, 0))
-n4.settimeout(3)
-n3 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-n3.bind((gnb_ip, 2152))
-n3.settimeout(3)
-seq = [0]
-
-
-def request(msg_cls, ies, seid=None):
-    seq[0] += 1
-    if seid is None:
-        hdr = PFCP(version=1, S=0, seq=seq[0])
-    else:
-        hdr = PFCP(version=1, S=1, seid=seid, seq=seq[0])
-    n4.sendto(bytes(hdr / msg_cls(IE_list=ies)), (upf_ip, 8805))
-    while True:
-        data, _ = n4.recvfrom(65535)
-        p = PFCP(data)
-        if p.seq == seq[0]:
-            return p
-
-
-def ie(p, layer, cls):
-    for x in p[layer].IE_list:
-        if isinstance(x, cls):
-            return x
-    return None
-
-
-def cause(p, layer):
-    c = ie(p, layer, IE_Cause)
-    return None if c is None else c.cause
+peer = Peer(upf_ip, gnb_ip)
+request = peer.request
 
 
 # Heartbeat (before any association).
@@ -94,39 +51,7 @@ if out["association_cause"] != 1:
     fail("association refused")
 
 # Establishment: UL PDR with CHOOSE, DL PDR to the gNB tunnel 0x99.
-r = request(PFCPSessionEstablishmentRequest, [
-    IE_NodeId(id_type="IPv4", ipv4=gnb_ip),
-    IE_FSEID(v4=1, seid=0x1234, ipv4=gnb_ip),
-    IE_CreatePDR(IE_list=[
-        IE_PDR_Id(id=1), IE_Precedence(precedence=100),
-        IE_PDI(IE_list=[
-            IE_SourceInterface(interface="Access"),
-            IE_FTEID(V4=1, CH=1, CHID=1, choose_id=7),
-            IE_UE_IP_Address(V4=1, ipv4=ue_ip),
-        ]),
-        IE_OuterHeaderRemoval(header="GTP-U/UDP/IPv4"),
-        IE_FAR_Id(id=1),
-    ]),
-    IE_CreatePDR(IE_list=[
-        IE_PDR_Id(id=2), IE_Precedence(precedence=100),
-        IE_PDI(IE_list=[
-            IE_SourceInterface(interface="Core"),
-            IE_UE_IP_Address(V4=1, SD=1, ipv4=ue_ip),
-        ]),
-        IE_FAR_Id(id=2),
-    ]),
-    IE_CreateFAR(IE_list=[
-        IE_FAR_Id(id=1), IE_ApplyAction(FORW=1),
-        IE_ForwardingParameters(IE_list=[IE_DestinationInterface(interface="Core")]),
-    ]),
-    IE_CreateFAR(IE_list=[
-        IE_FAR_Id(id=2), IE_ApplyAction(FORW=1),
-        IE_ForwardingParameters(IE_list=[
-            IE_DestinationInterface(interface="Access"),
-            IE_OuterHeaderCreation(GTPUUDPIPV4=1, TEID=0x99, ipv4=gnb_ip),
-        ]),
-    ]),
-], seid=0)
+r = request(PFCPSessionEstablishmentRequest, session_ies(gnb_ip, 0x1234, ue_ip, 0x99), seid=0)
 out["establishment_cause"] = cause(r, PFCPSessionEstablishmentResponse)
 if out["establishment_cause"] != 1:
     fail("establishment refused")
@@ -139,19 +64,7 @@ out["response_seid"] = r.seid
 
 
 def roundtrip(payload, expect_teid):
-    pkt = GTP_U_Header(teid=fteid.TEID, gtp_type=255) / IP(src=ue_ip, dst=edge_ip) / UDP(sport=5000, dport=echo_port) / payload
-    n3.sendto(bytes(pkt), (upf_ip, 2152))
-    seen = []
-    while True:
-        data, _ = n3.recvfrom(65535)
-        g = GTP_U_Header(data)
-        seen.append((g.gtp_type, g.teid))
-        if g.gtp_type == 255:
-            if g.teid != expect_teid:
-                fail("downlink TEID %#x, expected %#x" % (g.teid, expect_teid))
-            if bytes(g[UDP].payload) != payload:
-                fail("payload changed")
-            return seen
+    return peer.roundtrip(fteid.TEID, ue_ip, edge_ip, echo_port, payload, expect_teid)
 
 
 out["first_roundtrip"] = roundtrip(b"hello from scapy", 0x99)
@@ -169,10 +82,11 @@ r = request(PFCPSessionModificationRequest, [
 out["modification_cause"] = cause(r, PFCPSessionModificationResponse)
 if out["modification_cause"] != 1:
     fail("modification refused")
-data, _ = n3.recvfrom(65535)
-g = GTP_U_Header(data)
+g = peer.recv_n3(3)
+if g is None:
+    fail("no End Marker within 3 s")
 out["end_marker"] = [g.gtp_type, g.teid]
-if g.gtp_type != 254 or g.teid != 0x99:
+if g.gtp_type != END_MARKER or g.teid != 0x99:
     fail("expected an End Marker on TEID 0x99")
 out["second_roundtrip"] = roundtrip(b"after the switch", 0x9a)
 
