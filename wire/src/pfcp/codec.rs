@@ -447,6 +447,47 @@ macro_rules! flags {
     };
 }
 
+/// Implements [`IeCodec`] for an `enum_with_unknown!` enum carried in the low
+/// bits of one octet (`$mask`; the other bits are spare: ignored on decode,
+/// zero on encode).
+macro_rules! nibble_enum_codec {
+    ($name:ident, $mask:expr) => {
+        impl $crate::pfcp::codec::IeCodec for $name {
+            fn decode(ty: u16, v: &[u8]) -> Result<Self, $crate::pfcp::error::PfcpError> {
+                Ok($name::from(
+                    $crate::pfcp::codec::Reader::new(ty, v).u8()? & $mask,
+                ))
+            }
+            fn value_len(&self) -> usize {
+                1
+            }
+            fn encode(&self, _: u16, w: &mut $crate::pfcp::codec::Writer<'_>) {
+                w.u8(u8::from(*self) & $mask);
+            }
+        }
+    };
+}
+
+/// Implements [`IeCodec`] for a `flags!` type of `$octets` octets, octet 5 in
+/// the low byte (see [`Reader::flags_le`]: fewer octets are accepted).
+macro_rules! flags_codec {
+    ($name:ident, $repr:ty, $octets:expr) => {
+        impl $crate::pfcp::codec::IeCodec for $name {
+            fn decode(ty: u16, v: &[u8]) -> Result<Self, $crate::pfcp::error::PfcpError> {
+                Ok($name(
+                    $crate::pfcp::codec::Reader::new(ty, v).flags_le($octets)? as $repr,
+                ))
+            }
+            fn value_len(&self) -> usize {
+                $octets
+            }
+            fn encode(&self, _: u16, w: &mut $crate::pfcp::codec::Writer<'_>) {
+                w.flags_le(u32::from(self.0), $octets);
+            }
+        }
+    };
+}
+
 macro_rules! slot_ty {
     (M, $t:ty) => { $t };
     (O, $t:ty) => { Option<$t> };
@@ -626,6 +667,6 @@ macro_rules! grouped_ie {
 }
 
 pub(crate) use {
-    enum_with_unknown, flags, grouped, grouped_ie, slot_acc_ty, slot_emit, slot_finish, slot_len,
-    slot_put, slot_ty,
+    enum_with_unknown, flags, flags_codec, grouped, grouped_ie, nibble_enum_codec, slot_acc_ty,
+    slot_emit, slot_finish, slot_len, slot_put, slot_ty,
 };

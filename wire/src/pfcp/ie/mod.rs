@@ -1,8 +1,18 @@
 //! PFCP information elements (TS 29.244 clause 8): type numbers, simple
 //! (leaf) IEs in [`simple`], grouped IEs in [`grouped`].
+//!
+//! The leaf IEs live in one file a family: `node` (Cause, Node ID, F-SEID,
+//! function features, Failed Rule ID), `detection` (what a PDI matches),
+//! `forwarding` (Apply Action, outer headers), `qos` (QFI, gates, bit rates)
+//! and `usage` (measurement, triggers, volumes); [`simple`] re-exports them.
 
+mod detection;
+mod forwarding;
 pub mod grouped;
+mod node;
+mod qos;
 pub mod simple;
+mod usage;
 
 pub use grouped::*;
 pub use simple::*;
