@@ -1,7 +1,8 @@
 //! `testbed bench dataplane --quick --json` as CI runs it: every test has a
 //! row with a positive figure on each of the three paths (GTP-U through
 //! gnb and upf, kernel routing, kernel VXLAN), the round trips and idle CPU
-//! are there, the report files are in the run folder, and nothing is left
+//! are there, every byte-exact transfer arrived whole on every path, the
+//! report files are in the run folder, and nothing is left
 //! afterwards (the bench fails when it cannot remove what it added). No
 //! timing is asserted. With `--sessions 500`, path (a) is measured again
 //! with 500 sessions on gnb1 and upf1 (set up and released through the
@@ -63,6 +64,20 @@ fn bench_dataplane_quick_measures_every_path_and_cleans_up() {
     assert!(idle >= 0.0, "{out}");
     assert_eq!(r["idle_cpu"].as_array().map(Vec::len), Some(2), "{out}");
     assert_eq!(r["setup"]["kernel_tunnel"], "VXLAN on N3, UDP port 4789");
+    // Byte-exact transfers on every path (the bench also fails without
+    // them): TCP both ways at 5 sizes, UDP GSO both ways, 8 UDP echoes,
+    // the receivers' checksum counters.
+    let exact = r["exact"].as_array().expect("exact");
+    for p in ["kernel", "kernel_tunnel", "tunnel"] {
+        let of: Vec<_> = exact.iter().filter(|c| c["path"] == p).collect();
+        assert_eq!(of.len(), 21, "{p}: {of:?}");
+        let bad: Vec<_> = of.iter().filter(|c| c["ok"] != true).collect();
+        assert!(bad.is_empty(), "{p}: {bad:?}");
+    }
+    assert!(
+        exact.iter().any(|c| c["test"] == "tcp-down-8388608"),
+        "{exact:?}"
+    );
     let md = common::read(&bed.run.join("dataplane.md"));
     for t in TESTS {
         assert!(

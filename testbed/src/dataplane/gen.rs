@@ -23,7 +23,7 @@ pub struct End {
 }
 
 /// Creates something inside namespace `ns`.
-fn in_ns<T: Send + 'static>(
+pub(super) fn in_ns<T: Send + 'static>(
     ns: &str,
     what: &str,
     f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
@@ -72,10 +72,7 @@ pub fn tcp_bulk(
     let src = tx.addr;
     let conns = in_ns(&tx.ns, "TCP connect", move || {
         (0..streams)
-            .map(|_| {
-                let s = socket_with_src(src)?;
-                connect_timeout(s, at)
-            })
+            .map(|_| connect_from(src, at))
             .collect::<std::io::Result<Vec<TcpStream>>>()
     })
     .map_err(|e| format!("{e} (to {at} from {src})"))?;
@@ -135,6 +132,12 @@ pub fn tcp_bulk(
         return Err(format!("no TCP data arrived at {at} from {src}"));
     }
     Ok((b1 - b0) as f64 / (t1 - t0).as_secs_f64())
+}
+
+/// A TCP connection from `src` to `to` (call inside the source's
+/// namespace).
+pub(super) fn connect_from(src: Ipv4Addr, to: SocketAddrV4) -> std::io::Result<TcpStream> {
+    connect_timeout(socket_with_src(src)?, to)
 }
 
 fn socket_with_src(src: Ipv4Addr) -> std::io::Result<TcpStream> {

@@ -23,6 +23,7 @@ use crate::bench::Dist;
 use crate::plan::{GnbPlan, UePlan, UpfPlan};
 use crate::responder::UdpResponder;
 
+pub mod exact;
 pub mod gen;
 pub mod many;
 pub mod paths;
@@ -224,6 +225,26 @@ pub fn run(
         }
         let text = format!("# Data plane: `{cmd}`\n\n{}", report::markdown(&r));
         write(&md, &text)?;
+        let bad: Vec<String> = r
+            .exact
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| {
+                format!(
+                    "{} on {}: {}",
+                    c.test,
+                    c.path.title(),
+                    c.error.as_deref().unwrap_or("failed")
+                )
+            })
+            .collect();
+        if !bad.is_empty() {
+            return Err(BedError::Request(format!(
+                "byte-exact transfers failed ({}); the report is in {}",
+                bad.join("; "),
+                st.run_dir.display()
+            )));
+        }
         Ok(r)
     })?;
     Ok(r)
@@ -317,9 +338,14 @@ fn measure(
         ns: p.edge_ns.clone(),
         addr: p.edge_addr,
     };
+    let mut port = FIRST_PORT;
+    on_progress("byte-exact transfers on every path (TCP, UDP, UDP GSO) ...");
+    let mut exact = Vec::new();
+    for path in PATHS {
+        exact.extend(exact::run(path, &ue_end(path), &edge, echo_at, &mut port));
+    }
     let mut samples: BTreeMap<&str, BTreeMap<Path, Vec<f64>>> = BTreeMap::new();
     let mut rtts: BTreeMap<Path, Vec<u64>> = BTreeMap::new();
-    let mut port = FIRST_PORT;
     // Wall time per test over every path and repeat; the daemons' CPU
     // during each test on path (a).
     let mut test_seconds: BTreeMap<&str, f64> = BTreeMap::new();
@@ -420,6 +446,7 @@ fn measure(
     }
     let generator_note = report::generator_note(&rows);
     Ok(DataplaneReport {
+        exact,
         added_rtt_us: added,
         rtt_us,
         rtt_probes,

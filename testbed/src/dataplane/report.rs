@@ -155,6 +155,8 @@ pub struct IdleCpu {
 pub struct DataplaneReport {
     /// One row per test.
     pub rows: Vec<Row>,
+    /// Byte-exact transfers on every path, before the measurements.
+    pub exact: Vec<super::exact::Check>,
     /// RTT of (a) minus RTT of (b), microseconds.
     pub added_rtt_us: Rtt,
     /// RTT per path under light load (probes pooled over the repeats).
@@ -228,6 +230,32 @@ fn fmt_cell(c: Option<&Cell>) -> String {
     }
 }
 
+/// "Byte-exact: ..." per path, naming what failed.
+fn exact_line(checks: &[super::exact::Check]) -> String {
+    let mut s = String::from("\nByte-exact transfers before measuring (TCP 1 B to 8 MiB both ways, k*MSS and k*MSS+7; UDP echo 1-1400 B; UDP GSO both ways; receivers' checksum counters):");
+    for p in PATHS {
+        let of: Vec<_> = checks.iter().filter(|c| c.path == p).collect();
+        let bad: Vec<&str> = of
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.test.as_str())
+            .collect();
+        s.push_str(&format!(
+            " {} {}/{}",
+            p.title(),
+            of.len() - bad.len(),
+            of.len()
+        ));
+        if !bad.is_empty() {
+            s.push_str(&format!(" (FAILED: {})", bad.join(", ")));
+        }
+        s.push(';');
+    }
+    s.pop();
+    s.push_str(".\n");
+    s
+}
+
 /// The table as Markdown (also what the terminal shows).
 pub fn markdown(r: &DataplaneReport) -> String {
     let mut s = String::new();
@@ -265,6 +293,7 @@ pub fn markdown(r: &DataplaneReport) -> String {
             f(&r.added_rtt_us)
         ));
     }
+    s.push_str(&exact_line(&r.exact));
     s.push_str(&format!(
         "\nMedian of {} repeat(s), ± half the range. UDP: the highest rate with under 0.1% loss \
          (64- or 1400-byte payloads, sendmmsg batches). RTT: 64-byte UDP ping-pong, one probe \
