@@ -5,6 +5,8 @@
 mod common;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -12,7 +14,7 @@ use upf::datapath::DropReason;
 use upf::gtp;
 use upf::packet::{build_udp, FiveTuple};
 use upf::rules::*;
-use upf::session::ReportTrigger;
+use upf::session::{Established, ReportTrigger};
 
 const GNB_TEID: u32 = 0x100;
 
@@ -32,28 +34,54 @@ fn inner_of(p: &[u8]) -> (u32, Option<u8>, Vec<u8>) {
     (d.teid, d.qfi, d.payload.to_vec())
 }
 
+/// A bed (root only) with one session of `r` for the remote SEID `remote`.
+fn bed_with(remote: u64, r: SessionRules) -> (Bed, Established) {
+    let bed = Bed::new();
+    let e = bed.upf().establish(remote, r).expect("session");
+    (bed, e)
+}
+
+/// A bed with the plain session: downlink to the test gNB's [`GNB_TEID`].
+fn bed_with_session() -> (Bed, Established) {
+    bed_with(1, rules(to_gnb(GNB_TEID)))
+}
+
+/// Send `payload` from the UE to the edge's echo port on `teid` (with
+/// `qfi`); the echo that comes back to the gNB must carry the same payload.
+/// Its TEID, QFI and inner packet.
+fn round_trip(bed: &Bed, teid: u32, qfi: Option<u8>, payload: &[u8]) -> (u32, Option<u8>, Vec<u8>) {
+    bed.send_gpdu(teid, qfi, &up(5000, ECHO_PORT, payload));
+    let back = inner_of(
+        &bed.recv_gpdu()
+            .expect("the echo comes back through the tunnel"),
+    );
+    assert_eq!(&back.2[28..], payload);
+    back
+}
+
+/// Point the session's downlink FAR 2 at `action`.
+fn set_dl_far(bed: &Bed, seid: u64, action: FarAction) {
+    let m = Modification {
+        update_fars: vec![Far { id: 2, action }],
+        ..Default::default()
+    };
+    bed.upf().modify(seid, m).expect("modify");
+}
+
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN"]
 fn uplink_and_downlink_through_a_session() {
-    testkit::require_root();
-    let bed = Bed::new();
-    let e = bed
-        .upf()
-        .establish(1, with_qfi_qer(rules(to_gnb(GNB_TEID))))
-        .expect("session");
+    let (bed, e) = bed_with(1, with_qfi_qer(rules(to_gnb(GNB_TEID))));
     let teid = e.created[0].teid;
     assert_eq!(e.created[0].addr, UPF_N3);
     for i in 0..5u8 {
-        bed.send_gpdu(teid, Some(9), &up(5000, ECHO_PORT, &[i; 100]));
-        let p = bed.recv_gpdu().expect("echo comes back through the tunnel");
-        let (t, qfi, inner) = inner_of(&p);
+        let (t, qfi, inner) = round_trip(&bed, teid, Some(9), &[i; 100]);
         assert_eq!((t, qfi), (GNB_TEID, Some(9)));
         let ft = FiveTuple::parse(&inner).expect("ipv4");
         assert_eq!(
             (ft.src, ft.src_port, ft.dst, ft.dst_port),
             (EDGE, Some(ECHO_PORT), UE, Some(5000))
         );
-        assert_eq!(&inner[28..], &[i; 100][..]);
     }
     // Sequence numbers present or not: both accepted.
     let inner = up(5000, ECHO_PORT, b"seq");
@@ -84,8 +112,6 @@ fn uplink_and_downlink_through_a_session() {
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN"]
 fn sdf_precedence_picks_the_rule() {
-    testkit::require_root();
-    let bed = Bed::new();
     let mut r = with_qfi_qer(rules(to_gnb(GNB_TEID)));
     // Higher precedence: UDP to the edge port 7001 is dropped; also a rule
     // for 7000 with a worse precedence than the catch-all is never used.
@@ -105,12 +131,10 @@ fn sdf_precedence_picks_the_rule() {
         id: 3,
         action: FarAction::Drop,
     });
-    let e = bed.upf().establish(1, r).expect("session");
+    let (bed, e) = bed_with(1, r);
     let teid = e.created[0].teid;
     bed.send_gpdu(teid, None, &up(5000, 7001, b"dropped"));
-    bed.send_gpdu(teid, None, &up(5000, ECHO_PORT, b"passes"));
-    let (_, _, inner) = inner_of(&bed.recv_gpdu().expect("echo"));
-    assert_eq!(&inner[28..], b"passes");
+    round_trip(&bed, teid, None, b"passes");
     let m = bed.upf().metrics();
     assert_eq!(m.drops_of(DropReason::FarDrop), 1);
     let t = bed.upf().inner().table();
@@ -123,12 +147,7 @@ fn sdf_precedence_picks_the_rule() {
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN"]
 fn buffering_then_flush_in_order() {
-    testkit::require_root();
-    let bed = Bed::new();
-    let e = bed
-        .upf()
-        .establish(1, rules(FarAction::Buffer))
-        .expect("session");
+    let (bed, e) = bed_with(1, rules(FarAction::Buffer));
     // Downlink arrives before the gNB tunnel is known.
     for i in 0..5u8 {
         bed.edge_sock
@@ -144,21 +163,10 @@ fn buffering_then_flush_in_order() {
         "packets not buffered within 3 s"
     );
     assert!(
-        bed.recv_gtp_quick().is_none(),
+        bed.recv_gtp_within(Duration::from_millis(200)).is_none(),
         "nothing forwarded while buffering"
     );
-    bed.upf()
-        .modify(
-            e.local_seid,
-            Modification {
-                update_fars: vec![Far {
-                    id: 2,
-                    action: to_gnb(GNB_TEID),
-                }],
-                ..Default::default()
-            },
-        )
-        .expect("modify");
+    set_dl_far(&bed, e.local_seid, to_gnb(GNB_TEID));
     for i in 0..5u8 {
         let (t, _, inner) = inner_of(&bed.recv_gpdu().expect("flushed packet"));
         assert_eq!(t, GNB_TEID);
@@ -167,63 +175,23 @@ fn buffering_then_flush_in_order() {
     assert_eq!(bed.upf().session_counters(e.local_seid).expect("s")[6], 0);
 }
 
-trait Quick {
-    fn recv_gtp_quick(&self) -> Option<Vec<u8>>;
-}
-impl Quick for Bed {
-    fn recv_gtp_quick(&self) -> Option<Vec<u8>> {
-        self.gnb_sock
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .expect("timeout");
-        let r = self.recv_gtp();
-        self.gnb_sock
-            .set_read_timeout(Some(Duration::from_millis(5000)))
-            .expect("timeout");
-        r
-    }
-}
-
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN"]
 fn end_marker_on_path_switch() {
-    testkit::require_root();
-    let bed = Bed::new();
-    let e = bed
-        .upf()
-        .establish(1, rules(to_gnb(GNB_TEID)))
-        .expect("session");
-    bed.upf()
-        .modify(
-            e.local_seid,
-            Modification {
-                update_fars: vec![Far {
-                    id: 2,
-                    action: to_gnb(0x200),
-                }],
-                ..Default::default()
-            },
-        )
-        .expect("modify");
+    let (bed, e) = bed_with_session();
+    set_dl_far(&bed, e.local_seid, to_gnb(0x200));
     let p = bed.recv_gtp().expect("end marker");
     let d = gtp::decap(&p).expect("valid");
     assert_eq!((d.msg_type, d.teid), (gtp::END_MARKER, GNB_TEID));
     // New traffic uses the new tunnel.
-    bed.send_gpdu(e.created[0].teid, None, &up(5000, ECHO_PORT, b"x"));
-    let (t, _, _) = inner_of(&bed.recv_gpdu().expect("echo"));
+    let (t, _, _) = round_trip(&bed, e.created[0].teid, None, b"x");
     assert_eq!(t, 0x200);
-    assert_eq!(
-        bed.upf()
-            .metrics()
-            .end_markers
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
+    assert_eq!(bed.upf().metrics().end_markers.load(Relaxed), 1);
 }
 
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN"]
 fn error_indication_echo_and_malformed_input() {
-    testkit::require_root();
     let bed = Bed::new();
     bed.send_gpdu(0xdead, None, &up(1, 2, b"?"));
     let p = bed.recv_gtp().expect("error indication");
@@ -252,21 +220,14 @@ fn error_indication_echo_and_malformed_input() {
         .upf()
         .establish(1, rules(to_gnb(GNB_TEID)))
         .expect("session");
-    bed.send_gpdu(e.created[0].teid, None, &up(5000, ECHO_PORT, b"alive"));
-    let (_, _, inner) = inner_of(&bed.recv_gpdu().expect("still forwarding"));
-    assert_eq!(&inner[28..], b"alive");
+    round_trip(&bed, e.created[0].teid, None, b"alive");
     assert!(bed.upf().metrics().drops_of(DropReason::Malformed) > 0);
 }
 
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN"]
 fn anti_spoofing_is_counted() {
-    testkit::require_root();
-    let bed = Bed::new();
-    let e = bed
-        .upf()
-        .establish(1, rules(to_gnb(GNB_TEID)))
-        .expect("session");
+    let (bed, e) = bed_with_session();
     let spoofed = build_udp(
         Ipv4Addr::new(10, 60, 0, 99),
         5000,
@@ -275,11 +236,9 @@ fn anti_spoofing_is_counted() {
         b"spoof",
     );
     bed.send_gpdu(e.created[0].teid, None, &spoofed);
-    bed.send_gpdu(e.created[0].teid, None, &up(5000, ECHO_PORT, b"real"));
-    let (_, _, inner) = inner_of(&bed.recv_gpdu().expect("echo of the real one"));
-    assert_eq!(&inner[28..], b"real");
+    round_trip(&bed, e.created[0].teid, None, b"real");
     assert!(
-        bed.recv_gtp_quick().is_none(),
+        bed.recv_gtp_within(Duration::from_millis(200)).is_none(),
         "spoofed packet not forwarded"
     );
     let c = bed.upf().session_counters(e.local_seid).expect("s");
@@ -290,8 +249,6 @@ fn anti_spoofing_is_counted() {
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN"]
 fn urr_threshold_report_has_exact_volume() {
-    testkit::require_root();
-    let bed = Bed::new();
     let mut r = rules(to_gnb(GNB_TEID));
     r.urrs.push(Urr {
         id: 7,
@@ -302,7 +259,7 @@ fn urr_threshold_report_has_exact_volume() {
         measurement_period: None,
     });
     r.pdrs[0].urr_ids = vec![7];
-    let e = bed.upf().establish(3, r).expect("session");
+    let (bed, e) = bed_with(3, r);
     let pkt = up(5000, ECHO_PORT, &[0u8; 972]); // 1000 bytes
     for _ in 0..10 {
         bed.send_gpdu(e.created[0].teid, None, &pkt);
@@ -339,12 +296,9 @@ fn urr_threshold_report_has_exact_volume() {
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN"]
 fn qer_mbr_limits_downlink_rate() {
-    testkit::require_root();
-    let bed = Bed::new();
-    let mut r = rules(to_gnb(GNB_TEID));
+    let mut r = with_qfi_qer(rules(to_gnb(GNB_TEID)));
     r.qers[0].mbr_dl = Some(8_000_000); // 8 Mbit/s
-    r.pdrs[1].qer_ids = vec![1];
-    bed.upf().establish(1, r).expect("session");
+    let (bed, _) = bed_with(1, r);
     // Offer about 40 Mbit/s of 1000-byte packets for one second from the
     // edge; count what reaches the gNB.
     let rx = bed.gnb_sock.try_clone().expect("clone");
@@ -394,14 +348,8 @@ fn qer_mbr_limits_downlink_rate() {
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN"]
 fn metrics_endpoint_serves_counters() {
-    testkit::require_root();
-    let bed = Bed::new();
-    let e = bed
-        .upf()
-        .establish(1, rules(to_gnb(GNB_TEID)))
-        .expect("session");
-    bed.send_gpdu(e.created[0].teid, None, &up(5000, ECHO_PORT, b"m"));
-    bed.recv_gpdu().expect("echo");
+    let (bed, e) = bed_with_session();
+    round_trip(&bed, e.created[0].teid, None, b"m");
     let addr = bed.upf().metrics_addr();
     let (prom, stats) = bed.upf_ns.run(move || {
         (
@@ -425,21 +373,16 @@ fn metrics_endpoint_serves_counters() {
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN"]
 fn rules_change_while_traffic_flows() {
-    testkit::require_root();
-    let bed = Bed::new();
-    let e = bed
-        .upf()
-        .establish(1, with_qfi_qer(rules(to_gnb(GNB_TEID))))
-        .expect("session");
+    let (bed, e) = bed_with(1, with_qfi_qer(rules(to_gnb(GNB_TEID))));
     let teid = e.created[0].teid;
     let inner = bed.upf().inner().clone();
     let seid = e.local_seid;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
     let st = stop.clone();
     // Control plane: keep replacing the QER and adding/removing a PDR.
     let churn = std::thread::spawn(move || {
         let mut n = 0u32;
-        while !st.load(std::sync::atomic::Ordering::Relaxed) {
+        while !st.load(Relaxed) {
             let extra = ul_pdr(50, 1, 1, &["permit out 6 from any to assigned"]);
             let m = if n % 2 == 0 {
                 Modification {
@@ -469,11 +412,9 @@ fn rules_change_while_traffic_flows() {
         n
     });
     for i in 0..300u32 {
-        bed.send_gpdu(teid, Some(9), &up(5000, ECHO_PORT, &i.to_be_bytes()));
-        let (_, _, back) = inner_of(&bed.recv_gpdu().expect("every echo comes back"));
-        assert_eq!(&back[28..], &i.to_be_bytes());
+        round_trip(&bed, teid, Some(9), &i.to_be_bytes());
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, Relaxed);
     let changes = churn.join().expect("churn");
     eprintln!("{changes} rule changes during 300 round trips");
     assert!(changes > 10, "the rules did change meanwhile ({changes})");
@@ -483,18 +424,17 @@ fn rules_change_while_traffic_flows() {
 #[ignore = "needs root: network namespaces, veth links, TUN"]
 fn metrics_clients_are_served_side_by_side_while_a_slow_one_dribbles() {
     use std::io::Write;
-    testkit::require_root();
     let bed = Bed::new();
     let addr = bed.upf().metrics_addr();
     let (slowest, mut pages) = bed.upf_ns.run(move || {
         // A client that sends a byte of its request every 100 ms until the
         // others are done (a single-threaded server would serve no one).
         let mut slow = std::net::TcpStream::connect(addr).expect("connect");
-        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = Arc::new(AtomicBool::new(false));
         let d = done.clone();
         let dribble = std::thread::spawn(move || {
             for b in b"GET /metrics HTTP/1.1 and more".iter().cycle() {
-                if d.load(std::sync::atomic::Ordering::Relaxed) || slow.write_all(&[*b]).is_err() {
+                if d.load(Relaxed) || slow.write_all(&[*b]).is_err() {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(100));
@@ -521,7 +461,7 @@ fn metrics_clients_are_served_side_by_side_while_a_slow_one_dribbles() {
             Ok(p) => panic!("/nope answered 200: {p}"),
             Err(e) => e.to_string(),
         });
-        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        done.store(true, Relaxed);
         dribble.join().expect("dribble");
         (slowest, pages)
     });

@@ -4,6 +4,7 @@
 mod common;
 
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use common::pfcp::*;
@@ -14,7 +15,6 @@ use wire::pfcp::{self, Message, MessageBody};
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN"]
 fn heartbeat_association_and_cause_72() {
-    testkit::require_root();
     let bed = Bed::new();
     let mut smf = Smf::new(&bed);
     // Heartbeat before any association.
@@ -82,10 +82,8 @@ fn heartbeat_association_and_cause_72() {
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN"]
 fn session_lifecycle_over_pfcp() {
-    testkit::require_root();
     let bed = Bed::new();
-    let mut smf = Smf::new(&bed);
-    smf.associate();
+    let mut smf = Smf::associated(&bed);
     let r = smf.session(0, est_request(&smf, 0x51));
     assert_eq!(r.header.seid, Some(0x51), "response carries the CP SEID");
     let MessageBody::SessionEstablishmentResponse(est) = r.body else {
@@ -216,35 +214,22 @@ fn session_lifecycle_over_pfcp() {
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN"]
 fn retransmission_answered_from_cache() {
-    testkit::require_root();
     let bed = Bed::new();
-    let mut smf = Smf::new(&bed);
-    smf.associate();
-    smf.seq += 1;
-    let seq = smf.seq;
-    let req = Message::session(0, seq, est_request(&smf, 7))
-        .to_vec()
-        .expect("encode");
+    let mut smf = Smf::associated(&bed);
+    let (req, seq) = smf.encode_session(0, est_request(&smf, 7));
     let (_, first) = smf.exchange(&req, seq);
     let (_, second) = smf.exchange(&req, seq);
     assert_eq!(first, second, "same bytes");
     assert_eq!(bed.upf().inner().table().len(), 1, "executed once");
-    let stats = bed
-        .upf()
-        .inner()
-        .pfcp_stats
-        .retransmissions
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let stats = bed.upf().inner().pfcp_stats.retransmissions.load(Relaxed);
     assert_eq!(stats, 1);
 }
 
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN"]
 fn malformed_pfcp_is_answered_or_dropped_never_fatal() {
-    testkit::require_root();
     let bed = Bed::new();
-    let mut smf = Smf::new(&bed);
-    smf.associate();
+    let mut smf = Smf::associated(&bed);
     // Garbage of many lengths and a truncated header.
     for n in 0..64usize {
         let junk: Vec<u8> = (0..n).map(|i| (i * 31 + 0x21) as u8).collect();
@@ -254,9 +239,7 @@ fn malformed_pfcp_is_answered_or_dropped_never_fatal() {
     // An establishment without Create FAR: 66 with Offending IE Create FAR.
     let mut r = est_request(&smf, 9);
     r.create_fars.clear();
-    smf.seq += 1;
-    let seq = smf.seq;
-    let bytes = Message::session(0, seq, r).to_vec().expect("encode");
+    let (bytes, seq) = smf.encode_session(0, r);
     let (m, _) = smf.exchange(&bytes, seq);
     let MessageBody::SessionEstablishmentResponse(e) = m.body else {
         panic!("{m:?}")
@@ -266,10 +249,7 @@ fn malformed_pfcp_is_answered_or_dropped_never_fatal() {
     // A FAR the UPF cannot do: 76 with the IE.
     let mut r = est_request(&smf, 10);
     r.create_fars[0].apply_action = pfcp::ApplyAction::FORW | pfcp::ApplyAction::DUPL;
-    let m = smf.session(0, r);
-    let MessageBody::SessionEstablishmentResponse(e) = m.body else {
-        panic!("{m:?}")
-    };
+    let e = smf.establish(r);
     assert_eq!(
         (e.cause, e.offending_ie),
         (pfcp::Cause::ServiceNotSupported, Some(44))
@@ -279,10 +259,7 @@ fn malformed_pfcp_is_answered_or_dropped_never_fatal() {
     r.create_pdrs[1].pdi.sdf_filters = vec![pfcp::SdfFilter::flow(
         "permit out 17 from 10.0.2.2/40 to assigned",
     )];
-    let m = smf.session(0, r);
-    let MessageBody::SessionEstablishmentResponse(e) = m.body else {
-        panic!("{m:?}")
-    };
+    let e = smf.establish(r);
     assert_eq!(
         (e.cause, e.offending_ie),
         (pfcp::Cause::MandatoryIeIncorrect, Some(23))
@@ -297,53 +274,34 @@ fn malformed_pfcp_is_answered_or_dropped_never_fatal() {
     assert!(
         matches!(m.body, MessageBody::SessionEstablishmentResponse(ref x) if x.cause == pfcp::Cause::RequestAccepted)
     );
-    assert!(
-        bed.upf()
-            .inner()
-            .pfcp_stats
-            .malformed
-            .load(std::sync::atomic::Ordering::Relaxed)
-            > 0
-    );
+    assert!(bed.upf().inner().pfcp_stats.malformed.load(Relaxed) > 0);
 }
 
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN"]
 fn limits_refused_over_pfcp() {
-    testkit::require_root();
     let bed = Bed::with_config(|c| {
         c.limits.max_sessions = 1;
         c.limits.max_buffer_packets = 5;
     });
-    let mut smf = Smf::new(&bed);
-    smf.associate();
+    let mut smf = Smf::associated(&bed);
     // BAR asks for 10 buffered packets, limit 5.
-    let m = smf.session(0, est_request(&smf, 1));
-    let MessageBody::SessionEstablishmentResponse(e) = m.body else {
-        panic!()
-    };
+    let e = smf.establish(est_request(&smf, 1));
     assert_eq!(
         (e.cause, e.offending_ie),
         (pfcp::Cause::NoResourcesAvailable, Some(85))
     );
     let mut r = est_request(&smf, 1);
     r.create_bar = None;
-    let m = smf.session(0, r.clone());
-    assert!(
-        matches!(m.body, MessageBody::SessionEstablishmentResponse(ref x) if x.cause == pfcp::Cause::RequestAccepted)
-    );
+    assert_eq!(smf.establish(r.clone()).cause, pfcp::Cause::RequestAccepted);
     // Another session (another CP SEID: the same one would replace the
     // first), another UE.
     r.cp_f_seid.seid = 2;
     for p in &mut r.create_pdrs {
         p.pdi.ue_ip_addresses[0].ipv4 = Some(Ipv4Addr::new(10, 60, 0, 2));
     }
-    let m = smf.session(0, r);
-    let MessageBody::SessionEstablishmentResponse(e) = m.body else {
-        panic!()
-    };
     assert_eq!(
-        e.cause,
+        smf.establish(r).cause,
         pfcp::Cause::NoResourcesAvailable,
         "one session max"
     );
@@ -352,7 +310,6 @@ fn limits_refused_over_pfcp() {
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN"]
 fn restart_gives_a_new_recovery_time_stamp() {
-    testkit::require_root();
     let mut bed = Bed::new();
     let mut smf = Smf::new(&bed);
     let first = smf.associate().recovery_time_stamp;
@@ -371,30 +328,10 @@ fn restart_gives_a_new_recovery_time_stamp() {
     let second = smf.associate().recovery_time_stamp;
     assert!(second > first, "{second} after {first}");
     // The restarted UPF forwards again (TUN recreated).
-    let e = smf.session(0, {
-        let mut r = est_request(&smf, 3);
-        r.create_fars[1] = pfcp::CreateFar {
-            far_id: 2,
-            apply_action: pfcp::ApplyAction::FORW,
-            forwarding_parameters: Some(pfcp::ForwardingParameters {
-                destination_interface: pfcp::DestinationInterface::Access,
-                outer_header_creation: Some(pfcp::OuterHeaderCreation::gtpu_ipv4(GNB_TEID, GNB_N3)),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        r
-    });
-    let MessageBody::SessionEstablishmentResponse(est) = e.body else {
-        panic!()
-    };
-    let Some(pfcp::FTeid::Assigned { teid, .. }) = est.created_pdrs[0].local_f_teid else {
-        panic!()
-    };
+    let teid = first_teid(&smf.establish(est_request_forwarding(&smf, 3)));
     bed.send_gpdu(teid, Some(9), &up(ECHO_PORT, b"again"));
     let p = bed.recv_gpdu().expect("echo after restart");
     assert_eq!(&gtp::decap(&p).expect("valid").payload[28..], b"again");
-    let _ = SocketAddrV4::new(UPF_N3, 2152);
 }
 
 /// The wall clock in NTP seconds (the unit of Recovery Time Stamps).
@@ -419,29 +356,12 @@ impl Rng {
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN"]
 fn mutated_pfcp_and_gtpu_never_crash_nor_touch_another_session() {
-    testkit::require_root();
     let bed = Bed::new();
-    let mut smf = Smf::new(&bed);
-    smf.associate();
-    let mut r = est_request(&smf, 0x42);
-    r.create_fars[1] = pfcp::CreateFar {
-        far_id: 2,
-        apply_action: pfcp::ApplyAction::FORW,
-        forwarding_parameters: Some(pfcp::ForwardingParameters {
-            destination_interface: pfcp::DestinationInterface::Access,
-            outer_header_creation: Some(pfcp::OuterHeaderCreation::gtpu_ipv4(GNB_TEID, GNB_N3)),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let m = smf.session(0, r.clone());
-    let MessageBody::SessionEstablishmentResponse(est) = m.body else {
-        panic!()
-    };
+    let mut smf = Smf::associated(&bed);
+    let r = est_request_forwarding(&smf, 0x42);
+    let est = smf.establish(r.clone());
     let up_seid = est.up_f_seid.expect("F-SEID").seid;
-    let Some(pfcp::FTeid::Assigned { teid, .. }) = est.created_pdrs[0].local_f_teid else {
-        panic!()
-    };
+    let teid = first_teid(&est);
 
     // A second node (another address in the gNB namespace) sends mutations
     // of valid messages, including ones aimed at the first node's session.
@@ -509,7 +429,7 @@ fn mutated_pfcp_and_gtpu_never_crash_nor_touch_another_session() {
             m.n3_rx.get().0,
             m.n6_rx.get().0,
             m.n3_tx.get().0,
-            st.rx.load(std::sync::atomic::Ordering::Relaxed),
+            st.rx.load(Relaxed),
         )
     };
     let mut last = None;
@@ -521,13 +441,7 @@ fn mutated_pfcp_and_gtpu_never_crash_nor_touch_another_session() {
         "the UPF was still busy with the fuzz after 10 s"
     );
     // Drain what the fuzz made the UPF send to the gNB.
-    bed.gnb_sock
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .expect("timeout");
-    while bed.recv_gtp().is_some() {}
-    bed.gnb_sock
-        .set_read_timeout(Some(Duration::from_millis(1500)))
-        .expect("timeout");
+    while bed.recv_gtp_within(Duration::from_millis(100)).is_some() {}
     // The first session is intact and forwards; the UPF still answers.
     bed.send_gpdu(teid, Some(9), &up(ECHO_PORT, b"intact"));
     let p = bed.recv_gpdu().expect("echo through the untouched session");
@@ -543,27 +457,19 @@ fn mutated_pfcp_and_gtpu_never_crash_nor_touch_another_session() {
     );
     let st = &bed.upf().inner().pfcp_stats;
     eprintln!("PFCP stats after fuzz: {:?}", st.snapshot());
-    assert!(st.malformed.load(std::sync::atomic::Ordering::Relaxed) > 100);
+    assert!(st.malformed.load(Relaxed) > 100);
 }
 
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN"]
 fn unanswered_session_report_is_resent_after_t1() {
-    testkit::require_root();
     let bed = Bed::with_config(|c| {
         c.n4.t1_ms = 200;
         c.n4.n1 = 2;
     });
-    let mut smf = Smf::new(&bed);
-    smf.associate();
+    let mut smf = Smf::associated(&bed);
     // BUFF|NOCP downlink FAR: the first buffered packet triggers a DLDR.
-    let m = smf.session(0, est_request(&smf, 0x66));
-    let MessageBody::SessionEstablishmentResponse(est) = m.body else {
-        panic!()
-    };
-    let Some(pfcp::FTeid::Assigned { teid, .. }) = est.created_pdrs[0].local_f_teid else {
-        panic!()
-    };
+    let teid = first_teid(&smf.establish(est_request(&smf, 0x66)));
     bed.send_gpdu(teid, Some(9), &up(ECHO_PORT, b"wake"));
     // Collect Session Report Requests for 1.2 s without answering.
     let deadline = Instant::now() + Duration::from_millis(1200);

@@ -211,6 +211,17 @@ impl Bed {
         }
     }
 
+    /// Receive one GTP-U packet at the gNB within `wait` (the usual
+    /// 5 s read timeout again afterwards).
+    pub fn recv_gtp_within(&self, wait: Duration) -> Option<Vec<u8>> {
+        self.gnb_sock.set_read_timeout(Some(wait)).expect("timeout");
+        let r = self.recv_gtp();
+        self.gnb_sock
+            .set_read_timeout(Some(Duration::from_millis(5000)))
+            .expect("timeout");
+        r
+    }
+
     /// Receive GTP-U at the gNB until a G-PDU arrives.
     pub fn recv_gpdu(&self) -> Option<Vec<u8>> {
         loop {

@@ -37,6 +37,34 @@ impl Smf {
         }
     }
 
+    /// An SMF on `bed`'s gNB namespace, associated with the UPF.
+    pub fn associated(bed: &Bed) -> Smf {
+        let mut smf = Smf::new(bed);
+        smf.associate();
+        smf
+    }
+
+    /// The next sequence number and the bytes of a session request with it.
+    pub fn encode_session(&mut self, seid: u64, body: impl Into<MessageBody>) -> (Vec<u8>, u32) {
+        self.seq += 1;
+        let bytes = Message::session(seid, self.seq, body)
+            .to_vec()
+            .expect("encode");
+        (bytes, self.seq)
+    }
+
+    /// Ask for the session `r`: the Session Establishment Response.
+    pub fn establish(
+        &mut self,
+        r: pfcp::SessionEstablishmentRequest,
+    ) -> pfcp::SessionEstablishmentResponse {
+        let m = self.session(0, r);
+        let MessageBody::SessionEstablishmentResponse(e) = m.body else {
+            panic!("{m:?}")
+        };
+        e
+    }
+
     pub fn send_raw(&self, b: &[u8]) {
         self.sock.send_to(b, self.upf).expect("send");
     }
@@ -74,9 +102,8 @@ impl Smf {
     }
 
     pub fn session(&mut self, seid: u64, body: impl Into<MessageBody>) -> Message {
-        self.seq += 1;
-        let m = Message::session(seid, self.seq, body);
-        self.exchange(&m.to_vec().expect("encode"), self.seq).0
+        let (bytes, seq) = self.encode_session(seid, body);
+        self.exchange(&bytes, seq).0
     }
 
     pub fn associate(&mut self) -> pfcp::AssociationSetupResponse {
@@ -227,6 +254,31 @@ pub fn est_request(smf: &Smf, cp_seid: u64) -> pfcp::SessionEstablishmentRequest
             ..Default::default()
         }),
         ..Default::default()
+    }
+}
+
+/// [`est_request`] with its downlink FAR 2 forwarding to the test gNB
+/// ([`GNB_TEID`]) instead of buffering.
+pub fn est_request_forwarding(smf: &Smf, cp_seid: u64) -> pfcp::SessionEstablishmentRequest {
+    let mut r = est_request(smf, cp_seid);
+    r.create_fars[1] = pfcp::CreateFar {
+        far_id: 2,
+        apply_action: pfcp::ApplyAction::FORW,
+        forwarding_parameters: Some(pfcp::ForwardingParameters {
+            destination_interface: pfcp::DestinationInterface::Access,
+            outer_header_creation: Some(pfcp::OuterHeaderCreation::gtpu_ipv4(GNB_TEID, GNB_N3)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    r
+}
+
+/// The uplink TEID the UPF chose for the first created PDR.
+pub fn first_teid(est: &pfcp::SessionEstablishmentResponse) -> u32 {
+    match est.created_pdrs[0].local_f_teid {
+        Some(pfcp::FTeid::Assigned { teid, .. }) => teid,
+        ref other => panic!("bad F-TEID {other:?}"),
     }
 }
 
