@@ -18,7 +18,7 @@ use crate::rules::{
     SessionRules, Urr, VolumeThreshold,
 };
 use crate::sdf::FlowDescription;
-use crate::session::{CreatedPdr, ReportTrigger, Session, SessionError, UsageReport};
+use crate::session::{no_rule, CreatedPdr, ReportTrigger, Session, SessionError, UsageReport};
 
 fn refuse(cause: Cause, ie: u16, msg: impl Into<String>) -> SessionError {
     SessionError {
@@ -217,67 +217,70 @@ fn gate(g: pfcp::Gate) -> Gate {
     }
 }
 
+/// A bit rate in kbit/s as bit/s; 0 is no limit.
+fn bps(kbps: u64) -> Option<u64> {
+    (kbps > 0).then_some(kbps * 1000)
+}
+
 fn create_qer(c: &pfcp::CreateQer) -> Qer {
     Qer {
         id: c.qer_id,
         gate_ul: gate(c.gate_status.ul),
         gate_dl: gate(c.gate_status.dl),
-        mbr_ul: c
-            .mbr
-            .and_then(|m| (m.ul_kbps > 0).then_some(m.ul_kbps * 1000)),
-        mbr_dl: c
-            .mbr
-            .and_then(|m| (m.dl_kbps > 0).then_some(m.dl_kbps * 1000)),
+        mbr_ul: c.mbr.and_then(|m| bps(m.ul_kbps)),
+        mbr_dl: c.mbr.and_then(|m| bps(m.dl_kbps)),
         qfi: c.qfi.map(|q| q.0),
     }
+}
+
+fn threshold(v: pfcp::Volume) -> VolumeThreshold {
+    VolumeThreshold {
+        total: v.total,
+        uplink: v.uplink,
+        downlink: v.downlink,
+    }
+}
+
+/// A Measurement Period in seconds; 0 is none.
+fn period(secs: u32) -> Option<Duration> {
+    (secs > 0).then(|| Duration::from_secs(u64::from(secs)))
 }
 
 fn urr(
     id: u32,
     triggers: pfcp::ReportingTriggers,
-    period: Option<u32>,
+    period_secs: Option<u32>,
     th: Option<pfcp::Volume>,
 ) -> Urr {
     use pfcp::ReportingTriggers as R;
     Urr {
         id,
         volume_threshold: if triggers.intersects(R::VOLTH) {
-            th.map(|v| VolumeThreshold {
-                total: v.total,
-                uplink: v.uplink,
-                downlink: v.downlink,
-            })
+            th.map(threshold)
         } else {
             None
         },
         measurement_period: if triggers.intersects(R::PERIO) {
-            period
-                .filter(|p| *p > 0)
-                .map(|p| Duration::from_secs(u64::from(p)))
+            period_secs.and_then(period)
         } else {
             None
         },
     }
 }
 
-/// A Session Establishment Request as rules.
-pub fn establishment(
-    req: &pfcp::SessionEstablishmentRequest,
+/// The Create PDR, FAR, QER and URR IEs of an establishment or a
+/// modification as rules (no buffer size: that comes with a Create BAR).
+fn created_rules(
+    pdrs: &[pfcp::CreatePdr],
+    fars: &[pfcp::CreateFar],
+    qers: &[pfcp::CreateQer],
+    urrs: &[pfcp::CreateUrr],
 ) -> Result<SessionRules, SessionError> {
     Ok(SessionRules {
-        pdrs: req
-            .create_pdrs
-            .iter()
-            .map(create_pdr)
-            .collect::<Result<_, _>>()?,
-        fars: req
-            .create_fars
-            .iter()
-            .map(create_far)
-            .collect::<Result<_, _>>()?,
-        qers: req.create_qers.iter().map(create_qer).collect(),
-        urrs: req
-            .create_urrs
+        pdrs: pdrs.iter().map(create_pdr).collect::<Result<_, _>>()?,
+        fars: fars.iter().map(create_far).collect::<Result<_, _>>()?,
+        qers: qers.iter().map(create_qer).collect(),
+        urrs: urrs
             .iter()
             .map(|c| {
                 urr(
@@ -288,16 +291,42 @@ pub fn establishment(
                 )
             })
             .collect(),
+        buffer_packets: None,
+    })
+}
+
+/// A Session Establishment Request as rules.
+pub fn establishment(
+    req: &pfcp::SessionEstablishmentRequest,
+) -> Result<SessionRules, SessionError> {
+    Ok(SessionRules {
         buffer_packets: req
             .create_bar
             .as_ref()
             .and_then(|b| b.suggested_buffering_packets_count)
             .map(u32::from),
+        ..created_rules(
+            &req.create_pdrs,
+            &req.create_fars,
+            &req.create_qers,
+            &req.create_urrs,
+        )?
     })
 }
 
 fn missing(ie: u16, what: String) -> SessionError {
     refuse(Cause::RuleCreationModificationFailure, ie, what)
+}
+
+/// The rule an Update IE (`ie`) names: a copy of the session's `kind`
+/// rule `id`, or the refusal that it has none.
+fn updated<T: Clone>(
+    old: Option<&T>,
+    ie: u16,
+    kind: &str,
+    id: impl std::fmt::Display,
+) -> Result<T, SessionError> {
+    old.cloned().ok_or_else(|| no_rule(ie, "Update", kind, id))
 }
 
 /// A Session Modification Request as a modification of `s`. Update IEs are
@@ -307,32 +336,12 @@ pub fn modification(
     s: &Session,
 ) -> Result<Modification, SessionError> {
     let mut m = Modification {
-        create: SessionRules {
-            pdrs: req
-                .create_pdrs
-                .iter()
-                .map(create_pdr)
-                .collect::<Result<_, _>>()?,
-            fars: req
-                .create_fars
-                .iter()
-                .map(create_far)
-                .collect::<Result<_, _>>()?,
-            qers: req.create_qers.iter().map(create_qer).collect(),
-            urrs: req
-                .create_urrs
-                .iter()
-                .map(|c| {
-                    urr(
-                        c.urr_id,
-                        c.reporting_triggers,
-                        c.measurement_period,
-                        c.volume_threshold,
-                    )
-                })
-                .collect(),
-            buffer_packets: None,
-        },
+        create: created_rules(
+            &req.create_pdrs,
+            &req.create_fars,
+            &req.create_qers,
+            &req.create_urrs,
+        )?,
         remove_pdrs: req.remove_pdrs.iter().map(|r| r.pdr_id).collect(),
         remove_fars: req.remove_fars.iter().map(|r| r.far_id).collect(),
         remove_qers: req.remove_qers.iter().map(|r| r.qer_id).collect(),
@@ -341,13 +350,7 @@ pub fn modification(
         ..Default::default()
     };
     for u in &req.update_pdrs {
-        let Some(old) = s.pdr(u.pdr_id) else {
-            return Err(missing(
-                t::UPDATE_PDR,
-                format!("Update PDR: no PDR {}", u.pdr_id),
-            ));
-        };
-        let mut p = old.clone();
+        let mut p = updated(s.pdr(u.pdr_id), t::UPDATE_PDR, "PDR", u.pdr_id)?;
         if let Some(x) = u.precedence {
             p.precedence = x;
         }
@@ -369,12 +372,7 @@ pub fn modification(
         m.update_pdrs.push(p);
     }
     for u in &req.update_fars {
-        let Some(old) = s.far(u.far_id) else {
-            return Err(missing(
-                t::UPDATE_FAR,
-                format!("Update FAR: no FAR {}", u.far_id),
-            ));
-        };
+        let old = updated(s.far(u.far_id), t::UPDATE_FAR, "FAR", u.far_id)?;
         let (old_dest, old_ohc) = match &old.action {
             FarAction::Forward {
                 destination,
@@ -409,20 +407,14 @@ pub fn modification(
         });
     }
     for u in &req.update_qers {
-        let Some(old) = s.qer(u.qer_id) else {
-            return Err(missing(
-                t::UPDATE_QER,
-                format!("Update QER: no QER {}", u.qer_id),
-            ));
-        };
-        let mut q = old.clone();
+        let mut q = updated(s.qer(u.qer_id), t::UPDATE_QER, "QER", u.qer_id)?;
         if let Some(g) = u.gate_status {
             q.gate_ul = gate(g.ul);
             q.gate_dl = gate(g.dl);
         }
         if let Some(mbr) = u.mbr {
-            q.mbr_ul = (mbr.ul_kbps > 0).then_some(mbr.ul_kbps * 1000);
-            q.mbr_dl = (mbr.dl_kbps > 0).then_some(mbr.dl_kbps * 1000);
+            q.mbr_ul = bps(mbr.ul_kbps);
+            q.mbr_dl = bps(mbr.dl_kbps);
         }
         if let Some(x) = u.qfi {
             q.qfi = Some(x.0);
@@ -430,25 +422,15 @@ pub fn modification(
         m.update_qers.push(q);
     }
     for u in &req.update_urrs {
-        let Some(old) = s.urr(u.urr_id) else {
-            return Err(missing(
-                t::UPDATE_URR,
-                format!("Update URR: no URR {}", u.urr_id),
-            ));
-        };
-        let mut n = old.clone();
+        let mut n = updated(s.urr(u.urr_id), t::UPDATE_URR, "URR", u.urr_id)?;
         if let Some(tr) = u.reporting_triggers {
             n = urr(u.urr_id, tr, u.measurement_period, u.volume_threshold);
         } else {
             if let Some(v) = u.volume_threshold {
-                n.volume_threshold = Some(VolumeThreshold {
-                    total: v.total,
-                    uplink: v.uplink,
-                    downlink: v.downlink,
-                });
+                n.volume_threshold = Some(threshold(v));
             }
             if let Some(p) = u.measurement_period {
-                n.measurement_period = (p > 0).then(|| Duration::from_secs(u64::from(p)));
+                n.measurement_period = period(p);
             }
         }
         m.update_urrs.push(n);
@@ -607,47 +589,63 @@ mod tests {
 
     #[test]
     fn refusals_name_the_ie() {
-        let mut q = req();
-        q.create_pdrs[0].pdi.sdf_filters =
-            vec![pfcp::SdfFilter::flow("permit out ip from nowhere to any")];
-        let e = establishment(&q).expect_err("bad sdf");
-        assert_eq!(
-            (e.cause, e.offending_ie),
-            (Cause::MandatoryIeIncorrect, Some(t::SDF_FILTER))
-        );
-        let mut q = req();
-        q.create_pdrs[0].far_id = None;
-        let e = establishment(&q).expect_err("no far id");
-        assert_eq!(
-            (e.cause, e.offending_ie),
-            (Cause::ConditionalIeMissing, Some(t::FAR_ID))
-        );
-        let mut q = req();
-        q.create_fars[0].forwarding_parameters = None;
-        let e = establishment(&q).expect_err("no fp");
-        assert_eq!(e.offending_ie, Some(t::FORWARDING_PARAMETERS));
-        let mut q = req();
-        q.create_fars[0].apply_action = pfcp::ApplyAction::DUPL;
-        let e = establishment(&q).expect_err("dupl");
-        assert_eq!(e.cause, Cause::ServiceNotSupported);
-        let mut q = req();
-        q.create_pdrs[0].pdi.ue_ip_addresses[0].choose_v4 = true;
-        let e = establishment(&q).expect_err("chv4");
-        assert_eq!(
-            (e.cause, e.offending_ie),
-            (Cause::ServiceNotSupported, Some(t::UE_IP_ADDRESS))
-        );
-        let mut q = req();
-        q.create_fars[0].forwarding_parameters = Some(pfcp::ForwardingParameters {
-            destination_interface: pfcp::DestinationInterface::Access,
-            outer_header_creation: Some(pfcp::OuterHeaderCreation::gtpu_ipv6(
-                1,
-                "::1".parse().expect("v6"),
-            )),
-            ..Default::default()
-        });
-        let e = establishment(&q).expect_err("ipv6 ohc");
-        assert_eq!(e.offending_ie, Some(t::OUTER_HEADER_CREATION));
+        type Edit = fn(&mut pfcp::SessionEstablishmentRequest);
+        let cases: [(&str, Edit, Cause, u16); 6] = [
+            (
+                "bad sdf",
+                |q| {
+                    q.create_pdrs[0].pdi.sdf_filters =
+                        vec![pfcp::SdfFilter::flow("permit out ip from nowhere to any")]
+                },
+                Cause::MandatoryIeIncorrect,
+                t::SDF_FILTER,
+            ),
+            (
+                "no far id",
+                |q| q.create_pdrs[0].far_id = None,
+                Cause::ConditionalIeMissing,
+                t::FAR_ID,
+            ),
+            (
+                "no fp",
+                |q| q.create_fars[0].forwarding_parameters = None,
+                Cause::ConditionalIeMissing,
+                t::FORWARDING_PARAMETERS,
+            ),
+            (
+                "dupl",
+                |q| q.create_fars[0].apply_action = pfcp::ApplyAction::DUPL,
+                Cause::ServiceNotSupported,
+                t::APPLY_ACTION,
+            ),
+            (
+                "chv4",
+                |q| q.create_pdrs[0].pdi.ue_ip_addresses[0].choose_v4 = true,
+                Cause::ServiceNotSupported,
+                t::UE_IP_ADDRESS,
+            ),
+            (
+                "ipv6 ohc",
+                |q| {
+                    q.create_fars[0].forwarding_parameters = Some(pfcp::ForwardingParameters {
+                        destination_interface: pfcp::DestinationInterface::Access,
+                        outer_header_creation: Some(pfcp::OuterHeaderCreation::gtpu_ipv6(
+                            1,
+                            "::1".parse().expect("v6"),
+                        )),
+                        ..Default::default()
+                    })
+                },
+                Cause::ServiceNotSupported,
+                t::OUTER_HEADER_CREATION,
+            ),
+        ];
+        for (what, edit, cause, ie) in cases {
+            let mut q = req();
+            edit(&mut q);
+            let e = establishment(&q).expect_err(what);
+            assert_eq!((e.cause, e.offending_ie), (cause, Some(ie)), "{what}");
+        }
     }
 
     #[test]

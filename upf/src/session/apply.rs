@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use super::compile::new_urr_entry;
 use super::{
-    err, take_report, CreatedPdr, PdrEntry, ReportTrigger, Session, SessionError, SessionTable,
-    SharedEffects, UsageReport,
+    err, no_rule, rule_failure, take_report, CreatedPdr, PdrEntry, ReportTrigger, Session,
+    SessionError, SessionTable, SharedEffects, UsageReport,
 };
 use crate::datapath::{Counter, QerState, TokenBucket};
 use crate::rules::{ie_type, Cause, FTeidSpec, Modification};
@@ -29,70 +29,43 @@ impl SessionTable {
         let mut fx = SharedEffects::default();
         for id in &m.query_urrs {
             if !s.urrs.contains_key(id) && !m.create.urrs.iter().any(|u| u.id == *id) {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::QUERY_URR,
-                    format!("Query URR: no URR {id}"),
-                ));
+                return Err(no_rule(ie_type::QUERY_URR, "Query", "URR", id));
             }
         }
         // Removals first.
         for id in &m.remove_pdrs {
-            if s.pdrs.remove(id).is_none() {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::REMOVE_PDR,
-                    format!("Remove PDR: no PDR {id}"),
-                ));
-            }
+            s.pdrs
+                .remove(id)
+                .ok_or_else(|| no_rule(ie_type::REMOVE_PDR, "Remove", "PDR", id))?;
         }
         for id in &m.remove_fars {
-            if s.fars.remove(id).is_none() {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::REMOVE_FAR,
-                    format!("Remove FAR: no FAR {id}"),
-                ));
-            }
+            s.fars
+                .remove(id)
+                .ok_or_else(|| no_rule(ie_type::REMOVE_FAR, "Remove", "FAR", id))?;
         }
         for id in &m.remove_qers {
-            if s.qers.remove(id).is_none() {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::REMOVE_QER,
-                    format!("Remove QER: no QER {id}"),
-                ));
-            }
+            s.qers
+                .remove(id)
+                .ok_or_else(|| no_rule(ie_type::REMOVE_QER, "Remove", "QER", id))?;
         }
         for id in &m.remove_urrs {
-            let Some(e) = s.urrs.remove(id) else {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::REMOVE_URR,
-                    format!("Remove URR: no URR {id}"),
-                ));
-            };
+            let e = s
+                .urrs
+                .remove(id)
+                .ok_or_else(|| no_rule(ie_type::REMOVE_URR, "Remove", "URR", id))?;
             fx.removed_urrs.push(e);
         }
         // Creations.
         let c = m.create;
         for far in c.fars {
             if s.fars.contains_key(&far.id) {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::CREATE_FAR,
-                    format!("Create FAR: FAR {} exists", far.id),
-                ));
+                return Err(exists(ie_type::CREATE_FAR, "FAR", far.id));
             }
             s.fars.insert(far.id, far);
         }
         for qer in c.qers {
             if s.qers.contains_key(&qer.id) {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::CREATE_QER,
-                    format!("Create QER: QER {} exists", qer.id),
-                ));
+                return Err(exists(ie_type::CREATE_QER, "QER", qer.id));
             }
             let st = Arc::new(QerState {
                 id: qer.id,
@@ -103,11 +76,7 @@ impl SessionTable {
         }
         for urr in c.urrs {
             if s.urrs.contains_key(&urr.id) {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::CREATE_URR,
-                    format!("Create URR: URR {} exists", urr.id),
-                ));
+                return Err(exists(ie_type::CREATE_URR, "URR", urr.id));
             }
             s.urrs
                 .insert(urr.id, new_urr_entry(urr, s.local_seid, &self.signals, now));
@@ -115,11 +84,7 @@ impl SessionTable {
         let mut new_pdrs = Vec::new();
         for pdr in c.pdrs {
             if s.pdrs.contains_key(&pdr.id) {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::CREATE_PDR,
-                    format!("Create PDR: PDR {} exists", pdr.id),
-                ));
+                return Err(exists(ie_type::CREATE_PDR, "PDR", pdr.id));
             }
             new_pdrs.push(pdr.id);
             s.pdrs.insert(
@@ -133,13 +98,10 @@ impl SessionTable {
         }
         // Updates.
         for pdr in m.update_pdrs {
-            let Some(e) = s.pdrs.get_mut(&pdr.id) else {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::UPDATE_PDR,
-                    format!("Update PDR: no PDR {}", pdr.id),
-                ));
-            };
+            let e = s
+                .pdrs
+                .get_mut(&pdr.id)
+                .ok_or_else(|| no_rule(ie_type::UPDATE_PDR, "Update", "PDR", pdr.id))?;
             if pdr.pdi.local_fteid != e.pdr.pdi.local_fteid {
                 e.teid = None;
                 new_pdrs.push(pdr.id);
@@ -147,34 +109,25 @@ impl SessionTable {
             e.pdr = pdr;
         }
         for far in m.update_fars {
-            let Some(f) = s.fars.get_mut(&far.id) else {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::UPDATE_FAR,
-                    format!("Update FAR: no FAR {}", far.id),
-                ));
-            };
+            let f = s
+                .fars
+                .get_mut(&far.id)
+                .ok_or_else(|| no_rule(ie_type::UPDATE_FAR, "Update", "FAR", far.id))?;
             *f = far;
         }
         for qer in m.update_qers {
-            let Some((q, st)) = s.qers.get_mut(&qer.id) else {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::UPDATE_QER,
-                    format!("Update QER: no QER {}", qer.id),
-                ));
-            };
+            let (q, st) = s
+                .qers
+                .get_mut(&qer.id)
+                .ok_or_else(|| no_rule(ie_type::UPDATE_QER, "Update", "QER", qer.id))?;
             fx.rates.push((st.clone(), qer.mbr_ul, qer.mbr_dl));
             *q = qer;
         }
         for urr in m.update_urrs {
-            let Some(e) = s.urrs.get_mut(&urr.id) else {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::UPDATE_URR,
-                    format!("Update URR: no URR {}", urr.id),
-                ));
-            };
+            let e = s
+                .urrs
+                .get_mut(&urr.id)
+                .ok_or_else(|| no_rule(ie_type::UPDATE_URR, "Update", "URR", urr.id))?;
             fx.thresholds.push((e.state.clone(), urr.volume_threshold));
             e.next_period = urr.measurement_period.map(|p| now + p);
             e.urr = urr;
@@ -202,26 +155,17 @@ impl SessionTable {
         }
         for e in s.pdrs.values() {
             let p = &e.pdr;
+            let missing = |ie, kind, id| {
+                rule_failure(ie, format!("PDR {} refers to missing {kind} {id}", p.id))
+            };
             if !s.fars.contains_key(&p.far_id) {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::FAR_ID,
-                    format!("PDR {} refers to missing FAR {}", p.id, p.far_id),
-                ));
+                return Err(missing(ie_type::FAR_ID, "FAR", p.far_id));
             }
             if let Some(q) = p.qer_ids.iter().find(|q| !s.qers.contains_key(q)) {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::QER_ID,
-                    format!("PDR {} refers to missing QER {q}", p.id),
-                ));
+                return Err(missing(ie_type::QER_ID, "QER", *q));
             }
             if let Some(u) = p.urr_ids.iter().find(|u| !s.urrs.contains_key(u)) {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
-                    ie_type::URR_ID,
-                    format!("PDR {} refers to missing URR {u}", p.id),
-                ));
+                return Err(missing(ie_type::URR_ID, "URR", *u));
             }
         }
         let ue_ips: HashSet<Ipv4Addr> = s.pdrs.values().filter_map(|e| e.pdr.pdi.ue_ip).collect();
@@ -234,8 +178,7 @@ impl SessionTable {
         }
         if let Some(ue) = ue_ips.iter().next() {
             if let Some(other) = self.ue_owner.get(ue).filter(|o| **o != s.local_seid) {
-                return Err(err(
-                    Cause::RuleCreationModificationFailure,
+                return Err(rule_failure(
                     ie_type::PDI,
                     format!("UE address {ue} is used by session {other:#x}"),
                 ));
@@ -247,8 +190,7 @@ impl SessionTable {
         for id in &new_pdrs {
             if let Some(FTeidSpec::Given(t)) = s.pdrs.get(id).and_then(|e| e.pdr.pdi.local_fteid) {
                 if self.teid_owner.get(&t).is_some_and(|o| *o != s.local_seid) {
-                    return Err(err(
-                        Cause::RuleCreationModificationFailure,
+                    return Err(rule_failure(
                         ie_type::F_TEID,
                         format!("PDR {id}: TEID {t:#x} belongs to another session"),
                     ));
@@ -307,4 +249,10 @@ impl SessionTable {
             .map(|mut e| take_report(ids, &mut s.seqn, &mut e, ReportTrigger::Termination, now))
             .collect()
     }
+}
+
+/// The refusal of a Create IE (`ie`) for a `kind` rule `id` the session
+/// already has.
+fn exists(ie: u16, kind: &str, id: impl std::fmt::Display) -> SessionError {
+    rule_failure(ie, format!("Create {kind}: {kind} {id} exists"))
 }

@@ -393,6 +393,17 @@ fn err(cause: Cause, ie: u16, msg: impl Into<String>) -> SessionError {
     SessionError::new(cause, Some(ie), msg)
 }
 
+/// 73 Rule creation/modification failure, naming `ie`.
+fn rule_failure(ie: u16, msg: impl Into<String>) -> SessionError {
+    err(Cause::RuleCreationModificationFailure, ie, msg)
+}
+
+/// The refusal of a `verb` IE (`ie`: Remove, Update, Query ...) that names
+/// a `kind` rule (PDR, FAR, QER, URR) `id` the session does not have.
+pub(crate) fn no_rule(ie: u16, verb: &str, kind: &str, id: impl std::fmt::Display) -> SessionError {
+    rule_failure(ie, format!("{verb} {kind}: no {kind} {id}"))
+}
+
 impl SessionTable {
     /// An empty table. `n3_addr` is returned in Created PDR; `epoch` is
     /// the time base of the snapshots' token buckets.
