@@ -1,11 +1,14 @@
 //! Daemon plumbing shared by the project's binaries: their logs, the
 //! runtime `gnb` and `ue` run on, the signal they stop on, and their
-//! configuration error.
+//! configuration's loader and error.
 
 use std::fmt;
 use std::future::Future;
 use std::io::IsTerminal;
+use std::path::Path;
 use std::process::ExitCode;
+
+use serde::de::DeserializeOwned;
 
 /// What a binary's command failed with, and so its exit status: the one
 /// mapping of the daemons' CLIs (0 ok, 1 runtime, 2 usage or configuration).
@@ -100,6 +103,25 @@ pub enum ConfigError {
         /// Why.
         reason: String,
     },
+}
+
+/// Parses a daemon's TOML configuration into `T` (the caller validates the
+/// values); `path` names the text in the error.
+pub fn parse_toml<T: DeserializeOwned>(text: &str, path: &str) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.into(),
+        message: e.to_string(),
+    })
+}
+
+/// Reads and parses a daemon's TOML configuration file (see [`parse_toml`]).
+pub fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    let p = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: p.clone(),
+        source,
+    })?;
+    parse_toml(&text, &p)
 }
 
 /// Runs a daemon (`gnb run`, `ue run`) to its end on a one-thread tokio

@@ -21,12 +21,6 @@ Examples:
 
 #[derive(Parser)]
 #[command(name = "smf", version, about = "Minimal 5G SMF: PDU sessions over PFCP (N4) and N2-lite", after_help = EXAMPLES)]
-struct Cli {
-    #[command(subcommand)]
-    cmd: Cmd,
-}
-
-#[derive(Subcommand)]
 enum Cmd {
     /// Run the daemon.
     Run {
@@ -104,8 +98,7 @@ fn print_json(v: &impl serde::Serialize) {
 
 fn main() -> ExitCode {
     ctlhttp::daemon::init_logs("info");
-    let cli = Cli::parse();
-    let r: Result<(), CliError> = match cli.cmd {
+    let r: Result<(), CliError> = match Cmd::parse() {
         Cmd::CheckConfig { file } => Config::load(&file)
             .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))
             .and_then(|c| toml::to_string_pretty(&c).map_err(|e| e.to_string().into()))

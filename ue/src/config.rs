@@ -92,22 +92,16 @@ impl UeConfig {
 
     /// Parses and validates TOML text; `path` names it in errors.
     pub fn from_toml(text: &str, path: &str) -> Result<UeConfig, ConfigError> {
-        let cfg: UeConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.into(),
-            message: e.to_string(),
-        })?;
+        let cfg: UeConfig = ctlhttp::daemon::parse_toml(text, path)?;
         cfg.validate()?;
         Ok(cfg)
     }
 
     /// Reads, parses and validates a file.
     pub fn load(path: &Path) -> Result<UeConfig, ConfigError> {
-        let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: p.clone(),
-            source,
-        })?;
-        UeConfig::from_toml(&text, &p)
+        let cfg: UeConfig = ctlhttp::daemon::load_toml(path)?;
+        cfg.validate()?;
+        Ok(cfg)
     }
 
     /// The TOML form.

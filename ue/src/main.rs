@@ -11,12 +11,6 @@ use wire::ctl::{ApiError, SessionInfo};
 
 #[derive(Parser)]
 #[command(name = "ue", version, about = "UE: PDU sessions through the gNB")]
-struct Cli {
-    #[command(subcommand)]
-    cmd: Cmd,
-}
-
-#[derive(Subcommand)]
 enum Cmd {
     /// Run the UE daemon in the current namespace until Ctrl-C/SIGTERM;
     /// its sessions are released when it stops.
@@ -162,7 +156,7 @@ enum SessionCmd {
 
 fn main() -> ExitCode {
     ctlhttp::daemon::init_logs("info");
-    ctlhttp::daemon::exit("ue", cmd(Cli::parse().cmd))
+    ctlhttp::daemon::exit("ue", cmd(Cmd::parse()))
 }
 
 fn client() -> ctlhttp::blocking::Client {

@@ -48,29 +48,8 @@ use serde::Deserialize;
 use crate::protect::{LocalAddr, Net, Protected};
 use crate::session::Limits;
 
-/// Errors loading a configuration.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// File.
-        path: String,
-        /// Cause.
-        source: std::io::Error,
-    },
-    /// TOML syntax or a field of the wrong type (the message names it).
-    #[error("{0}")]
-    Parse(#[from] toml::de::Error),
-    /// A field's value is not acceptable.
-    #[error("field `{field}`: {reason}")]
-    Invalid {
-        /// Dotted field path.
-        field: &'static str,
-        /// What is wrong.
-        reason: String,
-    },
-}
+/// Errors loading a configuration: the daemons' one configuration error.
+pub use ctlhttp::daemon::ConfigError;
 
 /// Whole configuration.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -284,18 +263,16 @@ pub fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
 impl Config {
     /// Parse and validate TOML text.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let c: Config = toml::from_str(text)?;
+        let c: Config = ctlhttp::daemon::parse_toml(text, "<string>")?;
         c.validate()?;
         Ok(c)
     }
 
     /// Read, parse and validate a file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::from_toml(&text)
+        let c: Config = ctlhttp::daemon::load_toml(path)?;
+        c.validate()?;
+        Ok(c)
     }
 
     /// Check values that types alone do not.

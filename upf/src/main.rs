@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use ctlhttp::daemon::{init_logs, CliError};
 use upf::config::Config;
 
@@ -17,12 +17,6 @@ use upf::config::Config;
     version,
     about = "GTP-U User Plane Function controlled over PFCP (N4)"
 )]
-struct Cli {
-    #[command(subcommand)]
-    cmd: Cmd,
-}
-
-#[derive(Subcommand)]
 enum Cmd {
     /// Run the daemon until SIGINT/SIGTERM.
     Run {
@@ -94,6 +88,5 @@ fn run(cmd: Cmd) -> Result<(), CliError> {
 /// Exit status 2 for bad arguments or configuration, 1 for a failure
 /// while running (ctlhttp::daemon::exit, as every daemon of the project).
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    ctlhttp::daemon::exit("upf", run(cli.cmd))
+    ctlhttp::daemon::exit("upf", run(Cmd::parse()))
 }
