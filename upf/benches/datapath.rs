@@ -71,20 +71,14 @@ fn rules(i: u32) -> SessionRules {
         fars: vec![
             Far {
                 id: 1,
-                action: FarAction::Forward {
-                    destination: Interface::Core,
-                    outer_header: None,
-                },
+                action: FarAction::to_core(),
             },
             Far {
                 id: 2,
-                action: FarAction::Forward {
-                    destination: Interface::Access,
-                    outer_header: Some(OuterHeader {
-                        teid: i + 1,
-                        peer: SocketAddrV4::new(Ipv4Addr::new(10, 0, 1, 1), 2152),
-                    }),
-                },
+                action: FarAction::to_access(
+                    i + 1,
+                    SocketAddrV4::new(Ipv4Addr::new(10, 0, 1, 1), 2152),
+                ),
             },
             Far {
                 id: 3,

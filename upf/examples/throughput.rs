@@ -43,52 +43,19 @@ fn iperf(ns: &Netns, args: &[&str]) -> serde_json::Value {
 }
 
 fn rules(ul_teid: u32) -> SessionRules {
-    let pdi = |src, fteid, ue| Pdi {
-        source_interface: src,
-        local_fteid: fteid,
-        ue_ip: Some(ue),
-        qfi: None,
-        sdf_filters: vec![],
-        network_instance: None,
-    };
     SessionRules {
         pdrs: vec![
-            Pdr {
-                id: 1,
-                precedence: 1,
-                pdi: pdi(Interface::Access, Some(FTeidSpec::Given(ul_teid)), UE),
-                outer_header_removal: true,
-                far_id: 1,
-                qer_ids: vec![],
-                urr_ids: vec![],
-            },
-            Pdr {
-                id: 2,
-                precedence: 1,
-                pdi: pdi(Interface::Core, None, UE),
-                outer_header_removal: false,
-                far_id: 2,
-                qer_ids: vec![],
-                urr_ids: vec![],
-            },
+            Pdr::uplink(1, 1, 1, FTeidSpec::Given(ul_teid), UE, vec![]),
+            Pdr::downlink(2, 1, 2, UE),
         ],
         fars: vec![
             Far {
                 id: 1,
-                action: FarAction::Forward {
-                    destination: Interface::Core,
-                    outer_header: None,
-                },
+                action: FarAction::to_core(),
             },
             Far {
                 id: 2,
-                action: FarAction::Forward {
-                    destination: Interface::Access,
-                    outer_header: Some(OuterHeader {
-                        teid: 0x200,
-                        peer: SocketAddrV4::new(GNB_N3, 2153),
-                    }),
-                },
+                action: FarAction::to_access(0x200, SocketAddrV4::new(GNB_N3, 2153)),
             },
         ],
         ..Default::default()
