@@ -373,11 +373,12 @@ pub fn modification(
     }
     for u in &req.update_fars {
         let old = updated(s.far(u.far_id), t::UPDATE_FAR, "FAR", u.far_id)?;
-        let (old_dest, old_ohc) = match &old.action {
-            FarAction::Forward {
+        // A FAR that buffers or drops keeps the forwarding it had.
+        let (old_dest, old_ohc) = match s.forwarding(u.far_id) {
+            Some(FarAction::Forward {
                 destination,
                 outer_header,
-            } => (Some(*destination), *outer_header),
+            }) => (Some(*destination), *outer_header),
             _ => (None, None),
         };
         let ufp = u.update_forwarding_parameters.as_ref();

@@ -16,6 +16,7 @@ use crate::session::Limits;
 
 mod assoc;
 mod bad_input;
+mod far_params;
 mod peers;
 mod reports;
 

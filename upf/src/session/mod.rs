@@ -179,6 +179,11 @@ pub struct Session {
     /// kept while no FAR points at that side any more (BUFF or DROP during
     /// idle or a path switch), replaced by the next Outer Header Creation.
     senders: HashMap<Interface, Arc<[Ipv4Addr]>>,
+    /// The forwarding (destination, Outer Header Creation) of each FAR that
+    /// forwarded and now buffers or drops: kept, as TS 29.244 keeps a FAR's
+    /// Forwarding Parameters, so that an Update FAR back to FORW need not
+    /// repeat them.
+    parked: HashMap<u32, FarAction>,
     seqn: u32,
     /// Shared with the data path.
     pub shared: Arc<SessionShared>,
@@ -210,6 +215,21 @@ impl Session {
     /// A FAR by ID.
     pub fn far(&self, id: u32) -> Option<&Far> {
         self.fars.get(&id)
+    }
+    /// FAR `id`'s forwarding: its action when it forwards, else the
+    /// forwarding it had before it went to BUFF or DROP (None if it never
+    /// forwarded).
+    pub fn forwarding(&self, id: u32) -> Option<&FarAction> {
+        match self.fars.get(&id) {
+            Some(
+                f @ Far {
+                    action: FarAction::Forward { .. },
+                    ..
+                },
+            ) => Some(&f.action),
+            Some(_) => self.parked.get(&id),
+            None => None,
+        }
     }
     /// A PDR by ID.
     pub fn pdr(&self, id: u16) -> Option<&Pdr> {
@@ -507,6 +527,7 @@ impl SessionTable {
             urrs: BTreeMap::new(),
             choose: HashMap::new(),
             senders: HashMap::new(),
+            parked: HashMap::new(),
             seqn: 0,
             shared: Arc::new(SessionShared::new(
                 seid,
@@ -567,6 +588,22 @@ impl SessionTable {
                 reports.push(r);
             }
         }
+        // Forwarding kept for FARs that stop forwarding.
+        let parked: Vec<(u32, FarAction)> = s
+            .fars
+            .iter()
+            .filter(|(_, f)| !matches!(f.action, FarAction::Forward { .. }))
+            .filter_map(|(id, _)| {
+                let prev = old_fars.get(id)?;
+                matches!(prev.action, FarAction::Forward { .. }).then(|| (*id, prev.action.clone()))
+            })
+            .collect();
+        s.parked.extend(parked);
+        let fars = &s.fars;
+        s.parked.retain(|id, _| {
+            fars.get(id)
+                .is_some_and(|f| !matches!(f.action, FarAction::Forward { .. }))
+        });
         // Path switch and buffer flush events.
         for (id, far) in &s.fars {
             let Some(prev) = old_fars.get(id) else {

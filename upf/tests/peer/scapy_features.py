@@ -14,7 +14,8 @@ scapy's layers (not on the project's codec), one phase after another:
   6. a retransmitted request (same sequence number) is answered with the
      same bytes and applied once
   7. buffering: BUFF|NOCP buffers the downlink and sends a Downlink Data
-     Report; FORW flushes what was buffered
+     Report; FORW (the Apply Action alone) flushes what was buffered into
+     the same tunnel
   8. an Association Release Request from another address is refused and
      changes nothing
   9. a Heartbeat with a new Recovery Time Stamp (the SMF restarted) makes
@@ -242,7 +243,11 @@ if out["retransmission"] != {"cause": 1, "same_answer": True}:
 
 # 7. Buffering: BUFF|NOCP -> the echo is buffered and reported (Downlink
 #    Data Report for PDR 2); FORW -> the buffered echo is sent.
-must_modify([dl_far(IE_ApplyAction(BUFF=1, NOCP=1))], "buffering")
+# Both changes name only the Apply Action: the FAR keeps its forwarding
+# parameters while it buffers (TS 29.244: an Update FAR changes what it
+# names), as after an AN release and a Service Request to the same tunnel.
+must_modify([IE_UpdateFAR(IE_list=[IE_FAR_Id(id=2), IE_ApplyAction(BUFF=1, NOCP=1)])],
+            "buffering")
 peer.send_n3(peer.gpdu(teid, ue_ip, edge_ip, echo_port, b"buffer me"))
 rep = peer.wait_report(
     lambda p: ie(p, PFCPSessionReportRequest, IE_ReportType) is not None
@@ -260,7 +265,8 @@ early = [(g.gtp_type, g.teid) for g in peer.drain_n3(0.3)]
 out["while_buffering"] = early
 if any(t != END_MARKER for t, _ in early):
     fail("sent while buffering: %r" % early)
-must_modify([dl_far(IE_ApplyAction(FORW=1))], "forwarding again")
+must_modify([IE_UpdateFAR(IE_list=[IE_FAR_Id(id=2), IE_ApplyAction(FORW=1)])],
+            "forwarding again with the Apply Action alone")
 g = peer.recv_n3(3)
 out["flushed"] = None if g is None else bytes(g.payload.payload.payload)
 if out["flushed"] != b"buffer me":
