@@ -9,6 +9,16 @@ use std::time::{Duration, Instant};
 
 use topo::{end, Topology, UpOptions};
 
+/// Host `i`'s address on the star's one /16.
+fn host_addr(i: usize) -> String {
+    format!(
+        "10.{}.{}.{}/16",
+        100 + (i >> 16),
+        (i >> 8) & 255,
+        (i & 255) + 1
+    )
+}
+
 fn star(n: usize, prefix: &str) -> Topology {
     let mut b = Topology::builder(&format!("{prefix}star{n}"))
         .prefix(prefix)
@@ -17,12 +27,7 @@ fn star(n: usize, prefix: &str) -> Topology {
         b = b.host(&format!("h{i}"));
     }
     for i in 0..n {
-        let addr = format!(
-            "10.{}.{}.{}/16",
-            100 + (i >> 16),
-            (i >> 8) & 255,
-            (i & 255) + 1
-        );
+        let addr = host_addr(i);
         let h = format!("h{i}");
         b = b.link(
             &format!("l{i}"),
@@ -71,12 +76,7 @@ fn ip_up(n: usize, p: &str) -> Duration {
     }
     ip_batch(&["-n", &format!("{p}s")], &sw);
     for i in 0..n {
-        let addr = format!(
-            "10.{}.{}.{}/16",
-            100 + (i >> 16),
-            (i >> 8) & 255,
-            (i & 255) + 1
-        );
+        let addr = host_addr(i);
         ip_batch(
             &["-n", &format!("{p}h{i}")],
             &format!("link set lo up\naddr add {addr} dev eth0\nlink set eth0 up\n"),

@@ -143,13 +143,7 @@ impl Nl {
             let mut off = 0;
             while off + 16 <= n {
                 let b = &self.rbuf[off..n];
-                let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
-                let ty = u16::from_ne_bytes([b[4], b[5]]);
-                let flags = u16::from_ne_bytes([b[6], b[7]]);
-                let seq = u32::from_ne_bytes([b[8], b[9], b[10], b[11]]);
-                if len < 16 || len > b.len() {
-                    return Err(NetlinkError::Decode(format!("bad message length {len}")));
-                }
+                let (len, ty, flags, seq) = msg_header(b)?;
                 if ty == NLMSG_ERROR && len >= 20 {
                     let errno = -i32::from_ne_bytes([b[16], b[17], b[18], b[19]]);
                     left = left.saturating_sub(1);
@@ -210,11 +204,7 @@ impl Nl {
             let mut off = 0;
             while off + 16 <= n {
                 let b = &self.rbuf[off..n];
-                let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
-                let ty = u16::from_ne_bytes([b[4], b[5]]);
-                if len < 16 || len > b.len() {
-                    return Err(NetlinkError::Decode(format!("bad message length {len}")));
-                }
+                let (len, ty, _, _) = msg_header(b)?;
                 if ty == NLMSG_DONE {
                     return Ok(replies);
                 }
@@ -261,25 +251,47 @@ impl Nl {
 
     /// Dumps all links of this namespace.
     pub fn links(&mut self) -> Result<Vec<LinkMessage>, NetlinkError> {
-        let r = self.dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))?;
-        Ok(r.into_iter()
-            .filter_map(|m| match m {
+        self.dump_of(
+            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+            |m| match m {
                 RouteNetlinkMessage::NewLink(l) => Some(l),
                 _ => None,
-            })
-            .collect())
+            },
+        )
     }
 
     /// Dumps all addresses of this namespace.
     pub fn addresses(&mut self) -> Result<Vec<AddressMessage>, NetlinkError> {
-        let r = self.dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()))?;
-        Ok(r.into_iter()
-            .filter_map(|m| match m {
+        self.dump_of(
+            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+            |m| match m {
                 RouteNetlinkMessage::NewAddress(a) => Some(a),
                 _ => None,
-            })
-            .collect())
+            },
+        )
     }
+
+    /// A dump's answers of the one kind `pick` keeps.
+    fn dump_of<T>(
+        &mut self,
+        req: RouteNetlinkMessage,
+        pick: fn(RouteNetlinkMessage) -> Option<T>,
+    ) -> Result<Vec<T>, NetlinkError> {
+        Ok(self.dump(req)?.into_iter().filter_map(pick).collect())
+    }
+}
+
+/// The length, type, flags and sequence number of the netlink message at
+/// the start of `b` (at least 16 bytes), its length checked against `b`.
+fn msg_header(b: &[u8]) -> Result<(usize, u16, u16, u32), NetlinkError> {
+    let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
+    if len < 16 || len > b.len() {
+        return Err(NetlinkError::Decode(format!("bad message length {len}")));
+    }
+    let ty = u16::from_ne_bytes([b[4], b[5]]);
+    let flags = u16::from_ne_bytes([b[6], b[7]]);
+    let seq = u32::from_ne_bytes([b[8], b[9], b[10], b[11]]);
+    Ok((len, ty, flags, seq))
 }
 
 fn ext_ack_msg(msg: &[u8], mut off: usize) -> String {
@@ -392,14 +404,19 @@ pub fn set_link(
     RouteNetlinkMessage::SetLink(m)
 }
 
-/// Adds an address (no DAD, so IPv6 is usable at once).
-pub fn new_addr(index: u32, addr: IpAddr, prefix: u8) -> RouteNetlinkMessage {
-    let mut m = AddressMessage::default();
-    m.header.family = if addr.is_ipv4() {
+/// The address family of `ip`.
+fn family(ip: IpAddr) -> AddressFamily {
+    if ip.is_ipv4() {
         AddressFamily::Inet
     } else {
         AddressFamily::Inet6
-    };
+    }
+}
+
+/// Adds an address (no DAD, so IPv6 is usable at once).
+pub fn new_addr(index: u32, addr: IpAddr, prefix: u8) -> RouteNetlinkMessage {
+    let mut m = AddressMessage::default();
+    m.header.family = family(addr);
     m.header.prefix_len = prefix;
     m.header.index = index;
     m.header.scope = AddressScope::Universe;
@@ -430,11 +447,7 @@ pub fn new_route(
     oif: Option<u32>,
 ) -> RouteNetlinkMessage {
     let mut m = RouteMessage::default();
-    m.header.address_family = if dst.is_ipv4() {
-        AddressFamily::Inet
-    } else {
-        AddressFamily::Inet6
-    };
+    m.header.address_family = family(dst);
     m.header.destination_prefix_length = prefix;
     m.header.table = 254;
     m.header.protocol = RouteProtocol::Static;

@@ -100,6 +100,14 @@ impl TopologyBuilder {
         });
         self
     }
+    /// The last node added with that name.
+    fn last_node(&mut self, name: &str) -> Option<&mut RawNode> {
+        self.raw
+            .nodes
+            .iter_mut()
+            .rev()
+            .find(|n| n.name.get_ref() == name)
+    }
     /// Adds a host.
     pub fn host(self, name: &str) -> Self {
         self.node(name, "host")
@@ -110,13 +118,7 @@ impl TopologyBuilder {
     }
     /// Sets a sysctl on the last node added with that name.
     pub fn sysctl(mut self, node: &str, key: &str, value: &str) -> Self {
-        if let Some(n) = self
-            .raw
-            .nodes
-            .iter_mut()
-            .rev()
-            .find(|n| n.name.get_ref() == node)
-        {
+        if let Some(n) = self.last_node(node) {
             let t = n.sysctl.get_or_insert_with(|| sp(toml::Table::new()));
             t.get_mut()
                 .insert(key.into(), toml::Value::String(value.into()));
@@ -125,13 +127,7 @@ impl TopologyBuilder {
     }
     /// Adds a route on `node` (`to` is a prefix or "default").
     pub fn route(mut self, node: &str, to: &str, via: &str) -> Self {
-        if let Some(n) = self
-            .raw
-            .nodes
-            .iter_mut()
-            .rev()
-            .find(|n| n.name.get_ref() == node)
-        {
+        if let Some(n) = self.last_node(node) {
             n.routes.push(sp(RawRoute {
                 to: sp(to.into()),
                 via: Some(sp(via.into())),
@@ -141,26 +137,19 @@ impl TopologyBuilder {
         self
     }
     /// Adds an unshaped link.
-    pub fn link(mut self, name: &str, a: EndSpec, b: EndSpec) -> Self {
-        self.raw.links.push(RawLink {
-            name: Some(sp(name.into())),
-            a: sp(a.0),
-            b: sp(b.0),
-            shape: None,
-            shape_ab: None,
-            shape_ba: None,
-            mtu: None,
-            emulate: None,
-        });
-        self
+    pub fn link(self, name: &str, a: EndSpec, b: EndSpec) -> Self {
+        self.push_link(name, a, b, None)
     }
     /// Adds a link shaped the same in both directions.
-    pub fn shaped_link(mut self, name: &str, a: EndSpec, b: EndSpec, shape: ShapeSpec) -> Self {
+    pub fn shaped_link(self, name: &str, a: EndSpec, b: EndSpec, shape: ShapeSpec) -> Self {
+        self.push_link(name, a, b, Some(shape))
+    }
+    fn push_link(mut self, name: &str, a: EndSpec, b: EndSpec, shape: Option<ShapeSpec>) -> Self {
         self.raw.links.push(RawLink {
             name: Some(sp(name.into())),
             a: sp(a.0),
             b: sp(b.0),
-            shape: Some(sp(shape.0)),
+            shape: shape.map(|s| sp(s.0)),
             shape_ab: None,
             shape_ba: None,
             mtu: None,

@@ -628,42 +628,17 @@ mod tests {
         let mk = |s: &str| {
             format!("{BASE}[[link]]\na = {{ node = \"a\" }}\nb = {{ node = \"b\" }}\nshape = {{ {s} }}\n")
         };
-        check(
-            &err(&mk("rate = \"fast\"")),
-            12,
-            "link[0].shape.rate",
-            "not a rate",
-        );
-        check(
-            &err(&mk("rate = \"10parsec\"")),
-            12,
-            "link[0].shape.rate",
-            "unknown rate unit",
-        );
-        check(
-            &err(&mk("delay = \"10 fortnights\"")),
-            12,
-            "link[0].shape.delay",
-            "unknown time unit",
-        );
-        check(
-            &err(&mk("loss = \"0.5\"")),
-            12,
-            "link[0].shape.loss",
-            "percentage",
-        );
-        check(
-            &err(&mk("burst = \"huge\"")),
-            12,
-            "link[0].shape.burst",
-            "not a size",
-        );
-        check(
-            &err(&mk("delay = \"1ms\", jitter = \"5ms\"")),
-            12,
-            "link[0].shape.jitter",
-            "jitter",
-        );
+        for (shape, field, why) in [
+            ("rate = \"fast\"", "rate", "not a rate"),
+            ("rate = \"10parsec\"", "rate", "unknown rate unit"),
+            ("delay = \"10 fortnights\"", "delay", "unknown time unit"),
+            ("loss = \"0.5\"", "loss", "percentage"),
+            ("burst = \"huge\"", "burst", "not a size"),
+            ("delay = \"1ms\", jitter = \"5ms\"", "jitter", "jitter"),
+        ] {
+            let field = format!("link[0].shape.{field}");
+            check(&err(&mk(shape)), 12, &field, why);
+        }
     }
 
     #[test]
