@@ -6,6 +6,7 @@
 mod common;
 
 use common::sim::*;
+use common::FakeUpf;
 use smf_lite::core::{recovery_stamp, AssocState, SessionState};
 use smf_lite::{Config, Smf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -185,10 +186,10 @@ fn the_recovery_time_stamp_is_the_next_second_and_n4_waits_for_it() {
 }
 
 /// upf2 restarts and hands out its UP SEIDs from the start again, as a
-/// real UPF does; the SMF hears of it by `notice`. Every session is
-/// restored, and nothing the SMF sends with an old UP SEID reaches a
-/// restored session of the UPF's new life.
-fn restart_with_seids_reused(notice: impl FnOnce(&mut Sim)) {
+/// real UPF does; the SMF hears of it in the `notice` upf2 sends. Every
+/// session is restored, and nothing the SMF sends with an old UP SEID
+/// reaches a restored session of the UPF's new life.
+fn restart_with_seids_reused(notice: fn(&mut FakeUpf) -> Vec<u8>) {
     let mut s = Sim::associated();
     let first_seid = s.upf("upf2").fake.next_seid;
     let old: Vec<_> = (0..3)
@@ -198,7 +199,10 @@ fn restart_with_seids_reused(notice: impl FnOnce(&mut Sim)) {
     let (rts, logged) = (fake.rts, fake.log.len());
     fake.restart(rts + 1, 0x700);
     fake.next_seid = first_seid;
-    notice(&mut s);
+    let req = notice(&mut s.upf("upf2").fake);
+    let (addr, now) = (s.upf("upf2").addr, s.now);
+    s.smf.handle_pfcp(now, addr, &req);
+    s.pump();
     let fake = &s.upf("upf2").fake;
     let deletions = fake.log[logged..]
         .iter()
@@ -221,22 +225,12 @@ fn restart_with_seids_reused(notice: impl FnOnce(&mut Sim)) {
 
 #[test]
 fn upf_restart_seen_in_its_association_setup_restores_without_stale_seids() {
-    restart_with_seids_reused(|s| {
-        let req = s.upf("upf2").fake.association_setup_request();
-        let (addr, now) = (s.upf("upf2").addr, s.now);
-        s.smf.handle_pfcp(now, addr, &req);
-        s.pump();
-    });
+    restart_with_seids_reused(FakeUpf::association_setup_request);
 }
 
 #[test]
 fn upf_restart_seen_in_a_heartbeat_restores_without_stale_seids() {
-    restart_with_seids_reused(|s| {
-        let req = s.upf("upf2").fake.heartbeat_request();
-        let (addr, now) = (s.upf("upf2").addr, s.now);
-        s.smf.handle_pfcp(now, addr, &req);
-        s.pump();
-    });
+    restart_with_seids_reused(FakeUpf::heartbeat_request);
 }
 
 #[test]

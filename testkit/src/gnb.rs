@@ -13,7 +13,7 @@ use std::time::Duration;
 use wire::ctl::{ApiError, SessionInfo, SessionRequest, TunnelSetup, TunnelSetupResponse};
 use wire::gtpu::{decap, encap_in_place, GpduHeader, MessageType, PduSessionInfo};
 
-use crate::{unique, wait_until, KitResult, Netns, Process, TempFile};
+use crate::{unique, wait_until, KitResult, Netns, Process, StopOnDrop, TempFile};
 
 /// Addresses of [`Topo`].
 pub mod addr {
@@ -102,8 +102,7 @@ impl Topo {
 /// (rule, routes and TUN removed) on drop.
 #[derive(Debug)]
 pub struct InProcessGnb {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<Result<(), String>>>,
+    run: StopOnDrop<Result<(), String>>,
 }
 
 impl InProcessGnb {
@@ -123,12 +122,11 @@ impl InProcessGnb {
             }))
             .map_err(|e| e.to_string())
         })?;
-        let mut g = InProcessGnb {
-            stop: Some(tx),
-            thread: Some(thread),
+        let g = InProcessGnb {
+            run: StopOnDrop::new(tx, thread),
         };
         let ok = wait_until(Duration::from_secs(10), || {
-            if g.thread.as_ref().is_some_and(|t| t.is_finished()) {
+            if g.run.is_finished() {
                 return true;
             }
             ns.run(move || {
@@ -136,8 +134,8 @@ impl InProcessGnb {
             })
             .unwrap_or(false)
         });
-        if g.thread.as_ref().is_some_and(|t| t.is_finished()) {
-            return Err(match g.thread.take().map(|t| t.join()) {
+        if g.run.is_finished() {
+            return Err(match g.run.join() {
                 Some(Ok(Err(e))) => format!("gNB failed: {e}"),
                 _ => "gNB thread ended".into(),
             });
@@ -146,17 +144,6 @@ impl InProcessGnb {
             return Err(format!("gNB N2 API {api} did not come up"));
         }
         Ok(g)
-    }
-}
-
-impl Drop for InProcessGnb {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -472,8 +459,7 @@ pub fn swap_addresses(p: &mut [u8]) {
 pub struct FakeSmf {
     /// Sessions established: (ue_id, psi) -> info.
     pub sessions: Arc<Mutex<HashMap<(String, u8), SessionInfo>>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _run: StopOnDrop<()>,
 }
 
 #[derive(Clone)]
@@ -539,20 +525,8 @@ impl FakeSmf {
             .map_err(|e| format!("fake SMF: {e}"))??;
         Ok(FakeSmf {
             sessions,
-            stop: Some(tx),
-            thread: Some(thread),
+            _run: StopOnDrop::new(tx, thread),
         })
-    }
-}
-
-impl Drop for FakeSmf {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -202,6 +202,45 @@ impl Drop for Process {
     }
 }
 
+/// A thread that runs a server until told to stop: on drop it is sent the
+/// stop message and joined (the in-process daemons and fakes of tests).
+#[derive(Debug)]
+pub struct StopOnDrop<T> {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<T>>,
+}
+
+impl<T> StopOnDrop<T> {
+    /// Guards `thread`, which ends when `stop` is sent to.
+    pub fn new(stop: tokio::sync::oneshot::Sender<()>, thread: JoinHandle<T>) -> StopOnDrop<T> {
+        StopOnDrop {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// Whether the thread has ended on its own.
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| t.is_finished())
+    }
+
+    /// Joins the thread (without a stop message): what it ended with.
+    pub fn join(mut self) -> Option<std::thread::Result<T>> {
+        self.thread.take().map(|t| t.join())
+    }
+}
+
+impl<T> Drop for StopOnDrop<T> {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Waits until `f` is true, polling every 20 ms, at most `timeout`.
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + timeout;

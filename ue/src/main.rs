@@ -81,13 +81,34 @@ fn daemon_api(api: Option<String>, config: Option<PathBuf>) -> Result<String, Cl
     })
 }
 
-/// Status and body of an answer of the daemon at `api`.
-fn answer(
-    api: &str,
-    r: Result<ctlhttp::Response, ctlhttp::Error>,
-) -> Result<(u16, String), String> {
-    r.map(|r| (r.status, r.text()))
-        .map_err(|e| format!("UE daemon at {api}: {e} (is `ue run` going?)"))
+/// The body of a 2xx answer of the daemon at `api`; any other answer, or
+/// none, is the error.
+fn answer(api: &str, r: Result<ctlhttp::Response, ctlhttp::Error>) -> Result<String, String> {
+    let r = r.map_err(|e| format!("UE daemon at {api}: {e} (is `ue run` going?)"))?;
+    let status = r.status;
+    let body = r.text();
+    if (200..300).contains(&status) {
+        Ok(body)
+    } else {
+        Err(failed(status, &body))
+    }
+}
+
+/// `v` as pretty JSON with `json`, else as `table` prints it.
+fn print_json_or<T: serde::Serialize + ?Sized>(
+    json: bool,
+    v: &T,
+    table: impl FnOnce(&T),
+) -> Result<(), String> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(v).map_err(|e| e.to_string())?
+        );
+    } else {
+        table(v);
+    }
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -215,15 +236,7 @@ fn cmd(cmd: Cmd) -> Result<(), CliError> {
                 fps: a.fps,
             };
             let report = ue::stream::play::run(&cfg).map_err(|e| e.to_string())?;
-            if a.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
-                );
-            } else {
-                print!("{}", report.table());
-            }
-            Ok(())
+            Ok(print_json_or(a.json, &report, |r| print!("{}", r.table()))?)
         }
         Cmd::CheckConfig { file } => {
             let c = UeConfig::load(&file).map_err(CliError::usage)?;
@@ -247,13 +260,10 @@ fn cmd(cmd: Cmd) -> Result<(), CliError> {
         Cmd::Migrate { to, daemon } => {
             let api = daemon_api(daemon.api, daemon.config)?;
             let req = ue::service::MigrateRequest { to };
-            let (status, body) = answer(
+            let body = answer(
                 &api,
                 client().post_json(&format!("http://{api}/migrate"), to_json(&req)?),
             )?;
-            if !(200..300).contains(&status) {
-                return Err(failed(status, &body).into());
-            }
             let m: wire::ctl::migration::MigrationAccepted =
                 serde_json::from_str(&body).map_err(|e| e.to_string())?;
             println!(
@@ -264,21 +274,10 @@ fn cmd(cmd: Cmd) -> Result<(), CliError> {
         }
         Cmd::Status { json, daemon } => {
             let api = daemon_api(daemon.api, daemon.config)?;
-            let (status, body) = answer(&api, client().get(&format!("http://{api}/status")))?;
-            if !(200..300).contains(&status) {
-                return Err(failed(status, &body).into());
-            }
+            let body = answer(&api, client().get(&format!("http://{api}/status")))?;
             let st: ue::service::UeStatus =
                 serde_json::from_str(&body).map_err(|e| e.to_string())?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&st).map_err(|e| e.to_string())?
-                );
-            } else {
-                print_status(&st);
-            }
-            Ok(())
+            Ok(print_json_or(json, &st, print_status)?)
         }
         Cmd::Session { cmd, api, config } => {
             let api = daemon_api(api, config)?;
@@ -296,10 +295,7 @@ fn cmd(cmd: Cmd) -> Result<(), CliError> {
                 SessionCmd::List { .. } => a.get(&base),
                 SessionCmd::Del { psi } => a.delete(&format!("{base}/{psi}")),
             };
-            let (status, body) = answer(&api, r)?;
-            if !(200..300).contains(&status) {
-                return Err(failed(status, &body).into());
-            }
+            let body = answer(&api, r)?;
             match cmd {
                 SessionCmd::Add { .. } => {
                     let s: SessionInfo = serde_json::from_str(&body).map_err(|e| e.to_string())?;
@@ -318,14 +314,7 @@ fn cmd(cmd: Cmd) -> Result<(), CliError> {
                 SessionCmd::List { json } => {
                     let l: Vec<SessionInfo> =
                         serde_json::from_str(&body).map_err(|e| e.to_string())?;
-                    if json {
-                        println!(
-                            "{}",
-                            serde_json::to_string_pretty(&l).map_err(|e| e.to_string())?
-                        );
-                    } else {
-                        print_sessions(&l);
-                    }
+                    print_json_or(json, &l[..], print_sessions)?;
                 }
                 SessionCmd::Del { psi } => println!("session {psi} released"),
             }

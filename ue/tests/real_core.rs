@@ -26,22 +26,6 @@ impl Drop for RealUpf {
     }
 }
 
-/// The real SMF on a runtime thread in its namespace, stopped on drop.
-struct RealSmf {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-impl Drop for RealSmf {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN"]
 fn sessions_through_the_real_smf_and_upf() {
@@ -106,10 +90,8 @@ pool = "10.45.0.0/16"
             });
         })
         .unwrap();
-    let _smf = RealSmf {
-        stop: Some(tx),
-        thread: Some(thread),
-    };
+    // The real SMF on a runtime thread in its namespace, stopped on drop.
+    let _smf = testkit::StopOnDrop::new(tx, thread);
     ready_rx.recv_timeout(Duration::from_secs(10)).unwrap();
     let _gnb = InProcessGnb::start(&topo.gnb, topo.gnb_config(7000)).unwrap();
 

@@ -22,12 +22,8 @@ fn publish(w: &mut BufferWriter, name: &str, seq: u64, f: media::Frame) {
     let info = FrameInfo {
         source: name.into(),
         seq,
-        rtp_ts: 0,
         tick: Some(seq),
-        input_seq: None,
-        rendered_ns: None,
-        recv_ns: 0,
-        decoded_ns: 0,
+        ..Default::default()
     };
     w.publish(info, f);
 }

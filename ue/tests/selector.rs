@@ -513,12 +513,7 @@ fn info(seq: u64) -> FrameInfo {
     FrameInfo {
         source: "s".into(),
         seq,
-        rtp_ts: 0,
-        tick: None,
-        input_seq: None,
-        rendered_ns: None,
-        recv_ns: 0,
-        decoded_ns: 0,
+        ..Default::default()
     }
 }
 

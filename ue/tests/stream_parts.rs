@@ -231,16 +231,8 @@ fn rec(display_ns: u64, input_seq: Option<u64>) -> DisplayRecord {
     DisplayRecord {
         display_ns,
         source: "a".into(),
-        seq: 0,
-        generation: 0,
-        rtp_ts: 0,
-        tick: None,
         input_seq,
-        rendered_ns: None,
-        recv_ns: 0,
-        decoded_ns: 0,
-        dest_weight: 0.0,
-        ssim_prev: None,
+        ..Default::default()
     }
 }
 

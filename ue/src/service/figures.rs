@@ -138,17 +138,10 @@ mod tests {
         DisplayRecord {
             display_ns: ms * 1_000_000,
             source: "a".into(),
-            seq: 0,
             // Every record a new frame.
             generation: ms + 1,
-            rtp_ts: 0,
-            tick: None,
-            input_seq: None,
-            rendered_ns: None,
-            recv_ns: 0,
-            decoded_ns: 0,
-            dest_weight: 0.0,
             ssim_prev: Some(ssim),
+            ..Default::default()
         }
     }
 

@@ -31,7 +31,7 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 
 /// What the UE knows of a decoded frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FrameInfo {
     /// The stream it came from (its name on the UE).
     pub source: Arc<str>,
@@ -308,12 +308,7 @@ mod tests {
         FrameInfo {
             source: "s".into(),
             seq,
-            rtp_ts: 0,
-            tick: None,
-            input_seq: None,
-            rendered_ns: None,
-            recv_ns: 0,
-            decoded_ns: 0,
+            ..Default::default()
         }
     }
 

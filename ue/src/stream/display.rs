@@ -54,7 +54,7 @@ impl Chief {
 }
 
 /// One displayed frame.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct DisplayRecord {
     /// When it was displayed (CLOCK_REALTIME ns).
     pub display_ns: u64,
