@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -62,8 +62,8 @@ pub fn n1_router(gnb: Arc<Gnb>) -> Router {
     Router::new()
         .route("/n1/sessions", post(n1_establish).get(n1_sessions))
         .route("/n1/sessions/{ue_id}/{psi}", delete(n1_release))
-        .route("/n1/services", post(n1_service))
-        .route("/n1/migrations", post(n1_migrate))
+        .route("/n1/services", post(n1_relay::<ServiceRegistration>))
+        .route("/n1/migrations", post(n1_relay::<MigrationRequest>))
         .route("/n1/migrations/{id}/{report}", post(n1_migration_report))
         .route("/n1/events/{ue_id}", get(n1_events))
         .fallback(not_found)
@@ -484,17 +484,37 @@ fn check_ue_id(ue_id: &str) -> Result<(), ApiErr> {
     Ok(())
 }
 
+/// A migration N1 body: the gNB reads the UE it is for, the SMF the rest.
+trait N1Body: DeserializeOwned + Serialize {
+    fn ue_id(&self) -> &str;
+}
+
+macro_rules! n1_body {
+    ($($t:ty),*) => {
+        $(impl N1Body for $t {
+            fn ue_id(&self) -> &str {
+                &self.ue_id
+            }
+        })*
+    };
+}
+n1_body!(
+    ServiceRegistration,
+    MigrationRequest,
+    SwitchReport,
+    AbandonReport
+);
+
 /// Parses a migration N1 body far enough to log who it is for, and relays
 /// it unchanged (the SMF checks the rest).
-async fn relay_n1_json<T: DeserializeOwned + Serialize>(
+async fn relay_n1_json<T: N1Body>(
     gnb: &Gnb,
     from: SocketAddr,
     path: String,
     body: &[u8],
-    ue_of: impl Fn(&T) -> &str,
 ) -> Result<Response, ApiErr> {
     let req: T = parse_json(body)?;
-    let ue = ue_of(&req).to_string();
+    let ue = req.ue_id().to_string();
     check_ue_id(&ue)?;
     act_as(gnb, from, &ue).await?;
     let body = serde_json::to_string(&req)
@@ -504,34 +524,15 @@ async fn relay_n1_json<T: DeserializeOwned + Serialize>(
     Ok(r)
 }
 
-async fn n1_service(
+/// A migration N1 body `T` posted to the gNB, relayed to the same path of
+/// the SMF.
+async fn n1_relay<T: N1Body>(
     State(gnb): State<Arc<Gnb>>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
+    uri: Uri,
     body: Bytes,
 ) -> Result<Response, ApiErr> {
-    relay_n1_json(
-        &gnb,
-        from,
-        "/n1/services".into(),
-        &body,
-        |r: &ServiceRegistration| &r.ue_id,
-    )
-    .await
-}
-
-async fn n1_migrate(
-    State(gnb): State<Arc<Gnb>>,
-    ConnectInfo(from): ConnectInfo<SocketAddr>,
-    body: Bytes,
-) -> Result<Response, ApiErr> {
-    relay_n1_json(
-        &gnb,
-        from,
-        "/n1/migrations".into(),
-        &body,
-        |r: &MigrationRequest| &r.ue_id,
-    )
-    .await
+    relay_n1_json::<T>(&gnb, from, uri.path().to_string(), &body).await
 }
 
 async fn n1_migration_report(
@@ -549,8 +550,8 @@ async fn n1_migration_report(
     })?;
     let path = format!("/n1/migrations/{id}/{report}");
     match report.as_str() {
-        "switched" => relay_n1_json(&gnb, from, path, &body, |r: &SwitchReport| &r.ue_id).await,
-        "abandon" => relay_n1_json(&gnb, from, path, &body, |r: &AbandonReport| &r.ue_id).await,
+        "switched" => relay_n1_json::<SwitchReport>(&gnb, from, path, &body).await,
+        "abandon" => relay_n1_json::<AbandonReport>(&gnb, from, path, &body).await,
         _ => Err(ApiErr::new(
             StatusCode::NOT_FOUND,
             "no such endpoint (switched or abandon)",

@@ -341,13 +341,7 @@ fn downlink_only_from_the_tunnels_upf() {
     let a = Ipv4Addr::new(10, 45, 0, 7);
     let old = setup(&topo.upf, "imsi-7", 1, a, 0x700);
     ue_session(&topo.ue, a, 100);
-    let ue_sock = topo
-        .ue
-        .run(move || UdpSocket::bind((a, 5555)).unwrap())
-        .unwrap();
-    ue_sock
-        .set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
+    let ue_sock = ue_dl_socket(&topo.ue, a, Duration::from_millis(500));
     // A rogue host on the n3 switch, sending as if it were a UPF.
     let rogue_ip = Ipv4Addr::new(10, 3, 0, 9);
     topo.upf

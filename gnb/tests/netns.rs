@@ -5,10 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use testkit::gnb::{addr, FakeSession, FakeSmf, FakeUpf, Topo};
+use testkit::gnb::{addr, FakeSmf, FakeUpf, RoutedUpf};
 use testkit::wait_until;
 use wire::ctl::{ApiError, SessionInfo};
 use wire::gtpu::{encap_in_place, GpduHeader, Repr};
@@ -22,26 +22,15 @@ const BIN: &str = env!("CARGO_BIN_EXE_gnb");
 #[test]
 #[ignore = "needs root: network namespaces, TUN, nftables"]
 fn two_sessions_two_tunnels_and_release() {
-    let topo = root_topo("h7a");
-    let upf = FakeUpf::start(&topo.upf, addr::UPF_N3).unwrap();
-    let cfg = topo.gnb_config(7000);
-    let (_gnb, _f) = topo.start_gnb(BIN, &cfg).unwrap();
+    let (topo, upf, _gnb) = gnb_with_upf("h7a", BIN, FakeUpf::start);
 
     let a1 = Ipv4Addr::new(10, 45, 0, 2);
     let a2 = Ipv4Addr::new(10, 45, 0, 3);
     let r1 = setup(&topo.upf, "imsi-001010000000001", 1, a1, 0x100);
     let r2 = setup(&topo.upf, "imsi-001010000000001", 2, a2, 0x200);
     assert_ne!(r1.dl_teid, r2.dl_teid);
-    let gnb_n3 = SocketAddr::from((addr::GNB_N3, 2152));
     for (ul, r) in [(0x100, &r1), (0x200, &r2)] {
-        upf.sessions.lock().unwrap().insert(
-            ul,
-            FakeSession {
-                dl_teid: r.dl_teid,
-                gnb: gnb_n3,
-                qfi: 9,
-            },
-        );
+        upf.sessions.lock().unwrap().insert(ul, to_gnb(r.dl_teid));
     }
     ue_session(&topo.ue, a1, 1001);
     ue_session(&topo.ue, a2, 1002);
@@ -96,12 +85,7 @@ fn two_sessions_two_tunnels_and_release() {
     );
 
     // Release session 1's tunnel: its traffic stops, session 2 carries on.
-    let (st, _) = http(
-        &topo.upf,
-        "DELETE",
-        format!("{}/n2/tunnels/{}", n2(), r1.dl_teid),
-        None,
-    );
+    let (st, _) = release(&topo.upf, r1.dl_teid);
     assert_eq!(st, 204);
     // Its address is out of the radio-side filter: dropped and counted
     // there, before the TUN.
@@ -122,12 +106,7 @@ fn two_sessions_two_tunnels_and_release() {
     // The uplink rule and table are in place.
     let rules = topo.gnb.ip(&["rule", "show"]).unwrap();
     assert!(rules.contains("iif radio lookup 100"), "{rules}");
-    let (st, body) = http(
-        &topo.upf,
-        "DELETE",
-        format!("{}/n2/tunnels/{}", n2(), r1.dl_teid),
-        None,
-    );
+    let (st, body) = release(&topo.upf, r1.dl_teid);
     assert_eq!(st, 404);
     let e: ApiError = serde_json::from_str(&body).unwrap();
     assert_eq!(e.field.as_deref(), Some("dl_teid"));
@@ -136,10 +115,7 @@ fn two_sessions_two_tunnels_and_release() {
 #[test]
 #[ignore = "needs root: network namespaces, TUN, nftables"]
 fn unknown_teid_echo_end_marker_and_path_switch() {
-    let topo = root_topo("h7b");
-    let upf = FakeUpf::start(&topo.upf, addr::UPF_N3).unwrap();
-    let cfg = topo.gnb_config(7000);
-    let (_gnb, _f) = topo.start_gnb(BIN, &cfg).unwrap();
+    let (topo, upf, _gnb) = gnb_with_upf("h7b", BIN, FakeUpf::start);
     let gnb_n3 = SocketAddr::from((addr::GNB_N3, 2152));
 
     // Unknown TEID: dropped, counted, Error Indication back.
@@ -165,14 +141,10 @@ fn unknown_teid_echo_end_marker_and_path_switch() {
     let a = Ipv4Addr::new(10, 45, 0, 9);
     let ue = "imsi-001010000000002";
     let old = setup(&topo.upf, ue, 1, a, 0x100);
-    upf.sessions.lock().unwrap().insert(
-        0x100,
-        FakeSession {
-            dl_teid: old.dl_teid,
-            gnb: gnb_n3,
-            qfi: 9,
-        },
-    );
+    upf.sessions
+        .lock()
+        .unwrap()
+        .insert(0x100, to_gnb(old.dl_teid));
     ue_session(&topo.ue, a, 1001);
     assert!(udp_echo(&topo.ue, a, b"before switch").is_some());
     upf.send_repr(&Repr::end_marker(old.dl_teid), gnb_n3)
@@ -186,14 +158,10 @@ fn unknown_teid_echo_end_marker_and_path_switch() {
     // moves at once; the old tunnel drains until its End Marker.
     let new = setup(&topo.upf, ue, 1, a, 0x300);
     assert_ne!(new.dl_teid, old.dl_teid);
-    upf.sessions.lock().unwrap().insert(
-        0x300,
-        FakeSession {
-            dl_teid: new.dl_teid,
-            gnb: gnb_n3,
-            qfi: 9,
-        },
-    );
+    upf.sessions
+        .lock()
+        .unwrap()
+        .insert(0x300, to_gnb(new.dl_teid));
     let t = tunnels(&topo.upf);
     assert_eq!(t.len(), 2);
     assert!(
@@ -213,13 +181,7 @@ fn unknown_teid_echo_end_marker_and_path_switch() {
 
     // Downlink on the old tunnel still arrives before its End Marker: a
     // packet from the DN host to the UE, through the old TEID.
-    let ue_sock = topo
-        .ue
-        .run(move || UdpSocket::bind((a, 5555)).unwrap())
-        .unwrap();
-    ue_sock
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .unwrap();
+    let ue_sock = ue_dl_socket(&topo.ue, a, Duration::from_secs(2));
     let dl = |teid: u32| dl_udp(teid, a, b"old!");
     upf.send(&dl(old.dl_teid), gnb_n3).unwrap();
     let mut b = [0u8; 64];
@@ -255,87 +217,115 @@ fn api_errors_are_4xx_with_api_error() {
     let cfg = topo.gnb_config(7000); // no SMF listening
     let (_gnb, _f) = topo.start_gnb(BIN, &cfg).unwrap();
     let url = format!("{}/n2/tunnels", n2());
-    let check = |st: u16, body: &str, want: u16, field: Option<&str>| {
-        assert_eq!(st, want, "{body}");
-        let e: ApiError = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
-        assert!(!e.error.is_empty());
-        if field.is_some() {
-            assert_eq!(e.field.as_deref(), field, "{body}");
-        }
-    };
-    let (st, b) = http(&topo.upf, "POST", url.clone(), Some("{not json".into()));
-    check(st, &b, 400, None);
-    let (st, b) = http(
-        &topo.upf,
-        "POST",
-        url.clone(),
-        Some(r#"{"ue_id":"x","pdu_session_id":1}"#.into()),
-    );
-    check(st, &b, 400, Some("ue_addr"));
+    let n1 = n1_sessions();
     let good = |psi: u8, ue: &str, addr: &str| {
         format!(
             r#"{{"ue_id":"{ue}","pdu_session_id":{psi},"ue_addr":"{addr}","ul_teid":5,"ul_addr":"10.3.0.2","qfi":9}}"#
         )
     };
-    let (st, b) = http(
-        &topo.upf,
-        "POST",
-        url.clone(),
-        Some(good(0, "a", "10.45.0.5")),
-    );
-    check(st, &b, 400, Some("pdu_session_id"));
-    let (st, b) = http(
-        &topo.upf,
-        "POST",
-        url.clone(),
-        Some(good(1, "a", "10.45.0.5")),
-    );
-    assert_eq!(st, 201, "{b}");
-    let (st, b) = http(
-        &topo.upf,
-        "POST",
-        url.clone(),
-        Some(good(1, "b", "10.45.0.5")),
-    );
-    check(st, &b, 409, Some("ue_addr"));
-    let (st, b) = http(&topo.upf, "DELETE", format!("{url}/abc"), None);
-    check(st, &b, 400, Some("dl_teid"));
-    let (st, b) = http(&topo.upf, "DELETE", format!("{url}/4242"), None);
-    check(st, &b, 404, Some("dl_teid"));
-    let (st, b) = http(&topo.upf, "GET", format!("{}/nothing", n2()), None);
-    check(st, &b, 404, None);
+    let (upf, ue) = (&topo.upf, &topo.ue);
+    // In order: (from, method, URL, body, status, the field named); the
+    // one good setup makes the next one's address a conflict.
+    let cases = [
+        (
+            upf,
+            "POST",
+            url.clone(),
+            Some("{not json".into()),
+            400,
+            None,
+        ),
+        (
+            upf,
+            "POST",
+            url.clone(),
+            Some(r#"{"ue_id":"x","pdu_session_id":1}"#.into()),
+            400,
+            Some("ue_addr"),
+        ),
+        (
+            upf,
+            "POST",
+            url.clone(),
+            Some(good(0, "a", "10.45.0.5")),
+            400,
+            Some("pdu_session_id"),
+        ),
+        (
+            upf,
+            "POST",
+            url.clone(),
+            Some(good(1, "a", "10.45.0.5")),
+            201,
+            None,
+        ),
+        (
+            upf,
+            "POST",
+            url.clone(),
+            Some(good(1, "b", "10.45.0.5")),
+            409,
+            Some("ue_addr"),
+        ),
+        (
+            upf,
+            "DELETE",
+            format!("{url}/abc"),
+            None,
+            400,
+            Some("dl_teid"),
+        ),
+        (
+            upf,
+            "DELETE",
+            format!("{url}/4242"),
+            None,
+            404,
+            Some("dl_teid"),
+        ),
+        (upf, "GET", format!("{}/nothing", n2()), None, 404, None),
+        // N1 relay: bad JSON is 400; a good request with no SMF is 502.
+        (
+            ue,
+            "POST",
+            n1.clone(),
+            Some(r#"{"ue_id":"x"}"#.into()),
+            400,
+            Some("pdu_session_id"),
+        ),
+        (
+            ue,
+            "POST",
+            n1.clone(),
+            Some(r#"{"ue_id":"x","pdu_session_id":1,"dnn":"internet","colour":1}"#.into()),
+            400,
+            Some("colour"),
+        ),
+        (
+            ue,
+            "POST",
+            n1.clone(),
+            Some(r#"{"ue_id":"x","pdu_session_id":1,"dnn":"internet"}"#.into()),
+            502,
+            None,
+        ),
+        (ue, "DELETE", format!("{n1}/x/99"), None, 400, Some("psi")),
+    ];
+    for (from, method, url, body, want, field) in cases {
+        let what = format!("{method} {url}");
+        let (st, body) = http(from, method, url, body);
+        assert_eq!(st, want, "{what}: {body}");
+        if want >= 400 {
+            let e: ApiError =
+                serde_json::from_str(&body).unwrap_or_else(|e| panic!("{what}: {e}: {body}"));
+            assert!(!e.error.is_empty());
+            if field.is_some() {
+                assert_eq!(e.field.as_deref(), field, "{what}: {body}");
+            }
+        }
+    }
     // Nothing half made: only the one good tunnel.
     assert_eq!(tunnels(&topo.upf).len(), 1);
-
-    // N1 relay: bad JSON is 400; a good request with no SMF is 502.
-    let n1 = format!(
-        "http://{}:{}/n1/sessions",
-        addr::GNB_RADIO,
-        wire::ctl::GNB_N1_PORT
-    );
-    let (st, b) = http(
-        &topo.ue,
-        "POST",
-        n1.clone(),
-        Some(r#"{"ue_id":"x"}"#.into()),
-    );
-    check(st, &b, 400, Some("pdu_session_id"));
-    let (st, b) = http(
-        &topo.ue,
-        "POST",
-        n1.clone(),
-        Some(r#"{"ue_id":"x","pdu_session_id":1,"dnn":"internet","colour":1}"#.into()),
-    );
-    check(st, &b, 400, Some("colour"));
-    let (st, b) = http(
-        &topo.ue,
-        "POST",
-        n1.clone(),
-        Some(r#"{"ue_id":"x","pdu_session_id":1,"dnn":"internet"}"#.into()),
-    );
-    check(st, &b, 502, None);
-    let (st, b) = http(&topo.ue, "DELETE", format!("{n1}/x/99"), None);
-    check(st, &b, 400, Some("psi"));
 }
 
 #[test]
@@ -352,11 +342,7 @@ fn n1_relay_reaches_the_smf_which_sets_up_the_tunnel() {
     .unwrap();
     let cfg = topo.gnb_config(7000);
     let (_gnb, _f) = topo.start_gnb(BIN, &cfg).unwrap();
-    let n1 = format!(
-        "http://{}:{}/n1/sessions",
-        addr::GNB_RADIO,
-        wire::ctl::GNB_N1_PORT
-    );
+    let n1 = n1_sessions();
     let (st, b) = http(
         &topo.ue,
         "POST",
@@ -389,68 +375,10 @@ fn n1_relay_reaches_the_smf_which_sets_up_the_tunnel() {
 #[test]
 #[ignore = "needs root: network namespaces, TUN, nftables"]
 fn tcp_echo_through_the_tunnel() {
-    testkit::require_root();
-    testkit::require_tool("nft");
-    use std::io::{Read, Write};
-    use testkit::gnb::RoutedUpf;
-    let topo = Topo::new("h7t").unwrap();
-    let upf = RoutedUpf::start(&topo.upf, addr::UPF_N3).unwrap();
-    let (_gnb, _f) = topo.start_gnb(BIN, &topo.gnb_config(7000)).unwrap();
+    let (topo, upf, _gnb) = gnb_with_upf("h7t", BIN, RoutedUpf::start);
     let a = Ipv4Addr::new(10, 45, 0, 7);
-    let r = setup(&topo.upf, "imsi-001010000000007", 5, a, 0x700);
-    upf.sessions.lock().unwrap().insert(
-        a,
-        FakeSession {
-            dl_teid: r.dl_teid,
-            gnb: SocketAddr::from((addr::GNB_N3, 2152)),
-            qfi: 9,
-        },
-    );
-    ue_session(&topo.ue, a, 1005);
-    let listener = topo
-        .upf
-        .run(|| std::net::TcpListener::bind((addr::DN_HOST, 8080)).unwrap())
-        .unwrap();
-    let server = std::thread::spawn(move || {
-        let (mut c, peer) = listener.accept().unwrap();
-        let mut buf = vec![0u8; 65536];
-        loop {
-            let n = c.read(&mut buf).unwrap();
-            if n == 0 {
-                return peer;
-            }
-            c.write_all(&buf[..n]).unwrap();
-        }
-    });
-    let data: Vec<u8> = (0..1u32 << 20).map(|i| (i * 7 % 251) as u8).collect();
-    let sent = data.clone();
-    let back = topo
-        .ue
-        .run(move || {
-            let s =
-                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-            s.bind(&SocketAddr::from((a, 0)).into()).unwrap();
-            s.connect_timeout(
-                &SocketAddr::from((addr::DN_HOST, 8080)).into(),
-                Duration::from_secs(5),
-            )
-            .unwrap();
-            let mut c: std::net::TcpStream = s.into();
-            c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-            let mut w = c.try_clone().unwrap();
-            let writer = std::thread::spawn(move || {
-                w.write_all(&sent).unwrap();
-                w.shutdown(std::net::Shutdown::Write).unwrap();
-            });
-            let mut back = Vec::new();
-            c.read_to_end(&mut back).unwrap();
-            writer.join().unwrap();
-            back
-        })
-        .unwrap();
-    assert_eq!(back.len(), data.len());
-    assert!(back == data, "echoed bytes differ");
-    let peer = server.join().unwrap();
+    routed_session(&topo, &upf, a, 0x700, 1005);
+    let peer = tcp_echo(&topo, a, 8080, 1 << 20);
     assert_eq!(
         peer.ip(),
         std::net::IpAddr::V4(a),

@@ -9,15 +9,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use testkit::gnb::{addr, FakeSession, RoutedUpf, Topo};
+use testkit::gnb::{addr, RoutedUpf, Topo};
 use testkit::wait_until;
 
 mod common;
@@ -25,82 +22,6 @@ mod common;
 use common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_gnb");
-
-fn hash(b: &[u8]) -> u64 {
-    let mut h = DefaultHasher::new();
-    b.hash(&mut h);
-    h.finish()
-}
-
-/// A session `a` through `upf`, routed on the UE side with table `table`.
-fn session(topo: &Topo, upf: &RoutedUpf, a: Ipv4Addr, ul_teid: u32, table: u32) {
-    let r = setup(
-        &topo.upf,
-        &format!("imsi-00101000000{table}"),
-        5,
-        a,
-        ul_teid,
-    );
-    upf.sessions.lock().unwrap().insert(
-        a,
-        FakeSession {
-            dl_teid: r.dl_teid,
-            gnb: SocketAddr::from((addr::GNB_N3, 2152)),
-            qfi: 9,
-        },
-    );
-    ue_session(&topo.ue, a, table);
-}
-
-/// Sends `len` bytes from `a` to an echo server behind the UPF and reads
-/// them back; asserts length, hash and bytes.
-fn tcp_echo(topo: &Topo, a: Ipv4Addr, port: u16, len: usize) {
-    let listener = topo
-        .upf
-        .run(move || std::net::TcpListener::bind((addr::DN_HOST, port)).unwrap())
-        .unwrap();
-    let server = std::thread::spawn(move || {
-        let (mut c, _) = listener.accept().unwrap();
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = c.read(&mut buf).unwrap();
-            if n == 0 {
-                return;
-            }
-            c.write_all(&buf[..n]).unwrap();
-        }
-    });
-    let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251 + i / 4099) as u8).collect();
-    let sent = data.clone();
-    let back = topo
-        .ue
-        .run(move || {
-            let s =
-                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-            s.bind(&SocketAddr::from((a, 0)).into()).unwrap();
-            s.connect_timeout(
-                &SocketAddr::from((addr::DN_HOST, port)).into(),
-                Duration::from_secs(5),
-            )
-            .unwrap();
-            let mut c: std::net::TcpStream = s.into();
-            c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-            let mut w = c.try_clone().unwrap();
-            let writer = std::thread::spawn(move || {
-                w.write_all(&sent).unwrap();
-                w.shutdown(std::net::Shutdown::Write).unwrap();
-            });
-            let mut back = Vec::new();
-            c.read_to_end(&mut back).unwrap();
-            writer.join().unwrap();
-            back
-        })
-        .unwrap();
-    server.join().unwrap();
-    assert_eq!(back.len(), len);
-    assert_eq!(hash(&back), hash(&data), "{len} bytes: hash differs");
-    assert!(back == data, "{len} bytes differ");
-}
 
 /// One UDP super-packet sent by the UE with UDP_SEGMENT (USO through the
 /// veth into the gNB's TUN): the datagrams reach the data network
@@ -154,11 +75,9 @@ fn udp_gso(topo: &Topo, a: Ipv4Addr, port: u16, seg: u16, total: usize) {
 #[test]
 #[ignore = "needs root: network namespaces, TUN, nftables"]
 fn tcp_and_udp_byte_exact_through_tun_offloads() {
-    let topo = root_topo("h7o");
-    let upf = RoutedUpf::start(&topo.upf, addr::UPF_N3).unwrap();
-    let (_gnb, _f) = topo.start_gnb(BIN, &topo.gnb_config(7000)).unwrap();
+    let (topo, upf, _gnb) = gnb_with_upf("h7o", BIN, RoutedUpf::start);
     let a = Ipv4Addr::new(10, 45, 0, 8);
-    session(&topo, &upf, a, 0x800, 1006);
+    routed_session(&topo, &upf, a, 0x800, 1006);
     for (i, len) in [1usize, 1400 * 900, 3_000_017, 8 << 20]
         .into_iter()
         .enumerate()
@@ -215,7 +134,7 @@ fn offloads_turned_off_fall_back_and_say_so() {
     let text = std::fs::read_to_string(log.path()).unwrap();
     assert!(text.contains("TUN offloads off"), "{text}");
     let a = Ipv4Addr::new(10, 45, 0, 9);
-    session(&topo, &upf, a, 0x900, 1007);
+    routed_session(&topo, &upf, a, 0x900, 1007);
     tcp_echo(&topo, a, 8300, 2_000_003);
     assert_eq!(metric(&topo.upf, "gnb_tun_rx_super_packets_total"), 0);
     assert_eq!(metric(&topo.upf, "gnb_tun_tx_super_packets_total"), 0);

@@ -3,11 +3,14 @@
 //! fake UPF, the gNB's tunnels and metrics.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use gnb::tunnels::TunnelView;
-use testkit::gnb::{addr, Topo};
+use testkit::gnb::{addr, FakeSession, RoutedUpf, Topo};
 use testkit::Netns;
 use wire::ctl::{TunnelSetup, TunnelSetupResponse};
 
@@ -33,6 +36,15 @@ pub fn http(ns: &Netns, method: &'static str, url: String, body: Option<String>)
 
 pub fn n2() -> String {
     format!("http://{}:{}", addr::GNB_N3, wire::ctl::GNB_N2_PORT)
+}
+
+/// The gNB's N1 relay for sessions, as the UE calls it.
+pub fn n1_sessions() -> String {
+    format!(
+        "http://{}:{}/n1/sessions",
+        addr::GNB_RADIO,
+        wire::ctl::GNB_N1_PORT
+    )
 }
 
 /// Sets a tunnel up as the SMF would; returns the gNB's answer.
@@ -61,6 +73,104 @@ pub fn setup(
     let r: TunnelSetupResponse = serde_json::from_str(&body).unwrap();
     assert_eq!(r.dl_addr, std::net::IpAddr::V4(addr::GNB_N3));
     r
+}
+
+/// Releases the tunnel `dl_teid` as the SMF would: (status, body).
+pub fn release(upf: &Netns, dl_teid: u32) -> (u16, String) {
+    http(
+        upf,
+        "DELETE",
+        format!("{}/n2/tunnels/{dl_teid}", n2()),
+        None,
+    )
+}
+
+/// The UE's socket on `a` that [`dl_udp`] packets are for (port 5555).
+pub fn ue_dl_socket(ue: &Netns, a: Ipv4Addr, timeout: Duration) -> UdpSocket {
+    let s = ue.run(move || UdpSocket::bind((a, 5555)).unwrap()).unwrap();
+    s.set_read_timeout(Some(timeout)).unwrap();
+    s
+}
+
+/// A fake UPF's session state: downlink to the gNB's N3 on `dl_teid`, QFI 9.
+pub fn to_gnb(dl_teid: u32) -> FakeSession {
+    FakeSession {
+        dl_teid,
+        gnb: SocketAddr::from((addr::GNB_N3, 2152)),
+        qfi: 9,
+    }
+}
+
+/// A session `a` through the routing fake `upf` (UL TEID `ul_teid`),
+/// routed on the UE side with table `table`.
+pub fn routed_session(topo: &Topo, upf: &RoutedUpf, a: Ipv4Addr, ul_teid: u32, table: u32) {
+    let r = setup(
+        &topo.upf,
+        &format!("imsi-00101000000{table}"),
+        5,
+        a,
+        ul_teid,
+    );
+    upf.sessions.lock().unwrap().insert(a, to_gnb(r.dl_teid));
+    ue_session(&topo.ue, a, table);
+}
+
+pub fn hash(b: &[u8]) -> u64 {
+    let mut h = DefaultHasher::new();
+    b.hash(&mut h);
+    h.finish()
+}
+
+/// Sends `len` bytes over TCP from `a` to an echo server on the DN host
+/// (behind the UPF) at `port` and reads them back; asserts length, hash
+/// and bytes. The address the server saw the connection from.
+pub fn tcp_echo(topo: &Topo, a: Ipv4Addr, port: u16, len: usize) -> SocketAddr {
+    let listener = topo
+        .upf
+        .run(move || std::net::TcpListener::bind((addr::DN_HOST, port)).unwrap())
+        .unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut c, peer) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = c.read(&mut buf).unwrap();
+            if n == 0 {
+                return peer;
+            }
+            c.write_all(&buf[..n]).unwrap();
+        }
+    });
+    let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251 + i / 4099) as u8).collect();
+    let sent = data.clone();
+    let back = topo
+        .ue
+        .run(move || {
+            let s =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            s.bind(&SocketAddr::from((a, 0)).into()).unwrap();
+            s.connect_timeout(
+                &SocketAddr::from((addr::DN_HOST, port)).into(),
+                Duration::from_secs(5),
+            )
+            .unwrap();
+            let mut c: std::net::TcpStream = s.into();
+            c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let mut w = c.try_clone().unwrap();
+            let writer = std::thread::spawn(move || {
+                w.write_all(&sent).unwrap();
+                w.shutdown(std::net::Shutdown::Write).unwrap();
+            });
+            let mut back = Vec::new();
+            c.read_to_end(&mut back).unwrap();
+            writer.join().unwrap();
+            back
+        })
+        .unwrap();
+    let peer = server.join().unwrap();
+    assert_eq!(back.len(), len);
+    assert_eq!(hash(&back), hash(&data), "{len} bytes: hash differs");
+    assert!(back == data, "{len} bytes differ");
+    peer
 }
 
 /// What the UE does for a session, with `ip`: address, rule, table.
@@ -145,6 +255,21 @@ pub fn dl_udp(teid: u32, dst: Ipv4Addr, payload: &[u8; 4]) -> Vec<u8> {
     wire::gtpu::encap_in_place(&mut p, 16, 32, &wire::gtpu::GpduHeader::dl(teid, 9))
         .unwrap()
         .to_vec()
+}
+
+/// A root-only topology `tag` (see [`root_topo`]) with a fake UPF (`start`:
+/// `FakeUpf::start` or `RoutedUpf::start`) on the UPF's N3 address and the
+/// gNB binary `bin` running, its SMF at port 7000 of the UPF's namespace.
+/// Bind the three in this order: they are dropped gNB first, namespaces last.
+pub fn gnb_with_upf<U>(
+    tag: &str,
+    bin: &str,
+    start: impl FnOnce(&Netns, Ipv4Addr) -> testkit::KitResult<U>,
+) -> (Topo, U, (testkit::Process, testkit::TempFile)) {
+    let topo = root_topo(tag);
+    let upf = start(&topo.upf, addr::UPF_N3).unwrap();
+    let gnb = topo.start_gnb(bin, &topo.gnb_config(7000)).unwrap();
+    (topo, upf, gnb)
 }
 
 /// The three namespaces of [`Topo`] for a root-only test that runs the gNB
