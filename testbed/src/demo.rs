@@ -14,7 +14,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use wire::ctl::SessionInfo;
 
 use crate::bed::{self, BedError, BedState, UpOpts};
 use crate::responder::UdpResponder;
@@ -106,32 +105,11 @@ fn sessions_and_probes(
             .ok()
             .filter(|p| *p <= 15)
             .ok_or_else(|| BedError::Usage("more UPFs than PDU session ids (15)".into()))?;
-        let args: Vec<String> = vec![
-            "add".into(),
-            "--psi".into(),
-            psi.to_string(),
-            "--dnn".into(),
-            upf.dnn.clone(),
-            "--upf".into(),
-            upf.name.clone(),
-        ];
+        let args = bed::add_args(psi, &upf.dnn, Some(&upf.name));
         let line = bed::ue_session(state_dir, bin_dir, &ue.name, &args)?;
         on_progress(line.trim());
-        let listed = bed::ue_session(
-            state_dir,
-            bin_dir,
-            &ue.name,
-            &["list".into(), "--json".into()],
-        )?;
-        let sessions: Vec<SessionInfo> = serde_json::from_str(&listed).map_err(|e| {
-            BedError::Request(format!(
-                "`ue session list --json` gave no session list: {e}"
-            ))
-        })?;
-        let info = sessions
-            .iter()
-            .find(|s| s.pdu_session_id == psi)
-            .ok_or_else(|| BedError::Request(format!("session {psi} is not in the UE's list")))?;
+        let sessions = bed::ue_sessions(state_dir, bin_dir, &ue.name)?;
+        let ue_addr = bed::session_addr(&sessions, psi)?;
         let target = SocketAddrV4::new(upf.edge_n6, ECHO_PORT);
         // Answers "EDGE|SOURCE IP|" and the probe: which edge answered, and
         // the source address it saw.
@@ -145,14 +123,14 @@ fn sessions_and_probes(
                 out.extend_from_slice(d);
             },
         )?;
-        let result = probe(&st.ns(&ue.name), info.ue_addr, target, &upf.edge, probes);
+        let result = probe(&st.ns(&ue.name), ue_addr, target, &upf.edge, probes);
         drop(echo);
         let (answered, rtts) = result?;
         results.push(SessionResult {
             psi,
             upf: upf.name.clone(),
             edge: upf.edge.clone(),
-            ue_addr: info.ue_addr,
+            ue_addr,
             target,
             sent: probes,
             answered,

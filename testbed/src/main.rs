@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use testbed::bed::{self, BedError, UpOpts};
+use testbed::bed::{self, BedArgs, BedError, UpOpts};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -43,15 +43,8 @@ struct Cli {
 enum Cmd {
     /// Bring the topology and every daemon up; returns when all are healthy.
     Up {
-        /// Topology file (default: the paper topology).
-        #[arg(long)]
-        topology: Option<PathBuf>,
-        /// Run folder for configs/ and logs/ (default ./results/run-<UTC time>).
-        #[arg(long)]
-        run_dir: Option<PathBuf>,
-        /// Prefix of every namespace name.
-        #[arg(long)]
-        prefix: Option<String>,
+        #[command(flatten)]
+        bed: BedArgs,
         /// Seconds to wait for each daemon's health check.
         #[arg(long, default_value_t = 20)]
         ready_timeout: u64,
@@ -62,15 +55,8 @@ enum Cmd {
     /// per UPF (in parallel), send UDP probes bound to each session's address
     /// to an echo server on that session's edge, report, and take it all down.
     Demo {
-        /// Topology file (default: the paper topology).
-        #[arg(long)]
-        topology: Option<PathBuf>,
-        /// Run folder for configs/ and logs/ (default ./results/run-<UTC time>).
-        #[arg(long)]
-        run_dir: Option<PathBuf>,
-        /// Prefix of every namespace name.
-        #[arg(long)]
-        prefix: Option<String>,
+        #[command(flatten)]
+        bed: BedArgs,
         /// UDP probes per session.
         #[arg(long, default_value_t = 100)]
         probes: u32,
@@ -86,15 +72,8 @@ enum Cmd {
     /// (pulled from the cloud if missing), let the UE's bot play while it
     /// displays the stream, report, and take it all down.
     Play {
-        /// Topology file (default: the paper topology).
-        #[arg(long)]
-        topology: Option<PathBuf>,
-        /// Run folder for configs/ and logs/ (default ./results/run-<UTC time>).
-        #[arg(long)]
-        run_dir: Option<PathBuf>,
-        /// Prefix of every namespace name.
-        #[arg(long)]
-        prefix: Option<String>,
+        #[command(flatten)]
+        bed: BedArgs,
         /// The edge that renders (default: the first, edge1).
         #[arg(long)]
         edge: Option<String>,
@@ -178,15 +157,8 @@ enum BenchCmd {
     /// new tunnel, one setup at a time) and setup rate (many UEs at once
     /// through the gNB's N1 relay), each with a baseline from the same run.
     Sessions {
-        /// Topology file (default: the paper topology).
-        #[arg(long)]
-        topology: Option<PathBuf>,
-        /// Run folder for configs/ and logs/.
-        #[arg(long)]
-        run_dir: Option<PathBuf>,
-        /// Prefix of every namespace name.
-        #[arg(long)]
-        prefix: Option<String>,
+        #[command(flatten)]
+        bed: BedArgs,
         /// Setups timed one after the other (0: skip).
         #[arg(long, default_value_t = 1000)]
         setups: usize,
@@ -568,38 +540,23 @@ fn run(cli: Cli) -> Result<(), BedError> {
         ..UpOpts::default()
     };
     match cli.cmd {
-        Cmd::Up {
-            topology,
-            run_dir,
-            prefix,
-            ready_timeout,
-        } => {
+        Cmd::Up { bed, ready_timeout } => {
             let cancel = install_cancel();
             let st = bed::up(&UpOpts {
                 ready_timeout: Some(Duration::from_secs(ready_timeout)),
                 cancel: Some(cancel),
-                topology,
-                run_dir,
-                prefix,
-                ..dirs
+                ..bed.up_opts(&dirs)
             })?;
             print_up(&st);
             Ok(())
         }
         Cmd::Demo {
-            topology,
-            run_dir,
-            prefix,
+            bed,
             probes,
             keep,
             json,
         } => {
-            let opts = UpOpts {
-                topology,
-                run_dir,
-                prefix,
-                ..dirs
-            };
+            let opts = bed.up_opts(&dirs);
             let report = testbed::demo::run(&opts, probes, keep, &mut |line| eprintln!("{line}"))?;
             print_report(json, &report, print_demo);
             if report.all_answered() {
@@ -611,9 +568,7 @@ fn run(cli: Cli) -> Result<(), BedError> {
             }
         }
         Cmd::Play {
-            topology,
-            run_dir,
-            prefix,
+            bed,
             edge,
             seconds,
             width,
@@ -629,12 +584,7 @@ fn run(cli: Cli) -> Result<(), BedError> {
                     "--seconds {seconds}: must be more than 0 and at most a day"
                 )));
             }
-            let up = UpOpts {
-                topology,
-                run_dir,
-                prefix,
-                ..dirs
-            };
+            let up = bed.up_opts(&dirs);
             let opts = testbed::play::PlayOpts {
                 edge,
                 duration: Duration::from_secs_f64(seconds),
@@ -657,12 +607,7 @@ fn run(cli: Cli) -> Result<(), BedError> {
         Cmd::Migrate(a) => {
             let mut opts = a.opts()?;
             opts.cancel = Some(install_cancel());
-            let up = UpOpts {
-                topology: a.topology.clone(),
-                run_dir: a.run_dir.clone(),
-                prefix: a.prefix.clone(),
-                ..dirs
-            };
+            let up = a.bed.up_opts(&dirs);
             let mut bar = testbed::migrate::progress::Bar::new();
             let r = testbed::migrate::run(&up, &opts, a.keep, &mut bar)?;
             print_report(a.json, &r, testbed::migrate::report::print_human);
@@ -727,9 +672,7 @@ fn run(cli: Cli) -> Result<(), BedError> {
         Cmd::Bench {
             cmd:
                 BenchCmd::Sessions {
-                    topology,
-                    run_dir,
-                    prefix,
+                    bed,
                     setups,
                     ues,
                     concurrency,
@@ -737,12 +680,7 @@ fn run(cli: Cli) -> Result<(), BedError> {
                     json,
                 },
         } => {
-            let opts = UpOpts {
-                topology,
-                run_dir,
-                prefix,
-                ..dirs
-            };
+            let opts = bed.up_opts(&dirs);
             let r = testbed::bench::sessions(
                 &opts,
                 setups,
@@ -775,18 +713,7 @@ fn run(cli: Cli) -> Result<(), BedError> {
                 SessionCmd::Add { ue, psi, dnn, upf } => {
                     let st = bed::load_one(sd)?;
                     let dnn = bed::pick_dnn(&st.plan, dnn.as_deref(), upf.as_deref())?;
-                    let mut a = vec![
-                        "add".to_string(),
-                        "--psi".into(),
-                        psi.to_string(),
-                        "--dnn".into(),
-                        dnn,
-                    ];
-                    if let Some(u) = upf {
-                        a.push("--upf".into());
-                        a.push(u);
-                    }
-                    (ue, a)
+                    (ue, bed::add_args(psi, &dnn, upf.as_deref()))
                 }
                 SessionCmd::Del { ue, psi } => {
                     (ue, vec!["del".into(), "--psi".into(), psi.to_string()])

@@ -16,7 +16,6 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use wire::ctl::SessionInfo;
 
 use crate::bed::{self, BedError, BedState, UpOpts};
 
@@ -159,34 +158,11 @@ pub fn play(
 
     // 1. The PDU session to the edge.
     let psi = 1u8;
-    let line = bed::ue_session(
-        state_dir,
-        bin_dir,
-        &ue.name,
-        &[
-            "add".into(),
-            "--psi".into(),
-            psi.to_string(),
-            "--dnn".into(),
-            upf.dnn.clone(),
-            "--upf".into(),
-            upf.name.clone(),
-        ],
-    )?;
+    let args = bed::add_args(psi, &upf.dnn, Some(&upf.name));
+    let line = bed::ue_session(state_dir, bin_dir, &ue.name, &args)?;
     on_progress(line.trim());
-    let listed = bed::ue_session(
-        state_dir,
-        bin_dir,
-        &ue.name,
-        &["list".into(), "--json".into()],
-    )?;
-    let sessions: Vec<SessionInfo> =
-        serde_json::from_str(&listed).map_err(|e| req(format!("`ue session list --json`: {e}")))?;
-    let ue_addr = sessions
-        .iter()
-        .find(|s| s.pdu_session_id == psi)
-        .map(|s| s.ue_addr)
-        .ok_or_else(|| req(format!("session {psi} is not in the UE's list")))?;
+    let sessions = bed::ue_sessions(state_dir, bin_dir, &ue.name)?;
+    let ue_addr = bed::session_addr(&sessions, psi)?;
 
     // 2. The instance, streaming to the session's address.
     let edge_ns = st.ns(&edge.name);

@@ -43,7 +43,7 @@ pub use daemons::restart;
 pub use http::{http_in, http_in_auth};
 pub use process::{alive, default_bin_dir, log_tail, stop_proc};
 pub use record::{load_all, load_one};
-pub use session::{pick_dnn, ue_session};
+pub use session::{add_args, pick_dnn, session_addr, ue_session, ue_sessions};
 pub use status::{parse_prometheus, status, DaemonStatus, Status};
 pub use up::{down, up, up_run_down, utc_stamp, DownSummary};
 
@@ -126,6 +126,36 @@ fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> 
         what,
         path: path.to_path_buf(),
         source,
+    }
+}
+
+/// The command-line options of every command that brings a testbed of its
+/// own up (`--state-dir` and `--bin-dir` are the CLI's global ones). A
+/// command whose run folder holds more says so with
+/// `#[command(mut_arg("run_dir", ...))]`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct BedArgs {
+    /// Topology file (default: the paper topology).
+    #[arg(long)]
+    pub topology: Option<PathBuf>,
+    /// Run folder for configs/ and logs/ (default ./results/run-<UTC time>).
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Prefix of every namespace name.
+    #[arg(long)]
+    pub prefix: Option<String>,
+}
+
+impl BedArgs {
+    /// `dirs` (what the global options set) with this run's topology, run
+    /// folder and prefix.
+    pub fn up_opts(&self, dirs: &UpOpts) -> UpOpts {
+        UpOpts {
+            topology: self.topology.clone(),
+            run_dir: self.run_dir.clone(),
+            prefix: self.prefix.clone(),
+            ..dirs.clone()
+        }
     }
 }
 

@@ -1,7 +1,10 @@
 //! Sessions: `ue session` in a UE's namespace, and the DNN of a request.
 
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Stdio;
+
+use wire::ctl::SessionInfo;
 
 use super::process::default_bin_dir;
 use super::record::load_one;
@@ -45,6 +48,50 @@ pub fn ue_session(
         )));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The `ue session` arguments that ask for PDU session `psi` on `dnn`,
+/// through `upf` when given.
+pub fn add_args(psi: u8, dnn: &str, upf: Option<&str>) -> Vec<String> {
+    let mut a = vec![
+        "add".to_string(),
+        "--psi".into(),
+        psi.to_string(),
+        "--dnn".into(),
+        dnn.to_string(),
+    ];
+    if let Some(u) = upf {
+        a.extend(["--upf".into(), u.to_string()]);
+    }
+    a
+}
+
+/// The UE's PDU sessions (`ue session list --json` in its namespace).
+pub fn ue_sessions(
+    state_dir_opt: Option<&Path>,
+    bin_dir: Option<&Path>,
+    ue: &str,
+) -> Result<Vec<SessionInfo>, BedError> {
+    let listed = ue_session(
+        state_dir_opt,
+        bin_dir,
+        ue,
+        &["list".into(), "--json".into()],
+    )?;
+    serde_json::from_str(&listed).map_err(|e| {
+        BedError::Request(format!(
+            "`ue session list --json` gave no session list: {e}"
+        ))
+    })
+}
+
+/// The UE's address on its session `psi`, from its list of `sessions`.
+pub fn session_addr(sessions: &[SessionInfo], psi: u8) -> Result<Ipv4Addr, BedError> {
+    sessions
+        .iter()
+        .find(|s| s.pdu_session_id == psi)
+        .map(|s| s.ue_addr)
+        .ok_or_else(|| BedError::Request(format!("session {psi} is not in the UE's list")))
 }
 
 /// Picks the DNN of a session request: the given one, else the named UPF's,

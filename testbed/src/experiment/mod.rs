@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+pub use crate::bed::BedArgs;
 use crate::bed::{BedError, UpOpts};
 use crate::migrate::{MigrateArgs, MigrateOpts, MigrateReport};
 
@@ -150,23 +151,11 @@ impl Name {
     }
 }
 
-/// The options every testbed run takes (`--state-dir` and `--bin-dir` are
-/// the CLI's global ones).
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct BedArgs {
-    /// Topology file (default: the paper topology).
-    #[arg(long)]
-    pub topology: Option<PathBuf>,
-    /// Run folder: new or empty (default ./results/experiment-NAME-<UTC time>).
-    #[arg(long)]
-    pub run_dir: Option<PathBuf>,
-    /// Prefix of every namespace name.
-    #[arg(long)]
-    pub prefix: Option<String>,
-}
-
 /// `testbed experiment`.
 #[derive(clap::Args, Debug, Clone)]
+#[command(mut_arg("run_dir", |a| a.help(
+    "Run folder: new or empty (default ./results/experiment-NAME-<UTC time>)"
+)))]
 pub struct ExperimentArgs {
     /// Which experiment.
     #[arg(value_enum)]

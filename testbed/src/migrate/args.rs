@@ -6,21 +6,17 @@ use std::time::Duration;
 
 use super::api::SelectorSettings;
 use super::{Gaps, LatencyOpts, Method, MigrateOpts, Trigger};
-use crate::bed::BedError;
+use crate::bed::{BedArgs, BedError};
 
 /// `testbed migrate` (`testbed migrate --help` shows these texts).
 #[derive(clap::Args, Debug, Clone)]
+#[command(mut_arg("run_dir", |a| a.help(
+    "Run folder for configs/, logs/, migrations.json and migrations.csv \
+     (default ./results/run-<UTC time>)"
+)))]
 pub struct MigrateArgs {
-    /// Topology file (default: the paper topology).
-    #[arg(long)]
-    pub topology: Option<PathBuf>,
-    /// Run folder for configs/, logs/, migrations.json and migrations.csv
-    /// (default ./results/run-<UTC time>).
-    #[arg(long)]
-    pub run_dir: Option<PathBuf>,
-    /// Prefix of every namespace name.
-    #[arg(long)]
-    pub prefix: Option<String>,
+    #[command(flatten)]
+    pub bed: BedArgs,
     /// One-way migrations to make: edge1 -> edge2 -> edge1 ...
     #[arg(long, default_value_t = 10)]
     pub count: u32,

@@ -156,8 +156,16 @@ impl<'a> Ctx<'a> {
     }
 
     fn sessions(&self) -> Result<Vec<SessionInfo>, BedError> {
-        let listed = self.ue_session(&["list".into(), "--json".into()])?;
-        serde_json::from_str(&listed).map_err(|e| req(format!("`ue session list --json`: {e}")))
+        bed::ue_sessions(
+            Some(self.st.state_dir.as_path()),
+            self.bin_dir,
+            &self.ue.name,
+        )
+    }
+
+    /// The UE's address on its session `psi`.
+    fn session_addr(&self, psi: u8) -> Result<Ipv4Addr, BedError> {
+        bed::session_addr(&self.sessions()?, psi)
     }
 
     fn ie_bytes(&self) -> Result<Option<IfBytes>, BedError> {
@@ -355,15 +363,7 @@ fn settings(ctx: &Ctx) -> serde_json::Value {
 /// PDU session `psi` of the UE through `upf`.
 fn add_session(ctx: &Ctx, psi: u8, upf: &UpfPlan, obs: &mut dyn Observer) -> Result<(), BedError> {
     obs.status(&format!("PDU session {psi} through {}", upf.name));
-    let line = ctx.ue_session(&[
-        "add".into(),
-        "--psi".into(),
-        psi.to_string(),
-        "--dnn".into(),
-        upf.dnn.clone(),
-        "--upf".into(),
-        upf.name.clone(),
-    ])?;
+    let line = ctx.ue_session(&bed::add_args(psi, &upf.dnn, Some(&upf.name)))?;
     obs.line(line.trim());
     Ok(())
 }
@@ -375,12 +375,7 @@ fn start_play(ctx: &Ctx, obs: &mut dyn Observer) -> Result<(), BedError> {
     let a = &ctx.edges[0];
     let psi = 1u8;
     add_session(ctx, psi, &a.upf, obs)?;
-    let ue_addr = ctx
-        .sessions()?
-        .iter()
-        .find(|s| s.pdu_session_id == psi)
-        .map(|s| s.ue_addr)
-        .ok_or_else(|| req(format!("session {psi} is not in the UE's list")))?;
+    let ue_addr = ctx.session_addr(psi)?;
     if o.method.is_state_copy() {
         // The state copies' destination streams over a session of its own,
         // set up now (the UE follows it: see `statecopy`).

@@ -28,12 +28,11 @@
 //! Everything the probe adds (routes, addresses, the rogue namespace, the
 //! other UE's session) is removed by guards, also when a step fails.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::bed::{self, BedError, BedState, UpOpts};
+use crate::bed::{self, BedArgs, BedError, BedState, UpOpts};
 
 pub mod flood;
 pub mod net;
@@ -44,15 +43,8 @@ pub mod spoof;
 /// `testbed probe`'s options (besides the global --state-dir and --bin-dir).
 #[derive(clap::Args, Debug, Clone)]
 pub struct ProbeArgs {
-    /// Topology file (default: the paper topology).
-    #[arg(long)]
-    pub topology: Option<PathBuf>,
-    /// Run folder for configs/ and logs/ (default ./results/run-<UTC time>).
-    #[arg(long)]
-    pub run_dir: Option<PathBuf>,
-    /// Prefix of every namespace name.
-    #[arg(long)]
-    pub prefix: Option<String>,
+    #[command(flatten)]
+    pub bed: BedArgs,
     /// Probe the testbed that is up (`testbed up`) instead of bringing one
     /// up; it stays up.
     #[arg(long, conflicts_with_all = ["topology", "run_dir", "prefix", "keep"])]
@@ -176,12 +168,7 @@ pub fn run(
         r.kept = true;
         return Ok(r);
     }
-    let opts = UpOpts {
-        topology: a.topology.clone(),
-        run_dir: a.run_dir.clone(),
-        prefix: a.prefix.clone(),
-        ..dirs.clone()
-    };
+    let opts = a.bed.up_opts(dirs);
     let (mut r, kept) =
         bed::up_run_down(&opts, a.keep, on_progress, |st, p| probe(st, &effort, p))?;
     r.kept = kept;

@@ -165,12 +165,7 @@ fn copy_body(ctx: &Ctx, to: &Edge, psi: u8) -> Result<serde_json::Value, BedErro
     let copy = to
         .copy
         .ok_or_else(|| req(format!("{} has no state-copy listener", to.name)))?;
-    let ue_addr = ctx
-        .sessions()?
-        .iter()
-        .find(|s| s.pdu_session_id == psi)
-        .map(|s| s.ue_addr)
-        .ok_or_else(|| req(format!("session {psi} is not in the UE's list")))?;
+    let ue_addr = ctx.session_addr(psi)?;
     // The destination agent's API is on the cp side only (DESIGN.md
     // section 3): the copy's bytes cross the inter-edge link, its start
     // request the cp switch.
