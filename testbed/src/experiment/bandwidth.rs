@@ -182,11 +182,8 @@ fn sorted_bandwidths(t: &Table) -> Result<Vec<String>, String> {
 /// `## Fig. 8`: the table and the two log-scale figures.
 pub(crate) fn fig8(dir: &Path, t: &Table) -> Result<Section, Fail> {
     let scale = scale_of(dir);
-    let mut s = Section {
-        heading: "## Fig. 8".into(),
-        ..Section::default()
-    };
-    s.body.push_str(
+    let mut s = Section::new(
+        "## Fig. 8",
         "Downtime and migration time against the bandwidth of the inter-edge and WAN links (set with tc before each migration), \
 CSM against two state-copy baselines run by the edge agents over the inter-edge link.\n\n\
 The baselines are **models of VM/container live migration with the paper's sizes, not a hypervisor**: a memory image of \
@@ -302,11 +299,8 @@ so the baselines' copy bytes and times are about {scale} of the paper's; the des
 /// `## Table IV`: bytes between the edges per method and bandwidth.
 pub(crate) fn table4(dir: &Path, t: &Table) -> Result<Section, Fail> {
     let scale = scale_of(dir);
-    let mut s = Section {
-        heading: "## Table IV".into(),
-        ..Section::default()
-    };
-    s.body.push_str(
+    let mut s = Section::new(
+        "## Table IV",
         "Data moved between the edges per migration (GiB = 2^30 bytes, as the state-copy presets read the paper's \"GB\": see `app::agent::statecopy::plan`; mean over the repetitions): the state-copy model's own \
 ledger of the bytes it sent (payload and framing), and the inter-edge interface's counters (both directions, every packet: \
 TCP/IP headers, acknowledgements and the copy's control included). CSM copies no state between the edges: its ledger is 0 by \

@@ -132,11 +132,8 @@ fn max_of(g: &Table, col: &str) -> Result<String, String> {
 }
 
 fn section(dir: &Path, t: &Table, marks: &Table) -> Result<Section, Fail> {
-    let mut s = Section {
-        heading: "## Fig. 9".into(),
-        ..Section::default()
-    };
-    s.body.push_str(
+    let mut s = Section::new(
+        "## Fig. 9",
         "Each edge's CPU (the processes in its namespace: agent and instances; 100% = one core), resident memory, and \
 ingress and egress throughput (all its interfaces), sampled every 200 ms, around one migration at 1000 Mbit/s: CSM against \
 pre-copy (a model of the paper's VM migration: a memory image of the preset's size, not a hypervisor). t = 0 is the request; \

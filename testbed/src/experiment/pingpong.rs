@@ -179,11 +179,9 @@ fn sum(v: &[f64]) -> String {
 
 fn section(dir: &Path, t: &Table, runs: &Table) -> Result<Section, Fail> {
     let _ = dir;
-    let mut s = Section {
-        heading: "## Ping-pong".into(),
-        ..Section::default()
-    };
-    s.body.push_str(&format!(
+    let mut s = Section::new(
+        "## Ping-pong",
+        format!(
         "Migrations back and forth between edge1 and edge2, the next requested {PERIOD_S} s after the last ended, \
 with delayed release (countdown {COUNTDOWN_S} s, longer than the period) and without (countdown 0).\n\n\
 The paper (section III-C 6, Delayed Release) gives no measurement, only the design: \"The delayed release configuration keeps the source edge working in copilot mode for a while after the stream switch\"; \
@@ -192,7 +190,8 @@ If another stream switch is triggered, the countdown timer will be reset.\" \
 Sessions and instances created: the play's first, plus one per `session_ready` and `instance_ready` phase in the SMF's `GET /migrations` records \
 (beside them, the distinct instance ids the edge agents' `GET /instances` showed for the account); held: the service's PDU sessions at the SMF's `GET /services` \
 and the account's instances at the agents, sampled every 100 ms.\n\n"
-    ));
+        ),
+    );
     let mut rows = Vec::new();
     for rel in t.distinct("release")? {
         let g = t.select("release", &rel)?;

@@ -20,6 +20,15 @@ pub struct Section {
 }
 
 impl Section {
+    /// A section headed `heading` whose text begins with `intro`.
+    pub fn new(heading: impl Into<String>, intro: impl Into<String>) -> Section {
+        Section {
+            heading: heading.into(),
+            body: intro.into(),
+            images: Vec::new(),
+        }
+    }
+
     /// Appends a markdown table.
     pub fn table(&mut self, head: &[&str], rows: &[Vec<String>]) {
         let _ = writeln!(self.body, "| {} |", head.join(" | "));

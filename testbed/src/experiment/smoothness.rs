@@ -227,11 +227,8 @@ fn mean_of(v: &[f64]) -> Option<f64> {
 }
 
 fn section(dir: &Path, t: &Table) -> Result<Section, Fail> {
-    let mut s = Section {
-        heading: "## Table V".into(),
-        ..Section::default()
-    };
-    s.body.push_str(
+    let mut s = Section::new(
+        "## Table V",
         "Flicker at the switch, measured on the displayed frames instead of asking volunteers. \
 The paper (section V-E, Table V), share of 115 volunteers who reported a noticeable flicker: \
 CSM 4.35%, Static 3.49%, No-Opt 92.17%, No-Sliding 36.52% (\"if switching directly between two video streams, the session switch will be noticeable\"; \

@@ -80,11 +80,8 @@ fn opt(v: Option<f64>, prec: usize) -> String {
 }
 
 fn section(dir: &Path, t: &Table) -> Result<Section, Fail> {
-    let mut s = Section {
-        heading: "## Fig. 10".into(),
-        ..Section::default()
-    };
-    s.body.push_str(
+    let mut s = Section::new(
+        "## Fig. 10",
         "CDF of switch downtime and of migration time per SSIM threshold, CSM on the textured scene, every migration full.\n\n\
 The paper (section V-F, Fig. 10): \"all the downtimes are between 5 ms and 14 ms after the streaming switch has been triggered. \
 The SSIM threshold is different, but the downtime distributions are similar\"; \"When SSIM is 0.80 or 0.85, migration time falls between 4 s and 5 s\"; \
