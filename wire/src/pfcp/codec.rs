@@ -325,42 +325,6 @@ pub(crate) fn write_ie<T: IeCodec>(w: &mut Writer<'_>, ie_type: u16, v: &T) {
     w.patch_len(at, ie_type);
 }
 
-impl IeCodec for u8 {
-    fn decode(t: u16, v: &[u8]) -> Result<Self, PfcpError> {
-        Reader::new(t, v).u8()
-    }
-    fn value_len(&self) -> usize {
-        1
-    }
-    fn encode(&self, _: u16, w: &mut Writer<'_>) {
-        w.u8(*self);
-    }
-}
-
-impl IeCodec for u16 {
-    fn decode(t: u16, v: &[u8]) -> Result<Self, PfcpError> {
-        Reader::new(t, v).u16()
-    }
-    fn value_len(&self) -> usize {
-        2
-    }
-    fn encode(&self, _: u16, w: &mut Writer<'_>) {
-        w.u16(*self);
-    }
-}
-
-impl IeCodec for u32 {
-    fn decode(t: u16, v: &[u8]) -> Result<Self, PfcpError> {
-        Reader::new(t, v).u32()
-    }
-    fn value_len(&self) -> usize {
-        4
-    }
-    fn encode(&self, _: u16, w: &mut Writer<'_>) {
-        w.u32(*self);
-    }
-}
-
 /// Declares a `uN`-valued enum whose unknown code points survive as
 /// `Unknown(n)` (after smoltcp's `enum_with_unknown!`). The first variant is
 /// the `Default`.
@@ -447,24 +411,35 @@ macro_rules! flags {
     };
 }
 
-/// Implements [`IeCodec`] for an `enum_with_unknown!` enum carried in the low
-/// bits of one octet (`$mask`; the other bits are spare: ignored on decode,
-/// zero on encode).
-macro_rules! nibble_enum_codec {
-    ($name:ident, $mask:expr) => {
+/// Implements [`IeCodec`] for a leaf IE of a fixed length on emit: `$len`
+/// octets, decoded by the expression `$decode` from the [`Reader`] `$r` over
+/// the value (it may use `?`), encoded by `$encode` from `$v` (`&self`) into
+/// the [`Writer`] `$w`.
+macro_rules! fixed_ie_codec {
+    ($name:ty, $len:expr, |$r:ident| $decode:expr, |$v:ident, $w:ident| $encode:expr $(,)?) => {
         impl $crate::pfcp::codec::IeCodec for $name {
             fn decode(ty: u16, v: &[u8]) -> Result<Self, $crate::pfcp::error::PfcpError> {
-                Ok($name::from(
-                    $crate::pfcp::codec::Reader::new(ty, v).u8()? & $mask,
-                ))
+                let $r = &mut $crate::pfcp::codec::Reader::new(ty, v);
+                Ok($decode)
             }
             fn value_len(&self) -> usize {
-                1
+                $len
             }
-            fn encode(&self, _: u16, w: &mut $crate::pfcp::codec::Writer<'_>) {
-                w.u8(u8::from(*self) & $mask);
+            fn encode(&self, _: u16, $w: &mut $crate::pfcp::codec::Writer<'_>) {
+                let $v = self;
+                $encode;
             }
         }
+    };
+}
+
+/// Implements [`IeCodec`] for an `enum_with_unknown!` enum carried in the
+/// bits `$mask` of one octet (the other bits are spare: ignored on decode,
+/// zero on encode).
+macro_rules! enum_codec {
+    ($name:ident, $mask:expr) => {
+        $crate::pfcp::codec::fixed_ie_codec!($name, 1, |r| $name::from(r.u8()? & $mask), |v, w| w
+            .u8(u8::from(*v) & $mask));
     };
 }
 
@@ -472,21 +447,36 @@ macro_rules! nibble_enum_codec {
 /// the low byte (see [`Reader::flags_le`]: fewer octets are accepted).
 macro_rules! flags_codec {
     ($name:ident, $repr:ty, $octets:expr) => {
-        impl $crate::pfcp::codec::IeCodec for $name {
-            fn decode(ty: u16, v: &[u8]) -> Result<Self, $crate::pfcp::error::PfcpError> {
-                Ok($name(
-                    $crate::pfcp::codec::Reader::new(ty, v).flags_le($octets)? as $repr,
-                ))
-            }
-            fn value_len(&self) -> usize {
-                $octets
-            }
-            fn encode(&self, _: u16, w: &mut $crate::pfcp::codec::Writer<'_>) {
-                w.flags_le(u32::from(self.0), $octets);
-            }
-        }
+        $crate::pfcp::codec::fixed_ie_codec!(
+            $name,
+            $octets,
+            |r| $name(r.flags_le($octets)? as $repr),
+            |v, w| w.flags_le(u32::from(v.0), $octets)
+        );
     };
 }
+
+/// Implements [`IeCodec`] for newtypes over `Vec<u8>` kept as the IE value
+/// as received (octet strings, bitmaps of any length).
+macro_rules! octets_codec {
+    ($($name:ident),+) => {$(
+        impl $crate::pfcp::codec::IeCodec for $name {
+            fn decode(_: u16, v: &[u8]) -> Result<Self, $crate::pfcp::error::PfcpError> {
+                Ok($name(v.to_vec()))
+            }
+            fn value_len(&self) -> usize {
+                self.0.len()
+            }
+            fn encode(&self, _: u16, w: &mut $crate::pfcp::codec::Writer<'_>) {
+                w.bytes(&self.0);
+            }
+        }
+    )+};
+}
+
+fixed_ie_codec!(u8, 1, |r| r.u8()?, |v, w| w.u8(*v));
+fixed_ie_codec!(u16, 2, |r| r.u16()?, |v, w| w.u16(*v));
+fixed_ie_codec!(u32, 4, |r| r.u32()?, |v, w| w.u32(*v));
 
 macro_rules! slot_ty {
     (M, $t:ty) => { $t };
@@ -667,6 +657,6 @@ macro_rules! grouped_ie {
 }
 
 pub(crate) use {
-    enum_with_unknown, flags, flags_codec, grouped, grouped_ie, nibble_enum_codec, slot_acc_ty,
-    slot_emit, slot_finish, slot_len, slot_put, slot_ty,
+    enum_codec, enum_with_unknown, fixed_ie_codec, flags, flags_codec, grouped, grouped_ie,
+    octets_codec, slot_acc_ty, slot_emit, slot_finish, slot_len, slot_put, slot_ty,
 };

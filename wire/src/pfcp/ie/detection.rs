@@ -4,7 +4,7 @@
 //! SDF Filter. Octet 5 is the first octet of the value.
 
 use super::node::Fqdn;
-use crate::pfcp::codec::{enum_with_unknown, nibble_enum_codec, IeCodec, Reader, Writer};
+use crate::pfcp::codec::{enum_codec, enum_with_unknown, octets_codec, IeCodec, Reader, Writer};
 use crate::pfcp::error::PfcpError;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -40,17 +40,7 @@ impl NetworkInstance {
     }
 }
 
-impl IeCodec for NetworkInstance {
-    fn decode(_: u16, v: &[u8]) -> Result<Self, PfcpError> {
-        Ok(NetworkInstance(v.to_vec()))
-    }
-    fn value_len(&self) -> usize {
-        self.0.len()
-    }
-    fn encode(&self, _: u16, w: &mut Writer<'_>) {
-        w.bytes(&self.0);
-    }
-}
+octets_codec!(NetworkInstance);
 
 enum_with_unknown! {
     /// Source Interface (type 20), §8.2.2 (4 bits).
@@ -77,8 +67,8 @@ enum_with_unknown! {
     }
 }
 
-nibble_enum_codec!(SourceInterface, 0x0f);
-nibble_enum_codec!(DestinationInterface, 0x0f);
+enum_codec!(SourceInterface, 0x0f);
+enum_codec!(DestinationInterface, 0x0f);
 
 enum_with_unknown! {
     /// 3GPP Interface Type (type 160), §8.2.118 (6 bits): the Source
@@ -110,7 +100,7 @@ enum_with_unknown! {
     }
 }
 
-nibble_enum_codec!(InterfaceType, 0x3f);
+enum_codec!(InterfaceType, 0x3f);
 
 /// F-TEID (type 21), §8.2.3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

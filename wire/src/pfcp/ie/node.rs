@@ -2,7 +2,7 @@
 //! Cause, Node ID (with its FQDN), F-SEID, UP/CP Function Features and
 //! Failed Rule ID. Octet 5 is the first octet of the value.
 
-use crate::pfcp::codec::{enum_with_unknown, IeCodec, Reader, Writer};
+use crate::pfcp::codec::{enum_codec, enum_with_unknown, octets_codec, IeCodec, Reader, Writer};
 use crate::pfcp::error::PfcpError;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -39,17 +39,7 @@ impl Cause {
     }
 }
 
-impl IeCodec for Cause {
-    fn decode(ty: u16, v: &[u8]) -> Result<Self, PfcpError> {
-        Ok(Cause::from(Reader::new(ty, v).u8()?))
-    }
-    fn value_len(&self) -> usize {
-        1
-    }
-    fn encode(&self, _: u16, w: &mut Writer<'_>) {
-        w.u8((*self).into());
-    }
-}
+enum_codec!(Cause, 0xff);
 
 /// A domain name, label-encoded on the wire (RFC 1035 §3.1, as TS 29.244 asks
 /// for the FQDN of a Node ID) and kept here in dotted form.
@@ -315,17 +305,7 @@ impl FunctionFeatures {
     }
 }
 
-impl IeCodec for FunctionFeatures {
-    fn decode(_: u16, v: &[u8]) -> Result<Self, PfcpError> {
-        Ok(FunctionFeatures(v.to_vec()))
-    }
-    fn value_len(&self) -> usize {
-        self.0.len()
-    }
-    fn encode(&self, _: u16, w: &mut Writer<'_>) {
-        w.bytes(&self.0);
-    }
-}
+octets_codec!(FunctionFeatures);
 
 /// Failed Rule ID (type 114), §8.2.80: the rule that made a request fail
 /// (with cause 73, Rule creation/modification Failure).
@@ -341,6 +321,19 @@ pub enum FailedRuleId {
     Urr(u32),
     /// Rule ID type 4.
     Bar(u8),
+}
+
+impl FailedRuleId {
+    /// Rule ID Type (octet 5, bits 1-5).
+    fn rule_type(&self) -> u8 {
+        match self {
+            FailedRuleId::Pdr(_) => 0,
+            FailedRuleId::Far(_) => 1,
+            FailedRuleId::Qer(_) => 2,
+            FailedRuleId::Urr(_) => 3,
+            FailedRuleId::Bar(_) => 4,
+        }
+    }
 }
 
 impl IeCodec for FailedRuleId {
@@ -363,27 +356,11 @@ impl IeCodec for FailedRuleId {
         }
     }
     fn encode(&self, _: u16, w: &mut Writer<'_>) {
+        w.u8(self.rule_type());
         match *self {
-            FailedRuleId::Pdr(x) => {
-                w.u8(0);
-                w.u16(x);
-            }
-            FailedRuleId::Far(x) => {
-                w.u8(1);
-                w.u32(x);
-            }
-            FailedRuleId::Qer(x) => {
-                w.u8(2);
-                w.u32(x);
-            }
-            FailedRuleId::Urr(x) => {
-                w.u8(3);
-                w.u32(x);
-            }
-            FailedRuleId::Bar(x) => {
-                w.u8(4);
-                w.u8(x);
-            }
+            FailedRuleId::Pdr(x) => w.u16(x),
+            FailedRuleId::Far(x) | FailedRuleId::Qer(x) | FailedRuleId::Urr(x) => w.u32(x),
+            FailedRuleId::Bar(x) => w.u8(x),
         }
     }
 }

@@ -1,24 +1,13 @@
 //! IEs of QoS enforcement (TS 29.244 §8.2): QFI, Gate Status and the bit
 //! rates of MBR and GBR. Octet 5 is the first octet of the value.
 
-use crate::pfcp::codec::{enum_with_unknown, IeCodec, Reader, Writer};
-use crate::pfcp::error::PfcpError;
+use crate::pfcp::codec::{enum_with_unknown, fixed_ie_codec};
 
 /// QFI (type 124), §8.2.89: 6 bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct Qfi(pub u8);
 
-impl IeCodec for Qfi {
-    fn decode(ty: u16, v: &[u8]) -> Result<Self, PfcpError> {
-        Ok(Qfi(Reader::new(ty, v).u8()? & 0x3f))
-    }
-    fn value_len(&self) -> usize {
-        1
-    }
-    fn encode(&self, _: u16, w: &mut Writer<'_>) {
-        w.u8(self.0 & 0x3f);
-    }
-}
+fixed_ie_codec!(Qfi, 1, |r| Qfi(r.u8()? & 0x3f), |v, w| w.u8(v.0 & 0x3f));
 
 enum_with_unknown! {
     /// One gate of Gate Status, §8.2.7 (2 bits).
@@ -45,21 +34,18 @@ impl GateStatus {
     };
 }
 
-impl IeCodec for GateStatus {
-    fn decode(ty: u16, v: &[u8]) -> Result<Self, PfcpError> {
-        let b = Reader::new(ty, v).u8()?;
-        Ok(GateStatus {
+fixed_ie_codec!(
+    GateStatus,
+    1,
+    |r| {
+        let b = r.u8()?;
+        GateStatus {
             ul: Gate::from((b >> 2) & 0x03),
             dl: Gate::from(b & 0x03),
-        })
-    }
-    fn value_len(&self) -> usize {
-        1
-    }
-    fn encode(&self, _: u16, w: &mut Writer<'_>) {
-        w.u8((u8::from(self.ul) & 0x03) << 2 | (u8::from(self.dl) & 0x03));
-    }
-}
+        }
+    },
+    |v, w| w.u8((u8::from(v.ul) & 0x03) << 2 | (u8::from(v.dl) & 0x03))
+);
 
 /// MBR (type 26, §8.2.8) or GBR (type 27, §8.2.9): uplink and downlink bit
 /// rates in kbit/s, 5 octets each (values above 2^40-1 are truncated on emit).
@@ -71,19 +57,15 @@ pub struct BitRate {
     pub dl_kbps: u64,
 }
 
-impl IeCodec for BitRate {
-    fn decode(ty: u16, v: &[u8]) -> Result<Self, PfcpError> {
-        let mut r = Reader::new(ty, v);
-        Ok(BitRate {
-            ul_kbps: r.u40()?,
-            dl_kbps: r.u40()?,
-        })
+fixed_ie_codec!(
+    BitRate,
+    10,
+    |r| BitRate {
+        ul_kbps: r.u40()?,
+        dl_kbps: r.u40()?,
+    },
+    |v, w| {
+        w.u40(v.ul_kbps & 0xff_ffff_ffff);
+        w.u40(v.dl_kbps & 0xff_ffff_ffff);
     }
-    fn value_len(&self) -> usize {
-        10
-    }
-    fn encode(&self, _: u16, w: &mut Writer<'_>) {
-        w.u40(self.ul_kbps & 0xff_ffff_ffff);
-        w.u40(self.dl_kbps & 0xff_ffff_ffff);
-    }
-}
+);

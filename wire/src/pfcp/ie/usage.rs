@@ -104,32 +104,59 @@ pub struct Volume {
     pub downlink: Option<u64>,
 }
 
+/// Decodes the flags octet of a volume IE and the 8-octet counters it
+/// announces: bit `i` set = counter `i` present, counters in bit order.
+fn decode_counters<const N: usize>(ty: u16, v: &[u8]) -> Result<[Option<u64>; N], PfcpError> {
+    let mut r = Reader::new(ty, v);
+    let f = r.u8()?;
+    let mut vals = [None; N];
+    for (i, slot) in vals.iter_mut().enumerate() {
+        if f & (1 << i) != 0 {
+            *slot = Some(r.u64()?);
+        }
+    }
+    Ok(vals)
+}
+
+/// Value length of what [`encode_counters`] writes.
+fn counters_len(fields: &[Option<u64>]) -> usize {
+    1 + 8 * fields.iter().filter(|x| x.is_some()).count()
+}
+
+/// Writes the flags octet (bit `i` for counter `i`) and the present counters.
+fn encode_counters(w: &mut Writer<'_>, fields: &[Option<u64>]) {
+    let mut f = 0u8;
+    for (i, x) in fields.iter().enumerate() {
+        if x.is_some() {
+            f |= 1 << i;
+        }
+    }
+    w.u8(f);
+    for x in fields.iter().flatten() {
+        w.u64(*x);
+    }
+}
+
+impl Volume {
+    fn fields(&self) -> [Option<u64>; 3] {
+        [self.total, self.uplink, self.downlink]
+    }
+}
+
 impl IeCodec for Volume {
     fn decode(ty: u16, v: &[u8]) -> Result<Self, PfcpError> {
-        let mut r = Reader::new(ty, v);
-        let f = r.u8()?;
+        let [total, uplink, downlink] = decode_counters(ty, v)?;
         Ok(Volume {
-            total: if f & 0x01 != 0 { Some(r.u64()?) } else { None },
-            uplink: if f & 0x02 != 0 { Some(r.u64()?) } else { None },
-            downlink: if f & 0x04 != 0 { Some(r.u64()?) } else { None },
+            total,
+            uplink,
+            downlink,
         })
     }
     fn value_len(&self) -> usize {
-        1 + 8
-            * (usize::from(self.total.is_some())
-                + usize::from(self.uplink.is_some())
-                + usize::from(self.downlink.is_some()))
+        counters_len(&self.fields())
     }
     fn encode(&self, _: u16, w: &mut Writer<'_>) {
-        w.u8(u8::from(self.total.is_some())
-            | u8::from(self.uplink.is_some()) << 1
-            | u8::from(self.downlink.is_some()) << 2);
-        for x in [self.total, self.uplink, self.downlink]
-            .into_iter()
-            .flatten()
-        {
-            w.u64(x);
-        }
+        encode_counters(w, &self.fields());
     }
 }
 
@@ -166,16 +193,8 @@ impl VolumeMeasurement {
 
 impl IeCodec for VolumeMeasurement {
     fn decode(ty: u16, v: &[u8]) -> Result<Self, PfcpError> {
-        let mut r = Reader::new(ty, v);
-        let f = r.u8()?;
-        let mut vals = [None; 6];
-        for (i, slot) in vals.iter_mut().enumerate() {
-            if f & (1 << i) != 0 {
-                *slot = Some(r.u64()?);
-            }
-        }
         let [total_volume, uplink_volume, downlink_volume, total_packets, uplink_packets, downlink_packets] =
-            vals;
+            decode_counters(ty, v)?;
         Ok(VolumeMeasurement {
             total_volume,
             uplink_volume,
@@ -186,19 +205,9 @@ impl IeCodec for VolumeMeasurement {
         })
     }
     fn value_len(&self) -> usize {
-        1 + 8 * self.fields().iter().filter(|x| x.is_some()).count()
+        counters_len(&self.fields())
     }
     fn encode(&self, _: u16, w: &mut Writer<'_>) {
-        let fields = self.fields();
-        let mut f = 0u8;
-        for (i, x) in fields.iter().enumerate() {
-            if x.is_some() {
-                f |= 1 << i;
-            }
-        }
-        w.u8(f);
-        for x in fields.into_iter().flatten() {
-            w.u64(x);
-        }
+        encode_counters(w, &self.fields());
     }
 }
