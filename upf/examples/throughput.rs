@@ -42,24 +42,12 @@ fn iperf(ns: &Netns, args: &[&str]) -> serde_json::Value {
         .unwrap_or_else(|_| panic!("iperf3 output: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
-fn rules(ul_teid: u32) -> SessionRules {
-    SessionRules {
-        pdrs: vec![
-            Pdr::uplink(1, 1, 1, FTeidSpec::Given(ul_teid), UE, vec![]),
-            Pdr::downlink(2, 1, 2, UE),
-        ],
-        fars: vec![
-            Far {
-                id: 1,
-                action: FarAction::to_core(),
-            },
-            Far {
-                id: 2,
-                action: FarAction::to_access(0x200, SocketAddrV4::new(GNB_N3, 2153)),
-            },
-        ],
-        ..Default::default()
-    }
+/// The tests' session (`common::rules`) with the uplink TEID given and the
+/// downlink to the shim's port 2153.
+fn shim_rules(ul_teid: u32) -> SessionRules {
+    let mut r = rules(FarAction::to_access(0x200, SocketAddrV4::new(GNB_N3, 2153)));
+    r.pdrs[0].pdi.local_fteid = Some(FTeidSpec::Given(ul_teid));
+    r
 }
 
 fn main() {
@@ -72,7 +60,9 @@ fn main() {
         .ip(&["route", "add", "10.0.2.0/24", "via", "10.0.1.2"]);
     eprintln!("bed up");
     let ul_teid = 0x100;
-    bed.upf().establish(1, rules(ul_teid)).expect("session");
+    bed.upf()
+        .establish(1, shim_rules(ul_teid))
+        .expect("session");
 
     // UE + gNB shim in the gnb namespace.
     let ue_tun = format!("{tag}x");

@@ -553,14 +553,7 @@ mod tests {
                 far_id: Some(1),
                 ..Default::default()
             }],
-            create_fars: vec![pfcp::CreateFar {
-                far_id: 1,
-                apply_action: pfcp::ApplyAction::FORW,
-                forwarding_parameters: Some(pfcp::ForwardingParameters::to(
-                    pfcp::DestinationInterface::Core,
-                )),
-                ..Default::default()
-            }],
+            create_fars: vec![crate::n4::fixtures::core_far(1)],
             create_bar: Some(pfcp::CreateBar {
                 bar_id: 1,
                 suggested_buffering_packets_count: Some(20),

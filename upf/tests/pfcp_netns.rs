@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use common::pfcp::*;
 use common::*;
 use upf::gtp;
+use upf::n4::fixtures;
 use wire::pfcp::{self, Message, MessageBody};
 
 #[test]
@@ -142,18 +143,7 @@ fn session_lifecycle_over_pfcp() {
     let r = smf.session(
         up_seid,
         pfcp::SessionModificationRequest {
-            update_fars: vec![pfcp::UpdateFar {
-                far_id: 2,
-                apply_action: Some(pfcp::ApplyAction::FORW),
-                update_forwarding_parameters: Some(pfcp::UpdateForwardingParameters {
-                    destination_interface: Some(pfcp::DestinationInterface::Access),
-                    outer_header_creation: Some(pfcp::OuterHeaderCreation::gtpu_ipv4(
-                        GNB_TEID, GNB_N3,
-                    )),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }],
+            update_fars: fixtures::dl_far_to(GNB_TEID, GNB_N3),
             ..Default::default()
         },
     );

@@ -35,33 +35,9 @@ pub fn paging_session(
                 urr_ids: vec![1],
                 ..Default::default()
             },
-            pfcp::CreatePdr {
-                pdr_id: 2,
-                precedence: 255,
-                pdi: pfcp::Pdi {
-                    source_interface: pfcp::SourceInterface::Core,
-                    ue_ip_addresses: vec![pfcp::UeIpAddress::destination_v4(ue)],
-                    ..Default::default()
-                },
-                far_id: Some(2),
-                ..Default::default()
-            },
+            dl_pdr(2, 2, ue),
         ],
-        create_fars: vec![
-            pfcp::CreateFar {
-                far_id: 1,
-                apply_action: pfcp::ApplyAction::FORW,
-                forwarding_parameters: Some(pfcp::ForwardingParameters::to(
-                    pfcp::DestinationInterface::Core,
-                )),
-                ..Default::default()
-            },
-            pfcp::CreateFar {
-                far_id: 2,
-                apply_action: pfcp::ApplyAction::BUFF | pfcp::ApplyAction::NOCP,
-                ..Default::default()
-            },
-        ],
+        create_fars: vec![core_far(1), buffering_far(2)],
         create_urrs: vec![pfcp::CreateUrr {
             urr_id: 1,
             measurement_method: pfcp::MeasurementMethod::VOLUM,
@@ -83,6 +59,43 @@ pub fn paging_session(
     }
 }
 
+/// Downlink PDR `pdr_id` (precedence 255): from the core to `ue`, then FAR
+/// `far_id`.
+pub fn dl_pdr(pdr_id: u16, far_id: u32, ue: Ipv4Addr) -> pfcp::CreatePdr {
+    pfcp::CreatePdr {
+        pdr_id,
+        precedence: 255,
+        pdi: pfcp::Pdi {
+            source_interface: pfcp::SourceInterface::Core,
+            ue_ip_addresses: vec![pfcp::UeIpAddress::destination_v4(ue)],
+            ..Default::default()
+        },
+        far_id: Some(far_id),
+        ..Default::default()
+    }
+}
+
+/// FAR `far_id`: forward to the core (N6).
+pub fn core_far(far_id: u32) -> pfcp::CreateFar {
+    pfcp::CreateFar {
+        far_id,
+        apply_action: pfcp::ApplyAction::FORW,
+        forwarding_parameters: Some(pfcp::ForwardingParameters::to(
+            pfcp::DestinationInterface::Core,
+        )),
+        ..Default::default()
+    }
+}
+
+/// FAR `far_id`: buffer and notify the CP (BUFF|NOCP).
+pub fn buffering_far(far_id: u32) -> pfcp::CreateFar {
+    pfcp::CreateFar {
+        far_id,
+        apply_action: pfcp::ApplyAction::BUFF | pfcp::ApplyAction::NOCP,
+        ..Default::default()
+    }
+}
+
 /// The gNB the tests point downlink FARs at (and send uplink from).
 pub const GNB: Ipv4Addr = Ipv4Addr::new(10, 0, 3, 1);
 
@@ -90,12 +103,17 @@ pub const GNB: Ipv4Addr = Ipv4Addr::new(10, 0, 3, 1);
 /// the modification that tells the UPF the session's gNB (whose uplink
 /// it then accepts).
 pub fn dl_far_to_gnb(teid: u32) -> Vec<pfcp::UpdateFar> {
+    dl_far_to(teid, GNB)
+}
+
+/// Update FAR 2 to forward to the gNB at `gnb` with `teid`.
+pub fn dl_far_to(teid: u32, gnb: Ipv4Addr) -> Vec<pfcp::UpdateFar> {
     vec![pfcp::UpdateFar {
         far_id: 2,
         apply_action: Some(pfcp::ApplyAction::FORW),
         update_forwarding_parameters: Some(pfcp::UpdateForwardingParameters {
             destination_interface: Some(pfcp::DestinationInterface::Access),
-            outer_header_creation: Some(pfcp::OuterHeaderCreation::gtpu_ipv4(teid, GNB)),
+            outer_header_creation: Some(pfcp::OuterHeaderCreation::gtpu_ipv4(teid, gnb)),
             ..Default::default()
         }),
         ..Default::default()

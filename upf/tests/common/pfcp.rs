@@ -6,6 +6,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use super::*;
+use upf::n4::fixtures;
 use upf::packet::build_udp;
 use wire::pfcp::{self, Message, MessageBody};
 
@@ -197,16 +198,8 @@ pub fn est_request(smf: &Smf, cp_seid: u64) -> pfcp::SessionEstablishmentRequest
                 ..Default::default()
             },
             pfcp::CreatePdr {
-                pdr_id: 2,
-                precedence: 255,
-                pdi: pfcp::Pdi {
-                    source_interface: pfcp::SourceInterface::Core,
-                    ue_ip_addresses: vec![pfcp::UeIpAddress::destination_v4(UE)],
-                    ..Default::default()
-                },
-                far_id: Some(2),
                 qer_ids: vec![1],
-                ..Default::default()
+                ..fixtures::dl_pdr(2, 2, UE)
             },
         ],
         create_fars: vec![
@@ -221,10 +214,8 @@ pub fn est_request(smf: &Smf, cp_seid: u64) -> pfcp::SessionEstablishmentRequest
                 ..Default::default()
             },
             pfcp::CreateFar {
-                far_id: 2,
-                apply_action: pfcp::ApplyAction::BUFF | pfcp::ApplyAction::NOCP,
                 bar_id: Some(1),
-                ..Default::default()
+                ..fixtures::buffering_far(2)
             },
             pfcp::CreateFar {
                 far_id: 3,
