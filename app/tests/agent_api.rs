@@ -164,6 +164,20 @@ fn call(method: &str, url: &str, body: Option<&str>) -> (u16, Value) {
     (status, v)
 }
 
+/// `app repo-server` on a free loopback port serving `dir`, with a snake
+/// package of `snake_size` published in it.
+fn repo_server(dir: &Path, snake_size: &str) -> Daemon {
+    Daemon::spawn(&[
+        "repo-server",
+        "--listen",
+        "127.0.0.1:0",
+        "--dir",
+        dir.to_str().expect("utf8"),
+        "--publish-snake",
+        snake_size,
+    ])
+}
+
 fn pid_alive(pid: u32) -> bool {
     // A zombie is as good as dead; the agent reaps its children anyway.
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -230,17 +244,7 @@ struct Setup {
 fn setup(tag: &str, slot: u16, snake: Option<&str>, mode: &str, extra: &[&str]) -> Setup {
     let dir = TestDir::new(tag);
     let cloud_dir = dir.join("cloud");
-    let cloud = snake.map(|size| {
-        Daemon::spawn(&[
-            "repo-server",
-            "--listen",
-            "127.0.0.1:0",
-            "--dir",
-            cloud_dir.to_str().expect("utf8"),
-            "--publish-snake",
-            size,
-        ])
-    });
+    let cloud = snake.map(|size| repo_server(&cloud_dir, size));
     let cloud_url = match &cloud {
         Some(c) => format!("http://{}", c.addr),
         None => {
@@ -438,15 +442,7 @@ fn corrupted_download_installs_nothing() {
     let mid = bytes.len() - 1000;
     bytes[mid] ^= 0x55;
     fs::write(&pkg, &bytes).expect("write");
-    let cloud = Daemon::spawn(&[
-        "repo-server",
-        "--listen",
-        "127.0.0.1:0",
-        "--dir",
-        cloud_dir.to_str().expect("utf8"),
-        "--publish-snake",
-        "0",
-    ]);
+    let cloud = repo_server(&cloud_dir, "0");
     let agent = start_agent(&dir, 1, &format!("http://{}", cloud.addr), "ok", &[]);
     let (st, e) = agent.start_snake();
     assert_eq!(st, 502, "{e}");
@@ -722,15 +718,7 @@ fn agent_killed_outright_takes_its_instances_along() {
 #[test]
 fn cloud_repository_lists_and_streams() {
     let dir = TestDir::new("cloudrepo");
-    let c = Daemon::spawn(&[
-        "repo-server",
-        "--listen",
-        "127.0.0.1:0",
-        "--dir",
-        dir.join("cloud").to_str().expect("utf8"),
-        "--publish-snake",
-        "100000",
-    ]);
+    let c = repo_server(&dir.join("cloud"), "100000");
     let (st, apps) = call("GET", &c.url("/apps"), None);
     assert_eq!(st, 200);
     assert_eq!(apps[0]["name"], "snake");
@@ -748,15 +736,7 @@ fn cloud_repository_lists_and_streams() {
     assert_eq!(m["payload_size"], 100000);
     // A restart with the same size keeps the same package (deterministic).
     drop(c);
-    let c = Daemon::spawn(&[
-        "repo-server",
-        "--listen",
-        "127.0.0.1:0",
-        "--dir",
-        dir.join("cloud").to_str().expect("utf8"),
-        "--publish-snake",
-        "100000",
-    ]);
+    let c = repo_server(&dir.join("cloud"), "100000");
     let (_, apps2) = call("GET", &c.url("/apps"), None);
     assert_eq!(apps, apps2);
 }
@@ -789,15 +769,7 @@ fn real_instance_streams_rtp() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let cloud = Daemon::spawn(&[
-        "repo-server",
-        "--listen",
-        "127.0.0.1:0",
-        "--dir",
-        dir.join("cloud").to_str().expect("utf8"),
-        "--publish-snake",
-        "1MiB",
-    ]);
+    let cloud = repo_server(&dir.join("cloud"), "1MiB");
     let (inp, met) = ports(12);
     let agent = Daemon::spawn(&[
         "agent",

@@ -53,19 +53,7 @@ impl StartRequest {
         repo::check_name(&app).map_err(|e| bad("app", e.to_string()))?;
         let account = req_str(&obj, "account")?;
         let token = req_str(&obj, "token")?;
-        let ue_s = req_str(&obj, "ue")?;
-        let ue: SocketAddr = ue_s.parse().map_err(|_| {
-            bad(
-                "ue",
-                format!("bad `ue` address {ue_s:?}: want IP:PORT, e.g. 10.60.0.1:5004"),
-            )
-        })?;
-        if ue.port() == 0 || ue.ip().is_unspecified() {
-            return Err(bad(
-                "ue",
-                format!("bad `ue` address {ue_s:?}: the IP must be specific and the port non-zero"),
-            ));
-        }
+        let ue = req_addr(&obj, "ue", "IP:PORT, e.g. 10.60.0.1:5004")?;
         let width = opt_u32(&obj, "width", 16, 7680)?;
         let height = opt_u32(&obj, "height", 16, 4320)?;
         for (f, v) in [("width", width), ("height", height)] {
@@ -107,6 +95,22 @@ fn json_object(body: &[u8]) -> Result<Map<String, Value>, AgentError> {
         });
     };
     Ok(obj)
+}
+
+/// The address in string field `f`: a specific IP and a non-zero port
+/// (`want` says what it should be, for the error).
+fn req_addr(obj: &Map<String, Value>, f: &str, want: &str) -> Result<SocketAddr, AgentError> {
+    let s = req_str(obj, f)?;
+    let a: SocketAddr = s
+        .parse()
+        .map_err(|_| bad(f, format!("bad `{f}` address {s:?}: want {want}")))?;
+    if a.port() == 0 || a.ip().is_unspecified() {
+        return Err(bad(
+            f,
+            format!("bad `{f}` address {s:?}: the IP must be specific and the port non-zero"),
+        ));
+    }
+    Ok(a)
 }
 
 fn req_str(obj: &Map<String, Value>, f: &str) -> Result<String, AgentError> {
@@ -323,19 +327,11 @@ impl StateCopyRequest {
                 .ok_or_else(|| bad("scale", format!("`scale` must be a number, got {v}")))?,
         };
         let params = params.scaled(scale).map_err(plan_err)?;
-        let to_copy_s = req_str(&obj, "to_copy")?;
-        let to_copy: SocketAddr = to_copy_s.parse().map_err(|_| {
-            bad(
-                "to_copy",
-                format!("bad `to_copy` {to_copy_s:?}: want the destination's copy listener IP:PORT, e.g. 10.80.0.2:7500"),
-            )
-        })?;
-        if to_copy.port() == 0 || to_copy.ip().is_unspecified() {
-            return Err(bad(
-                "to_copy",
-                "`to_copy` needs a specific IP and a non-zero port",
-            ));
-        }
+        let to_copy = req_addr(
+            &obj,
+            "to_copy",
+            "the destination's copy listener IP:PORT, e.g. 10.80.0.2:7500",
+        )?;
         let to_agent = req_str(&obj, "to_agent")?.trim_end_matches('/').to_owned();
         let host = to_agent.strip_prefix("http://").unwrap_or("");
         if host.is_empty() || host.contains('/') {

@@ -130,20 +130,7 @@ impl Agent {
                 ld(&m.last_pull_us) as f64 / 1e6,
             ),
         ];
-        // The state copies' rows (their values are integers).
-        let copy: Vec<(&str, Kind, &str, u64)> = self
-            .copy
-            .metrics_rows()
-            .into_iter()
-            .map(|(name, kind, help, v)| {
-                let kind = if kind == "counter" {
-                    Kind::Counter
-                } else {
-                    Kind::Gauge
-                };
-                (name, kind, help, v.parse().unwrap_or(0))
-            })
-            .collect();
+        let copy = self.copy.metrics_rows();
         ctlhttp::metrics::encode_fn(move |f| {
             for (name, kind, help, v) in rows.iter().chain(&copy) {
                 f.single(*kind, name, help, NO_LABELS, *v)?;

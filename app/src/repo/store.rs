@@ -290,14 +290,7 @@ impl Repository {
                 Err(source) => return Err(RepoError::Read { got, source }),
             }
         }
-        let actual = hex(&hasher.finalize());
-        if actual != manifest.sha256 {
-            return Err(RepoError::Checksum {
-                name: name.into(),
-                expected: manifest.sha256,
-                actual,
-            });
-        }
+        check_digest(name, hasher, &manifest.sha256)?;
         let file = out
             .into_inner()
             .map_err(|e| io_err(&ppath)(e.into_error()))?;
@@ -441,16 +434,22 @@ impl Repository {
                 got: n,
             });
         }
-        let actual = hex(&hasher.finalize());
-        if actual != m.sha256 {
-            return Err(RepoError::Checksum {
-                name: name.into(),
-                expected: m.sha256,
-                actual,
-            });
-        }
+        check_digest(name, hasher, &m.sha256)?;
         Ok(m)
     }
+}
+
+/// [`RepoError::Checksum`] unless what `hasher` read has the digest `expected`.
+fn check_digest(name: &str, hasher: Sha256, expected: &str) -> Result<(), RepoError> {
+    let actual = hex(&hasher.finalize());
+    if actual != expected {
+        return Err(RepoError::Checksum {
+            name: name.into(),
+            expected: expected.to_owned(),
+            actual,
+        });
+    }
+    Ok(())
 }
 
 struct HashWriter<'a>(&'a mut Sha256);

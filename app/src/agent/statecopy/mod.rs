@@ -48,6 +48,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ctlhttp::metrics::Kind;
 use serde::Serialize;
 use tracing::{info, warn};
 
@@ -123,30 +124,30 @@ impl CopyState {
     }
 
     /// Rows for the agent's Prometheus text.
-    pub(super) fn metrics_rows(&self) -> Vec<(&'static str, &'static str, &'static str, String)> {
-        let ld = |a: &AtomicU64| a.load(Ordering::Relaxed).to_string();
+    pub(super) fn metrics_rows(&self) -> Vec<(&'static str, Kind, &'static str, u64)> {
+        let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
         vec![
             (
                 "agent_statecopy_bytes_sent_total",
-                "counter",
+                Kind::Counter,
                 "bytes written by state copies (payload and headers)",
                 ld(&self.sent_bytes),
             ),
             (
                 "agent_statecopy_bytes_received_total",
-                "counter",
+                Kind::Counter,
                 "bytes read by the copy listener (payload and headers)",
                 ld(&self.received_bytes),
             ),
             (
                 "agent_statecopies_total",
-                "counter",
+                Kind::Counter,
                 "state copies that started their destination",
                 ld(&self.copies),
             ),
             (
                 "agent_statecopy_failures_total",
-                "counter",
+                Kind::Counter,
                 "state copies that failed (the source runs again)",
                 ld(&self.failures),
             ),
