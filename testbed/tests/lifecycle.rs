@@ -64,23 +64,18 @@ fn up_status_down() {
             )
         })
         .collect();
-    // upf1, upf2, smf, gnb1, ue1, and the application's cloud logic
-    // server, cloud repository and one agent per edge.
+    // Every daemon of the plan, in its order (the unit tests of `plan`
+    // list the paper's: upf1, upf2, smf, gnb1, ue1, and the application's
+    // cloud logic server, cloud repository and one agent per edge).
     let names: Vec<&str> = procs.iter().map(|p| p.0.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "upf1",
-            "upf2",
-            "smf",
-            "gnb1",
-            "ue1",
-            "cloud",
-            "repo",
-            "agent-edge1",
-            "agent-edge2"
-        ]
-    );
+    let planned: Vec<&str> = state["plan"]["daemons"]
+        .as_array()
+        .expect("the plan's daemons")
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, planned);
+    assert_eq!(names.len(), 9, "{names:?}");
     for (name, pid, start) in &procs {
         assert!(proc_alive(*pid, *start), "{name} (pid {pid}) runs");
     }

@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::Bed;
+use common::{Bed, SMALL_VIDEO};
 
 #[test]
 #[ignore = "needs root: network namespaces"]
@@ -20,21 +20,19 @@ fn migrations_switch_lose_no_input_cross_no_edge_and_leak_nothing() {
     let r = bed.job_json(
         &["migrate"],
         &[
-            "--count",
-            "4",
-            "--countdown",
-            "1s",
-            // Before migration 2: 3 s (released: full); before 3: 0.4 s
-            // (its destination is still copilot: switch-only); before 4: 3 s.
-            "--gap",
-            "3s,400ms",
-            "--width",
-            "320",
-            "--height",
-            "180",
-            "--fps",
-            "30",
-        ],
+            &SMALL_VIDEO[..],
+            &[
+                "--count",
+                "4",
+                "--countdown",
+                "1s",
+                // Before migration 2: 3 s (released: full); before 3: 0.4 s
+                // (its destination is still copilot: switch-only); before 4: 3 s.
+                "--gap",
+                "3s,400ms",
+            ],
+        ]
+        .concat(),
     );
     let ms = r["migrations"].as_array().expect("migrations");
     assert_eq!(ms.len(), 4, "{r:#}");

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::Bed;
+use common::{Bed, SMALL_VIDEO};
 
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN (the testbed's daemons)"]
@@ -19,17 +19,10 @@ fn play_streams_the_game_to_the_ue_and_applies_every_input_once() {
     let r = bed.job_json(
         &["play"],
         &[
-            "--seconds",
-            "4",
-            "--width",
-            "320",
-            "--height",
-            "180",
-            "--fps",
-            "30",
-            "--video",
-            video.to_str().unwrap(),
-        ],
+            &SMALL_VIDEO[..],
+            &["--seconds", "4", "--video", video.to_str().unwrap()],
+        ]
+        .concat(),
     );
     assert_eq!(
         (r["upf"].as_str(), r["edge"].as_str()),

@@ -11,6 +11,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 static N: AtomicU32 = AtomicU32::new(0);
 
+/// The stream of the shortened runs (`play`, `migrate`): small and at
+/// half the default frame rate.
+pub const SMALL_VIDEO: [&str; 6] = ["--width", "320", "--height", "180", "--fps", "30"];
+
 /// The testbed binary under test.
 pub fn testbed_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_testbed"))
