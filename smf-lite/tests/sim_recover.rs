@@ -62,18 +62,23 @@ fn after_its_restart_the_smf_deletes_the_tunnels_no_session_accounts_for() {
     assert_eq!(s.smf.sessions().len(), 1);
 }
 
-#[test]
-fn after_a_gnb_restart_every_session_gets_its_tunnel_again() {
-    let mut s = Sim::associated();
-    let a = s.create_ok("imsi-1", 1, "edge1", None);
-    let b = s.create_ok("imsi-2", 1, "edge2", None);
-    // The gNB restarts: no tunnel, and TEIDs handed out from the start again.
+/// The gNB restarts (no tunnel, and TEIDs handed out from the start again)
+/// and announces it to the SMF.
+fn gnb_restarts(s: &mut Sim) {
     s.gnb.tunnels.clear();
     s.gnb.deleted.clear();
     s.gnb.next_teid = 0x9000;
     let now = s.now;
     s.smf.gnb_up(now, &gnb_ref());
     s.pump();
+}
+
+#[test]
+fn after_a_gnb_restart_every_session_gets_its_tunnel_again() {
+    let mut s = Sim::associated();
+    let a = s.create_ok("imsi-1", 1, "edge1", None);
+    let b = s.create_ok("imsi-2", 1, "edge2", None);
+    gnb_restarts(&mut s);
     assert!(
         s.gnb.deleted.is_empty(),
         "nothing of the gNB's previous life is deleted (its TEIDs may be new tunnels' now): {:?}",
@@ -118,12 +123,7 @@ fn a_gnb_restart_while_the_upf_is_away_is_not_forgotten() {
         SessionState::Lost
     );
     // Meanwhile the gNB restarts and announces it.
-    s.gnb.tunnels.clear();
-    s.gnb.deleted.clear();
-    s.gnb.next_teid = 0x9000;
-    let now = s.now;
-    s.smf.gnb_up(now, &gnb_ref());
-    s.pump();
+    gnb_restarts(&mut s);
     // upf1 is back: the session is restored with a tunnel at the new gNB.
     s.upf("upf1").dead = false;
     s.advance(Duration::from_secs(3));

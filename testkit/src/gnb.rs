@@ -451,6 +451,20 @@ pub fn swap_addresses(p: &mut [u8]) {
     }
 }
 
+/// The fake core in `ns` (the UPF's namespace of a [`Topo`]): a [`FakeUpf`]
+/// at [`addr::UPF_N3`] and a [`FakeSmf`] on its port 7000 (where
+/// `Topo::gnb_config(7000)` sends the gNB) that tells that UPF of sessions.
+pub fn fake_core(ns: &Netns) -> KitResult<(FakeUpf, FakeSmf)> {
+    let upf = FakeUpf::start(ns, addr::UPF_N3)?;
+    let smf = FakeSmf::start(
+        ns,
+        SocketAddr::from((addr::UPF_N3, 7000)),
+        addr::UPF_N3,
+        upf.sessions.clone(),
+    )?;
+    Ok((upf, smf))
+}
+
 /// A fake SMF HTTP API (`POST /sessions`, `DELETE /sessions/{ue}/{psi}`,
 /// `GET /sessions`) that allocates addresses from 10.45.0.0/24 and uplink
 /// TEIDs, calls the gNB's N2-lite API like the real SMF, and tells the fake

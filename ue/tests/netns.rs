@@ -10,7 +10,7 @@ use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use common::{cli, BIN};
-use testkit::gnb::{addr, FakeSmf, FakeUpf, InProcessGnb, Topo};
+use testkit::gnb::{addr, fake_core, FakeSmf, FakeUpf, InProcessGnb, Topo};
 use testkit::{wait_until, Netns, TempFile};
 use ue::UeConfig;
 use wire::ctl::SessionInfo;
@@ -46,14 +46,7 @@ fn bed(tag: &str) -> Bed {
 /// A bed whose gNB treats its radio link as `link`.
 fn bed_on(tag: &str, link: gnb::radio::RadioLink) -> Bed {
     let topo = Topo::new(tag).unwrap();
-    let upf = FakeUpf::start(&topo.upf, addr::UPF_N3).unwrap();
-    let smf = FakeSmf::start(
-        &topo.upf,
-        SocketAddr::from((addr::UPF_N3, 7000)),
-        addr::UPF_N3,
-        upf.sessions.clone(),
-    )
-    .unwrap();
+    let (upf, smf) = fake_core(&topo.upf).unwrap();
     let mut cfg = topo.gnb_config(7000);
     cfg.radio_link = link;
     let gnb = InProcessGnb::start(&topo.gnb, cfg).unwrap();
@@ -285,14 +278,7 @@ fn ues_behind_a_cell_switch() {
     gnb_ns.veth("n3", &upf_ns, "n3").unwrap();
     gnb_ns.addr_up("n3", "10.3.0.1/24").unwrap();
     upf_ns.addr_up("n3", "10.3.0.2/24").unwrap();
-    let upf = FakeUpf::start(&upf_ns, addr::UPF_N3).unwrap();
-    let _smf = FakeSmf::start(
-        &upf_ns,
-        SocketAddr::from((addr::UPF_N3, 7000)),
-        addr::UPF_N3,
-        upf.sessions.clone(),
-    )
-    .unwrap();
+    let (_upf, _smf) = fake_core(&upf_ns).unwrap();
     let mut gcfg = gnb::GnbConfig::with_name("gnb-cell");
     gcfg.cp_addr = addr::GNB_N3;
     gcfg.smf_api = SocketAddr::from((addr::UPF_N3, 7000));
