@@ -1,6 +1,7 @@
 //! GTP-U codec tests: every getter against real bytes, emission into buffers
 //! pre-filled with 0xa5 (so an unwritten field shows), every error kind, and
 //! property tests (round trip for every message type, no panic on any input).
+mod common;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -107,21 +108,15 @@ fn view_setters() {
     assert_eq!(buf, hex("35ff0004 01020304 beef 09 00")[..]);
 }
 
-fn emit_prefilled(repr: &Repr) -> Vec<u8> {
-    let mut buf = vec![0xa5u8; repr.buffer_len()];
-    assert_eq!(repr.emit(&mut buf), Ok(buf.len()));
-    buf
-}
-
 #[test]
 fn emit_echo_request_and_response() {
     // Same bytes as scapy's (fixtures echo_request.hex, echo_response.hex).
     assert_eq!(
-        emit_prefilled(&Repr::echo_request(7)),
+        common::emit_control(&Repr::echo_request(7)),
         hex("32010004 00000000 0007 00 00")
     );
     assert_eq!(
-        emit_prefilled(&Repr::echo_response(7)),
+        common::emit_control(&Repr::echo_response(7)),
         hex("32020006 00000000 0007 00 00 0e00")
     );
     let mut r = Repr::echo_response(0x1234);
@@ -132,7 +127,7 @@ fn emit_echo_request_and_response() {
             value: vec![0xaa, 0xbb],
         }],
     };
-    let b = emit_prefilled(&r);
+    let b = common::emit_control(&r);
     assert_eq!(b, hex("3202000d 00000000 1234 00 00 0e03 ff0004 0102 aabb"));
     assert_eq!(Repr::parse_bytes(&b), Ok(r));
 }
@@ -141,14 +136,14 @@ fn emit_echo_request_and_response() {
 fn emit_error_indication_v4_v6() {
     let r = Repr::error_indication(0xdead_beef, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
     assert_eq!(
-        emit_prefilled(&r),
+        common::emit_control(&r),
         hex("321a0010 00000000 0000 00 00 10deadbeef 850004 0a000001")
     );
     let r6 = Repr::error_indication(
         0x101,
         IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1)),
     );
-    let b = emit_prefilled(&r6);
+    let b = common::emit_control(&r6);
     assert_eq!(
         b,
         hex("321a001c 00000000 0000 00 00 1000000101 850010 fd000000000000000000000000000001")
@@ -159,7 +154,7 @@ fn emit_error_indication_v4_v6() {
 #[test]
 fn emit_end_marker_and_notification() {
     assert_eq!(
-        emit_prefilled(&Repr::end_marker(0x5678)),
+        common::emit_control(&Repr::end_marker(0x5678)),
         hex("30fe0000 00005678")
     );
     let mut r = Repr::supported_extension_headers_notification(3);
@@ -170,11 +165,11 @@ fn emit_end_marker_and_notification() {
         ],
         ies: vec![],
     };
-    let b = emit_prefilled(&r);
+    let b = common::emit_control(&r);
     assert_eq!(b, hex("321f0008 00000000 0003 00 00 8d02 40c0"));
     assert_eq!(Repr::parse_bytes(&b), Ok(r));
     let full = Repr::supported_extension_headers_notification(1);
-    assert_eq!(Repr::parse_bytes(&emit_prefilled(&full)), Ok(full));
+    assert_eq!(Repr::parse_bytes(&common::emit_control(&full)), Ok(full));
 }
 
 #[test]
@@ -243,18 +238,7 @@ fn gpdu_header_emit_every_shape() {
 
 #[test]
 fn ul_container_with_every_field_pads_to_44() {
-    let info = PduSessionInfo::Ul(UlPduSessionInfo {
-        qfi: 7,
-        qos_monitoring: Some(UlQosMonitoring {
-            dl_sending_time_stamp_repeated: 1,
-            dl_received_time_stamp: 2,
-            ul_sending_time_stamp: 3,
-        }),
-        dl_delay_result: Some(4),
-        ul_delay_result: Some(5),
-        ul_qfi_seq: Some(6),
-        n3n9_delay_result: Some(7),
-    });
+    let info = PduSessionInfo::Ul(common::ul_info_every_field(7));
     assert_eq!(info.ext_len(), 44);
     let mut buf = [0xa5u8; 44];
     assert_eq!(info.emit(&mut buf, 0x40), Ok(44));
@@ -285,7 +269,7 @@ fn container_of_unknown_pdu_type_is_kept_raw() {
             content: vec![0x20, 0x05]
         }]
     );
-    assert_eq!(emit_prefilled(&r), bytes);
+    assert_eq!(common::emit_control(&r), bytes);
 }
 
 #[test]
@@ -298,7 +282,7 @@ fn unknown_extension_headers_by_comprehension_bits() {
     assert_eq!(d.payload, &[0x45]);
     let r = Repr::parse_bytes(&skip).expect("parse");
     assert_eq!(r.extensions.len(), 2);
-    assert_eq!(emit_prefilled(&r)[..20], skip[..20]);
+    assert_eq!(common::emit_control(&r)[..20], skip[..20]);
     // 0xbf (bits 8,7 = 10): comprehension required, unknown.
     let mut req = skip.clone();
     req[11] = 0xbf;
@@ -439,7 +423,7 @@ fn ie_errors_and_unknowns() {
             ]
         }
     );
-    assert_eq!(emit_prefilled(&r), b);
+    assert_eq!(common::emit_control(&r), b);
 }
 
 #[test]
@@ -483,7 +467,7 @@ fn unknown_message_type_is_kept() {
         }
     );
     assert_eq!(r.message.message_type(), MessageType::TunnelStatus);
-    assert_eq!(emit_prefilled(&r), b);
+    assert_eq!(common::emit_control(&r), b);
     let b = hex("30640000 00000000");
     assert_eq!(
         Repr::parse_bytes(&b).map(|r| r.message.message_type()),
@@ -705,7 +689,7 @@ proptest! {
 
     #[test]
     fn repr_emit_then_parse_is_identity(r in repr()) {
-        let buf = emit_prefilled(&r);
+        let buf = common::emit_control(&r);
         let p = Packet::new_checked(&buf[..]).expect("emitted packet must be valid");
         prop_assert_eq!(p.header_len(), r.header_len());
         prop_assert_eq!(Repr::parse(&p), Ok(r.clone()));
@@ -723,10 +707,8 @@ proptest! {
         hdr in gpdu_header(),
         payload in prop::collection::vec(any::<u8>(), 0..1500),
     ) {
-        let mut buf = vec![0xa5u8; MAX_GPDU_HEADER_LEN + payload.len()];
-        buf[MAX_GPDU_HEADER_LEN..].copy_from_slice(&payload);
-        let out = encap_in_place(&mut buf, MAX_GPDU_HEADER_LEN, payload.len(), &hdr).expect("encap");
-        let out: &[u8] = out;
+        let out = common::emit_gpdu(&hdr, &payload);
+        let out: &[u8] = &out;
         prop_assert_eq!(out.len(), hdr.header_len() + payload.len());
         let d = decap(out).expect("decap");
         prop_assert_eq!(d.teid, hdr.teid);
@@ -758,7 +740,7 @@ proptest! {
         flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
         cut in any::<prop::sample::Index>(),
     ) {
-        let mut buf = emit_prefilled(&r);
+        let mut buf = common::emit_control(&r);
         for (i, v) in flips {
             let i = i.index(buf.len());
             buf[i] = v;
@@ -771,7 +753,7 @@ proptest! {
             // decap accepts only what the view accepts.
             if d.is_ok() { prop_assert!(v.is_ok()); }
             if let Ok(rp) = rp {
-                let again = emit_prefilled(&rp);
+                let again = common::emit_control(&rp);
                 prop_assert_eq!(Repr::parse_bytes(&again), Ok(rp));
             }
         }

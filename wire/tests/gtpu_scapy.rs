@@ -2,13 +2,14 @@
 //! (scapy.contrib.gtp, see tests/fixtures/gtpu/gen_scapy.py and the comment
 //! at the top of each .hex file) are parsed by ours with the right values,
 //! and where scapy follows the spec our emitter produces the same bytes.
+mod common;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use wire::gtpu::{
-    decap, encap_in_place, DlPduSessionInfo, ExtensionHeaderRepr, ExtensionHeaderType, GpduHeader,
-    Ie, Message, MessageType, Packet, PduSessionInfo, Repr, UlPduSessionInfo, MAX_GPDU_HEADER_LEN,
+    decap, DlPduSessionInfo, ExtensionHeaderRepr, ExtensionHeaderType, GpduHeader, Ie, Message,
+    MessageType, Packet, PduSessionInfo, Repr, UlPduSessionInfo,
 };
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -41,21 +42,6 @@ fn check_inner(payload: &[u8]) {
     assert_eq!(&payload[28..], b"hello, edge");
 }
 
-/// Our encapsulation of `payload` with `hdr`.
-fn our_gpdu(hdr: &GpduHeader, payload: &[u8]) -> Vec<u8> {
-    let mut buf = vec![0u8; MAX_GPDU_HEADER_LEN + payload.len()];
-    buf[MAX_GPDU_HEADER_LEN..].copy_from_slice(payload);
-    encap_in_place(&mut buf, MAX_GPDU_HEADER_LEN, payload.len(), hdr)
-        .expect("encap")
-        .to_vec()
-}
-
-fn our_control(repr: &Repr) -> Vec<u8> {
-    let mut buf = vec![0xa5u8; repr.buffer_len()];
-    repr.emit(&mut buf).expect("emit");
-    buf
-}
-
 #[test]
 fn scapy_gpdu_dl_container_with_ppi() {
     let raw = fixture("gpdu_dl_psc");
@@ -83,7 +69,7 @@ fn scapy_gpdu_dl_container_with_ppi() {
             expected.pdu_session.expect("set")
         )]
     );
-    assert_eq!(our_gpdu(&expected, d.payload), raw);
+    assert_eq!(common::emit_gpdu(&expected, d.payload), raw);
 }
 
 #[test]
@@ -93,7 +79,10 @@ fn scapy_gpdu_dl_container_qfi_only() {
     assert_eq!((d.teid, d.qfi()), (0x0102_0304, Some(1)));
     assert_eq!(d.pdu_session, Some(PduSessionInfo::dl(1)));
     check_inner(d.payload);
-    assert_eq!(our_gpdu(&GpduHeader::dl(0x0102_0304, 1), d.payload), raw);
+    assert_eq!(
+        common::emit_gpdu(&GpduHeader::dl(0x0102_0304, 1), d.payload),
+        raw
+    );
 }
 
 #[test]
@@ -120,7 +109,7 @@ fn scapy_gpdu_ul_container_with_sequence_numbers() {
         )
     );
     check_inner(d.payload);
-    assert_eq!(our_gpdu(&expected, d.payload), raw);
+    assert_eq!(common::emit_gpdu(&expected, d.payload), raw);
 }
 
 #[test]
@@ -132,17 +121,17 @@ fn scapy_gpdu_plain() {
     check_inner(p.payload());
     let d = decap(&raw).expect("decap");
     assert_eq!(d.pdu_session, None);
-    assert_eq!(our_gpdu(&GpduHeader::new(0x42), d.payload), raw);
+    assert_eq!(common::emit_gpdu(&GpduHeader::new(0x42), d.payload), raw);
 }
 
 #[test]
 fn scapy_echo() {
     let req = fixture("echo_request");
     assert_eq!(Repr::parse_bytes(&req), Ok(Repr::echo_request(7)));
-    assert_eq!(our_control(&Repr::echo_request(7)), req);
+    assert_eq!(common::emit_control(&Repr::echo_request(7)), req);
     let resp = fixture("echo_response");
     assert_eq!(Repr::parse_bytes(&resp), Ok(Repr::echo_response(7)));
-    assert_eq!(our_control(&Repr::echo_response(7)), resp);
+    assert_eq!(common::emit_control(&Repr::echo_response(7)), resp);
 }
 
 #[test]
@@ -150,14 +139,14 @@ fn scapy_error_indication_v4_and_v6() {
     let v4 = fixture("error_indication_v4");
     let r = Repr::error_indication(0xdead_beef, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
     assert_eq!(Repr::parse_bytes(&v4), Ok(r.clone()));
-    assert_eq!(our_control(&r), v4);
+    assert_eq!(common::emit_control(&r), v4);
     let v6 = fixture("error_indication_v6");
     let r = Repr::error_indication(
         0x101,
         IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1)),
     );
     assert_eq!(Repr::parse_bytes(&v6), Ok(r.clone()));
-    assert_eq!(our_control(&r), v6);
+    assert_eq!(common::emit_control(&r), v6);
 }
 
 #[test]
@@ -168,7 +157,7 @@ fn scapy_end_marker() {
         decap(&raw).map(|d| d.message_type),
         Ok(MessageType::EndMarker)
     );
-    assert_eq!(our_control(&Repr::end_marker(0x5678)), raw);
+    assert_eq!(common::emit_control(&Repr::end_marker(0x5678)), raw);
 }
 
 /// scapy 2.5 writes the Extension Header Type List IE with a 2-octet length
@@ -192,7 +181,7 @@ fn scapy_supported_extension_headers_notification_deviates() {
             }],
         }
     );
-    let ours = our_control(&Repr {
+    let ours = common::emit_control(&Repr {
         message: Message::SupportedExtensionHeadersNotification {
             types: vec![
                 ExtensionHeaderType::UdpPort,

@@ -6,8 +6,8 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use wire::gtpu::{
-    encap_in_place, DlPduSessionInfo, ExtensionHeaderType, GpduHeader, Message, PduSessionInfo,
-    Repr, UlPduSessionInfo, UlQosMonitoring, MAX_GPDU_HEADER_LEN, PORT,
+    DlPduSessionInfo, ExtensionHeaderType, GpduHeader, Message, PduSessionInfo, Repr,
+    UlPduSessionInfo, PORT,
 };
 
 const GNB: [u8; 4] = [192, 168, 3, 2];
@@ -21,18 +21,7 @@ fn inner_packet(tag: u8) -> Vec<u8> {
 }
 
 fn gpdu(hdr: GpduHeader, tag: u8) -> Vec<u8> {
-    let inner = inner_packet(tag);
-    let mut buf = vec![0xa5u8; MAX_GPDU_HEADER_LEN + inner.len()];
-    buf[MAX_GPDU_HEADER_LEN..].copy_from_slice(&inner);
-    encap_in_place(&mut buf, MAX_GPDU_HEADER_LEN, inner.len(), &hdr)
-        .expect("encap")
-        .to_vec()
-}
-
-fn control(repr: &Repr) -> Vec<u8> {
-    let mut buf = vec![0xa5u8; repr.buffer_len()];
-    repr.emit(&mut buf).expect("emit");
-    buf
+    common::emit_gpdu(&hdr, &inner_packet(tag))
 }
 
 #[test]
@@ -76,21 +65,21 @@ fn tshark_decodes_every_message_kind() {
         // 5: DL container with only a QFI (the UPF's usual header).
         gpdu(GpduHeader::dl(0x0000_1005, 1), 5),
         // 6, 7: Echo Request / Response.
-        control(&Repr::echo_request(100)),
-        control(&Repr::echo_response(100)),
+        common::emit_control(&Repr::echo_request(100)),
+        common::emit_control(&Repr::echo_response(100)),
         // 8, 9: Error Indication with an IPv4 and an IPv6 peer address.
-        control(&Repr::error_indication(
+        common::emit_control(&Repr::error_indication(
             0xdead_beef,
             IpAddr::V4(Ipv4Addr::new(192, 168, 3, 1)),
         )),
-        control(&Repr::error_indication(
+        common::emit_control(&Repr::error_indication(
             0x0000_0101,
             IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1)),
         )),
         // 10: End Marker.
-        control(&Repr::end_marker(0x0000_1005)),
+        common::emit_control(&Repr::end_marker(0x0000_1005)),
         // 11: Supported Extension Headers Notification.
-        control(&Repr {
+        common::emit_control(&Repr {
             message: Message::SupportedExtensionHeadersNotification {
                 types: vec![
                     ExtensionHeaderType::UdpPort,
@@ -118,18 +107,7 @@ fn tshark_decodes_every_message_kind() {
         // 13: UL container with every optional field.
         gpdu(
             GpduHeader {
-                pdu_session: Some(PduSessionInfo::Ul(UlPduSessionInfo {
-                    qfi: 62,
-                    qos_monitoring: Some(UlQosMonitoring {
-                        dl_sending_time_stamp_repeated: 1,
-                        dl_received_time_stamp: 2,
-                        ul_sending_time_stamp: 3,
-                    }),
-                    dl_delay_result: Some(4),
-                    ul_delay_result: Some(5),
-                    ul_qfi_seq: Some(6),
-                    n3n9_delay_result: Some(7),
-                })),
+                pdu_session: Some(PduSessionInfo::Ul(common::ul_info_every_field(62))),
                 ..GpduHeader::new(0x0000_100d)
             },
             13,

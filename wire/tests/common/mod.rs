@@ -1,10 +1,48 @@
 //! Test support shared by the wire-format integration tests: wrap emitted
 //! messages in Ethernet/IPv4/UDP frames, write them to a classic pcap file and
-//! ask tshark (the Wireshark dissectors) what it decodes.
+//! ask tshark (the Wireshark dissectors) what it decodes; and emit GTP-U
+//! messages the way every GTP-U test does.
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use wire::gtpu::{
+    encap_in_place, GpduHeader, Repr, UlPduSessionInfo, UlQosMonitoring, MAX_GPDU_HEADER_LEN,
+};
+
+/// A GTP-U control message emitted into a buffer pre-filled with 0xa5 (so an
+/// unwritten octet shows), which the emitter must fill exactly.
+pub fn emit_control(repr: &Repr) -> Vec<u8> {
+    let mut buf = vec![0xa5u8; repr.buffer_len()];
+    assert_eq!(repr.emit(&mut buf), Ok(buf.len()));
+    buf
+}
+
+/// `payload` encapsulated in a G-PDU with `hdr` by `encap_in_place`.
+pub fn emit_gpdu(hdr: &GpduHeader, payload: &[u8]) -> Vec<u8> {
+    let mut buf = vec![0xa5u8; MAX_GPDU_HEADER_LEN + payload.len()];
+    buf[MAX_GPDU_HEADER_LEN..].copy_from_slice(payload);
+    encap_in_place(&mut buf, MAX_GPDU_HEADER_LEN, payload.len(), hdr)
+        .expect("encap")
+        .to_vec()
+}
+
+/// UL PDU Session Information with QFI `qfi` and every optional field, set to
+/// 1 (first QoS monitoring time stamp) to 7 (N3/N9 delay result) in wire order.
+pub fn ul_info_every_field(qfi: u8) -> UlPduSessionInfo {
+    UlPduSessionInfo {
+        qfi,
+        qos_monitoring: Some(UlQosMonitoring {
+            dl_sending_time_stamp_repeated: 1,
+            dl_received_time_stamp: 2,
+            ul_sending_time_stamp: 3,
+        }),
+        dl_delay_result: Some(4),
+        ul_delay_result: Some(5),
+        ul_qfi_seq: Some(6),
+        n3n9_delay_result: Some(7),
+    }
+}
 
 /// An Ethernet II + IPv4 + UDP frame around `payload`, with valid IPv4 and UDP
 /// checksums, so that tshark reports nothing but what the payload deserves.
