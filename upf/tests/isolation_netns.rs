@@ -17,13 +17,15 @@ const GNB_TEID: u32 = 0x100;
 /// A second address on the gNB's N3 link: a rogue host on the n3 switch.
 const ROGUE: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 66);
 
-/// A session whose downlink goes to the gNB: (local SEID, uplink TEID).
-fn session(bed: &Bed) -> (u64, u32) {
+/// A bed (root only) with a session whose downlink goes to the gNB:
+/// (bed, local SEID, uplink TEID).
+fn bed_with_session() -> (Bed, u64, u32) {
+    let bed = Bed::new();
     let e = bed
         .upf()
         .establish(1, rules(to_gnb(GNB_TEID)))
         .expect("session");
-    (e.local_seid, e.created[0].teid)
+    (bed, e.local_seid, e.created[0].teid)
 }
 
 /// Send an uplink packet to the edge's echo server from the real gNB and
@@ -57,9 +59,7 @@ fn drops(bed: &Bed, r: DropReason) -> u64 {
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN"]
 fn gpdu_with_a_valid_teid_from_another_address_is_not_forwarded() {
-    testkit::require_root();
-    let bed = Bed::new();
-    let (seid, teid) = session(&bed);
+    let (bed, seid, teid) = bed_with_session();
     let dev = format!("{}gu", bed.tag);
     bed.gnb.ip(&["addr", "add", "10.0.1.66/24", "dev", &dev]);
     let rogue = bed
@@ -100,9 +100,7 @@ fn gpdu_with_a_valid_teid_from_another_address_is_not_forwarded() {
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN"]
 fn a_ues_packet_to_a_core_address_is_never_delivered() {
-    testkit::require_root();
-    let bed = Bed::new();
-    let (_, teid) = session(&bed);
+    let (bed, _, teid) = bed_with_session();
     // A listener on the gNB's N3 address (the core's n3 subnet), reachable
     // by the UPF's routes.
     let listener = bed
@@ -152,9 +150,7 @@ fn flood(bed: &Bed, n: u64, make: impl Fn(u64) -> Vec<u8>, counted: impl Fn() ->
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN"]
 fn n3_bad_input_is_counted_logged_a_few_times_and_error_indications_are_rate_limited() {
-    testkit::require_root();
-    let bed = Bed::new();
-    let (_, teid) = session(&bed);
+    let (bed, _, teid) = bed_with_session();
     let m = bed.upf().metrics();
     let t0 = std::time::Instant::now();
 

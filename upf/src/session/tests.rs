@@ -33,6 +33,19 @@ pub(super) fn dl_pdr(id: u16, prec: u32, far: u32) -> Pdr {
     Pdr::downlink(id, prec, far, UE)
 }
 
+/// URR `id`: a threshold of `total` bytes (both directions) and a period
+/// of 10 s.
+pub(super) fn threshold_urr(id: u32, total: u64) -> Urr {
+    Urr {
+        id,
+        volume_threshold: Some(VolumeThreshold {
+            total: Some(total),
+            ..Default::default()
+        }),
+        measurement_period: Some(Duration::from_secs(10)),
+    }
+}
+
 pub(super) fn far(id: u32, action: FarAction) -> Far {
     Far { id, action }
 }
@@ -420,14 +433,7 @@ fn qer_gate_and_mbr_per_direction() {
 fn urr_threshold_period_query_and_termination() {
     let (mut t, t0) = table();
     let mut r = basic(to_gnb(1));
-    r.urrs.push(Urr {
-        id: 1,
-        volume_threshold: Some(VolumeThreshold {
-            total: Some(1000),
-            ..Default::default()
-        }),
-        measurement_period: Some(Duration::from_secs(10)),
-    });
+    r.urrs.push(threshold_urr(1, 1000));
     r.pdrs[0].urr_ids = vec![1];
     r.pdrs[1].urr_ids = vec![1];
     let e = t.establish(9, r, t0).expect("established");

@@ -1,10 +1,9 @@
 //! Usage reports without a scan: the period index follows URR changes and
 //! sessions, thresholds come from the data path's queue.
 
-use super::tests::{basic, table, to_gnb, ul_pdr, up, GNB};
+use super::tests::{basic, table, threshold_urr, to_gnb, ul_pdr, up, GNB};
 use super::tests_incremental::{session_for, ue_n};
 use super::*;
-use crate::rules::VolumeThreshold;
 use std::time::Duration;
 
 fn period_urr(id: u32, secs: u64) -> Urr {
@@ -90,14 +89,7 @@ fn period_index_follows_urr_changes_and_session_deletion() {
 fn threshold_signals_are_checked_against_the_current_urr() {
     let (mut t, t0) = table();
     let mut r = basic(to_gnb(1));
-    r.urrs.push(Urr {
-        id: 1,
-        volume_threshold: Some(VolumeThreshold {
-            total: Some(100),
-            ..Default::default()
-        }),
-        measurement_period: Some(Duration::from_secs(10)),
-    });
+    r.urrs.push(threshold_urr(1, 100));
     r.pdrs[0].urr_ids = vec![1];
     let e = t.establish(9, r, t0).expect("established");
     let teid = e.created[0].teid;
