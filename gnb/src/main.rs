@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use ctlhttp::daemon::CliError;
 use gnb::tunnels::TunnelView;
 use gnb::GnbConfig;
@@ -17,12 +17,6 @@ const CLI_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
     version,
     about = "gNB shim: UE traffic into GTP-U tunnels on N3"
 )]
-struct Cli {
-    #[command(subcommand)]
-    cmd: Cmd,
-}
-
-#[derive(Subcommand)]
 enum Cmd {
     /// Run the gNB in the current network namespace until Ctrl-C/SIGTERM.
     Run {
@@ -51,7 +45,7 @@ enum Cmd {
 
 fn main() -> ExitCode {
     ctlhttp::daemon::init_logs("info");
-    ctlhttp::daemon::exit("gnb", cmd(Cli::parse().cmd))
+    ctlhttp::daemon::exit("gnb", cmd(Cmd::parse()))
 }
 
 fn cmd(cmd: Cmd) -> Result<(), CliError> {
