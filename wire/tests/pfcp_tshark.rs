@@ -115,66 +115,85 @@ fn tshark_fields_match_what_we_meant() {
         }
     }
 
-    let i = idx("heartbeat_request");
-    assert_eq!(get(i, "pfcp.ie_type"), "96");
-    let i = idx("association_setup_request");
-    assert_eq!(get(i, "pfcp.node_id_fqdn"), "smf.edge.example");
-    let i = idx("association_setup_response");
-    assert_eq!(get(i, "pfcp.cause"), "1");
-    assert_eq!(get(i, "pfcp.node_id_ipv4"), "10.100.0.2");
-    assert_eq!(get(i, "pfcp.up_function_features.ftup"), "1");
-    let i = idx("association_update_request");
-    assert_eq!(get(i, "pfcp.node_id_ipv6"), "fd00::2");
-
-    // Session Establishment Request: the full uplink/downlink rule set.
-    let i = idx("session_establishment_request");
-    assert_eq!(get(i, "pfcp.seid"), "0x0000000000000000,0x0000000000001001");
-    assert_eq!(get(i, "pfcp.f_seid.ipv4"), "10.100.0.1");
-    assert_eq!(get(i, "pfcp.pdr_id"), "1,2");
-    // FAR IDs: in the two PDRs, then in the two Create FARs.
-    assert_eq!(get(i, "pfcp.far_id"), "1,2,1,2");
-    assert_eq!(get(i, "pfcp.f_teid_flags.ch"), "1");
-    assert_eq!(get(i, "pfcp.f_teid.choose_id"), "01");
-    assert_eq!(get(i, "pfcp.apply_action.forw"), "1,0");
-    assert_eq!(get(i, "pfcp.apply_action.buff"), "0,1");
-    assert_eq!(get(i, "pfcp.apply_action.nocp"), "0,1");
-    assert_eq!(get(i, "pfcp.ue_ip_addr_ipv4"), "10.45.0.2,10.45.0.2");
-    assert_eq!(get(i, "pfcp.ue_ip_address_flag.sd"), "0,1");
-    assert_eq!(
-        get(i, "pfcp.flow_desc"),
-        "permit out ip from any to assigned"
-    );
-    assert_eq!(
-        get(i, "pfcp.network_instance"),
-        "internet,internet,internet"
-    );
-    assert_eq!(get(i, "pfcp.tgpp_interface_type"), "11,17");
-    assert_eq!(get(i, "pfcp.source_interface"), "0,1");
-    assert_eq!(get(i, "pfcp.dst_interface"), "1");
-    assert_eq!(get(i, "pfcp.qer_id"), "1,1,1");
-    assert_eq!(get(i, "pfcp.urr_id"), "1,1,1");
-    assert_eq!(get(i, "pfcp.qfi_value"), "0x09,0x09");
-    assert_eq!(get(i, "pfcp.ul_mbr"), "100000");
-    assert_eq!(get(i, "pfcp.dl_mbr"), "200000");
-    assert_eq!(get(i, "pfcp.measurement_period"), "60");
-    assert_eq!(get(i, "pfcp.volume_threshold.tovol"), "1000000000");
-    assert_eq!(get(i, "pfcp.bar_id"), "1,1");
-
-    let i = idx("session_establishment_response");
-    assert_eq!(get(i, "pfcp.cause"), "1");
-    assert_eq!(get(i, "pfcp.seid"), "0x0000000000001001,0x0000000000002002");
-    assert_eq!(get(i, "pfcp.pdr_id"), "1");
-    assert_eq!(get(i, "pfcp.f_teid.teid"), "0x00000101");
-    assert_eq!(get(i, "pfcp.f_teid_flags.ch"), "0");
-
-    // Modification: Update FAR with Outer Header Creation towards the gNB.
-    let i = idx("session_modification_request");
-    assert_eq!(get(i, "pfcp.far_id"), "2");
-    assert_eq!(get(i, "pfcp.pdr_id"), "3");
-    assert_eq!(get(i, "pfcp.apply_action.forw"), "1");
-    assert_eq!(get(i, "pfcp.outer_hdr_creation.teid"), "0x00000b0b");
-    assert_eq!(get(i, "pfcp.outer_hdr_creation.ipv4"), "10.3.0.1");
-    assert_eq!(get(i, "pfcp.dst_interface"), "0");
+    // Per message: (field, what tshark shows).
+    let expected: &[(&str, &[(&str, &str)])] = &[
+        ("heartbeat_request", &[("pfcp.ie_type", "96")]),
+        (
+            "association_setup_request",
+            &[("pfcp.node_id_fqdn", "smf.edge.example")],
+        ),
+        (
+            "association_setup_response",
+            &[
+                ("pfcp.cause", "1"),
+                ("pfcp.node_id_ipv4", "10.100.0.2"),
+                ("pfcp.up_function_features.ftup", "1"),
+            ],
+        ),
+        (
+            "association_update_request",
+            &[("pfcp.node_id_ipv6", "fd00::2")],
+        ),
+        // Session Establishment Request: the full uplink/downlink rule set.
+        (
+            "session_establishment_request",
+            &[
+                ("pfcp.seid", "0x0000000000000000,0x0000000000001001"),
+                ("pfcp.f_seid.ipv4", "10.100.0.1"),
+                ("pfcp.pdr_id", "1,2"),
+                // FAR IDs: in the two PDRs, then in the two Create FARs.
+                ("pfcp.far_id", "1,2,1,2"),
+                ("pfcp.f_teid_flags.ch", "1"),
+                ("pfcp.f_teid.choose_id", "01"),
+                ("pfcp.apply_action.forw", "1,0"),
+                ("pfcp.apply_action.buff", "0,1"),
+                ("pfcp.apply_action.nocp", "0,1"),
+                ("pfcp.ue_ip_addr_ipv4", "10.45.0.2,10.45.0.2"),
+                ("pfcp.ue_ip_address_flag.sd", "0,1"),
+                ("pfcp.flow_desc", "permit out ip from any to assigned"),
+                ("pfcp.network_instance", "internet,internet,internet"),
+                ("pfcp.tgpp_interface_type", "11,17"),
+                ("pfcp.source_interface", "0,1"),
+                ("pfcp.dst_interface", "1"),
+                ("pfcp.qer_id", "1,1,1"),
+                ("pfcp.urr_id", "1,1,1"),
+                ("pfcp.qfi_value", "0x09,0x09"),
+                ("pfcp.ul_mbr", "100000"),
+                ("pfcp.dl_mbr", "200000"),
+                ("pfcp.measurement_period", "60"),
+                ("pfcp.volume_threshold.tovol", "1000000000"),
+                ("pfcp.bar_id", "1,1"),
+            ],
+        ),
+        (
+            "session_establishment_response",
+            &[
+                ("pfcp.cause", "1"),
+                ("pfcp.seid", "0x0000000000001001,0x0000000000002002"),
+                ("pfcp.pdr_id", "1"),
+                ("pfcp.f_teid.teid", "0x00000101"),
+                ("pfcp.f_teid_flags.ch", "0"),
+            ],
+        ),
+        // Modification: Update FAR with Outer Header Creation towards the gNB.
+        (
+            "session_modification_request",
+            &[
+                ("pfcp.far_id", "2"),
+                ("pfcp.pdr_id", "3"),
+                ("pfcp.apply_action.forw", "1"),
+                ("pfcp.outer_hdr_creation.teid", "0x00000b0b"),
+                ("pfcp.outer_hdr_creation.ipv4", "10.3.0.1"),
+                ("pfcp.dst_interface", "0"),
+            ],
+        ),
+    ];
+    for (name, fields) in expected {
+        let i = idx(name);
+        for (field, want) in *fields {
+            assert_eq!(get(i, field), *want, "{name}: {field}");
+        }
+    }
 
     // Usage reports in all three places.
     for name in [
