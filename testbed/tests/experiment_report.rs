@@ -5,14 +5,37 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 
 use testbed::experiment::{write_report, Name};
 
-#[test]
-fn fig10_summary_is_recomputed_from_the_csv() {
-    let dir = std::env::temp_dir().join(format!("exp-report-{}", std::process::id()));
+/// A new empty folder for this test process.
+fn fresh_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The mean and the sample standard deviation, computed by hand.
+fn mean_sd(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let sd = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    (mean, sd)
+}
+
+/// The report's table row that begins with `start`.
+fn table_row<'a>(report: &'a str, start: &str) -> &'a str {
+    report
+        .lines()
+        .find(|l| l.starts_with(start))
+        .unwrap_or_else(|| panic!("no row `{start}`:\n{report}"))
+}
+
+#[test]
+fn fig10_summary_is_recomputed_from_the_csv() {
+    let dir = fresh_dir("exp-report");
     let mut csv = String::from("threshold,rep,n,state,downtime_ms,migration_ms\n");
     let down = [0.4, 0.9, 1.7, 0.6];
     for (i, d) in down.iter().enumerate() {
@@ -40,17 +63,12 @@ ssim-threshold,t0.85,1,true,0.5,10,4,4,\nssim-threshold,t0.95,1,true,0.5,12,4,4,
     let p = write_report(Name::SsimThreshold, &dir).expect("report");
     let report = std::fs::read_to_string(p).unwrap();
     // Mean and sample standard deviation by hand.
-    let n = down.len() as f64;
-    let mean = down.iter().sum::<f64>() / n;
-    let sd = (down.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    let (mean, sd) = mean_sd(&down);
     let want = format!("{mean:.2} ± {sd:.2} [0.40, 1.70]");
-    let row = report
-        .lines()
-        .find(|l| l.starts_with("| 0.85 |"))
-        .unwrap_or_else(|| panic!("no 0.85 row:\n{report}"));
+    let row = table_row(&report, "| 0.85 |");
     assert!(row.contains(&want), "{want} not in {row}");
     // Three of four migrations at 0.95 (0, 12, 24, 36 s) took more than 10 s.
-    let row95 = report.lines().find(|l| l.starts_with("| 0.95 |")).unwrap();
+    let row95 = table_row(&report, "| 0.95 |");
     assert!(row95.ends_with("| 75% |"), "{row95}");
     assert!(
         report.contains("2 runs (22 s in all), 0 failed"),
@@ -64,9 +82,7 @@ ssim-threshold,t0.85,1,true,0.5,10,4,4,\nssim-threshold,t0.95,1,true,0.5,12,4,4,
 
 #[test]
 fn fig8_and_table4_are_recomputed_from_bandwidth_csv() {
-    let dir = std::env::temp_dir().join(format!("exp-report-bw-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("exp-report-bw");
     let mut csv = String::from(
         "method,preset,bandwidth_mbit,rep,downtime_ms,freeze_ms,migration_ms,bytes_ledger,bytes_counters\n",
     );
@@ -103,31 +119,20 @@ bandwidth,pre-copy-snake,1,true,0.5,100,2,2,\n",
     let p = write_report(Name::Bandwidth, &dir).expect("report");
     let report = std::fs::read_to_string(p).unwrap();
     // Fig. 8: the mean and sample sd of the migration time, in seconds.
-    let n = mig.len() as f64;
-    let mean = mig.iter().sum::<f64>() / n / 1e3;
-    let sd = (mig.iter().map(|x| (x / 1e3 - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    let (mean, sd) = mean_sd(&mig.map(|ms| ms / 1e3));
     let want = format!("{mean:.2} ± {sd:.2} [76.00, 80.00]");
-    let row = report
-        .lines()
-        .find(|l| l.starts_with("| pre-copy | snake | 200 |"))
-        .unwrap_or_else(|| panic!("no pre-copy 200 row:\n{report}"));
+    let row = table_row(&report, "| pre-copy | snake | 200 |");
     assert!(row.contains(&want), "{want} not in {row}");
     assert!(row.ends_with("| 78 s |"), "the paper's value: {row}");
     // Table IV: the mean ledger in GiB, the counters' ratio to it.
     let ledger = bytes.iter().sum::<u64>() as f64 / 2.0 / (1u64 << 30) as f64;
-    let t4 = report
-        .lines()
-        .find(|l| l.starts_with("| snake | 200 | pre-copy |"))
-        .unwrap_or_else(|| panic!("no Table IV row:\n{report}"));
+    let t4 = table_row(&report, "| snake | 200 | pre-copy |");
     assert!(
         t4.contains(&format!("| {ledger:.4} |")) && t4.contains("| 1.010 |"),
         "{ledger:.4} GiB, ratio 1.010 not in {t4}"
     );
     assert!(t4.ends_with("| 1.60 |"), "the paper's value: {t4}");
-    let csm = report
-        .lines()
-        .find(|l| l.starts_with("| snake | 1000 | csm |"))
-        .unwrap();
+    let csm = table_row(&report, "| snake | 1000 | csm |");
     assert!(csm.contains("| 0.0000 |"), "{csm}");
     for f in ["fig8a-downtime.png", "fig8b-migration.svg"] {
         assert!(dir.join(f).is_file(), "{f}");
