@@ -14,6 +14,7 @@
 //! moments, in a scratch that steady-state calls reuse (no allocation).
 
 use crate::Frame;
+use std::ops::{AddAssign, Mul};
 
 const WIN: usize = 11;
 const SIGMA: f64 = 1.5;
@@ -84,17 +85,27 @@ fn index(s: [f64; 5]) -> f64 {
     ((2.0 * mx * my + C1) * (2.0 * cxy + C2)) / ((mx * mx + my * my + C1) * (vx + vy + C2))
 }
 
-fn global(a: &[u8], b: &[u8]) -> f64 {
-    let n = a.len() as f64;
-    let mut s = [0f64; 5];
+/// Adds the moment sums of the pixel pairs of `a` and `b` to `s`: Σx, Σy,
+/// Σx², Σy², Σxy (in `f64` for a whole image, `u32` for one block).
+#[inline]
+fn add_moments<T>(s: &mut [T; 5], a: &[u8], b: &[u8])
+where
+    T: Copy + From<u8> + Mul<Output = T> + AddAssign,
+{
     for (&x, &y) in a.iter().zip(b) {
-        let (x, y) = (f64::from(x), f64::from(y));
+        let (x, y) = (T::from(x), T::from(y));
         s[0] += x;
         s[1] += y;
         s[2] += x * x;
         s[3] += y * y;
         s[4] += x * y;
     }
+}
+
+fn global(a: &[u8], b: &[u8]) -> f64 {
+    let n = a.len() as f64;
+    let mut s = [0f64; 5];
+    add_moments(&mut s, a, b);
     for v in &mut s {
         *v /= n;
     }
@@ -295,14 +306,7 @@ impl FastSsim {
                 .zip(rb.chunks_exact(BLOCK))
                 .zip(brow.iter_mut())
             {
-                for (&x, &y) in ca.iter().zip(cb) {
-                    let (x, y) = (u32::from(x), u32::from(y));
-                    m[0] += x;
-                    m[1] += y;
-                    m[2] += x * x;
-                    m[3] += y * y;
-                    m[4] += x * y;
-                }
+                add_moments(m, ca, cb);
             }
         }
     }
