@@ -61,6 +61,15 @@ fn check(dir: &Path, report: &str, heading: &str, rows: &[&str], columns: &[&str
     assert!(!report.contains("failed:"), "a run failed:\n{report}");
 }
 
+/// Every `NAME.EXT` of `names` and `exts` is a file in `dir`.
+fn assert_files(dir: &Path, names: &[&str], exts: &[&str]) {
+    for n in names {
+        for e in exts {
+            assert!(dir.join(format!("{n}.{e}")).is_file(), "{n}.{e}");
+        }
+    }
+}
+
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn ssim_threshold_quick_has_fig10() {
@@ -72,11 +81,11 @@ fn ssim_threshold_quick_has_fig10() {
         &["0.80", "0.85", "0.90", "0.95"],
         &["threshold", "downtime ms", "migration time ms", "> 10 s"],
     );
-    for f in ["fig10a-downtime-cdf", "fig10b-migration-cdf"] {
-        for ext in ["svg", "png"] {
-            assert!(bed.run.join(format!("{f}.{ext}")).is_file(), "{f}.{ext}");
-        }
-    }
+    assert_files(
+        &bed.run,
+        &["fig10a-downtime-cdf", "fig10b-migration-cdf"],
+        &["svg", "png"],
+    );
     // One summary recomputed from the raw CSV.
     let t = Table::read(&bed.run.join("ssim-threshold.csv")).unwrap();
     assert_eq!(t.rows.len(), 4 * 3, "4 thresholds x 3 migrations");
@@ -109,9 +118,16 @@ fn smoothness_quick_has_table5_and_filmstrips() {
             "excess pairs < 0.8",
         ],
     );
-    for m in ["csm", "no-sliding", "no-opt", "static"] {
-        assert!(bed.run.join(format!("filmstrip-{m}.png")).is_file(), "{m}");
-    }
+    assert_files(
+        &bed.run,
+        &[
+            "filmstrip-csm",
+            "filmstrip-no-sliding",
+            "filmstrip-no-opt",
+            "filmstrip-static",
+        ],
+        &["png"],
+    );
     let t = Table::read(&bed.run.join("smoothness.csv")).unwrap();
     assert_eq!(t.rows.len(), 4 * 2);
     // Every switch was placed in the video, and the videos are gone.
@@ -180,26 +196,13 @@ fn bandwidth_quick_has_fig8_and_table4_and_the_baselines_grow_as_bandwidth_falls
         ],
     );
     assert!(report.contains("not a hypervisor"), "{report}");
-    for f in ["fig8a-downtime", "fig8b-migration"] {
-        for ext in ["svg", "png"] {
-            assert!(bed.run.join(format!("{f}.{ext}")).is_file(), "{f}.{ext}");
-        }
-    }
-    let t = Table::read(&bed.run.join("bandwidth.csv")).unwrap();
-    assert_eq!(
-        t.header,
-        [
-            "method",
-            "preset",
-            "bandwidth_mbit",
-            "rep",
-            "downtime_ms",
-            "freeze_ms",
-            "migration_ms",
-            "bytes_ledger",
-            "bytes_counters"
-        ]
+    assert_files(
+        &bed.run,
+        &["fig8a-downtime", "fig8b-migration"],
+        &["svg", "png"],
     );
+    let t = Table::read(&bed.run.join("bandwidth.csv")).unwrap();
+    assert_eq!(t.header, testbed::experiment::bandwidth::COLUMNS);
     assert_eq!(t.rows.len(), 3 * 2, "3 methods x 2 bandwidths");
     let at = |m: &str, bw: &str, col: &str| {
         let v = t
@@ -273,9 +276,11 @@ fn overhead_quick_has_fig9_with_the_copy_on_the_inter_edge_link() {
             "egress Mbit/s max",
         ],
     );
-    for f in ["fig9a-cpu", "fig9b-memory", "fig9c-ingress", "fig9d-egress"] {
-        assert!(bed.run.join(format!("{f}.png")).is_file(), "{f}");
-    }
+    assert_files(
+        &bed.run,
+        &["fig9a-cpu", "fig9b-memory", "fig9c-ingress", "fig9d-egress"],
+        &["png"],
+    );
     let t = Table::read(&bed.run.join("overhead.csv")).unwrap();
     let peak = |m: &str, e: &str, col: &str| {
         t.select("method", m)
