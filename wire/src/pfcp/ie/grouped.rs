@@ -287,59 +287,34 @@ grouped! {
 }
 grouped_ie!(UpdateQer);
 
-grouped! {
+/// Grouped IEs made of one mandatory rule ID alone, each with `grouped_ie!`.
+macro_rules! id_only {
+    ($( $(#[$attr:meta])* $name:ident { $field:ident: $t:ty = $code:expr, $fdoc:literal } )+) => {$(
+        grouped! {
+            $(#[$attr])*
+            pub struct $name {
+                #[doc = $fdoc]
+                $field: M $t = $code,
+            }
+        }
+        grouped_ie!($name);
+    )+};
+}
+
+id_only! {
     /// Remove PDR (type 15).
-    pub struct RemovePdr {
-        /// PDR ID.
-        pdr_id: M u16 = t::PDR_ID,
-    }
-}
-grouped_ie!(RemovePdr);
-
-grouped! {
+    RemovePdr { pdr_id: u16 = t::PDR_ID, "PDR ID." }
     /// Remove FAR (type 16).
-    pub struct RemoveFar {
-        /// FAR ID.
-        far_id: M u32 = t::FAR_ID,
-    }
-}
-grouped_ie!(RemoveFar);
-
-grouped! {
+    RemoveFar { far_id: u32 = t::FAR_ID, "FAR ID." }
     /// Remove URR (type 17).
-    pub struct RemoveUrr {
-        /// URR ID.
-        urr_id: M u32 = t::URR_ID,
-    }
-}
-grouped_ie!(RemoveUrr);
-
-grouped! {
+    RemoveUrr { urr_id: u32 = t::URR_ID, "URR ID." }
     /// Remove QER (type 18).
-    pub struct RemoveQer {
-        /// QER ID.
-        qer_id: M u32 = t::QER_ID,
-    }
-}
-grouped_ie!(RemoveQer);
-
-grouped! {
+    RemoveQer { qer_id: u32 = t::QER_ID, "QER ID." }
     /// Remove BAR (type 87).
-    pub struct RemoveBar {
-        /// BAR ID.
-        bar_id: M u8 = t::BAR_ID,
-    }
-}
-grouped_ie!(RemoveBar);
-
-grouped! {
+    RemoveBar { bar_id: u8 = t::BAR_ID, "BAR ID." }
     /// Query URR (type 77): ask for an immediate usage report.
-    pub struct QueryUrr {
-        /// URR ID.
-        urr_id: M u32 = t::URR_ID,
-    }
+    QueryUrr { urr_id: u32 = t::URR_ID, "URR ID." }
 }
-grouped_ie!(QueryUrr);
 
 grouped! {
     /// Usage Report: type 80 in a Session Report Request (Table 7.5.8.3-1),
