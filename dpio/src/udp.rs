@@ -153,6 +153,15 @@ fn gro_size(m: &libc::msghdr) -> Option<usize> {
     None
 }
 
+/// A [`recv_batch`] error that only means nothing came this time (would
+/// block, timed out, interrupted): the loop polls again.
+pub fn nothing_yet(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
 /// Receives up to `BATCH` messages into `slots` with one `recvmmsg`,
 /// waiting for the first as the socket's blocking mode and `SO_RCVTIMEO`
 /// say (`WouldBlock`/`TimedOut` when none came) and taking only what is

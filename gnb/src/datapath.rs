@@ -764,16 +764,7 @@ fn downlink(
     while !stop.load(Ordering::Relaxed) {
         let n = match recv_batch(fd, &mut slots, &mut got) {
             Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue
-            }
+            Err(e) if dpio::udp::nothing_yet(&e) => continue,
             Err(e) => {
                 if let Some(s) = control.log_other.allow() {
                     warn!(error = %e, suppressed = s, "N3 receive failed");

@@ -145,16 +145,7 @@ pub(crate) fn uplink_loop(inner: &Inner, idx: usize) {
     while !inner.stop.load(Ordering::Relaxed) {
         let n = match recv_batch(fd, &mut slots, &mut got) {
             Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue
-            }
+            Err(e) if dpio::udp::nothing_yet(&e) => continue,
             Err(e) => {
                 if inner.log_limit.allow() {
                     warn!(error = %e, "N3 receive failed");
