@@ -26,7 +26,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 use wire::ctl::migration::{
-    AbandonReport, MigrationRequest, ServiceRegistration, SwitchReport, EVENTS_MAX_WAIT_MS,
+    AbandonReport, EventsQuery, MigrationRequest, ServiceRegistration, SwitchReport,
+    EVENTS_MAX_WAIT_MS,
 };
 use wire::ctl::{GnbRef, SessionRequest, TunnelSetup, TunnelSetupResponse};
 
@@ -558,15 +559,6 @@ async fn n1_migration_report(
             None,
         )),
     }
-}
-
-/// Query of the event long poll.
-#[derive(Debug, Deserialize)]
-struct EventsQuery {
-    #[serde(default)]
-    after: u64,
-    #[serde(default)]
-    wait_ms: u64,
 }
 
 async fn n1_events(

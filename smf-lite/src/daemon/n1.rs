@@ -16,7 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tracing::info;
 use wire::ctl::migration::{
-    AbandonReport, MigrationAccepted, MigrationRecord, MigrationRequest, ServiceInfo,
+    AbandonReport, EventsQuery, MigrationAccepted, MigrationRecord, MigrationRequest, ServiceInfo,
     ServiceRegistration, SwitchReport, UeEvents, EVENTS_MAX_WAIT_MS,
 };
 
@@ -175,15 +175,6 @@ async fn report(
         }
     }
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// The query of the event long poll.
-#[derive(Debug, Deserialize)]
-struct EventsQuery {
-    #[serde(default)]
-    after: u64,
-    #[serde(default)]
-    wait_ms: u64,
 }
 
 async fn events(

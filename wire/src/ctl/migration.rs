@@ -196,6 +196,19 @@ pub struct UeEvent {
     pub kind: UeEventKind,
 }
 
+/// The query of the event long poll (`?after=SEQ&wait_ms=MS`), both
+/// optional (0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventsQuery {
+    /// Only events with a higher sequence number.
+    #[serde(default)]
+    pub after: u64,
+    /// How long to hold the call while there is none (capped at
+    /// [`EVENTS_MAX_WAIT_MS`]).
+    #[serde(default)]
+    pub wait_ms: u64,
+}
+
 /// The answer of the event long poll.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UeEvents {
