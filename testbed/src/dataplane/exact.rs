@@ -52,8 +52,9 @@ fn fill(seed: u32, start: u64, buf: &mut [u8]) {
     }
 }
 
-/// Segments in the `k * MSS` transfers.
-const SEGMENTS: u64 = 44;
+/// The TCP transfers, as (segments, extra): `segments * MSS + extra`
+/// bytes: 1 B, 44 full segments, 44 and a short one, 1 MiB + 3, 8 MiB.
+const TCP_SIZES: [(u64, u64); 5] = [(0, 1), (44, 0), (44, 7), (0, (1 << 20) + 3), (0, 8 << 20)];
 /// UDP GSO: segment size and full segments per send.
 const GSO_SIZE: usize = 1000;
 const GSO_FULL: usize = 10;
@@ -70,17 +71,10 @@ pub fn run(path: Path, ue: &End, edge: &End, echo: SocketAddrV4, port: &mut u16)
     for up in [true, false] {
         let (tx, rx) = if up { (ue, edge) } else { (edge, ue) };
         let dir = if up { "up" } else { "down" };
-        let sizes: [Box<dyn Fn(u64) -> u64>; 5] = [
-            Box::new(|_| 1),
-            Box::new(|mss| SEGMENTS * mss),
-            Box::new(|mss| SEGMENTS * mss + 7),
-            Box::new(|_| (1 << 20) + 3),
-            Box::new(|_| 8 << 20),
-        ];
-        for len in sizes {
+        for (segments, extra) in TCP_SIZES {
             seed += 1;
             *port += 1;
-            let r = tcp_once(tx, rx, *port, seed, &*len);
+            let r = tcp_once(tx, rx, *port, seed, segments, extra);
             let (bytes, error) = match r {
                 Ok((n, e)) => (n, e),
                 Err(e) => (0, Some(e)),
@@ -133,14 +127,15 @@ pub fn run(path: Path, ue: &End, edge: &End, echo: SocketAddrV4, port: &mut u16)
     out
 }
 
-/// One TCP transfer of `len(mss)` bytes from `tx` to a listener on `rx`:
+/// One TCP transfer of `segments * MSS + extra` bytes from `tx` to a listener on `rx`:
 /// (bytes, None) when they all arrived unchanged.
 fn tcp_once(
     tx: &End,
     rx: &End,
     port: u16,
     seed: u32,
-    len: &dyn Fn(u64) -> u64,
+    segments: u64,
+    extra: u64,
 ) -> Result<(u64, Option<String>), String> {
     let at = SocketAddrV4::new(rx.addr, port);
     let l = in_ns(&rx.ns, "TCP listener", move || TcpListener::bind(at))?;
@@ -151,7 +146,7 @@ fn tcp_once(
     let (mut s, _) = l.accept().map_err(|e| format!("accept on {at}: {e}"))?;
     s.set_read_timeout(Some(TIMEOUT))
         .map_err(|e| e.to_string())?;
-    let n = len(u64::from(mss(&c)?));
+    let n = segments * u64::from(mss(&c)?) + extra;
     let reader = std::thread::spawn(move || -> (u64, Option<String>) {
         let mut buf = vec![0u8; 1 << 16];
         let mut want = vec![0u8; 1 << 16];

@@ -588,22 +588,18 @@ impl SessionTable {
                 reports.push(r);
             }
         }
-        // Forwarding kept for FARs that stop forwarding.
-        let parked: Vec<(u32, FarAction)> = s
-            .fars
-            .iter()
-            .filter(|(_, f)| !matches!(f.action, FarAction::Forward { .. }))
-            .filter_map(|(id, _)| {
-                let prev = old_fars.get(id)?;
-                matches!(prev.action, FarAction::Forward { .. }).then(|| (*id, prev.action.clone()))
-            })
-            .collect();
-        s.parked.extend(parked);
-        let fars = &s.fars;
-        s.parked.retain(|id, _| {
-            fars.get(id)
-                .is_some_and(|f| !matches!(f.action, FarAction::Forward { .. }))
-        });
+        // Forwarding kept for FARs that stop forwarding; dropped for those
+        // that forward (again) or are gone.
+        s.parked.retain(|id, _| s.fars.contains_key(id));
+        for (id, far) in &s.fars {
+            if matches!(far.action, FarAction::Forward { .. }) {
+                s.parked.remove(id);
+            } else if let Some(prev @ FarAction::Forward { .. }) =
+                old_fars.get(id).map(|f| &f.action)
+            {
+                s.parked.insert(*id, prev.clone());
+            }
+        }
         // Path switch and buffer flush events.
         for (id, far) in &s.fars {
             let Some(prev) = old_fars.get(id) else {

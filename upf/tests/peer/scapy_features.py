@@ -71,11 +71,11 @@ def text(tag):
 
 def modify(ies):
     r = peer.request(PFCPSessionModificationRequest, ies, seid=up_seid)
-    return cause(r, PFCPSessionModificationResponse), r
+    return cause(r, PFCPSessionModificationResponse)
 
 
 def must_modify(ies, what):
-    c, _ = modify(ies)
+    c = modify(ies)
     if c != 1:
         fail("%s: cause %s" % (what, c))
 
@@ -92,6 +92,12 @@ def dl_far(action, teid=DL_TEID):
 
 def roundtrip(payload, expect_teid=DL_TEID):
     return peer.roundtrip(teid, ue_ip, edge_ip, echo_port, payload, expect_teid)
+
+
+def urr_id(p):
+    """The URR ID of a report's usage report (0: it has none)."""
+    u = usage(p)
+    return u[0] if u else 0
 
 
 def usage(p):
@@ -141,7 +147,7 @@ teid = sub(created, IE_FTEID).TEID
 
 # 2. Valid IEs (downlink tunnel, gate, threshold) with a Remove PDR of a
 #    PDR the session does not have: all refused, nothing changed.
-c, r = modify([
+c = modify([
     dl_far(IE_ApplyAction(FORW=1), teid=0x9b),
     IE_UpdateQER(IE_list=[IE_QER_Id(id=1), IE_GateStatus(ul=1, dl=1)]),
     IE_UpdateURR(IE_list=[
@@ -164,7 +170,7 @@ for i in range(3):
     sent += PAYLOAD + IP_UDP
     if sent >= THRESHOLD:
         break
-rep = peer.wait_report(lambda p: (usage(p) or (0,))[0] == 1, 3)
+rep = peer.wait_report(lambda p: urr_id(p) == 1, 3)
 if rep is None:
     fail("no volume threshold report within 3 s")
 urr, trig, vol = usage(rep)
@@ -176,7 +182,7 @@ t0 = time.monotonic()
 periodic = []
 while len(periodic) < 2 and time.monotonic() - t0 < 5:
     peer.wait_report(lambda p: False, 0.5)
-    periodic = [p for _, p in peer.reports if (usage(p) or (0,))[0] == 2]
+    periodic = [p for _, p in peer.reports if urr_id(p) == 2]
 out["periodic_reports"] = len(periodic)
 if len(periodic) < 2 or any(usage(p)[1].PERIO != 1 for p in periodic):
     fail("expected 2 periodic reports of URR 2 within 5 s, got %d" % len(periodic))
@@ -286,7 +292,7 @@ roundtrip(b"still associated")
 r = peer.request(PFCPHeartbeatRequest, [IE_RecoveryTimeStamp(timestamp=RTS + 1)])
 if not r.haslayer(PFCPHeartbeatResponse):
     fail("no heartbeat response after the restart")
-c, _ = modify([dl_far(IE_ApplyAction(FORW=1))])
+c = modify([dl_far(IE_ApplyAction(FORW=1))])
 out["after_restart_modification_cause"] = c
 if c != 72:
     fail("a modification after the restart got cause %s, expected 72" % c)
