@@ -195,6 +195,8 @@ pub struct Streamer {
     encoder: Encoder,
     packetizer: Packetizer,
     frames: u64,
+    /// Frame slots so far (streamed or skipped): the RTP clock.
+    slots: u64,
     ts0: u32,
     au: Vec<u8>,
 }
@@ -212,6 +214,7 @@ impl Streamer {
             encoder,
             packetizer,
             frames: 0,
+            slots: 0,
             // A stream-specific start, as RFC 3550 asks (derived, not random,
             // so tests are reproducible).
             ts0: cfg.ssrc.rotate_left(7) ^ 0x5a5a_5a5a,
@@ -240,13 +243,20 @@ impl Streamer {
         self.frames
     }
 
+    /// Skips `n` frame slots (the loop fell behind): the next frame's RTP
+    /// timestamp is that of its slot, so the timestamps stay the sampling
+    /// instants (RFC 3550 5.1) and a receiver can pace display by them.
+    pub fn skip_slots(&mut self, n: u64) {
+        self.slots = self.slots.wrapping_add(n);
+    }
+
     /// Makes the next frame an IDR frame.
     pub fn force_idr(&mut self) {
         self.encoder.force_idr();
     }
 
-    /// The RTP timestamp of frame number `n` (90 kHz, from a stream
-    /// specific origin).
+    /// The RTP timestamp of frame slot `n` (90 kHz, from a stream specific
+    /// origin).
     pub fn timestamp_of(&self, n: u64) -> u32 {
         let fps = u64::from(self.cfg.encoder.fps.max(1));
         // Wraps like RTP timestamps do.
@@ -275,10 +285,11 @@ impl Streamer {
                 .map_or(0, |s| s.last_input),
             rendered_ns,
         };
-        let timestamp = self.timestamp_of(self.frames);
+        let timestamp = self.timestamp_of(self.slots);
         let before = out.len();
         self.packetizer.packetize(&self.au, timestamp, &meta, out);
         self.frames += 1;
+        self.slots = self.slots.wrapping_add(1);
         Ok(FrameReport {
             meta,
             timestamp,
@@ -605,6 +616,7 @@ fn frame_loop(cfg: StreamerConfig, rtp: &UdpSocket, sh: &Shared) -> Result<(), I
         let now = Instant::now();
         while next + period < now {
             next += period;
+            streamer.skip_slots(1);
             m.frames_late.fetch_add(1, Ordering::Relaxed);
         }
         if sh.idr_request.swap(false, Ordering::Relaxed) {
@@ -903,6 +915,13 @@ mod tests {
         assert!(!r1.idr);
         assert_eq!(r1.timestamp.wrapping_sub(r0.timestamp), 1500);
         st.force_idr();
-        assert!(st.stream(&w, 101, &mut out).expect("frame").idr);
+        let r2 = st.stream(&w, 101, &mut out).expect("frame");
+        assert!(r2.idr);
+        // Two slots skipped (the loop fell behind): the next timestamp is
+        // its slot's, three frame periods on, not the next frame number's.
+        st.skip_slots(2);
+        let r3 = st.stream(&w, 150, &mut out).expect("frame");
+        assert_eq!(r3.timestamp.wrapping_sub(r2.timestamp), 3 * 1500);
+        assert_eq!(st.frames(), 4);
     }
 }

@@ -4,7 +4,8 @@
 //! the third switch-only (back to a copilot inside its countdown). Every
 //! migration switches and has its figures, no input is lost, no byte
 //! crosses the inter-edge link, nothing is leaked, and the run folder has
-//! migrations.json and migrations.csv. Timings are not asserted.
+//! migrations.json, migrations.csv and the UE's display log. Timings are
+//! not asserted.
 //! Needs root and the daemon binaries.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -105,5 +106,23 @@ fn migrations_switch_lose_no_input_cross_no_edge_and_leak_nothing() {
     assert_eq!(json.as_array().map(Vec::len), Some(4));
     let csv = common::read(&bed.run.join("migrations.csv"));
     assert_eq!(csv.lines().count(), 5, "{csv}");
+    // Every displayed frame, in display order, from both edges.
+    let log = common::read(&bed.run.join("display.jsonl"));
+    let recs: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON record a line"))
+        .collect();
+    assert!(recs.len() > 60, "{} displayed frames", recs.len());
+    let shown: Vec<u64> = recs
+        .iter()
+        .map(|r| r["display_ns"].as_u64().unwrap())
+        .collect();
+    assert!(shown.windows(2).all(|w| w[0] <= w[1]), "display order");
+    for edge in ["edge1", "edge2"] {
+        assert!(
+            recs.iter().any(|r| r["source"] == edge),
+            "no frame of {edge}"
+        );
+    }
     bed.assert_nothing_left("migrate");
 }

@@ -5,6 +5,7 @@
 use std::sync::mpsc;
 
 use ue::stream::buffer::{one_frame_buffer, BufferReader, BufferWriter, FrameInfo};
+use ue::stream::pacer::PacingConfig;
 use ue::stream::scorer::PairScorer;
 use ue::stream::screen::{Screen, ScreenCmd, ScreenNote};
 use ue::stream::{Selector, SelectorConfig};
@@ -283,4 +284,136 @@ fn the_scorer_scores_the_latest_pair_asked_and_tells_pairs_by_their_frames() {
     assert!(scorer.score(&a1, &c1).expect("scored") < 0.5);
     // A pair asked again while queued or done is not scored twice.
     assert_eq!(scorer.scored(), 2);
+}
+
+/// Publishes frame `k` of a 60 fps stream: rendered at its slot, decoded
+/// `late_ms` after it.
+fn publish_timed(w: &mut BufferWriter, name: &str, k: u64, late_ms: u64, f: media::Frame) -> u64 {
+    let slot = T0 + k * PERIOD;
+    let info = FrameInfo {
+        source: name.into(),
+        seq: k + 1,
+        tick: Some(k),
+        rtp_ts: (k as u32).wrapping_mul(1500),
+        rendered_ns: Some(slot),
+        decoded_ns: slot + late_ms * 1_000_000,
+        ..Default::default()
+    };
+    w.publish(info, f);
+    slot + late_ms * 1_000_000
+}
+
+const T0: u64 = 1_000_000_000_000;
+const PERIOD: u64 = 16_666_666;
+
+#[test]
+fn paced_frames_are_shown_at_even_instants_whatever_their_decode_time() {
+    let mut t = two_streams();
+    let mut screen = t.screen.with_pacing(PacingConfig {
+        decay: std::time::Duration::ZERO,
+        ..PacingConfig::default()
+    });
+    // Decoded 7, 8, 12 ms after the slot in turn: the first sets the
+    // delay (7 + 8 ms slack), every frame is shown 15 ms after its slot.
+    let lat = [7u64, 8, 12];
+    let mut shown_at = Vec::new();
+    let mut displayed = 0;
+    let mut show = |screen: &mut Screen, decoded: u64, k: u64| {
+        let due = screen.poll(decoded).expect("poll").expect("a frame waits");
+        assert_eq!(due, T0 + k * PERIOD + 15_000_000, "frame {k}");
+        // Not shown before its time...
+        screen.poll(due - 1).expect("poll");
+        assert_eq!(screen.displayed(), displayed, "frame {k} shown early");
+        // ...and shown at it.
+        assert_eq!(screen.poll(due).expect("poll"), None);
+        displayed += 1;
+        assert_eq!(screen.displayed(), displayed, "frame {k} not shown");
+        shown_at.push(due);
+    };
+    for k in 0..6 {
+        let d = publish_timed(
+            &mut t.wa,
+            "edge1",
+            k,
+            lat[k as usize % 3],
+            frame(k as u8 * 10),
+        );
+        show(&mut screen, d, k);
+    }
+    // A switch: both streams in step, the destination decoded later; the
+    // decision comes when the destination's frame is due, and the slide
+    // goes on at the destination's own instants.
+    t.cmd_tx.send(ScreenCmd::Add(t.rb)).expect("cmd");
+    t.cmd_tx
+        .send(ScreenCmd::Begin("edge2".into()))
+        .expect("cmd");
+    for k in 6..12 {
+        let f = frame(k as u8 * 10);
+        let da = publish_timed(&mut t.wa, "edge1", k, lat[k as usize % 3], f.clone());
+        let db = publish_timed(&mut t.wb, "edge2", k, 9, f);
+        let mut at = [da, db, T0 + k * PERIOD + 15_000_000, db + 8_000_000];
+        at.sort_unstable();
+        for t in at {
+            screen.poll(t).expect("poll");
+        }
+    }
+    let n = notes(&mut t.note_rx);
+    assert!(
+        n.iter().any(|x| matches!(x, ScreenNote::Decision { .. })),
+        "{n:?}"
+    );
+    let out = screen.finish().expect("finish");
+    // Every frame of edge1 up to the decision and every one of edge2
+    // after it shown once, none skipped.
+    let seqs: Vec<(String, u64)> = out
+        .records
+        .iter()
+        .map(|r| (r.source.clone(), r.seq))
+        .collect();
+    let first_dest = seqs
+        .iter()
+        .position(|(s, _)| s == "edge2")
+        .expect("edge2 shown");
+    assert!(
+        seqs[..first_dest]
+            .iter()
+            .enumerate()
+            .all(|(i, (s, q))| s == "edge1" && *q == i as u64 + 1),
+        "{seqs:?}"
+    );
+    let mut dest: Vec<u64> = seqs[first_dest..]
+        .iter()
+        .filter(|(s, _)| s == "edge2")
+        .map(|(_, q)| *q)
+        .collect();
+    // A blend is recomposed when either stream's frame is new.
+    dest.dedup();
+    assert!(dest.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+}
+
+#[test]
+fn a_paced_frame_still_waiting_when_a_newer_one_comes_is_shown_at_once() {
+    let (mut wa, ra) = one_frame_buffer("edge1", None);
+    let sel = Selector::new(SelectorConfig::default(), "edge1").expect("selector");
+    let (_cmd_tx, cmd_rx) = mpsc::channel();
+    let (note_tx, _note_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut screen = Screen::new(sel, ra, cmd_rx, note_tx).with_pacing(PacingConfig {
+        decay: std::time::Duration::ZERO,
+        ..PacingConfig::default()
+    });
+    // Delay 12 + 8 ms.
+    let d0 = publish_timed(&mut wa, "edge1", 0, 12, frame(1));
+    let due0 = screen.poll(d0).expect("poll").expect("waits");
+    assert_eq!(screen.displayed(), 0);
+    // Frame 1 is decoded before frame 0's time (a burst after a hiccup):
+    // frame 0 goes now, frame 1 waits for its own time.
+    let d1 = publish_timed(&mut wa, "edge1", 1, 1, frame(2));
+    assert!(d1 < due0);
+    let due1 = screen.poll(d1).expect("poll").expect("waits");
+    assert_eq!(screen.displayed(), 1);
+    assert_eq!(due1, due0 + PERIOD);
+    screen.poll(due1).expect("poll");
+    let out = screen.finish().expect("finish");
+    let seqs: Vec<u64> = out.records.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, [1, 2]);
 }

@@ -11,7 +11,7 @@ use crate::bed::{BedArgs, BedError};
 /// `testbed migrate` (`testbed migrate --help` shows these texts).
 #[derive(clap::Args, Debug, Clone)]
 #[command(mut_arg("run_dir", |a| a.help(
-    "Run folder for configs/, logs/, migrations.json and migrations.csv \
+    "Run folder for configs/, logs/, migrations.json, migrations.csv and display.jsonl \
      (default ./results/run-<UTC time>)"
 )))]
 pub struct MigrateArgs {
@@ -125,6 +125,11 @@ pub struct MigrateArgs {
     /// latest only.
     #[arg(long)]
     pub no_one_frame_buffer: bool,
+    /// Show each frame when it is decoded instead of at its render slot
+    /// plus a playout delay that covers the stream's jitter (not one of
+    /// the paper's mechanisms: smoother display for a few ms of latency).
+    #[arg(long)]
+    pub no_pacing: bool,
     /// Inputs the UE sends again to the destination at the switch (the
     /// cloud applies each once).
     #[arg(long, default_value_t = 8)]
@@ -345,6 +350,7 @@ impl MigrateArgs {
             use_threshold: !self.no_threshold,
             use_sliding: !self.no_sliding,
             use_one_frame_buffer: !self.no_one_frame_buffer,
+            use_pacing: !self.no_pacing,
             resend: self.resend,
         })
     }
@@ -431,6 +437,7 @@ mod tests {
             "3s",
             "--no-threshold",
             "--no-one-frame-buffer",
+            "--no-pacing",
             "--resend",
             "0",
         ])
@@ -445,6 +452,7 @@ mod tests {
                 use_threshold: false,
                 use_sliding: true,
                 use_one_frame_buffer: false,
+                use_pacing: false,
                 resend: 0,
             }
         );

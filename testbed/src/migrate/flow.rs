@@ -27,6 +27,9 @@ mod statecopy;
 /// (latency trigger).
 const LATENCY_PROBE_MS: u64 = 100;
 
+/// The UE's record of every displayed frame, in the run folder.
+pub const DISPLAY_LOG: &str = "display.jsonl";
+
 fn req(e: impl std::fmt::Display) -> BedError {
     BedError::Request(e.to_string())
 }
@@ -416,6 +419,7 @@ fn start_play(ctx: &Ctx, obs: &mut dyn Observer) -> Result<(), BedError> {
         },
         input_rate: Some(o.input_rate),
         video: o.video.as_ref().map(|v| v.display().to_string()),
+        display_log: Some(ctx.st.run_dir.join(DISPLAY_LOG).display().to_string()),
         selector: o.selector.clone(),
         trigger: (o.trigger == Trigger::Latency).then(|| LatencyTrigger {
             threshold_ms: o.latency.threshold.as_secs_f64() * 1e3,

@@ -24,7 +24,8 @@
 //! switch and frames blended; the SMF's session setup and instance start
 //! times; the inter-edge interface's byte counters before and after; inputs
 //! sent, and new holes in the sequence numbers the logic server applied.
-//! `migrations.json` and `migrations.csv` go to the run folder.
+//! `migrations.json`, `migrations.csv` and the UE's `display.jsonl` (one
+//! record per displayed frame) go to the run folder.
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};

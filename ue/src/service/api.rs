@@ -33,6 +33,11 @@ pub struct PlayStart {
     /// Write the displayed frames to this Y4M file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video: Option<String>,
+    /// Write the record of every displayed frame (JSON lines: display,
+    /// decode, arrival and render times, stream, sequence, SSIM against
+    /// the frame before) to this file when the play stops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_log: Option<String>,
     #[serde(default)]
     pub selector: SelectorSettings,
     /// Let the UE's migration agent ask for a migration itself when the
@@ -59,6 +64,9 @@ pub struct SelectorSettings {
     pub use_threshold: bool,
     pub use_sliding: bool,
     pub use_one_frame_buffer: bool,
+    /// Show each frame at its render slot plus a playout delay
+    /// ([`crate::stream::pacer`]); off: when decoded.
+    pub use_pacing: bool,
     /// Inputs sent again at a switch (the cloud dedupes them).
     pub resend: usize,
 }
@@ -72,6 +80,7 @@ impl Default for SelectorSettings {
             use_threshold: true,
             use_sliding: true,
             use_one_frame_buffer: true,
+            use_pacing: true,
             resend: 8,
         }
     }

@@ -24,6 +24,7 @@ mod follow;
 use super::{figures, ServiceError};
 use crate::session::SessionManager;
 use crate::stream::buffer::{frame_buffer, BufferMode, Wake};
+use crate::stream::pacer::PacingConfig;
 use crate::stream::screen::{Screen, ScreenCmd, ScreenNote};
 use crate::stream::selector::{Selector, SelectorConfig};
 use crate::stream::{
@@ -131,6 +132,9 @@ impl Service {
         let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
         let (note_tx, note_rx) = unbounded_channel();
         let mut screen = Screen::new(selector, r, cmd_rx, note_tx);
+        if sel.use_pacing {
+            screen = screen.with_pacing(PacingConfig::default());
+        }
         if let Some(v) = &req.video {
             screen = screen.with_video(std::path::Path::new(v), fps)?;
         }
@@ -666,6 +670,9 @@ impl Service {
             &stats,
             self.req.video.is_some().then_some(shown.video_frames),
         );
+        if let Some(path) = &self.req.display_log {
+            write_display_log(path, &shown.records);
+        }
         let mut migrations = self.state().migrations.clone();
         let switches: Vec<u64> = migrations.iter().filter_map(|m| m.decided_ns).collect();
         let base = figures::baselines(&shown.records, &switches);
@@ -699,6 +706,26 @@ impl Service {
                 })
                 .collect(),
         })
+    }
+}
+
+/// Writes `records` as JSON lines to `path`; a failure is logged (the
+/// play's report does not depend on it).
+fn write_display_log(path: &str, records: &[crate::stream::DisplayRecord]) {
+    let mut out = String::with_capacity(records.len() * 256);
+    for r in records {
+        match serde_json::to_string(r) {
+            Ok(line) => out.push_str(&line),
+            Err(e) => {
+                warn!(path, error = %e, "display log not written");
+                return;
+            }
+        }
+        out.push('\n');
+    }
+    match std::fs::write(path, out) {
+        Ok(()) => info!(path, frames = records.len(), "display log written"),
+        Err(e) => warn!(path, error = %e, "display log not written"),
     }
 }
 

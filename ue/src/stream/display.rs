@@ -139,22 +139,32 @@ impl VideoOut {
     }
 }
 
-/// A display thread's loop: `poll` at every wake-up of `wake` (or every
-/// [`MAX_SLEEP`]) until `stop`.
+/// A display thread's loop: `poll` at every wake-up of `wake`, at the
+/// instant `poll` last asked for (a frame's presentation time,
+/// CLOCK_REALTIME ns), or at the latest every [`MAX_SLEEP`], until `stop`.
 pub fn wait_loop(
     wake: Option<&Wake>,
     stop: &AtomicBool,
-    mut poll: impl FnMut() -> Result<(), StreamError>,
+    mut poll: impl FnMut() -> Result<Option<u64>, StreamError>,
 ) -> Result<(), StreamError> {
     let mut seen = wake.map(|w| w.count()).unwrap_or(0);
     while !stop.load(Ordering::Relaxed) {
-        if let Err(e) = poll() {
-            tracing::error!("display stopped: {e}");
-            return Err(e);
+        let next = match poll() {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!("display stopped: {e}");
+                return Err(e);
+            }
+        };
+        let timeout = next.map_or(MAX_SLEEP, |at| {
+            Duration::from_nanos(at.saturating_sub(realtime_ns())).min(MAX_SLEEP)
+        });
+        if timeout.is_zero() {
+            continue;
         }
         match wake {
-            Some(w) => seen = w.wait(seen, MAX_SLEEP),
-            None => std::thread::sleep(MAX_SLEEP),
+            Some(w) => seen = w.wait(seen, timeout),
+            None => std::thread::sleep(timeout),
         }
     }
     Ok(())
@@ -240,7 +250,7 @@ impl DisplaySink {
         DisplayHandle::spawn("display", displayed, move |stop| {
             let wake = self.wake.clone();
             wait_loop(wake.as_deref(), stop, || {
-                self.poll(realtime_ns()).map(|_| ())
+                self.poll(realtime_ns()).map(|_| None)
             })?;
             self.finish()
         })

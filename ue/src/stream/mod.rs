@@ -11,6 +11,8 @@
 //!   pilot's input address ([`InputTarget`], changeable at run time).
 //! - [`selector`]: the CSM stream selector's decisions ([`Selector`]), a
 //!   state machine: SSIM threshold, frame sliding, give-up, ablations.
+//! - [`pacer`]: when a frame is shown: its render slot plus a playout
+//!   delay that covers the stream's jitter ([`pacer::StreamPacer`]).
 //! - [`scorer`]: [`scorer::PairScorer`], the selector's pair SSIM in its
 //!   own thread.
 //! - [`report`]: frames displayed, frame interval, input -> display
@@ -24,6 +26,7 @@ pub mod bot;
 pub mod buffer;
 pub mod client;
 pub mod display;
+pub mod pacer;
 pub mod play;
 pub mod report;
 pub mod scorer;

@@ -9,7 +9,10 @@
 //! downscaled-luma one ([`media::FastSsim`]), computed by a worker thread
 //! ([`PairScorer`]) in the running screen, so that at the switch decision
 //! the display thread only blends and shows (in a screen driven by hand
-//! without a worker, inline). The display time of a frame is taken once it
+//! without a worker, inline). With pacing ([`Screen::with_pacing`]), a
+//! frame taken from a buffer waits until its presentation time
+//! ([`super::pacer`]) before the selector sees it; the thread wakes at that
+//! instant. The display time of a frame is taken once it
 //! is composed, before the measures that follow it (the SSIM against the
 //! frame displayed before, the video file). Each displayed frame is
 //! recorded ([`DisplayRecord`], with the destination's weight and the SSIM
@@ -30,6 +33,7 @@ use media::{FastSsim, Frame};
 
 use super::buffer::{BufferReader, BufferedFrame, Wake};
 use super::display::{wait_loop, DisplayHandle, DisplayOutcome, DisplayRecord, VideoOut};
+use super::pacer::{PacingConfig, StreamPacer};
 use super::scorer::{fast_ssim, PairScorer};
 use super::selector::{Event, FrameRef, Output, Phase, Selector};
 use super::{realtime_ns, StreamError};
@@ -70,6 +74,12 @@ pub struct Screen {
     selector: Selector,
     readers: HashMap<Arc<str>, BufferReader>,
     latest: HashMap<Arc<str>, Arc<BufferedFrame>>,
+    /// Presentation pacing (none: a frame is shown once decoded).
+    pacing: Option<PacingConfig>,
+    pacers: HashMap<Arc<str>, StreamPacer>,
+    /// Frames taken from their buffer, waiting for their presentation
+    /// time (CLOCK_REALTIME ns).
+    pending: HashMap<Arc<str>, (Arc<BufferedFrame>, u64)>,
     ssim: Option<FastSsim>,
     /// The pairs' SSIM off this thread (none: inline).
     scorer: Option<PairScorer>,
@@ -98,6 +108,9 @@ impl Screen {
             selector,
             readers,
             latest: HashMap::new(),
+            pacing: None,
+            pacers: HashMap::new(),
+            pending: HashMap::new(),
             ssim: None,
             scorer: None,
             blended: Frame::new(2, 2),
@@ -117,6 +130,12 @@ impl Screen {
         self
     }
 
+    /// Shows each frame at its presentation time ([`super::pacer`]).
+    pub fn with_pacing(mut self, cfg: PacingConfig) -> Screen {
+        self.pacing = Some(cfg);
+        self
+    }
+
     /// Also writes every displayed frame to the Y4M file `path`.
     pub fn with_video(mut self, path: &Path, fps: u32) -> Result<Screen, StreamError> {
         self.video = Some(VideoOut::create(path, fps)?);
@@ -126,10 +145,15 @@ impl Screen {
     fn command(&mut self, now: u64, c: ScreenCmd) {
         match c {
             ScreenCmd::Add(r) => {
+                // A stream that comes back starts its pacing over.
+                self.pacers.remove(r.name());
+                self.pending.remove(r.name());
                 self.readers.insert(r.name().clone(), r);
             }
             ScreenCmd::Remove(name) => {
                 self.readers.remove(&name);
+                self.pacers.remove(&name);
+                self.pending.remove(&name);
                 // A source released during the slide (no delayed release)
                 // keeps its last frame in the blend until the slide ends.
                 let sliding = matches!(self.selector.phase(), Phase::Sliding { .. });
@@ -147,9 +171,13 @@ impl Screen {
                 };
                 match r {
                     Err(reason) => self.note(ScreenNote::Refused { dest, reason }),
-                    // The blend's frame, at the source's size now, not at
-                    // the first blended frame.
                     Ok(()) => {
+                        // Its last frame here is stale if it was shown
+                        // before (a switch back): the next look takes its
+                        // newest.
+                        self.latest.remove(&dest);
+                        // The blend's frame, at the source's size now, not
+                        // at the first blended frame.
                         if let Some(f) = self.latest.get(self.selector.chief()) {
                             if (self.blended.width, self.blended.height)
                                 != (f.frame.width, f.frame.height)
@@ -163,19 +191,66 @@ impl Screen {
         }
     }
 
-    /// Refreshes the latest frame of `name` from its buffer.
-    fn refresh(&mut self, name: &Arc<str>) {
+    /// Refreshes the latest frame of `name` from its buffer: at once, or
+    /// with pacing once its presentation time has come (a frame still
+    /// waiting when a newer one arrives is shown now, the newer one waits).
+    fn refresh(&mut self, name: &Arc<str>, now: u64) {
         let Some(r) = self.readers.get(name) else {
             return;
         };
-        let seen = self.latest.get(name).map_or(0, |f| f.generation);
+        let seen = self
+            .pending
+            .get(name)
+            .map(|(f, _)| f.generation)
+            .or_else(|| self.latest.get(name).map(|f| f.generation))
+            .unwrap_or(0);
         if let Some(f) = r.newer_than(seen) {
-            self.latest.insert(name.clone(), f);
+            match &self.pacing {
+                None => {
+                    self.latest.insert(name.clone(), f);
+                }
+                Some(cfg) => {
+                    let i = &f.info;
+                    let due = self.pacers.entry(name.clone()).or_default().place(
+                        cfg,
+                        i.rtp_ts,
+                        i.rendered_ns,
+                        i.decoded_ns,
+                    );
+                    if let Some((older, _)) = self.pending.insert(name.clone(), (f, due.due_ns)) {
+                        self.latest.insert(name.clone(), older);
+                    }
+                }
+            }
+        }
+        if self.pending.get(name).is_some_and(|(_, due)| *due <= now) {
+            if let Some((f, _)) = self.pending.remove(name) {
+                self.latest.insert(name.clone(), f);
+            }
         }
     }
 
+    /// Frames displayed so far.
+    pub fn displayed(&self) -> u64 {
+        self.displayed.load(Ordering::Relaxed)
+    }
+
+    /// The earliest presentation time of a frame waiting for it.
+    pub fn next_due(&self) -> Option<u64> {
+        self.pending.values().map(|(_, due)| *due).min()
+    }
+
+    /// Only the streams the selector looks at have frames waiting: the
+    /// others' would be stale when they are looked at again.
+    fn keep_pending_of(&mut self, chief: &Arc<str>, target: Option<&Arc<str>>) {
+        self.pending
+            .retain(|name, _| name == chief || Some(name) == target);
+    }
+
     /// One look at `now`: commands, then what the selector says to show.
-    pub fn poll(&mut self, now: u64) -> Result<(), StreamError> {
+    /// Returns when to look again at the latest (a waiting frame's
+    /// presentation time), if anything waits.
+    pub fn poll(&mut self, now: u64) -> Result<Option<u64>, StreamError> {
         self.out.polls += 1;
         let mut lap = Laps::new(now);
         while let Ok(c) = self.cmds.try_recv() {
@@ -184,9 +259,10 @@ impl Screen {
         lap.mark();
         let chief = self.selector.chief().clone();
         let target = self.selector.target().cloned();
-        self.refresh(&chief);
+        self.keep_pending_of(&chief, target.as_ref());
+        self.refresh(&chief, now);
         if let Some(t) = &target {
-            self.refresh(t);
+            self.refresh(t, now);
         }
         let source = self.latest.get(&chief).cloned();
         let dest = target.as_ref().and_then(|t| self.latest.get(t)).cloned();
@@ -209,7 +285,7 @@ impl Screen {
         self.forward_events();
         lap.mark();
         lap.warn_if_slow(output);
-        Ok(())
+        Ok(self.next_due())
     }
 
     fn show(
