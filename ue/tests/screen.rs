@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use ue::stream::buffer::{one_frame_buffer, BufferReader, BufferWriter, FrameInfo};
 use ue::stream::pacer::PacingConfig;
 use ue::stream::scorer::PairScorer;
-use ue::stream::screen::{Screen, ScreenCmd, ScreenNote};
+use ue::stream::screen::{Screen, ScreenCmd, ScreenNote, MAX_WAITING};
 use ue::stream::{Selector, SelectorConfig};
 
 fn frame(luma: u8) -> media::Frame {
@@ -310,7 +310,8 @@ const PERIOD: u64 = 16_666_666;
 fn paced_frames_are_shown_at_even_instants_whatever_their_decode_time() {
     let mut t = two_streams();
     let mut screen = t.screen.with_pacing(PacingConfig {
-        decay: std::time::Duration::ZERO,
+        initial_slack: std::time::Duration::from_millis(8),
+        catch_up: std::time::Duration::ZERO,
         ..PacingConfig::default()
     });
     // Decoded 7, 8, 12 ms after the slot in turn: the first sets the
@@ -392,28 +393,40 @@ fn paced_frames_are_shown_at_even_instants_whatever_their_decode_time() {
 }
 
 #[test]
-fn a_paced_frame_still_waiting_when_a_newer_one_comes_is_shown_at_once() {
+fn paced_frames_decoded_in_a_burst_wait_in_order_each_for_its_time() {
     let (mut wa, ra) = one_frame_buffer("edge1", None);
     let sel = Selector::new(SelectorConfig::default(), "edge1").expect("selector");
     let (_cmd_tx, cmd_rx) = mpsc::channel();
     let (note_tx, _note_rx) = tokio::sync::mpsc::unbounded_channel();
+    // A delay of 1 + 200 ms: frames decoded 1 ms after their slot wait
+    // about 12 frame periods.
     let mut screen = Screen::new(sel, ra, cmd_rx, note_tx).with_pacing(PacingConfig {
-        decay: std::time::Duration::ZERO,
+        initial_slack: std::time::Duration::from_millis(200),
+        catch_up: std::time::Duration::ZERO,
+        max_delay: std::time::Duration::from_secs(1),
         ..PacingConfig::default()
     });
-    // Delay 12 + 8 ms.
-    let d0 = publish_timed(&mut wa, "edge1", 0, 12, frame(1));
-    let due0 = screen.poll(d0).expect("poll").expect("waits");
+    let due0 = T0 + 201_000_000;
+    for k in 0..MAX_WAITING as u64 {
+        let d = publish_timed(&mut wa, "edge1", k, 1, frame(k as u8));
+        assert_eq!(screen.poll(d).expect("poll"), Some(due0), "frame {k}");
+    }
     assert_eq!(screen.displayed(), 0);
-    // Frame 1 is decoded before frame 0's time (a burst after a hiccup):
-    // frame 0 goes now, frame 1 waits for its own time.
-    let d1 = publish_timed(&mut wa, "edge1", 1, 1, frame(2));
-    assert!(d1 < due0);
-    let due1 = screen.poll(d1).expect("poll").expect("waits");
+    // One more than may wait: the oldest goes now, the rest still wait.
+    let d = publish_timed(&mut wa, "edge1", MAX_WAITING as u64, 1, frame(99));
+    assert_eq!(screen.poll(d).expect("poll"), Some(due0 + PERIOD));
     assert_eq!(screen.displayed(), 1);
-    assert_eq!(due1, due0 + PERIOD);
-    screen.poll(due1).expect("poll");
+    // Then each at its own time, in order.
+    for k in 1..=MAX_WAITING as u64 {
+        let due = due0 + k * PERIOD;
+        screen.poll(due - 1).expect("poll");
+        assert_eq!(screen.displayed(), k, "frame {k} early");
+        screen.poll(due).expect("poll");
+        assert_eq!(screen.displayed(), k + 1, "frame {k} not shown");
+    }
     let out = screen.finish().expect("finish");
     let seqs: Vec<u64> = out.records.iter().map(|r| r.seq).collect();
-    assert_eq!(seqs, [1, 2]);
+    assert_eq!(seqs, (1..=MAX_WAITING as u64 + 1).collect::<Vec<_>>());
+    // The record tells when each frame was due.
+    assert_eq!(out.records[1].due_ns, Some(due0 + PERIOD));
 }

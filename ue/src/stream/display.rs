@@ -85,6 +85,10 @@ pub struct DisplayRecord {
     /// the CSM screen measures it (smoothness).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssim_prev: Option<f32>,
+    /// With presentation pacing, when the frame was due (CLOCK_REALTIME
+    /// ns); `display_ns` later than this is the display's own delay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_ns: Option<u64>,
 }
 
 impl DisplayRecord {
@@ -103,6 +107,7 @@ impl DisplayRecord {
             decoded_ns: f.info.decoded_ns,
             dest_weight: 0.0,
             ssim_prev: None,
+            due_ns: None,
         }
     }
 }

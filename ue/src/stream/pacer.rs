@@ -15,12 +15,13 @@
 //!   rtp time` seen on the stream (the instance's render time is
 //!   CLOCK_REALTIME, which every namespace shares; a render never starts
 //!   before its slot, so the lowest offset is the slot's);
-//! - the playout delay: the first frame's lateness (decode time minus
-//!   sampling instant) plus [`PacingConfig::initial_slack`]; then it rises
-//!   at once to any frame's lateness plus [`PacingConfig::margin`] (that
-//!   frame is shown when decoded) and sinks by [`PacingConfig::decay`] per
-//!   frame, so one late frame costs one longer interval and the delay comes
-//!   back down slowly;
+//! - the playout delay: the largest lateness (decode time minus sampling
+//!   instant) of the frames of the last [`PacingConfig::window`], plus
+//!   [`PacingConfig::margin`]; over the stream's first window, at least the
+//!   first frame's lateness plus [`PacingConfig::initial_slack`]. It rises
+//!   at once when a frame needs more (that frame is shown when decoded: one
+//!   longer interval) and sinks by at most [`PacingConfig::catch_up`] per
+//!   frame (frames come that much closer together while it does);
 //! - the frame's presentation time: sampling instant plus delay, never
 //!   before it was decoded.
 //!
@@ -32,6 +33,7 @@
 //! Pacing is not one of the paper's three mechanisms; it can be switched
 //! off (`use_pacing`), which shows frames on arrival as before.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 /// RTP clock of the video (Hz).
@@ -43,24 +45,30 @@ pub const RESYNC_NS: i64 = 500_000_000;
 /// How the playout delay follows the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PacingConfig {
-    /// Added to the first frame's lateness for the first delay.
+    /// Added to the first frame's lateness for the delay of the stream's
+    /// first [`PacingConfig::window`] (a new instance's first frames come
+    /// unevenly).
     pub initial_slack: Duration,
-    /// Kept above the latest frame's lateness.
+    /// Kept above the lateness of every frame in the window.
     pub margin: Duration,
-    /// How much the delay sinks per frame while frames are early.
-    pub decay: Duration,
+    /// How long a late frame holds the delay up.
+    pub window: Duration,
+    /// How much the delay sinks per frame once the window's frames allow
+    /// it (the frames then come that much closer together).
+    pub catch_up: Duration,
     /// The longest delay: a frame later than this is shown when decoded.
     pub max_delay: Duration,
 }
 
 impl Default for PacingConfig {
-    /// Slack 8 ms (half a frame at 60 fps), margin 1 ms, decay 5 us per
-    /// frame (0.3 ms/s at 60 fps), delay at most 100 ms.
+    /// Slack 12 ms, margin 1 ms, window 2 s, catch-up 0.5 ms per frame
+    /// (30 ms/s at 60 fps), delay at most 100 ms.
     fn default() -> PacingConfig {
         PacingConfig {
-            initial_slack: Duration::from_millis(8),
+            initial_slack: Duration::from_millis(12),
             margin: Duration::from_millis(1),
-            decay: Duration::from_micros(5),
+            window: Duration::from_secs(2),
+            catch_up: Duration::from_micros(500),
             max_delay: Duration::from_millis(100),
         }
     }
@@ -79,6 +87,11 @@ pub struct StreamPacer {
     media_ticks: i64,
     /// Lowest `rendered - media` seen (ns).
     anchor: Option<i64>,
+    /// The first frame's decode time and lateness (ns).
+    first: Option<(i64, i64)>,
+    /// (decode time, lateness) of the window's frames whose lateness no
+    /// later frame exceeded: the front is the window's largest.
+    late: VecDeque<(i64, i64)>,
     /// Playout delay after the sampling instant (ns).
     delay: Option<i64>,
 }
@@ -125,22 +138,44 @@ impl StreamPacer {
             Some(a) if (offset - a).abs() <= RESYNC_NS => a.min(offset),
             _ => {
                 self.delay = None;
+                self.first = None;
+                self.late.clear();
                 offset
             }
         };
         self.anchor = Some(anchor);
         let sampled = anchor + media_ns;
         let late = decoded - sampled;
-        let delay = match self.delay {
-            None => late + ns(cfg.initial_slack),
-            Some(d) => (d - ns(cfg.decay)).max(late + ns(cfg.margin)),
-        }
-        .clamp(0, ns(cfg.max_delay));
+        let delay = self.delay_for(cfg, decoded, late);
         self.delay = Some(delay);
         Paced {
             due_ns: u64::try_from((sampled + delay).max(decoded)).unwrap_or(decoded_ns),
             delay_ns: delay as u64,
         }
+    }
+
+    /// The delay after a frame decoded at `decoded`, `late` after its
+    /// sampling instant: up at once to cover it, down by at most the
+    /// catch-up per frame to what the window's frames need.
+    fn delay_for(&mut self, cfg: &PacingConfig, decoded: i64, late: i64) -> i64 {
+        while self.late.back().is_some_and(|&(_, l)| l <= late) {
+            self.late.pop_back();
+        }
+        self.late.push_back((decoded, late));
+        let since = decoded - ns(cfg.window);
+        while self.late.front().is_some_and(|&(t, _)| t < since) {
+            self.late.pop_front();
+        }
+        let (t0, l0) = *self.first.get_or_insert((decoded, late));
+        let mut need = self.late.front().map_or(late, |&(_, l)| l) + ns(cfg.margin);
+        if t0 >= since {
+            need = need.max(l0 + ns(cfg.initial_slack));
+        }
+        let delay = match self.delay {
+            Some(d) if need < d => (d - ns(cfg.catch_up)).max(need),
+            _ => need,
+        };
+        delay.clamp(0, ns(cfg.max_delay))
     }
 
     /// The playout delay now (ns), once a frame was placed.
@@ -162,7 +197,8 @@ mod tests {
         PacingConfig {
             initial_slack: Duration::from_millis(8),
             margin: Duration::from_millis(1),
-            decay: Duration::ZERO,
+            window: Duration::from_millis(100),
+            catch_up: Duration::ZERO,
             max_delay: Duration::from_millis(100),
         }
     }
@@ -213,19 +249,25 @@ mod tests {
         let mut lat = vec![5 * MS; 20];
         lat[10] = 20 * MS;
         let c = PacingConfig {
-            decay: Duration::from_micros(100),
+            catch_up: Duration::from_micros(100),
             ..cfg()
         };
         let mut p = StreamPacer::default();
         let gaps = run(&mut p, &c, 0, &lat, &[]);
-        // Delay 13 ms, sinking 0.1 ms a frame: 12.1 ms at frame 9; frame
-        // 10 (20 ms late) is shown when decoded plus the margin: one
-        // interval longer by 21 - 12.1, the rest slightly shorter.
-        assert!((gaps[9] - (16.666 + 21.0 - 12.1)).abs() < 0.01, "{gaps:?}");
-        for g in gaps.iter().skip(10) {
-            assert!((g - 16.566).abs() < 0.01, "{gaps:?}");
+        // 13 ms over the first window (5 + 8 slack: frames 0-6), then
+        // sinking 0.1 ms a frame towards 6 (5 + 1): 12.7 ms at frame 9.
+        // Frame 10 (20 ms late) raises it to 21 at once: one interval
+        // longer by 21 - 12.7. It stays while frame 10 is in the window
+        // (frames 11-16), then sinks 0.1 ms a frame again.
+        let expect = |k: usize| match k {
+            9 => 16.666 + 21.0 - 12.7,
+            0..=5 | 10..=15 => 16.666,
+            _ => 16.566,
+        };
+        for (k, g) in gaps.iter().enumerate() {
+            assert!((g - expect(k)).abs() < 0.01, "interval {k}: {gaps:?}");
         }
-        assert_eq!(p.delay_ns(), Some(21 * MS - 9 * 100_000));
+        assert_eq!(p.delay_ns(), Some(21 * MS - 3 * 100_000));
     }
 
     #[test]

@@ -21,7 +21,7 @@
 //! [`ScreenNote`]s to the UE's migration agent, which steers the input and
 //! tells the network.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
@@ -78,8 +78,10 @@ pub struct Screen {
     pacing: Option<PacingConfig>,
     pacers: HashMap<Arc<str>, StreamPacer>,
     /// Frames taken from their buffer, waiting for their presentation
-    /// time (CLOCK_REALTIME ns).
-    pending: HashMap<Arc<str>, (Arc<BufferedFrame>, u64)>,
+    /// time (CLOCK_REALTIME ns), oldest first (at most [`MAX_WAITING`]).
+    pending: HashMap<Arc<str>, VecDeque<(Arc<BufferedFrame>, u64)>>,
+    /// The due time of each stream's latest frame, by generation.
+    due: HashMap<Arc<str>, (u64, u64)>,
     ssim: Option<FastSsim>,
     /// The pairs' SSIM off this thread (none: inline).
     scorer: Option<PairScorer>,
@@ -111,6 +113,7 @@ impl Screen {
             pacing: None,
             pacers: HashMap::new(),
             pending: HashMap::new(),
+            due: HashMap::new(),
             ssim: None,
             scorer: None,
             blended: Frame::new(2, 2),
@@ -147,12 +150,14 @@ impl Screen {
             ScreenCmd::Add(r) => {
                 // A stream that comes back starts its pacing over.
                 self.pacers.remove(r.name());
+                self.due.remove(r.name());
                 self.pending.remove(r.name());
                 self.readers.insert(r.name().clone(), r);
             }
             ScreenCmd::Remove(name) => {
                 self.readers.remove(&name);
                 self.pacers.remove(&name);
+                self.due.remove(&name);
                 self.pending.remove(&name);
                 // A source released during the slide (no delayed release)
                 // keeps its last frame in the blend until the slide ends.
@@ -192,8 +197,8 @@ impl Screen {
     }
 
     /// Refreshes the latest frame of `name` from its buffer: at once, or
-    /// with pacing once its presentation time has come (a frame still
-    /// waiting when a newer one arrives is shown now, the newer one waits).
+    /// with pacing once its presentation time has come (frames wait in
+    /// order; when more than [`MAX_WAITING`] wait, the oldest goes now).
     fn refresh(&mut self, name: &Arc<str>, now: u64) {
         let Some(r) = self.readers.get(name) else {
             return;
@@ -201,32 +206,37 @@ impl Screen {
         let seen = self
             .pending
             .get(name)
+            .and_then(|q| q.back())
             .map(|(f, _)| f.generation)
             .or_else(|| self.latest.get(name).map(|f| f.generation))
             .unwrap_or(0);
-        if let Some(f) = r.newer_than(seen) {
-            match &self.pacing {
-                None => {
-                    self.latest.insert(name.clone(), f);
-                }
-                Some(cfg) => {
-                    let i = &f.info;
-                    let due = self.pacers.entry(name.clone()).or_default().place(
-                        cfg,
-                        i.rtp_ts,
-                        i.rendered_ns,
-                        i.decoded_ns,
-                    );
-                    if let Some((older, _)) = self.pending.insert(name.clone(), (f, due.due_ns)) {
-                        self.latest.insert(name.clone(), older);
-                    }
-                }
-            }
-        }
-        if self.pending.get(name).is_some_and(|(_, due)| *due <= now) {
-            if let Some((f, _)) = self.pending.remove(name) {
+        let Some(cfg) = &self.pacing else {
+            if let Some(f) = r.newer_than(seen) {
                 self.latest.insert(name.clone(), f);
             }
+            return;
+        };
+        let queue = self.pending.entry(name.clone()).or_default();
+        if let Some(f) = r.newer_than(seen) {
+            let i = &f.info;
+            let paced = self.pacers.entry(name.clone()).or_default().place(
+                cfg,
+                i.rtp_ts,
+                i.rendered_ns,
+                i.decoded_ns,
+            );
+            queue.push_back((f, paced.due_ns));
+        }
+        let mut shown = None;
+        while queue
+            .front()
+            .is_some_and(|(_, due)| *due <= now || queue.len() > MAX_WAITING)
+        {
+            shown = queue.pop_front();
+        }
+        if let Some((f, at)) = shown {
+            self.due.insert(name.clone(), (f.generation, at));
+            self.latest.insert(name.clone(), f);
         }
     }
 
@@ -237,7 +247,10 @@ impl Screen {
 
     /// The earliest presentation time of a frame waiting for it.
     pub fn next_due(&self) -> Option<u64> {
-        self.pending.values().map(|(_, due)| *due).min()
+        self.pending
+            .values()
+            .filter_map(|q| q.front().map(|(_, due)| *due))
+            .min()
     }
 
     /// Only the streams the selector looks at have frames waiting: the
@@ -309,6 +322,11 @@ impl Screen {
         // before what only measures or records what was displayed.
         let mut rec = DisplayRecord::of(info, realtime_ns().max(now));
         rec.dest_weight = weight;
+        rec.due_ns = self
+            .due
+            .get(info.info.source.as_ref())
+            .filter(|(g, _)| *g == info.generation)
+            .map(|(_, at)| *at);
         rec.ssim_prev = match &self.prev {
             Some(p) => Some(fast_ssim(&mut self.ssim, p, frame) as f32),
             None => None,
@@ -389,6 +407,10 @@ impl Screen {
         })
     }
 }
+
+/// With pacing, the most frames of a stream that wait for their time
+/// (133 ms at 60 fps, more than the longest playout delay).
+pub const MAX_WAITING: usize = 8;
 
 /// A poll of the display taking longer than this is logged, phase by phase.
 const SLOW_POLL_NS: u64 = 20_000_000;
