@@ -316,6 +316,8 @@ pub(super) fn session(
     if !released {
         notes.push("the last source was not released within the countdown and 15 s".into());
     }
+    summary.render_to_display_ms = Some(outcome.report.render_to_display_ms.clone());
+    summary.input_to_display_ms = Some(outcome.report.latency_ms.clone());
     summary.stall_p99_away_ms = outcome.stall_baseline_ms;
     summary.smoothness_baseline = outcome.smoothness_baseline;
     summary.with_controls(&rows, &outcome.controls);
@@ -356,6 +358,7 @@ fn settings(ctx: &Ctx) -> serde_json::Value {
         "trigger": o.trigger,
         "warm": o.warm,
         "scene": o.scene,
+        "pacing": o.selector.use_pacing,
         "width": o.width,
         "height": o.height,
         "fps": o.fps,
@@ -714,6 +717,7 @@ fn measure_after(
         state: String::new(),
         reason: None,
         switched: false,
+        decided_ns: None,
         downtime_ms: None,
         stall_ms: None,
         migration_ms: None,

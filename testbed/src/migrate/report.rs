@@ -52,6 +52,10 @@ pub struct MigrationRow {
     pub reason: Option<String>,
     /// Whether the selector decided a switch.
     pub switched: bool,
+    /// When it decided (CLOCK_REALTIME ns): where to look in the UE's
+    /// display log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_ns: Option<u64>,
     /// Switch decision to the first displayed frame with a destination
     /// contribution.
     pub downtime_ms: Option<f64>,
@@ -108,6 +112,7 @@ impl MigrationRow {
                 m.state,
                 UeMigrationState::Switched | UeMigrationState::Completed
             );
+        self.decided_ns = m.decided_ns;
         self.downtime_ms = m.downtime_ms;
         self.migration_ms = m.migration_ms;
         self.ssim_at_switch = m.ssim_at_switch;
@@ -185,6 +190,11 @@ pub struct Summary {
     pub secondary_writes_applied: Option<u64>,
     /// Writes from a secondary that the logic server dropped.
     pub secondary_writes_dropped: u64,
+    /// The UE's render -> display latency over the play (what presentation
+    /// pacing costs shows here), ms.
+    pub render_to_display_ms: Option<ue::stream::report::Summary>,
+    /// The UE's input -> display latency over the play, ms.
+    pub input_to_display_ms: Option<ue::stream::report::Summary>,
     /// The UE's stall baseline: p99 frame interval away from switches.
     pub stall_p99_away_ms: Option<f64>,
     /// The UE's smoothness baseline: 1st percentile of the SSIM between
@@ -431,6 +441,22 @@ pub fn print_human(r: &MigrateReport) {
             None => println!("{name:<34} {:>10} {:>10} {:>10}", "-", "-", "-"),
         }
     }
+    let lat = |l: &Option<ue::stream::report::Summary>| {
+        l.as_ref().map_or("-".into(), |l| {
+            let f = |x: Option<f64>| x.map_or("-".into(), |x| format!("{x:.1}"));
+            format!("p50 {} / p99 {} ms", f(l.p50), f(l.p99))
+        })
+    };
+    println!(
+        "display latency: render -> display {}; input -> display {} (pacing: {})",
+        lat(&s.render_to_display_ms),
+        lat(&s.input_to_display_ms),
+        if s.settings["pacing"] == true {
+            "on"
+        } else {
+            "off"
+        }
+    );
     let g = &s.goals;
     let of = |m: &MetOf| format!("{}/{}", m[0], m[1]);
     println!(
@@ -481,6 +507,7 @@ mod tests {
             state: "completed".into(),
             reason: None,
             switched: downtime.is_some(),
+            decided_ns: None,
             downtime_ms: downtime,
             stall_ms: None,
             migration_ms: Some(100.0 * f64::from(n)),

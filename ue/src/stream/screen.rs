@@ -402,9 +402,33 @@ impl Screen {
             self.scorer = Some(PairScorer::spawn(Some(wake.clone()))?);
         }
         DisplayHandle::spawn("screen", displayed, move |stop| {
+            display_thread_priority();
             wait_loop(Some(&wake), stop, || self.poll(realtime_ns()))?;
             self.finish()
         })
+    }
+}
+
+/// Niceness of the display thread: above the decoders and the rest of
+/// the UE, as a compositor runs, so that a paced frame is shown at its time
+/// on a busy machine too.
+pub const DISPLAY_NICE: libc::c_int = -10;
+
+/// Raises the calling (display) thread's priority to [`DISPLAY_NICE`] and
+/// makes its timers precise (1 us slack instead of 50); without the
+/// privilege (CAP_SYS_NICE) it says so and runs as it is.
+fn display_thread_priority() {
+    // SAFETY: plain syscalls on the calling thread, no memory passed.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
+        let tid = libc::gettid() as libc::id_t;
+        if libc::setpriority(libc::PRIO_PROCESS, tid, DISPLAY_NICE) != 0 {
+            tracing::info!(
+                nice = DISPLAY_NICE,
+                error = %std::io::Error::last_os_error(),
+                "display thread priority not raised: paced frames may be shown late on a busy machine"
+            );
+        }
     }
 }
 
