@@ -306,7 +306,7 @@ mod tests {
     }
 
     #[test]
-    fn a_skipped_slot_keeps_the_clock() {
+    fn a_missed_slot_keeps_the_clock() {
         // Frame 5's slot was skipped by the instance: its timestamp jumps
         // two periods, and so does its due time; the others stay even.
         let mut p = StreamPacer::default();

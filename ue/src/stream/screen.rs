@@ -409,26 +409,47 @@ impl Screen {
     }
 }
 
-/// Niceness of the display thread: above the decoders and the rest of
-/// the UE, as a compositor runs, so that a paced frame is shown at its time
-/// on a busy machine too.
+/// Real-time priority (SCHED_FIFO) of the display thread: as desktop
+/// compositors get theirs (Mutter and KWin ask rtkit for SCHED_RR), so
+/// that a paced frame is shown at its time on a busy machine too. Under
+/// the normal scheduler a waking thread may wait for the next tick (up to
+/// 4 ms here) while the encoders and decoders run. The thread works about
+/// 1 ms per frame, and the kernel's real-time throttling still applies.
+pub const DISPLAY_RT_PRIORITY: libc::c_int = 2;
+
+/// Niceness of the display thread when real-time priority is refused.
 pub const DISPLAY_NICE: libc::c_int = -10;
 
-/// Raises the calling (display) thread's priority to [`DISPLAY_NICE`] and
-/// makes its timers precise (1 us slack instead of 50); without the
-/// privilege (CAP_SYS_NICE) it says so and runs as it is.
+/// Raises the calling (display) thread's priority to
+/// [`DISPLAY_RT_PRIORITY`] (else [`DISPLAY_NICE`]) and makes its timers
+/// precise (1 us slack instead of 50); without the privilege
+/// (CAP_SYS_NICE) it says so and runs as it is.
 fn display_thread_priority() {
-    // SAFETY: plain syscalls on the calling thread, no memory passed.
-    unsafe {
+    let param = libc::sched_param {
+        sched_priority: DISPLAY_RT_PRIORITY,
+    };
+    // SAFETY: plain syscalls on the calling thread; `param` outlives the
+    // call.
+    let refused = unsafe {
         libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
-        let tid = libc::gettid() as libc::id_t;
-        if libc::setpriority(libc::PRIO_PROCESS, tid, DISPLAY_NICE) != 0 {
-            tracing::info!(
-                nice = DISPLAY_NICE,
-                error = %std::io::Error::last_os_error(),
-                "display thread priority not raised: paced frames may be shown late on a busy machine"
-            );
+        if libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0 {
+            return;
         }
+        let rt = std::io::Error::last_os_error();
+        let tid = libc::gettid() as libc::id_t;
+        (libc::setpriority(libc::PRIO_PROCESS, tid, DISPLAY_NICE) != 0)
+            .then(|| (rt, std::io::Error::last_os_error()))
+    };
+    match refused {
+        None => tracing::info!(
+            nice = DISPLAY_NICE,
+            "display thread: real-time priority refused, nice instead"
+        ),
+        Some((rt, nice)) => tracing::info!(
+            realtime = %rt,
+            nice = %nice,
+            "display thread priority not raised: paced frames may be shown late on a busy machine"
+        ),
     }
 }
 
