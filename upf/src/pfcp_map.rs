@@ -28,11 +28,6 @@ fn refuse(cause: Cause, ie: u16, msg: impl Into<String>) -> SessionError {
     }
 }
 
-/// Our cause as the wire's.
-pub fn cause_to_wire(c: Cause) -> pfcp::Cause {
-    pfcp::Cause::from(c as u8)
-}
-
 fn src_iface(s: pfcp::SourceInterface) -> Interface {
     match s {
         pfcp::SourceInterface::Access => Interface::Access,
@@ -69,7 +64,7 @@ fn pdi(p: &pfcp::Pdi) -> Result<Pdi, SessionError> {
         Some(pfcp::FTeid::Choose { v4, choose_id, .. }) => {
             if !v4 {
                 return Err(refuse(
-                    Cause::InvalidFteidAllocationOption,
+                    Cause::InvalidFTeidAllocationOption,
                     t::F_TEID,
                     "CHOOSE without V4 (only IPv4 N3 addresses here)",
                 ));

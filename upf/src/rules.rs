@@ -8,41 +8,9 @@ use std::time::Duration;
 
 use crate::sdf::FlowDescription;
 
-/// PFCP Cause values (TS 29.244 §8.2.1) the UPF sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum Cause {
-    /// 1.
-    RequestAccepted = 1,
-    /// 64.
-    RequestRejected = 64,
-    /// 65.
-    SessionContextNotFound = 65,
-    /// 66.
-    MandatoryIeMissing = 66,
-    /// 67.
-    ConditionalIeMissing = 67,
-    /// 68.
-    InvalidLength = 68,
-    /// 69.
-    MandatoryIeIncorrect = 69,
-    /// 70.
-    InvalidForwardingPolicy = 70,
-    /// 71.
-    InvalidFteidAllocationOption = 71,
-    /// 72.
-    NoEstablishedPfcpAssociation = 72,
-    /// 73.
-    RuleCreationModificationFailure = 73,
-    /// 74.
-    PfcpEntityInCongestion = 74,
-    /// 75.
-    NoResourcesAvailable = 75,
-    /// 76.
-    ServiceNotSupported = 76,
-    /// 77.
-    SystemFailure = 77,
-}
+/// PFCP Cause values (TS 29.244 §8.2.1): the codec's own type, so the
+/// table is written down once and the UPF's causes go on the wire as they are.
+pub use wire::pfcp::Cause;
 
 /// PFCP IE types (TS 29.244 §8.1.2) named in Offending IE: the codec's own
 /// table, so a type number is written down once.

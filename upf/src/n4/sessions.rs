@@ -10,7 +10,7 @@ use tracing::{debug, info, warn};
 use wire::pfcp::{self, Message};
 
 use super::{bump, session_error, LogCause, N4Event, N4Node, Pending, SessPeer, Transmit};
-use crate::pfcp_map::{self, cause_to_wire};
+use crate::pfcp_map;
 use crate::rules::Cause;
 use crate::session::{SessionError, SessionTable, UsageReport};
 
@@ -109,7 +109,7 @@ impl N4Node {
             seq,
             pfcp::SessionEstablishmentResponse {
                 node_id: self.p.node_id.clone(),
-                cause: cause_to_wire(e.cause),
+                cause: e.cause,
                 offending_ie: e.offending_ie,
                 ..Default::default()
             },
@@ -227,7 +227,7 @@ impl N4Node {
             remote,
             seq,
             pfcp::SessionModificationResponse {
-                cause: cause_to_wire(e.cause),
+                cause: e.cause,
                 offending_ie: e.offending_ie,
                 ..Default::default()
             },
@@ -387,7 +387,7 @@ impl N4Node {
                     0,
                     seq,
                     pfcp::SessionDeletionResponse {
-                        cause: cause_to_wire(e.cause),
+                        cause: e.cause,
                         ..Default::default()
                     },
                 );
@@ -395,7 +395,7 @@ impl N4Node {
         };
         let (cause, reports) = match table.delete(seid, now) {
             Ok(r) => (pfcp::Cause::RequestAccepted, r),
-            Err(e) => (cause_to_wire(e.cause), Vec::new()),
+            Err(e) => (e.cause, Vec::new()),
         };
         self.forget(seid);
         info!(seid, "session deleted");
