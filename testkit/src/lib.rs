@@ -15,8 +15,10 @@
 pub mod gnb;
 
 use std::fs::File;
+use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -116,19 +118,12 @@ impl Netns {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> KitResult<JoinHandle<T>> {
-        let path = format!("/run/netns/{}", self.name);
-        let file = File::open(&path).map_err(|e| format!("{path}: {e}"))?;
-        std::thread::Builder::new()
-            .name(format!("ns-{}", self.name))
-            .spawn(move || {
-                // The thread was just made for this: if it cannot enter the
-                // namespace, nothing it would do is meaningful.
-                #[allow(clippy::expect_used)]
-                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
-                    .expect("setns into a namespace this process made");
-                f()
-            })
-            .map_err(|e| format!("spawn thread: {e}"))
+        spawn_in(&self.name, f)
+    }
+
+    /// A UDP socket bound to `addr` inside the namespace.
+    pub fn udp(&self, addr: impl Into<SocketAddr>) -> KitResult<UdpSocket> {
+        udp_in(&self.name, addr)
     }
 
     /// Starts a program inside the namespace (`ip netns exec`); it is
@@ -142,6 +137,91 @@ impl Netns {
             .map_err(|e| format!("spawn {prog}: {e}"))?;
         Ok(Process { child: Some(child) })
     }
+}
+
+/// Starts `f` on a thread inside the namespace named `ns` (one this kit
+/// did not make too, such as a testbed's). Threads it starts are in the
+/// namespace too.
+pub fn spawn_in<T: Send + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> KitResult<JoinHandle<T>> {
+    let path = format!("/run/netns/{ns}");
+    let file = File::open(&path).map_err(|e| format!("{path}: {e}"))?;
+    std::thread::Builder::new()
+        .name(format!("ns-{ns}"))
+        .spawn(move || {
+            // The thread was just made for this: if it cannot enter the
+            // namespace, nothing it would do is meaningful.
+            #[allow(clippy::expect_used)]
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .expect("setns into an existing namespace");
+            f()
+        })
+        .map_err(|e| format!("spawn thread: {e}"))
+}
+
+/// A UDP socket bound to `addr` inside the namespace named `ns`.
+pub fn udp_in(ns: &str, addr: impl Into<SocketAddr>) -> KitResult<UdpSocket> {
+    let addr = addr.into();
+    spawn_in(ns, move || UdpSocket::bind(addr))?
+        .join()
+        .map_err(|_| format!("thread in {ns} panicked"))?
+        .map_err(|e| format!("bind {addr} in {ns}: {e}"))
+}
+
+/// A UDP server on a thread, stopped and joined on drop (see
+/// [`udp_server`]).
+#[derive(Debug)]
+pub struct UdpServer {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for UdpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Serves on `sock` from a thread: each datagram it receives goes to
+/// `answer` with its sender (and the socket, to answer on) until the guard
+/// drops. The socket's read timeout becomes 20 ms: how often the thread
+/// looks whether it is to stop.
+pub fn udp_server(
+    sock: UdpSocket,
+    mut answer: impl FnMut(&UdpSocket, &[u8], SocketAddr) + Send + 'static,
+) -> KitResult<UdpServer> {
+    sock.set_read_timeout(Some(Duration::from_millis(20)))
+        .map_err(|e| format!("UDP read timeout: {e}"))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("udp-server".into())
+        .spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            while !stopped.load(Ordering::Relaxed) {
+                if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                    answer(&sock, &buf[..n], from);
+                }
+            }
+        })
+        .map_err(|e| format!("spawn thread: {e}"))?;
+    Ok(UdpServer {
+        stop,
+        thread: Some(thread),
+    })
+}
+
+/// A UDP echo on `sock`: every datagram goes back to its sender, until the
+/// guard drops.
+pub fn udp_echo(sock: UdpSocket) -> KitResult<UdpServer> {
+    udp_server(sock, |s, data, from| {
+        let _ = s.send_to(data, from);
+    })
 }
 
 impl Drop for Netns {

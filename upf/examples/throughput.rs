@@ -29,7 +29,7 @@ fn iperf(ns: &Netns, args: &[&str]) -> serde_json::Value {
         .args([
             "netns",
             "exec",
-            &ns.0,
+            &ns.name,
             "iperf3",
             "-J",
             "--connect-timeout",
@@ -54,10 +54,14 @@ fn main() {
     testkit::require_tool("iperf3");
     let bed = Bed::new();
     let tag = bed.tag.clone();
-    bed.edge
-        .ip(&["route", "add", "10.0.1.0/24", "via", "10.0.2.1"]);
-    bed.gnb
-        .ip(&["route", "add", "10.0.2.0/24", "via", "10.0.1.2"]);
+    must(
+        bed.edge
+            .ip(&["route", "add", "10.0.1.0/24", "via", "10.0.2.1"]),
+    );
+    must(
+        bed.gnb
+            .ip(&["route", "add", "10.0.2.0/24", "via", "10.0.1.2"]),
+    );
     eprintln!("bed up");
     let ul_teid = 0x100;
     bed.upf()
@@ -68,19 +72,21 @@ fn main() {
     let ue_tun = format!("{tag}x");
     let (tun, sock) = {
         let name = ue_tun.clone();
-        bed.gnb.run(move || {
+        must(bed.gnb.run(move || {
             let t = Tun::create(&name, 1400, &[]).expect("ue tun");
             let s = UdpSocket::bind((GNB_N3, 2153)).expect("gnb n3");
             s.set_read_timeout(Some(Duration::from_millis(100)))
                 .expect("timeout");
             (t, s)
-        })
+        }))
     };
-    bed.gnb.ip(&["addr", "add", "10.60.0.1/32", "dev", &ue_tun]);
+    must(bed.gnb.ip(&["addr", "add", "10.60.0.1/32", "dev", &ue_tun]));
     // Source-based policy routing, as the UE does (DESIGN §4).
-    bed.gnb
-        .ip(&["rule", "add", "from", "10.60.0.1", "table", "100"]);
-    bed.gnb.ip(&[
+    must(
+        bed.gnb
+            .ip(&["rule", "add", "from", "10.60.0.1", "table", "100"]),
+    );
+    must(bed.gnb.ip(&[
         "route",
         "add",
         "10.0.2.0/24",
@@ -88,7 +94,7 @@ fn main() {
         &ue_tun,
         "table",
         "100",
-    ]);
+    ]));
     let stop = Arc::new(AtomicBool::new(false));
     let (t_up, s_up, st) = (
         tun.try_clone().expect("tun"),
@@ -134,7 +140,7 @@ fn main() {
         .args([
             "netns",
             "exec",
-            &bed.edge.0,
+            &bed.edge.name,
             "iperf3",
             "-s",
             "-B",
@@ -146,7 +152,14 @@ fn main() {
         .expect("iperf3 -s");
     let listening = testkit::wait_until(Duration::from_secs(5), || {
         Command::new("ip")
-            .args(["netns", "exec", &bed.edge.0, "ss", "-Hltn", "sport = :5201"])
+            .args([
+                "netns",
+                "exec",
+                &bed.edge.name,
+                "ss",
+                "-Hltn",
+                "sport = :5201",
+            ])
             .output()
             .is_ok_and(|o| !o.stdout.is_empty())
     });

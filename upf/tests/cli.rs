@@ -78,7 +78,7 @@ impl Drop for Child {
 fn run_stats_and_sigterm() {
     testkit::require_root();
     let t = tag();
-    let ns = Netns::new(format!("{t}c"));
+    let ns = netns(format!("{t}c"));
     let cfg = tmpfile(
         "run.toml",
         &format!(
@@ -88,7 +88,7 @@ fn run_stats_and_sigterm() {
     );
     let mut child = Child(
         Command::new("ip")
-            .args(["netns", "exec", &ns.0, BIN, "run", "--config"])
+            .args(["netns", "exec", &ns.name, BIN, "run", "--config"])
             .arg(&cfg)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -98,7 +98,7 @@ fn run_stats_and_sigterm() {
     // `upf stats ARGS... --addr` of the daemon, run in its namespace.
     let upf_stats = |args: &[&str]| {
         Command::new("ip")
-            .args(["netns", "exec", &ns.0, BIN, "stats"])
+            .args(["netns", "exec", &ns.name, BIN, "stats"])
             .args(args)
             .args(["--addr", "127.0.0.1:9199"])
             .output()
@@ -117,7 +117,7 @@ fn run_stats_and_sigterm() {
     assert!(String::from_utf8_lossy(&prom.stdout).contains("upf_drops_total{reason=\"spoofed\"} 0"));
     // The TUN exists while it runs.
     let links = Command::new("ip")
-        .args(["-n", &ns.0, "link"])
+        .args(["-n", &ns.name, "link"])
         .output()
         .expect("ip");
     assert!(String::from_utf8_lossy(&links.stdout).contains(&format!("{t}t")));

@@ -351,12 +351,12 @@ fn metrics_endpoint_serves_counters() {
     let (bed, e) = bed_with_session();
     round_trip(&bed, e.created[0].teid, None, b"m");
     let addr = bed.upf().metrics_addr();
-    let (prom, stats) = bed.upf_ns.run(move || {
+    let (prom, stats) = must(bed.upf_ns.run(move || {
         (
             upf::metrics::fetch(addr, "/metrics").expect("metrics"),
             upf::metrics::fetch(addr, "/stats").expect("stats"),
         )
-    });
+    }));
     assert!(prom.contains("upf_sessions 1"), "{prom}");
     assert!(prom.contains("upf_n3_rx_packets_total 1"), "{prom}");
     assert!(
@@ -426,7 +426,7 @@ fn metrics_clients_are_served_side_by_side_while_a_slow_one_dribbles() {
     use std::io::Write;
     let bed = Bed::new();
     let addr = bed.upf().metrics_addr();
-    let (slowest, mut pages) = bed.upf_ns.run(move || {
+    let (slowest, mut pages) = must(bed.upf_ns.run(move || {
         // A client that sends a byte of its request every 100 ms until the
         // others are done (a single-threaded server would serve no one).
         let mut slow = std::net::TcpStream::connect(addr).expect("connect");
@@ -464,7 +464,7 @@ fn metrics_clients_are_served_side_by_side_while_a_slow_one_dribbles() {
         done.store(true, Relaxed);
         dribble.join().expect("dribble");
         (slowest, pages)
-    });
+    }));
     let missing = pages.pop().expect("the 404");
     assert!(missing.contains("HTTP 404"), "{missing}");
     for (i, p) in pages.iter().enumerate() {

@@ -61,10 +61,11 @@ fn drops(bed: &Bed, r: DropReason) -> u64 {
 fn gpdu_with_a_valid_teid_from_another_address_is_not_forwarded() {
     let (bed, seid, teid) = bed_with_session();
     let dev = format!("{}gu", bed.tag);
-    bed.gnb.ip(&["addr", "add", "10.0.1.66/24", "dev", &dev]);
-    let rogue = bed
-        .gnb
-        .run(|| UdpSocket::bind((ROGUE, 2152)).expect("rogue socket"));
+    must(bed.gnb.ip(&["addr", "add", "10.0.1.66/24", "dev", &dev]));
+    let rogue = must(
+        bed.gnb
+            .run(|| UdpSocket::bind((ROGUE, 2152)).expect("rogue socket")),
+    );
     let to_upf = SocketAddrV4::new(UPF_N3, 2152);
     let n6_before = bed.upf().metrics().n6_tx.get().0;
     for i in 0..10u8 {
@@ -103,9 +104,10 @@ fn a_ues_packet_to_a_core_address_is_never_delivered() {
     let (bed, _, teid) = bed_with_session();
     // A listener on the gNB's N3 address (the core's n3 subnet), reachable
     // by the UPF's routes.
-    let listener = bed
-        .gnb
-        .run(|| UdpSocket::bind((GNB_N3, 9999)).expect("listener"));
+    let listener = must(
+        bed.gnb
+            .run(|| UdpSocket::bind((GNB_N3, 9999)).expect("listener")),
+    );
     listener.set_nonblocking(true).expect("nonblocking");
     let targets = [
         (GNB_N3, 9999), // the n3 subnet

@@ -23,9 +23,10 @@ struct Peer {
 
 impl Peer {
     fn new(bed: &Bed, addr: Ipv4Addr) -> Peer {
-        let sock = bed
-            .gnb
-            .run(move || UdpSocket::bind((addr, 0)).expect("bind"));
+        let sock = must(
+            bed.gnb
+                .run(move || UdpSocket::bind((addr, 0)).expect("bind")),
+        );
         sock.set_read_timeout(Some(Duration::from_millis(200)))
             .expect("timeout");
         Peer { sock, seq: 0 }
@@ -77,13 +78,13 @@ fn heartbeat(ts: u32) -> pfcp::HeartbeatRequest {
 fn rogue_address_refused_flood_rate_limited_restart_by_heartbeat() {
     testkit::require_root();
     let bed = Bed::new();
-    bed.gnb.ip(&[
+    must(bed.gnb.ip(&[
         "addr",
         "add",
         "10.0.1.3/24",
         "dev",
         &format!("{}gu", bed.tag),
-    ]);
+    ]));
     let stats = bed.upf().inner().pfcp_stats.clone();
     let mut smf = Peer::new(&bed, GNB_N3);
     let mut rogue = Peer::new(&bed, ROGUE);

@@ -311,10 +311,10 @@ fn restart_gives_a_new_recovery_time_stamp() {
         "the clock did not pass {first} (NTP seconds)"
     );
     let cfg = config(&bed.tag);
-    bed.upf = Some(
+    bed.upf = Some(must(
         bed.upf_ns
             .run(move || upf::daemon::Upf::start(cfg).expect("restart")),
-    );
+    ));
     let second = smf.associate().recovery_time_stamp;
     assert!(second > first, "{second} after {first}");
     // The restarted UPF forwards again (TUN recreated).
@@ -356,13 +356,15 @@ fn mutated_pfcp_and_gtpu_never_crash_nor_touch_another_session() {
     // A second node (another address in the gNB namespace) sends mutations
     // of valid messages, including ones aimed at the first node's session.
     let veth = format!("{}gu", bed.tag);
-    bed.gnb.ip(&["addr", "add", "10.0.1.3/24", "dev", &veth]);
-    let fz = bed
-        .gnb
-        .run(|| UdpSocket::bind(("10.0.1.3", 0)).expect("fuzzer"));
-    let gtp_fz = bed
-        .gnb
-        .run(|| UdpSocket::bind(("10.0.1.3", 2152)).expect("fuzzer gtp"));
+    must(bed.gnb.ip(&["addr", "add", "10.0.1.3/24", "dev", &veth]));
+    let fz = must(
+        bed.gnb
+            .run(|| UdpSocket::bind(("10.0.1.3", 0)).expect("fuzzer")),
+    );
+    let gtp_fz = must(
+        bed.gnb
+            .run(|| UdpSocket::bind(("10.0.1.3", 2152)).expect("fuzzer gtp")),
+    );
     let seeds: Vec<Vec<u8>> = vec![
         Message::session(0, 1, r.clone()).to_vec().expect("encode"),
         Message::session(up_seid, 2, pfcp::SessionDeletionRequest::default())

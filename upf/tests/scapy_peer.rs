@@ -55,13 +55,22 @@ impl PeerBed {
         let pcap = std::env::temp_dir().join(format!("{}-scapy.pcap", bed.tag));
         let veth = format!("{}gu", bed.tag);
         for a in std::iter::once(&PEER).chain(extra) {
-            bed.gnb
-                .ip(&["addr", "add", &format!("{a}/24"), "dev", &veth]);
+            must(
+                bed.gnb
+                    .ip(&["addr", "add", &format!("{a}/24"), "dev", &veth]),
+            );
         }
         let cap = Kill(
             Command::new("ip")
                 .args([
-                    "netns", "exec", &bed.gnb.0, "tshark", "-q", "-i", &veth, "-w",
+                    "netns",
+                    "exec",
+                    &bed.gnb.name,
+                    "tshark",
+                    "-q",
+                    "-i",
+                    &veth,
+                    "-w",
                 ])
                 .arg(&pcap)
                 .stdout(Stdio::null())
@@ -90,7 +99,7 @@ impl PeerBed {
             .args([
                 "netns",
                 "exec",
-                &self.bed.gnb.0,
+                &self.bed.gnb.name,
                 "/usr/bin/python3",
                 &script,
             ])

@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -33,49 +32,20 @@ pub fn sh(args: &[&str]) {
     );
 }
 
-/// A network namespace, deleted on drop (with every link in it).
-pub struct Netns(pub String);
+pub use testkit::Netns;
 
-impl Netns {
-    /// Fails the test unless it runs as root.
-    pub fn new(name: String) -> Netns {
-        testkit::require_root();
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        sh(&["ip", "netns", "add", &name]);
-        let ns = Netns(name);
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
-    }
-    pub fn ip(&self, args: &[&str]) {
-        let mut v = vec!["ip", "-n", &self.0];
-        v.extend_from_slice(args);
-        sh(&v);
-    }
-    pub fn exec(&self, args: &[&str]) {
-        let mut v = vec!["ip", "netns", "exec", &self.0];
-        v.extend_from_slice(args);
-        sh(&v);
-    }
-    /// Run `f` on a thread that entered this namespace (and whatever it
-    /// creates: sockets, TUN, threads, stays there).
-    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/var/run/netns/{}", self.0);
-        std::thread::spawn(move || {
-            let f_ns = std::fs::File::open(&path).expect("netns file");
-            // SAFETY: setns on a valid namespace fd affects only this thread.
-            let r = unsafe { libc::setns(f_ns.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .expect("thread in namespace panicked")
-    }
+/// Namespace `name` (a stale one of that name removed first), with `lo`
+/// up; deleted on drop. Fails the test unless it runs as root.
+pub fn netns(name: String) -> Netns {
+    testkit::require_root();
+    let _ = Command::new("ip").args(["netns", "del", &name]).output();
+    Netns::new(&name).unwrap_or_else(|e| panic!("{e}"))
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
+/// What a test kit step made, failing the test on its error (`ip`, a
+/// thread in a namespace that panicked).
+pub fn must<T>(r: testkit::KitResult<T>) -> T {
+    r.unwrap_or_else(|e| panic!("{e}"))
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -97,6 +67,8 @@ pub struct Bed {
     pub gnb_sock: UdpSocket,
     /// A socket on the edge (for sending downlink traffic first).
     pub edge_sock: UdpSocket,
+    /// The UDP echo on the edge at `ECHO_PORT`.
+    _echo: testkit::UdpServer,
 }
 
 pub fn config(tag: &str) -> Config {
@@ -125,60 +97,38 @@ impl Bed {
             .with_test_writer()
             .try_init();
         let tag = tag();
-        let gnb = Netns::new(format!("{tag}g"));
-        let upf_ns = Netns::new(format!("{tag}u"));
-        let edge = Netns::new(format!("{tag}e"));
+        let gnb = netns(format!("{tag}g"));
+        let upf_ns = netns(format!("{tag}u"));
+        let edge = netns(format!("{tag}e"));
         let (g1, u1) = (format!("{tag}gu"), format!("{tag}ug"));
         let (u2, e2) = (format!("{tag}ue"), format!("{tag}eu"));
-        sh(&[
-            "ip", "link", "add", &g1, "netns", &gnb.0, "type", "veth", "peer", "name", &u1,
-            "netns", &upf_ns.0,
-        ]);
-        sh(&[
-            "ip", "link", "add", &u2, "netns", &upf_ns.0, "type", "veth", "peer", "name", &e2,
-            "netns", &edge.0,
-        ]);
-        gnb.ip(&["addr", "add", "10.0.1.1/24", "dev", &g1]);
-        gnb.ip(&["link", "set", &g1, "up"]);
-        upf_ns.ip(&["addr", "add", "10.0.1.2/24", "dev", &u1]);
-        upf_ns.ip(&["link", "set", &u1, "up"]);
-        upf_ns.ip(&["addr", "add", "10.0.2.1/24", "dev", &u2]);
-        upf_ns.ip(&["link", "set", &u2, "up"]);
-        edge.ip(&["addr", "add", "10.0.2.2/24", "dev", &e2]);
-        edge.ip(&["link", "set", &e2, "up"]);
-        edge.ip(&["route", "add", "10.60.0.0/16", "via", "10.0.2.1"]);
-        upf_ns.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-        upf_ns.exec(&["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0"]);
-        upf_ns.exec(&["sysctl", "-qw", "net.ipv4.conf.default.rp_filter=0"]);
+        must(gnb.veth(&g1, &upf_ns, &u1));
+        must(upf_ns.veth(&u2, &edge, &e2));
+        must(gnb.addr_up(&g1, "10.0.1.1/24"));
+        must(upf_ns.addr_up(&u1, "10.0.1.2/24"));
+        must(upf_ns.addr_up(&u2, "10.0.2.1/24"));
+        must(edge.addr_up(&e2, "10.0.2.2/24"));
+        must(edge.ip(&["route", "add", "10.60.0.0/16", "via", "10.0.2.1"]));
+        for knob in [
+            "net.ipv4.ip_forward=1",
+            "net.ipv4.conf.all.rp_filter=0",
+            "net.ipv4.conf.default.rp_filter=0",
+        ] {
+            sh(&["ip", "netns", "exec", &upf_ns.name, "sysctl", "-qw", knob]);
+        }
         let mut cfg = config(&tag);
         edit(&mut cfg);
-        let upf = upf_ns.run(move || Upf::start(cfg).expect("UPF starts"));
-        let gnb_sock = gnb.run(|| UdpSocket::bind((GNB_N3, 2152)).expect("gnb socket"));
+        let upf = must(upf_ns.run(move || Upf::start(cfg).expect("UPF starts")));
+        let gnb_sock = must(gnb.udp((GNB_N3, 2152)));
         gnb_sock
             .set_read_timeout(Some(Duration::from_millis(5000)))
             .expect("timeout");
-        let edge_sock = edge.run(|| UdpSocket::bind((EDGE, 0)).expect("edge socket"));
+        let edge_sock = must(edge.udp((EDGE, 0)));
         edge_sock
             .set_read_timeout(Some(Duration::from_millis(5000)))
             .expect("timeout");
-        // UDP echo server on the edge: a detached thread that ends when its
-        // socket's namespace goes away (recv times out, stop flag).
-        let echo = edge.run(|| UdpSocket::bind((EDGE, ECHO_PORT)).expect("echo socket"));
-        echo.set_read_timeout(Some(Duration::from_millis(200)))
-            .expect("timeout");
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 65536];
-            let mut idle = 0;
-            while idle < 100 {
-                match echo.recv_from(&mut buf) {
-                    Ok((n, from)) => {
-                        idle = 0;
-                        let _ = echo.send_to(&buf[..n], from);
-                    }
-                    Err(_) => idle += 1,
-                }
-            }
-        });
+        // UDP echo server on the edge, stopped with the bed.
+        let echo = must(testkit::udp_echo(must(edge.udp((EDGE, ECHO_PORT)))));
         Bed {
             tag,
             gnb,
@@ -187,6 +137,7 @@ impl Bed {
             upf: Some(upf),
             gnb_sock,
             edge_sock,
+            _echo: echo,
         }
     }
 

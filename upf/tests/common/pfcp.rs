@@ -24,9 +24,10 @@ pub struct Smf {
 
 impl Smf {
     pub fn new(bed: &Bed) -> Smf {
-        let sock = bed
-            .gnb
-            .run(|| UdpSocket::bind((GNB_N3, 0)).expect("smf socket"));
+        let sock = must(
+            bed.gnb
+                .run(|| UdpSocket::bind((GNB_N3, 0)).expect("smf socket")),
+        );
         sock.set_read_timeout(Some(Duration::from_millis(300)))
             .expect("timeout");
         Smf {
