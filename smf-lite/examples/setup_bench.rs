@@ -22,7 +22,7 @@ use wire::ctl::{GnbRef, SessionRequest, TunnelSetup};
 #[path = "../tests/common/loopback.rs"]
 mod loopback;
 
-use loopback::{edge1_session, fake_gnb_with, gnb_ref, GnbOpts, Netns};
+use loopback::{block_on, edge1_session, fake_gnb_with, gnb_ref, netns, GnbOpts};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -33,8 +33,8 @@ fn main() {
         eprintln!("setup_bench: needs root (a namespace and a TUN for the UPF)");
         std::process::exit(2);
     }
-    let ns = Netns::new(format!("smfb{}", std::process::id() % 100_000));
-    let r = std::panic::catch_unwind(|| ns.block_on(move || bench(setups, concurrent)));
+    let ns = netns(format!("smfb{}", std::process::id() % 100_000));
+    let r = std::panic::catch_unwind(|| block_on(&ns, move || bench(setups, concurrent)));
     drop(ns);
     if r.is_err() {
         std::process::exit(1);

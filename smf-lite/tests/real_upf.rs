@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::loopback::{self, edge1_session, fake_gnb_with, gnb_ref, GnbOpts, Netns, Tunnels};
+use common::loopback::{self, edge1_session, fake_gnb_with, gnb_ref, GnbOpts, Tunnels};
 use common::peers::{blocking, wait_in_place};
 use smf_lite::client::SmfClient;
 use smf_lite::Config;
@@ -50,8 +50,8 @@ fn ntp_now() -> u64 {
 fn smf_drives_the_real_upf() {
     testkit::require_root();
     let tag = format!("s6r{}", std::process::id() % 100_000);
-    let ns = Netns::new(tag.clone());
-    ns.block_on(move || scenario(tag));
+    let ns = loopback::netns(tag.clone());
+    loopback::block_on(&ns, move || scenario(tag));
     drop(ns);
 }
 

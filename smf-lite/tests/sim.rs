@@ -575,25 +575,7 @@ fn ipv4_udp(src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> Vec<u8> {
     let (IpAddr::V4(s), IpAddr::V4(d)) = (src.ip(), dst.ip()) else {
         panic!("IPv4 only");
     };
-    let total = 20 + 8 + payload.len();
-    let mut p = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0];
-    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-    p.extend_from_slice(&s.octets());
-    p.extend_from_slice(&d.octets());
-    let mut sum: u32 = p
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    p[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-    p.extend_from_slice(&src.port().to_be_bytes());
-    p.extend_from_slice(&dst.port().to_be_bytes());
-    p.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    p.extend_from_slice(&[0, 0]); // no UDP checksum
-    p.extend_from_slice(payload);
-    p
+    upf::packet::build_udp(s, src.port(), d, dst.port(), payload)
 }
 
 fn write_pcap(path: &std::path::Path, packets: &[Vec<u8>]) {

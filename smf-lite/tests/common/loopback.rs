@@ -1,6 +1,6 @@
 //! Loopback plumbing shared by the tests and `examples/setup_bench.rs` (which
 //! includes this file by path, so it uses nothing else of `common`): a
-//! network namespace that goes on drop, an axum app served on loopback, a
+//! network namespace that goes on drop (testkit's), an axum app served on loopback, a
 //! fake gNB (N2-lite) and the UPF's configuration on loopback.
 #![allow(dead_code)]
 
@@ -11,69 +11,41 @@ use axum::{Json, Router};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use wire::ctl::{GnbRef, SessionRequest, TunnelSetup, TunnelSetupResponse};
 
-/// A network namespace, deleted on drop (also on panic).
-pub struct Netns(pub String);
+pub use testkit::Netns;
 
-impl Netns {
-    /// Makes namespace `name` (removing a stale one first) with `lo` up.
-    pub fn new(name: String) -> Netns {
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .expect("ip");
-        assert!(ok.success(), "ip netns add {name}");
-        let ns = Netns(name);
-        let ok = Command::new("ip")
-            .args(["-n", &ns.0, "link", "set", "lo", "up"])
-            .status()
-            .expect("ip");
-        assert!(ok.success());
-        ns
-    }
-
-    /// Runs `f` on a thread inside the namespace; threads it spawns (tokio
-    /// workers, the UPF's threads) inherit it.
-    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/var/run/netns/{}", self.0);
-        std::thread::spawn(move || {
-            let fd = std::fs::File::open(&path).expect("netns file");
-            // SAFETY: setns with a valid namespace fd changes only this thread.
-            let r = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .unwrap_or_else(|e| std::panic::resume_unwind(e))
-    }
-
-    /// Runs the future `f` makes on a two-worker tokio runtime inside the
-    /// namespace.
-    pub fn block_on<F: Future + 'static>(&self, f: impl FnOnce() -> F + Send + 'static) -> F::Output
-    where
-        F::Output: Send,
-    {
-        self.run(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(f())
-        })
-    }
+/// Namespace `name` (a stale one of that name removed first) with `lo` up;
+/// deleted on drop (also on panic).
+pub fn netns(name: String) -> Netns {
+    let _ = Command::new("ip").args(["netns", "del", &name]).output();
+    Netns::new(&name).unwrap_or_else(|e| panic!("{e}"))
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
+/// Runs the future `f` makes on a two-worker tokio runtime on a thread
+/// inside `ns` (threads it spawns, tokio workers and the UPF's, inherit
+/// it); a panic in it goes on in the caller.
+pub fn block_on<F: Future + 'static>(
+    ns: &Netns,
+    f: impl FnOnce() -> F + Send + 'static,
+) -> F::Output
+where
+    F::Output: Send,
+{
+    ns.spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(f())
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+    .join()
+    .unwrap_or_else(|e| std::panic::resume_unwind(e))
 }
 
 /// Serves `app` on a fresh loopback port until the runtime ends.

@@ -8,7 +8,6 @@ use super::FakeUpf;
 use smf_lite::client::SmfClient;
 use smf_lite::Config;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,44 +15,26 @@ use std::time::Duration;
 pub struct UdpUpf {
     pub addr: SocketAddr,
     pub upf: Arc<Mutex<FakeUpf>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: testkit::UdpServer,
 }
 
 impl UdpUpf {
     pub fn start(name: &str) -> UdpUpf {
         let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
-        sock.set_read_timeout(Some(Duration::from_millis(20)))
-            .expect("timeout");
         let addr = sock.local_addr().expect("addr");
         let upf = Arc::new(Mutex::new(FakeUpf::new(name, 4242, 0x100)));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (u, st) = (upf.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            let mut buf = [0u8; 65536];
-            while !st.load(Ordering::Relaxed) {
-                if let Ok((n, from)) = sock.recv_from(&mut buf) {
-                    let rsp = u.lock().expect("lock").handle(&buf[..n]);
-                    if let Some(r) = rsp {
-                        let _ = sock.send_to(&r, from);
-                    }
-                }
+        let u = upf.clone();
+        let server = testkit::udp_server(sock, move |sock, req, from| {
+            let rsp = u.lock().expect("lock").handle(req);
+            if let Some(r) = rsp {
+                let _ = sock.send_to(&r, from);
             }
-        });
+        })
+        .expect("fake UPF thread");
         UdpUpf {
             addr,
             upf,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for UdpUpf {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            _server: server,
         }
     }
 }
