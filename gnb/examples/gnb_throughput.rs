@@ -34,19 +34,13 @@ const KERNEL_SRC: Ipv4Addr = Ipv4Addr::new(10, 46, 0, 2);
 /// Uplink UDP: datagrams of `size` bytes from `src` in the UE ns for `secs`;
 /// returns (Mbit/s, kpps) received at the DN host.
 fn udp_up(topo: &Topo, src: Ipv4Addr, size: usize, secs: f64, port: u16) -> (f64, f64) {
-    let rx = topo
-        .upf
-        .run(move || UdpSocket::bind((addr::DN_HOST, port)).unwrap())
-        .unwrap();
+    let rx = topo.upf.udp((addr::DN_HOST, port)).unwrap();
     udp(rx, &topo.ue, src, addr::DN_HOST, size, secs, port)
 }
 
 /// Downlink UDP: from the DN host to `dst` in the UE ns.
 fn udp_down(topo: &Topo, dst: Ipv4Addr, size: usize, secs: f64, port: u16) -> (f64, f64) {
-    let rx = topo
-        .ue
-        .run(move || UdpSocket::bind((dst, port)).unwrap())
-        .unwrap();
+    let rx = topo.ue.udp((dst, port)).unwrap();
     udp(rx, &topo.upf, addr::DN_HOST, dst, size, secs, port)
 }
 

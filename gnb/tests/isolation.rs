@@ -134,10 +134,7 @@ fn radio_side_reaches_only_the_n1_relay() {
 
     // Not routed onto the n3 (or cp) switch: a datagram from the UE's radio
     // address to the UPF's N3 address never arrives.
-    let sink = topo
-        .upf
-        .run(|| UdpSocket::bind((addr::UPF_N3, 9999)).unwrap())
-        .unwrap();
+    let sink = topo.upf.udp((addr::UPF_N3, 9999)).unwrap();
     sink.set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
     topo.ue
@@ -347,10 +344,7 @@ fn downlink_only_from_the_tunnels_upf() {
     topo.upf
         .ip(&["addr", "add", &format!("{rogue_ip}/24"), "dev", "n3"])
         .unwrap();
-    let rogue = topo
-        .upf
-        .run(move || UdpSocket::bind((rogue_ip, wire::gtpu::PORT)).unwrap())
-        .unwrap();
+    let rogue = topo.upf.udp((rogue_ip, wire::gtpu::PORT)).unwrap();
     let mut b = [0u8; 64];
 
     rogue

@@ -27,10 +27,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_gnb");
 /// veth into the gNB's TUN): the datagrams reach the data network
 /// byte-exact, the last shorter.
 fn udp_gso(topo: &Topo, a: Ipv4Addr, port: u16, seg: u16, total: usize) {
-    let rx = topo
-        .upf
-        .run(move || UdpSocket::bind((addr::DN_HOST, port)).unwrap())
-        .unwrap();
+    let rx = topo.upf.udp((addr::DN_HOST, port)).unwrap();
     rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let data: Vec<u8> = (0..total).map(|i| (i * 13 + 5) as u8).collect();
     let sent = data.clone();

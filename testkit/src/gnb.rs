@@ -199,9 +199,7 @@ pub struct FakeUpf {
 impl FakeUpf {
     /// Starts it in `ns`, bound to `addr:2152`.
     pub fn start(ns: &Netns, addr: Ipv4Addr) -> KitResult<FakeUpf> {
-        let sock = ns
-            .run(move || UdpSocket::bind((addr, wire::gtpu::PORT)))?
-            .map_err(|e| format!("fake UPF bind: {e}"))?;
+        let sock = ns.udp((addr, wire::gtpu::PORT))?;
         sock.set_read_timeout(Some(Duration::from_millis(50)))
             .map_err(|e| e.to_string())?;
         let sessions: Arc<Mutex<HashMap<u32, FakeSession>>> = Arc::default();
@@ -449,6 +447,32 @@ pub fn swap_addresses(p: &mut [u8]) {
         p.swap(ihl, ihl + 2);
         p.swap(ihl + 1, ihl + 3);
     }
+}
+
+/// A UDP round trip through the data network: from `src` (a session
+/// address of the UE in `ue`, bound) to [`addr::DN_HOST`] at `port`, up to
+/// three tries 300 ms apart (the first packet may wait for ARP on either
+/// link). The answer and who sent it, or `None` when none came.
+pub fn dn_round_trip(
+    ue: &Netns,
+    src: Ipv4Addr,
+    port: u16,
+    msg: &'static [u8],
+) -> KitResult<Option<(Vec<u8>, SocketAddr)>> {
+    ue.run(move || -> KitResult<Option<(Vec<u8>, SocketAddr)>> {
+        let s = UdpSocket::bind((src, 0)).map_err(|e| format!("bind {src}: {e}"))?;
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .map_err(|e| format!("read timeout: {e}"))?;
+        let mut buf = [0u8; 2048];
+        for _ in 0..3 {
+            s.send_to(msg, (addr::DN_HOST, port))
+                .map_err(|e| format!("send from {src}: {e}"))?;
+            if let Ok((n, from)) = s.recv_from(&mut buf) {
+                return Ok(Some((buf[..n].to_vec(), from)));
+            }
+        }
+        Ok(None)
+    })?
 }
 
 /// The fake core in `ns` (the UPF's namespace of a [`Topo`]): a [`FakeUpf`]

@@ -87,7 +87,7 @@ pub fn release(upf: &Netns, dl_teid: u32) -> (u16, String) {
 
 /// The UE's socket on `a` that [`dl_udp`] packets are for (port 5555).
 pub fn ue_dl_socket(ue: &Netns, a: Ipv4Addr, timeout: Duration) -> UdpSocket {
-    let s = ue.run(move || UdpSocket::bind((a, 5555)).unwrap()).unwrap();
+    let s = ue.udp((a, 5555)).unwrap();
     s.set_read_timeout(Some(timeout)).unwrap();
     s
 }
@@ -196,21 +196,7 @@ pub fn ue_session(ue: &Netns, ue_addr: Ipv4Addr, table: u32) {
 
 /// Sends `msg` from `src` (bound) to the DN host and waits for the echo.
 pub fn udp_echo(ue: &Netns, src: Ipv4Addr, msg: &'static [u8]) -> Option<(Vec<u8>, SocketAddr)> {
-    ue.run(move || {
-        let s = UdpSocket::bind((src, 0)).unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(300)))
-            .unwrap();
-        let mut buf = [0u8; 2048];
-        // Two tries: the first packet may wait for ARP on either link.
-        for _ in 0..3 {
-            s.send_to(msg, (addr::DN_HOST, 7777)).unwrap();
-            if let Ok((n, from)) = s.recv_from(&mut buf) {
-                return Some((buf[..n].to_vec(), from));
-            }
-        }
-        None
-    })
-    .unwrap()
+    testkit::gnb::dn_round_trip(ue, src, 7777, msg).unwrap()
 }
 
 pub fn tunnels(from: &Netns) -> Vec<TunnelView> {
