@@ -8,7 +8,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -166,41 +166,10 @@ impl Drop for InProc {
     }
 }
 
-/// UDP echo server in B; stops on drop.
-struct Echo {
-    stop: Arc<AtomicBool>,
-    handle: Option<thread::JoinHandle<()>>,
-}
-
-impl Echo {
-    fn start(link: &Link) -> Echo {
-        let sock = in_ns(&link.b, || UdpSocket::bind((B_IP, 7000)).unwrap());
-        sock.set_read_timeout(Some(Duration::from_millis(20)))
-            .unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let st = stop.clone();
-        let handle = thread::spawn(move || {
-            let mut buf = [0u8; 2048];
-            while !st.load(Ordering::Relaxed) {
-                if let Ok((n, from)) = sock.recv_from(&mut buf) {
-                    let _ = sock.send_to(&buf[..n], from);
-                }
-            }
-        });
-        Echo {
-            stop,
-            handle: Some(handle),
-        }
-    }
-}
-
-impl Drop for Echo {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
+/// A UDP echo at B_IP:7000 in the link's `b` namespace, stopped on drop.
+fn echo(link: &Link) -> testkit::UdpServer {
+    let sock = in_ns(&link.b, || UdpSocket::bind((B_IP, 7000)).unwrap());
+    testkit::udp_echo(sock).unwrap()
 }
 
 fn client(link: &Link) -> UdpSocket {
@@ -268,7 +237,7 @@ fn udp_rtt_is_twice_the_delay() {
     testkit::require_root();
     let link = Link::new("rtt");
     let emu = InProc::start(link.config(delay(10), delay(10)));
-    let _echo = Echo::start(&link);
+    let _echo = echo(&link);
     let sock = client(&link);
     let rtt = median_rtt(&sock, 30);
     eprintln!("median RTT through 2 × 10 ms: {rtt:?}");
@@ -284,7 +253,7 @@ fn asymmetric_delay_applies_per_direction() {
     testkit::require_root();
     let link = Link::new("asym");
     let _emu = InProc::start(link.config(delay(2), delay(8)));
-    let _echo = Echo::start(&link);
+    let _echo = echo(&link);
     let sock = client(&link);
     assert_rtt(median_rtt(&sock, 20), 10);
 }
@@ -337,7 +306,7 @@ fn control_update_changes_delay_while_running() {
     testkit::require_root();
     let link = Link::new("upd");
     let emu = InProc::start(link.config(delay(3), delay(3)));
-    let _echo = Echo::start(&link);
+    let _echo = echo(&link);
     let sock = client(&link);
     assert_rtt(median_rtt(&sock, 15), 6);
     emu.control.set_impairments(delay(12), delay(4));
@@ -481,7 +450,7 @@ fn cli_sighup_reloads_and_sigterm_stops() {
         }
         assert!(Instant::now() < deadline, "no ready line");
     }
-    let _echo = Echo::start(&link);
+    let _echo = echo(&link);
     let sock = client(&link);
     assert_rtt(median_rtt(&sock, 15), 8);
 
