@@ -14,7 +14,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -148,49 +148,6 @@ impl Census {
             ));
         }
         out
-    }
-}
-
-/// A UDP echo on the edge's N6 address, stopped on drop.
-struct Echo {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Echo {
-    fn start(ns: &str, at: SocketAddrV4) -> Echo {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ns, s2) = (ns.to_string(), stop.clone());
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            topo::netns::run_in_netns(&ns, move || {
-                let sock = UdpSocket::bind(at).expect("bind the echo");
-                sock.set_read_timeout(Some(Duration::from_millis(50)))
-                    .expect("timeout");
-                tx.send(()).expect("ready");
-                let mut buf = [0u8; 1500];
-                while !s2.load(Ordering::Relaxed) {
-                    if let Ok((n, from)) = sock.recv_from(&mut buf) {
-                        let _ = sock.send_to(&buf[..n], from);
-                    }
-                }
-            })
-            .expect("echo in the edge's namespace");
-        });
-        rx.recv_timeout(Duration::from_secs(5)).expect("echo up");
-        Echo {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Echo {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -426,7 +383,10 @@ fn crash_during_setups(tag: &str, daemon: &str) {
     );
     // A sample carries traffic: up to 5 sessions, a round trip each.
     let upf = st.plan.upf("upf1").expect("upf1").clone();
-    let _echo = Echo::start(&st.ns(&upf.edge), SocketAddrV4::new(upf.edge_n6, ECHO_PORT));
+    // A UDP echo on the edge's N6 address, stopped on drop.
+    let at = SocketAddrV4::new(upf.edge_n6, ECHO_PORT);
+    let _echo = testkit::udp_echo(testkit::udp_in(&st.ns(&upf.edge), at).expect("bind the echo"))
+        .expect("echo in the edge's namespace");
     let ue = &st.plan.ues[0];
     let g = st.plan.gnbs.iter().find(|g| g.name == ue.gnb).expect("gnb");
     let ue_ns = st.ns(&ue.name);
