@@ -6,30 +6,23 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use common::{cli, BIN};
-use testkit::gnb::{addr, fake_core, FakeSmf, FakeUpf, InProcessGnb, Topo};
+use testkit::gnb::{addr, dn_round_trip, fake_core, FakeSmf, FakeUpf, InProcessGnb, Topo};
 use testkit::{wait_until, Netns, TempFile};
 use ue::UeConfig;
 use wire::ctl::SessionInfo;
 
+/// A "ping" from `src` through the data network comes back from the DN
+/// host's port 9000 (the fake UPF echoes).
 fn udp_echo(ns: &Netns, src: Ipv4Addr) -> bool {
-    ns.run(move || {
-        let s = UdpSocket::bind((src, 0)).unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(300)))
-            .unwrap();
-        let mut buf = [0u8; 256];
-        for _ in 0..3 {
-            s.send_to(b"ping", (addr::DN_HOST, 9000)).unwrap();
-            if let Ok((n, from)) = s.recv_from(&mut buf) {
-                return &buf[..n] == b"ping" && from == SocketAddr::from((addr::DN_HOST, 9000));
-            }
-        }
-        false
-    })
-    .unwrap()
+    dn_round_trip(ns, src, 9000, b"ping")
+        .unwrap()
+        .is_some_and(|(data, from)| {
+            data == b"ping" && from == SocketAddr::from((addr::DN_HOST, 9000))
+        })
 }
 
 struct Bed {
