@@ -172,19 +172,9 @@ async fn daemon_full_flow_and_api_errors_on_loopback() {
 #[test]
 fn cli_check_config_and_session_commands() {
     let exe = env!("CARGO_BIN_EXE_smf");
-    let ok = std::process::Command::new(exe)
-        .args([
-            "check-config",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/examples/smf.toml"),
-        ])
-        .output()
-        .expect("runs");
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("upf2"));
+    let good = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/smf.toml");
+    let ok = testkit::run_cmd(exe, &["check-config", good]).unwrap_or_else(|e| panic!("{e}"));
+    assert!(ok.contains("upf2"));
     let dir = std::env::temp_dir().join(format!("smf-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("tmp");
     let bad = dir.join("bad.toml");

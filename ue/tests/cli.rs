@@ -9,15 +9,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_ue");
 #[test]
 fn exit_status_tells_usage_from_runtime_errors() {
     let good = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/ue.toml");
-    let out = Command::new(BIN)
-        .args(["check-config", good])
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    testkit::run_cmd(BIN, &["check-config", good]).unwrap_or_else(|e| panic!("{e}"));
 
     let bad = std::env::temp_dir().join(format!("ue-cli-bad-{}.toml", std::process::id()));
     std::fs::write(&bad, "ue_id = \"imsi-1\"\ngnb_n1 = \"10.10.1\"\n").expect("write");

@@ -21,17 +21,10 @@ fn check_config_accepts_and_rejects() {
         "good.toml",
         "node_id = \"upf.test\"\n[n6]\nue_pools = [\"10.70.0.0/16\"]\n",
     );
-    let out = Command::new(BIN)
-        .arg("check-config")
-        .arg(&good)
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = must(testkit::run_cmd(
+        BIN,
+        &["check-config", good.to_str().expect("a UTF-8 path")],
+    ));
     assert!(
         text.contains("10.70.0.0/16") && text.contains("max_sessions"),
         "{text}"
