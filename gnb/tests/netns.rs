@@ -404,13 +404,5 @@ fn check_config_names_the_bad_field() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("n3_addr"), "{err}");
     let good = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/gnb.toml");
-    let out = std::process::Command::new(BIN)
-        .args(["check-config", good])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    testkit::run_cmd(BIN, &["check-config", good]).unwrap_or_else(|e| panic!("{e}"));
 }

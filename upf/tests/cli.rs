@@ -109,11 +109,7 @@ fn run_stats_and_sigterm() {
     let prom = upf_stats(&["--prometheus"]);
     assert!(String::from_utf8_lossy(&prom.stdout).contains("upf_drops_total{reason=\"spoofed\"} 0"));
     // The TUN exists while it runs.
-    let links = Command::new("ip")
-        .args(["-n", &ns.name, "link"])
-        .output()
-        .expect("ip");
-    assert!(String::from_utf8_lossy(&links.stdout).contains(&format!("{t}t")));
+    assert!(must(ns.ip(&["link"])).contains(&format!("{t}t")));
     // SIGTERM: clean exit 0.
     let pid = child.0.id() as i32;
     // `ip netns exec` execs the binary, so the pid is the daemon's.
