@@ -130,6 +130,10 @@ pub struct MigrateArgs {
     /// the paper's mechanisms: smoother display for a few ms of latency).
     #[arg(long)]
     pub no_pacing: bool,
+    /// How long a late frame holds the playout delay up (longer: fewer
+    /// uneven intervals, more latency).
+    #[arg(long, default_value = "8s", value_parser = parse_duration)]
+    pub pacing_window: Duration,
     /// Inputs the UE sends again to the destination at the switch (the
     /// cloud applies each once).
     #[arg(long, default_value_t = 8)]
@@ -336,6 +340,12 @@ impl MigrateArgs {
                 self.give_up
             )));
         }
+        if !(Duration::from_millis(100)..=Duration::from_secs(60)).contains(&self.pacing_window) {
+            return Err(usage(format!(
+                "--pacing-window {:?}: must be 100ms to 60s",
+                self.pacing_window
+            )));
+        }
         if self.resend > 1000 {
             return Err(usage(format!(
                 "--resend {}: must be 0 to 1000",
@@ -351,6 +361,7 @@ impl MigrateArgs {
             use_sliding: !self.no_sliding,
             use_one_frame_buffer: !self.no_one_frame_buffer,
             use_pacing: !self.no_pacing,
+            pacing_window_ms: ms(self.pacing_window),
             resend: self.resend,
         })
     }
@@ -438,6 +449,8 @@ mod tests {
             "--no-threshold",
             "--no-one-frame-buffer",
             "--no-pacing",
+            "--pacing-window",
+            "5s",
             "--resend",
             "0",
         ])
@@ -453,6 +466,7 @@ mod tests {
                 use_sliding: true,
                 use_one_frame_buffer: false,
                 use_pacing: false,
+                pacing_window_ms: 5000,
                 resend: 0,
             }
         );
@@ -476,6 +490,7 @@ mod tests {
             (&["--blend", "long"][..], "--blend"),
             (&["--give-up", "1"][..], "--give-up"),
             (&["--resend", "x"][..], "--resend"),
+            (&["--pacing-window", "long"][..], "--pacing-window"),
             (&["--method", "teleport"][..], "--method"),
             (&["--bandwidth", "fast"][..], "--bandwidth"),
         ] {
@@ -491,6 +506,8 @@ mod tests {
             (&["--blend", "1ms"][..], "--blend"),
             (&["--give-up", "10ms"][..], "--give-up"),
             (&["--resend", "5000"][..], "--resend"),
+            (&["--pacing-window", "50ms"][..], "--pacing-window"),
+            (&["--pacing-window", "2m"][..], "--pacing-window"),
             (&["--width", "641"][..], "--width"),
             (&["--fps", "0"][..], "--fps"),
             (&["--scene", "a b"][..], "--scene"),

@@ -359,6 +359,7 @@ fn settings(ctx: &Ctx) -> serde_json::Value {
         "warm": o.warm,
         "scene": o.scene,
         "pacing": o.selector.use_pacing,
+        "pacing_window_ms": o.selector.pacing_window_ms,
         "width": o.width,
         "height": o.height,
         "fps": o.fps,

@@ -67,6 +67,9 @@ pub struct SelectorSettings {
     /// Show each frame at its render slot plus a playout delay
     /// ([`crate::stream::pacer`]); off: when decoded.
     pub use_pacing: bool,
+    /// How long a late frame holds the playout delay up, ms
+    /// ([`crate::stream::pacer::PacingConfig::window`]).
+    pub pacing_window_ms: u64,
     /// Inputs sent again at a switch (the cloud dedupes them).
     pub resend: usize,
 }
@@ -81,6 +84,7 @@ impl Default for SelectorSettings {
             use_sliding: true,
             use_one_frame_buffer: true,
             use_pacing: true,
+            pacing_window_ms: crate::stream::pacer::DEFAULT_WINDOW_MS,
             resend: 8,
         }
     }

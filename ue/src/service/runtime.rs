@@ -112,6 +112,12 @@ impl Service {
             .ok_or_else(|| bad("psi", format!("the UE has no session {}", req.psi)))?;
         let fps = req.params.fps.unwrap_or(60);
         let sel = &req.selector;
+        if sel.use_pacing && !(100..=60_000).contains(&sel.pacing_window_ms) {
+            return Err(bad(
+                "selector.pacing_window_ms",
+                format!("{}: must be 100 to 60000", sel.pacing_window_ms),
+            ));
+        }
         let mut cfg = SelectorConfig::at_fps(fps);
         cfg.threshold = sel.threshold;
         cfg.blend_frames = ((u64::from(fps) * sel.blend_ms) / 1000).max(1) as u32;
@@ -133,7 +139,10 @@ impl Service {
         let (note_tx, note_rx) = unbounded_channel();
         let mut screen = Screen::new(selector, r, cmd_rx, note_tx);
         if sel.use_pacing {
-            screen = screen.with_pacing(PacingConfig::default());
+            screen = screen.with_pacing(PacingConfig {
+                window: std::time::Duration::from_millis(sel.pacing_window_ms),
+                ..PacingConfig::default()
+            });
         }
         if let Some(v) = &req.video {
             screen = screen.with_video(std::path::Path::new(v), fps)?;
