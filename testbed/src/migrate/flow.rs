@@ -14,14 +14,17 @@ use super::api::{
     cloud_count, set_warmth, Api, CloudCount, LatencyTrigger, PlayStart, Smf, Ue, UeMigration,
     UeStatus, APP,
 };
-use super::probe::{self, Census, IfBytes};
+use super::probe::{self, IfBytes};
 use super::report::{csv, CrossEdge, MigrateReport, MigrationRow, Summary};
 use super::{pause, wait_for, write_file, MigrateOpts, Observer, Trigger};
 use crate::bed::{self, BedError, BedState};
 use crate::plan::{UePlan, UpfPlan};
 use crate::play::VIDEO_PORT;
 
+mod end;
 mod statecopy;
+
+use end::{cleanup, settle, settle_cloud, settle_leaks, wait_release};
 
 /// How often the UE's agent measures the latency to its serving edge
 /// (latency trigger).
@@ -745,87 +748,4 @@ fn measure_after(
     };
     row.take_ue(m);
     Ok(row)
-}
-
-/// Waits until the SMF shows the UE's service without a copilot (the last
-/// source released), at most the countdown and 15 s.
-fn wait_release(ctx: &Ctx, obs: &mut dyn Observer) -> Result<(), BedError> {
-    obs.status("waiting for the countdown to release the source");
-    wait_for(
-        ctx.opts,
-        ctx.opts.countdown + Duration::from_secs(15),
-        "the SMF to release the copilot",
-        || {
-            let s = ctx.smf.service(&ctx.ue.ue_id)?;
-            Ok(s.is_none_or(|s| s.copilot.is_none()).then_some(()))
-        },
-    )
-}
-
-/// What the run holds beyond `start`, once it stopped changing towards it
-/// (an instance being stopped may take a moment to exit): at most 5 s.
-fn settle_leaks(ctx: &Ctx, start: &Census) -> Result<Census, BedError> {
-    settle(
-        Duration::from_secs(5),
-        ctx.opts,
-        || Ok(probe::census(ctx.st, &ctx.ue.name)?.minus(start)),
-        Census::is_zero,
-    )
-}
-
-/// The logic server's count once it applied the `sent` inputs (or 3 s).
-fn settle_cloud(ctx: &Ctx, start: &CloudCount, sent: u64) -> Result<CloudCount, BedError> {
-    settle(
-        Duration::from_secs(3),
-        ctx.opts,
-        || cloud_count(&ctx.cloud, &ctx.account),
-        |c| c.inputs_applied.saturating_sub(start.inputs_applied) >= sent,
-    )
-}
-
-/// Reads `read` until `done` says its value settled, at most `timeout`
-/// (or Ctrl-C); the last value.
-fn settle<T>(
-    timeout: Duration,
-    opts: &MigrateOpts,
-    mut read: impl FnMut() -> Result<T, BedError>,
-    done: impl Fn(&T) -> bool,
-) -> Result<T, BedError> {
-    let t = Instant::now();
-    loop {
-        let v = read()?;
-        if done(&v) || t.elapsed() > timeout || opts.cancelled() {
-            return Ok(v);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Leaves the testbed as `up` left it: the account's instances stopped,
-/// the UE's sessions released (best effort; a testbed not kept goes down
-/// anyway).
-fn cleanup(ctx: &Ctx, obs: &mut dyn Observer) {
-    for e in &ctx.edges {
-        let Ok(list) = e.agent.get::<Vec<serde_json::Value>>("/instances") else {
-            continue;
-        };
-        for i in list.iter().filter(|i| i["account"] == ctx.account.as_str()) {
-            if let Some(id) = i["id"].as_str() {
-                let _ = e.agent.call(
-                    "DELETE",
-                    &format!("/instances/{id}"),
-                    None,
-                    Duration::from_secs(15),
-                );
-            }
-        }
-    }
-    if let Ok(sessions) = ctx.sessions() {
-        for s in sessions {
-            let r = ctx.ue_session(&["del".into(), "--psi".into(), s.pdu_session_id.to_string()]);
-            if let Err(e) = r {
-                obs.line(&format!("releasing session {}: {e}", s.pdu_session_id));
-            }
-        }
-    }
 }

@@ -21,6 +21,7 @@ use super::api::{
 };
 
 mod follow;
+mod latency;
 use super::{figures, ServiceError};
 use crate::session::SessionManager;
 use crate::stream::buffer::{frame_buffer, BufferMode, Wake};
@@ -596,44 +597,6 @@ impl Service {
         }
     }
 
-    async fn watch_latency(self: Arc<Service>, t: super::LatencyTrigger) {
-        let mut high_since: Option<Instant> = None;
-        loop {
-            // Pacing of the probe (its period), not synchronisation.
-            tokio::time::sleep(Duration::from_millis(t.probe_ms.max(10))).await;
-            let target = {
-                let st = self.state();
-                if st.current.is_some() {
-                    high_since = None;
-                    continue;
-                }
-                st.streams
-                    .get(&st.serving)
-                    .and_then(|s| Some((s.input?, s.sock.local_addr().ok()?)))
-            };
-            let Some((to, from)) = target else { continue };
-            let Some(rtt) = probe_rtt(from, to).await else {
-                continue;
-            };
-            let ms = rtt.as_secs_f64() * 1e3;
-            if ms <= t.threshold_ms {
-                high_since = None;
-                continue;
-            }
-            let since = *high_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= Duration::from_millis(t.for_ms) {
-                info!(
-                    latency_ms = ms,
-                    "latency to the serving edge stayed high: asking for a migration"
-                );
-                if let Err(e) = self.migrate(MigrateRequest { to: None }, true).await {
-                    warn!(error = %e, "triggered migration refused");
-                }
-                high_since = None;
-            }
-        }
-    }
-
     /// Stops everything and reports (the sessions stay; the daemon owns them).
     pub async fn stop(&self) -> Result<PlayOutcome, ServiceError> {
         for t in lock(&self.tasks).drain(..) {
@@ -805,22 +768,4 @@ fn migration(st: &mut State, id: u64, make: impl FnOnce() -> UeMigration) -> &mu
         }
     };
     &mut st.migrations[i]
-}
-
-/// Round trip to the edge: a TCP SYN to a closed port on its address is
-/// answered by a RST (or a SYN-ACK): either way, one round trip.
-async fn probe_rtt(from: SocketAddr, to: SocketAddr) -> Option<Duration> {
-    let sock = tokio::net::TcpSocket::new_v4().ok()?;
-    sock.bind(SocketAddr::new(from.ip(), 0)).ok()?;
-    let t0 = Instant::now();
-    let r = tokio::time::timeout(
-        Duration::from_secs(2),
-        sock.connect(SocketAddr::new(to.ip(), 9)),
-    )
-    .await;
-    match r {
-        Ok(Ok(_)) => Some(t0.elapsed()),
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Some(t0.elapsed()),
-        _ => None,
-    }
 }
