@@ -126,3 +126,33 @@ fn migrations_switch_lose_no_input_cross_no_edge_and_leak_nothing() {
     }
     bed.assert_nothing_left("migrate");
 }
+
+/// `--trigger latency`: the testbed slows the serving edge's N6 path (the
+/// userspace link emulator; this kernel has no netem) and the UE's own
+/// agent, measuring the latency to its serving edge, asks for each
+/// migration. The two paths then differ by the added delay, and the
+/// selector must still find the streams alike (the paced destination
+/// waits for the slower source) and switch.
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn the_ue_agent_migrates_when_its_serving_path_slows() {
+    let bed = Bed::with_daemons("l");
+    let r = bed.job_json(
+        &["migrate"],
+        &[
+            &SMALL_VIDEO[..],
+            &["--trigger", "latency", "--count", "2", "--countdown", "1s"],
+        ]
+        .concat(),
+    );
+    let ms = r["migrations"].as_array().expect("migrations");
+    assert_eq!(ms.len(), 2, "{r:#}");
+    for m in ms {
+        assert_eq!(m["triggered"], true, "asked by the UE's agent: {m:#}");
+        assert_eq!(m["switched"], true, "{m:#}");
+        assert_eq!(m["inputs_lost"], 0, "{m:#}");
+    }
+    let leaks = r["leaks"].as_object().expect("leaks");
+    assert!(leaks.values().all(|v| v == 0), "leaked: {leaks:?}");
+    bed.assert_nothing_left("migrate");
+}

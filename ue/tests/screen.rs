@@ -430,3 +430,95 @@ fn paced_frames_decoded_in_a_burst_wait_in_order_each_for_its_time() {
     // The record tells when each frame was due.
     assert_eq!(out.records[1].due_ns, Some(due0 + PERIOD));
 }
+
+/// A picture of its own for every slot `k` (noise from the slot number):
+/// frames of different slots never look alike.
+fn slot_frame(k: u64) -> media::Frame {
+    let mut f = media::Frame::new(64, 36);
+    let mut x = k.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for p in f.y.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *p = (x >> 56) as u8;
+    }
+    f
+}
+
+#[test]
+fn paced_streams_on_paths_of_different_delay_are_compared_slot_by_slot_and_switch_without_a_jump() {
+    let mut t = two_streams();
+    let mut screen = t.screen.with_pacing(PacingConfig {
+        initial_slack: std::time::Duration::from_millis(2),
+        catch_up: std::time::Duration::from_micros(500),
+        ..PacingConfig::default()
+    });
+    // The source's path is slow (the latency trigger's case): its frames
+    // are decoded 40 ms after their slot, the destination's 5 ms after. On
+    // their own delays the two would show frames two slots apart at every
+    // instant and never look alike.
+    let (src_late, dst_late) = (40u64, 5u64);
+    let mut next = (0u64, 0u64);
+    let joined = 10;
+    for ms in 0..1500u64 {
+        let now = T0 + ms * 1_000_000;
+        while T0 + next.0 * PERIOD + src_late * 1_000_000 <= now {
+            let k = next.0;
+            publish_timed(&mut t.wa, "edge1", k, src_late, slot_frame(k));
+            next.0 += 1;
+        }
+        if next.0 == joined && next.1 == 0 {
+            next.1 = joined;
+            t.cmd_tx.send(ScreenCmd::Add(t.rb.clone())).expect("cmd");
+            t.cmd_tx
+                .send(ScreenCmd::Begin("edge2".into()))
+                .expect("cmd");
+        }
+        while next.1 >= joined && T0 + next.1 * PERIOD + dst_late * 1_000_000 <= now {
+            let k = next.1;
+            publish_timed(&mut t.wb, "edge2", k, dst_late, slot_frame(k));
+            next.1 += 1;
+        }
+        screen.poll(now).expect("poll");
+    }
+    let n = notes(&mut t.note_rx);
+    assert!(
+        n.iter()
+            .any(|x| matches!(x, ScreenNote::Decision { ssim, .. } if *ssim > 0.99)),
+        "the same slot compared on both streams: {n:?}"
+    );
+    assert!(
+        n.iter()
+            .any(|x| matches!(x, ScreenNote::Switched { chief, .. } if &**chief == "edge2")),
+        "{n:?}"
+    );
+    let out = screen.finish().expect("finish");
+    // Each frame's presentation time, in the order shown, once per frame:
+    // even all along, through the slide and after it, while the delay
+    // sinks from the source's to the destination's own.
+    let mut dues: Vec<(String, u64, u64)> = Vec::new();
+    for r in &out.records {
+        let due = r.due_ns.expect("paced");
+        if dues
+            .last()
+            .is_none_or(|(s, q, _)| (s, *q) != (&r.source, r.seq))
+        {
+            dues.push((r.source.clone(), r.seq, due));
+        }
+    }
+    let shown: Vec<u64> = dues.iter().map(|d| d.2).collect();
+    let gaps: Vec<i64> = shown
+        .windows(2)
+        .map(|w| w[1] as i64 - w[0] as i64)
+        .collect();
+    assert!(
+        gaps.iter().all(|&g| g <= PERIOD as i64 + 100_000 && g >= 0),
+        "{gaps:?}"
+    );
+    // The destination's own delay reached at the end: 5 ms + the 2 ms
+    // slack of its first window (8 s, longer than the test).
+    let last = dues.last().expect("frames");
+    assert_eq!(last.0, "edge2");
+    let slot = T0 + (last.1 - 1) * PERIOD;
+    assert_eq!(last.2 - slot, 7_000_000, "{last:?}");
+}

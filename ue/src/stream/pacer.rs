@@ -111,6 +111,9 @@ pub struct StreamPacer {
 pub struct Paced {
     /// When to show it (CLOCK_REALTIME ns).
     pub due_ns: u64,
+    /// Its sampling instant (render slot) on the UE's clock (ns; the
+    /// decode time when it has none).
+    pub sampled_ns: u64,
     /// The playout delay it was given (ns).
     pub delay_ns: u64,
 }
@@ -128,6 +131,7 @@ impl StreamPacer {
     ) -> Paced {
         let unpaced = Paced {
             due_ns: decoded_ns,
+            sampled_ns: decoded_ns,
             delay_ns: 0,
         };
         let Some(rendered) = rendered_ns.and_then(|r| i64::try_from(r).ok()) else {
@@ -160,6 +164,7 @@ impl StreamPacer {
         self.delay = Some(delay);
         Paced {
             due_ns: u64::try_from((sampled + delay).max(decoded)).unwrap_or(decoded_ns),
+            sampled_ns: u64::try_from(sampled).unwrap_or(decoded_ns),
             delay_ns: delay as u64,
         }
     }
@@ -292,6 +297,7 @@ mod tests {
             d,
             Paced {
                 due_ns: 1_030 * MS,
+                sampled_ns: 1_000 * MS,
                 delay_ns: 10 * MS
             }
         );

@@ -33,7 +33,7 @@ use media::{FastSsim, Frame};
 
 use super::buffer::{BufferReader, BufferedFrame, Wake};
 use super::display::{wait_loop, DisplayHandle, DisplayOutcome, DisplayRecord, VideoOut};
-use super::pacer::{PacingConfig, StreamPacer};
+use super::pacer::{Paced, PacingConfig, StreamPacer};
 use super::scorer::{fast_ssim, PairScorer};
 use super::selector::{Event, FrameRef, Output, Phase, Selector};
 use super::{realtime_ns, StreamError};
@@ -77,6 +77,13 @@ pub struct Screen {
     /// Presentation pacing (none: a frame is shown once decoded).
     pacing: Option<PacingConfig>,
     pacers: HashMap<Arc<str>, StreamPacer>,
+    /// The delay the target's frames were last given (ns): at least the
+    /// chief's ([`Screen::paced_due`]).
+    target_delay: Option<u64>,
+    /// After a switch, the delay the new chief keeps while it sinks to its
+    /// own (ns), and the chief it was set for.
+    held: Option<u64>,
+    chief_seen: Option<Arc<str>>,
     /// Frames taken from their buffer, waiting for their presentation
     /// time (CLOCK_REALTIME ns), oldest first (at most [`MAX_WAITING`]).
     pending: HashMap<Arc<str>, VecDeque<(Arc<BufferedFrame>, u64)>>,
@@ -112,6 +119,9 @@ impl Screen {
             latest: HashMap::new(),
             pacing: None,
             pacers: HashMap::new(),
+            target_delay: None,
+            held: None,
+            chief_seen: None,
             pending: HashMap::new(),
             due: HashMap::new(),
             ssim: None,
@@ -210,23 +220,28 @@ impl Screen {
             .map(|(f, _)| f.generation)
             .or_else(|| self.latest.get(name).map(|f| f.generation))
             .unwrap_or(0);
-        let Some(cfg) = &self.pacing else {
-            if let Some(f) = r.newer_than(seen) {
+        let newer = r.newer_than(seen);
+        let Some(cfg) = self.pacing else {
+            if let Some(f) = newer {
                 self.latest.insert(name.clone(), f);
             }
             return;
         };
-        let queue = self.pending.entry(name.clone()).or_default();
-        if let Some(f) = r.newer_than(seen) {
+        if let Some(f) = newer {
             let i = &f.info;
             let paced = self.pacers.entry(name.clone()).or_default().place(
-                cfg,
+                &cfg,
                 i.rtp_ts,
                 i.rendered_ns,
                 i.decoded_ns,
             );
-            queue.push_back((f, paced.due_ns));
+            let due = self.paced_due(name, &cfg, paced);
+            self.pending
+                .entry(name.clone())
+                .or_default()
+                .push_back((f, due));
         }
+        let queue = self.pending.entry(name.clone()).or_default();
         let mut shown = None;
         while queue
             .front()
@@ -251,6 +266,50 @@ impl Screen {
             .values()
             .filter_map(|q| q.front().map(|(_, due)| *due))
             .min()
+    }
+
+    /// When a frame of `name` placed by its pacer is shown. The target of
+    /// a migration waits at least as long as the chief: when the source's
+    /// path is slower (the latency trigger's case), the destination's
+    /// frames are held back so that the selector compares frames of the
+    /// same render slot, the same game tick on both edges (with a delay of
+    /// their own, a path slower by more than a tick would never let them
+    /// look alike). After the switch the new chief keeps that delay and
+    /// sinks to its own by the catch-up per frame, without a jump. A
+    /// target slower than the chief (a new instance's first frames) keeps
+    /// its own delay and does not hold the chief back.
+    fn paced_due(&mut self, name: &Arc<str>, cfg: &PacingConfig, paced: Paced) -> u64 {
+        if paced.delay_ns == 0 {
+            return paced.due_ns;
+        }
+        let chief = self.selector.chief().clone();
+        if self.chief_seen.as_ref() != Some(&chief) {
+            let switched = self.chief_seen.is_some();
+            self.held = self.target_delay.take().filter(|_| switched);
+            self.chief_seen = Some(chief.clone());
+        }
+        let own = paced.delay_ns;
+        let d = if self.selector.target() == Some(name) {
+            let c = self.pacers.get(&chief).and_then(StreamPacer::delay_ns);
+            let d = own.max(c.unwrap_or(0));
+            self.target_delay = Some(d);
+            d
+        } else if *name == chief {
+            match self.held {
+                Some(h) if h > own => {
+                    let step = u64::try_from(cfg.catch_up.as_nanos()).unwrap_or(u64::MAX);
+                    self.held = Some(h.saturating_sub(step)).filter(|&n| n > own);
+                    h
+                }
+                _ => {
+                    self.held = None;
+                    own
+                }
+            }
+        } else {
+            own
+        };
+        paced.due_ns.max(paced.sampled_ns.saturating_add(d))
     }
 
     /// Only the streams the selector looks at have frames waiting: the
