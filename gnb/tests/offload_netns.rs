@@ -11,7 +11,7 @@
 
 use std::net::{Ipv4Addr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use testkit::gnb::{addr, RoutedUpf, Topo};
@@ -90,16 +90,6 @@ fn tcp_and_udp_byte_exact_through_tun_offloads() {
     assert_eq!(metric(&topo.upf, "gnb_offload_errors_total"), 0);
 }
 
-/// A gNB process with stderr into a file, killed on drop.
-struct Logged(Child);
-
-impl Drop for Logged {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// With MINEDGE_TUN_OFFLOAD=off the gNB says so in its log, reads one
 /// packet at a time (no super-packet) and TCP still goes through intact.
 #[test]
@@ -110,7 +100,8 @@ fn offloads_turned_off_fall_back_and_say_so() {
     let cfg = topo.gnb_config(7000);
     let file = testkit::TempFile::new(&format!("{}.toml", topo.gnb.name), &cfg.to_toml()).unwrap();
     let log = testkit::TempFile::new(&format!("{}.log", topo.gnb.name), "").unwrap();
-    let _gnb = Logged(
+    // The gNB, its stderr into `log`, killed on drop.
+    let _gnb = testkit::KillOnDrop(
         Command::new("ip")
             .args(["netns", "exec", &topo.gnb.name, BIN, "run", "--config"])
             .arg(file.path())

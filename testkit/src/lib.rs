@@ -230,6 +230,18 @@ impl Drop for Netns {
     }
 }
 
+/// A child process killed (SIGKILL) and reaped on drop, also when a test
+/// panics; `.0` is the child, for its pid, signals and `try_wait`.
+#[derive(Debug)]
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A child process, stopped on drop.
 #[derive(Debug)]
 pub struct Process {

@@ -408,15 +408,6 @@ fn stop_before_traffic_returns_promptly() {
     assert_eq!(stats.a_to_b.forwarded, 0);
 }
 
-struct ChildGuard(Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn signal(child: &Child, sig: libc::c_int) {
     // SAFETY: plain kill(2) to our own child.
     assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
@@ -440,7 +431,7 @@ fn cli_sighup_reloads_and_sigterm_stops() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut child = ChildGuard(child);
+    let mut child = testkit::KillOnDrop(child);
     let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

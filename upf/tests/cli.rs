@@ -57,15 +57,6 @@ fn check_config_accepts_and_rejects() {
     let _ = std::fs::remove_file(bad);
 }
 
-/// Kills the child on drop (test failure included).
-struct Child(std::process::Child);
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 #[ignore = "needs root: network namespaces, TUN"]
 fn run_stats_and_sigterm() {
@@ -79,7 +70,7 @@ fn run_stats_and_sigterm() {
              [n4]\naddr = \"127.0.0.1:8805\"\n[n6]\ntun = \"{t}t\"\n[metrics]\naddr = \"127.0.0.1:9199\"\n"
         ),
     );
-    let mut child = Child(
+    let mut child = testkit::KillOnDrop(
         Command::new("ip")
             .args(["netns", "exec", &ns.name, BIN, "run", "--config"])
             .arg(&cfg)
