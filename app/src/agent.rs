@@ -266,18 +266,8 @@ pub async fn start(args: AgentArgs) -> Result<RunningAgent, AgentError> {
         m: Metrics::default(),
         copy: Arc::default(),
     });
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let app = handlers::router(agent.clone());
-    let api = tokio::spawn(async move {
-        let r = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await;
-        if let Err(e) = r {
-            warn!("API server stopped: {e}");
-        }
-    });
+    let (tx, api) =
+        repo::serve_until_stopped(listener, handlers::router(agent.clone()), "API server");
     // Logs instances that die on their own.
     let a = agent.clone();
     let monitor = tokio::spawn(async move {

@@ -43,7 +43,7 @@
 mod server;
 mod store;
 
-pub(crate) use server::{daemon_runtime, init_tracing};
+pub(crate) use server::{daemon_runtime, init_tracing, serve_until_stopped};
 pub use server::{main, start, RepoServer, RepoServerArgs};
 pub use store::{AppInfo, InstallOutcome, Installed, Repository};
 

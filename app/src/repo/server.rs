@@ -126,17 +126,7 @@ pub async fn start(args: &RepoServerArgs) -> Result<RepoServer, RepoError> {
             )
         })
         .with_state(state);
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let r = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await;
-        if let Err(e) = r {
-            warn!("repository server stopped: {e}");
-        }
-    });
+    let (tx, task) = serve_until_stopped(listener, router, "repository server");
     Ok(RepoServer {
         addr,
         repo,
@@ -277,6 +267,32 @@ async fn metrics(State(s): State<Arc<ServerState>>) -> Response {
         }
         Ok(())
     }))
+}
+
+/// Serves `router` on `listener` in a task until the sender is sent to or
+/// dropped (then in-flight requests finish); a server error is logged as
+/// a warning, `what` naming the server. The API servers of the repository
+/// and of the agent.
+pub(crate) fn serve_until_stopped(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    what: &'static str,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let r = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await;
+        if let Err(e) = r {
+            warn!("{what} stopped: {e}");
+        }
+    });
+    (tx, task)
 }
 
 /// Sets up logging for a daemon subcommand (stderr, `RUST_LOG`, default info).
