@@ -8,30 +8,13 @@
 //! matches what was rendered (SSIM). Fails without ffmpeg.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use app::game::{Delta, Dir, Event, World};
 use app::instance::{Streamer, StreamerConfig};
 use media::{ssim, Frame};
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use testkit::{KillOnDrop, TempDir};
 
 /// An even port `p` with `p` and `p + 1` (RTCP) free on 127.0.0.1.
 fn free_port_pair() -> u16 {

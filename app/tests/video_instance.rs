@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use app::cloud::{spawn, CloudConfig};
@@ -16,15 +16,7 @@ use app::game::Dir;
 use app::input::Input;
 use media::h264::Decoder;
 use media::rtp::Depacketizer;
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use testkit::KillOnDrop;
 
 fn free_udp() -> SocketAddr {
     UdpSocket::bind("127.0.0.1:0")
