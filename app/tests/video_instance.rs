@@ -160,15 +160,8 @@ fn instance_streams_forwards_inputs_and_stops_on_sigterm() {
     assert!(http(metrics, "GET", "/nope").starts_with("HTTP/1.1 404"));
 
     // SIGTERM: clean exit (logout) within a few seconds.
-    // SAFETY: kill(2) on our own child's pid.
-    let pid = i32::try_from(inst.0.id()).expect("pid");
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let mut st = None;
-    let exited = testkit::wait_until(Duration::from_secs(10), || {
-        st = inst.0.try_wait().expect("wait");
-        st.is_some()
-    });
-    assert!(exited, "no exit within 10 s of SIGTERM");
+    let st = inst.terminate(Duration::from_secs(10));
+    assert!(st.is_some(), "no exit within 10 s of SIGTERM");
     assert!(st.is_some_and(|s| s.success()), "exit status {st:?}");
     cloud.stop().expect("cloud stops");
 }

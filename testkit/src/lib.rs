@@ -235,6 +235,26 @@ impl Drop for Netns {
 #[derive(Debug)]
 pub struct KillOnDrop(pub Child);
 
+impl KillOnDrop {
+    /// Sends SIGTERM (panics if it cannot be sent) and waits up to `within`
+    /// for the exit: its status, `None` if the child still runs (it is then
+    /// killed on drop).
+    pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let pid = i32::try_from(self.0.id()).expect("pid");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .expect("SIGTERM to the child");
+        let mut status = None;
+        wait_until(within, || {
+            status = self.0.try_wait().expect("wait");
+            status.is_some()
+        });
+        status
+    }
+}
+
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();

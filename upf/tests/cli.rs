@@ -101,17 +101,10 @@ fn run_stats_and_sigterm() {
     assert!(String::from_utf8_lossy(&prom.stdout).contains("upf_drops_total{reason=\"spoofed\"} 0"));
     // The TUN exists while it runs.
     assert!(must(ns.ip(&["link"])).contains(&format!("{t}t")));
-    // SIGTERM: clean exit 0.
-    let pid = child.0.id() as i32;
-    // `ip netns exec` execs the binary, so the pid is the daemon's.
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let mut status = None;
-    let exited = testkit::wait_until(Duration::from_secs(5), || {
-        status = child.0.try_wait().expect("wait");
-        status.is_some()
-    });
-    assert!(exited, "no exit within 5 s of SIGTERM");
+    // SIGTERM: clean exit 0. `ip netns exec` execs the binary, so the
+    // child's pid is the daemon's.
+    let status = child.terminate(Duration::from_secs(5));
+    assert!(status.is_some(), "no exit within 5 s of SIGTERM");
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
     let _ = std::fs::remove_file(cfg);
 }
