@@ -119,21 +119,7 @@ const GSO_MAX_BYTES: usize = 65_507;
 
 /// Asks the kernel to coalesce received datagrams (UDP_GRO).
 pub fn enable_gro(fd: RawFd) -> io::Result<()> {
-    let one: libc::c_int = 1;
-    // SAFETY: setsockopt on a caller's socket with a c_int value.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            SOL_UDP,
-            UDP_GRO,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    topo::emu::setsockopt_int(fd, SOL_UDP, UDP_GRO, 1)
 }
 
 /// The UDP_GRO segment size in a received message's control data.
@@ -467,20 +453,9 @@ pub fn set_buffers(fd: RawFd, bytes: libc::c_int) -> io::Result<()> {
         (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
         (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
     ] {
-        let set = |opt| {
-            // SAFETY: setsockopt on a caller's socket with a c_int value.
-            unsafe {
-                libc::setsockopt(
-                    fd,
-                    libc::SOL_SOCKET,
-                    opt,
-                    (&bytes as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            }
-        };
-        if set(force) < 0 && set(plain) < 0 {
-            return Err(io::Error::last_os_error());
+        // The capped option when the forcing one is refused (not root).
+        if topo::emu::setsockopt_int(fd, libc::SOL_SOCKET, force, bytes).is_err() {
+            topo::emu::setsockopt_int(fd, libc::SOL_SOCKET, plain, bytes)?;
         }
     }
     Ok(())

@@ -30,7 +30,9 @@ fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-fn setsockopt_int(
+/// `setsockopt` of a C `int` option (`level`, `opt`) to `val` (also the
+/// data path's socket options in dpio).
+pub fn setsockopt_int(
     fd: RawFd,
     level: libc::c_int,
     opt: libc::c_int,
