@@ -340,10 +340,14 @@ impl MigrateArgs {
                 self.give_up
             )));
         }
-        if !(Duration::from_millis(100)..=Duration::from_secs(60)).contains(&self.pacing_window) {
+        let range = ue::stream::pacer::WINDOW_RANGE_MS;
+        let window_ms = u64::try_from(self.pacing_window.as_millis()).unwrap_or(u64::MAX);
+        if !range.contains(&window_ms) {
             return Err(usage(format!(
-                "--pacing-window {:?}: must be 100ms to 60s",
-                self.pacing_window
+                "--pacing-window {:?}: must be {} ms to {} ms",
+                self.pacing_window,
+                range.start(),
+                range.end()
             )));
         }
         if self.resend > 1000 {

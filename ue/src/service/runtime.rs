@@ -113,10 +113,16 @@ impl Service {
             .ok_or_else(|| bad("psi", format!("the UE has no session {}", req.psi)))?;
         let fps = req.params.fps.unwrap_or(60);
         let sel = &req.selector;
-        if sel.use_pacing && !(100..=60_000).contains(&sel.pacing_window_ms) {
+        let range = crate::stream::pacer::WINDOW_RANGE_MS;
+        if sel.use_pacing && !range.contains(&sel.pacing_window_ms) {
             return Err(bad(
                 "selector.pacing_window_ms",
-                format!("{}: must be 100 to 60000", sel.pacing_window_ms),
+                format!(
+                    "{}: must be {} to {}",
+                    sel.pacing_window_ms,
+                    range.start(),
+                    range.end()
+                ),
             ));
         }
         let mut cfg = SelectorConfig::at_fps(fps);

@@ -49,8 +49,12 @@ pub const RESYNC_NS: i64 = 500_000_000;
 /// a switch at most 2 ms over the run's p99) was met at 62 of 120
 /// switches, with 8 s at 90 of 120, for about 6 ms more render -> display
 /// latency (p50 29-32 ms instead of 21-27; `testbed migrate --count 30
-/// --countdown 1s --pacing-window 2s|8s`, four runs each).
+/// --countdown 1s --pacing-window 2s|8s`, four runs each, two of them with
+/// a first-window floor for a joining stream that was then dropped).
 pub const DEFAULT_WINDOW_MS: u64 = 8_000;
+
+/// The windows a play may ask for, ms.
+pub const WINDOW_RANGE_MS: std::ops::RangeInclusive<u64> = 100..=60_000;
 
 /// How the playout delay follows the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -81,8 +81,9 @@ pub struct Screen {
     /// chief's ([`Screen::paced_due`]).
     target_delay: Option<u64>,
     /// After a switch, the delay the new chief keeps while it sinks to its
-    /// own (ns), and the chief it was set for.
+    /// own (ns).
     held: Option<u64>,
+    /// The chief at the last paced frame (a change is a switch).
     chief_seen: Option<Arc<str>>,
     /// Frames taken from their buffer, waiting for their presentation
     /// time (CLOCK_REALTIME ns), oldest first (at most [`MAX_WAITING`]).
@@ -227,7 +228,7 @@ impl Screen {
             }
             return;
         };
-        if let Some(f) = newer {
+        let placed = newer.map(|f| {
             let i = &f.info;
             let paced = self.pacers.entry(name.clone()).or_default().place(
                 &cfg,
@@ -236,12 +237,10 @@ impl Screen {
                 i.decoded_ns,
             );
             let due = self.paced_due(name, &cfg, paced);
-            self.pending
-                .entry(name.clone())
-                .or_default()
-                .push_back((f, due));
-        }
+            (f, due)
+        });
         let queue = self.pending.entry(name.clone()).or_default();
+        queue.extend(placed);
         let mut shown = None;
         while queue
             .front()
@@ -472,8 +471,8 @@ impl Screen {
 /// compositors get theirs (Mutter and KWin ask rtkit for SCHED_RR), so
 /// that a paced frame is shown at its time on a busy machine too. Under
 /// the normal scheduler a waking thread may wait for the next tick (up to
-/// 4 ms here) while the encoders and decoders run. The thread works about
-/// 1 ms per frame, and the kernel's real-time throttling still applies.
+/// 4 ms here) while the encoders and decoders run. The kernel's
+/// real-time throttling still bounds what it can take.
 pub const DISPLAY_RT_PRIORITY: libc::c_int = 2;
 
 /// Niceness of the display thread when real-time priority is refused.
