@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dpio::offload::build::{as_super, tcp4, udp4};
-use dpio::offload::{segment, Coalescer, Push, GSO_TCPV4, GSO_UDP_L4};
+use dpio::offload::{fold, segment, sum, Coalescer, Push, GSO_TCPV4, GSO_UDP_L4};
 
 const MSS: u16 = 1448;
 
@@ -27,6 +27,11 @@ fn bench(c: &mut Criterion) {
     let mut out = vec![0u8; 100_000];
     let mut g = c.benchmark_group("offload");
     g.throughput(Throughput::Bytes(body.len() as u64));
+    // The per-byte pass under segmenting (each segment's TCP checksum)
+    // and coalescing (each segment's checksum verified).
+    g.bench_function("checksum 64 KiB", |b| {
+        b.iter(|| fold(sum(black_box(&body), 0)))
+    });
     g.bench_function("segment tcp 64 KiB / 1448", |b| {
         b.iter(|| segment(black_box(&tcp), &th, &mut out, 16).map(|s| s.count))
     });
