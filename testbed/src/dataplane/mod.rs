@@ -23,6 +23,7 @@ use crate::bench::Dist;
 use crate::plan::{GnbPlan, UePlan, UpfPlan};
 use crate::responder::UdpResponder;
 
+pub mod drops;
 pub mod exact;
 pub mod gen;
 pub mod many;
@@ -350,6 +351,14 @@ fn measure(
     // during each test on path (a).
     let mut test_seconds: BTreeMap<&str, f64> = BTreeMap::new();
     let mut busy: BTreeMap<&str, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
+    // The kernel's drop counters along the path, around each UDP search.
+    let census = drops::Census::new(vec![
+        (ue.name.clone(), p.ue_ns.clone()),
+        (gnb.name.clone(), st.ns(&gnb.name)),
+        (upf.name.clone(), st.ns(&upf.name)),
+        (upf.edge.clone(), p.edge_ns.clone()),
+    ]);
+    let mut udp_drops: BTreeMap<&str, BTreeMap<Path, drops::Counters>> = BTreeMap::new();
     for rep in 0..t.repeats {
         for k in 0..PATHS.len() {
             let path = PATHS[(k + rep) % PATHS.len()];
@@ -372,9 +381,20 @@ fn measure(
                     Test::Tcp { up: true, .. } | Test::Udp { up: true, .. } => (&ue_end, &edge),
                     _ => (&edge, &ue_end),
                 };
+                let udp = matches!(test, Test::Udp { .. });
+                let counted = if udp {
+                    Some(census.read().map_err(BedError::Request)?)
+                } else {
+                    None
+                };
                 let before = meter.read()?;
                 let v = run_test(test, tx, rx, &mut port, t)
                     .map_err(|e| BedError::Request(format!("{name} on {}: {e}", path.title())))?;
+                if let Some(c0) = counted {
+                    let c1 = census.read().map_err(BedError::Request)?;
+                    let into = udp_drops.entry(name).or_default().entry(path).or_default();
+                    drops::add(into, drops::grew(&c0, &c1));
+                }
                 *test_seconds.entry(name).or_default() += before.0.elapsed().as_secs_f64();
                 if path == Path::Tunnel {
                     for d in meter.since(&before)? {
@@ -461,6 +481,10 @@ fn measure(
         measure_seconds,
         run_dir: st.run_dir.display().to_string(),
         rows,
+        udp_drops: udp_drops
+            .into_iter()
+            .map(|(test, m)| (test.to_string(), m))
+            .collect(),
         busy_cpu_percent: busy
             .into_iter()
             .map(|(test, m)| {

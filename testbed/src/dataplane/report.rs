@@ -184,6 +184,11 @@ pub struct DataplaneReport {
     /// `gnb` and `upf` used during each test on path (a); for UDP, over
     /// the whole rate search.
     pub busy_cpu_percent: BTreeMap<String, BTreeMap<String, f64>>,
+    /// The kernel's drop counters (`node/udp RcvbufErrors`, `node/IFACE
+    /// tx_dropped`, ...) that grew during each UDP test's rate searches,
+    /// per path, summed over the repeats: where the path gave way when
+    /// the search overloaded it.
+    pub udp_drops: BTreeMap<String, BTreeMap<Path, BTreeMap<String, u64>>>,
     /// Wall seconds each test took, summed over paths and repeats
     /// (`rtt`: the round trips).
     pub test_seconds: BTreeMap<String, f64>,
@@ -333,6 +338,26 @@ pub fn markdown(r: &DataplaneReport) -> String {
                     .map(|n| m.get(*n).map_or("-".into(), |v| format!("{v:.0}%")))
                     .collect();
                 s.push_str(&format!("| {} | {} |\n", row.test, cells.join(" | ")));
+            }
+        }
+    }
+    if !r.udp_drops.is_empty() {
+        s.push_str(
+            "\nKernel drop counters that grew during the UDP rate searches (all trials, the unpaced \
+             first one included: where each path gives way when overloaded), summed over the repeats:\n\n\
+             | test | path | counters |\n|---|---|---|\n",
+        );
+        for (test, paths) in &r.udp_drops {
+            for (path, c) in paths {
+                let list = if c.is_empty() {
+                    "none".to_string()
+                } else {
+                    c.iter()
+                        .map(|(k, v)| format!("{k} +{v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                s.push_str(&format!("| {test} | {} | {list} |\n", path.title()));
             }
         }
     }
