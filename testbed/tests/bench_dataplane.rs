@@ -85,6 +85,44 @@ fn bench_dataplane_quick_measures_every_path_and_cleans_up() {
             "{t} in dataplane.md:\n{md}"
         );
     }
+    // Where each path dropped during the UDP searches: every UDP test and
+    // path has its (possibly empty) set of kernel counters that grew, each
+    // named after a node of the measured path and counted in packets.
+    let drops = r["udp_drops"].as_object().expect("udp_drops");
+    let udp: Vec<&str> = TESTS
+        .iter()
+        .copied()
+        .filter(|t| t.starts_with("udp"))
+        .collect();
+    assert_eq!(drops.keys().map(String::as_str).collect::<Vec<_>>(), {
+        let mut u = udp.clone();
+        u.sort_unstable();
+        u
+    });
+    let on_path: Vec<&str> = ["ue", "gnb", "upf", "edge"]
+        .iter()
+        .map(|k| {
+            r["setup"][*k]
+                .as_str()
+                .expect("setup names the path's nodes")
+        })
+        .collect();
+    for t in &udp {
+        for p in ["kernel", "kernel_tunnel", "tunnel"] {
+            let c = drops[*t][p]
+                .as_object()
+                .unwrap_or_else(|| panic!("{t} {p}: {out}"));
+            for (k, v) in c {
+                let node = k.split('/').next().unwrap_or("");
+                assert!(
+                    on_path.contains(&node),
+                    "{t} {p}: counter {k} of a node off the path {on_path:?}"
+                );
+                assert!(v.as_u64().is_some_and(|n| n > 0), "{t} {p} {k}: {v}");
+            }
+        }
+    }
+    assert!(md.contains("Kernel drop counters that grew"), "{md}");
     let many = &r["many_sessions"];
     assert_eq!(many["installed"], 500, "{out}");
     assert!(many["upf_sessions"].as_u64().unwrap_or(0) >= 500, "{out}");
