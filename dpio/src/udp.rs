@@ -445,6 +445,13 @@ impl Outbox {
     }
 }
 
+/// Receive and send buffer of an N3 socket, the gNB's and the UPF's: 16 MiB
+/// (was 4: with 4 the N3 receive buffers overflowed during 1400-byte UDP
+/// bursts while a packet thread waited for a core, `RcvbufErrors` in
+/// `testbed bench dataplane`'s drop table; the default ~200 KiB overflows
+/// at any burst of G-PDUs).
+pub const N3_BUFFER: libc::c_int = 16 << 20;
+
 /// Asks for `bytes` of receive and send buffer on a socket (the kernel
 /// caps it at `net.core.rmem_max`/`wmem_max`; as root, SO_*BUFFORCE
 /// passes the cap). A burst of a batch's size from a peer must fit.

@@ -53,11 +53,6 @@ use self::core::{Downlink, Uplink};
 const HEADROOM: usize = 16;
 /// Largest packet handled (TUN reads, UDP receives).
 const MAX_PKT: usize = 65535;
-/// Receive and send buffer of the N3 socket (as the UPF's): 16 MiB (was
-/// 4): with 4 the N3 receive buffer overflowed during 1400-byte UDP
-/// bursts while the thread waited for a core (`RcvbufErrors` in `testbed
-/// bench dataplane`'s drop table).
-const SOCKET_BUFFER: libc::c_int = 16 << 20;
 /// How often the threads look at the stop flag when idle.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -329,7 +324,7 @@ impl Datapath {
     ) -> io::Result<Datapath> {
         let stop = Arc::new(AtomicBool::new(false));
         sock.set_read_timeout(Some(POLL))?;
-        if let Err(e) = dpio::udp::set_buffers(sock.as_raw_fd(), SOCKET_BUFFER) {
+        if let Err(e) = dpio::udp::set_buffers(sock.as_raw_fd(), dpio::udp::N3_BUFFER) {
             warn!(error = %e, "N3 socket buffers left at the default");
         }
         tun.set_nonblocking().map_err(io::Error::other)?;

@@ -321,10 +321,8 @@ impl Upf {
                 source,
             })?;
             s.set_read_timeout(Some(Duration::from_millis(100)))?;
-            // Bursts of G-PDUs would overflow the default ~200 KiB; 4 MiB
-            // still overflowed during 1400-byte UDP at about 100 kpps while
-            // the thread waited for a core (`testbed bench dataplane`).
-            if let Err(e) = dpio::udp::set_buffers(std::os::fd::AsRawFd::as_raw_fd(&s), 16 << 20) {
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&s);
+            if let Err(e) = dpio::udp::set_buffers(fd, dpio::udp::N3_BUFFER) {
                 warn!(%addr, error = %e, "N3 socket buffers left at the default");
             }
             n3.push(s);

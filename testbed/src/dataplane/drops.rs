@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use super::exact::snmp;
 use super::gen::in_ns;
 
 /// Counter name (`node/what`) -> value.
@@ -66,23 +67,9 @@ pub fn add(into: &mut Counters, more: Counters) {
 
 /// UDP's receive and send buffer overflows of `/proc/net/snmp`.
 fn udp_drops(text: &str) -> Result<Vec<(&'static str, u64)>, String> {
-    let mut lines = text.lines().filter(|l| l.starts_with("Udp:"));
-    let (Some(h), Some(v)) = (lines.next(), lines.next()) else {
-        return Err("no Udp lines in /proc/net/snmp".into());
-    };
-    let names: Vec<&str> = h.split_whitespace().collect();
-    let vals: Vec<&str> = v.split_whitespace().collect();
     ["RcvbufErrors", "SndbufErrors"]
         .into_iter()
-        .map(|f| {
-            names
-                .iter()
-                .position(|n| *n == f)
-                .and_then(|i| vals.get(i))
-                .and_then(|x| x.parse().ok())
-                .map(|x| (f, x))
-                .ok_or_else(|| format!("no Udp {f} in /proc/net/snmp"))
-        })
+        .map(|f| Ok((f, snmp(text, "Udp:", f)?)))
         .collect()
 }
 

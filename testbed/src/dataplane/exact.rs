@@ -320,7 +320,7 @@ fn csum_errors(ue: &End, edge: &End) -> Result<Vec<(u64, u64)>, String> {
 
 /// A counter of /proc/net/snmp: the header line and the values line that
 /// start with `proto`.
-fn snmp(text: &str, proto: &str, field: &str) -> Result<u64, String> {
+pub(super) fn snmp(text: &str, proto: &str, field: &str) -> Result<u64, String> {
     let mut lines = text.lines().filter(|l| l.starts_with(proto));
     let (Some(h), Some(v)) = (lines.next(), lines.next()) else {
         return Err(format!("no {proto} lines in /proc/net/snmp"));

@@ -381,12 +381,10 @@ fn measure(
                     Test::Tcp { up: true, .. } | Test::Udp { up: true, .. } => (&ue_end, &edge),
                     _ => (&edge, &ue_end),
                 };
-                let udp = matches!(test, Test::Udp { .. });
-                let counted = if udp {
-                    Some(census.read().map_err(BedError::Request)?)
-                } else {
-                    None
-                };
+                let counted = matches!(test, Test::Udp { .. })
+                    .then(|| census.read())
+                    .transpose()
+                    .map_err(BedError::Request)?;
                 let before = meter.read()?;
                 let v = run_test(test, tx, rx, &mut port, t)
                     .map_err(|e| BedError::Request(format!("{name} on {}: {e}", path.title())))?;
