@@ -9,11 +9,12 @@
 //!   to encode, and any two of its frames look alike (SSIM 0.99 and more),
 //!   so it tells nothing about whether two streams are in step.
 //! - [`Scene::Textured`]: sinusoidal gratings over the whole frame, each
-//!   turning about the centre and scrolling along its own direction by a
-//!   different amount every tick, so two frames one tick apart share no
-//!   structure (SSIM well below the 0.85 threshold) while the picture stays
-//!   smooth enough to encode well at a few Mbit/s; the game's pieces (score
-//!   bar, food, snakes) on top.
+//!   scrolling along its own direction by a fixed part of its wavelength
+//!   every tick (one also turning slowly), so two frames one tick apart
+//!   score well below the 0.85 threshold, always by about the same amount:
+//!   a switch that shows frames out of step (a skipped, repeated or
+//!   ghosted tick) scores lower than the ticks around it. The game's pieces
+//!   (score bar, food, snakes) on top.
 //! - [`Scene::Static`]: the textured picture of tick 0 without the game,
 //!   the same frame whatever the world (the paper's "Static" row).
 
@@ -123,7 +124,8 @@ fn cos(a: u8) -> i64 {
     sin(a.wrapping_add(64))
 }
 
-/// A sinusoid over the plane that turns and scrolls with the tick.
+/// A sinusoid over the plane, drawn in the texture's coordinates: the
+/// whole texture moves rigidly with the tick ([`SPIN`], [`DRIFT`]).
 struct Grating {
     /// Wavelength in pixels (of the plane it is drawn on).
     period: i64,
@@ -131,72 +133,67 @@ struct Grating {
     weight: i32,
     /// Direction at tick 0, 256ths of a turn.
     angle: u8,
-    /// Turn per tick, 256ths of a turn.
-    spin: i8,
-    /// Phase step per tick, 2^-32 of a cycle.
-    speed: u32,
 }
 
-/// The luma gratings: wavelengths of 1/20 to 1/9 of the width, weights
-/// adding to at most 240/256 (so luma stays in 8..=248 without clamping),
-/// and per-tick phase steps of 0.31 to 0.43 cycles and turns of 4 to 11
-/// degrees: one tick moves every part of the frame by a large, different
-/// fraction of a wavelength, which no motion vector follows.
+/// The texture's turn about the frame's centre per tick, 256ths of a turn
+/// (1.4 degrees).
+const SPIN: u8 = 1;
+
+/// The texture's drift per tick along its own axes, 16ths of a luma pixel.
+const DRIFT: (i64, i64) = (150, 70);
+
+/// The luma gratings: wavelengths of 1/16 to 1/8 of the width, weights
+/// adding to at most 240/256 (so luma stays in 8..=248 without clamping).
 const LUMA: [Grating; 3] = [
     Grating {
-        period: 56,
+        period: 80,
         weight: 96,
         angle: 10,
-        spin: 3,
-        speed: 0x6d00_0000,
     },
     Grating {
-        period: 38,
+        period: 56,
         weight: 80,
         angle: 90,
-        spin: -5,
-        speed: 0x5000_0000,
     },
     Grating {
-        period: 29,
+        period: 40,
         weight: 64,
         angle: 170,
-        spin: 8,
-        speed: 0x6000_0000,
     },
 ];
 
 /// The chroma gratings (on the half-resolution chroma planes), Cb and Cr:
-/// a slow colour wash, weights keeping chroma in 128 +- 60.
+/// a colour wash, weights keeping chroma in 128 +- 60.
 const CHROMA: [Grating; 2] = [
     Grating {
         period: 90,
         weight: 120,
         angle: 40,
-        spin: 2,
-        speed: 0x2800_0000,
     },
     Grating {
         period: 70,
         weight: 120,
         angle: 200,
-        spin: -3,
-        speed: 0x3400_0000,
     },
 ];
 
 /// A grating's phase (2^-32 of a cycle) at the origin and its steps per
-/// pixel along x and y, at `tick`, for a plane centred on (`cx`, `cy`).
-fn phases(g: &Grating, tick: u64, cx: i64, cy: i64) -> (u32, u32, u32) {
+/// pixel along x and y, at `tick`, for a plane centred on (`cx`, `cy`)
+/// whose pixels are `scale` luma pixels wide.
+///
+/// The texture at `tick` is the texture of tick 0 moved by `tick` drifts
+/// along its own axes, then turned by `tick` spins about the centre: from
+/// one tick to the next every part of the frame moves by about the same
+/// amount (a turn and a shift, which motion compensation follows).
+fn phases(g: &Grating, tick: u64, cx: i64, cy: i64, scale: i64) -> (u32, u32, u32) {
+    let step = (1i64 << 32) / g.period.max(2) / 127;
     // Wrapping products: angle and phase are periodic, only their low bits
     // count.
-    let angle = g
-        .angle
-        .wrapping_add((g.spin as u8).wrapping_mul(tick as u8));
-    let step = (1i64 << 32) / g.period.max(2) / 127;
-    let dx = step * cos(angle);
-    let dy = step * sin(angle);
-    let phase = (u64::from(g.speed).wrapping_mul(tick) as u32 as i64) - dx * cx - dy * cy;
+    let angle = g.angle.wrapping_add(SPIN.wrapping_mul(tick as u8));
+    let (dx, dy) = (step * cos(angle), step * sin(angle));
+    let (dx0, dy0) = (step * cos(g.angle), step * sin(g.angle));
+    let drift = (dx0 * DRIFT.0 + dy0 * DRIFT.1) / (16 * scale);
+    let phase = drift.wrapping_mul(tick as i64).wrapping_neg() - dx * cx - dy * cy;
     (phase as u32, dx as u32, dy as u32)
 }
 
@@ -205,12 +202,12 @@ fn value(weight: i32, phase: u32) -> i32 {
     i32::from(SINE[(phase >> 24) as usize]) * weight
 }
 
-/// Fills `plane` (`w x h`, row-major) with `base` plus the sum of
-/// `gratings` at `tick`, centred on the plane's middle.
+/// Fills `plane` (`w x h`, row-major, each pixel `scale` luma pixels wide)
+/// with `base` plus the sum of `gratings` at `tick`, centred on the
+/// plane's middle.
 fn fill_plane<const N: usize>(
     plane: &mut [u8],
-    w: usize,
-    h: usize,
+    (w, h, scale): (usize, usize, i64),
     tick: u64,
     gratings: &[Grating; N],
     base: i32,
@@ -224,7 +221,7 @@ fn fill_plane<const N: usize>(
     let mut dy = [0u32; N];
     let mut weights = [0i32; N];
     for (k, g) in gratings.iter().enumerate() {
-        (start[k], dx[k], dy[k]) = phases(g, tick, cx, cy);
+        (start[k], dx[k], dy[k]) = phases(g, tick, cx, cy, scale);
         weights[k] = g.weight;
     }
     for row in plane.chunks_exact_mut(w).take(h) {
@@ -248,11 +245,23 @@ fn fill_plane<const N: usize>(
 /// Draws the moving texture of `tick` over the whole of `frame`.
 fn draw_texture(tick: u64, frame: &mut Frame) {
     let (w, h) = (usize::from(frame.width), usize::from(frame.height));
-    fill_plane(&mut frame.y, w, h, tick, &LUMA, 128);
+    fill_plane(&mut frame.y, (w, h, 1), tick, &LUMA, 128);
     let (cw, ch) = (frame.chroma_width(), frame.chroma_height());
     let [cb, cr] = &CHROMA;
-    fill_plane(&mut frame.u, cw, ch, tick, std::array::from_ref(cb), 128);
-    fill_plane(&mut frame.v, cw, ch, tick, std::array::from_ref(cr), 128);
+    fill_plane(
+        &mut frame.u,
+        (cw, ch, 2),
+        tick,
+        std::array::from_ref(cb),
+        128,
+    );
+    fill_plane(
+        &mut frame.v,
+        (cw, ch, 2),
+        tick,
+        std::array::from_ref(cr),
+        128,
+    );
 }
 
 #[cfg(test)]
