@@ -88,9 +88,18 @@ impl Wake {
     }
 
     /// Signals every waiter.
+    ///
+    /// The lock is released before the waiters are woken: a woken waiter
+    /// (the display thread, at real-time priority) that preempts the
+    /// notifier on its core would otherwise find the lock still held and
+    /// wait for the notifier, a normal thread, to be scheduled again, up to
+    /// a scheduler tick behind the encoders and decoders (priority
+    /// inversion).
     pub fn notify(&self) {
-        let mut c = self.count.lock().unwrap_or_else(|e| e.into_inner());
-        *c = c.wrapping_add(1);
+        {
+            let mut c = self.count.lock().unwrap_or_else(|e| e.into_inner());
+            *c = c.wrapping_add(1);
+        }
         self.cv.notify_all();
     }
 
