@@ -114,8 +114,8 @@ fn smoothness_quick_has_table5_and_filmstrips() {
         &["csm", "no-sliding", "no-opt", "static"],
         &[
             "lowest SSIM around the switch",
-            "pairs < 0.8 around the switch",
-            "excess pairs < 0.8",
+            "pairs under the line around the switch",
+            "excess pairs under the line",
         ],
     );
     assert_files(
