@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use wire::ctl::migration::{
     AbandonReport, MigrationAccepted, MigrationKind, MigrationRequest, ServiceRegistration,
     SwitchReport, UeEvent, UeEventKind, UeEvents, EVENTS_MAX_WAIT_MS,
@@ -375,7 +375,7 @@ impl Service {
                 }
             }
             UeEventKind::StreamReady { edge, input, .. } => {
-                let sock = {
+                let stream = {
                     let mut st = self.state();
                     st.current = Some(e.migration);
                     let m = migration(&mut st, e.migration, || UeMigration {
@@ -385,18 +385,27 @@ impl Service {
                     m.stream_ready_ns = Some(e.at_ns);
                     st.streams.get_mut(&edge).map(|s| {
                         s.input = Some(input);
-                        s.sock.clone()
+                        (s.sock.clone(), s.client.stats().frames)
                     })
                 };
-                let Some(sock) = sock else {
+                let Some((sock, decoded)) = stream else {
                     return self
                         .abandon(e.migration, format!("no stream from {edge}"))
                         .await;
                 };
-                // The stream is decodable at once: ask for a key frame.
-                let k = Input::key_frame_request(realtime_ns()).emit();
-                if let Err(err) = sock.send_to(&k, input) {
-                    warn!(%input, error = %err, "key-frame request not sent");
+                // The stream must be decodable at once: a key frame is asked
+                // for unless frames of it were decoded already (a new
+                // instance's first frame is one; a copilot's stream went on
+                // through the countdown). An unneeded key frame is large and
+                // slow to encode and decode: it arrived late and stalled
+                // the display just after switch-only migrations.
+                if decoded == 0 {
+                    let k = Input::key_frame_request(realtime_ns()).emit();
+                    if let Err(err) = sock.send_to(&k, input) {
+                        warn!(%input, error = %err, "key-frame request not sent");
+                    }
+                } else {
+                    debug!(%edge, decoded, "stream already decoded: no key frame asked");
                 }
                 self.screen(ScreenCmd::Begin(edge.into()));
             }
