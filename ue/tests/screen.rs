@@ -427,8 +427,12 @@ fn paced_frames_decoded_in_a_burst_wait_in_order_each_for_its_time() {
     let out = screen.finish().expect("finish");
     let seqs: Vec<u64> = out.records.iter().map(|r| r.seq).collect();
     assert_eq!(seqs, (1..=MAX_WAITING as u64 + 1).collect::<Vec<_>>());
-    // The record tells when each frame was due.
+    // The record tells when each frame was due, and the stream's delay
+    // (steady here: no later frame was later than the first).
     assert_eq!(out.records[1].due_ns, Some(due0 + PERIOD));
+    let delays: Vec<Option<u64>> = out.records.iter().map(|r| r.pacer_delay_ns).collect();
+    assert!(delays[0].is_some_and(|d| d > 0), "{delays:?}");
+    assert!(delays.iter().all(|d| *d == delays[0]), "{delays:?}");
 }
 
 /// A picture of its own for every slot `k` (noise from the slot number):

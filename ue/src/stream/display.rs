@@ -89,6 +89,11 @@ pub struct DisplayRecord {
     /// ns); `display_ns` later than this is the display's own delay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_ns: Option<u64>,
+    /// With presentation pacing, the playout delay of the frame's stream
+    /// when it was displayed (ns; its pacer's own, after the newest frame
+    /// placed), to read where the delay rose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pacer_delay_ns: Option<u64>,
 }
 
 impl DisplayRecord {
@@ -108,6 +113,7 @@ impl DisplayRecord {
             dest_weight: 0.0,
             ssim_prev: None,
             due_ns: None,
+            pacer_delay_ns: None,
         }
     }
 }

@@ -385,6 +385,10 @@ impl Screen {
             .get(info.info.source.as_ref())
             .filter(|(g, _)| *g == info.generation)
             .map(|(_, at)| *at);
+        rec.pacer_delay_ns = self
+            .pacers
+            .get(info.info.source.as_ref())
+            .and_then(StreamPacer::delay_ns);
         rec.ssim_prev = match &self.prev {
             Some(p) => Some(fast_ssim(&mut self.ssim, p, frame) as f32),
             None => None,
