@@ -8,13 +8,12 @@
 //! - [`Scene::Snake`]: the game on flat colours ([`render::render`]). Easy
 //!   to encode, and any two of its frames look alike (SSIM 0.99 and more),
 //!   so it tells nothing about whether two streams are in step.
-//! - [`Scene::Textured`]: sinusoidal gratings over the whole frame, each
-//!   scrolling along its own direction by a fixed part of its wavelength
-//!   every tick (one also turning slowly), so two frames one tick apart
-//!   score well below the 0.85 threshold, always by about the same amount:
-//!   a switch that shows frames out of step (a skipped, repeated or
-//!   ghosted tick) scores lower than the ticks around it. The game's pieces
-//!   (score bar, food, snakes) on top.
+//! - [`Scene::Textured`]: sinusoidal gratings over the whole frame that
+//!   drift and turn together, as one picture, every tick, so two frames
+//!   one tick apart score well below the 0.85 threshold, always by about
+//!   the same amount: a switch that shows frames out of step (a skipped,
+//!   repeated or ghosted tick) scores lower than the ticks around it. The
+//!   game's pieces (score bar, food, snakes) on top.
 //! - [`Scene::Static`]: the textured picture of tick 0 without the game,
 //!   the same frame whatever the world (the paper's "Static" row).
 

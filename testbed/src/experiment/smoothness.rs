@@ -19,8 +19,8 @@
 //! window that long. The flicker line is the 1st percentile of the same
 //! SSIM away from switches in the same run, minus the smoothness goal's
 //! tolerance ([`SMOOTHNESS_TOLERANCE`]): the textured scene moves by about
-//! the same amount every world tick (consecutive frames score 0.5-0.6 at
-//! a tick, about 1 between ticks), so a frame out of step (a skipped or
+//! the same amount every world tick (consecutive frames score about 0.5
+//! across a tick, about 1 between ticks), so a frame out of step (a skipped or
 //! repeated tick, a jump to a stream behind or ahead) falls below it,
 //! while a fixed line would count ordinary ticks. The video is removed once read
 //! (a second is 20 MB); the per-pair series stays in
@@ -242,7 +242,7 @@ Methods here: `csm` all mechanisms on; `no-sliding` SSIM threshold and one-frame
 Per switch, within 1 s either side of the decision: the lowest SSIM between consecutive displayed frames (from the video; the UE's own figure beside it), \
 and the pairs below the run's flicker line (the 1st percentile of that SSIM away from switches in the same run, minus 0.02: the smoothness goal of `testbed migrate`) \
 against the number expected at the rate seen away from switches. \
-The textured scene moves by about the same amount at every world tick (20 per second; consecutive frames score 0.5-0.6 across a tick, about 1 between ticks), \
+The textured scene moves by about the same amount at every world tick (20 per second; consecutive frames score about 0.5 across a tick, about 1 between ticks), \
 so a frame out of step with its neighbours (a skipped or repeated tick, a jump to a stream behind or ahead) falls below the line. \
 The SSIM of the pair switched on is the selector's, between the last source and destination frames at the decision: \
 both edges draw the same world tick byte for byte, so even a switch without threshold lands on near-identical frames.\n\n",

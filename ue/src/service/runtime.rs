@@ -397,8 +397,8 @@ impl Service {
                 // for unless frames of it were decoded already (a new
                 // instance's first frame is one; a copilot's stream went on
                 // through the countdown). An unneeded key frame is large and
-                // slow to encode and decode: it arrived late and stalled
-                // the display just after switch-only migrations.
+                // slow to encode and decode, and it would come right at the
+                // switch.
                 if decoded == 0 {
                     let k = Input::key_frame_request(realtime_ns()).emit();
                     if let Err(err) = sock.send_to(&k, input) {
