@@ -246,21 +246,9 @@ fn draw_texture(tick: u64, frame: &mut Frame) {
     let (w, h) = (usize::from(frame.width), usize::from(frame.height));
     fill_plane(&mut frame.y, (w, h, 1), tick, &LUMA, 128);
     let (cw, ch) = (frame.chroma_width(), frame.chroma_height());
-    let [cb, cr] = &CHROMA;
-    fill_plane(
-        &mut frame.u,
-        (cw, ch, 2),
-        tick,
-        std::array::from_ref(cb),
-        128,
-    );
-    fill_plane(
-        &mut frame.v,
-        (cw, ch, 2),
-        tick,
-        std::array::from_ref(cr),
-        128,
-    );
+    for (plane, g) in [&mut frame.u, &mut frame.v].into_iter().zip(&CHROMA) {
+        fill_plane(plane, (cw, ch, 2), tick, std::array::from_ref(g), 128);
+    }
 }
 
 #[cfg(test)]
