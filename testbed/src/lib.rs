@@ -10,6 +10,7 @@
 //! - [`dataplane`]: `testbed bench dataplane`, the user plane against the kernel's paths.
 //! - [`migrate`]: CSM migrations back and forth between two edges, with their figures.
 //! - [`probe`]: `testbed probe`, the trust boundaries tried from a UE and a rogue host.
+//! - [`host`]: the host's CPUs, kernel preemption and CPU use, which every run report states.
 //! - [`experiment`]: the paper's section V as `testbed migrate` runs, with plots and a report.
 
 pub mod bed;
@@ -17,6 +18,7 @@ pub mod bench;
 pub mod dataplane;
 pub mod demo;
 pub mod experiment;
+pub mod host;
 pub mod migrate;
 pub mod plan;
 pub mod play;

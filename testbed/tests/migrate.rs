@@ -90,6 +90,13 @@ fn migrations_switch_lose_no_input_cross_no_edge_and_leak_nothing() {
     assert_eq!(s["secondary_writes_applied"], 0, "{s:#}");
     assert_eq!(s["last_released"], true, "{s:#}");
     assert!(s["downtime_ms"]["p50"].as_f64().is_some(), "{s:#}");
+    // The host the figures come from: its preemption model and how busy
+    // the run kept its CPUs (a run of migrations keeps them busy).
+    let host = &s["host"];
+    assert!(host["preemption"].is_string(), "{host:#}");
+    let busy = host["cpu"]["busy_percent"].as_f64().expect("busy_percent");
+    assert!(busy > 1.0 && busy <= 100.0, "{host:#}");
+    assert!(host["cpu"]["steal_percent"].as_f64().is_some(), "{host:#}");
     let leaks = r["leaks"].as_object().expect("leaks");
     for f in [
         "upf_sessions",

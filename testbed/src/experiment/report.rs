@@ -59,25 +59,6 @@ pub fn write(dir: &Path, name: &str, text: &str) -> Result<(), ExpError> {
     std::fs::write(&p, text).map_err(ExpError::io("write", &p))
 }
 
-fn first_line_with(path: &str, key: &str) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, v)| v.trim().to_string())
-}
-
-/// Cores, CPU, memory and kernel of this machine.
-pub fn machine() -> String {
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let cpu = first_line_with("/proc/cpuinfo", "model name").unwrap_or_else(|| "?".into());
-    let mem = first_line_with("/proc/meminfo", "MemTotal").unwrap_or_else(|| "?".into());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "?".into());
-    format!("{cores} cores ({cpu}), {mem} memory, Linux {kernel}")
-}
-
 /// The parameters section: from `experiment.json`.
 fn parameters(dir: &Path) -> Result<String, ExpError> {
     let p = dir.join("experiment.json");
@@ -146,7 +127,7 @@ fn costs(dir: &Path) -> Result<String, ExpError> {
 /// Writes `report.md` with `sections`; its path.
 pub fn assemble(dir: &Path, sections: &[Section]) -> Result<PathBuf, ExpError> {
     let mut s = String::from("# testbed experiment\n\n");
-    let _ = writeln!(s, "Machine: {}.\n", machine());
+    let _ = writeln!(s, "Machine: {}.\n", crate::host::machine());
     s.push_str("Spread: `mean ± sd [min, max]`, sd the sample standard deviation over every migration of every repetition. Every number below is computed from the CSV files in this folder.\n\n");
     s.push_str("## Parameters\n\n");
     s.push_str(&parameters(dir)?);

@@ -228,6 +228,7 @@ pub(super) fn session(
 ) -> Result<(MigrateReport, Vec<String>), BedError> {
     let ctx = Ctx::new(st, bin_dir, opts, deadline)?;
     let cloud0 = cloud_count(&ctx.cloud, &ctx.account)?;
+    let cpu0 = crate::host::CpuTimes::now();
     start_play(&ctx, obs)?;
     // From here on the play is stopped whatever happens.
     let mut running = match (opts.trigger, opts.bandwidths.is_empty()) {
@@ -276,6 +277,7 @@ pub(super) fn session(
     }
     obs.status("stopping the play");
     let outcome = ctx.ue_api.stop();
+    let host = crate::host::HostReport::since(cpu0);
     let sent_total = outcome.as_ref().map_or(0, |o| o.report.inputs_sent);
     let cloud_end = settle_cloud(&ctx, &cloud0, sent_total);
     cleanup(&ctx, obs);
@@ -325,6 +327,7 @@ pub(super) fn session(
     summary.smoothness_baseline = outcome.smoothness_baseline;
     summary.with_controls(&rows, &outcome.controls);
     summary.last_released = released;
+    summary.host = Some(host);
     summary.notes = notes;
     summary.settings = settings(&ctx);
     write_file(

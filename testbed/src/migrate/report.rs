@@ -211,6 +211,8 @@ pub struct Summary {
     pub goals: GoalCounts,
     /// Whether the last source was released within the deadline.
     pub last_released: bool,
+    /// The host's CPUs, kernel preemption and CPU use over the run.
+    pub host: Option<crate::host::HostReport>,
     /// Notes on figures that could not be had.
     pub notes: Vec<String>,
     /// The run's settings and where its files are.
@@ -479,6 +481,9 @@ pub fn print_human(r: &MigrateReport) {
         "leaks: {} UPF sessions, {} gNB tunnels, {} UE addresses, {} instances, {} processes, {} namespaces",
         l.upf_sessions, l.gnb_tunnels, l.ue_addresses, l.instances, l.processes, l.namespaces
     );
+    if let Some(h) = &s.host {
+        println!("{}", h.line());
+    }
     for n in &s.notes {
         println!("note: {n}");
     }
