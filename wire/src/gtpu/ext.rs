@@ -171,6 +171,15 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// `base` with the bit of every flag that is set ORed in: the flag octets
+/// of both PDU Session Container layouts.
+#[inline]
+fn flag_bits<const N: usize>(base: u8, flags: [(bool, u8); N]) -> u8 {
+    flags
+        .into_iter()
+        .fold(base, |b, (set, bit)| if set { b | bit } else { b })
+}
+
 impl PduSessionInfo {
     /// The QFI.
     #[inline]
@@ -364,25 +373,15 @@ impl PduSessionInfo {
         };
         match self {
             PduSessionInfo::Dl(dl) => {
-                let mut b1 = PDU_TYPE_DL << 4;
-                if dl.dl_sending_time_stamp.is_some() {
-                    b1 |= 0x08;
-                }
-                if dl.dl_qfi_seq.is_some() {
-                    b1 |= 0x04;
-                }
-                if dl.dl_mbs_qfi_seq.is_some() {
-                    b1 |= 0x02;
-                }
-                let mut b2 = dl.qfi & 0x3f;
-                if dl.ppi.is_some() {
-                    b2 |= 0x80;
-                }
-                if dl.rqi {
-                    b2 |= 0x40;
-                }
-                out[1] = b1;
-                out[2] = b2;
+                out[1] = flag_bits(
+                    PDU_TYPE_DL << 4,
+                    [
+                        (dl.dl_sending_time_stamp.is_some(), 0x08),
+                        (dl.dl_qfi_seq.is_some(), 0x04),
+                        (dl.dl_mbs_qfi_seq.is_some(), 0x02),
+                    ],
+                );
+                out[2] = flag_bits(dl.qfi & 0x3f, [(dl.ppi.is_some(), 0x80), (dl.rqi, 0x40)]);
                 if let Some(ppi) = dl.ppi {
                     put(out, &[(ppi & 0x07) << 5]);
                 }
@@ -397,25 +396,16 @@ impl PduSessionInfo {
                 }
             }
             PduSessionInfo::Ul(ul) => {
-                let mut b1 = PDU_TYPE_UL << 4;
-                if ul.qos_monitoring.is_some() {
-                    b1 |= 0x08;
-                }
-                if ul.dl_delay_result.is_some() {
-                    b1 |= 0x04;
-                }
-                if ul.ul_delay_result.is_some() {
-                    b1 |= 0x02;
-                }
-                if ul.ul_qfi_seq.is_some() {
-                    b1 |= 0x01;
-                }
-                let mut b2 = ul.qfi & 0x3f;
-                if ul.n3n9_delay_result.is_some() {
-                    b2 |= 0x80;
-                }
-                out[1] = b1;
-                out[2] = b2;
+                out[1] = flag_bits(
+                    PDU_TYPE_UL << 4,
+                    [
+                        (ul.qos_monitoring.is_some(), 0x08),
+                        (ul.dl_delay_result.is_some(), 0x04),
+                        (ul.ul_delay_result.is_some(), 0x02),
+                        (ul.ul_qfi_seq.is_some(), 0x01),
+                    ],
+                );
+                out[2] = flag_bits(ul.qfi & 0x3f, [(ul.n3n9_delay_result.is_some(), 0x80)]);
                 if let Some(qm) = ul.qos_monitoring {
                     put(out, &qm.dl_sending_time_stamp_repeated.to_be_bytes());
                     put(out, &qm.dl_received_time_stamp.to_be_bytes());
