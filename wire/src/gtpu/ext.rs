@@ -169,6 +169,20 @@ impl<'a> Reader<'a> {
         a.copy_from_slice(b);
         Ok(u64::from_be_bytes(a))
     }
+
+    /// The field `read` reads if `present` (its flag is set), else `None`.
+    #[inline]
+    fn opt<T>(
+        &mut self,
+        present: bool,
+        read: impl FnOnce(&mut Self) -> Result<T>,
+    ) -> Result<Option<T>> {
+        if present {
+            read(self).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
 }
 
 /// `base` with the bit of every flag that is set ORed in: the flag octets
@@ -249,52 +263,32 @@ impl PduSessionInfo {
         let b1 = r.u8()?;
         let b2 = r.u8()?;
         let qfi = b2 & 0x3f;
+        // Each optional field follows, in this order, when its flag (named
+        // on its line) is set.
         match b1 >> 4 {
-            PDU_TYPE_DL => {
-                let (qmp, snp, msnp) = (b1 & 0x08 != 0, b1 & 0x04 != 0, b1 & 0x02 != 0);
-                let ppp = b2 & 0x80 != 0;
-                let rqi = b2 & 0x40 != 0;
-                let ppi = if ppp { Some(r.u8()? >> 5) } else { None };
-                let dl_sending_time_stamp = if qmp { Some(r.u64()?) } else { None };
-                let dl_qfi_seq = if snp { Some(r.u24()?) } else { None };
-                let dl_mbs_qfi_seq = if msnp { Some(r.u32()?) } else { None };
-                Ok(Some(PduSessionInfo::Dl(DlPduSessionInfo {
-                    qfi,
-                    rqi,
-                    ppi,
-                    dl_sending_time_stamp,
-                    dl_qfi_seq,
-                    dl_mbs_qfi_seq,
-                })))
-            }
-            PDU_TYPE_UL => {
-                let qmp = b1 & 0x08 != 0;
-                let dl_delay = b1 & 0x04 != 0;
-                let ul_delay = b1 & 0x02 != 0;
-                let snp = b1 & 0x01 != 0;
-                let n3n9 = b2 & 0x80 != 0;
-                let qos_monitoring = if qmp {
-                    Some(UlQosMonitoring {
+            PDU_TYPE_DL => Ok(Some(PduSessionInfo::Dl(DlPduSessionInfo {
+                qfi,
+                rqi: b2 & 0x40 != 0,
+                ppi: r.opt(b2 & 0x80 != 0, |r| Ok(r.u8()? >> 5))?, // PPP
+                dl_sending_time_stamp: r.opt(b1 & 0x08 != 0, Reader::u64)?, // QMP
+                dl_qfi_seq: r.opt(b1 & 0x04 != 0, Reader::u24)?,   // SNP
+                dl_mbs_qfi_seq: r.opt(b1 & 0x02 != 0, Reader::u32)?, // MSNP
+            }))),
+            PDU_TYPE_UL => Ok(Some(PduSessionInfo::Ul(UlPduSessionInfo {
+                qfi,
+                // QMP
+                qos_monitoring: r.opt(b1 & 0x08 != 0, |r| {
+                    Ok(UlQosMonitoring {
                         dl_sending_time_stamp_repeated: r.u64()?,
                         dl_received_time_stamp: r.u64()?,
                         ul_sending_time_stamp: r.u64()?,
                     })
-                } else {
-                    None
-                };
-                let dl_delay_result = if dl_delay { Some(r.u32()?) } else { None };
-                let ul_delay_result = if ul_delay { Some(r.u32()?) } else { None };
-                let ul_qfi_seq = if snp { Some(r.u24()?) } else { None };
-                let n3n9_delay_result = if n3n9 { Some(r.u32()?) } else { None };
-                Ok(Some(PduSessionInfo::Ul(UlPduSessionInfo {
-                    qfi,
-                    qos_monitoring,
-                    dl_delay_result,
-                    ul_delay_result,
-                    ul_qfi_seq,
-                    n3n9_delay_result,
-                })))
-            }
+                })?,
+                dl_delay_result: r.opt(b1 & 0x04 != 0, Reader::u32)?, // DL Delay Ind.
+                ul_delay_result: r.opt(b1 & 0x02 != 0, Reader::u32)?, // UL Delay Ind.
+                ul_qfi_seq: r.opt(b1 & 0x01 != 0, Reader::u24)?,      // SNP
+                n3n9_delay_result: r.opt(b2 & 0x80 != 0, Reader::u32)?, // N3/N9 Delay Ind.
+            }))),
             _ => Ok(None),
         }
     }
