@@ -361,9 +361,12 @@ impl PduSessionInfo {
             _ => {}
         }
         let mut pos = 3;
-        let mut put = |out: &mut [u8], bytes: &[u8]| {
-            out[pos..pos + bytes.len()].copy_from_slice(bytes);
-            pos += bytes.len();
+        // An optional field: the low `n` octets of `v`, big-endian, if present.
+        let mut put = |out: &mut [u8], v: Option<u64>, n: usize| {
+            if let Some(v) = v {
+                out[pos..pos + n].copy_from_slice(&v.to_be_bytes()[8 - n..]);
+                pos += n;
+            }
         };
         match self {
             PduSessionInfo::Dl(dl) => {
@@ -376,18 +379,10 @@ impl PduSessionInfo {
                     ],
                 );
                 out[2] = flag_bits(dl.qfi & 0x3f, [(dl.ppi.is_some(), 0x80), (dl.rqi, 0x40)]);
-                if let Some(ppi) = dl.ppi {
-                    put(out, &[(ppi & 0x07) << 5]);
-                }
-                if let Some(ts) = dl.dl_sending_time_stamp {
-                    put(out, &ts.to_be_bytes());
-                }
-                if let Some(seq) = dl.dl_qfi_seq {
-                    put(out, &seq.to_be_bytes()[1..]);
-                }
-                if let Some(seq) = dl.dl_mbs_qfi_seq {
-                    put(out, &seq.to_be_bytes());
-                }
+                put(out, dl.ppi.map(|p| u64::from((p & 0x07) << 5)), 1);
+                put(out, dl.dl_sending_time_stamp, 8);
+                put(out, dl.dl_qfi_seq.map(u64::from), 3);
+                put(out, dl.dl_mbs_qfi_seq.map(u64::from), 4);
             }
             PduSessionInfo::Ul(ul) => {
                 out[1] = flag_bits(
@@ -400,23 +395,14 @@ impl PduSessionInfo {
                     ],
                 );
                 out[2] = flag_bits(ul.qfi & 0x3f, [(ul.n3n9_delay_result.is_some(), 0x80)]);
-                if let Some(qm) = ul.qos_monitoring {
-                    put(out, &qm.dl_sending_time_stamp_repeated.to_be_bytes());
-                    put(out, &qm.dl_received_time_stamp.to_be_bytes());
-                    put(out, &qm.ul_sending_time_stamp.to_be_bytes());
-                }
-                if let Some(v) = ul.dl_delay_result {
-                    put(out, &v.to_be_bytes());
-                }
-                if let Some(v) = ul.ul_delay_result {
-                    put(out, &v.to_be_bytes());
-                }
-                if let Some(v) = ul.ul_qfi_seq {
-                    put(out, &v.to_be_bytes()[1..]);
-                }
-                if let Some(v) = ul.n3n9_delay_result {
-                    put(out, &v.to_be_bytes());
-                }
+                let qm = ul.qos_monitoring;
+                put(out, qm.map(|q| q.dl_sending_time_stamp_repeated), 8);
+                put(out, qm.map(|q| q.dl_received_time_stamp), 8);
+                put(out, qm.map(|q| q.ul_sending_time_stamp), 8);
+                put(out, ul.dl_delay_result.map(u64::from), 4);
+                put(out, ul.ul_delay_result.map(u64::from), 4);
+                put(out, ul.ul_qfi_seq.map(u64::from), 3);
+                put(out, ul.n3n9_delay_result.map(u64::from), 4);
             }
         }
         // `pos` is 1 + content_len; zero the padding, then the next type.
