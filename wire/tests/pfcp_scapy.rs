@@ -3,6 +3,10 @@
 //! must parse to exactly the messages scapy was told to build, including the
 //! older, shorter IE forms. Re-emitting gives the current forms, which must
 //! parse back to the same message.
+//!
+//! What scapy was told to build is our own sample of the same name
+//! (`pfcp_samples.rs`), minus what scapy (Rel-15) lacks or the script
+//! leaves out: [`expected`] lists those differences.
 #[path = "pfcp_samples.rs"]
 mod samples;
 
@@ -23,49 +27,88 @@ fn check(name: &str, expected: Message) {
     assert_eq!(again, expected, "{name} after re-emit");
 }
 
+/// Our sample `name` (from [`all_messages`]).
+fn sample(name: &str) -> Message {
+    all_messages()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .unwrap_or_else(|| panic!("no sample {name}"))
+        .1
+}
+
+/// The usage report gen_scapy.py writes: our sample's volumes with
+/// `trigger`, without packet counts, duration and packet times.
+fn scapy_usage_report(trigger: UsageReportTrigger) -> UsageReport {
+    let mut u = usage_report();
+    u.usage_report_trigger = trigger;
+    u.duration_measurement = None;
+    u.time_of_first_packet = None;
+    u.time_of_last_packet = None;
+    let v = u.volume_measurement.as_mut().expect("volumes");
+    (v.total_packets, v.uplink_packets, v.downlink_packets) = (None, None, None);
+    u
+}
+
+/// What gen_scapy.py builds for fixture `name`: our sample of that name,
+/// changed where the script differs.
+fn expected(name: &str) -> Message {
+    let mut m = sample(name);
+    match &mut m.body {
+        MessageBody::AssociationSetupRequest(r) => r.node_id = NodeId::fqdn("smf.scapy.example"),
+        MessageBody::SessionEstablishmentRequest(req) => {
+            req.create_pdrs[0].outer_header_removal = Some(OuterHeaderRemoval::of(
+                OuterHeaderRemovalDescription::GtpuUdpIpv4,
+            ));
+            req.create_pdrs[1].urr_ids.clear();
+            req.create_pdrs[1].qer_ids.clear();
+            req.create_fars[0]
+                .forwarding_parameters
+                .as_mut()
+                .expect("fwd params")
+                .destination_interface_type = None;
+            req.create_urrs[0].measurement_method = MeasurementMethod::VOLUM;
+            req.pdn_type = None;
+        }
+        MessageBody::SessionModificationRequest(r) => {
+            r.remove_pdrs.clear();
+            r.update_fars[0]
+                .update_forwarding_parameters
+                .as_mut()
+                .expect("update fwd params")
+                .destination_interface_type = None;
+        }
+        MessageBody::SessionDeletionResponse(r) => {
+            r.usage_reports = vec![scapy_usage_report(UsageReportTrigger::TERMR)];
+        }
+        MessageBody::SessionReportRequest(r) => {
+            r.usage_reports = vec![scapy_usage_report(UsageReportTrigger::VOLTH)];
+        }
+        _ => {}
+    }
+    m
+}
+
+/// Every fixture scapy built, each against what it was told to build.
 #[test]
-fn scapy_heartbeat_request() {
-    check(
-        "heartbeat_request",
-        Message::node(
-            1,
-            HeartbeatRequest {
-                recovery_time_stamp: RECOVERY,
-                ..Default::default()
-            },
-        ),
-    );
+fn scapy_fixtures_parse_to_what_the_script_built() {
+    let mut names: Vec<String> = std::fs::read_dir(fixture_dir().join("scapy"))
+        .expect("scapy fixtures")
+        .filter_map(|e| {
+            let name = e.expect("entry").file_name().into_string().ok()?;
+            Some(name.strip_suffix(".hex")?.to_string())
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 10, "{names:?}");
+    for name in &names {
+        check(name, expected(name));
+    }
 }
 
 #[test]
-fn scapy_association_setup() {
-    check(
-        "association_setup_request",
-        Message::node(
-            2,
-            AssociationSetupRequest {
-                node_id: NodeId::fqdn("smf.scapy.example"),
-                recovery_time_stamp: RECOVERY,
-                cp_function_features: Some(FunctionFeatures::with(&[cp_features::LOAD])),
-                ..Default::default()
-            },
-        ),
-    );
-    let expected = Message::node(
-        2,
-        AssociationSetupResponse {
-            node_id: NodeId::Ipv4(UPF),
-            cause: Cause::RequestAccepted,
-            recovery_time_stamp: RECOVERY + 5,
-            up_function_features: Some(FunctionFeatures::with(&[
-                up_features::FTUP,
-                up_features::EMPU,
-            ])),
-            ..Default::default()
-        },
-    );
-    check("association_setup_response", expected.clone());
-    let MessageBody::AssociationSetupResponse(r) = expected.body else {
+fn scapy_association_setup_response_has_ftup() {
+    let MessageBody::AssociationSetupResponse(r) = expected("association_setup_response").body
+    else {
         unreachable!()
     };
     assert!(r
@@ -75,26 +118,10 @@ fn scapy_association_setup() {
 
 #[test]
 fn scapy_session_establishment_request() {
-    // What gen_scapy.py builds: our sample minus what scapy (Rel-15) lacks
-    // or the script leaves out.
-    let mut req = establishment_request();
-    req.create_pdrs[0].outer_header_removal = Some(OuterHeaderRemoval::of(
-        OuterHeaderRemovalDescription::GtpuUdpIpv4,
-    ));
-    req.create_pdrs[1].urr_ids.clear();
-    req.create_pdrs[1].qer_ids.clear();
-    req.create_fars[0]
-        .forwarding_parameters
-        .as_mut()
-        .expect("fwd params")
-        .destination_interface_type = None;
-    req.create_urrs[0].measurement_method = MeasurementMethod::VOLUM;
-    req.pdn_type = None;
-    let expected = Message::session(0, 10, req);
-    check("session_establishment_request", expected.clone());
-
     // Spot checks of what the UPF uses, in case the sample itself is wrong.
-    let MessageBody::SessionEstablishmentRequest(r) = expected.body else {
+    let MessageBody::SessionEstablishmentRequest(r) =
+        expected("session_establishment_request").body
+    else {
         unreachable!()
     };
     assert_eq!(r.cp_f_seid.seid, 0x1001);
@@ -115,114 +142,4 @@ fn scapy_session_establishment_request() {
         Some(Ipv4Addr::new(10, 45, 0, 2))
     );
     assert!(r.create_pdrs[1].pdi.ue_ip_addresses[0].is_destination);
-}
-
-#[test]
-fn scapy_session_establishment_response() {
-    check(
-        "session_establishment_response",
-        Message::session(
-            0x1001,
-            10,
-            SessionEstablishmentResponse {
-                node_id: NodeId::Ipv4(UPF),
-                cause: Cause::RequestAccepted,
-                up_f_seid: Some(FSeid::ipv4(0x2002, UPF)),
-                created_pdrs: vec![CreatedPdr {
-                    pdr_id: 1,
-                    local_f_teid: Some(FTeid::ipv4(0x101, UPF_N3)),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            },
-        ),
-    );
-}
-
-#[test]
-fn scapy_session_modification_request() {
-    check(
-        "session_modification_request",
-        Message::session(
-            0x2002,
-            11,
-            SessionModificationRequest {
-                update_fars: vec![UpdateFar {
-                    far_id: 2,
-                    apply_action: Some(ApplyAction::FORW),
-                    update_forwarding_parameters: Some(UpdateForwardingParameters {
-                        destination_interface: Some(DestinationInterface::Access),
-                        outer_header_creation: Some(OuterHeaderCreation::gtpu_ipv4(0xb0b, GNB_N3)),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            },
-        ),
-    );
-}
-
-fn scapy_usage_report(trigger: UsageReportTrigger) -> UsageReport {
-    UsageReport {
-        urr_id: 1,
-        ur_seqn: 3,
-        usage_report_trigger: trigger,
-        start_time: Some(RECOVERY + 10),
-        end_time: Some(RECOVERY + 70),
-        volume_measurement: Some(VolumeMeasurement {
-            total_volume: Some(1_500_000),
-            uplink_volume: Some(500_000),
-            downlink_volume: Some(1_000_000),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-#[test]
-fn scapy_session_deletion() {
-    check(
-        "session_deletion_request",
-        Message::session(0x2002, 12, SessionDeletionRequest::default()),
-    );
-    check(
-        "session_deletion_response",
-        Message::session(
-            0x1001,
-            12,
-            SessionDeletionResponse {
-                cause: Cause::RequestAccepted,
-                usage_reports: vec![scapy_usage_report(UsageReportTrigger::TERMR)],
-                ..Default::default()
-            },
-        ),
-    );
-}
-
-#[test]
-fn scapy_session_report() {
-    check(
-        "session_report_request",
-        Message::session(
-            0x1001,
-            13,
-            SessionReportRequest {
-                report_type: ReportType::USAR,
-                usage_reports: vec![scapy_usage_report(UsageReportTrigger::VOLTH)],
-                ..Default::default()
-            },
-        ),
-    );
-    check(
-        "session_report_response",
-        Message::session(
-            0x2002,
-            13,
-            SessionReportResponse {
-                cause: Cause::RequestAccepted,
-                ..Default::default()
-            },
-        ),
-    );
 }
