@@ -99,6 +99,7 @@ fn scapy_fixtures_parse_to_what_the_script_built() {
         })
         .collect();
     names.sort();
+    // The ten messages of gen_scapy.py's MESSAGES.
     assert_eq!(names.len(), 10, "{names:?}");
     for name in &names {
         check(name, expected(name));
