@@ -211,6 +211,20 @@ impl Sim {
         self.request_from(from, Message::session(seid, seq, body)).0
     }
 
+    /// Session Modification of UP SEID `seid` by SMF `i`: its response.
+    fn modify(
+        &mut self,
+        i: u8,
+        seid: u64,
+        req: pfcp::SessionModificationRequest,
+    ) -> pfcp::SessionModificationResponse {
+        let m = self.session_req(smf_addr(i), seid, req);
+        match m.body {
+            MessageBody::SessionModificationResponse(r) => r,
+            b => panic!("unexpected {b:?}"),
+        }
+    }
+
     fn associate(&mut self, i: u8, recovery: u32) -> pfcp::AssociationSetupResponse {
         self.recovery.insert(smf_addr(i), recovery);
         let r = self.node_req(

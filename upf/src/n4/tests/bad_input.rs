@@ -22,13 +22,6 @@ fn state(sim: &Sim, seid: u64) -> String {
     )
 }
 
-fn mod_response(m: &Message) -> pfcp::SessionModificationResponse {
-    match &m.body {
-        MessageBody::SessionModificationResponse(r) => r.clone(),
-        b => panic!("{b:?}"),
-    }
-}
-
 fn new_rate(kbps: u64) -> Vec<pfcp::UpdateQer> {
     vec![pfcp::UpdateQer {
         qer_id: 1,
@@ -46,8 +39,8 @@ fn refused_modification_mixing_valid_and_invalid_ies_changes_nothing() {
     sim.associate(1, 100);
     let (seid, teid) = sim.establish(1, 0x30);
     // A QER with an MBR on the uplink PDR.
-    let r = sim.session_req(
-        smf_addr(1),
+    let r = sim.modify(
+        1,
         seid,
         pfcp::SessionModificationRequest {
             create_qers: vec![pfcp::CreateQer {
@@ -67,7 +60,7 @@ fn refused_modification_mixing_valid_and_invalid_ies_changes_nothing() {
             ..Default::default()
         },
     );
-    assert_eq!(mod_response(&r).cause, pfcp::Cause::RequestAccepted);
+    assert_eq!(r.cause, pfcp::Cause::RequestAccepted);
     // Traffic, so that URR 1 and the PDR counters hold something.
     let snap = sim.table.snapshot();
     let pkt = build_udp(ue(0x30), 6000, SRV, 5000, &[7; 100]);
@@ -150,7 +143,7 @@ fn refused_modification_mixing_valid_and_invalid_ies_changes_nothing() {
     ];
     let mut refusals = Vec::new();
     for req in requests {
-        let r = mod_response(&sim.session_req(smf_addr(1), seid, req));
+        let r = sim.modify(1, seid, req);
         refusals.push((r.cause, r.offending_ie));
         assert!(r.usage_reports.is_empty(), "no report of a refused query");
         assert_eq!(state(&sim, seid), before, "after {:?}", refusals.last());
@@ -168,8 +161,8 @@ fn refused_modification_mixing_valid_and_invalid_ies_changes_nothing() {
         ]
     );
     // The counters were never taken: a query now reports all 5 packets.
-    let r = mod_response(&sim.session_req(
-        smf_addr(1),
+    let r = sim.modify(
+        1,
         seid,
         pfcp::SessionModificationRequest {
             query_urrs: vec![pfcp::QueryUrr {
@@ -178,7 +171,7 @@ fn refused_modification_mixing_valid_and_invalid_ies_changes_nothing() {
             }],
             ..Default::default()
         },
-    ));
+    );
     assert_eq!(r.cause, pfcp::Cause::RequestAccepted);
     let vm = r.usage_reports[0].volume_measurement.expect("volumes");
     assert_eq!(vm.uplink_packets, Some(5));

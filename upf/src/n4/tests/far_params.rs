@@ -8,18 +8,11 @@ use crate::rules::{FarAction, Interface};
 
 /// Session Modification of UP SEID `seid` by SMF 0 with `fars`: the cause.
 fn update(sim: &mut Sim, seid: u64, fars: Vec<pfcp::UpdateFar>) -> pfcp::Cause {
-    let r = sim.session_req(
-        smf_addr(0),
-        seid,
-        pfcp::SessionModificationRequest {
-            update_fars: fars,
-            ..Default::default()
-        },
-    );
-    match r.body {
-        MessageBody::SessionModificationResponse(m) => m.cause,
-        b => panic!("unexpected {b:?}"),
-    }
+    let req = pfcp::SessionModificationRequest {
+        update_fars: fars,
+        ..Default::default()
+    };
+    sim.modify(0, seid, req).cause
 }
 
 fn action(aa: pfcp::ApplyAction) -> Vec<pfcp::UpdateFar> {

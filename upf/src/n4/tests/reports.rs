@@ -173,8 +173,8 @@ fn period_report_follows_a_urr_modification_not_the_old_period() {
     let t_est = sim.now;
     sim.advance(Duration::from_secs(5));
     // Period 10 s -> 30 s, counted from the modification.
-    let m = sim.session_req(
-        smf_addr(1),
+    let r = sim.modify(
+        1,
         seid,
         pfcp::SessionModificationRequest {
             update_urrs: vec![pfcp::UpdateUrr {
@@ -185,9 +185,6 @@ fn period_report_follows_a_urr_modification_not_the_old_period() {
             ..Default::default()
         },
     );
-    let MessageBody::SessionModificationResponse(r) = m.body else {
-        panic!("{m:?}")
-    };
     assert_eq!(r.cause, pfcp::Cause::RequestAccepted);
     let t_mod = sim.now;
     assert!(sim.table.periods_consistent());
