@@ -232,6 +232,12 @@ fn print_report<T: serde::Serialize>(json: bool, r: &T, human: fn(&T)) {
     }
 }
 
+/// The leading columns (daemon, role, namespace, PID) of the daemon tables
+/// of `up` and `status`, header and rows.
+fn daemon_columns(name: &str, role: &str, netns: &str, pid: impl std::fmt::Display) -> String {
+    format!("{name:<6} {role:<4} {netns:<14} {pid:>8}")
+}
+
 fn print_up(st: &bed::BedState) {
     println!("testbed `{}` ready", st.topology);
     println!("run folder: {}", st.run_dir.display());
@@ -244,16 +250,14 @@ fn print_up(st: &bed::BedState) {
             .join(" ")
     );
     println!(
-        "{:<6} {:<4} {:<14} {:>8} {:<22} LOG",
-        "DAEMON", "ROLE", "NETNS", "PID", "API"
+        "{} {:<22} LOG",
+        daemon_columns("DAEMON", "ROLE", "NETNS", "PID"),
+        "API"
     );
     for p in &st.procs {
         println!(
-            "{:<6} {:<4} {:<14} {:>8} {:<22} {}",
-            p.name,
-            p.role.binary(),
-            p.netns,
-            p.pid,
+            "{} {:<22} {}",
+            daemon_columns(&p.name, p.role.binary(), &p.netns, p.pid),
             p.api,
             p.log.display()
         );
@@ -279,16 +283,14 @@ fn print_status(s: &bed::Status) {
         s.run_dir.display()
     );
     println!(
-        "{:<6} {:<4} {:<14} {:>8} {:<8} API",
-        "DAEMON", "ROLE", "NETNS", "PID", "STATE"
+        "{} {:<8} API",
+        daemon_columns("DAEMON", "ROLE", "NETNS", "PID"),
+        "STATE"
     );
     for d in &s.daemons {
         println!(
-            "{:<6} {:<4} {:<14} {:>8} {:<8} {}",
-            d.name,
-            d.role.binary(),
-            d.netns,
-            d.pid,
+            "{} {:<8} {}",
+            daemon_columns(&d.name, d.role.binary(), &d.netns, d.pid),
             if d.running { "running" } else { "DOWN" },
             d.api
         );
