@@ -473,6 +473,15 @@ fn instance_body(ctx: &Ctx, ue_addr: Ipv4Addr) -> serde_json::Value {
     body
 }
 
+/// Waits out the gap before a migration or a copy (saying so), if any.
+fn pause_gap(o: &MigrateOpts, obs: &mut dyn Observer, gap: Duration) -> Result<(), BedError> {
+    if !gap.is_zero() {
+        obs.status(&format!("gap of {gap:?}"));
+        pause(o, gap)?;
+    }
+    Ok(())
+}
+
 /// The migrations, one after the other.
 fn migrations(
     ctx: &Ctx,
@@ -492,10 +501,7 @@ fn migrations(
     begin(ctx, obs, notes)?;
     for i in 0..o.count {
         let gap = o.gap(i);
-        if !gap.is_zero() {
-            obs.status(&format!("gap of {gap:?}"));
-            pause(o, gap)?;
-        }
+        pause_gap(o, obs, gap)?;
         if i > 0 && gap >= o.countdown {
             // The next one is meant to be full: wait until the source is
             // gone (with --countdown 0, released right after the switch).

@@ -31,10 +31,10 @@ use topo::Running;
 
 use super::super::api::UeMigration;
 use super::super::report::MigrationRow;
-use super::super::{pause, Gaps, Observer};
+use super::super::{Gaps, Observer};
 use super::{
-    begin, measure_after, req, set_bandwidth, set_warmth, wait_ended, write_file, Counters, Ctx,
-    Edge,
+    begin, measure_after, pause_gap, req, set_bandwidth, set_warmth, wait_ended, write_file,
+    Counters, Ctx, Edge,
 };
 use crate::bed::BedError;
 
@@ -79,10 +79,7 @@ pub(super) fn copies(
     let mut serving = 0;
     for i in 0..o.count {
         let g = gap(ctx, i);
-        if !g.is_zero() {
-            obs.status(&format!("gap of {g:?}"));
-            pause(o, g)?;
-        }
+        pause_gap(o, obs, g)?;
         let bandwidth = set_bandwidth(ctx, running, i, obs)?;
         let mut row = one(ctx, i, serving, g, obs)?;
         row.bandwidth_mbit = bandwidth;
