@@ -360,6 +360,7 @@ fn cpu_seconds() -> f64 {
 /// Session Establishment round trips to the UPF from a socket of our own
 /// (associated first), each session deleted again.
 fn pfcp_rtts(n4: SocketAddr, n: usize) -> Vec<(f64, f64)> {
+    use upf::n4::fixtures;
     use wire::pfcp::*;
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
     sock.set_read_timeout(Some(Duration::from_secs(2)))
@@ -402,28 +403,19 @@ fn pfcp_rtts(n4: SocketAddr, n: usize) -> Vec<(f64, f64)> {
                 far_id: Some(1),
                 ..Default::default()
             }],
-            create_fars: vec![CreateFar {
-                far_id: 1,
-                apply_action: ApplyAction::FORW,
-                forwarding_parameters: Some(ForwardingParameters::to(DestinationInterface::Core)),
-                ..Default::default()
-            }],
+            create_fars: vec![fixtures::core_far(1)],
             ..Default::default()
         };
         let mut req = req;
         // As the SMF does: a downlink PDR/FAR that buffers, then a
         // modification that makes it forward to the gNB.
+        let dl = fixtures::dl_pdr(2, 2, ue);
         req.create_pdrs.push(CreatePdr {
-            pdr_id: 2,
-            precedence: 255,
             pdi: Pdi {
-                source_interface: SourceInterface::Core,
                 network_instance: Some(NetworkInstance::from_dnn("internet")),
-                ue_ip_addresses: vec![UeIpAddress::destination_v4(ue)],
-                ..Default::default()
+                ..dl.pdi
             },
-            far_id: Some(2),
-            ..Default::default()
+            ..dl
         });
         req.create_fars.push(CreateFar {
             far_id: 2,
@@ -442,19 +434,7 @@ fn pfcp_rtts(n4: SocketAddr, n: usize) -> Vec<(f64, f64)> {
         if let MessageBody::SessionEstablishmentResponse(r) = r.body {
             if let Some(f) = r.up_f_seid {
                 let m = SessionModificationRequest {
-                    update_fars: vec![UpdateFar {
-                        far_id: 2,
-                        apply_action: Some(ApplyAction::FORW),
-                        update_forwarding_parameters: Some(UpdateForwardingParameters {
-                            destination_interface: Some(DestinationInterface::Access),
-                            outer_header_creation: Some(OuterHeaderCreation::gtpu_ipv4(
-                                1,
-                                Ipv4Addr::LOCALHOST,
-                            )),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }],
+                    update_fars: fixtures::dl_far_to(1, Ipv4Addr::LOCALHOST),
                     ..Default::default()
                 };
                 let t = Instant::now();
