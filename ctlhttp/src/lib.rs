@@ -20,11 +20,13 @@
 //!
 //! Also the small server-side support the daemons share: [`server`] (the
 //! error answer and the JSON body parser), [`metrics`] (a timing summary)
-//! and [`daemon`] (runtime, shutdown signal, configuration error).
+//! and [`daemon`] (runtime, shutdown signal, configuration error), and
+//! [`rt`] (real-time priority for the threads on a frame's way).
 
 pub mod blocking;
 pub mod daemon;
 pub mod metrics;
+pub mod rt;
 pub mod server;
 
 use std::time::Duration;

@@ -119,7 +119,10 @@ impl Datapath {
             threads.push(
                 std::thread::Builder::new()
                     .name("gnb-uplink".into())
-                    .spawn(move || uplink(&tun, &sock, &table, &counters, &stop))?,
+                    .spawn(move || {
+                        ctlhttp::rt::media_thread("gnb-uplink");
+                        uplink(&tun, &sock, &table, &counters, &stop)
+                    })?,
             );
         }
         {
@@ -128,6 +131,7 @@ impl Datapath {
                 std::thread::Builder::new()
                     .name("gnb-downlink".into())
                     .spawn(move || {
+                        ctlhttp::rt::media_thread("gnb-downlink");
                         downlink(&dl_tun, &dl_sock, local, &table, &counters, &events, &stop)
                     })?,
             );

@@ -22,7 +22,18 @@ const BIN: &str = env!("CARGO_BIN_EXE_gnb");
 #[test]
 #[ignore = "needs root: network namespaces, TUN, nftables"]
 fn two_sessions_two_tunnels_and_release() {
-    let (topo, upf, _gnb) = gnb_with_upf("h7a", BIN, FakeUpf::start);
+    let (topo, upf, gnb) = gnb_with_upf("h7a", BIN, FakeUpf::start);
+    // The packet threads run at real-time priority (ctlhttp::rt): a frame
+    // does not wait for the rest of a busy host at this hop.
+    let policies = gnb.0.thread_policies();
+    for t in ["gnb-uplink", "gnb-downlink"] {
+        assert!(
+            policies
+                .iter()
+                .any(|(n, p)| n == t && *p == libc::SCHED_FIFO),
+            "{t}: {policies:?}"
+        );
+    }
 
     let a1 = Ipv4Addr::new(10, 45, 0, 2);
     let a2 = Ipv4Addr::new(10, 45, 0, 3);

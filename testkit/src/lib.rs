@@ -269,6 +269,34 @@ pub struct Process {
 }
 
 impl Process {
+    /// Its process id, while it runs.
+    pub fn id(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Its threads' names and scheduling policies (`libc::SCHED_*`), from
+    /// `/proc/<pid>/task/*/stat`.
+    pub fn thread_policies(&self) -> Vec<(String, i32)> {
+        let Some(pid) = self.id() else {
+            return Vec::new();
+        };
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return Vec::new();
+        };
+        tasks
+            .flatten()
+            .filter_map(|t| {
+                let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+                // "tid (comm) state ...": the name may hold spaces, the
+                // policy is the 41st field, the 39th after the name.
+                let (head, rest) = stat.rsplit_once(") ")?;
+                let name = head.split_once(" (")?.1.to_string();
+                let policy = rest.split_whitespace().nth(38)?.parse().ok()?;
+                Some((name, policy))
+            })
+            .collect()
+    }
+
     /// Kills it with SIGKILL (a crash: nothing of its clean-up runs) and
     /// reaps it.
     pub fn kill(&mut self) {

@@ -387,14 +387,20 @@ impl Upf {
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("upf-ul{i}"))
-                    .spawn(move || crate::n3::uplink_loop(&inn, i))?,
+                    .spawn(move || {
+                        ctlhttp::rt::media_thread("upf-ul");
+                        crate::n3::uplink_loop(&inn, i)
+                    })?,
             );
         }
         let inn = inner.clone();
         threads.push(
             std::thread::Builder::new()
                 .name("upf-dl".into())
-                .spawn(move || crate::n3::downlink_loop(&inn))?,
+                .spawn(move || {
+                    ctlhttp::rt::media_thread("upf-dl");
+                    crate::n3::downlink_loop(&inn)
+                })?,
         );
         let inn = inner.clone();
         threads.push(

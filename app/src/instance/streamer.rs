@@ -194,6 +194,9 @@ pub(super) fn frame_loop(
     rtp: &UdpSocket,
     sh: &Shared,
 ) -> Result<(), InstanceError> {
+    // The frame's first hop: draws, encodes and sends at each slot however
+    // busy the host (ctlhttp::rt).
+    ctlhttp::rt::media_thread("frame-loop");
     let fps = cfg.encoder.fps.max(1);
     let period = Duration::from_nanos(1_000_000_000 / u64::from(fps));
     let mut streamer = Streamer::new(cfg)?;

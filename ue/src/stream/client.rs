@@ -126,6 +126,7 @@ impl StreamClient {
             let t = std::thread::Builder::new()
                 .name(format!("stream-{name}"))
                 .spawn(move || {
+                    ctlhttp::rt::media_thread("stream");
                     // The decoder is made in the thread that uses it.
                     let decoder = match media::h264::Decoder::new() {
                         Ok(d) => {

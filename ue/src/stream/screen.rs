@@ -483,36 +483,10 @@ pub const DISPLAY_RT_PRIORITY: libc::c_int = 2;
 pub const DISPLAY_NICE: libc::c_int = -10;
 
 /// Raises the calling (display) thread's priority to
-/// [`DISPLAY_RT_PRIORITY`] (else [`DISPLAY_NICE`]) and makes its timers
-/// precise (1 us slack instead of 50); without the privilege
-/// (CAP_SYS_NICE) it says so and runs as it is.
+/// [`DISPLAY_RT_PRIORITY`], above the threads that bring it frames (else
+/// [`DISPLAY_NICE`]).
 fn display_thread_priority() {
-    let param = libc::sched_param {
-        sched_priority: DISPLAY_RT_PRIORITY,
-    };
-    // SAFETY: plain syscalls on the calling thread; `param` outlives the
-    // call.
-    let refused = unsafe {
-        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
-        if libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0 {
-            return;
-        }
-        let rt = std::io::Error::last_os_error();
-        let tid = libc::gettid() as libc::id_t;
-        (libc::setpriority(libc::PRIO_PROCESS, tid, DISPLAY_NICE) != 0)
-            .then(|| (rt, std::io::Error::last_os_error()))
-    };
-    match refused {
-        None => tracing::info!(
-            nice = DISPLAY_NICE,
-            "display thread: real-time priority refused, nice instead"
-        ),
-        Some((rt, nice)) => tracing::info!(
-            realtime = %rt,
-            nice = %nice,
-            "display thread priority not raised: paced frames may be shown late on a busy machine"
-        ),
-    }
+    ctlhttp::rt::raise("display", DISPLAY_RT_PRIORITY, DISPLAY_NICE);
 }
 
 /// With pacing, the most frames of a stream that wait for their time
