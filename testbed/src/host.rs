@@ -26,6 +26,8 @@ pub enum Preemption {
     Voluntary,
     /// Any kernel path outside a critical section can be preempted.
     Full,
+    /// As `full` for a real-time thread; a normal one waits for the tick.
+    Lazy,
     /// PREEMPT_RT.
     Rt,
 }
@@ -36,7 +38,8 @@ impl Preemption {
             "none" => Some(Preemption::None),
             "voluntary" => Some(Preemption::Voluntary),
             "full" => Some(Preemption::Full),
-            "rt" | "lazy" => Some(Preemption::Rt),
+            "lazy" => Some(Preemption::Lazy),
+            "rt" => Some(Preemption::Rt),
             _ => None,
         }
     }
@@ -52,6 +55,7 @@ impl Preemption {
             Preemption::None => "none",
             Preemption::Voluntary => "voluntary",
             Preemption::Full => "full",
+            Preemption::Lazy => "lazy",
             Preemption::Rt => "rt",
         }
     }
@@ -146,11 +150,11 @@ impl CpuTimes {
             .skip(1)
             .map(|x| x.parse().ok())
             .collect::<Option<_>>()?;
-        // user nice system idle iowait irq softirq steal [guest guest_nice]
-        let col = |i: usize| v.get(i).copied().unwrap_or(0);
         if v.len() < 4 {
             return None;
         }
+        // user nice system idle iowait irq softirq steal [guest guest_nice]
+        let col = |i: usize| v.get(i).copied().unwrap_or(0);
         Some(CpuTimes {
             total: v.iter().take(8).sum(),
             idle: col(3) + col(4),
@@ -279,6 +283,12 @@ mod tests {
             from_debugfs("none voluntary (full) lazy"),
             Some(Preemption::Full)
         );
+        // Lazy preemption defers only normal threads: not an RT kernel.
+        assert_eq!(
+            from_debugfs("none voluntary full (lazy)"),
+            Some(Preemption::Lazy)
+        );
+        assert!(!Preemption::Lazy.holds_off_realtime());
         assert_eq!(from_debugfs(""), None);
         assert_eq!(from_debugfs("(bogus)"), None);
     }

@@ -194,8 +194,8 @@ pub(super) fn frame_loop(
     rtp: &UdpSocket,
     sh: &Shared,
 ) -> Result<(), InstanceError> {
-    // The frame's first hop: draws, encodes and sends at each slot however
-    // busy the host (ctlhttp::rt).
+    // The frame's first hop: real-time priority when MINEDGE_REALTIME asks
+    // for it (ctlhttp::rt; off by default).
     ctlhttp::rt::media_thread("frame-loop");
     let fps = cfg.encoder.fps.max(1);
     let period = Duration::from_nanos(1_000_000_000 / u64::from(fps));
