@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use media::h264::{Encoder, EncoderConfig};
 use media::rtp::{DEFAULT_MTU, PAYLOAD_TYPE};
 use media::MediaError;
-use tracing::{debug, error, info};
+use tracing::{debug, error, info, warn};
 
 use crate::game::World;
 use crate::input::Input;
@@ -259,6 +259,9 @@ pub fn run(args: InstanceArgs) -> Result<(), InstanceError> {
     };
     // Fail on bad video settings before logging in.
     drop(Encoder::new(ecfg)?);
+    if let Some(w) = media::h264::simd_warning() {
+        warn!("{w}");
+    }
 
     if let Some(path) = &args.sdp {
         let sdp = media::sdp::h264(args.ue.ip(), args.ue.port(), PAYLOAD_TYPE);

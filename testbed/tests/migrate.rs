@@ -97,6 +97,8 @@ fn migrations_switch_lose_no_input_cross_no_edge_and_leak_nothing() {
     let busy = host["cpu"]["busy_percent"].as_f64().expect("busy_percent");
     assert!(busy > 1.0 && busy <= 100.0, "{host:#}");
     assert!(host["cpu"]["steal_percent"].as_f64().is_some(), "{host:#}");
+    // The figures assume openh264's SIMD code (built with nasm).
+    assert!(host["h264_simd"].is_u64(), "{host:#}");
     let leaks = r["leaks"].as_object().expect("leaks");
     for f in [
         "upf_sessions",
