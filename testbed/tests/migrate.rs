@@ -56,9 +56,17 @@ fn migrations_switch_lose_no_input_cross_no_edge_and_leak_nothing() {
             matches!(m["state"].as_str(), Some("switched" | "completed")),
             "{m:#}"
         );
-        for f in ["downtime_ms", "migration_ms"] {
+        // The stall and, with pacing (the default), the display thread's
+        // share of it, which is never more than the longest gap.
+        for f in [
+            "downtime_ms",
+            "migration_ms",
+            "stall_ms",
+            "stall_display_late_ms",
+        ] {
             assert!(m[f].as_f64().is_some(), "{f} missing: {m:#}");
         }
+        assert!(m["stall_display_late_ms"].as_f64().unwrap() >= 0.0, "{m:#}");
         assert_eq!(m["inputs_lost"], 0, "{m:#}");
         // Measured by the logic server, not assumed.
         assert_eq!(m["secondary_writes_applied"], 0, "{m:#}");

@@ -430,6 +430,8 @@ fn paced_frames_decoded_in_a_burst_wait_in_order_each_for_its_time() {
     // The record tells when each frame was due, and the stream's delay
     // (steady here: no later frame was later than the first).
     assert_eq!(out.records[1].due_ns, Some(due0 + PERIOD));
+    // And when the look that showed it began (here: at its due time).
+    assert_eq!(out.records[1].woke_ns, Some(due0 + PERIOD));
     let delays: Vec<Option<u64>> = out.records.iter().map(|r| r.pacer_delay_ns).collect();
     assert!(delays[0].is_some_and(|d| d > 0), "{delays:?}");
     assert!(delays.iter().all(|d| *d == delays[0]), "{delays:?}");

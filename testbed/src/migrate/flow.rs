@@ -733,6 +733,7 @@ fn measure_after(
         decided_ns: None,
         downtime_ms: None,
         stall_ms: None,
+        stall_display_late_ms: None,
         migration_ms: None,
         setup_ms: None,
         instance_start_ms: None,

@@ -187,6 +187,11 @@ pub struct UeMigration {
     /// minus the p99 gap away from switches (filled in at the end).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stall_ms: Option<f64>,
+    /// Of the gap that made `stall_ms`, how long its closing frame was
+    /// shown after it was due: the display thread's own share (filled in
+    /// at the end; with pacing only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_display_late_ms: Option<f64>,
     /// Display freeze: the longest interval between displayed frames from
     /// the request to 1 s after the first destination frame (filled in at
     /// the end).

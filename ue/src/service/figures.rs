@@ -28,6 +28,11 @@ pub struct AroundSwitch {
     /// Longest gap between displayed frames within the window, minus the
     /// baseline, ms.
     pub stall_ms: Option<f64>,
+    /// Of that longest gap, how much the display thread added itself: the
+    /// frame that ended it was shown this long after it was due (ms; with
+    /// pacing only). A stall that this does not explain is a frame that
+    /// came to the UE later than the stream's playout delay allowed.
+    pub display_late_ms: Option<f64>,
     /// Lowest SSIM between consecutive displayed frames in the window.
     pub min_ssim: Option<f64>,
 }
@@ -94,17 +99,23 @@ pub fn freeze(records: &[DisplayRecord], from: u64, first_dest: Option<u64>) -> 
 
 /// Stall and smoothness around the switch decided at `at`.
 pub fn around(records: &[DisplayRecord], at: u64, base: &Baselines) -> AroundSwitch {
-    let max_gap = gaps(records)
+    let longest = gaps(records)
         .filter(|(r, _)| r.display_ns.abs_diff(at) <= WINDOW_NS)
-        .map(|(_, ms)| ms)
-        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+        .fold(None, |m: Option<(&DisplayRecord, f64)>, (r, g)| match m {
+            Some((_, best)) if best >= g => m,
+            _ => Some((r, g)),
+        });
     let min_ssim = records
         .iter()
         .filter(|r| r.display_ns.abs_diff(at) <= WINDOW_NS)
         .filter_map(|r| r.ssim_prev.map(f64::from))
         .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.min(v))));
     AroundSwitch {
-        stall_ms: max_gap.map(|g| g - base.gap_p99_ms.unwrap_or(0.0)),
+        stall_ms: longest.map(|(_, g)| g - base.gap_p99_ms.unwrap_or(0.0)),
+        display_late_ms: longest.and_then(|(r, _)| {
+            r.due_ns
+                .map(|due| r.display_ns.saturating_sub(due) as f64 / 1e6)
+        }),
         min_ssim,
     }
 }
@@ -159,6 +170,15 @@ mod tests {
         assert_eq!(b.gap_p99_ms, Some(16.0));
         let a = around(&r, switch, &b);
         assert_eq!(a.stall_ms, Some(34.0));
+        // No presentation times recorded (no pacing): no share to tell.
+        assert_eq!(a.display_late_ms, None);
+        // The frame after the gap was due 46 ms after the one before it
+        // and shown 4 ms after that: the display's 4 of the 34.
+        let after = r.iter().position(|x| x.display_ns == 5_042 * 1_000_000);
+        let after = after.expect("the frame after the gap");
+        r[after].due_ns = Some(5_038 * 1_000_000);
+        let a = around(&r, switch, &b);
+        assert_eq!((a.stall_ms, a.display_late_ms), (Some(34.0), Some(4.0)));
         // Far from the gap: no stall.
         let a = around(&r, 8_000 * 1_000_000, &b);
         assert_eq!(a.stall_ms, Some(0.0));

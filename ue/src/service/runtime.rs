@@ -668,6 +668,7 @@ impl Service {
             if let Some(at) = m.decided_ns {
                 let a = figures::around(&shown.records, at, &base);
                 m.stall_ms = a.stall_ms;
+                m.stall_display_late_ms = a.display_late_ms;
                 m.min_displayed_ssim = a.min_ssim;
             }
         }
@@ -757,6 +758,7 @@ fn blank(id: u64) -> UeMigration {
         frames_blended: 0,
         inputs_resent: 0,
         stall_ms: None,
+        stall_display_late_ms: None,
         freeze_ms: None,
         min_displayed_ssim: None,
     }

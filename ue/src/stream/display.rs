@@ -94,6 +94,11 @@ pub struct DisplayRecord {
     /// placed), to read where the delay rose.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pacer_delay_ns: Option<u64>,
+    /// When the display thread began the look that showed it (CLOCK_REALTIME
+    /// ns): `woke_ns - due_ns` is how late the thread woke, `display_ns -
+    /// woke_ns` how long composing took (where the CSM screen records it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub woke_ns: Option<u64>,
 }
 
 impl DisplayRecord {
@@ -114,6 +119,7 @@ impl DisplayRecord {
             ssim_prev: None,
             due_ns: None,
             pacer_delay_ns: None,
+            woke_ns: None,
         }
     }
 }

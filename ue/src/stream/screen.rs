@@ -379,6 +379,7 @@ impl Screen {
         // Displayed once composed: the time is taken after the blend, and
         // before what only measures or records what was displayed.
         let mut rec = DisplayRecord::of(info, realtime_ns().max(now));
+        rec.woke_ns = Some(now);
         rec.dest_weight = weight;
         rec.due_ns = self
             .due
