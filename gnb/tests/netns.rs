@@ -28,15 +28,18 @@ fn two_sessions_two_tunnels_and_release() {
     std::env::set_var(ctlhttp::rt::ENV, "1");
     let (topo, upf, gnb) = gnb_with_upf("h7a", BIN, FakeUpf::start);
     std::env::remove_var(ctlhttp::rt::ENV);
-    let policies = gnb.0.thread_policies();
-    for t in ["gnb-uplink", "gnb-downlink"] {
-        assert!(
-            policies
-                .iter()
-                .any(|(n, p)| n == t && *p == libc::SCHED_FIFO),
-            "{t}: {policies:?}"
-        );
-    }
+    // Each packet thread names itself and raises its own priority once it
+    // runs: wait for both (a thread just spawned still has the gNB's name).
+    let fifo = |t: &str| {
+        gnb.0
+            .thread_policies()
+            .iter()
+            .any(|(n, p)| n == t && *p == libc::SCHED_FIFO)
+    };
+    let raised = wait_until(Duration::from_secs(5), || {
+        fifo("gnb-uplink") && fifo("gnb-downlink")
+    });
+    assert!(raised, "packet threads: {:?}", gnb.0.thread_policies());
 
     let a1 = Ipv4Addr::new(10, 45, 0, 2);
     let a2 = Ipv4Addr::new(10, 45, 0, 3);

@@ -222,13 +222,26 @@ fn one_rtt(sock: &UdpSocket) -> Option<Duration> {
     }
 }
 
-fn assert_rtt(rtt: Duration, expect_ms: u64) {
+/// The median RTT of `n` echoes is the set delay `expect_ms` plus at most
+/// 1.5 ms. Never under it (an emulator that forwards early is wrong at
+/// once); over it, measured again up to twice: on this 2-vCPU VM a busy
+/// host can wake the emulator's idle vCPU milliseconds late for a whole
+/// measurement (seen once in CI: all four delay tests 2-4 ms over at the
+/// same moment), which is the host, not the emulator. Returns the median
+/// that passed.
+fn assert_median_rtt(sock: &UdpSocket, n: u32, expect_ms: u64) -> Duration {
     let lo = Duration::from_millis(expect_ms);
     let hi = lo + Duration::from_micros(1500);
-    assert!(
-        rtt >= lo && rtt <= hi,
-        "median RTT {rtt:?}, expected {expect_ms} ms (+1.5 ms)"
-    );
+    let mut medians = Vec::new();
+    for _ in 0..3 {
+        let rtt = median_rtt(sock, n);
+        assert!(rtt >= lo, "median RTT {rtt:?} under the {expect_ms} ms set");
+        if rtt <= hi {
+            return rtt;
+        }
+        medians.push(rtt);
+    }
+    panic!("median RTT {medians:?} in three tries, expected {expect_ms} ms (+1.5 ms)");
 }
 
 #[test]
@@ -239,9 +252,8 @@ fn udp_rtt_is_twice_the_delay() {
     let emu = InProc::start(link.config(delay(10), delay(10)));
     let _echo = echo(&link);
     let sock = client(&link);
-    let rtt = median_rtt(&sock, 30);
+    let rtt = assert_median_rtt(&sock, 30, 20);
     eprintln!("median RTT through 2 × 10 ms: {rtt:?}");
-    assert_rtt(rtt, 20);
     let stats = emu.stop();
     assert!(stats.a_to_b.forwarded >= 15 && stats.b_to_a.forwarded >= 15);
     assert_eq!(stats.a_to_b.rx_errors + stats.b_to_a.rx_errors, 0);
@@ -255,7 +267,7 @@ fn asymmetric_delay_applies_per_direction() {
     let _emu = InProc::start(link.config(delay(2), delay(8)));
     let _echo = echo(&link);
     let sock = client(&link);
-    assert_rtt(median_rtt(&sock, 20), 10);
+    assert_median_rtt(&sock, 20, 10);
 }
 
 #[test]
@@ -308,9 +320,9 @@ fn control_update_changes_delay_while_running() {
     let emu = InProc::start(link.config(delay(3), delay(3)));
     let _echo = echo(&link);
     let sock = client(&link);
-    assert_rtt(median_rtt(&sock, 15), 6);
+    assert_median_rtt(&sock, 15, 6);
     emu.control.set_impairments(delay(12), delay(4));
-    assert_rtt(median_rtt(&sock, 15), 16);
+    assert_median_rtt(&sock, 15, 16);
     emu.control
         .set_impairments(Impairment::default(), Impairment::default());
     let rtt = median_rtt(&sock, 15);
@@ -443,7 +455,7 @@ fn cli_sighup_reloads_and_sigterm_stops() {
     }
     let _echo = echo(&link);
     let sock = client(&link);
-    assert_rtt(median_rtt(&sock, 15), 8);
+    assert_median_rtt(&sock, 15, 8);
 
     link.config(delay(9), delay(6)).write_file(&path).unwrap();
     signal(&child.0, libc::SIGHUP);
@@ -453,7 +465,7 @@ fn cli_sighup_reloads_and_sigterm_stops() {
             .is_some_and(|rtt| rtt >= Duration::from_millis(12))),
         "SIGHUP did not reload the impairments within 5 s"
     );
-    assert_rtt(median_rtt(&sock, 15), 15);
+    assert_median_rtt(&sock, 15, 15);
 
     let t0 = Instant::now();
     signal(&child.0, libc::SIGTERM);
