@@ -52,7 +52,7 @@ pub fn simd_warning() -> Option<&'static str> {
     (arch_has_asm && simd_flags().is_none()).then_some(
         "openh264 was built without its assembly (nasm was not on PATH when it was built): \
          H.264 encoding takes about 2.8x the CPU; install nasm (Debian: apt-get install nasm), \
-         then `cargo clean -p openh264-sys2` and build again",
+         then `cargo clean --release -p openh264-sys2` and build again",
     )
 }
 

@@ -57,7 +57,8 @@ fn migrations_switch_lose_no_input_cross_no_edge_and_leak_nothing() {
             "{m:#}"
         );
         // The stall and, with pacing (the default), the display thread's
-        // share of it, which is never more than the longest gap.
+        // share of it (how late the gap's closing frame was shown: never
+        // negative).
         for f in [
             "downtime_ms",
             "migration_ms",
