@@ -57,6 +57,11 @@
 //!   `first_frame_ms >= start_ms` always: an instance is ready before it
 //!   renders.
 //!
+//! Every instance record also carries `h264_simd`, openh264's SIMD flags
+//! in the instance's own build as it reported them at readiness
+//! (`app_instance_h264_simd_flags`), null when it was built without the
+//! codec's assembly.
+//!
 //! # Ports
 //!
 //! Each instance gets an input (UDP) and a metrics (TCP) port from

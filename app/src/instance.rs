@@ -309,6 +309,10 @@ pub fn run(args: InstanceArgs) -> Result<(), InstanceError> {
         writer: client.writer(),
     });
     shared.set_role(copy.role());
+    shared.metrics.h264_simd_flags.store(
+        media::h264::simd_flags().map_or(0, u64::from),
+        Ordering::Relaxed,
+    );
     shared
         .metrics
         .world_tick

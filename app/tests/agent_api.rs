@@ -827,6 +827,13 @@ fn real_instance_streams_rtp() {
         "first frame {ff} ms before ready {start_ms} ms: {g}"
     );
     assert_eq!(g["start_ms"], r["start_ms"]);
+    // The instance says which openh264 it encodes with (same build here).
+    assert_eq!(
+        r["h264_simd"].as_u64(),
+        media::h264::simd_flags().map(u64::from),
+        "{r}"
+    );
+    assert_eq!(g["h264_simd"], r["h264_simd"]);
     let (st, sw) = call("POST", &agent.url(&format!("/instances/{id}/switch")), None);
     assert_eq!(st, 200, "{sw}");
     let (st, d) = call("DELETE", &agent.url(&format!("/instances/{id}")), None);

@@ -43,18 +43,23 @@ pub fn simd_flags() -> Option<u32> {
 /// Why this build's encoder is slow, if it is: `None` when openh264 has
 /// its SIMD code here, otherwise the sentence to log or print.
 pub fn simd_warning() -> Option<&'static str> {
-    let arch_has_asm = cfg!(any(
-        target_arch = "x86_64",
-        target_arch = "x86",
-        target_arch = "aarch64",
-        target_arch = "arm"
-    ));
-    (arch_has_asm && simd_flags().is_none()).then_some(
-        "openh264 was built without its assembly (nasm was not on PATH when it was built): \
-         H.264 encoding takes about 2.8x the CPU; install nasm (Debian: apt-get install nasm), \
-         then `cargo clean --release -p openh264-sys2` and build again",
-    )
+    (ARCH_HAS_ASM && simd_flags().is_none()).then_some(NO_SIMD_WARNING)
 }
+
+/// Whether openh264 has assembly for this architecture (elsewhere no
+/// SIMD flags are expected and nothing is said).
+pub const ARCH_HAS_ASM: bool = cfg!(any(
+    target_arch = "x86_64",
+    target_arch = "x86",
+    target_arch = "aarch64",
+    target_arch = "arm"
+));
+
+/// What [`simd_warning`] says, for a report of another process's flags.
+pub const NO_SIMD_WARNING: &str =
+    "openh264 was built without its assembly (nasm was not on PATH when it was built): \
+     H.264 encoding takes about 2.8x the CPU; install nasm (Debian: apt-get install nasm), \
+     then `cargo clean --release -p openh264-sys2` and build again";
 
 /// Lowest quantizer the rate control may use.
 pub const MIN_QP: u8 = 12;

@@ -200,22 +200,23 @@ pub struct HostReport {
     pub preemption_source: Option<&'static str>,
     /// Over the run; null when `/proc/stat` could not be read.
     pub cpu: Option<CpuUse>,
-    /// openh264's SIMD flags in this build (`media::h264::simd_flags`;
-    /// the instances from `--bin-dir` are normally the same build); null:
-    /// built without its assembly, encoding takes ~2.8x the CPU.
+    /// openh264's SIMD flags in the build of the instances that encoded
+    /// the run's video (as the first instance reported them to its agent);
+    /// null: built without its assembly, encoding takes ~2.8x the CPU.
     pub h264_simd: Option<u32>,
 }
 
 impl HostReport {
-    /// The host now, with the CPU use since `start`.
-    pub fn since(start: Option<CpuTimes>) -> HostReport {
+    /// The host now, with the CPU use since `start` and the instances'
+    /// openh264 SIMD flags.
+    pub fn since(start: Option<CpuTimes>, h264_simd: Option<u32>) -> HostReport {
         let p = preemption();
         HostReport {
             cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
             preemption: p.map(|p| p.model),
             preemption_source: p.map(|p| p.source),
             cpu: start.and_then(|s| CpuTimes::now()?.since(&s)),
-            h264_simd: media::h264::simd_flags(),
+            h264_simd,
         }
     }
 
@@ -241,10 +242,11 @@ impl HostReport {
                 "\n  (the CPUs were saturated: frames waited for CPU time, and the latency and stall figures show that wait)",
             );
         }
-        if self.h264_simd.is_none() {
-            if let Some(w) = media::h264::simd_warning() {
-                s.push_str(&format!("\n  ({w})"));
-            }
+        if self.h264_simd.is_none() && media::h264::ARCH_HAS_ASM {
+            s.push_str(&format!(
+                "\n  (the instances' {})",
+                media::h264::NO_SIMD_WARNING
+            ));
         }
         if self.preemption.is_some_and(Preemption::holds_off_realtime) {
             s.push_str(
@@ -347,10 +349,18 @@ mod tests {
         // sources on every kernel this project runs on (this one: its
         // config.gz).
         let start = CpuTimes::now().expect("/proc/stat");
-        let r = HostReport::since(Some(start));
+        let r = HostReport::since(Some(start), Some(1));
         assert!(r.cpus >= 1);
         assert!(r.preemption.is_some(), "{r:?}");
         let line = r.line();
         assert!(line.starts_with("host: "), "{line}");
+        assert!(!line.contains("nasm"), "{line}");
+        // Instances without the codec's assembly are named in the report.
+        let slow = HostReport::since(None, None).line();
+        assert_eq!(
+            slow.contains(media::h264::NO_SIMD_WARNING),
+            media::h264::ARCH_HAS_ASM,
+            "{slow}"
+        );
     }
 }

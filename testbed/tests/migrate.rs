@@ -57,8 +57,8 @@ fn migrations_switch_lose_no_input_cross_no_edge_and_leak_nothing() {
             "{m:#}"
         );
         // The stall and, with pacing (the default), the display thread's
-        // share of it (how late the gap's closing frame was shown: never
-        // negative).
+        // share of it (how late the gap's closing frame was shown): each
+        // migration carries both.
         for f in [
             "downtime_ms",
             "migration_ms",
@@ -67,7 +67,6 @@ fn migrations_switch_lose_no_input_cross_no_edge_and_leak_nothing() {
         ] {
             assert!(m[f].as_f64().is_some(), "{f} missing: {m:#}");
         }
-        assert!(m["stall_display_late_ms"].as_f64().unwrap() >= 0.0, "{m:#}");
         assert_eq!(m["inputs_lost"], 0, "{m:#}");
         // Measured by the logic server, not assumed.
         assert_eq!(m["secondary_writes_applied"], 0, "{m:#}");

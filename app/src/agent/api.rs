@@ -159,6 +159,10 @@ pub struct InstanceInfo {
     pub metrics: SocketAddr,
     /// The instance's log file.
     pub log: PathBuf,
+    /// openh264's SIMD flags in the instance's build, as it reported them
+    /// when it became ready; null: built without its assembly (encoding
+    /// takes ~2.8x the CPU).
+    pub h264_simd: Option<u32>,
 }
 
 /// The answer to a successful start.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use super::process::{
-    exit_parts, gauge, probe_metrics, tail, Proc, FIRST_FRAME_GAUGE, READY_GAUGE,
+    exit_parts, gauge, probe_metrics, tail, Proc, FIRST_FRAME_GAUGE, READY_GAUGE, SIMD_GAUGE,
 };
 use super::{Agent, AgentError, InstanceInfo, InstanceStatus, StartRequest, Started, Stopped};
 use crate::instance::realtime_ns;
@@ -28,6 +28,8 @@ struct Ready {
     ready_ns: u64,
     /// When its first frame had been sent, if it had.
     first_frame_ns: Option<u64>,
+    /// Its openh264 SIMD flags, when it has the assembly.
+    h264_simd: Option<u32>,
 }
 
 /// Milliseconds from `from` to `to` (Unix ns; 0 if `to` is earlier).
@@ -261,6 +263,7 @@ impl Agent {
                 input_port,
                 metrics,
                 log: log_path,
+                h264_simd: ready.h264_simd,
             },
             sdp: ready.sdp,
             pulled: app.pulled,
@@ -338,6 +341,7 @@ impl Agent {
                         // The instance's own word, else when the agent saw it.
                         ready_ns: reported(READY_GAUGE).unwrap_or(seen_ns),
                         first_frame_ns: reported(FIRST_FRAME_GAUGE),
+                        h264_simd: reported(SIMD_GAUGE).and_then(|f| u32::try_from(f).ok()),
                     });
                 }
             }

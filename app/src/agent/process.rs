@@ -123,6 +123,8 @@ pub(super) const READY_GAUGE: &str = "app_instance_ready_unix_ns";
 /// The instance's gauge of the time its first frame had been sent (Unix
 /// ns, 0 before).
 pub(super) const FIRST_FRAME_GAUGE: &str = "app_instance_first_frame_unix_ns";
+/// The instance's gauge of its openh264 SIMD flags (0: no assembly).
+pub(super) const SIMD_GAUGE: &str = "app_instance_h264_simd_flags";
 
 /// `GET /metrics` at `addr`: the response body when an HTTP server answers
 /// within 500 ms (what arrived by then, if it keeps the connection open),

@@ -70,6 +70,9 @@ pub struct Metrics {
     pub key_frame_requests: AtomicU64,
     /// KEY_FRAME requests refused by the rate limit.
     pub key_frame_requests_limited: AtomicU64,
+    /// openh264's SIMD flags in this build (`media::h264::simd_flags`; 0:
+    /// built without its assembly).
+    pub h264_simd_flags: AtomicU64,
     /// 1 primary, 0 secondary.
     pub primary: AtomicU8,
 }
@@ -77,7 +80,7 @@ pub struct Metrics {
 impl Metrics {
     /// Every single-valued series: name, help, type, value.
     #[rustfmt::skip]
-    fn series(&self) -> [(&'static str, &'static str, Kind, &AtomicU64); 29] {
+    fn series(&self) -> [(&'static str, &'static str, Kind, &AtomicU64); 30] {
         use Kind::{Counter, Gauge};
         [
             ("app_instance_frames_rendered_total", "Frames rendered.", Counter, &self.frames_rendered),
@@ -109,6 +112,7 @@ impl Metrics {
             ("app_instance_switches_by_input_total", "Switching signals sent because an input carried SWITCH.", Counter, &self.switches_by_input),
             ("app_instance_key_frame_requests_total", "Key frames requested by inputs (KEY_FRAME).", Counter, &self.key_frame_requests),
             ("app_instance_key_frame_requests_limited_total", "KEY_FRAME requests refused by the rate limit.", Counter, &self.key_frame_requests_limited),
+            ("app_instance_h264_simd_flags", "openh264's SIMD flags in this build (0: built without its assembly).", Gauge, &self.h264_simd_flags),
         ]
     }
 

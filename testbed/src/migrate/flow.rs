@@ -229,7 +229,7 @@ pub(super) fn session(
     let ctx = Ctx::new(st, bin_dir, opts, deadline)?;
     let cloud0 = cloud_count(&ctx.cloud, &ctx.account)?;
     let cpu0 = crate::host::CpuTimes::now();
-    start_play(&ctx, obs)?;
+    let h264_simd = start_play(&ctx, obs)?;
     // From here on the play is stopped whatever happens.
     let mut running = match (opts.trigger, opts.bandwidths.is_empty()) {
         (Trigger::Command, true) => None,
@@ -277,7 +277,7 @@ pub(super) fn session(
     }
     obs.status("stopping the play");
     let outcome = ctx.ue_api.stop();
-    let host = crate::host::HostReport::since(cpu0);
+    let host = crate::host::HostReport::since(cpu0, h264_simd);
     let sent_total = outcome.as_ref().map_or(0, |o| o.report.inputs_sent);
     let cloud_end = settle_cloud(&ctx, &cloud0, sent_total);
     cleanup(&ctx, obs);
@@ -382,8 +382,9 @@ fn add_session(ctx: &Ctx, psi: u8, upf: &UpfPlan, obs: &mut dyn Observer) -> Res
 }
 
 /// Session 1 through the first edge's UPF, an instance at its agent, the
-/// UE's play; returns once the UE displays frames.
-fn start_play(ctx: &Ctx, obs: &mut dyn Observer) -> Result<(), BedError> {
+/// UE's play; returns once the UE displays frames, with the instance's
+/// openh264 SIMD flags (as its agent reports them).
+fn start_play(ctx: &Ctx, obs: &mut dyn Observer) -> Result<Option<u32>, BedError> {
     let o = ctx.opts;
     let a = &ctx.edges[0];
     let psi = 1u8;
@@ -448,7 +449,9 @@ fn start_play(ctx: &Ctx, obs: &mut dyn Observer) -> Result<(), BedError> {
         Ok((s.frames_displayed > 0 && s.registered).then_some(()))
     })?;
     obs.line(&format!("{} plays through {}", ctx.ue.name, a.name));
-    Ok(())
+    Ok(inst["h264_simd"]
+        .as_u64()
+        .and_then(|f| u32::try_from(f).ok()))
 }
 
 /// The `POST /instances` body of the UE's instance streaming to `ue_addr`.
