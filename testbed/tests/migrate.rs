@@ -57,16 +57,20 @@ fn migrations_switch_lose_no_input_cross_no_edge_and_leak_nothing() {
             "{m:#}"
         );
         // The stall and, with pacing (the default), the display thread's
-        // share of it (how late the gap's closing frame was shown): each
-        // migration carries both.
+        // share of it (how late the gap's closing frame was shown) and
+        // where that gap ended: each migration carries all three.
         for f in [
             "downtime_ms",
             "migration_ms",
             "stall_ms",
             "stall_display_late_ms",
+            "stall_offset_ms",
         ] {
             assert!(m[f].as_f64().is_some(), "{f} missing: {m:#}");
         }
+        // The gap lies in the switch's window (1 s either side).
+        let off = m["stall_offset_ms"].as_f64().unwrap();
+        assert!(off.abs() <= 1000.0, "stall gap outside the window: {m:#}");
         assert_eq!(m["inputs_lost"], 0, "{m:#}");
         // Measured by the logic server, not assumed.
         assert_eq!(m["secondary_writes_applied"], 0, "{m:#}");

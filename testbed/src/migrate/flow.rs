@@ -737,6 +737,7 @@ fn measure_after(
         downtime_ms: None,
         stall_ms: None,
         stall_display_late_ms: None,
+        stall_offset_ms: None,
         migration_ms: None,
         setup_ms: None,
         instance_start_ms: None,

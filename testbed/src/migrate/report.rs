@@ -65,6 +65,9 @@ pub struct MigrationRow {
     /// Of that interval, how long its closing frame was shown after it was
     /// due (the display thread's own share; with pacing only).
     pub stall_display_late_ms: Option<f64>,
+    /// Where that interval ended, from the switch decision (ms, negative
+    /// before it).
+    pub stall_offset_ms: Option<f64>,
     /// Request to switch decision.
     pub migration_ms: Option<f64>,
     /// The parallel session's setup (SMF).
@@ -124,6 +127,7 @@ impl MigrationRow {
         self.triggered = m.triggered;
         self.stall_ms = m.stall_ms.or(self.stall_ms);
         self.stall_display_late_ms = m.stall_display_late_ms.or(self.stall_display_late_ms);
+        self.stall_offset_ms = m.stall_offset_ms.or(self.stall_offset_ms);
         self.freeze_ms = m.freeze_ms.or(self.freeze_ms);
         self.min_displayed_ssim = m.min_displayed_ssim.or(self.min_displayed_ssim);
     }
@@ -266,6 +270,13 @@ pub struct GoalCounts {
     /// other misses are frames that came to the UE later than the
     /// stream's playout delay allowed.
     pub stall_misses_display_late: usize,
+    /// The gaps behind the stall misses, each counted once: two switches
+    /// less than 2 s apart both see a gap between them (the window is 1 s
+    /// either side).
+    pub stall_miss_gaps: usize,
+    /// Where the misses' gaps ended, from their switch decisions: the
+    /// earliest and the latest (ms, negative before the decision).
+    pub stall_miss_offsets_ms: Option<[f64; 2]>,
 }
 
 /// The stall goal (DESIGN.md section 6): under 2 ms.
@@ -306,7 +317,32 @@ impl Summary {
                     })
                 })
                 .count(),
+            stall_miss_gaps: 0,
+            stall_miss_offsets_ms: None,
         };
+        let misses: Vec<&MigrationRow> = rows
+            .iter()
+            .filter(|r| r.stall_ms.is_some_and(|st| !stall_ok(st)))
+            .collect();
+        // A gap is known by when it ended (to the microsecond); a miss
+        // without that is a gap of its own.
+        let mut ends = std::collections::BTreeSet::new();
+        let mut unplaced = 0;
+        for r in &misses {
+            match (r.decided_ns, r.stall_offset_ms) {
+                (Some(at), Some(off)) => {
+                    ends.insert(((at as f64 + off * 1e6) / 1e3).round() as i64);
+                }
+                _ => unplaced += 1,
+            }
+        }
+        self.goals.stall_miss_gaps = ends.len() + unplaced;
+        self.goals.stall_miss_offsets_ms = misses
+            .iter()
+            .filter_map(|r| r.stall_offset_ms)
+            .fold(None, |m, x| {
+                Some(m.map_or([x, x], |[lo, hi]: [f64; 2]| [lo.min(x), hi.max(x)]))
+            });
     }
 }
 
@@ -359,7 +395,8 @@ pub fn csv(rows: &[MigrationRow]) -> String {
 ssim_at_switch,min_displayed_ssim,frames_blended,inputs_resent,cross_edge_bytes,\
 ie_rx_before,ie_tx_before,ie_rx_after,ie_tx_after,inputs_sent,inputs_lost,\
 secondary_writes_applied,secondary_writes_dropped,repo_warm,gap_before_ms,wall_ms,\
-method,bandwidth_mbit,freeze_ms,bytes_ledger,copy_ms,copy_rounds,stall_display_late_ms\n",
+method,bandwidth_mbit,freeze_ms,bytes_ledger,copy_ms,copy_rounds,stall_display_late_ms,\
+stall_offset_ms\n",
     );
     for r in rows {
         let ie = r.cross_edge.as_ref();
@@ -398,6 +435,7 @@ method,bandwidth_mbit,freeze_ms,bytes_ledger,copy_ms,copy_rounds,stall_display_l
             opt(&r.copy_ms),
             opt(&r.copy_rounds),
             opt(&r.stall_display_late_ms),
+            opt(&r.stall_offset_ms),
         ];
         s.push_str(&cells.join(","));
         s.push('\n');
@@ -491,8 +529,13 @@ pub fn print_human(r: &MigrateReport) {
     );
     let misses = g.stall_switches[1] - g.stall_switches[0];
     if misses > 0 {
+        let place = g.stall_miss_offsets_ms.map_or(String::new(), |[lo, hi]| {
+            format!(", ending {lo:+.0} to {hi:+.0} ms from their switch decision")
+        });
         println!(
-            "stall misses at switches: {misses}, {} of them the display thread showing a frame late (the others: a frame late to the UE)",
+            "stall misses at switches: {misses} ({} distinct gap{}{place}; a gap within 1 s of two switches counts at both), {} of them the display thread showing a frame late (the others: a frame late to the UE)",
+            g.stall_miss_gaps,
+            if g.stall_miss_gaps == 1 { "" } else { "s" },
             g.stall_misses_display_late
         );
     }
@@ -544,6 +587,7 @@ mod tests {
             downtime_ms: downtime,
             stall_ms: None,
             stall_display_late_ms: None,
+            stall_offset_ms: None,
             migration_ms: Some(100.0 * f64::from(n)),
             setup_ms: None,
             instance_start_ms: None,
@@ -647,6 +691,26 @@ mod tests {
         rows[1].stall_display_late_ms = Some(1.5);
         s.with_controls(&rows, &controls);
         assert_eq!(s.goals.stall_misses_display_late, 1);
+        // One miss, not placed: one gap, no offsets.
+        assert_eq!(s.goals.stall_miss_gaps, 1);
+        assert_eq!(s.goals.stall_miss_offsets_ms, None);
+        // Two switches 500 ms apart that see the same gap, 600 ms after
+        // the first: one gap; a third miss with a gap of its own.
+        let mut three = vec![rows[1].clone(), rows[1].clone(), rows[1].clone()];
+        let at = 10_000_000_000u64;
+        for (r, (decided_ms, off)) in
+            three
+                .iter_mut()
+                .zip([(0, 600.0), (500, 100.0), (3_000, -70.0)])
+        {
+            r.decided_ns = Some(at + decided_ms * 1_000_000);
+            r.stall_offset_ms = Some(off);
+        }
+        s.with_controls(&three, &controls);
+        assert_eq!(s.goals.stall_switches, [0, 3]);
+        assert_eq!(s.goals.stall_miss_gaps, 2);
+        assert_eq!(s.goals.stall_miss_offsets_ms, Some([-70.0, 600.0]));
+        s.with_controls(&rows, &controls);
         // At least 0.5 - 0.02.
         assert_eq!(s.goals.smoothness_switches, [1, 2]);
         assert_eq!(s.goals.smoothness_controls, [3, 4]);

@@ -192,6 +192,12 @@ pub struct UeMigration {
     /// at the end; with pacing only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stall_display_late_ms: Option<f64>,
+    /// Where the gap that made `stall_ms` ended, from the switch decision
+    /// (ms, negative before it; filled in at the end): a gap far from the
+    /// switch is only inside its window, and two switches less than 2 s
+    /// apart can see the same gap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_offset_ms: Option<f64>,
     /// Display freeze: the longest interval between displayed frames from
     /// the request to 1 s after the first destination frame (filled in at
     /// the end).

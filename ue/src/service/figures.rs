@@ -33,6 +33,10 @@ pub struct AroundSwitch {
     /// pacing only). A stall that this does not explain is a frame that
     /// came to the UE later than the stream's playout delay allowed.
     pub display_late_ms: Option<f64>,
+    /// Where that gap ended: the display time of the frame that closed it
+    /// (CLOCK_REALTIME ns), to tell a gap at the switch from one that
+    /// only falls inside its window, and one gap seen by two switches.
+    pub stall_at_ns: Option<u64>,
     /// Lowest SSIM between consecutive displayed frames in the window.
     pub min_ssim: Option<f64>,
 }
@@ -116,6 +120,7 @@ pub fn around(records: &[DisplayRecord], at: u64, base: &Baselines) -> AroundSwi
             r.due_ns
                 .map(|due| r.display_ns.saturating_sub(due) as f64 / 1e6)
         }),
+        stall_at_ns: longest.map(|(r, _)| r.display_ns),
         min_ssim,
     }
 }
@@ -170,6 +175,8 @@ mod tests {
         assert_eq!(b.gap_p99_ms, Some(16.0));
         let a = around(&r, switch, &b);
         assert_eq!(a.stall_ms, Some(34.0));
+        // The gap closed with the frame at 5 042 ms.
+        assert_eq!(a.stall_at_ns, Some(5_042 * 1_000_000));
         // No presentation times recorded (no pacing): no share to tell.
         assert_eq!(a.display_late_ms, None);
         // The frame after the gap was due 46 ms after the one before it

@@ -669,6 +669,7 @@ impl Service {
                 let a = figures::around(&shown.records, at, &base);
                 m.stall_ms = a.stall_ms;
                 m.stall_display_late_ms = a.display_late_ms;
+                m.stall_offset_ms = a.stall_at_ns.map(|t| (t as f64 - at as f64) / 1e6);
                 m.min_displayed_ssim = a.min_ssim;
             }
         }
@@ -759,6 +760,7 @@ fn blank(id: u64) -> UeMigration {
         inputs_resent: 0,
         stall_ms: None,
         stall_display_late_ms: None,
+        stall_offset_ms: None,
         freeze_ms: None,
         min_displayed_ssim: None,
     }
