@@ -324,19 +324,18 @@ impl Summary {
             .iter()
             .filter(|r| r.stall_ms.is_some_and(|st| !stall_ok(st)))
             .collect();
-        // A gap is known by when it ended (to the microsecond); a miss
+        // A gap is known by when it ended (two gaps end at least a frame
+        // apart; the offset's float rounding is far under 1 ms); a miss
         // without that is a gap of its own.
-        let mut ends = std::collections::BTreeSet::new();
-        let mut unplaced = 0;
-        for r in &misses {
-            match (r.decided_ns, r.stall_offset_ms) {
-                (Some(at), Some(off)) => {
-                    ends.insert(((at as f64 + off * 1e6) / 1e3).round() as i64);
-                }
-                _ => unplaced += 1,
-            }
-        }
-        self.goals.stall_miss_gaps = ends.len() + unplaced;
+        let mut ends: Vec<f64> = misses
+            .iter()
+            .filter_map(|r| Some(r.decided_ns? as f64 + r.stall_offset_ms? * 1e6))
+            .collect();
+        ends.sort_by(f64::total_cmp);
+        let placed = ends.len();
+        let distinct =
+            usize::from(placed > 0) + ends.windows(2).filter(|w| w[1] - w[0] > 1e6).count();
+        self.goals.stall_miss_gaps = distinct + (misses.len() - placed);
         self.goals.stall_miss_offsets_ms = misses
             .iter()
             .filter_map(|r| r.stall_offset_ms)
@@ -697,7 +696,7 @@ mod tests {
         // Two switches 500 ms apart that see the same gap, 600 ms after
         // the first: one gap; a third miss with a gap of its own.
         let mut three = vec![rows[1].clone(), rows[1].clone(), rows[1].clone()];
-        let at = 10_000_000_000u64;
+        let at = 1_796_642_939_190_030_039u64;
         for (r, (decided_ms, off)) in
             three
                 .iter_mut()
