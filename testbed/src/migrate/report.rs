@@ -302,46 +302,41 @@ impl Summary {
         let stall_ok = |x: f64| x < STALL_GOAL_MS;
         let floor = self.smoothness_baseline.map(|b| b - SMOOTHNESS_TOLERANCE);
         let smooth_ok = |x: f64| floor.is_some_and(|f| x >= f);
-        self.goals = GoalCounts {
-            stall_switches: met_of(rows.iter().map(|r| r.stall_ms), stall_ok),
-            stall_controls: met_of(controls.iter().map(|c| c.stall_ms), stall_ok),
-            smoothness_switches: met_of(rows.iter().map(|r| r.min_displayed_ssim), smooth_ok),
-            smoothness_controls: met_of(controls.iter().map(|c| c.min_ssim), smooth_ok),
-            stall_misses_display_late: rows
-                .iter()
-                .filter(|r| {
-                    r.stall_ms.is_some_and(|st| {
-                        !stall_ok(st)
-                            && r.stall_display_late_ms
-                                .is_some_and(|late| late >= st / 2.0 && stall_ok(st - late))
-                    })
-                })
-                .count(),
-            stall_miss_gaps: 0,
-            stall_miss_offsets_ms: None,
-        };
-        let misses: Vec<&MigrationRow> = rows
+        // The switches whose stall missed the goal, with that stall.
+        let misses: Vec<(&MigrationRow, f64)> = rows
             .iter()
-            .filter(|r| r.stall_ms.is_some_and(|st| !stall_ok(st)))
+            .filter_map(|r| r.stall_ms.filter(|&st| !stall_ok(st)).map(|st| (r, st)))
             .collect();
         // A gap is known by when it ended (two gaps end at least a frame
         // apart; the offset's float rounding is far under 1 ms); a miss
         // without that is a gap of its own.
         let mut ends: Vec<f64> = misses
             .iter()
-            .filter_map(|r| Some(r.decided_ns? as f64 + r.stall_offset_ms? * 1e6))
+            .filter_map(|(r, _)| Some(r.decided_ns? as f64 + r.stall_offset_ms? * 1e6))
             .collect();
         ends.sort_by(f64::total_cmp);
-        let placed = ends.len();
         let distinct =
-            usize::from(placed > 0) + ends.windows(2).filter(|w| w[1] - w[0] > 1e6).count();
-        self.goals.stall_miss_gaps = distinct + (misses.len() - placed);
-        self.goals.stall_miss_offsets_ms = misses
-            .iter()
-            .filter_map(|r| r.stall_offset_ms)
-            .fold(None, |m, x| {
-                Some(m.map_or([x, x], |[lo, hi]: [f64; 2]| [lo.min(x), hi.max(x)]))
-            });
+            usize::from(!ends.is_empty()) + ends.windows(2).filter(|w| w[1] - w[0] > 1e6).count();
+        self.goals = GoalCounts {
+            stall_switches: met_of(rows.iter().map(|r| r.stall_ms), stall_ok),
+            stall_controls: met_of(controls.iter().map(|c| c.stall_ms), stall_ok),
+            smoothness_switches: met_of(rows.iter().map(|r| r.min_displayed_ssim), smooth_ok),
+            smoothness_controls: met_of(controls.iter().map(|c| c.min_ssim), smooth_ok),
+            stall_misses_display_late: misses
+                .iter()
+                .filter(|(r, st)| {
+                    r.stall_display_late_ms
+                        .is_some_and(|late| late >= st / 2.0 && stall_ok(st - late))
+                })
+                .count(),
+            stall_miss_gaps: distinct + (misses.len() - ends.len()),
+            stall_miss_offsets_ms: misses
+                .iter()
+                .filter_map(|(r, _)| r.stall_offset_ms)
+                .fold(None, |m, x| {
+                    Some(m.map_or([x, x], |[lo, hi]: [f64; 2]| [lo.min(x), hi.max(x)]))
+                }),
+        };
     }
 }
 

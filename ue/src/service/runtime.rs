@@ -669,7 +669,11 @@ impl Service {
                 let a = figures::around(&shown.records, at, &base);
                 m.stall_ms = a.stall_ms;
                 m.stall_display_late_ms = a.display_late_ms;
-                m.stall_offset_ms = a.stall_at_ns.map(|t| (t as f64 - at as f64) / 1e6);
+                // Exact in integers, then to ms (signed: the gap may end
+                // before the decision).
+                m.stall_offset_ms = a
+                    .stall_at_ns
+                    .map(|t| (i128::from(t) - i128::from(at)) as f64 / 1e6);
                 m.min_displayed_ssim = a.min_ssim;
             }
         }
