@@ -8,6 +8,9 @@
 //!   produced in one syscall (each datagram to its own peer);
 //! - [`offload`]: TUN offloads without I/O: the virtio-net header, TSO/USO
 //!   super-packets cut into wire-sized packets, TCP segments joined again.
+//! - [`reuseport`]: one UDP port served by several workers, each datagram
+//!   steered to a worker by its source port, and the workers' own sender
+//!   ports; [`reuseport::workers`], how many workers to run.
 //!
 //! The packet-loop design both daemons follow (see `gnb::datapath` and
 //! `upf::n3`): a worker waits for readiness, takes a bounded batch
@@ -23,6 +26,7 @@
 //! for its synchronous netlink client.
 
 pub mod offload;
+pub mod reuseport;
 pub mod tun;
 pub mod udp;
 

@@ -76,6 +76,7 @@ const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
 const IFF_TUN: libc::c_short = 0x0001;
 const IFF_NO_PI: libc::c_short = 0x1000;
 const IFF_VNET_HDR: libc::c_short = 0x4000;
+const IFF_MULTI_QUEUE: libc::c_short = 0x0100;
 
 /// TUNSETOFFLOAD: the reader completes partial checksums.
 pub const TUN_F_CSUM: u32 = 0x01;
@@ -165,7 +166,7 @@ impl Tun {
     /// Creates (or attaches to) TUN `name` in the calling thread's network
     /// namespace. The link is left down and blocking.
     pub fn open(name: &str) -> Result<Tun, TunError> {
-        Tun::open_flags(name, false)
+        Tun::open_flags(name, false, false)
     }
 
     /// Like [`open`](Self::open), with a virtio-net header in front of
@@ -182,16 +183,48 @@ impl Tun {
     /// [`open_offload`](Self::open_offload), or [`open`](Self::open) with
     /// a report that says offloads are off when `wanted` is false.
     pub fn open_offload_if(name: &str, wanted: bool) -> Result<(Tun, OffloadReport), TunError> {
+        let (mut q, report) = Tun::open_queues_if(name, 1, wanted)?;
+        Ok((q.remove(0), report))
+    }
+
+    /// [`open_offload`](Self::open_offload) with `queues` queues
+    /// (IFF_MULTI_QUEUE when more than one; at least one is opened): the
+    /// kernel spreads the packets it routes into the device over the
+    /// queues by flow (a flow's packets are read from the queue its
+    /// answers were last written to), so one worker per queue reads one
+    /// share of the flows. Every queue has the same flags and offloads.
+    pub fn open_offload_queues(
+        name: &str,
+        queues: usize,
+    ) -> Result<(Vec<Tun>, OffloadReport), TunError> {
+        let off = std::env::var(OFFLOAD_ENV).is_ok_and(|v| offloads_off(&v));
+        Tun::open_queues_if(name, queues, !off)
+    }
+
+    /// [`open_offload_queues`](Self::open_offload_queues), offloads only
+    /// when `wanted`.
+    pub fn open_queues_if(
+        name: &str,
+        queues: usize,
+        wanted: bool,
+    ) -> Result<(Vec<Tun>, OffloadReport), TunError> {
+        let multi = queues > 1;
         let mut report = OffloadReport::default();
+        let plain = |report| -> Result<(Vec<Tun>, OffloadReport), TunError> {
+            Ok((
+                Tun::open_more(Tun::open_flags(name, false, multi)?, queues)?,
+                report,
+            ))
+        };
         if !wanted {
             report.disabled = true;
-            return Ok((Tun::open(name)?, report));
+            return plain(report);
         }
-        let tun = match Tun::open_flags(name, true) {
+        let tun = match Tun::open_flags(name, true, multi) {
             Ok(t) => t,
             Err(TunError::SetIff { source, .. }) => {
                 report.refused.push(format!("IFF_VNET_HDR ({source})"));
-                return Ok((Tun::open(name)?, report));
+                return plain(report);
             }
             Err(e) => return Err(e),
         };
@@ -199,14 +232,27 @@ impl Tun {
             match tun.set_offload(flags) {
                 Ok(()) => {
                     report.flags = flags;
-                    return Ok((tun, report));
+                    return Ok((Tun::open_more(tun, queues)?, report));
                 }
                 Err(e) => report.refused.push(format!("{what} ({e})")),
             }
         }
         // No offload at all: the device again without the header.
         drop(tun);
-        Ok((Tun::open(name)?, report))
+        plain(report)
+    }
+
+    /// `first` and the device's other queues up to `queues`, opened with
+    /// `first`'s flags (the offloads are the device's, set once).
+    fn open_more(first: Tun, queues: usize) -> Result<Vec<Tun>, TunError> {
+        let multi = queues > 1;
+        let mut all = Vec::with_capacity(queues.max(1));
+        let (name, vnet) = (first.name.clone(), first.vnet);
+        all.push(first);
+        while all.len() < queues {
+            all.push(Tun::open_flags(&name, vnet, multi)?);
+        }
+        Ok(all)
     }
 
     /// TUNSETOFFLOAD with `flags`.
@@ -225,7 +271,7 @@ impl Tun {
         Ok(())
     }
 
-    fn open_flags(name: &str, vnet: bool) -> Result<Tun, TunError> {
+    fn open_flags(name: &str, vnet: bool, multi: bool) -> Result<Tun, TunError> {
         if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains('\0') {
             return Err(TunError::BadName(name.into()));
         }
@@ -236,7 +282,10 @@ impl Tun {
             .map_err(TunError::Open)?;
         let mut req = IfReq {
             name: [0; libc::IFNAMSIZ],
-            flags: IFF_TUN | IFF_NO_PI | if vnet { IFF_VNET_HDR } else { 0 },
+            flags: IFF_TUN
+                | IFF_NO_PI
+                | if vnet { IFF_VNET_HDR } else { 0 }
+                | if multi { IFF_MULTI_QUEUE } else { 0 },
             _pad: [0; 22],
         };
         for (d, s) in req.name.iter_mut().zip(name.as_bytes()) {

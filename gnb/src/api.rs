@@ -300,6 +300,29 @@ impl Collector for GnbCollector {
         for (m, help, v) in gnb.counters.all() {
             f.counter(m, help, [(me, v)])?;
         }
+        let c = &gnb.counters;
+        for (m, help, per) in [
+            (
+                "gnb_worker_tun_rx_packets_total",
+                "packets read from the TUN, by data-path worker (its TUN queue)",
+                &c.worker_tun_rx,
+            ),
+            (
+                "gnb_worker_n3_rx_packets_total",
+                "GTP-U datagrams received on N3, by data-path worker",
+                &c.worker_n3_rx,
+            ),
+        ] {
+            let name = gnb.cfg.name.as_str();
+            f.counter(
+                m,
+                help,
+                per.counts()
+                    .into_iter()
+                    .enumerate()
+                    .map(|(k, v)| ([("gnb", name.to_string()), ("worker", k.to_string())], v)),
+            )?;
+        }
         f.histogram(
             "gnb_n1_establish_seconds",
             "N1 session requests relayed to the SMF and answered 2xx",

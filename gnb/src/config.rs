@@ -70,6 +70,11 @@ pub struct GnbConfig {
     /// radio side and the uplink unchecked: for tests only.
     #[serde(default = "d_true")]
     pub radio_firewall: bool,
+    /// Data-path workers, each with its own TUN queue and N3 socket (1 to
+    /// 64; default: `MINEDGE_DP_WORKERS`, else one per CPU up to 4). The
+    /// kernel spreads flows over them; one flow stays on one worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
 }
 
 fn d_radio_iface() -> String {
@@ -132,6 +137,7 @@ impl GnbConfig {
             sysctl: true,
             radio_link: RadioLink::default(),
             radio_firewall: true,
+            workers: None,
         }
     }
 
@@ -184,6 +190,9 @@ impl GnbConfig {
                 });
             }
         }
+        if self.workers.is_some_and(|n| !(1..=64).contains(&n)) {
+            return bad("workers", "must be between 1 and 64");
+        }
         if self.tun_mtu < 576 || self.tun_mtu > 65535 {
             return bad("tun_mtu", "must be between 576 and 65535");
         }
@@ -232,6 +241,10 @@ mod tests {
         assert!(e.to_string().contains("tabel"), "{e}");
         let e = GnbConfig::from_toml("radio_iface = \"r\"", "f.toml").expect_err("no name");
         assert!(e.to_string().contains("name"), "{e}");
+        let e = GnbConfig::from_toml("name = \"g\"\nworkers = 0", "f.toml").expect_err("workers");
+        assert!(e.to_string().contains("`workers`"), "{e}");
+        let c = GnbConfig::from_toml("name = \"g\"\nworkers = 2", "f.toml").expect("valid");
+        assert_eq!(c.workers, Some(2));
         let e = GnbConfig::from_toml("name = \"g\"\ntable = 254", "f.toml").expect_err("table");
         assert!(e.to_string().contains("`table`"), "{e}");
         let e = GnbConfig::from_toml("name = \"g\"\ntun_name = \"a\\\"b\"", "f.toml")

@@ -2,7 +2,7 @@
 //! path and the two HTTP APIs, and undoes everything on shutdown.
 
 use std::future::{Future, IntoFuture};
-use std::net::{Ipv4Addr, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -220,11 +220,12 @@ pub async fn run(cfg: GnbConfig, shutdown: impl Future<Output = ()>) -> Result<(
         warn!("radio_link = \"emulated-ues\": the N1 relay trusts the UE id of every request; a UE can act for any other (benchmarks only)");
     }
     let firewall = radio_firewall(&cfg)?;
-    let (tun, offloads) = Tun::open_offload(&cfg.tun_name)?;
+    let workers = dpio::reuseport::workers(cfg.workers).map_err(io_err("data-path workers"))?;
+    let (tuns, offloads) = Tun::open_offload_queues(&cfg.tun_name, workers)?;
     if offloads.tso() {
-        info!(tun = %cfg.tun_name, "{offloads}");
+        info!(tun = %cfg.tun_name, queues = tuns.len(), "{offloads}");
     } else {
-        warn!(tun = %cfg.tun_name, "{offloads}");
+        warn!(tun = %cfg.tun_name, queues = tuns.len(), "{offloads}");
     }
     let tun_index = net.link_index(&cfg.tun_name).await?;
     // The tunnels carry IPv4 only: without this, the kernel's own IPv6
@@ -232,7 +233,7 @@ pub async fn run(cfg: GnbConfig, shutdown: impl Future<Output = ()>) -> Result<(
     if let Err(e) = net_sysctl(&format!("ipv6/conf/{}/disable_ipv6", cfg.tun_name), "1") {
         warn!(error = %e, "could not disable IPv6 on the TUN");
     }
-    tun.bring_up(cfg.tun_mtu, &[])?;
+    tuns[0].bring_up(cfg.tun_mtu, &[])?;
     if cfg.sysctl {
         let _ = net_sysctl(&format!("ipv4/conf/{}/rp_filter", cfg.tun_name), "0");
     }
@@ -248,7 +249,7 @@ pub async fn run(cfg: GnbConfig, shutdown: impl Future<Output = ()>) -> Result<(
             .await;
         return Err(e.into());
     }
-    let result = serve(&cfg, net.clone(), radio_index, tun, firewall, shutdown).await;
+    let result = serve(&cfg, net.clone(), radio_index, tuns, firewall, shutdown).await;
     // Undo: the rule; host routes of remaining tunnels; the TUN (and its
     // table route) goes when its last handle closed in `serve`.
     let _ = net
@@ -289,16 +290,20 @@ async fn serve(
     cfg: &GnbConfig,
     net: Net,
     radio_index: u32,
-    tun: Tun,
+    tuns: Vec<Tun>,
     firewall: Option<Firewall>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), GnbError> {
-    let sock = UdpSocket::bind((cfg.n3_addr, cfg.gtpu_port))
-        .map_err(io_err(format!("bind N3 {}:{}", cfg.n3_addr, cfg.gtpu_port)))?;
+    let n3 = SocketAddrV4::new(cfg.n3_addr, cfg.gtpu_port);
+    let group = dpio::reuseport::bind_group(n3, tuns.len())
+        .map_err(io_err(format!("bind N3 {n3} ({} workers)", tuns.len())))?;
+    if let Some(e) = &group.steering_error {
+        warn!(error = %e, "N3: datagrams are not steered to workers by source port; the kernel spreads them by a hash");
+    }
     let table = Arc::new(TunnelTable::new());
-    let counters = Arc::new(GnbCounters::default());
+    let counters = Arc::new(GnbCounters::with_workers(tuns.len()));
     let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut datapath = Datapath::start(tun, sock, table.clone(), counters.clone(), ev_tx)
+    let mut datapath = Datapath::start(tuns, group.sockets, table.clone(), counters.clone(), ev_tx)
         .map_err(io_err("start data path"))?;
     let http = ctlhttp::Client::new(Duration::from_secs(10));
     let gnb = Arc::new(Gnb {

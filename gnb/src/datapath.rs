@@ -1,6 +1,11 @@
-//! The N3 data path: two threads with preallocated buffers around the
-//! I/O-free decisions of [`core`] (a tunnel snapshot and a packet in, a
-//! verdict out), in the loop design of [`dpio`]:
+//! The N3 data path: two threads per worker with preallocated buffers
+//! around the I/O-free decisions of [`core`] (a tunnel snapshot and a
+//! packet in, a verdict out), in the loop design of [`dpio`]. Worker `k`
+//! has TUN queue `k` (the kernel spreads flows over the queues) and
+//! socket `k` of the N3 port's group, which gets the G-PDUs a UPF sent
+//! from a source port `p` with `p mod workers = k`
+//! ([`dpio::reuseport`]); its uplink sends from port 2152 + `k`, so a UPF
+//! with as many workers hands its uplink to its worker `k` too:
 //!
 //! - uplink: up to [`dpio::BATCH`] TUN reads per wake-up -> look up the
 //!   inner source address in the tunnel snapshot -> GTP-U encapsulation in
@@ -91,51 +96,76 @@ pub struct Datapath {
 }
 
 impl Datapath {
-    /// Starts the uplink and downlink threads on `tun` (made non-blocking
-    /// here) and the bound N3 socket.
+    /// Starts an uplink and a downlink thread per worker: one per TUN
+    /// queue of `tuns` (made non-blocking here), each with the N3 socket
+    /// of `group` at its index (the sockets bound to the N3 port, see
+    /// [`dpio::reuseport::bind_group`]; as many as queues).
     pub fn start(
-        tun: Tun,
-        sock: UdpSocket,
+        tuns: Vec<Tun>,
+        group: Vec<UdpSocket>,
         table: Arc<TunnelTable>,
         counters: Arc<GnbCounters>,
         events: tokio::sync::mpsc::UnboundedSender<DatapathEvent>,
     ) -> io::Result<Datapath> {
+        if tuns.is_empty() || tuns.len() != group.len() {
+            return Err(io::Error::other(format!(
+                "{} TUN queues for {} N3 sockets",
+                tuns.len(),
+                group.len()
+            )));
+        }
         let stop = Arc::new(AtomicBool::new(false));
-        sock.set_read_timeout(Some(POLL))?;
-        if let Err(e) = dpio::udp::set_buffers(sock.as_raw_fd(), dpio::udp::N3_BUFFER) {
-            warn!(error = %e, "N3 socket buffers left at the default");
-        }
-        tun.set_nonblocking().map_err(io::Error::other)?;
-        match dpio::udp::enable_gro(sock.as_raw_fd()) {
-            Ok(()) => info!("N3: UDP GRO on (the kernel may coalesce received G-PDUs)"),
-            Err(e) => warn!(error = %e, "N3: UDP GRO unavailable, G-PDUs are received one by one"),
-        }
-        let local = sock.local_addr()?;
-        let dl_tun = tun.try_clone()?;
-        let dl_sock = sock.try_clone()?;
         let mut threads = Vec::new();
-        {
-            let (stop, table, counters) = (stop.clone(), table.clone(), counters.clone());
+        let mut senders = Vec::with_capacity(group.len());
+        for k in 0..group.len() {
+            let (s, moved) = dpio::reuseport::bind_sender(&group, k)?;
+            if let Some(e) = moved {
+                warn!(worker = k, port = s.local_addr()?.port(), error = %e,
+                    "N3: the worker's own source port is taken, it sends from another (its G-PDUs may reach another UPF worker)");
+            }
+            senders.push(s);
+        }
+        for s in group.iter().chain(&senders) {
+            if let Err(e) = dpio::udp::set_buffers(s.as_raw_fd(), dpio::udp::N3_BUFFER) {
+                warn!(error = %e, "N3 socket buffers left at the default");
+            }
+        }
+        let workers = group.len();
+        for (k, ((tun, sock), tx)) in tuns.into_iter().zip(group).zip(senders).enumerate() {
+            sock.set_read_timeout(Some(POLL))?;
+            tun.set_nonblocking().map_err(io::Error::other)?;
+            if let Err(e) = dpio::udp::enable_gro(sock.as_raw_fd()) {
+                warn!(worker = k, error = %e, "N3: UDP GRO unavailable, G-PDUs are received one by one");
+            }
+            let dl_tun = tun.try_clone()?;
+            let (stop_u, table_u, counters_u) = (stop.clone(), table.clone(), counters.clone());
             threads.push(
                 std::thread::Builder::new()
-                    .name("gnb-uplink".into())
+                    .name(format!("gnb-uplink{k}"))
                     .spawn(move || {
                         ctlhttp::rt::media_thread("gnb-uplink");
-                        uplink(&tun, &sock, &table, &counters, &stop)
+                        uplink(&tun, &tx, &table_u, &counters_u, &stop_u, k)
                     })?,
             );
-        }
-        {
-            let stop = stop.clone();
+            let (stop_d, table_d, counters_d, events) = (
+                stop.clone(),
+                table.clone(),
+                counters.clone(),
+                events.clone(),
+            );
             threads.push(
                 std::thread::Builder::new()
-                    .name("gnb-downlink".into())
+                    .name(format!("gnb-downlink{k}"))
                     .spawn(move || {
                         ctlhttp::rt::media_thread("gnb-downlink");
-                        downlink(&dl_tun, &dl_sock, local, &table, &counters, &events, &stop)
+                        downlink(&dl_tun, &sock, &table_d, &counters_d, &events, &stop_d, k)
                     })?,
             );
         }
+        info!(
+            workers,
+            "N3 data path started: per worker a TUN queue, a socket of the N3 port (UDP GRO) and an uplink source port"
+        );
         Ok(Datapath { stop, threads })
     }
 

@@ -149,19 +149,7 @@ impl SetSocket {
             tv_sec: 1,
             tv_usec: 0,
         };
-        // SAFETY: setsockopt with a timeval of the right size on our fd.
-        let r = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&tv as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
-        if r != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        topo::emu::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)?;
         Ok(SetSocket {
             fd,
             seq: AtomicU32::new(1),

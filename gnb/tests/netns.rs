@@ -28,8 +28,11 @@ fn two_sessions_two_tunnels_and_release() {
     std::env::set_var(ctlhttp::rt::ENV, "1");
     let (topo, upf, gnb) = gnb_with_upf("h7a", BIN, FakeUpf::start);
     std::env::remove_var(ctlhttp::rt::ENV);
-    // Each packet thread names itself and raises its own priority once it
-    // runs: wait for both (a thread just spawned still has the gNB's name).
+    // Each packet thread (an uplink and a downlink per worker, one worker
+    // per CPU up to 4 by default) names itself and raises its own priority
+    // once it runs: wait for all (a thread just spawned still has the
+    // gNB's name).
+    let workers = dpio::reuseport::workers(None).expect("workers");
     let fifo = |t: &str| {
         gnb.0
             .thread_policies()
@@ -37,9 +40,13 @@ fn two_sessions_two_tunnels_and_release() {
             .any(|(n, p)| n == t && *p == libc::SCHED_FIFO)
     };
     let raised = wait_until(Duration::from_secs(5), || {
-        fifo("gnb-uplink") && fifo("gnb-downlink")
+        (0..workers).all(|k| fifo(&format!("gnb-uplink{k}")) && fifo(&format!("gnb-downlink{k}")))
     });
-    assert!(raised, "packet threads: {:?}", gnb.0.thread_policies());
+    assert!(
+        raised,
+        "packet threads of {workers} workers: {:?}",
+        gnb.0.thread_policies()
+    );
 
     let a1 = Ipv4Addr::new(10, 45, 0, 2);
     let a2 = Ipv4Addr::new(10, 45, 0, 3);

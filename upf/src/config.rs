@@ -106,6 +106,11 @@ pub struct N3Config {
     /// Error Indications (answers to G-PDUs for unknown TEIDs) per second
     /// and peer; as many may go out at once. 0: none are sent.
     pub error_indications_per_s: f64,
+    /// Data-path workers (1 to 64), each with its own N6 TUN queue, an N3
+    /// socket per address and a downlink source port; absent:
+    /// `MINEDGE_DP_WORKERS`, else one per CPU up to 4. The kernel spreads
+    /// flows over them; one flow stays on one worker.
+    pub workers: Option<usize>,
 }
 
 /// `[n6]`.
@@ -184,6 +189,7 @@ impl Default for N3Config {
             addrs: vec![Ipv4Addr::LOCALHOST],
             port: crate::gtp::PORT,
             error_indications_per_s: 10.0,
+            workers: None,
         }
     }
 }
@@ -286,6 +292,9 @@ impl Config {
         }
         if self.n3.addrs.is_empty() {
             return inv("n3.addrs", "at least one address is needed".into());
+        }
+        if let Some(n) = self.n3.workers.filter(|n| !(1..=64).contains(n)) {
+            return inv("n3.workers", format!("{n}: must be between 1 and 64"));
         }
         if self.n6.tun.is_empty() || self.n6.tun.len() > 15 {
             return inv("n6.tun", format!("{:?}: 1 to 15 characters", self.n6.tun));
@@ -440,6 +449,10 @@ mod tests {
         assert!(e.to_string().contains("limits.max_sessions"), "{e}");
         let e = Config::from_toml("[n6]\ntun = \"a-very-long-tun-name\"").expect_err("long");
         assert!(e.to_string().contains("n6.tun"), "{e}");
+        let e = Config::from_toml("[n3]\nworkers = 0").expect_err("no worker");
+        assert!(e.to_string().contains("n3.workers"), "{e}");
+        let c = Config::from_toml("[n3]\nworkers = 2").expect("valid");
+        assert_eq!(c.n3.workers, Some(2));
     }
 
     #[test]

@@ -106,11 +106,19 @@ pub struct Inner {
     table: Mutex<SessionTable>,
     /// Interface counters.
     pub metrics: Metrics,
-    /// N3 sockets, one per address.
+    /// N3 receive sockets: per address, one per worker (worker `k`'s at
+    /// `address index * workers + k`), in one `SO_REUSEPORT` group per
+    /// address that hands each datagram to the socket its source port
+    /// names ([`dpio::reuseport`]).
     pub(crate) n3: Vec<UdpSocket>,
+    /// What each worker's downlink sends from: the first address, port
+    /// `n3.port + k` (so that a gNB with as many workers receives worker
+    /// `k`'s G-PDUs on its worker `k`).
+    pub(crate) n3_tx: Vec<UdpSocket>,
     /// Address put into chosen F-TEIDs.
     pub n3_addr: Ipv4Addr,
-    pub(crate) tun: Tun,
+    /// The N6 TUN's queues, one per worker.
+    pub(crate) tuns: Vec<Tun>,
     /// PFCP Recovery Time Stamp (NTP seconds), fixed at start.
     pub recovery_ts: u32,
     /// Usage reports not yet taken by [`Upf::take_reports`].
@@ -175,7 +183,7 @@ impl Inner {
                 self.send_encapped(scratch, p, outer, qfi);
             }
             Verdict::ToN6 => {
-                let _ = self.tun.send(p);
+                let _ = self.tuns[0].send(p);
             }
             _ => self.metrics.drop(DropReason::FarDrop),
         })
@@ -311,21 +319,37 @@ impl Upf {
     pub fn start(config: Config) -> Result<Upf, UpfError> {
         config.validate()?;
         let epoch = Instant::now();
-        let tun = crate::tun::create(&config.n6.tun, config.n6.mtu, &config.n6.ue_pools)?;
+        let workers = dpio::reuseport::workers(config.n3.workers)?;
+        let tuns = crate::tun::create(&config.n6.tun, workers, config.n6.mtu, &config.n6.ue_pools)?;
         let mut n3 = Vec::new();
         for a in &config.n3.addrs {
-            let addr = SocketAddr::from((*a, config.n3.port));
-            let s = UdpSocket::bind(addr).map_err(|source| UpfError::Bind {
-                what: "N3",
-                addr,
-                source,
-            })?;
-            s.set_read_timeout(Some(Duration::from_millis(100)))?;
-            let fd = std::os::fd::AsRawFd::as_raw_fd(&s);
-            if let Err(e) = dpio::udp::set_buffers(fd, dpio::udp::N3_BUFFER) {
-                warn!(%addr, error = %e, "N3 socket buffers left at the default");
+            let addr = SocketAddrV4::new(*a, config.n3.port);
+            let group =
+                dpio::reuseport::bind_group(addr, workers).map_err(|source| UpfError::Bind {
+                    what: "N3",
+                    addr: addr.into(),
+                    source,
+                })?;
+            if let Some(e) = &group.steering_error {
+                warn!(%addr, error = %e, "N3: datagrams are not steered to workers by source port; the kernel spreads them by a hash");
             }
-            n3.push(s);
+            n3.extend(group.sockets);
+        }
+        let mut n3_tx = Vec::with_capacity(workers);
+        for k in 0..workers {
+            let (s, moved) = dpio::reuseport::bind_sender(&n3[..workers], k)?;
+            if let Some(e) = moved {
+                warn!(worker = k, port = s.local_addr()?.port(), error = %e,
+                    "N3: the worker's own source port is taken, it sends from another (its G-PDUs may reach another gNB worker)");
+            }
+            n3_tx.push(s);
+        }
+        for s in n3.iter().chain(&n3_tx) {
+            s.set_read_timeout(Some(Duration::from_millis(100)))?;
+            let fd = std::os::fd::AsRawFd::as_raw_fd(s);
+            if let Err(e) = dpio::udp::set_buffers(fd, dpio::udp::N3_BUFFER) {
+                warn!(error = %e, "N3 socket buffers left at the default");
+            }
         }
         let metrics_listener =
             std::net::TcpListener::bind(config.metrics.addr).map_err(|source| UpfError::Bind {
@@ -365,10 +389,11 @@ impl Upf {
             table: Mutex::new(table),
             snapshot: ArcSwap::from_pointee(Snapshot::empty(epoch)),
             stop: AtomicBool::new(false),
-            metrics: Metrics::default(),
+            metrics: Metrics::with_workers(workers),
             n3,
+            n3_tx,
             n3_addr,
-            tun,
+            tuns,
             recovery_ts,
             reports: Mutex::new(VecDeque::new()),
             log_limit: LogLimiter::default(),
@@ -382,26 +407,25 @@ impl Upf {
             config,
         });
         let mut threads = Vec::new();
-        for i in 0..inner.n3.len() {
+        // The packet threads: an uplink per N3 socket (worker `i % workers`
+        // of its address), a downlink per worker.
+        let loops = (0..inner.n3.len())
+            .map(|i| ("upf-ul", i, Some(i % workers)))
+            .chain((0..workers).map(|k| ("upf-dl", k, None)));
+        for (what, i, uplink_worker) in loops {
             let inn = inner.clone();
             threads.push(
                 std::thread::Builder::new()
-                    .name(format!("upf-ul{i}"))
+                    .name(format!("{what}{i}"))
                     .spawn(move || {
-                        ctlhttp::rt::media_thread("upf-ul");
-                        crate::n3::uplink_loop(&inn, i)
+                        ctlhttp::rt::media_thread(what);
+                        match uplink_worker {
+                            Some(k) => crate::n3::uplink_loop(&inn, i, k),
+                            None => crate::n3::downlink_loop(&inn, i),
+                        }
                     })?,
             );
         }
-        let inn = inner.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name("upf-dl".into())
-                .spawn(move || {
-                    ctlhttp::rt::media_thread("upf-dl");
-                    crate::n3::downlink_loop(&inn)
-                })?,
-        );
         let inn = inner.clone();
         threads.push(
             std::thread::Builder::new()
@@ -419,7 +443,8 @@ impl Upf {
             n3 = ?inner.config.n3.addrs,
             %n4_addr,
             %metrics_addr,
-            tun = inner.tun.name(),
+            workers,
+            tun = inner.tuns[0].name(),
             recovery_ts,
             "UPF started"
         );

@@ -32,6 +32,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::packet::FiveTuple;
+use dpio::reuseport::PerWorker;
+
 use crate::protect::Protected;
 use crate::rules::{Gate, OuterHeader};
 use crate::sdf::{Direction, FlowDescription};
@@ -161,9 +163,21 @@ pub struct Metrics {
     pub end_markers: AtomicU64,
     /// Drops, indexed like [`DropReason::ALL`].
     pub drops: [AtomicU64; DropReason::ALL.len()],
+    /// G-PDUs each data-path worker received on N3.
+    pub worker_n3_rx: PerWorker,
+    /// Packets each data-path worker read from its N6 TUN queue.
+    pub worker_n6_rx: PerWorker,
 }
 
 impl Metrics {
+    /// Counters for `workers` data-path workers.
+    pub fn with_workers(workers: usize) -> Metrics {
+        Metrics {
+            worker_n3_rx: PerWorker::new(workers),
+            worker_n6_rx: PerWorker::new(workers),
+            ..Metrics::default()
+        }
+    }
     /// Count a drop.
     pub fn drop(&self, r: DropReason) {
         self.drops[r.index()].fetch_add(1, Ordering::Relaxed);

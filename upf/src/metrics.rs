@@ -198,6 +198,27 @@ fn families(f: &mut Families<'_>, inner: &Inner) -> std::fmt::Result {
         "Packets dropped, by reason.",
         DropReason::ALL.map(|r| ([("reason", r.label())], m.drops_of(r))),
     )?;
+    for (name, help, per) in [
+        (
+            "upf_worker_n3_rx_packets_total",
+            "G-PDUs received on N3, by data-path worker (how the flows spread).",
+            &m.worker_n3_rx,
+        ),
+        (
+            "upf_worker_n6_rx_packets_total",
+            "Packets read from the N6 TUN, by data-path worker (its TUN queue).",
+            &m.worker_n6_rx,
+        ),
+    ] {
+        f.counter(
+            name,
+            help,
+            per.counts()
+                .into_iter()
+                .enumerate()
+                .map(|(k, v)| ([("worker", k.to_string())], v)),
+        )?;
+    }
     f.counter(
         "upf_pfcp_messages_total",
         "PFCP (N4) messages and events, by kind (kind=\"session_report\": \

@@ -58,13 +58,12 @@ const OUT_ITEMS: usize = 2048;
 /// Writes one inner packet to the TUN: joined with the in-order TCP
 /// segments of its flow that follow when the TUN takes super-packets
 /// (written when the run ends, [`write_run`]), else on its own.
-fn to_tun(inner: &Inner, co: &mut Coalescer, pkt: &[u8], c: &mut BatchCounts) {
-    let tun = &inner.tun;
+fn to_tun(inner: &Inner, tun: &Tun, co: &mut Coalescer, pkt: &[u8], c: &mut BatchCounts) {
     if tun.vnet() {
         loop {
             match co.push(pkt) {
                 Push::Held => return,
-                Push::FlushFirst => write_run(inner, co, c),
+                Push::FlushFirst => write_run(inner, tun, co, c),
                 Push::Single => break,
             }
         }
@@ -80,10 +79,10 @@ fn to_tun(inner: &Inner, co: &mut Coalescer, pkt: &[u8], c: &mut BatchCounts) {
 }
 
 /// Writes the run `co` holds, if any (one TUN write; each segment counted).
-fn write_run(inner: &Inner, co: &mut Coalescer, c: &mut BatchCounts) {
+fn write_run(inner: &Inner, tun: &Tun, co: &mut Coalescer, c: &mut BatchCounts) {
     let segs = co.segments() as u64;
     let Some(f) = co.finish() else { return };
-    match Tun::send_frame(&inner.tun, f) {
+    match tun.send_frame(f) {
         Ok(_) => {
             c.tx.0 += segs;
             c.tx.1 += (f.len() - VNET_HDR_LEN) as u64;
@@ -99,13 +98,14 @@ fn write_run(inner: &Inner, co: &mut Coalescer, c: &mut BatchCounts) {
     }
 }
 
-/// Sends what a batch queued for N3 with one `sendmmsg` and counts it.
-fn flush_n3(inner: &Inner, out: &mut Outbox, slots: &Slots) {
+/// Sends what a batch queued for N3 with one `sendmmsg` from worker
+/// `k`'s socket and counts it.
+fn flush_n3(inner: &Inner, k: usize, out: &mut Outbox, slots: &Slots) {
     if out.is_empty() {
         return;
     }
     let mut err = None;
-    let sent = out.flush(inner.n3[0].as_raw_fd(), slots, &mut err);
+    let sent = out.flush(inner.n3_tx[k].as_raw_fd(), slots, &mut err);
     out.clear();
     inner.metrics.n3_tx.add_n(sent.packets, sent.bytes);
     if sent.gso_refused {
@@ -118,8 +118,11 @@ fn flush_n3(inner: &Inner, out: &mut Outbox, slots: &Slots) {
     }
 }
 
-pub(crate) fn uplink_loop(inner: &Inner, idx: usize) {
+/// Worker `k`'s uplink on N3 socket `idx`: G-PDUs in, inner packets to
+/// TUN queue `k`.
+pub(crate) fn uplink_loop(inner: &Inner, idx: usize, k: usize) {
     let sock = &inner.n3[idx];
+    let tun = &inner.tuns[k];
     let local = match sock.local_addr() {
         Ok(SocketAddr::V4(a)) => *a.ip(),
         _ => inner.n3_addr,
@@ -185,7 +188,7 @@ pub(crate) fn uplink_loop(inner: &Inner, idx: usize) {
                     gtp::G_PDU => {
                         c.rx(pkt.len());
                         match snap.uplink(*from.ip(), d.teid, d.qfi, d.payload, now) {
-                            Verdict::ToN6 => to_tun(inner, &mut co, d.payload, &mut c),
+                            Verdict::ToN6 => to_tun(inner, tun, &mut co, d.payload, &mut c),
                             Verdict::Tunnel { outer, qfi, .. } => {
                                 if first {
                                     let start = seg_start + d.payload_offset;
@@ -242,9 +245,10 @@ pub(crate) fn uplink_loop(inner: &Inner, idx: usize) {
                 }
             }
         }
-        write_run(inner, &mut co, &mut c);
-        flush_n3(inner, &mut fwd, &slots);
+        write_run(inner, tun, &mut co, &mut c);
+        flush_n3(inner, k, &mut fwd, &slots);
         inner.metrics.n3_rx.add_n(c.rx.0, c.rx.1);
+        inner.metrics.worker_n3_rx.add(k, c.rx.0);
         inner.metrics.n6_tx.add_n(c.tx.0, c.tx.1);
     }
 }
@@ -264,8 +268,14 @@ fn error_indication(inner: &Inner, from: SocketAddrV4, teid: u32, local: Ipv4Add
             .fetch_add(1, Ordering::Relaxed);
         return;
     }
+    // To the peer's GTP-U port, not the G-PDU's source port: a sender
+    // picks the source port of its G-PDUs (TS 29.281 4.4.2; the gNB's
+    // workers each send from their own), an Error Indication goes to 2152.
     let m = gtp::error_indication(teid, local, out);
-    inner.send_n3(&out[..m], from);
+    inner.send_n3(
+        &out[..m],
+        SocketAddrV4::new(*from.ip(), inner.config.n3.port),
+    );
     inner
         .metrics
         .error_indications
@@ -304,9 +314,12 @@ fn bad_gpdu_log(inner: &Inner, r: DropReason, from: SocketAddrV4, teid: u32, inn
     }
 }
 
-pub(crate) fn downlink_loop(inner: &Inner) {
+/// Worker `k`'s downlink: TUN queue `k` in, G-PDUs out from its N3
+/// source port.
+pub(crate) fn downlink_loop(inner: &Inner, k: usize) {
     let h = gtp::HEADROOM;
-    let vnet = inner.tun.vnet();
+    let tun = &inner.tuns[k];
+    let vnet = tun.vnet();
     let cap = if vnet { SEG_SLOT } else { 65536 };
     let mut slots = Slots::new(h, cap);
     // A super-packet is cut into here, then swapped with its slot.
@@ -324,7 +337,7 @@ pub(crate) fn downlink_loop(inner: &Inner) {
     let mut full = false;
     while !inner.stop.load(Ordering::Relaxed) {
         if !full {
-            match inner.tun.wait_readable(Duration::from_millis(100)) {
+            match tun.wait_readable(Duration::from_millis(100)) {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(e) => {
@@ -342,7 +355,7 @@ pub(crate) fn downlink_loop(inner: &Inner) {
         let mut read = 0;
         while read < BATCH && out.len() < OUT_ITEMS / 2 {
             let mut vh = [0u8; VNET_HDR_LEN];
-            let n = match inner.tun.recv_vnet(&mut vh, slots.data_mut(read)) {
+            let n = match tun.recv_vnet(&mut vh, slots.data_mut(read)) {
                 Ok(n) => n,
                 Err(e) => {
                     if e.kind() != io::ErrorKind::WouldBlock && inner.log_limit.allow() {
@@ -381,7 +394,7 @@ pub(crate) fn downlink_loop(inner: &Inner) {
                     } => {
                         if session.buffered.load(Ordering::Acquire) {
                             // A flush is pending: older packets go first.
-                            flush_n3(inner, &mut out, &slots);
+                            flush_n3(inner, k, &mut out, &slots);
                             inner.flush(&snap, session, &mut scratch);
                         }
                         match gtp::encap_in_place(slots.buf_mut(i), r.start, r.end, outer.teid, qfi)
@@ -404,7 +417,8 @@ pub(crate) fn downlink_loop(inner: &Inner) {
             }
         }
         full = read == BATCH || out.len() >= OUT_ITEMS / 2;
-        flush_n3(inner, &mut out, &slots);
+        flush_n3(inner, k, &mut out, &slots);
         inner.metrics.n6_rx.add_n(c.rx.0, c.rx.1);
+        inner.metrics.worker_n6_rx.add(k, c.rx.0);
     }
 }

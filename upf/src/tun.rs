@@ -12,21 +12,29 @@ pub use dpio::tun::{Tun, TunError};
 
 use crate::config::parse_cidr;
 
-/// Creates the N6 TUN `name` in the calling thread's namespace: non-blocking,
-/// MTU `mtu`, up, with a route into it for every UE pool (IPv4 CIDRs; the
-/// configuration was validated, an unparsable one is refused here too).
-pub fn create(name: &str, mtu: u32, ue_pools: &[String]) -> Result<Tun, TunError> {
+/// Creates the N6 TUN `name` with `queues` queues (one per data-path
+/// worker) in the calling thread's namespace: non-blocking, MTU `mtu`, up,
+/// with a route into it for every UE pool (IPv4 CIDRs; the configuration
+/// was validated, an unparsable one is refused here too).
+pub fn create(
+    name: &str,
+    queues: usize,
+    mtu: u32,
+    ue_pools: &[String],
+) -> Result<Vec<Tun>, TunError> {
     let mut routes = Vec::with_capacity(ue_pools.len());
     for p in ue_pools {
         routes.push(parse_cidr(p).ok_or_else(|| TunError::BadRoute(p.clone()))?);
     }
-    let (tun, offloads) = Tun::open_offload(name)?;
+    let (tuns, offloads) = Tun::open_offload_queues(name, queues)?;
     if offloads.tso() {
-        tracing::info!(tun = name, "{offloads}");
+        tracing::info!(tun = name, queues = tuns.len(), "{offloads}");
     } else {
-        tracing::warn!(tun = name, "{offloads}");
+        tracing::warn!(tun = name, queues = tuns.len(), "{offloads}");
     }
-    tun.set_nonblocking()?;
-    tun.bring_up(mtu, &routes)?;
-    Ok(tun)
+    for t in &tuns {
+        t.set_nonblocking()?;
+    }
+    tuns[0].bring_up(mtu, &routes)?;
+    Ok(tuns)
 }

@@ -482,3 +482,53 @@ fn metrics_clients_are_served_side_by_side_while_a_slow_one_dribbles() {
         "slowest answer after {slowest:?}"
     );
 }
+
+#[test]
+#[ignore = "needs root: network namespaces, veth links, TUN"]
+fn two_workers_each_keep_their_flows() {
+    // G-PDUs from the gNB's port 2152 go to worker 0, from 2153 to worker
+    // 1 (source port mod 2); the TUN hands a flow's answers to the queue
+    // its requests were written to, so each echo comes back from the
+    // worker that carried its request: from the UPF's port 2152 + k.
+    let bed = Bed::with_config(|c| c.n3.workers = Some(2));
+    let e = bed
+        .upf()
+        .establish(1, rules(to_gnb(GNB_TEID)))
+        .expect("session");
+    let teid = e.created[0].teid;
+    let second = must(bed.gnb.udp((GNB_N3, 2153)));
+    let mut buf = vec![0u8; 65536];
+    for (k, sock, flows) in [(0u16, &bed.gnb_sock, 3u16), (1, &second, 5)] {
+        for f in 0..flows {
+            let sport = 6000 + 100 * k + f;
+            let gpdu = gtp::ul_gpdu(teid, None, &up(sport, ECHO_PORT, b"which worker"));
+            sock.send_to(&gpdu, SocketAddrV4::new(UPF_N3, 2152))
+                .expect("send");
+            let (n, from) = bed
+                .gnb_sock
+                .recv_from(&mut buf)
+                .expect("the echo comes back");
+            let (t, _, inner) = inner_of(&buf[..n]);
+            let ft = FiveTuple::parse(&inner).expect("ipv4");
+            assert_eq!(
+                (t, ft.dst_port, &inner[28..]),
+                (GNB_TEID, Some(sport), &b"which worker"[..])
+            );
+            assert_eq!(
+                from.port(),
+                2152 + k,
+                "the echo of flow {sport} (worker {k}) came from UPF port {}",
+                from.port()
+            );
+        }
+    }
+    let m = bed.upf().metrics();
+    assert_eq!(m.worker_n3_rx.counts(), vec![3, 5], "G-PDUs per worker");
+    // The kernel's own packets into the TUN (an IPv6 router solicitation
+    // when it came up) may add to either queue.
+    let n6 = m.worker_n6_rx.counts();
+    assert!(
+        n6.len() == 2 && n6[0] >= 3 && n6[1] >= 5,
+        "TUN reads per worker: {n6:?}"
+    );
+}

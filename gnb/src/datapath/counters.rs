@@ -7,6 +7,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use dpio::reuseport::PerWorker;
+
 use crate::tunnels::Tunnel;
 
 /// gNB-wide counters (per interface and per event).
@@ -66,9 +68,22 @@ pub struct GnbCounters {
     pub dl_wrong_peer: AtomicU64,
     /// N1 requests refused: from another UE than the one they name.
     pub n1_refused: AtomicU64,
+    /// Packets each data-path worker read from its TUN queue.
+    pub worker_tun_rx: PerWorker,
+    /// GTP-U datagrams each data-path worker received on N3.
+    pub worker_n3_rx: PerWorker,
 }
 
 impl GnbCounters {
+    /// Counters for `workers` data-path workers.
+    pub fn with_workers(workers: usize) -> GnbCounters {
+        GnbCounters {
+            worker_tun_rx: PerWorker::new(workers),
+            worker_n3_rx: PerWorker::new(workers),
+            ..GnbCounters::default()
+        }
+    }
+
     /// `(name, help, value)` of every counter, for `/metrics`.
     pub fn all(&self) -> Vec<(&'static str, &'static str, u64)> {
         let r = |a: &AtomicU64| a.load(Ordering::Relaxed);

@@ -69,9 +69,13 @@ impl DlControl<'_> {
             Downlink::UnknownTeid(teid) => {
                 ctr.dl_unknown_teid.fetch_add(1, Ordering::Relaxed);
                 if self.errind.allow().is_some() || self.errind.suppressed < 100 {
-                    // At most ~100 Error Indications per second.
+                    // At most ~100 Error Indications per second, to the
+                    // peer's GTP-U port, not the G-PDU's source port (TS
+                    // 29.281 4.4.2: a sender picks the source port of its
+                    // G-PDUs, an Error Indication goes to 2152).
                     let r = Repr::error_indication(teid, self.local.ip());
-                    if send_repr(self.sock, &r, from, ctr) {
+                    let to = SocketAddr::new(from.ip(), self.local.port());
+                    if send_repr(self.sock, &r, to, ctr) {
                         ctr.error_indications_tx.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -178,15 +182,24 @@ impl TunWrites {
     }
 }
 
+/// Worker `worker`'s downlink: G-PDUs from its socket of the N3 port's
+/// group (bound to the gNB's N3 address) to its TUN queue.
 pub(super) fn downlink(
     tun: &Tun,
     sock: &UdpSocket,
-    local: SocketAddr,
     table: &TunnelTable,
     ctr: &GnbCounters,
     events: &tokio::sync::mpsc::UnboundedSender<DatapathEvent>,
     stop: &AtomicBool,
+    worker: usize,
 ) {
+    let local = match sock.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            warn!(worker, error = %e, "N3 socket without a local address: downlink not started");
+            return;
+        }
+    };
     let mut slots = Slots::new(0, MAX_PKT);
     let mut got = [Received::EMPTY; BATCH];
     let mut co = Coalescer::new();
@@ -263,6 +276,7 @@ pub(super) fn downlink(
         tw.frame(tun, &mut co, &mut control.log_other);
         runs.flush();
         add(&ctr.n3_rx_packets, rx);
+        ctr.worker_n3_rx.add(worker, rx);
         add(&ctr.n3_rx_bytes, rx_bytes);
         add(&ctr.tun_tx_packets, tw.packets);
         add(&ctr.tun_tx_bytes, tw.bytes);

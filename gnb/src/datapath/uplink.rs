@@ -55,6 +55,7 @@ pub(super) fn uplink(
     table: &TunnelTable,
     ctr: &GnbCounters,
     stop: &AtomicBool,
+    worker: usize,
 ) {
     let cap = if tun.vnet() { SEG_SLOT } else { MAX_PKT };
     let mut slots = Slots::new(HEADROOM, cap);
@@ -181,6 +182,7 @@ pub(super) fn uplink(
             }
         }
         add(&ctr.tun_rx_packets, rx);
+        ctr.worker_tun_rx.add(worker, rx);
         add(&ctr.tun_rx_bytes, rx_bytes);
         add(&ctr.tun_rx_super_packets, supers);
         add(&ctr.offload_errors, bad);

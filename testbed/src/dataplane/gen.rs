@@ -151,7 +151,7 @@ fn socket_with_src(src: Ipv4Addr) -> std::io::Result<TcpStream> {
     // SAFETY: fd is a fresh socket we own.
     let s = unsafe { <TcpStream as std::os::fd::FromRawFd>::from_raw_fd(fd) };
     big_buffers(fd, 4 << 20);
-    let sa = sockaddr_in(SocketAddrV4::new(src, 0));
+    let sa = topo::emu::sockaddr_in(SocketAddrV4::new(src, 0));
     // SAFETY: sa is a valid sockaddr_in of the given length.
     let r = unsafe {
         libc::bind(
@@ -169,7 +169,7 @@ fn socket_with_src(src: Ipv4Addr) -> std::io::Result<TcpStream> {
 /// Connects within 3 s (Linux bounds connect(2) by SO_SNDTIMEO).
 fn connect_timeout(s: TcpStream, to: SocketAddrV4) -> std::io::Result<TcpStream> {
     s.set_write_timeout(Some(Duration::from_secs(3)))?;
-    let sa = sockaddr_in(to);
+    let sa = topo::emu::sockaddr_in(to);
     // SAFETY: sa is a valid sockaddr_in; blocking connect on our socket.
     let r = unsafe {
         libc::connect(
@@ -183,17 +183,6 @@ fn connect_timeout(s: TcpStream, to: SocketAddrV4) -> std::io::Result<TcpStream>
     }
     s.set_write_timeout(None)?;
     Ok(s)
-}
-
-fn sockaddr_in(a: SocketAddrV4) -> libc::sockaddr_in {
-    libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: a.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(*a.ip()).to_be(),
-        },
-        sin_zero: [0; 8],
-    }
 }
 
 /// Datagrams per sendmmsg/recvmmsg call.

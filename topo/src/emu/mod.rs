@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 pub use self::core::{ImpairedQueue, QueueLimits, QueueStats, SplitMix64, Verdict};
-pub use self::sys::setsockopt_int;
+pub use self::sys::{setsockopt, setsockopt_int, sockaddr_in};
 
 /// Impairment of one direction of a link.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

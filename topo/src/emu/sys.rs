@@ -30,6 +30,19 @@ fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+/// The C form of an IPv4 socket address (for `bind`/`sendto` by libc;
+/// also the testbed's traffic generator's and dpio's).
+pub fn sockaddr_in(a: std::net::SocketAddrV4) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: a.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*a.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
 /// `setsockopt` of a C `int` option (`level`, `opt`) to `val` (also the
 /// data path's socket options in dpio).
 pub fn setsockopt_int(
@@ -38,14 +51,27 @@ pub fn setsockopt_int(
     opt: libc::c_int,
     val: libc::c_int,
 ) -> io::Result<()> {
+    setsockopt(fd, level, opt, &val)
+}
+
+/// `setsockopt` of option (`level`, `opt`) to the C value `val` (an `int`,
+/// a `timeval`, a `sock_fprog`...): the kernel copies `size_of::<T>()`
+/// bytes from it, and whatever it points to, during the call; a bad
+/// pointer inside is the kernel's `EFAULT`, not a fault here.
+pub fn setsockopt<T: Copy>(
+    fd: RawFd,
+    level: libc::c_int,
+    opt: libc::c_int,
+    val: &T,
+) -> io::Result<()> {
     // SAFETY: `val` outlives the call and its size is passed.
     cvt(unsafe {
         libc::setsockopt(
             fd,
             level,
             opt,
-            (&val as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            (val as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
         )
     })
     .map(drop)
