@@ -115,7 +115,12 @@ impl Datapath {
             )));
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let mut threads = Vec::new();
+        // Threads go into the data path as they start: if a later step
+        // fails, dropping it stops and joins those already running.
+        let mut dp = Datapath {
+            stop: stop.clone(),
+            threads: Vec::new(),
+        };
         let mut senders = Vec::with_capacity(group.len());
         for k in 0..group.len() {
             let (s, moved) = dpio::reuseport::bind_sender(&group, k)?;
@@ -139,7 +144,7 @@ impl Datapath {
             }
             let dl_tun = tun.try_clone()?;
             let (stop_u, table_u, counters_u) = (stop.clone(), table.clone(), counters.clone());
-            threads.push(
+            dp.threads.push(
                 std::thread::Builder::new()
                     .name(format!("gnb-uplink{k}"))
                     .spawn(move || {
@@ -153,7 +158,7 @@ impl Datapath {
                 counters.clone(),
                 events.clone(),
             );
-            threads.push(
+            dp.threads.push(
                 std::thread::Builder::new()
                     .name(format!("gnb-downlink{k}"))
                     .spawn(move || {
@@ -166,7 +171,7 @@ impl Datapath {
             workers,
             "N3 data path started: per worker a TUN queue, a socket of the N3 port (UDP GRO) and an uplink source port"
         );
-        Ok(Datapath { stop, threads })
+        Ok(dp)
     }
 
     /// Stops both threads and waits for them.

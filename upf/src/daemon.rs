@@ -406,7 +406,14 @@ impl Upf {
             pfcp_stats: node.stats().clone(),
             config,
         });
-        let mut threads = Vec::new();
+        // Threads go into the UPF as they start: if a later one fails to
+        // start, dropping it stops and joins those already running.
+        let mut upf = Upf {
+            inner: inner.clone(),
+            threads: Vec::new(),
+            metrics_addr,
+            n4_addr: Some(n4_addr),
+        };
         // The packet threads: an uplink per N3 socket (worker `i % workers`
         // of its address), a downlink per worker.
         let loops = (0..inner.n3.len())
@@ -414,7 +421,7 @@ impl Upf {
             .chain((0..workers).map(|k| ("upf-dl", k, None)));
         for (what, i, uplink_worker) in loops {
             let inn = inner.clone();
-            threads.push(
+            upf.threads.push(
                 std::thread::Builder::new()
                     .name(format!("{what}{i}"))
                     .spawn(move || {
@@ -427,13 +434,13 @@ impl Upf {
             );
         }
         let inn = inner.clone();
-        threads.push(
+        upf.threads.push(
             std::thread::Builder::new()
                 .name("upf-n4".into())
                 .spawn(move || control_loop(&inn, n4, node))?,
         );
         let inn = inner.clone();
-        threads.push(
+        upf.threads.push(
             std::thread::Builder::new()
                 .name("upf-metrics".into())
                 .spawn(move || crate::metrics::serve(inn, metrics_listener))?,
@@ -448,12 +455,7 @@ impl Upf {
             recovery_ts,
             "UPF started"
         );
-        Ok(Upf {
-            inner,
-            threads,
-            metrics_addr,
-            n4_addr: Some(n4_addr),
-        })
+        Ok(upf)
     }
 
     /// Shared state (for the PFCP layer and tests).
