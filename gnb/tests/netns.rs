@@ -430,3 +430,56 @@ fn check_config_names_the_bad_field() {
     let good = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/gnb.toml");
     testkit::run_cmd(BIN, &["check-config", good]).unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// A worker's count in a `/metrics` family with a `worker` label.
+fn worker_metric(from: &testkit::Netns, name: &str, worker: usize) -> u64 {
+    let (st, body) = http(from, "GET", format!("{}/metrics", n2()), None);
+    assert_eq!(st, 200);
+    let label = format!("worker=\"{worker}\"");
+    body.lines()
+        .find(|l| l.starts_with(&format!("{name}{{")) && l.contains(&label))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("metric {name}{{{label}}} missing:\n{body}"))
+}
+
+#[test]
+#[ignore = "needs root: network namespaces, TUN, nftables"]
+fn each_worker_takes_the_g_pdus_of_its_source_ports() {
+    // The UPF's worker k sends from port 2152 + k: the gNB's N3 port hands
+    // a G-PDU to its worker (source port mod workers), and each one
+    // reaches the UE.
+    let (topo, upf, _gnb) = gnb_with_upf("h7w", BIN, FakeUpf::start);
+    let workers = dpio::reuseport::workers(None).expect("workers");
+    let gnb_n3 = SocketAddr::from((addr::GNB_N3, 2152));
+    let a = Ipv4Addr::new(10, 45, 0, 7);
+    let r = setup(&topo.upf, "imsi-001010000000003", 1, a, 0x100);
+    ue_session(&topo.ue, a, 1001);
+    let ue_sock = ue_dl_socket(&topo.ue, a, Duration::from_secs(3));
+    let second = topo
+        .upf
+        .udp(SocketAddr::from((addr::UPF_N3, 2153)))
+        .expect("a second UPF port");
+    let before: Vec<u64> = (0..workers)
+        .map(|k| worker_metric(&topo.upf, "gnb_worker_n3_rx_packets_total", k))
+        .collect();
+    let mut b = [0u8; 64];
+    upf.send(&dl_udp(r.dl_teid, a, b"2152"), gnb_n3).unwrap();
+    let (n, _) = ue_sock.recv_from(&mut b).expect("from port 2152");
+    assert_eq!(&b[..n], b"2152");
+    for _ in 0..3 {
+        second
+            .send_to(&dl_udp(r.dl_teid, a, b"2153"), gnb_n3)
+            .unwrap();
+        let (n, _) = ue_sock.recv_from(&mut b).expect("from port 2153");
+        assert_eq!(&b[..n], b"2153");
+    }
+    let after: Vec<u64> = (0..workers)
+        .map(|k| worker_metric(&topo.upf, "gnb_worker_n3_rx_packets_total", k))
+        .collect();
+    let mut want = vec![0u64; workers];
+    want[2152 % workers] += 1;
+    want[2153 % workers] += 3;
+    let got: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    assert_eq!(got, want, "G-PDUs per gNB worker ({workers} workers)");
+}
