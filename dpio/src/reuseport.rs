@@ -50,28 +50,34 @@ pub fn workers(configured: Option<usize>) -> io::Result<usize> {
     }
 }
 
-/// A count per data-path worker: each worker adds to its own slot once per
-/// batch, a scrape lists them (how the flows spread over the workers).
+/// A count per data-path worker: each worker adds to its own slot (a
+/// cache line of its own) once per batch, a scrape lists them (how the
+/// flows spread over the workers).
 #[derive(Debug, Default)]
-pub struct PerWorker(Box<[AtomicU64]>);
+pub struct PerWorker(Box<[Slot]>);
+
+/// One worker's count, alone on its cache line.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Slot(AtomicU64);
 
 impl PerWorker {
     /// Zeroed slots for `workers` workers.
     pub fn new(workers: usize) -> PerWorker {
-        PerWorker((0..workers).map(|_| AtomicU64::new(0)).collect())
+        PerWorker((0..workers).map(|_| Slot::default()).collect())
     }
 
     /// Adds `n` to worker `k`'s slot (nothing for a zero or an unknown
     /// worker).
     pub fn add(&self, k: usize, n: u64) {
         if let (Some(c), true) = (self.0.get(k), n != 0) {
-            c.fetch_add(n, Ordering::Relaxed);
+            c.0.fetch_add(n, Ordering::Relaxed);
         }
     }
 
     /// Each worker's count, by worker.
     pub fn counts(&self) -> Vec<u64> {
-        self.0.iter().map(|c| c.load(Ordering::Relaxed)).collect()
+        self.0.iter().map(|c| c.0.load(Ordering::Relaxed)).collect()
     }
 }
 
