@@ -130,7 +130,8 @@ impl Datapath {
             }
             senders.push(s);
         }
-        for s in group.iter().chain(&senders) {
+        // Sender 0 is socket 0 of the group (a clone): set once.
+        for s in group.iter().chain(senders.iter().skip(1)) {
             if let Err(e) = dpio::udp::set_buffers(s.as_raw_fd(), dpio::udp::N3_BUFFER) {
                 warn!(error = %e, "N3 socket buffers left at the default");
             }

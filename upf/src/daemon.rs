@@ -344,7 +344,8 @@ impl Upf {
             }
             n3_tx.push(s);
         }
-        for s in n3.iter().chain(&n3_tx) {
+        // n3_tx[0] is n3[0] (a clone): set once.
+        for s in n3.iter().chain(n3_tx.iter().skip(1)) {
             s.set_read_timeout(Some(Duration::from_millis(100)))?;
             let fd = std::os::fd::AsRawFd::as_raw_fd(s);
             if let Err(e) = dpio::udp::set_buffers(fd, dpio::udp::N3_BUFFER) {
