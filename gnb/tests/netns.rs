@@ -474,12 +474,17 @@ fn each_worker_takes_the_g_pdus_of_its_source_ports() {
         let (n, _) = ue_sock.recv_from(&mut b).expect("from port 2153");
         assert_eq!(&b[..n], b"2153");
     }
-    let after: Vec<u64> = (0..workers)
-        .map(|k| worker_metric(&topo.upf, "gnb_worker_n3_rx_packets_total", k))
-        .collect();
     let mut want = vec![0u64; workers];
     want[2152 % workers] += 1;
     want[2153 % workers] += 3;
-    let got: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    // A worker adds its batch's count after writing the batch: the UE can
+    // have the last packet before the count is there.
+    let got = || -> Vec<u64> {
+        (0..workers)
+            .map(|k| worker_metric(&topo.upf, "gnb_worker_n3_rx_packets_total", k) - before[k])
+            .collect()
+    };
+    wait_until(Duration::from_secs(3), || got() == want);
+    let got = got();
     assert_eq!(got, want, "G-PDUs per gNB worker ({workers} workers)");
 }
