@@ -132,21 +132,39 @@ fn source_port_program(n: u32) -> [libc::sock_filter; 4] {
     ]
 }
 
-/// Attaches [`source_port_program`] to the group `sock` belongs to.
-fn steer_by_source_port(sock: &UdpSocket, n: u32) -> io::Result<()> {
-    let mut prog = source_port_program(n);
+/// Attaches the classic BPF program `prog` to `sock` as socket option
+/// `opt` (`SO_ATTACH_FILTER`, `SO_ATTACH_REUSEPORT_CBPF`).
+fn attach(sock: &UdpSocket, opt: libc::c_int, prog: &mut [libc::sock_filter]) -> io::Result<()> {
     let fprog = libc::sock_fprog {
         len: prog.len() as u16,
         filter: prog.as_mut_ptr(),
     };
     // `fprog` points at `prog`, both live across the call; the kernel
     // copies the program.
-    topo::emu::setsockopt(
-        sock.as_raw_fd(),
-        libc::SOL_SOCKET,
+    topo::emu::setsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, opt, &fprog)
+}
+
+/// Attaches [`source_port_program`] to the group `sock` belongs to.
+fn steer_by_source_port(sock: &UdpSocket, n: u32) -> io::Result<()> {
+    attach(
+        sock,
         libc::SO_ATTACH_REUSEPORT_CBPF,
-        &fprog,
+        &mut source_port_program(n),
     )
+}
+
+/// Makes `sock` a sender only: a socket filter that accepts nothing drops
+/// whatever comes to it before it is queued (nobody reads a sender, and a
+/// queue that is never read would hold up to its buffer's size).
+fn send_only(sock: UdpSocket) -> io::Result<UdpSocket> {
+    let mut drop_all = [libc::sock_filter {
+        code: (libc::BPF_RET | libc::BPF_K) as u16,
+        jt: 0,
+        jf: 0,
+        k: 0,
+    }];
+    attach(&sock, libc::SO_ATTACH_FILTER, &mut drop_all)?;
+    Ok(sock)
 }
 
 /// What [`bind_group`] made.
@@ -193,7 +211,9 @@ pub fn bind_group(addr: SocketAddrV4, n: usize) -> io::Result<Group> {
 /// The socket worker `k` sends from: `group[0]` itself for `k` = 0 (a
 /// clone), else a socket bound to `ip` and the group's port + `k`, or to a
 /// port the kernel picks when that one is taken (`Err` holds why, beside
-/// the socket).
+/// the socket). A socket of its own takes no input: what a peer sends to
+/// it (a G-PDU or an Error Indication to the wrong port, TS 29.281 4.4.2
+/// names 2152) is dropped by the kernel instead of queued unread.
 pub fn bind_sender(group: &[UdpSocket], k: usize) -> io::Result<(UdpSocket, Option<io::Error>)> {
     let local = match group.first() {
         Some(s) => s.local_addr()?,
@@ -207,10 +227,11 @@ pub fn bind_sender(group: &[UdpSocket], k: usize) -> io::Result<(UdpSocket, Opti
     }
     let want = local.port().checked_add(k as u16).filter(|p| *p != 0);
     let ip: Ipv4Addr = *local.ip();
+    let any = || UdpSocket::bind(SocketAddrV4::new(ip, 0)).and_then(send_only);
     match want.map(|p| UdpSocket::bind(SocketAddrV4::new(ip, p))) {
-        Some(Ok(s)) => Ok((s, None)),
-        Some(Err(e)) => Ok((UdpSocket::bind(SocketAddrV4::new(ip, 0))?, Some(e))),
-        None => Ok((UdpSocket::bind(SocketAddrV4::new(ip, 0))?, None)),
+        Some(Ok(s)) => Ok((send_only(s)?, None)),
+        Some(Err(e)) => Ok((any()?, Some(e))),
+        None => Ok((any()?, None)),
     }
 }
 
@@ -291,6 +312,22 @@ mod tests {
         assert_eq!(e2.is_none(), p2 == at.port() + 2, "{p2} {e2:?}");
         assert_eq!(workers(Some(0)).unwrap(), 1);
         assert_eq!(workers(Some(3)).unwrap(), 3);
+        // A sender of its own takes no input. Datagrams from one socket
+        // over loopback keep their order: once the marker reached the
+        // group (the socket of the peer's port), the one sent to s2 before
+        // it was dropped, not queued.
+        let peer = UdpSocket::bind(lo).unwrap();
+        peer.send_to(b"to a sender", s2.local_addr().unwrap())
+            .unwrap();
+        peer.send_to(b"marker", at).unwrap();
+        let mine = &g.sockets[usize::from(peer.local_addr().unwrap().port() % 3)];
+        mine.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut b = [0u8; 16];
+        let n = mine.recv(&mut b).unwrap();
+        assert_eq!(&b[..n], b"marker");
+        s2.set_nonblocking(true).unwrap();
+        let e = s2.recv(&mut b).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "a sender queued input");
         match std::env::var(WORKERS_ENV) {
             Err(_) => assert!((1..=MAX_DEFAULT_WORKERS).contains(&workers(None).unwrap())),
             Ok(v) => assert_eq!(

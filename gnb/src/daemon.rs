@@ -9,7 +9,7 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use crate::config::GnbConfig;
-use crate::datapath::{Datapath, DatapathEvent, GnbCounters};
+use crate::datapath::{Datapath, DatapathEvent, DrainBarrier, GnbCounters, DRAIN_DEADLINE};
 use crate::firewall::{Firewall, FirewallError, FirewallSpec};
 use crate::radio::{Attachments, RadioLink, RadioPeer};
 use crate::tun::{Tun, TunError};
@@ -48,6 +48,30 @@ async fn announce(gnb: Arc<Gnb>) {
             _ => {}
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// An End Marker on a draining tunnel: once every data-path worker has
+/// handled what it received before it ([`DrainBarrier`], at most
+/// [`DRAIN_DEADLINE`]), the tunnel goes, and the UE's address with its
+/// last tunnel.
+async fn end_marker(gnb: Arc<Gnb>, table: Arc<TunnelTable>, teid: u32) {
+    let drained = &gnb.counters.worker_n3_drained;
+    let barrier = DrainBarrier::new(drained.counts());
+    let deadline = tokio::time::Instant::now() + DRAIN_DEADLINE;
+    loop {
+        let waiting = barrier.waiting(&drained.counts());
+        if waiting.is_empty() {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            warn!(teid, workers = ?waiting, "End Marker: workers still busy after the drain deadline, the old tunnel goes anyway");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    if let Some(a) = crate::datapath::end_marker_teardown(&table, teid) {
+        gnb.close_addr(a).await;
     }
 }
 
@@ -353,9 +377,7 @@ async fn serve(
             _ = &mut shutdown => break,
             ev = ev_rx.recv() => match ev {
                 Some(DatapathEvent::EndMarker(teid)) => {
-                    if let Some(a) = crate::datapath::end_marker_teardown(&table, teid) {
-                        gnb.close_addr(a).await;
-                    }
+                    tokio::spawn(end_marker(gnb.clone(), table.clone(), teid));
                 }
                 None => break,
             },

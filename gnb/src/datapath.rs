@@ -73,6 +73,44 @@ pub enum DatapathEvent {
     EndMarker(u32),
 }
 
+/// Waits out what the other workers had received before an End Marker.
+///
+/// The UPF's workers send G-PDUs from ports of their own, so the G-PDUs of
+/// the old path can sit in another worker's socket when the End Marker
+/// (TS 29.281 5.1: the last packet on that path) reaches its worker. The
+/// tunnel goes only once every worker has found its socket empty twice
+/// since (the receive that finds it empty the second time began after the
+/// End Marker arrived) and handled what it took: no G-PDU that came before
+/// the End Marker meets an unknown TEID. Pure: the counts are
+/// [`GnbCounters::worker_n3_drained`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrainBarrier {
+    at: Vec<u64>,
+}
+
+impl DrainBarrier {
+    /// Each worker's count of empty sockets when the End Marker arrived.
+    pub fn new(drained: Vec<u64>) -> DrainBarrier {
+        DrainBarrier { at: drained }
+    }
+
+    /// The workers (by index) that have not drained yet, given the counts
+    /// `now`; none left means the tunnel may go.
+    pub fn waiting(&self, now: &[u64]) -> Vec<usize> {
+        self.at
+            .iter()
+            .enumerate()
+            .filter(|&(k, at)| now.get(k).is_none_or(|n| *n < at.saturating_add(2)))
+            .map(|(k, _)| k)
+            .collect()
+    }
+}
+
+/// Longest an End Marker's teardown waits for the workers to drain (an
+/// idle worker finds its socket empty at every `POLL`; one that never
+/// does is under a load of full batches, and the tunnel goes anyway).
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(1);
+
 /// The control side's part of an End Marker: removes the tunnel of
 /// `dl_teid` if it is still draining, and returns its UE address when no
 /// tunnel is left for it (its host route goes).
@@ -195,5 +233,21 @@ pub fn v4(ip: IpAddr) -> Option<Ipv4Addr> {
     match ip {
         IpAddr::V4(a) => Some(a),
         IpAddr::V6(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DrainBarrier;
+
+    #[test]
+    fn a_worker_drains_when_it_found_its_socket_empty_twice_since() {
+        let b = DrainBarrier::new(vec![5, 9]);
+        assert_eq!(b.waiting(&[5, 9]), vec![0, 1]);
+        // Once: that receive may have begun before the End Marker came.
+        assert_eq!(b.waiting(&[6, 11]), vec![0]);
+        assert_eq!(b.waiting(&[7, 11]), Vec::<usize>::new());
+        // A count that is missing (fewer workers than at the start) waits.
+        assert_eq!(b.waiting(&[7]), vec![1]);
     }
 }

@@ -488,3 +488,57 @@ fn each_worker_takes_the_g_pdus_of_its_source_ports() {
     let got = got();
     assert_eq!(got, want, "G-PDUs per gNB worker ({workers} workers)");
 }
+
+#[test]
+#[ignore = "needs root: network namespaces, TUN, nftables"]
+fn an_end_marker_waits_for_the_old_g_pdus_of_every_worker() {
+    // The UPF's worker 1 sends the old path's last G-PDUs from port 2153,
+    // its control side the End Marker from 2152: they reach different gNB
+    // workers. The old tunnel must stay until the other worker has handled
+    // every G-PDU that came before the End Marker (none meets an unknown
+    // TEID), and then go.
+    let (topo, upf, _gnb) = gnb_with_upf("h7e", BIN, FakeUpf::start);
+    let gnb_n3 = SocketAddr::from((addr::GNB_N3, 2152));
+    let a = Ipv4Addr::new(10, 45, 0, 8);
+    let ue = "imsi-001010000000004";
+    let old = setup(&topo.upf, ue, 1, a, 0x100);
+    ue_session(&topo.ue, a, 1001);
+    let new = setup(&topo.upf, ue, 1, a, 0x300);
+    let t = tunnels(&topo.upf);
+    assert!(t.iter().any(|t| t.dl_teid == old.dl_teid && t.draining));
+    let second = topo
+        .upf
+        .udp(SocketAddr::from((addr::UPF_N3, 2153)))
+        .expect("a second UPF port");
+    let m = |name| metric(&topo.upf, name);
+    let (unknown0, rx0, tx0) = (
+        m("gnb_dl_unknown_teid_total"),
+        m("gnb_n3_rx_packets_total"),
+        m("gnb_tun_tx_packets_total"),
+    );
+    const N: u64 = 3000;
+    let g_pdu = dl_udp(old.dl_teid, a, b"last");
+    for _ in 0..N {
+        second.send_to(&g_pdu, gnb_n3).unwrap();
+    }
+    upf.send_repr(&Repr::end_marker(old.dl_teid), gnb_n3)
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || tunnels(&topo.upf).len() == 1),
+        "the old tunnel stayed after its End Marker: {:?}",
+        tunnels(&topo.upf)
+    );
+    assert_eq!(tunnels(&topo.upf)[0].dl_teid, new.dl_teid);
+    // Every datagram reached the gNB (so none of the G-PDUs was spared the
+    // race by a full socket), and each G-PDU went to the TUN.
+    assert!(wait_until(Duration::from_secs(3), || m(
+        "gnb_n3_rx_packets_total"
+    ) - rx0
+        == N + 1));
+    assert_eq!(
+        m("gnb_dl_unknown_teid_total") - unknown0,
+        0,
+        "G-PDUs sent before the End Marker met an unknown TEID"
+    );
+    assert_eq!(m("gnb_tun_tx_packets_total") - tx0, N);
+}

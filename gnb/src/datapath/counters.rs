@@ -72,6 +72,11 @@ pub struct GnbCounters {
     pub worker_tun_rx: PerWorker,
     /// GTP-U datagrams each data-path worker received on N3.
     pub worker_n3_rx: PerWorker,
+    /// How many times each worker found its N3 socket empty (a receive
+    /// that waited out its timeout or took less than a full batch), counted
+    /// once what it received is handled: the End Marker's drain barrier
+    /// ([`crate::datapath::DrainBarrier`]).
+    pub worker_n3_drained: PerWorker,
 }
 
 impl GnbCounters {
@@ -80,6 +85,7 @@ impl GnbCounters {
         GnbCounters {
             worker_tun_rx: PerWorker::new(workers),
             worker_n3_rx: PerWorker::new(workers),
+            worker_n3_drained: PerWorker::new(workers),
             ..GnbCounters::default()
         }
     }

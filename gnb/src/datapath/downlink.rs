@@ -216,7 +216,12 @@ pub(super) fn downlink(
     while !stop.load(Ordering::Relaxed) {
         let n = match recv_batch(fd, &mut slots, &mut got) {
             Ok(n) => n,
-            Err(e) if dpio::udp::nothing_yet(&e) => continue,
+            Err(e) if dpio::udp::nothing_yet(&e) => {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    ctr.worker_n3_drained.add(worker, 1);
+                }
+                continue;
+            }
             Err(e) => {
                 if let Some(s) = control.log_other.allow() {
                     warn!(error = %e, suppressed = s, "N3 receive failed");
@@ -282,5 +287,10 @@ pub(super) fn downlink(
         add(&ctr.tun_tx_bytes, tw.bytes);
         add(&ctr.tun_tx_errors, tw.errors);
         add(&ctr.tun_tx_super_packets, tw.supers);
+        if n < BATCH {
+            // The receive took all there was: the socket was empty when
+            // it returned, and that batch is now handled.
+            ctr.worker_n3_drained.add(worker, 1);
+        }
     }
 }
