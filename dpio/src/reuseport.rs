@@ -17,6 +17,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 /// The environment variable that sets how many data-path workers the gNB
 /// and the UPF run when their configuration does not say.
@@ -78,6 +79,24 @@ impl PerWorker {
     /// Each worker's count, by worker.
     pub fn counts(&self) -> Vec<u64> {
         self.0.iter().map(|c| c.0.load(Ordering::Relaxed)).collect()
+    }
+
+    /// For workers that mark the start and the end of each batch with
+    /// `add(k, 1)` (odd: inside a batch): waits until every worker that is
+    /// inside a batch now has left it, at most until `deadline`; `Err(k)`
+    /// names a worker still in the same batch then. Spins, yielding the
+    /// CPU: a batch takes microseconds.
+    pub fn wait_out_batches(&self, deadline: Instant) -> Result<(), usize> {
+        for (k, slot) in self.0.iter().enumerate() {
+            let mark = slot.0.load(Ordering::Relaxed);
+            while mark % 2 == 1 && slot.0.load(Ordering::Relaxed) == mark {
+                if Instant::now() >= deadline {
+                    return Err(k);
+                }
+                std::thread::yield_now();
+            }
+        }
+        Ok(())
     }
 }
 
@@ -240,6 +259,28 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn waiting_out_batches_waits_for_the_workers_inside_one() {
+        let p = std::sync::Arc::new(PerWorker::new(3));
+        let soon = Instant::now() + Duration::from_millis(50);
+        assert_eq!(p.wait_out_batches(soon), Ok(()), "nobody in a batch");
+        p.add(1, 1);
+        p.add(2, 2);
+        assert_eq!(p.wait_out_batches(soon), Err(1), "worker 1 never leaves");
+        // Worker 1 leaves its batch and starts the next: not waited for.
+        let ends = {
+            let p = p.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                p.add(1, 2);
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        assert_eq!(p.wait_out_batches(deadline), Ok(()));
+        assert!(p.counts()[1] >= 3, "returned before the batch ended");
+        ends.join().unwrap();
+    }
 
     #[test]
     fn the_sender_port_picks_the_socket_of_the_group() {

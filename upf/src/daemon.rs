@@ -30,6 +30,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
+use dpio::reuseport::PerWorker;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
@@ -90,6 +91,10 @@ impl LogLimiter {
 /// Peers whose Error Indication buckets are tracked at once.
 const ERROR_INDICATION_PEERS: usize = 1024;
 
+/// Longest an End Marker waits for the downlink workers' batches in
+/// progress ([`Inner::quiesce_downlink`]).
+const QUIESCE_DEADLINE: Duration = Duration::from_millis(10);
+
 /// Seconds between 1900 (NTP era 0) and 1970.
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 
@@ -106,6 +111,9 @@ pub struct Inner {
     table: Mutex<SessionTable>,
     /// Interface counters.
     pub metrics: Metrics,
+    /// Per downlink worker, odd while it is inside a batch (a snapshot
+    /// loaded, its G-PDUs not yet sent): [`Inner::quiesce_downlink`].
+    pub(crate) dl_in_batch: PerWorker,
     /// N3 receive sockets: per address, one per worker (worker `k`'s at
     /// `address index * workers + k`), in one `SO_REUSEPORT` group per
     /// address that hands each datagram to the socket its source port
@@ -151,12 +159,17 @@ impl Inner {
         // Most changes have no End Marker or flush: allocate the 64 KiB
         // scratch buffer only for the first event.
         let mut scratch = Vec::new();
+        let mut quiesced = false;
         while let Some(ev) = table.poll_event() {
             if scratch.is_empty() {
                 scratch = vec![0u8; gtp::HEADROOM + 65536];
             }
             match ev {
                 Event::EndMarker { peer, teid } => {
+                    if !quiesced {
+                        self.quiesce_downlink();
+                        quiesced = true;
+                    }
                     let n = gtp::end_marker(teid, &mut scratch);
                     if self.n3[0].send_to(&scratch[..n], peer).is_ok() {
                         self.metrics.n3_tx.add(n);
@@ -172,6 +185,26 @@ impl Inner {
                     }
                 }
             }
+        }
+    }
+
+    /// Waits until no downlink worker is inside a batch that began before
+    /// the snapshot just published, so that an End Marker (TS 29.281 5.1:
+    /// the last packet of the old path) is sent after the G-PDUs that
+    /// batch took the old path for. A worker that is idle, or starts its
+    /// next batch, sees the new snapshot; one inside a batch is waited for
+    /// (a batch takes microseconds; at most [`QUIESCE_DEADLINE`], logged).
+    pub(crate) fn quiesce_downlink(&self) {
+        // Pairs with the fence a worker makes between marking its batch
+        // and loading the snapshot: either this reads its mark, or its
+        // load sees the snapshot published before.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let deadline = Instant::now() + QUIESCE_DEADLINE;
+        if let Err(worker) = self.dl_in_batch.wait_out_batches(deadline) {
+            warn!(
+                worker,
+                "End Marker sent while a downlink worker is still inside a batch"
+            );
         }
     }
 
@@ -391,6 +424,7 @@ impl Upf {
             snapshot: ArcSwap::from_pointee(Snapshot::empty(epoch)),
             stop: AtomicBool::new(false),
             metrics: Metrics::with_workers(workers),
+            dl_in_batch: PerWorker::new(workers),
             n3,
             n3_tx,
             n3_addr,

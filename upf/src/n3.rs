@@ -349,6 +349,11 @@ pub(crate) fn downlink_loop(inner: &Inner, k: usize) {
                 }
             }
         }
+        // Odd from here until the batch's G-PDUs are sent (an End Marker
+        // waits for it, [`Inner::quiesce_downlink`]); the fence pairs with
+        // the one after publishing a snapshot.
+        inner.dl_in_batch.add(k, 1);
+        std::sync::atomic::fence(Ordering::SeqCst);
         let snap = inner.snapshot.load();
         let now = Instant::now();
         let mut c = BatchCounts::default();
@@ -384,8 +389,8 @@ pub(crate) fn downlink_loop(inner: &Inner, k: usize) {
                     continue;
                 }
             };
-            for k in 0..segs.count {
-                let r = segs.range(k);
+            for seg in 0..segs.count {
+                let r = segs.range(seg);
                 match snap.downlink(&slots.buf(i)[r.clone()], now, true) {
                     Verdict::Tunnel {
                         outer,
@@ -418,6 +423,7 @@ pub(crate) fn downlink_loop(inner: &Inner, k: usize) {
         }
         full = read == BATCH || out.len() >= OUT_ITEMS / 2;
         flush_n3(inner, k, &mut out, &slots);
+        inner.dl_in_batch.add(k, 1);
         inner.metrics.n6_rx.add_n(c.rx.0, c.rx.1);
         inner.metrics.worker_n6_rx.add(k, c.rx.0);
     }
