@@ -104,6 +104,23 @@ fn gunzip(path: &str) -> Option<String> {
     Some(text)
 }
 
+/// Whether a build configuration makes the preemption model a boot-time
+/// choice (`preempt=` on the kernel command line).
+fn dynamic_in_config(text: &str) -> bool {
+    text.lines().any(|l| l.trim() == "CONFIG_PREEMPT_DYNAMIC=y")
+}
+
+/// Whether this kernel chooses its preemption model at boot
+/// (`CONFIG_PREEMPT_DYNAMIC`); false when its configuration is unreadable.
+pub fn preemption_is_dynamic() -> bool {
+    let read = |p: &str| std::fs::read_to_string(p).ok();
+    let config = gunzip("/proc/config.gz").or_else(|| {
+        let release = read("/proc/sys/kernel/osrelease")?;
+        read(&format!("/boot/config-{}", release.trim()))
+    });
+    config.is_some_and(|t| dynamic_in_config(&t))
+}
+
 /// This kernel's preemption model, from the first source that tells:
 /// debugfs (the model now), the command line, `uname -v` for RT, then the
 /// build configuration (`/proc/config.gz`, `/boot/config-<release>`).
@@ -198,6 +215,8 @@ pub struct HostReport {
     /// Null: no source told.
     pub preemption: Option<Preemption>,
     pub preemption_source: Option<&'static str>,
+    /// The model is chosen at boot (`preempt=none|voluntary|full`).
+    pub preemption_dynamic: bool,
     /// Over the run; null when `/proc/stat` could not be read.
     pub cpu: Option<CpuUse>,
     /// openh264's SIMD flags in the build of the instances that encoded
@@ -215,6 +234,7 @@ impl HostReport {
             cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
             preemption: p.map(|p| p.model),
             preemption_source: p.map(|p| p.source),
+            preemption_dynamic: preemption_is_dynamic(),
             cpu: start.and_then(|s| CpuTimes::now()?.since(&s)),
             h264_simd,
         }
@@ -250,8 +270,14 @@ impl HostReport {
         }
         if self.preemption.is_some_and(Preemption::holds_off_realtime) {
             s.push_str(
-                "\n  (this kernel does not preempt a thread in a kernel path: the UE's real-time display thread can wait for one, which shows as display stalls)",
+                "\n  (this kernel does not preempt a thread in a kernel path: the UE's real-time display thread can wait for one, which shows as display stalls",
             );
+            if self.preemption_dynamic {
+                s.push_str(
+                    "; it is built with PREEMPT_DYNAMIC: booted with `preempt=full` it would",
+                );
+            }
+            s.push(')');
         }
         s
     }
@@ -326,6 +352,10 @@ mod tests {
         );
         assert_eq!(from_config("CONFIG_PREEMPT_RT=y"), Some(Preemption::Rt));
         assert_eq!(from_config("CONFIG_HZ=250"), None);
+        assert!(dynamic_in_config(dynamic_none));
+        assert!(!dynamic_in_config(
+            "CONFIG_PREEMPT=y\n# CONFIG_PREEMPT_DYNAMIC is not set\n"
+        ));
     }
 
     #[test]
