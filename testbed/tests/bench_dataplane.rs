@@ -123,6 +123,25 @@ fn bench_dataplane_quick_measures_every_path_and_cleans_up() {
         }
     }
     assert!(md.contains("Kernel drop counters that grew"), "{md}");
+    // Which workers carried each test on path (a): in each of the gNB and
+    // the UPF, the busiest worker's share, once per repeat, between an
+    // even spread over the workers and all of it.
+    let shares = r["busiest_worker_share"]
+        .as_object()
+        .expect("busiest_worker_share");
+    assert_eq!(shares.len(), TESTS.len(), "{out}");
+    for t in TESTS {
+        for k in ["gnb", "upf"] {
+            let daemon = r["setup"][k].as_str().expect("daemon name");
+            let v = shares[t][daemon]
+                .as_array()
+                .unwrap_or_else(|| panic!("{t} {daemon}: {out}"));
+            assert_eq!(v.len(), 1, "one repeat: {t} {daemon} {v:?}");
+            let x = v[0].as_f64().unwrap_or(0.0);
+            assert!((0.25..=1.0).contains(&x), "{t} {daemon}: share {x}");
+        }
+    }
+    assert!(md.contains("The busiest data-path worker's share"), "{md}");
     let many = &r["many_sessions"];
     assert_eq!(many["installed"], 500, "{out}");
     assert!(many["upf_sessions"].as_u64().unwrap_or(0) >= 500, "{out}");

@@ -29,6 +29,7 @@ pub mod gen;
 pub mod many;
 pub mod paths;
 pub mod report;
+pub mod workers;
 
 use gen::End;
 use paths::{Paths, KERNEL_UE, VXLAN_UE};
@@ -359,6 +360,9 @@ fn measure(
         (upf.edge.clone(), p.edge_ns.clone()),
     ]);
     let mut udp_drops: BTreeMap<&str, BTreeMap<Path, drops::Counters>> = BTreeMap::new();
+    // Which workers carried each test on path (a).
+    let worker_meter = workers::Meter::new(st, gnb, upf);
+    let mut shares: BTreeMap<&str, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
     for rep in 0..t.repeats {
         for k in 0..PATHS.len() {
             let path = PATHS[(k + rep) % PATHS.len()];
@@ -385,6 +389,14 @@ fn measure(
                     .then(|| census.read())
                     .transpose()
                     .map_err(BedError::Request)?;
+                let up = matches!(
+                    test,
+                    Test::Tcp { up: true, .. } | Test::Udp { up: true, .. }
+                );
+                let on_workers = (path == Path::Tunnel)
+                    .then(|| worker_meter.read())
+                    .transpose()
+                    .map_err(BedError::Request)?;
                 let before = meter.read()?;
                 let v = run_test(test, tx, rx, &mut port, t)
                     .map_err(|e| BedError::Request(format!("{name} on {}: {e}", path.title())))?;
@@ -394,6 +406,17 @@ fn measure(
                     drops::add(into, drops::grew(&c0, &c1));
                 }
                 *test_seconds.entry(name).or_default() += before.0.elapsed().as_secs_f64();
+                if let Some(w0) = on_workers {
+                    let w1 = worker_meter.read().map_err(BedError::Request)?;
+                    for (daemon, share) in worker_meter.shares(&w0, &w1, up) {
+                        shares
+                            .entry(name)
+                            .or_default()
+                            .entry(daemon)
+                            .or_default()
+                            .push(share);
+                    }
+                }
                 if path == Path::Tunnel {
                     for d in meter.since(&before)? {
                         busy.entry(name)
@@ -479,6 +502,10 @@ fn measure(
         measure_seconds,
         run_dir: st.run_dir.display().to_string(),
         rows,
+        busiest_worker_share: shares
+            .into_iter()
+            .map(|(test, m)| (test.to_string(), m))
+            .collect(),
         udp_drops: udp_drops
             .into_iter()
             .map(|(test, m)| (test.to_string(), m))

@@ -184,6 +184,10 @@ pub struct DataplaneReport {
     /// `gnb` and `upf` used during each test on path (a); for UDP, over
     /// the whole rate search.
     pub busy_cpu_percent: BTreeMap<String, BTreeMap<String, f64>>,
+    /// The busiest data-path worker's share of the packets each of `gnb`
+    /// and `upf` took in during each test on path (a), per repeat (1.0:
+    /// one worker carried it all; 1/N: even over N workers).
+    pub busiest_worker_share: BTreeMap<String, BTreeMap<String, Vec<f64>>>,
     /// The kernel's drop counters (`node/udp RcvbufErrors`, `node/IFACE
     /// tx_dropped`, ...) that grew during each UDP test's rate searches,
     /// per path, summed over the repeats: where the path gave way when
@@ -338,6 +342,24 @@ pub fn markdown(r: &DataplaneReport) -> String {
                     .map(|n| m.get(*n).map_or("-".into(), |v| format!("{v:.0}%")))
                     .collect();
                 s.push_str(&format!("| {} | {} |\n", row.test, cells.join(" | ")));
+            }
+        }
+    }
+    if !r.busiest_worker_share.is_empty() {
+        s.push_str(
+            "\nThe busiest data-path worker's share of what each daemon took in during each test on \
+             path (a), per repeat (100%: one worker carried it all; a test of few flows lands on \
+             one worker or several as the kernel hashes them to TUN queues):\n\n\
+             | test | daemon | share per repeat |\n|---|---|---|\n",
+        );
+        for row in &r.rows {
+            for (daemon, v) in r.busiest_worker_share.get(&row.test).into_iter().flatten() {
+                let list: Vec<String> = v.iter().map(|x| format!("{:.0}%", x * 100.0)).collect();
+                s.push_str(&format!(
+                    "| {} | {daemon} | {} |\n",
+                    row.test,
+                    list.join(", ")
+                ));
             }
         }
     }
