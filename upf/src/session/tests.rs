@@ -5,6 +5,7 @@ use crate::datapath::{DropReason, Verdict};
 use crate::packet::build_udp;
 use crate::rules::{FTeidSpec, FarAction, Gate, OuterHeader, Qer, VolumeThreshold};
 use crate::sdf::FlowDescription;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 pub(super) const UE: Ipv4Addr = Ipv4Addr::new(10, 60, 0, 1);

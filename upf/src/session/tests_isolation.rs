@@ -7,6 +7,7 @@ use super::*;
 use crate::datapath::Verdict;
 use crate::packet::build_udp;
 use crate::rules::FarAction;
+use std::sync::atomic::Ordering;
 
 const OTHER_GNB: Ipv4Addr = Ipv4Addr::new(10, 0, 3, 2);
 const ROGUE: Ipv4Addr = Ipv4Addr::new(10, 0, 3, 66);
