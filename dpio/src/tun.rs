@@ -176,8 +176,7 @@ impl Tun {
     /// [`OFFLOAD_ENV`] set to `off`, or when the kernel takes none, the
     /// device is as [`open`](Self::open) makes it.
     pub fn open_offload(name: &str) -> Result<(Tun, OffloadReport), TunError> {
-        let off = std::env::var(OFFLOAD_ENV).is_ok_and(|v| offloads_off(&v));
-        Tun::open_offload_if(name, !off)
+        Tun::open_offload_if(name, offloads_wanted())
     }
 
     /// [`open_offload`](Self::open_offload), or [`open`](Self::open) with
@@ -197,8 +196,7 @@ impl Tun {
         name: &str,
         queues: usize,
     ) -> Result<(Vec<Tun>, OffloadReport), TunError> {
-        let off = std::env::var(OFFLOAD_ENV).is_ok_and(|v| offloads_off(&v));
-        Tun::open_queues_if(name, queues, !off)
+        Tun::open_queues_if(name, queues, offloads_wanted())
     }
 
     /// [`open_offload_queues`](Self::open_offload_queues), offloads only
@@ -466,6 +464,11 @@ impl Tun {
     pub fn send_frame(&self, frame: &[u8]) -> io::Result<usize> {
         (&self.file).write(frame)
     }
+}
+
+/// Offloads unless [`OFFLOAD_ENV`] turns them off.
+fn offloads_wanted() -> bool {
+    !std::env::var(OFFLOAD_ENV).is_ok_and(|v| offloads_off(&v))
 }
 
 /// Does a value of [`OFFLOAD_ENV`] turn offloads off?

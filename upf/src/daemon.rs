@@ -377,9 +377,11 @@ impl Upf {
             }
             n3_tx.push(s);
         }
-        // n3_tx[0] is n3[0] (a clone): set once.
-        for s in n3.iter().chain(n3_tx.iter().skip(1)) {
+        for s in &n3 {
             s.set_read_timeout(Some(Duration::from_millis(100)))?;
+        }
+        // n3_tx[0] is n3[0] (a clone): set once; the others take no input.
+        for s in n3.iter().chain(n3_tx.iter().skip(1)) {
             let fd = std::os::fd::AsRawFd::as_raw_fd(s);
             if let Err(e) = dpio::udp::set_buffers(fd, dpio::udp::N3_BUFFER) {
                 warn!(error = %e, "N3 socket buffers left at the default");

@@ -31,9 +31,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::packet::FiveTuple;
 use dpio::reuseport::PerWorker;
 
+use crate::packet::FiveTuple;
 use crate::protect::Protected;
 use crate::rules::{Gate, OuterHeader};
 use crate::sdf::{Direction, FlowDescription};
@@ -178,6 +178,7 @@ impl Metrics {
             ..Metrics::default()
         }
     }
+
     /// Count a drop.
     pub fn drop(&self, r: DropReason) {
         self.drops[r.index()].fetch_add(1, Ordering::Relaxed);
