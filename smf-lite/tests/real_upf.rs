@@ -127,8 +127,13 @@ async fn scenario(tag: String) {
     let mut v = serde_json::Value::Null;
     assert!(
         wait_in_place(Duration::from_secs(4), || {
+            // Only a read after the SMF saw the restart: the new UPF hands
+            // out the same UP SEIDs, so the old life's "active" with its
+            // old UL F-TEID would pass the check below once the new UPF
+            // holds the restored session.
+            let seen = c.upfs().expect("GET /upfs")[0]["restarts"] == 1;
             v = c.get("imsi-001010000000001", 1).expect("GET");
-            v["state"] == "active"
+            seen && v["state"] == "active"
                 && v["up_seid"]
                     .as_u64()
                     .is_some_and(|s| upf.session_counters(s).is_some())
