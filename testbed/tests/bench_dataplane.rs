@@ -126,20 +126,23 @@ fn bench_dataplane_quick_measures_every_path_and_cleans_up() {
     // Which workers carried each test on path (a): in each of the gNB and
     // the UPF, the busiest worker's share, once per repeat, between an
     // even spread over the workers and all of it.
-    let shares = r["busiest_worker_share"]
-        .as_object()
-        .expect("busiest_worker_share");
-    assert_eq!(shares.len(), TESTS.len(), "{out}");
-    for t in TESTS {
+    let one_share_each = |by_daemon: &serde_json::Value, t: &str| {
         for k in ["gnb", "upf"] {
             let daemon = r["setup"][k].as_str().expect("daemon name");
-            let v = shares[t][daemon]
+            let v = by_daemon[daemon]
                 .as_array()
                 .unwrap_or_else(|| panic!("{t} {daemon}: {out}"));
             assert_eq!(v.len(), 1, "one repeat: {t} {daemon} {v:?}");
             let x = v[0].as_f64().unwrap_or(0.0);
             assert!((0.25..=1.0).contains(&x), "{t} {daemon}: share {x}");
         }
+    };
+    let shares = r["busiest_worker_share"]
+        .as_object()
+        .expect("busiest_worker_share");
+    assert_eq!(shares.len(), TESTS.len(), "{out}");
+    for t in TESTS {
+        one_share_each(&shares[t], t);
     }
     assert!(md.contains("The busiest data-path worker's share"), "{md}");
     let many = &r["many_sessions"];
@@ -157,8 +160,11 @@ fn bench_dataplane_quick_measures_every_path_and_cleans_up() {
             let v = row[k].as_f64().unwrap_or(0.0);
             assert!(v > 0.0 && v.is_finite(), "{k} of {}: {row}", row["test"]);
         }
+        // The same worker census with the 500 sessions installed.
+        one_share_each(&row["busiest_worker_share"], &row["test"].to_string());
     }
     assert!(md.contains("with 500 sessions installed"), "{md}");
+    assert!(md.contains("busiest worker, 500 sessions"), "{md}");
     let saved: serde_json::Value =
         serde_json::from_str(&common::read(&bed.run.join("dataplane.json"))).expect("saved JSON");
     assert_eq!(saved["rows"], r["rows"]);

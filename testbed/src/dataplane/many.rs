@@ -5,6 +5,7 @@
 //! tunnel at the gNB, as a real UE's session does), then path (a) measured
 //! again with all of them installed. Released again on every way out.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -35,6 +36,11 @@ pub struct ManyRow {
     pub many: f64,
     /// many / one.
     pub ratio: f64,
+    /// The busiest data-path worker's share of each daemon's packets
+    /// during each repeat with `installed` sessions (by daemon): how the
+    /// test's flows spread over the workers, which moves a figure more
+    /// than the sessions do.
+    pub busiest_worker_share: BTreeMap<String, Vec<f64>>,
 }
 
 /// The second round of path (a).

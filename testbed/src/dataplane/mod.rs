@@ -142,6 +142,13 @@ impl Test {
             Test::Udp { .. } => "kpps",
         }
     }
+
+    /// Whether its data goes up (UE to edge).
+    fn up(self) -> bool {
+        match self {
+            Test::Tcp { up, .. } | Test::Udp { up, .. } => up,
+        }
+    }
 }
 
 const TESTS: [(&str, Test); 8] = [
@@ -381,24 +388,16 @@ fn measure(
             rtts.entry(path).or_default().extend(r);
             *test_seconds.entry("rtt").or_default() += rtt_t0.elapsed().as_secs_f64();
             for (name, test) in TESTS {
-                let (tx, rx) = match test {
-                    Test::Tcp { up: true, .. } | Test::Udp { up: true, .. } => (&ue_end, &edge),
-                    _ => (&edge, &ue_end),
-                };
                 let counted = matches!(test, Test::Udp { .. })
                     .then(|| census.read())
                     .transpose()
                     .map_err(BedError::Request)?;
-                let up = matches!(
-                    test,
-                    Test::Tcp { up: true, .. } | Test::Udp { up: true, .. }
-                );
                 let on_workers = (path == Path::Tunnel)
                     .then(|| worker_meter.read())
                     .transpose()
                     .map_err(BedError::Request)?;
                 let before = meter.read()?;
-                let v = run_test(test, tx, rx, &mut port, t)
+                let v = run_test(test, &ue_end, &edge, &mut port, t)
                     .map_err(|e| BedError::Request(format!("{name} on {}: {e}", path.title())))?;
                 if let Some(c0) = counted {
                     let c1 = census.read().map_err(BedError::Request)?;
@@ -408,7 +407,7 @@ fn measure(
                 *test_seconds.entry(name).or_default() += before.0.elapsed().as_secs_f64();
                 if let Some(w0) = on_workers {
                     let w1 = worker_meter.read().map_err(BedError::Request)?;
-                    for (daemon, share) in worker_meter.shares(&w0, &w1, up) {
+                    for (daemon, share) in worker_meter.shares(&w0, &w1, test.up()) {
                         shares
                             .entry(name)
                             .or_default()
@@ -466,7 +465,12 @@ fn measure(
             upf,
             sessions,
             &rows,
-            |test| run_test(test, &ue_end(Path::Tunnel), &edge, &mut port, t),
+            |test| {
+                let w0 = worker_meter.read()?;
+                let v = run_test(test, &ue_end(Path::Tunnel), &edge, &mut port, t)?;
+                let w1 = worker_meter.read()?;
+                Ok((v, worker_meter.shares(&w0, &w1, test.up())))
+            },
             t.repeats,
             on_progress,
         )?)
@@ -534,7 +538,7 @@ fn many_round(
     upf: &UpfPlan,
     sessions: usize,
     rows: &[Row],
-    mut run: impl FnMut(Test) -> Result<f64, String>,
+    mut run: impl FnMut(Test) -> Result<(f64, BTreeMap<String, f64>), String>,
     repeats: usize,
     on_progress: &mut dyn FnMut(&str),
 ) -> Result<many::ManySessions, BedError> {
@@ -556,17 +560,19 @@ fn many_round(
     let mut out = Vec::new();
     for (name, test) in TESTS {
         let mut v = Vec::with_capacity(repeats);
+        let mut shares: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         for rep in 0..repeats {
             on_progress(&format!(
                 "{sessions} sessions installed, repeat {}/{repeats}: {name} on {} ...",
                 rep + 1,
                 Path::Tunnel.title()
             ));
-            v.push(
-                run(test).map_err(|e| {
-                    BedError::Request(format!("{name} with {sessions} sessions: {e}"))
-                })?,
-            );
+            let (x, by_daemon) = run(test)
+                .map_err(|e| BedError::Request(format!("{name} with {sessions} sessions: {e}")))?;
+            v.push(x);
+            for (daemon, share) in by_daemon {
+                shares.entry(daemon).or_default().push(share);
+            }
         }
         let many = report::Cell::of(&v).map_or(0.0, |c| c.median);
         let one = rows
@@ -579,6 +585,7 @@ fn many_round(
             one,
             many,
             ratio: if one > 0.0 { many / one } else { 0.0 },
+            busiest_worker_share: shares,
         });
     }
     let setup_seconds = extra.setup_seconds;
@@ -591,8 +598,10 @@ fn many_round(
     })
 }
 
-/// Runs one test once; Gbit/s (TCP) or kpps (UDP).
-fn run_test(test: Test, tx: &End, rx: &End, port: &mut u16, t: &Timing) -> Result<f64, String> {
+/// Runs one test once between the UE's end `ue` and the edge's, in the
+/// test's direction; Gbit/s (TCP) or kpps (UDP).
+fn run_test(test: Test, ue: &End, edge: &End, port: &mut u16, t: &Timing) -> Result<f64, String> {
+    let (tx, rx) = if test.up() { (ue, edge) } else { (edge, ue) };
     let mut next = || {
         *port = if *port >= 60000 {
             FIRST_PORT

@@ -354,12 +354,7 @@ pub fn markdown(r: &DataplaneReport) -> String {
         );
         for row in &r.rows {
             for (daemon, v) in r.busiest_worker_share.get(&row.test).into_iter().flatten() {
-                let list: Vec<String> = v.iter().map(|x| format!("{:.0}%", x * 100.0)).collect();
-                s.push_str(&format!(
-                    "| {} | {daemon} | {} |\n",
-                    row.test,
-                    list.join(", ")
-                ));
+                s.push_str(&format!("| {} | {daemon} | {} |\n", row.test, percents(v)));
             }
         }
     }
@@ -386,14 +381,35 @@ pub fn markdown(r: &DataplaneReport) -> String {
     if let Some(m) = &r.many_sessions {
         s.push_str(&format!(
             "\nPath (a) with {} sessions installed on its gNB and UPF (the UPF reported {}; \
-             the SMF set up the extra ones in {:.1} s), median of {} repeat(s):\n\n\
-             | test | unit | 1 session | {} sessions | ratio |\n|---|---|---:|---:|---:|\n",
-            m.installed, m.upf_sessions, m.setup_seconds, r.repeats, m.installed
+             the SMF set up the extra ones in {:.1} s), median of {} repeat(s), with the busiest \
+             worker's share per repeat in each round (a ratio far from 1 with shares that differ \
+             is the flows' spread over the workers, not the sessions):\n\n\
+             | test | unit | 1 session | {} sessions | ratio | busiest worker, 1 session | busiest worker, {} sessions |\n\
+             |---|---|---:|---:|---:|---|---|\n",
+            m.installed, m.upf_sessions, m.setup_seconds, r.repeats, m.installed, m.installed
         ));
+        let by_daemon = |m: Option<&BTreeMap<String, Vec<f64>>>| {
+            let cells: Vec<String> = m
+                .into_iter()
+                .flatten()
+                .map(|(daemon, v)| format!("{daemon} {}", percents(v)))
+                .collect();
+            if cells.is_empty() {
+                "-".to_string()
+            } else {
+                cells.join("; ")
+            }
+        };
         for row in &m.rows {
             s.push_str(&format!(
-                "| {} | {} | {:.2} | {:.2} | {:.2} |\n",
-                row.test, row.unit, row.one, row.many, row.ratio
+                "| {} | {} | {:.2} | {:.2} | {:.2} | {} | {} |\n",
+                row.test,
+                row.unit,
+                row.one,
+                row.many,
+                row.ratio,
+                by_daemon(r.busiest_worker_share.get(&row.test)),
+                by_daemon(Some(&row.busiest_worker_share)),
             ));
         }
     }
@@ -401,6 +417,12 @@ pub fn markdown(r: &DataplaneReport) -> String {
         s.push_str(&format!("\nNote: {n}.\n"));
     }
     s
+}
+
+/// Shares as whole percents, comma-separated.
+fn percents(v: &[f64]) -> String {
+    let list: Vec<String> = v.iter().map(|x| format!("{:.0}%", x * 100.0)).collect();
+    list.join(", ")
 }
 
 #[cfg(test)]
