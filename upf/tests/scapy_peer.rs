@@ -101,6 +101,9 @@ impl PeerBed {
                 "exec",
                 &self.bed.gnb.name,
                 "/usr/bin/python3",
+                // No __pycache__ in the checkout: the tests run as root,
+                // and a root-owned one is left in the user's tree.
+                "-B",
                 &script,
             ])
             .args(args.iter().map(|a| a.to_string()))
