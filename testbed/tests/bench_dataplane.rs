@@ -161,7 +161,10 @@ fn bench_dataplane_quick_measures_every_path_and_cleans_up() {
             assert!(v > 0.0 && v.is_finite(), "{k} of {}: {row}", row["test"]);
         }
         // The same worker census with the 500 sessions installed.
-        one_share_each(&row["busiest_worker_share"], &row["test"].to_string());
+        one_share_each(
+            &row["busiest_worker_share"],
+            row["test"].as_str().unwrap_or("?"),
+        );
     }
     assert!(md.contains("with 500 sessions installed"), "{md}");
     assert!(md.contains("busiest worker, 500 sessions"), "{md}");

@@ -38,8 +38,8 @@ pub struct ManyRow {
     pub ratio: f64,
     /// The busiest data-path worker's share of each daemon's packets
     /// during each repeat with `installed` sessions (by daemon): how the
-    /// test's flows spread over the workers, which moves a figure more
-    /// than the sessions do.
+    /// test's flows spread over the workers, which can move a figure as
+    /// much as the sessions do.
     pub busiest_worker_share: BTreeMap<String, Vec<f64>>,
 }
 

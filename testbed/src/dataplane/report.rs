@@ -382,8 +382,8 @@ pub fn markdown(r: &DataplaneReport) -> String {
         s.push_str(&format!(
             "\nPath (a) with {} sessions installed on its gNB and UPF (the UPF reported {}; \
              the SMF set up the extra ones in {:.1} s), median of {} repeat(s), with the busiest \
-             worker's share per repeat in each round (a ratio far from 1 with shares that differ \
-             is the flows' spread over the workers, not the sessions):\n\n\
+             worker's share per repeat in each round (shares that differ between the rounds: \
+             the flows spread otherwise over the workers, which moves a figure too):\n\n\
              | test | unit | 1 session | {} sessions | ratio | busiest worker, 1 session | busiest worker, {} sessions |\n\
              |---|---|---:|---:|---:|---|---|\n",
             m.installed, m.upf_sessions, m.setup_seconds, r.repeats, m.installed, m.installed
