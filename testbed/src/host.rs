@@ -110,15 +110,27 @@ fn dynamic_in_config(text: &str) -> bool {
     text.lines().any(|l| l.trim() == "CONFIG_PREEMPT_DYNAMIC=y")
 }
 
+/// This kernel's build configurations with where each was read, in the
+/// order they are trusted: `/proc/config.gz`, `/boot/config-<release>`;
+/// each read only when the one before did not do.
+fn kernel_configs() -> impl Iterator<Item = (String, &'static str)> {
+    let proc = || gunzip("/proc/config.gz").map(|t| (t, "/proc/config.gz"));
+    let boot = || {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+        let t = std::fs::read_to_string(format!("/boot/config-{}", release.trim())).ok()?;
+        Some((t, "/boot/config-<release>"))
+    };
+    std::iter::once_with(proc)
+        .chain(std::iter::once_with(boot))
+        .flatten()
+}
+
 /// Whether this kernel chooses its preemption model at boot
 /// (`CONFIG_PREEMPT_DYNAMIC`); false when its configuration is unreadable.
 pub fn preemption_is_dynamic() -> bool {
-    let read = |p: &str| std::fs::read_to_string(p).ok();
-    let config = gunzip("/proc/config.gz").or_else(|| {
-        let release = read("/proc/sys/kernel/osrelease")?;
-        read(&format!("/boot/config-{}", release.trim()))
-    });
-    config.is_some_and(|t| dynamic_in_config(&t))
+    kernel_configs()
+        .next()
+        .is_some_and(|(t, _)| dynamic_in_config(&t))
 }
 
 /// This kernel's preemption model, from the first source that tells:
@@ -137,13 +149,7 @@ pub fn preemption() -> Option<PreemptionFound> {
     if read("/proc/sys/kernel/version").is_some_and(|v| v.contains("PREEMPT_RT")) {
         return found(Preemption::Rt, "/proc/sys/kernel/version");
     }
-    if let Some(m) = gunzip("/proc/config.gz").and_then(|t| from_config(&t)) {
-        return found(m, "/proc/config.gz");
-    }
-    let release = read("/proc/sys/kernel/osrelease")?;
-    let boot = format!("/boot/config-{}", release.trim());
-    let m = read(&boot).and_then(|t| from_config(&t))?;
-    found(m, "/boot/config-<release>")
+    kernel_configs().find_map(|(t, source)| found(from_config(&t)?, source))
 }
 
 /// The host's CPU time so far (`/proc/stat`'s first line, in USER_HZ
