@@ -11,6 +11,8 @@
 //! - [`reuseport`]: one UDP port served by several workers, each datagram
 //!   steered to a worker by its source port, and the workers' own sender
 //!   ports; [`reuseport::workers`], how many workers to run.
+//! - [`run`]: counting per run of one owner's packets, so a batch writes
+//!   each shared counter once.
 //!
 //! The packet-loop design both daemons follow (see `gnb::datapath` and
 //! `upf::n3`): a worker waits for readiness, takes a bounded batch
@@ -27,6 +29,7 @@
 
 pub mod offload;
 pub mod reuseport;
+pub mod run;
 pub mod tun;
 pub mod udp;
 

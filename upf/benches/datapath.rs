@@ -6,6 +6,12 @@
 //! the baseline measured in the same run. A summary table with the ratio is
 //! printed at the end.
 //!
+//! The downlink decisions for the 45 segments of a 64 KiB super-packet, as
+//! the packet thread makes them: each segment decided and counted at once
+//! (the path before counting per run, the baseline), each decided in full
+//! and counted per run ([`Tally`]), and the first decided, the others by
+//! [`Snapshot::again`]; the summary prints the ratios.
+//!
 //! `cargo bench -p upf --bench datapath`
 
 #[path = "common/mod.rs"]
@@ -19,7 +25,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use upf::datapath::{PdrList, Snapshot};
+use upf::datapath::{PdrList, Snapshot, Tally, Verdict};
 use upf::packet::build_udp;
 use upf::rules::*;
 use upf::sdf::FlowDescription;
@@ -201,6 +207,88 @@ fn lookups(c: &mut Criterion) {
     }
 }
 
+/// Segments of a 64 KiB TCP super-packet at an MSS of 1448.
+const SEGMENTS: usize = 45;
+
+/// Decides the `SEGMENTS` segments `seg` of one super-packet on `snap` as
+/// `how` says; the number forwarded.
+fn super_packet(snap: &Snapshot, seg: &[u8], how: Decide) -> usize {
+    let now = Instant::now();
+    let tunnel = |v: Verdict<'_>| matches!(v, Verdict::Tunnel { .. });
+    match how {
+        Decide::EachAtOnce => (0..SEGMENTS)
+            .filter(|_| tunnel(snap.downlink(black_box(seg), now, true)))
+            .count(),
+        Decide::EachTallied => {
+            let mut tally = Tally::new();
+            (0..SEGMENTS)
+                .filter(|_| tunnel(snap.downlink_tallied(black_box(seg), now, Some(&mut tally))))
+                .count()
+        }
+        Decide::FirstThenAgain => {
+            let mut tally = Tally::new();
+            let first = tunnel(snap.downlink_tallied(black_box(seg), now, Some(&mut tally)));
+            usize::from(first)
+                + (1..SEGMENTS)
+                    .filter(|_| snap.again(seg.len(), now, &mut tally).is_some_and(tunnel))
+                    .count()
+        }
+    }
+}
+
+/// How [`super_packet`] decides.
+#[derive(Clone, Copy)]
+enum Decide {
+    /// Every segment in full, counted at once (before).
+    EachAtOnce,
+    /// Every segment in full, counted per run.
+    EachTallied,
+    /// The first in full, the others with the first one's PDR.
+    FirstThenAgain,
+}
+
+const DECIDE: [(Decide, &str); 3] = [
+    (
+        Decide::EachAtOnce,
+        "each segment, counted at once (baseline)",
+    ),
+    (Decide::EachTallied, "each segment, counted per run"),
+    (Decide::FirstThenAgain, "first segment, then again"),
+];
+
+/// A 1000-session table and the middle session's 1448-byte segment. The
+/// sessions have no QER (as those of `testbed bench dataplane`): a bucket
+/// would run dry at the rate a benchmark offers.
+fn super_packet_setup() -> (Snapshot, Vec<u8>) {
+    let t0 = Instant::now();
+    let mut t = SessionTable::new(Limits::default(), Ipv4Addr::new(10, 0, 1, 2), t0);
+    for i in 0..1000 {
+        let mut r = rules(i);
+        r.qers.clear();
+        r.pdrs.iter_mut().for_each(|p| p.qer_ids.clear());
+        t.establish(u64::from(i), r, t0).expect("session");
+    }
+    let seg = build_udp(
+        Ipv4Addr::new(10, 0, 2, 2),
+        7000,
+        ue(500),
+        5000,
+        &[0u8; 1420],
+    );
+    (t.snapshot(), seg)
+}
+
+fn super_packets(c: &mut Criterion) {
+    let (snap, seg) = super_packet_setup();
+    let mut g = c.benchmark_group("downlink super-packet of 45 segments, 1000 sessions");
+    for (how, label) in DECIDE {
+        g.bench_function(label, |b| {
+            b.iter(|| assert_eq!(super_packet(&snap, &seg, how), SEGMENTS))
+        });
+    }
+    g.finish();
+}
+
 fn updates(c: &mut Criterion) {
     let mut g = c.benchmark_group("modify + publish");
     g.sample_size(10);
@@ -221,6 +309,21 @@ fn updates(c: &mut Criterion) {
 
 /// One table with both paths side by side, measured now on this machine.
 fn summary(_: &mut Criterion) {
+    let (snap, seg) = super_packet_setup();
+    println!("\ndownlink super-packet of {SEGMENTS} segments, 1000 sessions, median (same run):");
+    let medians = DECIDE.map(|(how, _)| {
+        median(2001, || {
+            assert_eq!(super_packet(&snap, &seg, how), SEGMENTS)
+        })
+    });
+    let base = medians[0];
+    for ((_, label), m) in DECIDE.iter().zip(medians) {
+        println!(
+            "{label:>42} {:>8.2} us {:>6.2}x the baseline's speed",
+            m.as_secs_f64() * 1e6,
+            base.as_secs_f64() / m.as_secs_f64()
+        );
+    }
     println!("\nmodify + publish, median (same run):");
     println!(
         "{:>9} {:>14} {:>18} {:>8}",
@@ -246,6 +349,6 @@ fn summary(_: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
-    targets = lookups, updates, summary
+    targets = lookups, super_packets, updates, summary
 }
 criterion_main!(benches);

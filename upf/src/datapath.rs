@@ -18,6 +18,13 @@
 //! packets whose FAR says BUFF and by the flush after the FAR changes, never
 //! on the forwarding path.
 //!
+//! The packet threads write those counters once per run of one PDR, not
+//! once per packet: a [`Tally`] holds the run (one per batch) and writes
+//! it when another PDR's packet comes or the batch ends. The segments of a
+//! super-packet from the TUN share their headers, so the downlink thread
+//! decides the first and gives the others its PDR ([`Snapshot::again`]),
+//! each still through the PDR's QERs and counted.
+//!
 //! Events the control plane must act on (a first packet in a session's
 //! downlink buffer, a URR's volume threshold reached) set an atomic flag
 //! and, only on its false -> true transition, push the SEID onto the
@@ -562,6 +569,9 @@ impl Snapshot {
     /// the gNB its downlink FAR sends to); the inner packet must parse;
     /// an uplink packet's source must be the session's UE address and its
     /// destination must not be protected; then the PDRs decide.
+    ///
+    /// The matched PDR's counters are written before this returns; the
+    /// packet threads use [`uplink_tallied`](Self::uplink_tallied).
     pub fn uplink(
         &self,
         from: Ipv4Addr,
@@ -570,6 +580,21 @@ impl Snapshot {
         inner: &[u8],
         now: Instant,
     ) -> Verdict<'_> {
+        self.uplink_tallied(from, teid, qfi, inner, now, &mut Tally::new())
+    }
+
+    /// [`uplink`](Self::uplink), the packet counted into `tally` (written
+    /// to the shared counters when its run of one PDR ends).
+    pub fn uplink_tallied<'a>(
+        &'a self,
+        from: Ipv4Addr,
+        teid: u32,
+        qfi: Option<u8>,
+        inner: &[u8],
+        now: Instant,
+        tally: &mut Tally<'a>,
+    ) -> Verdict<'a> {
+        tally.last = None;
         let Some(pdrs) = self.uplink.get(&teid) else {
             return Verdict::Drop(DropReason::UnknownTeid);
         };
@@ -599,20 +624,53 @@ impl Snapshot {
                 }
             }
         }
-        self.apply(pdrs, qfi, &t, inner.len(), now, true)
+        self.apply(pdrs, qfi, &t, inner.len(), now, Some(tally))
     }
 
     /// Decide what to do with a packet read from N6. With `account` false
     /// (replaying buffered packets), counters, QERs and URRs are skipped:
-    /// the packet was counted when it was buffered.
+    /// the packet was counted when it was buffered. The counters are
+    /// written before this returns; the packet threads use
+    /// [`downlink_tallied`](Self::downlink_tallied).
     pub fn downlink(&self, pkt: &[u8], now: Instant, account: bool) -> Verdict<'_> {
+        let mut tally = Tally::new();
+        self.downlink_tallied(pkt, now, account.then_some(&mut tally))
+    }
+
+    /// [`downlink`](Self::downlink), the packet counted into `tally`
+    /// (`None`: not counted, as `account` false).
+    pub fn downlink_tallied<'a>(
+        &'a self,
+        pkt: &[u8],
+        now: Instant,
+        mut tally: Option<&mut Tally<'a>>,
+    ) -> Verdict<'a> {
+        if let Some(t) = tally.as_deref_mut() {
+            t.last = None;
+        }
         let Some(t) = FiveTuple::parse(pkt) else {
             return Verdict::Drop(DropReason::Malformed);
         };
         let Some(pdrs) = self.downlink.get(&t.dst) else {
             return Verdict::Drop(DropReason::UnknownUe);
         };
-        self.apply(pdrs, None, &t, pkt.len(), now, account)
+        self.apply(pdrs, None, &t, pkt.len(), now, tally)
+    }
+
+    /// The decision for another segment of the super-packet whose first
+    /// segment `tally` last decided, `len` bytes long: the PDR it matched
+    /// applies again (the segments share their IP and transport headers
+    /// but the sequence number, so parsing, lookup and matching would find
+    /// it again), with its QERs and counters per segment. `None` when the
+    /// last decision matched no PDR (decide that segment in full).
+    pub fn again<'a>(
+        &'a self,
+        len: usize,
+        now: Instant,
+        tally: &mut Tally<'a>,
+    ) -> Option<Verdict<'a>> {
+        let pdr = tally.last?;
+        Some(self.decide(pdr, len, now, Some(tally)))
     }
 
     fn apply<'a>(
@@ -622,7 +680,7 @@ impl Snapshot {
         t: &FiveTuple,
         len: usize,
         now: Instant,
-        account: bool,
+        mut tally: Option<&mut Tally<'a>>,
     ) -> Verdict<'a> {
         let Some(pdr) = pdrs.iter().find(|p| p.matches(qfi, t)) else {
             if let Some(p) = pdrs.first() {
@@ -630,8 +688,24 @@ impl Snapshot {
             }
             return Verdict::Drop(DropReason::NoPdrMatch);
         };
+        if let Some(t) = tally.as_deref_mut() {
+            t.last = Some(pdr);
+        }
+        self.decide(pdr, len, now, tally)
+    }
+
+    /// What `pdr` does with a packet of `len` bytes: its QERs' gates and
+    /// buckets, then its FAR; counted into `tally` (not at all without
+    /// one, and then no QER is applied).
+    fn decide<'a>(
+        &'a self,
+        pdr: &'a CompiledPdr,
+        len: usize,
+        now: Instant,
+        tally: Option<&mut Tally<'a>>,
+    ) -> Verdict<'a> {
         let s = &pdr.session;
-        if account {
+        if let Some(tally) = tally {
             let now_ns = now.saturating_duration_since(self.epoch).as_nanos() as u64;
             for (gate, q) in &pdr.qers {
                 if *gate == Gate::Closed {
@@ -647,14 +721,7 @@ impl Snapshot {
                     return Verdict::Drop(DropReason::RateExceeded);
                 }
             }
-            pdr.counter.add(len);
-            match pdr.direction {
-                Direction::Uplink => s.ul.add(len),
-                Direction::Downlink => s.dl.add(len),
-            }
-            for u in &pdr.urrs {
-                u.count(pdr.direction, len);
-            }
+            tally.count(pdr, len);
         }
         match &pdr.action {
             Action::ToN6 => Verdict::ToN6,
@@ -677,7 +744,9 @@ impl Snapshot {
 }
 
 mod rule_state;
+mod tally;
 pub use rule_state::{QerState, TokenBucket, UrrState};
+pub use tally::Tally;
 
 #[cfg(test)]
 mod tests;

@@ -25,7 +25,7 @@ use dpio::BATCH;
 use tracing::{debug, warn};
 
 use crate::daemon::Inner;
-use crate::datapath::{DropReason, Verdict};
+use crate::datapath::{DropReason, Tally, Verdict};
 use crate::gtp;
 use crate::n4::logs::LogCause;
 
@@ -159,6 +159,7 @@ pub(crate) fn uplink_loop(inner: &Inner, idx: usize, k: usize) {
         let snap = inner.snapshot.load();
         let now = Instant::now();
         let mut c = BatchCounts::default();
+        let mut tally = Tally::new();
         for (i, r) in got[..n].iter().enumerate() {
             let from = r.from;
             if r.truncated {
@@ -187,7 +188,14 @@ pub(crate) fn uplink_loop(inner: &Inner, idx: usize, k: usize) {
                 match d.msg_type {
                     gtp::G_PDU => {
                         c.rx(pkt.len());
-                        match snap.uplink(*from.ip(), d.teid, d.qfi, d.payload, now) {
+                        match snap.uplink_tallied(
+                            *from.ip(),
+                            d.teid,
+                            d.qfi,
+                            d.payload,
+                            now,
+                            &mut tally,
+                        ) {
                             Verdict::ToN6 => to_tun(inner, tun, &mut co, d.payload, &mut c),
                             Verdict::Tunnel { outer, qfi, .. } => {
                                 if first {
@@ -247,6 +255,7 @@ pub(crate) fn uplink_loop(inner: &Inner, idx: usize, k: usize) {
         }
         write_run(inner, tun, &mut co, &mut c);
         flush_n3(inner, k, &mut fwd, &slots);
+        tally.flush();
         inner.metrics.n3_rx.add_n(c.rx.0, c.rx.1);
         inner.metrics.worker_n3_rx.add(k, c.rx.0);
         inner.metrics.n6_tx.add_n(c.tx.0, c.tx.1);
@@ -357,6 +366,7 @@ pub(crate) fn downlink_loop(inner: &Inner, k: usize) {
         let snap = inner.snapshot.load();
         let now = Instant::now();
         let mut c = BatchCounts::default();
+        let mut tally = Tally::new();
         let mut read = 0;
         while read < BATCH && out.len() < OUT_ITEMS / 2 {
             let mut vh = [0u8; VNET_HDR_LEN];
@@ -391,7 +401,16 @@ pub(crate) fn downlink_loop(inner: &Inner, k: usize) {
             };
             for seg in 0..segs.count {
                 let r = segs.range(seg);
-                match snap.downlink(&slots.buf(i)[r.clone()], now, true) {
+                // A super-packet's segments share their headers: the first
+                // one's PDR decides the others.
+                let again = (seg > 0)
+                    .then(|| snap.again(r.len(), now, &mut tally))
+                    .flatten();
+                let verdict = match again {
+                    Some(v) => v,
+                    None => snap.downlink_tallied(&slots.buf(i)[r.clone()], now, Some(&mut tally)),
+                };
+                match verdict {
                     Verdict::Tunnel {
                         outer,
                         qfi,
@@ -423,6 +442,7 @@ pub(crate) fn downlink_loop(inner: &Inner, k: usize) {
         }
         full = read == BATCH || out.len() >= OUT_ITEMS / 2;
         flush_n3(inner, k, &mut out, &slots);
+        tally.flush();
         inner.dl_in_batch.add(k, 1);
         inner.metrics.n6_rx.add_n(c.rx.0, c.rx.1);
         inner.metrics.worker_n6_rx.add(k, c.rx.0);

@@ -535,3 +535,83 @@ fn two_workers_each_keep_their_flows() {
     let n6 = m.worker_n6_rx.counts();
     assert!(n6_ok(&n6), "TUN reads per worker: {n6:?}");
 }
+
+#[test]
+#[ignore = "needs root: network namespaces, veth links, TUN"]
+fn a_downlink_super_packet_is_decided_once_and_counted_per_segment() {
+    // The edge sends one UDP super-packet (UDP_SEGMENT, 1000-byte
+    // datagrams, a shorter last): the UPF's TUN hands it over whole, the
+    // UPF decides its first segment and applies that PDR to the others.
+    // Every segment must reach the gNB in order and byte-exact, and the
+    // session, its PDR and a downlink URR must count every one.
+    let mut r = rules(to_gnb(GNB_TEID));
+    r.urrs.push(Urr {
+        id: 4,
+        volume_threshold: Some(VolumeThreshold {
+            downlink: Some(1_000_000),
+            ..Default::default()
+        }),
+        measurement_period: None,
+    });
+    r.pdrs[1].urr_ids = vec![4];
+    let (bed, e) = bed_with(5, r);
+    let (seg, total) = (1000usize, 13_500usize);
+    let data: Vec<u8> = (0..total).map(|i| (i * 7 + 3) as u8).collect();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&bed.edge_sock);
+    let v = seg as libc::c_int;
+    // SAFETY: setsockopt(SOL_UDP, UDP_SEGMENT) with an int that outlives
+    // the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_UDP,
+            libc::UDP_SEGMENT,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "UDP_SEGMENT: {}", std::io::Error::last_os_error());
+    let supers = bed.upf().metrics().n6_rx_super.load(Relaxed);
+    bed.edge_sock
+        .send_to(&data, SocketAddrV4::new(UE, 7100))
+        .expect("send the super-packet");
+    let segments = total.div_ceil(seg);
+    let mut got = Vec::new();
+    for i in 0..segments {
+        let p = bed
+            .recv_gpdu()
+            .unwrap_or_else(|| panic!("segment {i} of {segments} did not come"));
+        let (teid, _, inner) = inner_of(&p);
+        assert_eq!(teid, GNB_TEID);
+        let len = inner.len() - 28;
+        assert_eq!(len, seg.min(total - i * seg), "segment {i}'s length");
+        got.extend_from_slice(&inner[28..]);
+    }
+    assert_eq!(got, data, "the segments' bytes, in order");
+    assert_eq!(
+        bed.upf().metrics().n6_rx_super.load(Relaxed),
+        supers + 1,
+        "the TUN handed the UPF one super-packet"
+    );
+    let bytes = (total + 28 * segments) as u64;
+    // A worker writes its batch's counts after sending the batch.
+    let counted = || {
+        bed.upf()
+            .session_counters(e.local_seid)
+            .map(|c| (c[2], c[3]))
+    };
+    testkit::wait_until(Duration::from_secs(3), || {
+        counted() == Some((segments as u64, bytes))
+    });
+    assert_eq!(
+        counted(),
+        Some((segments as u64, bytes)),
+        "session downlink (packets, bytes)"
+    );
+    let fin = bed.upf().delete(e.local_seid).expect("deleted");
+    assert_eq!(fin.len(), 1);
+    assert_eq!(
+        (fin[0].dl_packets, fin[0].dl_bytes),
+        (segments as u64, bytes)
+    );
+}

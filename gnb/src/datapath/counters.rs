@@ -259,37 +259,31 @@ impl RateLimit {
 /// Adds packets and bytes to a tunnel's counter pair once per run of
 /// consecutive packets of the same tunnel.
 pub(super) struct Runs<'a> {
-    cur: Option<&'a Tunnel>,
-    packets: u64,
-    bytes: u64,
+    run: dpio::run::Run<'a, Tunnel>,
     pick: fn(&Tunnel) -> (&AtomicU64, &AtomicU64),
 }
 
 impl<'a> Runs<'a> {
     pub(super) fn new(pick: fn(&Tunnel) -> (&AtomicU64, &AtomicU64)) -> Self {
         Runs {
-            cur: None,
-            packets: 0,
-            bytes: 0,
+            run: dpio::run::Run::new(),
             pick,
         }
     }
     pub(super) fn add(&mut self, t: &'a Tunnel, bytes: usize) {
-        if !self.cur.is_some_and(|c| std::ptr::eq(c, t)) {
-            self.flush();
-            self.cur = Some(t);
-        }
-        self.packets += 1;
-        self.bytes += bytes as u64;
+        let ended = self.run.add(t, bytes as u64);
+        self.write(ended);
     }
     pub(super) fn flush(&mut self) {
-        if let Some(t) = self.cur.take() {
+        let ended = self.run.take();
+        self.write(ended);
+    }
+    fn write(&self, ended: Option<dpio::run::Ended<'_, Tunnel>>) {
+        if let Some((t, packets, bytes)) = ended {
             let (p, b) = (self.pick)(t);
-            p.fetch_add(self.packets, Ordering::Relaxed);
-            b.fetch_add(self.bytes, Ordering::Relaxed);
+            p.fetch_add(packets, Ordering::Relaxed);
+            b.fetch_add(bytes, Ordering::Relaxed);
         }
-        self.packets = 0;
-        self.bytes = 0;
     }
 }
 

@@ -152,13 +152,19 @@ impl UrrState {
         self.th_dl
             .store(th.downlink.unwrap_or(NONE), Ordering::Relaxed);
     }
+    #[cfg(test)]
     pub(super) fn count(&self, dir: Direction, len: usize) {
+        self.count_n(dir, 1, len as u64);
+    }
+    /// Counts `packets` packets of `bytes` bytes in all (a run of one
+    /// PDR), then checks the thresholds.
+    pub(super) fn count_n(&self, dir: Direction, packets: u64, bytes: u64) {
         let (c, th) = match dir {
             Direction::Uplink => (&self.ul, &self.th_ul),
             Direction::Downlink => (&self.dl, &self.th_dl),
         };
-        c.packets.fetch_add(1, Ordering::Relaxed);
-        let v = c.bytes.fetch_add(len as u64, Ordering::Relaxed) + len as u64;
+        c.packets.fetch_add(packets, Ordering::Relaxed);
+        let v = c.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
         let total = self.ul.bytes.load(Ordering::Relaxed) + self.dl.bytes.load(Ordering::Relaxed);
         if (v >= th.load(Ordering::Relaxed) || total >= self.th_total.load(Ordering::Relaxed))
             // Already set (report not taken yet): nothing to write, no

@@ -666,3 +666,5 @@ mod tests_incremental;
 mod tests_isolation;
 #[cfg(test)]
 mod tests_periods;
+#[cfg(test)]
+mod tests_tally;

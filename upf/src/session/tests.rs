@@ -47,6 +47,16 @@ pub(super) fn threshold_urr(id: u32, total: u64) -> Urr {
     }
 }
 
+/// [`basic`] towards gNB TEID 1 with URR 1 (a threshold of `total` bytes)
+/// on both PDRs.
+pub(super) fn metered(total: u64) -> SessionRules {
+    let mut r = basic(to_gnb(1));
+    r.urrs.push(threshold_urr(1, total));
+    r.pdrs[0].urr_ids = vec![1];
+    r.pdrs[1].urr_ids = vec![1];
+    r
+}
+
 pub(super) fn far(id: u32, action: FarAction) -> Far {
     Far { id, action }
 }
@@ -433,11 +443,7 @@ fn qer_gate_and_mbr_per_direction() {
 #[test]
 fn urr_threshold_period_query_and_termination() {
     let (mut t, t0) = table();
-    let mut r = basic(to_gnb(1));
-    r.urrs.push(threshold_urr(1, 1000));
-    r.pdrs[0].urr_ids = vec![1];
-    r.pdrs[1].urr_ids = vec![1];
-    let e = t.establish(9, r, t0).expect("established");
+    let e = t.establish(9, metered(1000), t0).expect("established");
     let teid = e.created[0].teid;
     let snap = t.snapshot();
     let u = up(1, 2); // 100 bytes
