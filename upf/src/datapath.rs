@@ -659,10 +659,12 @@ impl Snapshot {
 
     /// The decision for another segment of the super-packet whose first
     /// segment `tally` last decided, `len` bytes long: the PDR it matched
-    /// applies again (the segments share their IP and transport headers
-    /// but the sequence number, so parsing, lookup and matching would find
-    /// it again), with its QERs and counters per segment. `None` when the
-    /// last decision matched no PDR (decide that segment in full).
+    /// applies again (segmentation copies the headers: every segment has
+    /// the same addresses, protocol and ports, all that a PDR matches on,
+    /// so parsing, lookup and matching would find it again), with its QERs
+    /// and counters per segment. `None` when the last decision matched no
+    /// PDR (decide that segment in full). Only for segments cut from one
+    /// packet: packets that merely follow each other are decided in full.
     pub fn again<'a>(
         &'a self,
         len: usize,
