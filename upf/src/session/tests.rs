@@ -57,6 +57,17 @@ pub(super) fn metered(total: u64) -> SessionRules {
     r
 }
 
+/// A table with one [`metered`] session (remote SEID 9) made at its
+/// start: the table, the start, the session, its uplink TEID and a
+/// snapshot.
+pub(super) fn metered_table(total: u64) -> (SessionTable, Instant, Established, u32, Snapshot) {
+    let (mut t, t0) = table();
+    let e = t.establish(9, metered(total), t0).expect("established");
+    let teid = e.created[0].teid;
+    let snap = t.snapshot();
+    (t, t0, e, teid, snap)
+}
+
 pub(super) fn far(id: u32, action: FarAction) -> Far {
     Far { id, action }
 }
@@ -442,10 +453,7 @@ fn qer_gate_and_mbr_per_direction() {
 
 #[test]
 fn urr_threshold_period_query_and_termination() {
-    let (mut t, t0) = table();
-    let e = t.establish(9, metered(1000), t0).expect("established");
-    let teid = e.created[0].teid;
-    let snap = t.snapshot();
+    let (mut t, t0, e, teid, snap) = metered_table(1000);
     let u = up(1, 2); // 100 bytes
     let d = down(2, 1);
     for _ in 0..4 {

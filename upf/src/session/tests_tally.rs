@@ -1,7 +1,7 @@
 //! Counting per run ([`Tally`]) and one decision per super-packet
 //! ([`Snapshot::again`]) give what packet-by-packet decisions give.
 
-use super::tests::{basic, gnb, metered, table, to_gnb, up, GNB, SRV, UE};
+use super::tests::{basic, gnb, metered_table, table, to_gnb, up, GNB, SRV, UE};
 use super::*;
 use crate::datapath::{DropReason, Tally, Verdict};
 use crate::packet::build_udp;
@@ -13,10 +13,7 @@ use crate::rules::{Gate, Qer};
 /// and a URR threshold it crosses is reported.
 #[test]
 fn a_tally_counts_runs_as_packet_by_packet_counting_would() {
-    let (mut t, t0) = table();
-    let e = t.establish(9, metered(1000), t0).expect("established");
-    let teid = e.created[0].teid;
-    let snap = t.snapshot();
+    let (mut t, t0, e, teid, snap) = metered_table(1000);
     let shared = t.session(e.local_seid).expect("session").shared.clone();
     let u = up(1, 2); // 100 bytes
     let d = build_udp(SRV, 2, UE, 1, &[0u8; 172]); // 200 bytes
