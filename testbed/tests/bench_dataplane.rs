@@ -5,8 +5,9 @@
 //! report files are in the run folder, and nothing is left
 //! afterwards (the bench fails when it cannot remove what it added). No
 //! timing is asserted. With `--sessions 500`, path (a) is measured again
-//! with 500 sessions on gnb1 and upf1 (set up and released through the
-//! SMF). Needs root and the daemon binaries.
+//! with 500 sessions on gnb1 and upf1 and with them released (set up and
+//! released through the SMF), each state with its own worker census.
+//! Needs root and the daemon binaries.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -160,11 +161,15 @@ fn bench_dataplane_quick_measures_every_path_and_cleans_up() {
             let v = row[k].as_f64().unwrap_or(0.0);
             assert!(v > 0.0 && v.is_finite(), "{k} of {}: {row}", row["test"]);
         }
-        // The same worker census with the 500 sessions installed.
-        one_share_each(
-            &row["busiest_worker_share"],
-            row["test"].as_str().unwrap_or("?"),
-        );
+        // The same worker census with the 500 sessions installed, and
+        // with them released in the same round.
+        let t = row["test"].as_str().unwrap_or("?");
+        one_share_each(&row["busiest_worker_share"], t);
+        one_share_each(&row["busiest_worker_share_one"], t);
+        // One repeat: its ratio is the row's.
+        let ratios = row["ratios"].as_array().expect("ratios");
+        assert_eq!(ratios.len(), 1, "{t}: {row}");
+        assert_eq!(ratios[0], row["ratio"], "{t}: {row}");
     }
     assert!(md.contains("with 500 sessions installed"), "{md}");
     assert!(md.contains("busiest worker, 500 sessions"), "{md}");

@@ -3,7 +3,11 @@
 //! the measured gNB and UPF, set up by the SMF through its API (emulated
 //! UEs without a namespace: each gets a PFCP session at the UPF and a
 //! tunnel at the gNB, as a real UE's session does), then path (a) measured
-//! again with all of them installed. Released again on every way out.
+//! again with all of them installed and with them released, alternating
+//! within each repeat, so that a test's two figures come from the same
+//! minutes (the first round's, minutes earlier and between other paths,
+//! moved by more than the goal's 5% on these machines). Released again on
+//! every way out.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,17 +34,69 @@ pub struct ManyRow {
     pub test: String,
     /// Gbit/s or kpps.
     pub unit: &'static str,
-    /// Median with the measured session alone.
+    /// Median with the measured session alone (the extra ones released),
+    /// in this round.
     pub one: f64,
     /// Median with `installed` sessions.
     pub many: f64,
-    /// many / one.
+    /// The median of the repeats' ratios (with N / alone, each repeat's
+    /// two figures measured minutes apart at most).
     pub ratio: f64,
+    /// Each repeat's ratio.
+    pub ratios: Vec<f64>,
     /// The busiest data-path worker's share of each daemon's packets
     /// during each repeat with `installed` sessions (by daemon): how the
     /// test's flows spread over the workers, which can move a figure as
     /// much as the sessions do.
     pub busiest_worker_share: BTreeMap<String, Vec<f64>>,
+    /// The same with the measured session alone.
+    pub busiest_worker_share_one: BTreeMap<String, Vec<f64>>,
+}
+
+/// One test's figures in one state (alone, or with the extra sessions),
+/// a figure and the worker shares per repeat.
+#[derive(Clone, Debug, Default)]
+pub struct Measured {
+    values: Vec<f64>,
+    shares: BTreeMap<String, Vec<f64>>,
+}
+
+impl Measured {
+    /// Adds a repeat's figure and its busiest-worker share by daemon.
+    pub fn push(&mut self, value: f64, shares: BTreeMap<String, f64>) {
+        self.values.push(value);
+        for (daemon, share) in shares {
+            self.shares.entry(daemon).or_default().push(share);
+        }
+    }
+}
+
+/// The median of `v` (0 when empty).
+fn median(v: &[f64]) -> f64 {
+    crate::dataplane::report::Cell::of(v).map_or(0.0, |c| c.median)
+}
+
+impl ManyRow {
+    /// The row of test `test` from its figures alone and with the extras
+    /// (one per repeat each, in the same order).
+    pub fn of(test: &str, unit: &'static str, one: Measured, many: Measured) -> ManyRow {
+        let ratios: Vec<f64> = one
+            .values
+            .iter()
+            .zip(&many.values)
+            .map(|(o, m)| if *o > 0.0 { m / o } else { 0.0 })
+            .collect();
+        ManyRow {
+            test: test.to_string(),
+            unit,
+            one: median(&one.values),
+            many: median(&many.values),
+            ratio: median(&ratios),
+            ratios,
+            busiest_worker_share: many.shares,
+            busiest_worker_share_one: one.shares,
+        }
+    }
 }
 
 /// The second round of path (a).

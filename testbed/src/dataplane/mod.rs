@@ -60,7 +60,8 @@ pub struct DataplaneArgs {
     #[arg(long)]
     pub json: bool,
     /// Sessions installed on the measured gNB and UPF for a second round
-    /// of path (a) (the SMF sets up the extra ones for emulated UEs); 1:
+    /// of path (a), which measures every test with them and without them,
+    /// alternating (the SMF sets up the extra ones for emulated UEs); 1:
     /// no second round.
     #[arg(long, default_value_t = 1)]
     pub sessions: usize,
@@ -464,7 +465,6 @@ fn measure(
             st,
             upf,
             sessions,
-            &rows,
             |test| {
                 let w0 = worker_meter.read()?;
                 let v = run_test(test, &ue_end(Path::Tunnel), &edge, &mut port, t)?;
@@ -531,18 +531,21 @@ fn measure(
     })
 }
 
-/// Path (a) again, every test `repeats` times, with `sessions` sessions
-/// installed on its gNB and UPF; against the medians of `rows`.
+/// The round of `--sessions N`: path (a)'s tests with the N - 1 extra
+/// sessions installed and with them released, alternating within each
+/// repeat (installed then released in even repeats, the other way round in
+/// odd ones), so both figures of a test come from the same minutes of the
+/// machine's life; one set-up and one release per repeat.
 fn many_round(
     st: &BedState,
     upf: &UpfPlan,
     sessions: usize,
-    rows: &[Row],
     mut run: impl FnMut(Test) -> Result<(f64, BTreeMap<String, f64>), String>,
     repeats: usize,
     on_progress: &mut dyn FnMut(&str),
 ) -> Result<many::ManySessions, BedError> {
-    let extra = many::Extra::install(st, upf, sessions - 1, on_progress)?;
+    let mut extra = Some(many::Extra::install(st, upf, sessions - 1, on_progress)?);
+    let setup_seconds = extra.as_ref().map_or(0.0, |e| e.setup_seconds);
     let url = format!("http://{}/metrics", upf.metrics);
     let (_, text) =
         crate::bed::http_in(&st.ns(&upf.name), "GET", &url, None, Duration::from_secs(5))
@@ -557,44 +560,61 @@ fn many_round(
             upf.name
         )));
     }
-    let mut out = Vec::new();
-    for (name, test) in TESTS {
-        let mut v = Vec::with_capacity(repeats);
-        let mut shares: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-        for rep in 0..repeats {
-            on_progress(&format!(
-                "{sessions} sessions installed, repeat {}/{repeats}: {name} on {} ...",
-                rep + 1,
-                Path::Tunnel.title()
-            ));
-            let (x, by_daemon) = run(test)
-                .map_err(|e| BedError::Request(format!("{name} with {sessions} sessions: {e}")))?;
-            v.push(x);
-            for (daemon, share) in by_daemon {
-                shares.entry(daemon).or_default().push(share);
+    // Per test: the figures and worker shares alone ([0]) and with the
+    // extra sessions ([1]), one per repeat.
+    let mut got: Vec<[many::Measured; 2]> = TESTS.iter().map(|_| Default::default()).collect();
+    for rep in 0..repeats {
+        let order = if rep % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        for installed in order {
+            match (installed, extra.is_some()) {
+                (true, false) => {
+                    extra = Some(many::Extra::install(st, upf, sessions - 1, on_progress)?)
+                }
+                (false, true) => {
+                    if let Some(e) = extra.take() {
+                        e.finish()?;
+                    }
+                }
+                _ => {}
+            }
+            for ((name, test), g) in TESTS.iter().zip(got.iter_mut()) {
+                on_progress(&format!(
+                    "repeat {}/{repeats}, {}: {name} on {} ...",
+                    rep + 1,
+                    if installed {
+                        format!("{sessions} sessions installed")
+                    } else {
+                        "the extra sessions released".to_string()
+                    },
+                    Path::Tunnel.title()
+                ));
+                let (x, by_daemon) = run(*test).map_err(|e| {
+                    BedError::Request(format!(
+                        "{name} with {} sessions: {e}",
+                        if installed { sessions } else { 1 }
+                    ))
+                })?;
+                g[usize::from(installed)].push(x, by_daemon);
             }
         }
-        let many = report::Cell::of(&v).map_or(0.0, |c| c.median);
-        let one = rows
-            .iter()
-            .find(|r| r.test == name)
-            .map_or(0.0, |r| r.tunnel);
-        out.push(many::ManyRow {
-            test: name.to_string(),
-            unit: test.unit(),
-            one,
-            many,
-            ratio: if one > 0.0 { many / one } else { 0.0 },
-            busiest_worker_share: shares,
-        });
     }
-    let setup_seconds = extra.setup_seconds;
-    extra.finish()?;
+    if let Some(e) = extra.take() {
+        e.finish()?;
+    }
+    let rows = TESTS
+        .iter()
+        .zip(got)
+        .map(|((name, test), [one, many])| many::ManyRow::of(name, test.unit(), one, many))
+        .collect();
     Ok(many::ManySessions {
         installed: sessions,
         upf_sessions,
         setup_seconds,
-        rows: out,
+        rows,
     })
 }
 

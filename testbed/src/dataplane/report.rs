@@ -381,11 +381,12 @@ pub fn markdown(r: &DataplaneReport) -> String {
     if let Some(m) = &r.many_sessions {
         s.push_str(&format!(
             "\nPath (a) with {} sessions installed on its gNB and UPF (the UPF reported {}; \
-             the SMF set up the extra ones in {:.1} s), median of {} repeat(s), with the busiest \
-             worker's share per repeat in each round (shares that differ between the rounds: \
-             the flows spread otherwise over the workers, which moves a figure too):\n\n\
-             | test | unit | 1 session | {} sessions | ratio | busiest worker, 1 session | busiest worker, {} sessions |\n\
-             |---|---|---:|---:|---:|---|---|\n",
+             the SMF set up the extra ones in {:.1} s) and with them released, alternating \
+             within each of {} repeat(s): medians, the median of the repeats' ratios and each \
+             repeat's, and the busiest worker's share per repeat in each state (shares that \
+             differ: the flows spread otherwise over the workers, which moves a figure too):\n\n\
+             | test | unit | 1 session | {} sessions | ratio | ratio per repeat | busiest worker, 1 session | busiest worker, {} sessions |\n\
+             |---|---|---:|---:|---:|---|---|---|\n",
             m.installed, m.upf_sessions, m.setup_seconds, r.repeats, m.installed, m.installed
         ));
         let by_daemon = |m: Option<&BTreeMap<String, Vec<f64>>>| {
@@ -402,13 +403,18 @@ pub fn markdown(r: &DataplaneReport) -> String {
         };
         for row in &m.rows {
             s.push_str(&format!(
-                "| {} | {} | {:.2} | {:.2} | {:.2} | {} | {} |\n",
+                "| {} | {} | {:.2} | {:.2} | {:.2} | {} | {} | {} |\n",
                 row.test,
                 row.unit,
                 row.one,
                 row.many,
                 row.ratio,
-                by_daemon(r.busiest_worker_share.get(&row.test)),
+                row.ratios
+                    .iter()
+                    .map(|x| format!("{x:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                by_daemon(Some(&row.busiest_worker_share_one)),
                 by_daemon(Some(&row.busiest_worker_share)),
             ));
         }
