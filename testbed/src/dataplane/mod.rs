@@ -544,8 +544,9 @@ fn many_round(
     repeats: usize,
     on_progress: &mut dyn FnMut(&str),
 ) -> Result<many::ManySessions, BedError> {
-    let mut extra = Some(many::Extra::install(st, upf, sessions - 1, on_progress)?);
-    let setup_seconds = extra.as_ref().map_or(0.0, |e| e.setup_seconds);
+    let first = many::Extra::install(st, upf, sessions - 1, on_progress)?;
+    let setup_seconds = first.setup_seconds;
+    let mut extra = Some(first);
     let url = format!("http://{}/metrics", upf.metrics);
     let (_, text) =
         crate::bed::http_in(&st.ns(&upf.name), "GET", &url, None, Duration::from_secs(5))
@@ -570,16 +571,12 @@ fn many_round(
             [false, true]
         };
         for installed in order {
-            match (installed, extra.is_some()) {
-                (true, false) => {
-                    extra = Some(many::Extra::install(st, upf, sessions - 1, on_progress)?)
+            if !installed {
+                if let Some(e) = extra.take() {
+                    e.finish()?;
                 }
-                (false, true) => {
-                    if let Some(e) = extra.take() {
-                        e.finish()?;
-                    }
-                }
-                _ => {}
+            } else if extra.is_none() {
+                extra = Some(many::Extra::install(st, upf, sessions - 1, on_progress)?);
             }
             for ((name, test), g) in TESTS.iter().zip(got.iter_mut()) {
                 on_progress(&format!(

@@ -47,6 +47,19 @@ pub(super) fn threshold_urr(id: u32, total: u64) -> Urr {
     }
 }
 
+/// QER 1: the uplink gate `gate_ul`, the downlink open at 8 Mbit/s
+/// (1 MB/s), no QFI.
+pub(super) fn dl_limited_qer(gate_ul: Gate) -> Qer {
+    Qer {
+        id: 1,
+        gate_ul,
+        gate_dl: Gate::Open,
+        mbr_ul: None,
+        mbr_dl: Some(8_000_000),
+        qfi: None,
+    }
+}
+
 /// [`basic`] towards gNB TEID 1 with URR 1 (a threshold of `total` bytes)
 /// on both PDRs.
 pub(super) fn metered(total: u64) -> SessionRules {
@@ -408,14 +421,7 @@ fn end_marker_on_path_switch_only() {
 fn qer_gate_and_mbr_per_direction() {
     let (mut t, now) = table();
     let mut r = basic(to_gnb(1));
-    r.qers.push(Qer {
-        id: 1,
-        gate_ul: Gate::Closed,
-        gate_dl: Gate::Open,
-        mbr_ul: None,
-        mbr_dl: Some(8_000_000), // 1 MB/s
-        qfi: None,
-    });
+    r.qers.push(dl_limited_qer(Gate::Closed));
     r.pdrs[0].qer_ids = vec![1];
     r.pdrs[1].qer_ids = vec![1];
     let e = t.establish(1, r, now).expect("established");

@@ -1,11 +1,11 @@
 //! Counting per run ([`Tally`]) and one decision per super-packet
 //! ([`Snapshot::again`]) give what packet-by-packet decisions give.
 
-use super::tests::{basic, gnb, metered_table, table, to_gnb, up, GNB, SRV, UE};
+use super::tests::{basic, dl_limited_qer, gnb, metered_table, table, to_gnb, up, GNB, SRV, UE};
 use super::*;
 use crate::datapath::{DropReason, Tally, Verdict};
 use crate::packet::build_udp;
-use crate::rules::{Gate, Qer};
+use crate::rules::Gate;
 
 /// A run of one PDR reaches the shared counters (the PDR's, the
 /// session's, its URRs') when it ends: at a change of PDR or at the flush
@@ -63,14 +63,7 @@ fn a_tally_counts_runs_as_packet_by_packet_counting_would() {
 /// drops, at one instant).
 fn limited(t: &mut SessionTable, t0: Instant, seid: u64) -> Arc<crate::datapath::SessionShared> {
     let mut r = basic(to_gnb(7));
-    r.qers.push(Qer {
-        id: 1,
-        gate_ul: Gate::Open,
-        gate_dl: Gate::Open,
-        mbr_ul: None,
-        mbr_dl: Some(8_000_000),
-        qfi: None,
-    });
+    r.qers.push(dl_limited_qer(Gate::Open));
     r.pdrs[1].qer_ids = vec![1];
     let e = t.establish(seid, r, t0).expect("established");
     t.session(e.local_seid).expect("session").shared.clone()
