@@ -35,6 +35,36 @@ fn within(measured_l2: f64, rate: f64, tol: f64) -> bool {
     (measured_l2 / rate - 1.0).abs() <= tol
 }
 
+/// Asserts that 1 s TCP transfers `from` -> `to` (port `port`, `port + 1`,
+/// ...) run at `rate` at layer 2, within 5%. Going over the rate fails at
+/// once: that is the shaper's error. Falling short can be the host (the other
+/// tests' processes on two cores) and gets another try, three in all.
+fn assert_shaped(r: &topo::Running, from: &str, to: &str, ip: &str, port: u16, rate: f64) {
+    let mut rates = Vec::new();
+    for i in 0..3 {
+        let dst = format!("{ip}:{}", port + i);
+        let l2 = tcp_goodput(r, from, to, &dst, Duration::from_secs(1)) * L2_PER_PAYLOAD / 1e6;
+        eprintln!(
+            "{from}->{to} with {:.0} Mbit/s set: layer 2 {l2:.1} Mbit/s",
+            rate / 1e6
+        );
+        assert!(
+            l2 * 1e6 <= rate * 1.05,
+            "{from}->{to}: {l2:.1} Mbit/s, over the {:.0} Mbit/s set",
+            rate / 1e6
+        );
+        rates.push(format!("{l2:.1}"));
+        if within(l2 * 1e6, rate, 0.05) {
+            return;
+        }
+    }
+    panic!(
+        "{from}->{to}: {} Mbit/s at layer 2 with {:.0} Mbit/s set",
+        rates.join(", "),
+        rate / 1e6
+    );
+}
+
 #[test]
 #[ignore = "needs root: network namespaces, veth links, tc shaping"]
 fn tcp_throughput_follows_the_rate_and_runtime_changes() {
@@ -43,18 +73,7 @@ fn tcp_throughput_follows_the_rate_and_runtime_changes() {
     let env = Env::new("rate");
     let t = pair(&env, ShapeSpec::rate("200mbit"));
     let mut r = topo::up(&t, &env.opts()).unwrap().guard();
-    let g = tcp_goodput(&r, "a", "b", "10.6.0.2:5001", Duration::from_secs(1));
-    let l2 = g * L2_PER_PAYLOAD;
-    eprintln!(
-        "200mbit: goodput {:.1} Mbit/s, layer 2 {:.1} Mbit/s",
-        g / 1e6,
-        l2 / 1e6
-    );
-    assert!(
-        within(l2, 200e6, 0.05),
-        "200mbit set, {:.1} Mbit/s at layer 2",
-        l2 / 1e6
-    );
+    assert_shaped(&r, "a", "b", "10.6.0.2", 5001, 200e6);
 
     // change while the link exists (tc class change), a->b only
     let s = Shape {
@@ -62,17 +81,9 @@ fn tcp_throughput_follows_the_rate_and_runtime_changes() {
         ..Default::default()
     };
     r.shape("l", Dir::Ab, &s).unwrap();
-    let g = tcp_goodput(&r, "a", "b", "10.6.0.2:5002", Duration::from_secs(1));
-    let l2 = g * L2_PER_PAYLOAD;
-    eprintln!("50mbit: layer 2 {:.1} Mbit/s", l2 / 1e6);
-    assert!(within(l2, 50e6, 0.05), "50mbit set, {:.1} Mbit/s", l2 / 1e6);
+    assert_shaped(&r, "a", "b", "10.6.0.2", 5011, 50e6);
     // the other direction kept its 200mbit
-    let g = tcp_goodput(&r, "b", "a", "10.6.0.1:5003", Duration::from_secs(1));
-    assert!(
-        within(g * L2_PER_PAYLOAD, 200e6, 0.05),
-        "b->a {:.1} Mbit/s",
-        g * L2_PER_PAYLOAD / 1e6
-    );
+    assert_shaped(&r, "b", "a", "10.6.0.1", 5021, 200e6);
     // state recorded for `topo show`
     let st = topo::show::status(&r).unwrap();
     assert_eq!(st.links[0].ab.shape.rate_bps, Some(50_000_000));
