@@ -81,15 +81,45 @@ impl PerWorker {
         self.0.iter().map(|c| c.0.load(Ordering::Relaxed)).collect()
     }
 
-    /// For workers that mark the start and the end of each batch with
-    /// `add(k, 1)` (odd: inside a batch): waits until every worker that is
-    /// inside a batch now has left it, at most until `deadline`; `Err(k)`
-    /// names a worker still in the same batch then. Spins, yielding the
-    /// CPU: a batch takes microseconds.
+    /// Worker `k` starts a batch (its slot goes odd), before it loads the
+    /// shared state the batch works with: either a [`wait_out_batches`]
+    /// that follows a change of that state sees the mark, or the worker's
+    /// load sees the change (the SeqCst fence here pairs with the one the
+    /// waiter makes after the change).
+    ///
+    /// [`wait_out_batches`]: Self::wait_out_batches
+    pub fn enter_batch(&self, k: usize) {
+        if let Some(c) = self.0.get(k) {
+            c.0.fetch_add(1, Ordering::Relaxed);
+        }
+        std::sync::atomic::fence(Ordering::SeqCst);
+    }
+
+    /// Worker `k` has ended its batch (its slot goes even): what the batch
+    /// wrote before this (sends, counters) is seen by a
+    /// [`wait_out_batches`](Self::wait_out_batches) that returns after it.
+    pub fn leave_batch(&self, k: usize) {
+        if let Some(c) = self.0.get(k) {
+            c.0.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// For workers that mark each batch with [`enter_batch`] and
+    /// [`leave_batch`] (odd: inside a batch), after a change of the state
+    /// their batches load: waits until every worker that is inside a batch
+    /// now has left it, at most until `deadline`; `Err(k)` names a worker
+    /// still in the same batch then. Spins, yielding the CPU: a batch takes
+    /// microseconds.
+    ///
+    /// [`enter_batch`]: Self::enter_batch
+    /// [`leave_batch`]: Self::leave_batch
     pub fn wait_out_batches(&self, deadline: Instant) -> Result<(), usize> {
+        // Pairs with the fence in `enter_batch`: either this reads a
+        // worker's mark, or the worker's load sees the change made before.
+        std::sync::atomic::fence(Ordering::SeqCst);
         for (k, slot) in self.0.iter().enumerate() {
-            let mark = slot.0.load(Ordering::Relaxed);
-            while mark % 2 == 1 && slot.0.load(Ordering::Relaxed) == mark {
+            let mark = slot.0.load(Ordering::Acquire);
+            while mark % 2 == 1 && slot.0.load(Ordering::Acquire) == mark {
                 if Instant::now() >= deadline {
                     return Err(k);
                 }
@@ -265,15 +295,17 @@ mod tests {
         let p = std::sync::Arc::new(PerWorker::new(3));
         let soon = Instant::now() + Duration::from_millis(50);
         assert_eq!(p.wait_out_batches(soon), Ok(()), "nobody in a batch");
-        p.add(1, 1);
-        p.add(2, 2);
+        p.enter_batch(1);
+        p.enter_batch(2);
+        p.leave_batch(2);
         assert_eq!(p.wait_out_batches(soon), Err(1), "worker 1 never leaves");
         // Worker 1 leaves its batch and starts the next: not waited for.
         let ends = {
             let p = p.clone();
             std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_millis(20));
-                p.add(1, 2);
+                p.leave_batch(1);
+                p.enter_batch(1);
             })
         };
         let deadline = Instant::now() + Duration::from_secs(5);

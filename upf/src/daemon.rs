@@ -114,6 +114,9 @@ pub struct Inner {
     /// Per downlink worker, odd while it is inside a batch (a snapshot
     /// loaded, its G-PDUs not yet sent): [`Inner::quiesce_downlink`].
     pub(crate) dl_in_batch: PerWorker,
+    /// Per uplink thread (N3 socket), odd while it is inside a batch: a
+    /// session's final reports wait for it ([`Inner::delete`]).
+    pub(crate) ul_in_batch: PerWorker,
     /// N3 receive sockets: per address, one per worker (worker `k`'s at
     /// `address index * workers + k`), in one `SO_REUSEPORT` group per
     /// address that hands each datagram to the socket its source port
@@ -195,16 +198,32 @@ impl Inner {
     /// next batch, sees the new snapshot; one inside a batch is waited for
     /// (a batch takes microseconds; at most [`QUIESCE_DEADLINE`], logged).
     pub(crate) fn quiesce_downlink(&self) {
-        // Pairs with the fence a worker makes between marking its batch
-        // and loading the snapshot: either this reads its mark, or its
-        // load sees the snapshot published before.
-        std::sync::atomic::fence(Ordering::SeqCst);
         let deadline = Instant::now() + QUIESCE_DEADLINE;
         if let Err(worker) = self.dl_in_batch.wait_out_batches(deadline) {
             warn!(
                 worker,
                 "End Marker sent while a downlink worker is still inside a batch"
             );
+        }
+    }
+
+    /// Waits until every packet thread has ended the batch it is in now: a
+    /// batch counts its packets at its end, so the counters then hold
+    /// every packet forwarded before, and every packet of the snapshots
+    /// published before (at most [`QUIESCE_DEADLINE`] per direction,
+    /// logged).
+    fn quiesce_counts(&self) {
+        let deadline = Instant::now() + QUIESCE_DEADLINE;
+        for (dir, batches) in [
+            ("uplink", &self.ul_in_batch),
+            ("downlink", &self.dl_in_batch),
+        ] {
+            if let Err(worker) = batches.wait_out_batches(deadline) {
+                warn!(
+                    worker,
+                    dir, "final usage reports taken while a packet thread is still inside a batch"
+                );
+            }
         }
     }
 
@@ -265,6 +284,8 @@ impl Inner {
 
     /// Session Modification.
     pub fn modify(&self, seid: u64, m: Modification) -> Result<Modified, SessionError> {
+        // Its query and removal reports count what was forwarded before.
+        self.quiesce_counts();
         let mut t = self.table();
         let r = t.modify(seid, m, Instant::now())?;
         self.publish(&mut t);
@@ -275,8 +296,12 @@ impl Inner {
     /// Session Deletion.
     pub fn delete(&self, seid: u64) -> Result<Vec<UsageReport>, SessionError> {
         let mut t = self.table();
-        let r = t.delete(seid, Instant::now())?;
+        let mut s = t.remove(seid)?;
         self.publish(&mut t);
+        // Packets decided with the snapshots that had the session are
+        // counted when their batch ends: the final reports wait for that.
+        self.quiesce_counts();
+        let r = s.final_reports(Instant::now());
         info!(seid, "session deleted");
         Ok(r)
     }
@@ -427,6 +452,7 @@ impl Upf {
             stop: AtomicBool::new(false),
             metrics: Metrics::with_workers(workers),
             dl_in_batch: PerWorker::new(workers),
+            ul_in_batch: PerWorker::new(n3.len()),
             n3,
             n3_tx,
             n3_addr,
@@ -621,6 +647,9 @@ fn control_loop(inner: &Inner, sock: UdpSocket, mut node: N4Node) {
         }
         match sock.recv_from(&mut buf) {
             Ok((n, from)) => {
+                if N4Node::needs_settled_counts(&buf[..n]) {
+                    inner.quiesce_counts();
+                }
                 let mut t = inner.table();
                 let now = Instant::now();
                 node.set_wall_clock(now, SystemTime::now());
@@ -662,6 +691,9 @@ fn drive_events(inner: &Inner, node: &mut N4Node, table: &mut SessionTable) {
             N4Event::UsageReports(r) => inner.queue_reports(r),
             N4Event::AssociationLost { .. } | N4Event::ReportUnanswered { .. } => {}
         }
+    }
+    if node.deletions_pending() {
+        inner.quiesce_counts();
     }
 }
 

@@ -156,6 +156,9 @@ pub(crate) fn uplink_loop(inner: &Inner, idx: usize, k: usize) {
                 continue;
             }
         };
+        // Odd from here until the batch's counts are written (a session's
+        // final reports wait for it, [`Inner::delete`]).
+        inner.ul_in_batch.enter_batch(idx);
         let snap = inner.snapshot.load();
         let now = Instant::now();
         let mut c = BatchCounts::default();
@@ -256,6 +259,7 @@ pub(crate) fn uplink_loop(inner: &Inner, idx: usize, k: usize) {
         write_run(inner, tun, &mut co, &mut c);
         flush_n3(inner, k, &mut fwd, &slots);
         tally.flush();
+        inner.ul_in_batch.leave_batch(idx);
         inner.metrics.n3_rx.add_n(c.rx.0, c.rx.1);
         inner.metrics.worker_n3_rx.add(k, c.rx.0);
         inner.metrics.n6_tx.add_n(c.tx.0, c.tx.1);
@@ -358,11 +362,10 @@ pub(crate) fn downlink_loop(inner: &Inner, k: usize) {
                 }
             }
         }
-        // Odd from here until the batch's G-PDUs are sent (an End Marker
-        // waits for it, [`Inner::quiesce_downlink`]); the fence pairs with
-        // the one after publishing a snapshot.
-        inner.dl_in_batch.add(k, 1);
-        std::sync::atomic::fence(Ordering::SeqCst);
+        // Odd from here until the batch's G-PDUs are sent and counted (an
+        // End Marker waits for it, [`Inner::quiesce_downlink`], and so do
+        // a session's final reports).
+        inner.dl_in_batch.enter_batch(k);
         let snap = inner.snapshot.load();
         let now = Instant::now();
         let mut c = BatchCounts::default();
@@ -443,7 +446,7 @@ pub(crate) fn downlink_loop(inner: &Inner, k: usize) {
         full = read == BATCH || out.len() >= OUT_ITEMS / 2;
         flush_n3(inner, k, &mut out, &slots);
         tally.flush();
-        inner.dl_in_batch.add(k, 1);
+        inner.dl_in_batch.leave_batch(k);
         inner.metrics.n6_rx.add_n(c.rx.0, c.rx.1);
         inner.metrics.worker_n6_rx.add(k, c.rx.0);
     }

@@ -5,6 +5,8 @@ mod common;
 
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::pfcp::*;
@@ -198,6 +200,89 @@ fn session_lifecycle_over_pfcp() {
     let r = smf.session(up_seid, pfcp::SessionDeletionRequest::default());
     assert!(
         matches!(r.body, MessageBody::SessionDeletionResponse(ref d) if d.cause == pfcp::Cause::SessionContextNotFound)
+    );
+}
+
+#[test]
+#[ignore = "needs root: network namespaces, veth links, TUN"]
+fn a_session_deleted_under_traffic_reports_every_packet_it_forwarded() {
+    let bed = Bed::new();
+    let mut smf = Smf::associated(&bed);
+    // URR 1 measures and reports only at the deletion.
+    let mut r = est_request_forwarding(&smf, 0x61);
+    r.create_urrs[0].reporting_triggers = pfcp::ReportingTriggers::default();
+    r.create_urrs[0].volume_threshold = None;
+    let est = smf.establish(r);
+    let up_seid = est.up_f_seid.expect("F-SEID").seid;
+    let teid = first_teid(&est);
+    // The edge counts every uplink packet that reaches it.
+    const SINK_PORT: u16 = 7300;
+    let sink = must(bed.edge.udp((EDGE, SINK_PORT)));
+    let big: libc::c_int = 16 << 20;
+    // SAFETY: a valid socket and an int option of the right size.
+    let rc = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&sink),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            std::ptr::from_ref(&big).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_RCVBUFFORCE: {}", std::io::Error::last_os_error());
+    sink.set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    let stop = Arc::new(AtomicBool::new(false));
+    let received = Arc::new(AtomicU64::new(0));
+    let counter = {
+        let (stop, received) = (stop.clone(), received.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            // Until the flood has stopped and nothing came for 300 ms.
+            loop {
+                match sink.recv(&mut buf) {
+                    Ok(_) => {
+                        received.fetch_add(1, Relaxed);
+                    }
+                    Err(_) if stop.load(Relaxed) => break,
+                    Err(_) => {}
+                }
+            }
+        })
+    };
+    let flood = {
+        let sock = bed.gnb_sock.try_clone().expect("clone");
+        let stop = stop.clone();
+        let gpdu = gtp::ul_gpdu(teid, Some(9), &up(SINK_PORT, &[0u8; 72]));
+        std::thread::spawn(move || {
+            while !stop.load(Relaxed) {
+                let _ = sock.send_to(&gpdu, SocketAddrV4::new(UPF_N3, 2152));
+            }
+        })
+    };
+    // Deleted while G-PDUs stream in: the uplink thread is in a batch.
+    assert!(
+        testkit::wait_until(Duration::from_secs(10), || received.load(Relaxed) >= 20_000),
+        "the flood did not reach the edge: {} packets",
+        received.load(Relaxed)
+    );
+    let r = smf.session(up_seid, pfcp::SessionDeletionRequest::default());
+    stop.store(true, Relaxed);
+    flood.join().expect("flood");
+    counter.join().expect("counter");
+    let MessageBody::SessionDeletionResponse(d) = r.body else {
+        panic!("{r:?}")
+    };
+    assert_eq!(d.cause, pfcp::Cause::RequestAccepted);
+    let v = d.usage_reports[0].volume_measurement.expect("volume");
+    let got = received.load(Relaxed);
+    eprintln!("edge received {got} packets; the final report counts {v:?}");
+    // Each forwarded packet was counted (100 bytes each); the edge may
+    // have missed some, it cannot have more.
+    assert_eq!(v.uplink_volume.map(|b| b % 100), Some(0), "{v:?}");
+    assert!(
+        v.uplink_volume.is_some_and(|b| b / 100 >= got),
+        "the edge received {got} packets, the final report counts {v:?}"
     );
 }
 

@@ -8,15 +8,22 @@
 //! ```text
 //! loop {
 //!     wait for a datagram on the N4 socket, at most until poll_timeout()
-//!     datagram  -> handle_datagram(now, from, bytes, &mut table)
+//!     datagram  -> (needs_settled_counts(bytes): wait out the packet
+//!                   threads' batches in flight)
+//!                  handle_datagram(now, from, bytes, &mut table)
 //!     deadline  -> handle_timeout(now, &mut table)
 //!     poll_event() until None  (RulesChanged: publish a snapshot, ...)
+//!     deletions_pending(): wait out the batches in flight
 //!     poll_transmit() until None -> send_to
 //! }
 //! ```
 //!
 //! Events are drained before transmits so that a response never reaches the
-//! SMF before the data path runs the rules it acknowledges.
+//! SMF before the data path runs the rules it acknowledges. The two waits
+//! are for packet threads that count a batch's packets at its end: a
+//! query's report then holds every packet forwarded before the request,
+//! and a deletion's final report every packet forwarded with the rules of
+//! the deleted session (its response is made at the transmit poll).
 //!
 //! Behaviour:
 //! - Heartbeat Requests are answered before and after an association; the
@@ -81,7 +88,7 @@ use wire::pfcp::{self, Message, MessageBody};
 
 use crate::config::{Config, NodeId as CfgNodeId};
 use crate::rules::Cause;
-use crate::session::{SessionError, SessionTable, UsageReport};
+use crate::session::{Session, SessionError, SessionTable, UsageReport};
 
 mod assoc;
 #[doc(hidden)]
@@ -264,6 +271,18 @@ pub enum N4Event {
     },
 }
 
+/// A Session Deletion accepted and not answered yet: the session has left
+/// the table, its final usage reports are taken when the response is made.
+#[derive(Debug)]
+struct Deleting {
+    /// The request's sequence number and digest (for resends).
+    req: (u32, u64),
+    to: SocketAddr,
+    remote_seid: u64,
+    session: Session,
+    at: Instant,
+}
+
 #[derive(Debug)]
 struct Assoc {
     node: pfcp::NodeId,
@@ -341,6 +360,8 @@ pub struct N4Node {
     transmits: VecDeque<Transmit>,
     events: VecDeque<N4Event>,
     rules_changed: bool,
+    /// Accepted Session Deletions, answered at the next `poll_transmit`.
+    deleting: Vec<Deleting>,
     stats: Arc<PfcpStats>,
     setups: Vec<AssocSetup>,
 }
@@ -402,6 +423,7 @@ impl N4Node {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             rules_changed: false,
+            deleting: Vec::new(),
             stats: Arc::new(PfcpStats::default()),
             setups,
             p: params,
@@ -498,8 +520,13 @@ impl N4Node {
         }
     }
 
-    /// The next datagram to send.
+    /// The next datagram to send. The responses to Session Deletions are
+    /// made here, with the final usage reports the deleted sessions'
+    /// counters hold now.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        if !self.deleting.is_empty() {
+            self.finish_deletions();
+        }
         let t = self.transmits.pop_front()?;
         bump(&self.stats.tx);
         Some(t)
@@ -530,6 +557,25 @@ impl N4Node {
             .into_iter()
             .flatten()
             .min()
+    }
+
+    /// Whether the packet threads' counts must be complete before `bytes`
+    /// is handled: a Session Modification Request (type 52) may query or
+    /// remove URRs, whose reports count every packet forwarded before the
+    /// request came. A driver whose packet threads count at the end of a
+    /// batch waits for the batches in flight first; what comes after the
+    /// request is in the next report.
+    pub fn needs_settled_counts(bytes: &[u8]) -> bool {
+        pfcp::RawHeader::parse(bytes).is_ok_and(|h| h.msg_type == 52)
+    }
+
+    /// Whether sessions were deleted since the last
+    /// [`poll_transmit`](Self::poll_transmit): a driver with packet threads
+    /// that count at the end of a batch waits, after publishing the rules
+    /// without them, until the batches that began before have ended, so
+    /// that the responses' final usage reports hold every packet forwarded.
+    pub fn deletions_pending(&self) -> bool {
+        !self.deleting.is_empty()
     }
 
     /// The next thing the driver must act on; [`N4Event::RulesChanged`]
@@ -738,9 +784,13 @@ impl N4Node {
             MessageBody::SessionModificationRequest(r) => {
                 Some(self.modify(msg.header.seid.unwrap_or(0), r, seq, from, now, table))
             }
-            MessageBody::SessionDeletionRequest(_) => {
-                Some(self.delete(msg.header.seid.unwrap_or(0), seq, from, now, table))
-            }
+            MessageBody::SessionDeletionRequest(_) => self.delete(
+                msg.header.seid.unwrap_or(0),
+                (seq, digest),
+                from,
+                now,
+                table,
+            ),
             MessageBody::SessionReportResponse(r) => {
                 self.report_answered(msg.header.seid, &r, seq, from, now, table);
                 None

@@ -9,7 +9,9 @@ use std::time::Instant;
 use tracing::{debug, info, warn};
 use wire::pfcp::{self, Message};
 
-use super::{bump, session_error, LogCause, N4Event, N4Node, Pending, SessPeer, Transmit};
+use super::{
+    bump, session_error, Deleting, LogCause, N4Event, N4Node, Pending, SessPeer, Transmit,
+};
 use crate::pfcp_map;
 use crate::rules::Cause;
 use crate::session::{SessionError, SessionTable, UsageReport};
@@ -371,47 +373,82 @@ impl N4Node {
         ))
     }
 
+    /// Session Deletion of `seid`, request `req` (sequence number, digest)
+    /// from `from`. A refusal is answered at once; an accepted deletion
+    /// removes the session here and is answered, with its final usage
+    /// reports, by [`N4Node::poll_transmit`]: the driver waits between the
+    /// events and the transmits for the packet threads to stop counting
+    /// into it ([`N4Node::deletions_pending`]).
     pub(super) fn delete(
         &mut self,
         seid: u64,
-        seq: u32,
+        req: (u32, u64),
         from: SocketAddr,
         now: Instant,
         table: &mut SessionTable,
-    ) -> Message {
+    ) -> Option<Message> {
+        let refused = |cause| {
+            Message::session(
+                0,
+                req.0,
+                pfcp::SessionDeletionResponse {
+                    cause,
+                    ..Default::default()
+                },
+            )
+        };
         let peer = match self.session_peer(seid, from, now, "Session Deletion") {
             Ok(p) => p,
             Err(e) => {
                 bump(&self.stats.rejected);
-                return Message::session(
-                    0,
-                    seq,
-                    pfcp::SessionDeletionResponse {
-                        cause: e.cause,
-                        ..Default::default()
-                    },
-                );
+                return Some(refused(e.cause));
             }
         };
-        let (cause, reports) = match table.delete(seid, now) {
-            Ok(r) => (pfcp::Cause::RequestAccepted, r),
-            Err(e) => (e.cause, Vec::new()),
-        };
+        let removed = table.remove(seid);
         self.forget(seid);
-        info!(seid, "session deleted");
-        let wall = self.wall(now);
-        Message::session(
-            peer.remote_seid,
-            seq,
-            pfcp::SessionDeletionResponse {
-                cause,
-                usage_reports: reports
-                    .iter()
-                    .map(|u| pfcp_map::usage_report(u, now, wall))
-                    .collect(),
-                ..Default::default()
-            },
-        )
+        match removed {
+            Ok(session) => {
+                info!(seid, "session deleted");
+                self.deleting.push(Deleting {
+                    req,
+                    to: from,
+                    remote_seid: peer.remote_seid,
+                    session,
+                    at: now,
+                });
+                None
+            }
+            Err(e) => Some(Message::session(
+                peer.remote_seid,
+                req.0,
+                pfcp::SessionDeletionResponse {
+                    cause: e.cause,
+                    ..Default::default()
+                },
+            )),
+        }
+    }
+
+    /// Answers the deletions [`delete`](Self::delete) accepted, each with
+    /// its final usage reports.
+    pub(super) fn finish_deletions(&mut self) {
+        for mut d in std::mem::take(&mut self.deleting) {
+            let reports = d.session.final_reports(d.at);
+            let wall = self.wall(d.at);
+            let msg = Message::session(
+                d.remote_seid,
+                d.req.0,
+                pfcp::SessionDeletionResponse {
+                    cause: pfcp::Cause::RequestAccepted,
+                    usage_reports: reports
+                        .iter()
+                        .map(|u| pfcp_map::usage_report(u, d.at, wall))
+                        .collect(),
+                    ..Default::default()
+                },
+            );
+            self.respond(d.req, msg, d.to, d.at);
+        }
     }
 
     /// A Session Report Response from `from`.

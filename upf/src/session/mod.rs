@@ -554,7 +554,15 @@ impl SessionTable {
 
     /// Session Deletion: final usage reports.
     pub fn delete(&mut self, seid: u64, now: Instant) -> Result<Vec<UsageReport>, SessionError> {
-        let Some(mut s) = self.sessions.remove(&seid) else {
+        Ok(self.remove(seid)?.final_reports(now))
+    }
+
+    /// Session Deletion in two steps: the session leaves the table (and
+    /// the next snapshot) here, its buffered packets dropped; its final
+    /// reports ([`Session::final_reports`]) are taken once the packet
+    /// threads no longer count into it.
+    pub fn remove(&mut self, seid: u64) -> Result<Session, SessionError> {
+        let Some(s) = self.sessions.remove(&seid) else {
             return Err(SessionError::new(
                 Cause::SessionContextNotFound,
                 None,
@@ -574,11 +582,7 @@ impl SessionTable {
             self.periods.remove(&k);
         }
         s.shared.drain_buffer(|_| {});
-        let ids: Vec<u32> = s.urrs.keys().copied().collect();
-        Ok(ids
-            .into_iter()
-            .filter_map(|id| s.report(id, ReportTrigger::Termination, now))
-            .collect())
+        Ok(s)
     }
 
     /// Remove every session (association release); no reports.

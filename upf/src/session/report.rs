@@ -110,6 +110,15 @@ impl Session {
             now,
         ))
     }
+
+    /// The reports of a deleted session: one per URR, trigger Termination
+    /// (in the Session Deletion Response, TS 29.244 7.5.7).
+    pub fn final_reports(&mut self, now: Instant) -> Vec<UsageReport> {
+        let ids: Vec<u32> = self.urrs.keys().copied().collect();
+        ids.into_iter()
+            .filter_map(|id| self.report(id, ReportTrigger::Termination, now))
+            .collect()
+    }
 }
 
 impl SessionTable {

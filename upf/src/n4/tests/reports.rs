@@ -239,3 +239,63 @@ fn deleted_session_period_no_longer_fires() {
     assert!(!in_process.contains(&gone), "{in_process:?}");
     assert_eq!(in_process.len(), 3);
 }
+
+#[test]
+fn a_deletion_is_answered_with_what_was_counted_until_the_transmit_poll() {
+    let mut sim = Sim::new(params());
+    sim.associate(1, 100);
+    let cp = 0x2ac;
+    let mut r = est_request(1, cp);
+    r.create_urrs[0].reporting_triggers = pfcp::ReportingTriggers::default();
+    r.create_urrs[0].volume_threshold = None;
+    let m = sim.session_req(smf_addr(1), 0, r);
+    let MessageBody::SessionEstablishmentResponse(e) = m.body else {
+        panic!("{m:?}")
+    };
+    let seid = e.up_f_seid.expect("established").seid;
+    let Some(pfcp::FTeid::Assigned { teid, .. }) = e.created_pdrs[0].local_f_teid else {
+        panic!("{e:?}")
+    };
+    // A packet thread's batch holds the snapshot from before the deletion.
+    let snap = sim.table.snapshot();
+    let seq = sim.next_seq();
+    let req = Message::session(seid, seq, pfcp::SessionDeletionRequest::default());
+    let bytes = req.to_vec().expect("encode");
+    assert!(
+        !N4Node::needs_settled_counts(&bytes),
+        "a deletion waits after, not before"
+    );
+    sim.node
+        .handle_datagram(sim.now, smf_addr(1), &bytes, &mut sim.table);
+    assert!(
+        sim.node.deletions_pending(),
+        "the response waits for the driver"
+    );
+    assert_eq!(sim.table.len(), 0, "the session left the table");
+    // The batch forwards a packet before the driver polls the transmits.
+    let pkt = build_udp(ue(cp), 6000, SRV, 5000, &[0u8; 100]);
+    let v = snap.uplink(GNB, teid, None, &pkt, sim.now);
+    assert!(matches!(v, Verdict::ToN6), "{v:?}");
+    sim.pump();
+    assert!(!sim.node.deletions_pending());
+    let (m, _) = sim.response_to(smf_addr(1), seq);
+    let MessageBody::SessionDeletionResponse(d) = m.body else {
+        panic!("{m:?}")
+    };
+    assert_eq!(d.cause, pfcp::Cause::RequestAccepted);
+    assert_eq!(d.usage_reports.len(), 1, "{d:?}");
+    let u = &d.usage_reports[0];
+    assert_eq!(u.usage_report_trigger, pfcp::UsageReportTrigger::TERMR);
+    assert_eq!(
+        u.volume_measurement.and_then(|v| v.uplink_volume),
+        Some(pkt.len() as u64),
+        "the packet forwarded with the old snapshot is in the final report"
+    );
+    // A modification is handled once the counts are settled.
+    let m = Message::session(seid, 1, pfcp::SessionModificationRequest::default());
+    assert!(N4Node::needs_settled_counts(&m.to_vec().expect("encode")));
+    assert!(
+        !N4Node::needs_settled_counts(b"\x21\x34\x00"),
+        "a header cut short"
+    );
+}
