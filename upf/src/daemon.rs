@@ -221,7 +221,7 @@ impl Inner {
             if let Err(worker) = batches.wait_out_batches(deadline) {
                 warn!(
                     worker,
-                    dir, "final usage reports taken while a packet thread is still inside a batch"
+                    dir, "usage reported while a packet thread is still inside a batch: the report may miss its packets"
                 );
             }
         }

@@ -387,21 +387,21 @@ impl N4Node {
         now: Instant,
         table: &mut SessionTable,
     ) -> Option<Message> {
-        let refused = |cause| {
-            Message::session(
-                0,
+        let refused = |remote_seid, cause| {
+            Some(Message::session(
+                remote_seid,
                 req.0,
                 pfcp::SessionDeletionResponse {
                     cause,
                     ..Default::default()
                 },
-            )
+            ))
         };
         let peer = match self.session_peer(seid, from, now, "Session Deletion") {
             Ok(p) => p,
             Err(e) => {
                 bump(&self.stats.rejected);
-                return Some(refused(e.cause));
+                return refused(0, e.cause);
             }
         };
         let removed = table.remove(seid);
@@ -418,14 +418,7 @@ impl N4Node {
                 });
                 None
             }
-            Err(e) => Some(Message::session(
-                peer.remote_seid,
-                req.0,
-                pfcp::SessionDeletionResponse {
-                    cause: e.cause,
-                    ..Default::default()
-                },
-            )),
+            Err(e) => refused(peer.remote_seid, e.cause),
         }
     }
 
