@@ -41,6 +41,24 @@ fn bed_with(remote: u64, r: SessionRules) -> (Bed, Established) {
     (bed, e)
 }
 
+/// The plain session's rules with URR `id` (volume thresholds uplink
+/// `ul` and downlink `dl` bytes) on the PDR at index `pdr` (0: uplink,
+/// 1: downlink).
+fn metered(pdr: usize, id: u32, ul: Option<u64>, dl: Option<u64>) -> SessionRules {
+    let mut r = rules(to_gnb(GNB_TEID));
+    r.urrs.push(Urr {
+        id,
+        volume_threshold: Some(VolumeThreshold {
+            uplink: ul,
+            downlink: dl,
+            ..Default::default()
+        }),
+        measurement_period: None,
+    });
+    r.pdrs[pdr].urr_ids = vec![id];
+    r
+}
+
 /// A bed with the plain session: downlink to the test gNB's [`GNB_TEID`].
 fn bed_with_session() -> (Bed, Established) {
     bed_with(1, rules(to_gnb(GNB_TEID)))
@@ -249,17 +267,8 @@ fn anti_spoofing_is_counted() {
 #[test]
 #[ignore = "needs root: network namespaces, veth links, TUN"]
 fn urr_threshold_report_has_exact_volume() {
-    let mut r = rules(to_gnb(GNB_TEID));
-    r.urrs.push(Urr {
-        id: 7,
-        volume_threshold: Some(VolumeThreshold {
-            uplink: Some(10_000),
-            ..Default::default()
-        }),
-        measurement_period: None,
-    });
-    r.pdrs[0].urr_ids = vec![7];
-    let (bed, e) = bed_with(3, r);
+    // A report after 10,000 bytes uplink.
+    let (bed, e) = bed_with(3, metered(0, 7, Some(10_000), None));
     let pkt = up(5000, ECHO_PORT, &[0u8; 972]); // 1000 bytes
     for _ in 0..10 {
         bed.send_gpdu(e.created[0].teid, None, &pkt);
@@ -544,17 +553,7 @@ fn a_downlink_super_packet_is_decided_once_and_counted_per_segment() {
     // UPF decides its first segment and applies that PDR to the others.
     // Every segment must reach the gNB in order and byte-exact, and the
     // session, its PDR and a downlink URR must count every one.
-    let mut r = rules(to_gnb(GNB_TEID));
-    r.urrs.push(Urr {
-        id: 4,
-        volume_threshold: Some(VolumeThreshold {
-            downlink: Some(1_000_000),
-            ..Default::default()
-        }),
-        measurement_period: None,
-    });
-    r.pdrs[1].urr_ids = vec![4];
-    let (bed, e) = bed_with(5, r);
+    let (bed, e) = bed_with(5, metered(1, 4, None, Some(1_000_000)));
     let (seg, total) = (1000usize, 13_500usize);
     let data: Vec<u8> = (0..total).map(|i| (i * 7 + 3) as u8).collect();
     let fd = std::os::fd::AsRawFd::as_raw_fd(&bed.edge_sock);
