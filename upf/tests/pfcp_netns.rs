@@ -218,21 +218,19 @@ fn a_session_deleted_under_traffic_reports_every_packet_it_forwarded() {
     // The edge counts every uplink packet that reaches it.
     const SINK_PORT: u16 = 7300;
     let sink = must(bed.edge.udp((EDGE, SINK_PORT)));
-    let big: libc::c_int = 16 << 20;
-    // SAFETY: a valid socket and an int option of the right size.
-    let rc = unsafe {
-        libc::setsockopt(
-            std::os::fd::AsRawFd::as_raw_fd(&sink),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            std::ptr::from_ref(&big).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_RCVBUFFORCE: {}", std::io::Error::last_os_error());
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&sink);
+    dpio::udp::set_buffers(fd, dpio::udp::N3_BUFFER).expect("16 MiB of receive buffer");
     sink.set_read_timeout(Some(Duration::from_millis(300)))
         .expect("timeout");
+    // Set when the test ends, also by a failed assertion: the threads stop.
+    struct StopOnDrop(Arc<AtomicBool>);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Relaxed);
+        }
+    }
     let stop = Arc::new(AtomicBool::new(false));
+    let stop_guard = StopOnDrop(stop.clone());
     let received = Arc::new(AtomicU64::new(0));
     let counter = {
         let (stop, received) = (stop.clone(), received.clone());
@@ -267,7 +265,7 @@ fn a_session_deleted_under_traffic_reports_every_packet_it_forwarded() {
         received.load(Relaxed)
     );
     let r = smf.session(up_seid, pfcp::SessionDeletionRequest::default());
-    stop.store(true, Relaxed);
+    drop(stop_guard);
     flood.join().expect("flood");
     counter.join().expect("counter");
     let MessageBody::SessionDeletionResponse(d) = r.body else {
