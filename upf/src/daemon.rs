@@ -287,8 +287,14 @@ impl Inner {
         // Its query and removal reports count what was forwarded before.
         self.quiesce_counts();
         let mut t = self.table();
-        let r = t.modify(seid, m, Instant::now())?;
+        let mut r = t.modify(seid, m, Instant::now())?;
         self.publish(&mut t);
+        if !r.removed_urrs.is_empty() {
+            // And what the packet threads count into the removed URRs
+            // until their batches with the old rules end.
+            self.quiesce_counts();
+            UsageReport::add_late(&mut r.reports, &std::mem::take(&mut r.removed_urrs));
+        }
         debug!(seid, "session modified");
         Ok(r)
     }
@@ -692,7 +698,7 @@ fn drive_events(inner: &Inner, node: &mut N4Node, table: &mut SessionTable) {
             N4Event::AssociationLost { .. } | N4Event::ReportUnanswered { .. } => {}
         }
     }
-    if node.deletions_pending() {
+    if node.removals_pending() {
         inner.quiesce_counts();
     }
 }

@@ -13,7 +13,7 @@
 //!                  handle_datagram(now, from, bytes, &mut table)
 //!     deadline  -> handle_timeout(now, &mut table)
 //!     poll_event() until None  (RulesChanged: publish a snapshot, ...)
-//!     deletions_pending(): wait out the batches in flight
+//!     removals_pending(): wait out the batches in flight
 //!     poll_transmit() until None -> send_to
 //! }
 //! ```
@@ -22,8 +22,8 @@
 //! SMF before the data path runs the rules it acknowledges. The two waits
 //! are for packet threads that count a batch's packets at its end: a
 //! query's report then holds every packet forwarded before the request,
-//! and a deletion's final report every packet forwarded with the rules of
-//! the deleted session (its response is made at the transmit poll).
+//! and the final report of a deleted session or a removed URR every packet
+//! forwarded with its rules (that response is made at the transmit poll).
 //!
 //! Behaviour:
 //! - Heartbeat Requests are answered before and after an association; the
@@ -87,6 +87,7 @@ use tracing::{debug, warn};
 use wire::pfcp::{self, Message, MessageBody};
 
 use crate::config::{Config, NodeId as CfgNodeId};
+use crate::datapath::UrrState;
 use crate::rules::Cause;
 use crate::session::{Session, SessionError, SessionTable, UsageReport};
 
@@ -271,16 +272,29 @@ pub enum N4Event {
     },
 }
 
-/// A Session Deletion accepted and not answered yet: the session has left
-/// the table, its final usage reports are taken when the response is made.
+/// A response held until the packet threads no longer count into the
+/// usage it reports: that of a Session Deletion, and of a Session
+/// Modification that removes URRs. Made at the next `poll_transmit`.
 #[derive(Debug)]
-struct Deleting {
+struct Deferred {
     /// The request's sequence number and digest (for resends).
     req: (u32, u64),
     to: SocketAddr,
-    remote_seid: u64,
-    session: Session,
     at: Instant,
+    /// The response, its usage reports set when it is made.
+    msg: Message,
+    usage: Usage,
+}
+
+/// The usage reports of a [`Deferred`] response.
+#[derive(Debug)]
+enum Usage {
+    /// A deleted session: its final reports are taken when the response is
+    /// made.
+    Final(Box<Session>),
+    /// Reports taken at the request, and the counters of the URRs it
+    /// removed: what they counted since is added when the response is made.
+    Taken(Vec<UsageReport>, Vec<Arc<UrrState>>),
 }
 
 #[derive(Debug)]
@@ -360,8 +374,8 @@ pub struct N4Node {
     transmits: VecDeque<Transmit>,
     events: VecDeque<N4Event>,
     rules_changed: bool,
-    /// Accepted Session Deletions, answered at the next `poll_transmit`.
-    deleting: Vec<Deleting>,
+    /// Responses made at the next `poll_transmit`.
+    deferred: Vec<Deferred>,
     stats: Arc<PfcpStats>,
     setups: Vec<AssocSetup>,
 }
@@ -423,7 +437,7 @@ impl N4Node {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             rules_changed: false,
-            deleting: Vec::new(),
+            deferred: Vec::new(),
             stats: Arc::new(PfcpStats::default()),
             setups,
             p: params,
@@ -520,12 +534,12 @@ impl N4Node {
         }
     }
 
-    /// The next datagram to send. The responses to Session Deletions are
-    /// made here, with the final usage reports the deleted sessions'
-    /// counters hold now.
+    /// The next datagram to send. The responses to Session Deletions and
+    /// to Session Modifications that removed URRs are made here, with the
+    /// usage the removed counters hold now.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        if !self.deleting.is_empty() {
-            self.finish_deletions();
+        if !self.deferred.is_empty() {
+            self.finish_deferred();
         }
         let t = self.transmits.pop_front()?;
         bump(&self.stats.tx);
@@ -569,13 +583,43 @@ impl N4Node {
         pfcp::RawHeader::parse(bytes).is_ok_and(|h| h.msg_type == 52)
     }
 
-    /// Whether sessions were deleted since the last
+    /// Whether sessions or URRs were removed since the last
     /// [`poll_transmit`](Self::poll_transmit): a driver with packet threads
     /// that count at the end of a batch waits, after publishing the rules
     /// without them, until the batches that began before have ended, so
     /// that the responses' final usage reports hold every packet forwarded.
-    pub fn deletions_pending(&self) -> bool {
-        !self.deleting.is_empty()
+    pub fn removals_pending(&self) -> bool {
+        !self.deferred.is_empty()
+    }
+
+    /// Makes the responses held back, with their usage reports.
+    fn finish_deferred(&mut self) {
+        for mut d in std::mem::take(&mut self.deferred) {
+            self.set_usage(&mut d.msg, d.usage, d.at);
+            self.respond(d.req, d.msg, d.to, d.at);
+        }
+    }
+
+    /// Puts `usage`'s reports, taken at `at`, into the response `msg` (a
+    /// Session Deletion or Modification Response).
+    fn set_usage(&self, msg: &mut Message, usage: Usage, at: Instant) {
+        let reports = match usage {
+            Usage::Final(mut s) => s.final_reports(at),
+            Usage::Taken(mut reports, late) => {
+                UsageReport::add_late(&mut reports, &late);
+                reports
+            }
+        };
+        let wall = self.wall(at);
+        let ies = reports
+            .iter()
+            .map(|u| crate::pfcp_map::usage_report(u, at, wall))
+            .collect();
+        match &mut msg.body {
+            MessageBody::SessionDeletionResponse(b) => b.usage_reports = ies,
+            MessageBody::SessionModificationResponse(b) => b.usage_reports = ies,
+            _ => {}
+        }
     }
 
     /// The next thing the driver must act on; [`N4Event::RulesChanged`]
@@ -726,6 +770,7 @@ impl N4Node {
             }
         };
         let seq = msg.header.seq;
+        let seid = msg.header.seid.unwrap_or(0);
         let resp = match msg.body {
             MessageBody::HeartbeatRequest(r) => {
                 // Answered whoever asks (§6.2.2.1); acted on only from an
@@ -782,15 +827,11 @@ impl N4Node {
                 Some(self.establish(r, seq, from, now, table))
             }
             MessageBody::SessionModificationRequest(r) => {
-                Some(self.modify(msg.header.seid.unwrap_or(0), r, seq, from, now, table))
+                self.modify(seid, r, (seq, digest), from, now, table)
             }
-            MessageBody::SessionDeletionRequest(_) => self.delete(
-                msg.header.seid.unwrap_or(0),
-                (seq, digest),
-                from,
-                now,
-                table,
-            ),
+            MessageBody::SessionDeletionRequest(_) => {
+                self.delete(seid, (seq, digest), from, now, table)
+            }
             MessageBody::SessionReportResponse(r) => {
                 self.report_answered(msg.header.seid, &r, seq, from, now, table);
                 None

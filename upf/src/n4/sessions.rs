@@ -10,7 +10,7 @@ use tracing::{debug, info, warn};
 use wire::pfcp::{self, Message};
 
 use super::{
-    bump, session_error, Deleting, LogCause, N4Event, N4Node, Pending, SessPeer, Transmit,
+    bump, session_error, Deferred, LogCause, N4Event, N4Node, Pending, SessPeer, Transmit, Usage,
 };
 use crate::pfcp_map;
 use crate::rules::Cause;
@@ -240,20 +240,21 @@ impl N4Node {
         &mut self,
         seid: u64,
         r: pfcp::SessionModificationRequest,
-        seq: u32,
+        req: (u32, u64),
         from: SocketAddr,
         now: Instant,
         table: &mut SessionTable,
-    ) -> Message {
+    ) -> Option<Message> {
+        let seq = req.0;
         let peer = match self.session_peer(seid, from, now, "Session Modification") {
             Ok(p) => p,
-            Err(e) => return self.mod_reject(now, seid, 0, seq, e),
+            Err(e) => return Some(self.mod_reject(now, seid, 0, seq, e)),
         };
         // Every IE is checked (here, in the mapping and in the table)
         // before anything changes.
         let bar = match pfcp_map::bar_after(&r, peer.bar) {
             Ok(b) => b,
-            Err(e) => return self.mod_reject(now, seid, peer.remote_seid, seq, e),
+            Err(e) => return Some(self.mod_reject(now, seid, peer.remote_seid, seq, e)),
         };
         let m = match table.session(seid) {
             Some(s) => pfcp_map::modification(&r, s),
@@ -265,7 +266,7 @@ impl N4Node {
         };
         let m = match m {
             Ok(m) => m,
-            Err(e) => return self.mod_reject(now, seid, peer.remote_seid, seq, e),
+            Err(e) => return Some(self.mod_reject(now, seid, peer.remote_seid, seq, e)),
         };
         let done = match table.modify(seid, m, now) {
             Ok(done) => done,
@@ -273,7 +274,7 @@ impl N4Node {
                 if e.cause == Cause::NoResourcesAvailable {
                     bump(&self.stats.over_limit);
                 }
-                return self.mod_reject(now, seid, peer.remote_seid, seq, e);
+                return Some(self.mod_reject(now, seid, peer.remote_seid, seq, e));
             }
         };
         self.rules_changed = true;
@@ -309,21 +310,31 @@ impl N4Node {
                 p.nocp.remove(&f.far_id);
             }
         }
-        let wall = self.wall(now);
-        Message::session(
+        let mut msg = Message::session(
             remote,
             seq,
             pfcp::SessionModificationResponse {
                 cause: pfcp::Cause::RequestAccepted,
                 created_pdrs: pfcp_map::created_pdrs(&done.created),
-                usage_reports: done
-                    .reports
-                    .iter()
-                    .map(|u| pfcp_map::usage_report(u, now, wall))
-                    .collect(),
                 ..Default::default()
             },
-        )
+        );
+        let removals = !done.removed_urrs.is_empty();
+        let usage = Usage::Taken(done.reports, done.removed_urrs);
+        if !removals {
+            self.set_usage(&mut msg, usage, now);
+            return Some(msg);
+        }
+        // Made once no packet thread counts into the removed URRs: their
+        // reports then hold every packet forwarded with them.
+        self.deferred.push(Deferred {
+            req,
+            to: from,
+            at: now,
+            msg,
+            usage,
+        });
+        None
     }
 
     /// The session `seid` as its owner sees it, if `from` is that owner:
@@ -378,7 +389,7 @@ impl N4Node {
     /// removes the session here and is answered, with its final usage
     /// reports, by [`N4Node::poll_transmit`]: the driver waits between the
     /// events and the transmits for the packet threads to stop counting
-    /// into it ([`N4Node::deletions_pending`]).
+    /// into it ([`N4Node::removals_pending`]).
     pub(super) fn delete(
         &mut self,
         seid: u64,
@@ -409,38 +420,23 @@ impl N4Node {
         match removed {
             Ok(session) => {
                 info!(seid, "session deleted");
-                self.deleting.push(Deleting {
+                self.deferred.push(Deferred {
                     req,
                     to: from,
-                    remote_seid: peer.remote_seid,
-                    session,
                     at: now,
+                    msg: Message::session(
+                        peer.remote_seid,
+                        req.0,
+                        pfcp::SessionDeletionResponse {
+                            cause: pfcp::Cause::RequestAccepted,
+                            ..Default::default()
+                        },
+                    ),
+                    usage: Usage::Final(Box::new(session)),
                 });
                 None
             }
             Err(e) => refused(peer.remote_seid, e.cause),
-        }
-    }
-
-    /// Answers the deletions [`delete`](Self::delete) accepted, each with
-    /// its final usage reports.
-    pub(super) fn finish_deletions(&mut self) {
-        for mut d in std::mem::take(&mut self.deleting) {
-            let reports = d.session.final_reports(d.at);
-            let wall = self.wall(d.at);
-            let msg = Message::session(
-                d.remote_seid,
-                d.req.0,
-                pfcp::SessionDeletionResponse {
-                    cause: pfcp::Cause::RequestAccepted,
-                    usage_reports: reports
-                        .iter()
-                        .map(|u| pfcp_map::usage_report(u, d.at, wall))
-                        .collect(),
-                    ..Default::default()
-                },
-            );
-            self.respond(d.req, msg, d.to, d.at);
         }
     }
 

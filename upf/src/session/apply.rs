@@ -13,7 +13,7 @@ use super::{
     err, no_rule, rule_failure, take_report, CreatedPdr, PdrEntry, ReportTrigger, Session,
     SessionError, SessionTable, SharedEffects, UsageReport,
 };
-use crate::datapath::{Counter, QerState, TokenBucket};
+use crate::datapath::{Counter, QerState, TokenBucket, UrrState};
 use crate::rules::{ie_type, Cause, FTeidSpec, Modification};
 
 impl SessionTable {
@@ -234,8 +234,14 @@ impl SessionTable {
     }
 
     /// Carry out what [`apply`](Self::apply) held back, on the session it
-    /// validated: new rates and thresholds, final reports of removed URRs.
-    pub(super) fn commit(s: &mut Session, fx: SharedEffects, now: Instant) -> Vec<UsageReport> {
+    /// validated: new rates and thresholds, final reports of removed URRs
+    /// (with their counters, which packet threads with the old rules may
+    /// still count into: [`UsageReport::add_late`]).
+    pub(super) fn commit(
+        s: &mut Session,
+        fx: SharedEffects,
+        now: Instant,
+    ) -> (Vec<UsageReport>, Vec<Arc<UrrState>>) {
         for (st, ul, dl) in fx.rates {
             st.ul.set_rate(ul);
             st.dl.set_rate(dl);
@@ -246,8 +252,11 @@ impl SessionTable {
         let ids = (s.local_seid, s.remote_seid);
         fx.removed_urrs
             .into_iter()
-            .map(|mut e| take_report(ids, &mut s.seqn, &mut e, ReportTrigger::Termination, now))
-            .collect()
+            .map(|mut e| {
+                let r = take_report(ids, &mut s.seqn, &mut e, ReportTrigger::Termination, now);
+                (r, e.state)
+            })
+            .unzip()
     }
 }
 

@@ -279,12 +279,16 @@ pub struct Established {
 }
 
 /// Result of a modification.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Modified {
     /// PDRs created with CHOOSE.
     pub created: Vec<CreatedPdr>,
     /// Reports for queried or removed URRs.
     pub reports: Vec<UsageReport>,
+    /// The removed URRs' counters: a packet thread that still has the
+    /// rules from before counts into them until its batch ends; once none
+    /// does, [`UsageReport::add_late`] adds that to their reports.
+    pub removed_urrs: Vec<Arc<UrrState>>,
 }
 
 /// An entry of the period index: (due time, local SEID, URR ID).
@@ -446,7 +450,7 @@ impl SessionTable {
             ..Default::default()
         };
         let (created, fx) = self.apply(&mut s, m, now)?;
-        Self::commit(&mut s, fx, now);
+        let _ = Self::commit(&mut s, fx, now);
         s.learn_senders();
         for t in s.teids() {
             self.teid_owner.insert(t, seid);
@@ -486,7 +490,7 @@ impl SessionTable {
         let old_periods: Vec<PeriodKey> = old.period_keys().collect();
         let query = m.query_urrs.clone();
         let (created, fx) = self.apply(&mut s, m, now)?;
-        let mut reports = Self::commit(&mut s, fx, now);
+        let (mut reports, removed_urrs) = Self::commit(&mut s, fx, now);
         s.learn_senders();
         for id in query {
             if let Some(r) = s.report(id, ReportTrigger::Query, now) {
@@ -549,7 +553,11 @@ impl SessionTable {
         self.periods.extend(s.period_keys());
         self.recompile(&s);
         self.sessions.insert(seid, s);
-        Ok(Modified { created, reports })
+        Ok(Modified {
+            created,
+            reports,
+            removed_urrs,
+        })
     }
 
     /// Session Deletion: final usage reports.

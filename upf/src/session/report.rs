@@ -4,9 +4,11 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::{PeriodKey, Session, SessionTable, UrrEntry};
+use crate::datapath::UrrState;
 
 /// Why a usage report was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +85,28 @@ pub(super) fn take_report(
         ul_bytes,
         dl_packets,
         dl_bytes,
+    }
+}
+
+impl UsageReport {
+    /// Adds to the Termination reports what the removed URRs in `late`
+    /// counted since their reports were taken (and resets their counters):
+    /// packets decided with the rules from before the removal, counted when
+    /// their batch ended. Call it when no packet thread counts into them
+    /// any more.
+    pub fn add_late(reports: &mut [UsageReport], late: &[Arc<UrrState>]) {
+        for st in late {
+            let (ulp, ulb, dlp, dlb) = st.take();
+            let r = reports
+                .iter_mut()
+                .find(|r| r.urr_id == st.id && r.trigger == ReportTrigger::Termination);
+            if let Some(r) = r {
+                r.ul_packets += ulp;
+                r.ul_bytes += ulb;
+                r.dl_packets += dlp;
+                r.dl_bytes += dlb;
+            }
+        }
     }
 }
 

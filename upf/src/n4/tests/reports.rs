@@ -240,8 +240,12 @@ fn deleted_session_period_no_longer_fires() {
     assert_eq!(in_process.len(), 3);
 }
 
-#[test]
-fn a_deletion_is_answered_with_what_was_counted_until_the_transmit_poll() {
+/// Sends `req` for a session whose URR 1 only measures, then counts an
+/// uplink packet with the snapshot from before the request (a packet
+/// thread's batch in flight), then lets the driver poll the transmits: the
+/// response's one usage report (a Termination), which must hold that
+/// packet, and the packet's length.
+fn report_after_removal(req: impl Into<MessageBody>) -> (pfcp::UsageReport, u64) {
     let mut sim = Sim::new(params());
     sim.associate(1, 100);
     let cp = 0x2ac;
@@ -256,44 +260,75 @@ fn a_deletion_is_answered_with_what_was_counted_until_the_transmit_poll() {
     let Some(pfcp::FTeid::Assigned { teid, .. }) = e.created_pdrs[0].local_f_teid else {
         panic!("{e:?}")
     };
-    // A packet thread's batch holds the snapshot from before the deletion.
     let snap = sim.table.snapshot();
     let seq = sim.next_seq();
-    let req = Message::session(seid, seq, pfcp::SessionDeletionRequest::default());
-    let bytes = req.to_vec().expect("encode");
-    assert!(
-        !N4Node::needs_settled_counts(&bytes),
-        "a deletion waits after, not before"
-    );
+    let bytes = Message::session(seid, seq, req).to_vec().expect("encode");
     sim.node
         .handle_datagram(sim.now, smf_addr(1), &bytes, &mut sim.table);
     assert!(
-        sim.node.deletions_pending(),
+        sim.node.removals_pending(),
         "the response waits for the driver"
     );
-    assert_eq!(sim.table.len(), 0, "the session left the table");
     // The batch forwards a packet before the driver polls the transmits.
     let pkt = build_udp(ue(cp), 6000, SRV, 5000, &[0u8; 100]);
     let v = snap.uplink(GNB, teid, None, &pkt, sim.now);
     assert!(matches!(v, Verdict::ToN6), "{v:?}");
     sim.pump();
-    assert!(!sim.node.deletions_pending());
+    assert!(!sim.node.removals_pending());
     let (m, _) = sim.response_to(smf_addr(1), seq);
-    let MessageBody::SessionDeletionResponse(d) = m.body else {
-        panic!("{m:?}")
+    let (cause, reports) = match m.body {
+        MessageBody::SessionDeletionResponse(d) => (d.cause, d.usage_reports),
+        MessageBody::SessionModificationResponse(d) => (d.cause, d.usage_reports),
+        b => panic!("{b:?}"),
     };
-    assert_eq!(d.cause, pfcp::Cause::RequestAccepted);
-    assert_eq!(d.usage_reports.len(), 1, "{d:?}");
-    let u = &d.usage_reports[0];
+    assert_eq!(cause, pfcp::Cause::RequestAccepted);
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let u = reports[0].clone();
     assert_eq!(u.usage_report_trigger, pfcp::UsageReportTrigger::TERMR);
+    (u, pkt.len() as u64)
+}
+
+#[test]
+fn a_deletion_is_answered_with_what_was_counted_until_the_transmit_poll() {
+    let (u, len) = report_after_removal(pfcp::SessionDeletionRequest::default());
     assert_eq!(
         u.volume_measurement.and_then(|v| v.uplink_volume),
-        Some(pkt.len() as u64),
+        Some(len),
         "the packet forwarded with the old snapshot is in the final report"
     );
-    // A modification is handled once the counts are settled.
-    let m = Message::session(seid, 1, pfcp::SessionModificationRequest::default());
+}
+
+#[test]
+fn a_removed_urr_is_reported_with_what_was_counted_until_the_transmit_poll() {
+    // URR 1 goes with the uplink PDR that uses it.
+    let (u, len) = report_after_removal(pfcp::SessionModificationRequest {
+        remove_pdrs: vec![pfcp::RemovePdr {
+            pdr_id: 1,
+            ..Default::default()
+        }],
+        remove_urrs: vec![pfcp::RemoveUrr {
+            urr_id: 1,
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    assert_eq!(u.urr_id, 1);
+    assert_eq!(
+        u.volume_measurement.and_then(|v| v.uplink_volume),
+        Some(len),
+        "the packet forwarded with the old snapshot is in the removal's report"
+    );
+}
+
+#[test]
+fn only_a_modification_waits_for_settled_counts_before_it_is_handled() {
+    let m = Message::session(1, 1, pfcp::SessionModificationRequest::default());
     assert!(N4Node::needs_settled_counts(&m.to_vec().expect("encode")));
+    let d = Message::session(1, 1, pfcp::SessionDeletionRequest::default());
+    assert!(
+        !N4Node::needs_settled_counts(&d.to_vec().expect("encode")),
+        "a deletion waits after, not before"
+    );
     assert!(
         !N4Node::needs_settled_counts(b"\x21\x34\x00"),
         "a header cut short"
