@@ -210,8 +210,7 @@ impl Inner {
     /// Waits until every packet thread has ended the batch it is in now: a
     /// batch counts its packets at its end, so the counters then hold
     /// every packet forwarded before, and every packet of the snapshots
-    /// published before (at most [`QUIESCE_DEADLINE`] per direction,
-    /// logged).
+    /// published before (at most [`QUIESCE_DEADLINE`] in all, logged).
     fn quiesce_counts(&self) {
         let deadline = Instant::now() + QUIESCE_DEADLINE;
         for (dir, batches) in [

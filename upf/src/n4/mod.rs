@@ -89,7 +89,7 @@ use wire::pfcp::{self, Message, MessageBody};
 use crate::config::{Config, NodeId as CfgNodeId};
 use crate::datapath::UrrState;
 use crate::rules::Cause;
-use crate::session::{Session, SessionError, SessionTable, UsageReport};
+use crate::session::{SessionError, SessionTable, UsageReport};
 
 mod assoc;
 #[doc(hidden)]
@@ -283,18 +283,12 @@ struct Deferred {
     at: Instant,
     /// The response, its usage reports set when it is made.
     msg: Message,
-    usage: Usage,
-}
-
-/// The usage reports of a [`Deferred`] response.
-#[derive(Debug)]
-enum Usage {
-    /// A deleted session: its final reports are taken when the response is
-    /// made.
-    Final(Box<Session>),
-    /// Reports taken at the request, and the counters of the URRs it
-    /// removed: what they counted since is added when the response is made.
-    Taken(Vec<UsageReport>, Vec<Arc<UrrState>>),
+    /// The reports taken at the request.
+    reports: Vec<UsageReport>,
+    /// The counters of the removed URRs (of the deleted session, or
+    /// removed by the modification): what they counted since the reports
+    /// were taken is added when the response is made.
+    late: Vec<Arc<UrrState>>,
 }
 
 #[derive(Debug)]
@@ -595,21 +589,15 @@ impl N4Node {
     /// Makes the responses held back, with their usage reports.
     fn finish_deferred(&mut self) {
         for mut d in std::mem::take(&mut self.deferred) {
-            self.set_usage(&mut d.msg, d.usage, d.at);
+            UsageReport::add_late(&mut d.reports, &d.late);
+            self.set_usage(&mut d.msg, &d.reports, d.at);
             self.respond(d.req, d.msg, d.to, d.at);
         }
     }
 
-    /// Puts `usage`'s reports, taken at `at`, into the response `msg` (a
-    /// Session Deletion or Modification Response).
-    fn set_usage(&self, msg: &mut Message, usage: Usage, at: Instant) {
-        let reports = match usage {
-            Usage::Final(mut s) => s.final_reports(at),
-            Usage::Taken(mut reports, late) => {
-                UsageReport::add_late(&mut reports, &late);
-                reports
-            }
-        };
+    /// Puts `reports`, taken at `at`, into the response `msg` (a Session
+    /// Deletion or Modification Response).
+    fn set_usage(&self, msg: &mut Message, reports: &[UsageReport], at: Instant) {
         let wall = self.wall(at);
         let ies = reports
             .iter()

@@ -10,7 +10,7 @@ use tracing::{debug, info, warn};
 use wire::pfcp::{self, Message};
 
 use super::{
-    bump, session_error, Deferred, LogCause, N4Event, N4Node, Pending, SessPeer, Transmit, Usage,
+    bump, session_error, Deferred, LogCause, N4Event, N4Node, Pending, SessPeer, Transmit,
 };
 use crate::pfcp_map;
 use crate::rules::Cause;
@@ -319,10 +319,8 @@ impl N4Node {
                 ..Default::default()
             },
         );
-        let removals = !done.removed_urrs.is_empty();
-        let usage = Usage::Taken(done.reports, done.removed_urrs);
-        if !removals {
-            self.set_usage(&mut msg, usage, now);
+        if done.removed_urrs.is_empty() {
+            self.set_usage(&mut msg, &done.reports, now);
             return Some(msg);
         }
         // Made once no packet thread counts into the removed URRs: their
@@ -332,7 +330,8 @@ impl N4Node {
             to: from,
             at: now,
             msg,
-            usage,
+            reports: done.reports,
+            late: done.removed_urrs,
         });
         None
     }
@@ -386,10 +385,11 @@ impl N4Node {
 
     /// Session Deletion of `seid`, request `req` (sequence number, digest)
     /// from `from`. A refusal is answered at once; an accepted deletion
-    /// removes the session here and is answered, with its final usage
-    /// reports, by [`N4Node::poll_transmit`]: the driver waits between the
-    /// events and the transmits for the packet threads to stop counting
-    /// into it ([`N4Node::removals_pending`]).
+    /// removes the session and takes its final usage reports here, and is
+    /// answered by [`N4Node::poll_transmit`] with what the packet threads
+    /// counted into it until then added: the driver waits between the
+    /// events and the transmits for them to stop counting into it
+    /// ([`N4Node::removals_pending`]).
     pub(super) fn delete(
         &mut self,
         seid: u64,
@@ -418,8 +418,10 @@ impl N4Node {
         let removed = table.remove(seid);
         self.forget(seid);
         match removed {
-            Ok(session) => {
+            Ok(mut session) => {
                 info!(seid, "session deleted");
+                let late = session.urr_states();
+                let reports = session.final_reports(now);
                 self.deferred.push(Deferred {
                     req,
                     to: from,
@@ -432,7 +434,8 @@ impl N4Node {
                             ..Default::default()
                         },
                     ),
-                    usage: Usage::Final(Box::new(session)),
+                    reports,
+                    late,
                 });
                 None
             }

@@ -89,11 +89,12 @@ pub(super) fn take_report(
 }
 
 impl UsageReport {
-    /// Adds to the Termination reports what the removed URRs in `late`
-    /// counted since their reports were taken (and resets their counters):
-    /// packets decided with the rules from before the removal, counted when
-    /// their batch ended. Call it when no packet thread counts into them
-    /// any more.
+    /// Adds to the Termination reports what the removed URRs in `late` (of
+    /// a deleted session, or removed by a modification) counted since
+    /// their reports were taken (and resets their counters): packets
+    /// decided with the rules from before the removal, counted when their
+    /// batch ended. Call it when no packet thread counts into them any
+    /// more.
     pub fn add_late(reports: &mut [UsageReport], late: &[Arc<UrrState>]) {
         for st in late {
             let (ulp, ulb, dlp, dlb) = st.take();
@@ -133,6 +134,12 @@ impl Session {
             trigger,
             now,
         ))
+    }
+
+    /// Its URRs' counters (for [`UsageReport::add_late`] after
+    /// [`final_reports`](Self::final_reports)).
+    pub fn urr_states(&self) -> Vec<Arc<UrrState>> {
+        self.urrs.values().map(|e| e.state.clone()).collect()
     }
 
     /// The reports of a deleted session: one per URR, trigger Termination
